@@ -1,0 +1,1 @@
+"""The `konsilium` command line (typer)."""

@@ -1,0 +1,153 @@
+"""`konsilium index`, `search` and `stats`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+# The index modules (LanceDB, torch) are imported inside the commands, so `konsilium plan` and `--help`
+# start fast.
+from ..config import RETRIEVAL_MODES as MODES
+from .output import HomeOption, JsonOption, err, fail, home_from, out, print_json, progress_bar, user_errors
+
+
+def _quiet_model_loading() -> None:
+    # transformers draws its own "Loading weights" bar; ours is the one the user should see.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def index(
+    ctx: typer.Context,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Vault folders (default: vault.paths in config).")] = None,
+    collection: Annotated[str | None, typer.Option(help="Collection (LanceDB table) to write.")] = None,
+    rebuild: Annotated[bool, typer.Option(help="Drop the collection and index from scratch.")] = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+):
+    """Index Markdown notes: incremental, resumable, with a progress bar."""
+    from ..index.indexer import Indexer
+    from ..index.lance_store import drop_collection
+
+    with user_errors(as_json):
+        h = home_from(ctx, home)
+        roots = list(paths or []) or [Path(p) for p in h.get("vault.paths")]
+        if not roots:
+            fail("no vault given: pass a PATH or set vault.paths in konsilium.yaml", as_json)
+        for root in roots:
+            if not root.expanduser().is_dir():
+                fail(f"{root}: not a directory (give the vault folder)", as_json)
+        _quiet_model_loading()
+        if rebuild:
+            drop_collection(h.index_dir, collection or h.get("index.collection"))
+        indexer = Indexer(h, collection, roots=roots)
+        with progress_bar("indexing", enabled=not as_json) as progress:
+            report = indexer.run(roots, progress)
+    if as_json:
+        print_json(report.to_json())
+        return
+    out.print(
+        f"[bold]{report.notes}[/] notes, [bold]{report.chunks}[/] chunks — added {report.added}, "
+        f"updated {report.updated}, deleted {report.deleted}, unchanged {report.unchanged} "
+        f"({report.embedded_chunks} chunks embedded, {report.reused_vectors} reused) in {report.seconds:.1f}s"
+    )
+    for item in report.skipped:
+        err.print(f"[yellow]skipped[/] {item['path']}: {item['reason']}", highlight=False)
+    for item in report.warnings:
+        err.print(f"[dim]note[/] {item['path']}: {item['warning']}", highlight=False)
+
+
+def search(
+    ctx: typer.Context,
+    query: Annotated[str | None, typer.Argument(help="What to look for; omit for an interactive prompt.")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="How many chunks to return.")] = 10,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
+    collection: Annotated[str | None, typer.Option(help="Collection to search.")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+):
+    """Search the indexed notes (hybrid BM25 + vectors + links by default)."""
+    from ..index.indexer import open_store
+    from ..index.retrieval import Retriever
+
+    if mode not in MODES:
+        fail(f"--mode {mode!r}: allowed values are {', '.join(MODES)}", as_json, code=2)
+    with user_errors(as_json):
+        h = home_from(ctx, home)
+        _quiet_model_loading()
+        store, embedder = open_store(h, collection)
+        retriever = Retriever(store, embedder, h.get("retrieval.candidates"), h.get("retrieval.link_boost"))
+        if store.chunks.count_rows() == 0:
+            fail("the index is empty: run `konsilium index PATH` first", as_json)
+        if query is not None:
+            _show(retriever.search(query, k, mode), as_json)
+            return
+        _interactive(retriever, k, mode, as_json)
+
+
+def _interactive(retriever, k: int, mode: str, as_json: bool) -> None:
+    err.print("[dim]konsilium search — type a question, empty line or Ctrl-D to quit[/]")
+    while True:
+        try:
+            query = input("search> " if not as_json else "")
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not query.strip():
+            break
+        _show(retriever.search(query, k, mode), as_json)
+
+
+def _show(hits, as_json: bool) -> None:
+    if as_json:
+        print_json([h.to_json() for h in hits])
+        return
+    if not hits:
+        out.print("[dim]no results[/]")
+        return
+    for rank, hit in enumerate(hits, 1):
+        where = f"[[{hit.note.removesuffix('.md')}" + (f"#{hit.heading}" if hit.heading else "") + "]]"
+        snippet = " ".join(hit.text.split())[:240]
+        out.print(f"[bold]{rank:>2}.[/] [cyan]{where}[/] [dim]{hit.score:.3f}[/]", highlight=False)
+        out.print(f"    {snippet}", highlight=False)
+
+
+def stats(
+    ctx: typer.Context,
+    collection: Annotated[str | None, typer.Option(help="Collection to describe.")] = None,
+    page_chars: Annotated[int, typer.Option(help="Characters in one page, for bytes per page.")] = 2000,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+):
+    """Notes, chunks and bytes on disk per part, with bytes per chunk and per page."""
+    from ..index.indexer import open_store
+
+    with user_errors(as_json):
+        h = home_from(ctx, home)
+        _quiet_model_loading()
+        store, _ = open_store(h, collection)
+        data = store.stats()
+    chunks = data["chunks"] or 1
+    pages = max(data["text_chars"] / page_chars, 1e-9)
+    on_disk = data["bytes"]["on_disk"]
+    data["page_chars"] = page_chars
+    data["pages"] = round(data["text_chars"] / page_chars, 2)
+    data["bytes_per_chunk"] = round(on_disk / chunks, 1) if data["chunks"] else 0
+    data["bytes_per_page"] = round(on_disk / pages, 1) if data["chunks"] else 0
+    data["bytes_per_million_pages"] = round(data["bytes_per_page"] * 1e6)
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=f"collection {data['collection']} — {data['notes']} notes, {data['chunks']} chunks")
+    table.add_column("part")
+    table.add_column("bytes", justify="right")
+    for part, size in data["bytes"].items():
+        table.add_row(part, f"{size:,}")
+    table.add_row("per chunk (on disk)", f"{data['bytes_per_chunk']:,.0f}")
+    table.add_row(f"per page ({page_chars} chars)", f"{data['bytes_per_page']:,.0f}")
+    table.add_row("a million pages", f"{data['bytes_per_million_pages'] / 1e9:,.1f} GB")
+    out.print(table)

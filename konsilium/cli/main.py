@@ -1,0 +1,48 @@
+"""The `konsilium` command: each group lives in its own module; this file only wires them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .config_cmd import config_app
+from .eval_cmd import eval_app
+from .import_cmd import import_app
+from .index_cmds import index, search, stats
+from .model_cmd import model_app
+from .plan_cmd import explain, plan_app
+from .serve_cmd import serve
+
+app = typer.Typer(
+    help="konsilium: a private AI over your Obsidian vault, running entirely on this machine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="State directory (default: $KONSILIUM_HOME or ~/.konsilium)."),
+    ] = None,
+):
+    ctx.obj = {"home": home}
+
+
+app.command()(index)
+app.command()(search)
+app.command()(stats)
+app.command()(serve)
+app.add_typer(config_app, name="config")
+app.add_typer(eval_app, name="eval")
+app.add_typer(import_app, name="import")
+app.add_typer(plan_app, name="plan")
+app.add_typer(model_app, name="model")
+app.command()(explain)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,80 @@
+"""The engine protocol: what every generator (transformers, openai-upstream, vllm) offers the server.
+
+Modelled on vLLM's split: the engine knows tokens, sampling and stopping; the server knows HTTP, roles and
+retrieval. Prompts are plain strings (the chat template is applied first with `apply_chat_template`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """OpenAI-style sampling settings. `temperature == 0` means greedy; `max_tokens=None` runs to the context end."""
+
+    max_tokens: int | None = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be at least 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if isinstance(self.stop, str):  # OpenAI accepts a single string too
+            object.__setattr__(self, "stop", [self.stop])
+
+
+@dataclass(frozen=True)
+class GenerationChunk:
+    """One piece of a streamed answer. The last chunk has `finish_reason` set; counts are running totals."""
+
+    text: str
+    finish_reason: FinishReason | None
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """A whole answer. `text` never contains the stop string that ended it."""
+
+    text: str
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A text generator. Implementations must be safe to call from several threads at once."""
+
+    @property
+    def context_length(self) -> int:
+        """Maximum prompt + completion tokens."""
+        ...
+
+    def info(self) -> dict:
+        """{"engine", "path", "gguf_file", "architecture", "dtype", "device", "parameters"}."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def apply_chat_template(self, messages: list[dict]) -> str:
+        """Render OpenAI-style messages ([{"role", "content"}]) into a prompt ending where the assistant speaks."""
+        ...
+
+    def generate(self, prompt: str, params: SamplingParams) -> GenerationResult: ...
+
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[GenerationChunk]:
+        """Yield text as it is decided; close the iterator to stop early (this releases the engine)."""
+        ...

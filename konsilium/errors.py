@@ -1,0 +1,18 @@
+"""Errors that mean "bad input or state, tell the user in one line" — kept free of heavy imports so the CLI
+can recognize them without loading LanceDB or torch."""
+
+
+class IndexError_(RuntimeError):
+    """A run that cannot start (bad path, locked index): raised before anything is written."""
+
+
+class StoreError(RuntimeError):
+    """The store cannot serve this request as configured (wrong embedder, bad collection name)."""
+
+
+class EmbedderError(RuntimeError):
+    """The configured embedder cannot be loaded."""
+
+
+class QuestionFileError(ValueError):
+    """A malformed evaluation question file."""

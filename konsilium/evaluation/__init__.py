@@ -1,0 +1,1 @@
+"""Measuring quality: retrieval hit@k and MRR against question files."""

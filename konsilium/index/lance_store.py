@@ -1,0 +1,317 @@
+"""The embedded default store: LanceDB files under the home directory, two tables per collection.
+
+`chunks__<collection>` holds text, stems and vectors; `notes__<collection>` is the manifest of indexed notes
+(content hash, title, links) that makes re-indexing incremental. Lance commits are atomic, so a killed run leaves
+the last committed version readable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+from lancedb.index import FTS, BTree, IvfRq
+from lancedb.query import MatchQuery
+
+from konsilium.errors import StoreError
+
+from .store import ChunkRecord, NoteRecord, StoredChunk
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SHOWN = ["note_key", "note", "title", "heading", "text", "ordinal"]
+# Exact vector search costs ~8 ms at 10k chunks and ~70 ms at 100k on 2 cores; an IVF_RQ index answers in
+# ~7 ms at 100k with recall@10 0.99 (benchmarks/retrieval_scale.py), so index from a few tens of thousands.
+VECTOR_INDEX_MIN_ROWS = 20_000
+
+
+def _meta_path(index_dir: Path, collection: str) -> Path:
+    return Path(index_dir) / f"{collection}.meta.json"
+
+
+def stored_model(index_dir: Path, collection: str) -> str | None:
+    """The embedder model a collection was built with, if it exists (recorded in its meta file)."""
+    path = _meta_path(index_dir, collection)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("model")
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _in_filter(column: str, values: list[str]) -> str:
+    return f"{column} IN ({', '.join(_quote(v) for v in values)})"
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def drop_collection(index_dir: Path, collection: str) -> None:
+    """Remove a collection's tables and meta, whatever embedder built it (for `index --rebuild`)."""
+    if not Path(index_dir).exists():
+        return
+    db = lancedb.connect(str(index_dir))
+    result = db.list_tables()
+    names = set(getattr(result, "tables", result))
+    for name in (f"chunks__{collection}", f"notes__{collection}"):
+        if name in names:
+            db.drop_table(name)
+    _meta_path(index_dir, collection).unlink(missing_ok=True)
+
+
+class LanceStore:
+    def __init__(self, index_dir: Path, collection: str, embedder_name: str, dim: int, model: str | None = None):
+        if not _NAME.match(collection):
+            raise StoreError(f"collection name {collection!r}: use 1-64 letters, digits, '_' or '-'")
+        self.dir = Path(index_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.collection = collection
+        self.dim = dim
+        self.embedder_name = embedder_name
+        self.model = model
+        self.db = lancedb.connect(str(self.dir))
+        if not self._check_meta():
+            self._drop_empty_tables()
+        self.chunks = self._open_or_create(f"chunks__{collection}", self._chunk_schema())
+        self.notes_table = self._open_or_create(f"notes__{collection}", self._note_schema())
+
+    # -- layout ---------------------------------------------------------------------------------------------
+    def _chunk_schema(self) -> pa.Schema:
+        return pa.schema(
+            [
+                ("note_key", pa.string()),
+                ("note", pa.string()),
+                ("title", pa.string()),
+                ("heading", pa.string()),
+                ("text", pa.string()),
+                ("terms", pa.string()),
+                ("text_hash", pa.string()),
+                ("ordinal", pa.int32()),
+                ("vector", pa.list_(pa.float32(), self.dim)),
+            ]
+        )
+
+    @staticmethod
+    def _note_schema() -> pa.Schema:
+        return pa.schema(
+            [
+                ("note_key", pa.string()),
+                ("vault", pa.string()),
+                ("note", pa.string()),
+                ("content_hash", pa.string()),
+                ("title", pa.string()),
+                ("aliases", pa.list_(pa.string())),
+                ("links", pa.list_(pa.string())),
+                ("chunks", pa.int32()),
+            ]
+        )
+
+    def _check_meta(self) -> bool:
+        """Vectors from another embedder are meaningless here: refuse instead of mixing them.
+
+        Returns whether the collection has been written to (its meta file exists).
+        """
+        meta_path = _meta_path(self.dir, self.collection)
+        if not meta_path.exists():
+            return False
+        found = json.loads(meta_path.read_text(encoding="utf-8"))
+        if (found.get("embedder"), found.get("dim")) != (self.embedder_name, self.dim):
+            raise StoreError(
+                f"collection {self.collection!r} was built with embedder {found.get('embedder')} "
+                f"(dim {found.get('dim')}), the config now asks for {self.embedder_name} (dim {self.dim}); "
+                "re-index with --rebuild"
+            )
+        return True
+
+    def _drop_empty_tables(self) -> None:
+        """A search or stats before the first index leaves empty tables; they must not fix the vector size."""
+        for name in (f"chunks__{self.collection}", f"notes__{self.collection}"):
+            if name in self._table_names() and self.db.open_table(name).count_rows() == 0:
+                self.db.drop_table(name)
+
+    def _meta(self) -> dict:
+        path = _meta_path(self.dir, self.collection)
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    def _write_meta(self, **fields) -> None:
+        path = _meta_path(self.dir, self.collection)
+        meta = {"embedder": self.embedder_name, "dim": self.dim, "model": self.model, **self._meta(), **fields}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(meta), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def _record_meta(self) -> None:
+        """Written with the first data, so only a real index decides which embedder a collection has."""
+        if not _meta_path(self.dir, self.collection).exists():
+            self._write_meta()
+
+    def _open_or_create(self, name: str, schema: pa.Schema):
+        if name in self._table_names():
+            return self.db.open_table(name)
+        return self.db.create_table(name, schema=schema, exist_ok=True)
+
+    def _table_names(self) -> list[str]:
+        result = self.db.list_tables()
+        return list(getattr(result, "tables", result))
+
+    # -- writes ---------------------------------------------------------------------------------------------
+    def notes(self) -> dict[str, NoteRecord]:
+        rows = self.notes_table.to_arrow().to_pylist()
+        return {r["note_key"]: NoteRecord(**r) for r in rows}
+
+    def vectors_by_hash(self, note_keys: list[str]) -> dict[str, np.ndarray]:
+        if not note_keys:
+            return {}
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(note_keys), 500):
+            part = note_keys[start : start + 500]
+            table = (
+                self.chunks.search()
+                .where(_in_filter("note_key", part))
+                .select(["text_hash", "vector"])
+                .limit(None)
+                .to_arrow()
+            )
+            for h, v in zip(
+                table["text_hash"].to_pylist(), table["vector"].to_numpy(zero_copy_only=False), strict=True
+            ):
+                found[h] = np.asarray(v, dtype=np.float32)
+        return found
+
+    def replace_notes(self, notes: list[NoteRecord], chunks: list[ChunkRecord]) -> None:
+        keys = [n.note_key for n in notes]
+        if not keys:
+            return
+        self._record_meta()
+        # Order matters for crash safety: the manifest is written last, so a note whose chunks were not fully
+        # written still looks changed to the next run.
+        self.chunks.delete(_in_filter("note_key", keys))
+        if chunks:
+            self.chunks.add(self._chunk_table(chunks))
+        rows = pa.Table.from_pylist([n.__dict__ for n in notes], schema=self._note_schema())
+        (
+            self.notes_table.merge_insert("note_key")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(rows)
+        )
+
+    def _chunk_table(self, chunks: list[ChunkRecord]) -> pa.Table:
+        vectors = np.stack([c.vector for c in chunks]).astype(np.float32)
+        columns = {
+            name: [getattr(c, name) for c in chunks]
+            for name in ("note_key", "note", "title", "heading", "text", "terms", "text_hash", "ordinal")
+        }
+        columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), self.dim)
+        return pa.Table.from_pydict(columns, schema=self._chunk_schema())
+
+    def delete_notes(self, note_keys: list[str]) -> None:
+        for start in range(0, len(note_keys), 500):
+            part = note_keys[start : start + 500]
+            self.notes_table.delete(_in_filter("note_key", part))
+            self.chunks.delete(_in_filter("note_key", part))
+
+    def finish(self) -> None:
+        if self.chunks.count_rows() == 0:
+            return
+        names = {i.name for i in self.chunks.list_indices()}
+        if "note_key_idx" not in names:
+            # Every write deletes by note_key; without an index that scans the whole table.
+            self.chunks.create_index("note_key", config=BTree(), name="note_key_idx")
+        if "terms_idx" not in names:
+            # Stems are computed by us (index/text.py), so LanceDB only splits on whitespace.
+            config = FTS(
+                base_tokenizer="whitespace",
+                lower_case=False,
+                stem=False,
+                remove_stop_words=False,
+                ascii_folding=False,
+                max_token_length=64,
+            )
+            self.chunks.create_index("terms", config=config, replace=True, name="terms_idx")
+        rows = self.chunks.count_rows()
+        built_for = self._meta().get("vector_index_rows", 0)
+        # IVF partitions are sized for the rows at build time; rebuild when the table has grown 4x since.
+        if rows >= VECTOR_INDEX_MIN_ROWS and ("vector_idx" not in names or rows > 4 * built_for):
+            self.create_vector_index()
+        # Keep a few minutes of old versions so a concurrent reader is never left without its files.
+        for table in (self.chunks, self.notes_table):
+            table.optimize(cleanup_older_than=timedelta(minutes=5))
+
+    def create_vector_index(self) -> None:
+        # IVF_RQ measured at 1M chunks: recall@10 0.97 at nprobes 48 in 15 ms p95; IVF_PQ reached only 0.35.
+        partitions = max(16, int(self.chunks.count_rows() ** 0.5))
+        config = IvfRq(distance_type="dot", num_partitions=partitions)
+        self.chunks.create_index("vector", config=config, replace=True, name="vector_idx")
+        self._write_meta(vector_index_rows=self.chunks.count_rows())
+
+    # -- reads ----------------------------------------------------------------------------------------------
+    def _hits(self, table: pa.Table, score) -> list[StoredChunk]:
+        cols = {name: table[name].to_pylist() for name in _SHOWN}
+        scores = score(table)
+        return [
+            StoredChunk(
+                cols["note_key"][i],
+                cols["note"][i],
+                cols["title"][i],
+                cols["heading"][i],
+                cols["text"][i],
+                float(scores[i]),
+                cols["ordinal"][i],
+            )
+            for i in range(table.num_rows)
+        ]
+
+    def search_bm25(self, terms: str, limit: int) -> list[StoredChunk]:
+        if not terms.strip() or self.chunks.count_rows() == 0:
+            return []
+        query = self.chunks.search(MatchQuery(terms, "terms"), query_type="fts")
+        table = query.select([*_SHOWN, "_score"]).limit(limit)
+        return self._hits(table.to_arrow(), lambda t: t["_score"].to_pylist())
+
+    def search_dense(self, vector: np.ndarray, limit: int, nprobes: int = 48) -> list[StoredChunk]:
+        if self.chunks.count_rows() == 0:
+            return []
+        query = self.chunks.search(vector.astype(np.float32), vector_column_name="vector").distance_type("dot")
+        query = query.nprobes(nprobes).refine_factor(4).select([*_SHOWN, "_distance"]).limit(limit)
+        # Lance's "dot" distance is 1 - dot; our vectors are unit length, so this is cosine similarity.
+        return self._hits(query.to_arrow(), lambda t: [1.0 - d for d in t["_distance"].to_pylist()])
+
+    def links(self) -> list[NoteRecord]:
+        return list(self.notes().values())
+
+    def stats(self) -> dict:
+        chunks = self.chunks.count_rows()
+        text_cols = ["note_key", "note", "title", "heading", "text", "text_hash", "ordinal"]
+        text_bytes = terms_bytes = chars = 0
+        scan = self.chunks.search().select(text_cols + ["terms"]).limit(None)
+        for batch in scan.to_batches(batch_size=8192):
+            text_bytes += sum(batch.column(c).nbytes for c in text_cols)
+            terms_bytes += batch.column("terms").nbytes
+            chars += sum(len(s) for s in batch.column("text").to_pylist())
+        indices = {i.name: getattr(i, "size_bytes", 0) or 0 for i in self.chunks.list_indices()}
+        return {
+            "collection": self.collection,
+            "embedder": self.embedder_name,
+            "dim": self.dim,
+            "notes": self.notes_table.count_rows(),
+            "chunks": chunks,
+            "text_chars": chars,
+            "bytes": {
+                "text": text_bytes,
+                "terms": terms_bytes,
+                "vectors": chunks * self.dim * 4,
+                "fulltext_index": indices.get("terms_idx", 0),
+                "vector_index": indices.get("vector_idx", 0),
+                "on_disk": _dir_bytes(self.dir / f"chunks__{self.collection}.lance")
+                + _dir_bytes(self.dir / f"notes__{self.collection}.lance"),
+            },
+        }

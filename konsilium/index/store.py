@@ -1,0 +1,66 @@
+"""The store protocol: what the indexer and retriever need from a chunk store (LanceDB now, Qdrant later)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass
+class ChunkRecord:
+    note_key: str  # "<vault id>/<note path>": unique across the vaults of one collection
+    note: str  # note path relative to its vault root
+    title: str
+    heading: str
+    text: str
+    terms: str  # analyzed stems for BM25
+    text_hash: str  # lets re-indexing reuse vectors of unchanged chunks
+    ordinal: int
+    vector: np.ndarray
+
+
+@dataclass
+class NoteRecord:
+    note_key: str
+    vault: str  # absolute vault root
+    note: str
+    content_hash: str
+    title: str
+    aliases: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)  # link targets as written (normalized), resolved at query time
+    chunks: int = 0
+
+
+@dataclass
+class StoredChunk:
+    note_key: str
+    note: str
+    title: str
+    heading: str
+    text: str
+    score: float
+    ordinal: int = 0
+
+
+class ChunkStore(Protocol):
+    def notes(self) -> dict[str, NoteRecord]: ...
+
+    def vectors_by_hash(self, note_keys: list[str]) -> dict[str, np.ndarray]: ...
+
+    def replace_notes(self, notes: list[NoteRecord], chunks: list[ChunkRecord]) -> None:
+        """Atomically enough: a crash leaves each note either old or absent, and the next run completes it."""
+        ...
+
+    def delete_notes(self, note_keys: list[str]) -> None: ...
+
+    def search_bm25(self, terms: str, limit: int) -> list[StoredChunk]: ...
+
+    def search_dense(self, vector: np.ndarray, limit: int) -> list[StoredChunk]: ...
+
+    def finish(self) -> None:
+        """Compact and bring indices up to date after a batch of writes."""
+        ...
+
+    def stats(self) -> dict: ...

@@ -1,0 +1,1 @@
+"""Reading an Obsidian vault: notes, links, conversations, chat exports."""
