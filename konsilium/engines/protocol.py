@@ -1,7 +1,9 @@
 """The engine protocol: what every generator (transformers, openai-upstream, vllm) offers the server.
 
 Modelled on vLLM's split: the engine knows tokens, sampling and stopping; the server knows HTTP, roles and
-retrieval. Prompts are plain strings (the chat template is applied first with `apply_chat_template`).
+retrieval. Two entry points: plain prompts (`generate`/`stream`, for /v1/completions) and chat messages
+(`generate_chat`/`stream_chat`). Local engines render messages with the model's chat template
+(`ChatViaTemplate`); an upstream server receives the messages and applies its own template.
 """
 
 from __future__ import annotations
@@ -78,3 +80,26 @@ class Engine(Protocol):
     def stream(self, prompt: str, params: SamplingParams) -> Iterator[GenerationChunk]:
         """Yield text as it is decided; close the iterator to stop early (this releases the engine)."""
         ...
+
+    def count_chat_tokens(self, messages: list[dict]) -> int:
+        """Prompt tokens these messages take once rendered (an upper estimate where the tokenizer is remote)."""
+        ...
+
+    def generate_chat(self, messages: list[dict], params: SamplingParams) -> GenerationResult: ...
+
+    def stream_chat(self, messages: list[dict], params: SamplingParams) -> Iterator[GenerationChunk]:
+        """As `stream`, for chat messages. Raises ValueError for messages the model cannot take."""
+        ...
+
+
+class ChatViaTemplate:
+    """Chat methods for engines that own their tokenizer: render the template, then run the plain prompt."""
+
+    def count_chat_tokens(self, messages: list[dict]) -> int:
+        return self.count_tokens(self.apply_chat_template(messages))
+
+    def generate_chat(self, messages: list[dict], params: SamplingParams) -> GenerationResult:
+        return self.generate(self.apply_chat_template(messages), params)
+
+    def stream_chat(self, messages: list[dict], params: SamplingParams) -> Iterator[GenerationChunk]:
+        return self.stream(self.apply_chat_template(messages), params)

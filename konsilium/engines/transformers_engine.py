@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from .protocol import GenerationChunk, GenerationResult, SamplingParams
+from .protocol import ChatViaTemplate, GenerationChunk, GenerationResult, SamplingParams
 
 # No downloads at run time, ever: a missing file must fail, not fetch.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,7 +33,7 @@ CHATML_FALLBACK = (
 )
 
 
-class TransformersEngine:
+class TransformersEngine(ChatViaTemplate):
     """Loads once; `generate` and `stream` may be called from any thread."""
 
     engine_name = "transformers"

@@ -7,7 +7,6 @@ import numpy as np
 from konsilium.index import lance_store
 from konsilium.index.store import ChunkRecord, NoteRecord
 
-
 # Real embedders give 384-512 dims; RaBitQ keeps one bit per dimension, so 16-dim test vectors would make the
 # quantized candidate list too coarse to promise an exact match (and flaky across k-means seeds).
 DIM = 128
