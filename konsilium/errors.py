@@ -16,3 +16,15 @@ class EmbedderError(RuntimeError):
 
 class QuestionFileError(ValueError):
     """A malformed evaluation question file."""
+
+
+class UpstreamError(RuntimeError):
+    """An OpenAI-compatible upstream server is unreachable or failed; one line naming its URL and HTTP status."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class EngineUnavailableError(RuntimeError):
+    """The configured engine's framework is not installed here (e.g. vLLM on a machine without it)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -45,3 +46,16 @@ def vault_copy(tmp_path):
         return target
 
     return make
+
+
+@pytest.fixture(scope="session")
+def embedded_upstream():
+    """A konsilium server on the embedded default model, to stand as an OpenAI-compatible upstream: (url, model)."""
+    from live_server import running_server
+
+    from konsilium.engines import load_embedded_default
+    from konsilium.server import create_app
+
+    model = "konsilium-upstream"
+    with running_server(create_app(load_embedded_default(), model_id=model)) as url:
+        yield SimpleNamespace(url=url, base_url=f"{url}/v1", model=model)

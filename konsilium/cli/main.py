@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
+from .ask_cmd import ask
 from .config_cmd import config_app
 from .eval_cmd import eval_app
+from .history_cmd import history_app
 from .import_cmd import import_app
 from .index_cmds import index, search, stats
 from .model_cmd import model_app
@@ -37,11 +39,13 @@ app.command()(index)
 app.command()(search)
 app.command()(stats)
 app.command()(serve)
+app.command()(ask)
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
 app.add_typer(import_app, name="import")
 app.add_typer(plan_app, name="plan")
 app.add_typer(model_app, name="model")
+app.add_typer(history_app, name="history")
 app.command()(explain)
 
 if __name__ == "__main__":

@@ -1,24 +1,24 @@
-"""`konsilium model info`: what the base model is (loads it)."""
+"""`konsilium model info`: what the configured engine is (loads it, or asks its upstream)."""
 
 from __future__ import annotations
 
 import typer
 
-from .output import JsonOption, out, print_json, user_errors
+from .output import HomeOption, JsonOption, home_from, out, print_json, user_errors
 
 model_app = typer.Typer(help="The base model that answers.", no_args_is_help=True)
 
 
 @model_app.command("info")
-def info(as_json: JsonOption = False):
-    """Load the base model (the embedded SmolLM2-135M-Instruct) and describe it."""
+def info(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption = False):
+    """Load the engine konsilium.yaml configures (by default the embedded SmolLM2-135M-Instruct) and describe it."""
     with user_errors(as_json):
-        from ..engines import load_embedded_default
+        from ..engines import load_engine
 
-        data = load_embedded_default().info()
+        data = load_engine(home_from(ctx, home).settings["engine"]).info()
     if as_json:
         print_json(data)
         return
     for key, value in data.items():
-        shown = f"{value:,}" if key == "parameters" else ("-" if value is None else value)
+        shown = "-" if value is None else (f"{value:,}" if key == "parameters" else value)
         out.print(f"{key:>13}: {shown}", highlight=False)

@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..config import ConfigError, Home, open_home
-from ..errors import EmbedderError, IndexError_, QuestionFileError, StoreError
+from ..errors import EmbedderError, EngineUnavailableError, IndexError_, QuestionFileError, StoreError, UpstreamError
+from ..memory.log import MemoryStoreError
 
 err = Console(stderr=True, soft_wrap=True)  # one error, one line: scripts grep it
 out = Console()
@@ -26,7 +27,18 @@ HomeOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 # Errors we expect from bad input: shown as one clear line, never as a traceback.
-USER_ERRORS = (ConfigError, IndexError_, StoreError, EmbedderError, QuestionFileError, ValueError, OSError)
+USER_ERRORS = (
+    ConfigError,
+    IndexError_,
+    StoreError,
+    EmbedderError,
+    QuestionFileError,
+    MemoryStoreError,
+    UpstreamError,
+    EngineUnavailableError,
+    ValueError,
+    OSError,
+)
 
 
 def print_json(data) -> None:

@@ -1,56 +1,59 @@
-"""`konsilium serve`: the OpenAI-compatible API on the embedded default model, on this machine only (for now)."""
+"""`konsilium serve`: the OpenAI-compatible API on the configured engine, grounded in the indexed vault."""
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 
 import typer
 
-from .output import err, user_errors
-
-DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
+from .output import HomeOption, err, home_from, user_errors
 
 
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+def build_app(home, host: str, port: int, engine=None):
+    """Check the address against the keys, load the engine, the index and the log; return the ASGI app."""
+    from ..server.settings import ServerSettings, check_bind
 
-
-def check_host(host: str) -> None:
-    """Until API keys exist, the server must not be reachable from other machines."""
-    if not is_loopback(host):
-        raise ValueError(
-            f"refusing to bind {host!r}: konsilium serves only on a loopback address (127.0.0.1, ::1, localhost) "
-            "until API keys are supported"
-        )
-
-
-def run_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, engine=None, model_id: str = "konsilium") -> None:
-    """Check the address, load the engine (the embedded default unless given) and serve until interrupted."""
-    check_host(host)
-    if not 0 < port < 65536:
-        raise ValueError(f"port must be between 1 and 65535, got {port}")
-    import uvicorn
-
+    settings = ServerSettings.from_home(home)
+    check_bind(host, port, settings.api_keys)
+    from ..grounding import Knowledge
+    from ..memory import ConversationLog
     from ..server import create_app
 
     if engine is None:
-        from ..engines import load_embedded_default
+        from ..engines import load_engine
 
-        err.print("loading the embedded default model…", highlight=False)
-        engine = load_embedded_default()
-    uvicorn.run(create_app(engine, model_id=model_id), host=host, port=port, log_level="info")
+        err.print(f"loading the {home.get('engine.kind')} engine ({home.get('engine.model')})…", highlight=False)
+        engine = load_engine(home.settings["engine"])
+    knowledge = Knowledge(home)
+    collections = knowledge.collections()
+    if knowledge.default_collection in collections:
+        err.print(f"loading the index of collection {knowledge.default_collection!r}…", highlight=False)
+        knowledge.retriever(knowledge.default_collection)  # the first request should not pay for the embedder
+    elif settings.retrieval:
+        err.print(
+            f"[yellow]note:[/] collection {knowledge.default_collection!r} is not indexed yet: answers will not "
+            "use your notes until you run `konsilium index PATH`",
+            highlight=False,
+        )
+    conversation_log = ConversationLog.open_home(home) if home.get("server.log") else None
+    return create_app(engine, knowledge=knowledge, conversation_log=conversation_log, settings=settings)
 
 
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to bind (loopback only for now).")] = DEFAULT_HOST,
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = DEFAULT_PORT,
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to bind (default server.host; non-loopback needs a key).")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port to listen on (default server.port).")] = None,
+    home: HomeOption = None,
 ):
-    """Serve the OpenAI-compatible API (GET /v1/models, POST /v1/chat/completions)."""
+    """Serve the OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings."""
     with user_errors():
-        run_server(host=host, port=port)
+        h = home_from(ctx, home)
+        host = host or h.get("server.host")
+        port = port or h.get("server.port")
+        app = build_app(h, host, port)
+    import uvicorn
+
+    err.print(f"konsilium serves on http://{host}:{port}/v1 (Ctrl-C stops)", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="info")

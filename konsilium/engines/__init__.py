@@ -2,25 +2,40 @@
 
 from functools import lru_cache
 
+from ..errors import EngineUnavailableError, UpstreamError
 from .model_files import ModelFilesError, embedded_default
 from .protocol import ChatViaTemplate, Engine, GenerationChunk, GenerationResult, SamplingParams
 
 __all__ = [
     "ChatViaTemplate",
     "Engine",
+    "EngineUnavailableError",
     "GenerationChunk",
     "GenerationResult",
     "ModelFilesError",
     "SamplingParams",
+    "UpstreamError",
     "embedded_default",
     "load_embedded_default",
+    "load_engine",
 ]
 
 
-@lru_cache(maxsize=4)
 def load_embedded_default(device: str = "cpu", dtype: str | None = None):
     """The TransformersEngine on the embedded SmolLM2-135M-Instruct GGUF, loaded once per process."""
+    return _load_embedded(device, dtype)  # positional, so `f()` and `f("cpu", None)` share one cache entry
+
+
+@lru_cache(maxsize=4)
+def _load_embedded(device: str, dtype: str | None):
     from .transformers_engine import TransformersEngine
 
     folder, gguf_file = embedded_default()
     return TransformersEngine(folder, gguf_file=gguf_file, device=device, dtype=dtype)
+
+
+def load_engine(engine_settings: dict) -> Engine:
+    """The engine `konsilium.yaml`'s `engine` section describes (see `factory`)."""
+    from .factory import load_engine as load
+
+    return load(engine_settings)

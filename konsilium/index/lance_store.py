@@ -315,3 +315,9 @@ class LanceStore:
                 + _dir_bytes(self.dir / f"notes__{self.collection}.lance"),
             },
         }
+
+
+def list_collections(index_dir: Path) -> list[str]:
+    """Collections that hold an index (a meta file is written with a collection's first data)."""
+    folder = Path(index_dir)
+    return sorted(p.name.removesuffix(".meta.json") for p in folder.glob("*.meta.json")) if folder.exists() else []

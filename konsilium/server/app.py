@@ -1,6 +1,8 @@
-"""`create_app(engine)`: the OpenAI-compatible API on one engine (`GET /v1/models`, `POST /v1/chat/completions`).
+"""`create_app(engine, ...)`: the OpenAI-compatible API on one engine.
 
-Every error a client sees is OpenAI-shaped JSON with a 4xx/5xx status; tracebacks go to the server log only.
+Endpoints: `GET /v1/models`, `POST /v1/chat/completions` (grounded in the vault when a `Knowledge` is given),
+`POST /v1/completions`, `POST /v1/embeddings`. Every error a client sees is OpenAI-shaped JSON with a 4xx/5xx
+status; tracebacks go to the server log only.
 """
 
 from __future__ import annotations
@@ -11,18 +13,42 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..engines import Engine
+from ..engines import Engine, UpstreamError
+from ..grounding import Answerer, Knowledge
 from .errors import APIError, error_response
-from .protocol import ChatCompletionRequest, ModelCard, ModelList
+from .middleware import APIKeyMiddleware, BodySizeLimitMiddleware
+from .protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ModelCard, ModelList
 from .serving_chat import OpenAIServingChat
+from .serving_completions import OpenAIServingCompletion
+from .serving_embeddings import OpenAIServingEmbedding
+from .settings import ServerSettings
 
 log = logging.getLogger("konsilium.server")
 
 
-def create_app(engine: Engine, model_id: str = "konsilium") -> FastAPI:
+def create_app(
+    engine: Engine,
+    model_id: str | None = None,
+    *,
+    knowledge: Knowledge | None = None,
+    conversation_log=None,
+    settings: ServerSettings | None = None,
+) -> FastAPI:
+    settings = settings or ServerSettings()
+    model_id = model_id or settings.model_id
     app = FastAPI(title="konsilium", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.engine, app.state.model_id = engine, model_id
-    chat = OpenAIServingChat(engine, model_id)
+    answerer = Answerer(
+        engine,
+        knowledge,
+        conversation_log,
+        retrieval_default=settings.retrieval,
+        context_chunks=settings.context_chunks,
+        context_share=settings.context_share,
+    )
+    app.state.engine, app.state.model_id, app.state.answerer = engine, model_id, answerer
+    chat = OpenAIServingChat(answerer, model_id)
+    completions = OpenAIServingCompletion(answerer, model_id)
+    embeddings = OpenAIServingEmbedding(knowledge, model_id)
     _install_error_handlers(app)
 
     @app.get("/v1/models", response_model=ModelList)
@@ -33,6 +59,17 @@ def create_app(engine: Engine, model_id: str = "konsilium") -> FastAPI:
     async def chat_completions(request: ChatCompletionRequest):
         return await chat.create(request)
 
+    @app.post("/v1/completions")
+    async def create_completion(request: CompletionRequest):
+        return await completions.create(request)
+
+    @app.post("/v1/embeddings")
+    async def create_embeddings(request: EmbeddingRequest):
+        return await embeddings.create(request)
+
+    # The outermost middleware runs first: the key is checked before any byte of the body is read.
+    app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(APIKeyMiddleware, keys=settings.api_keys)
     return app
 
 
@@ -53,7 +90,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404:
             message = f"Unknown endpoint: {request.method} {request.url.path}"
-        return error_response(exc.status_code, message)
+        return error_response(exc.status_code, message, code=getattr(exc, "code", None))
+
+    @app.exception_handler(UpstreamError)
+    async def upstream_error(request: Request, exc: UpstreamError):
+        # The generator behind us failed (down, timed out, 5xx): a gateway error, with its one-line reason.
+        return error_response(502, str(exc), code="upstream_error")
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception):

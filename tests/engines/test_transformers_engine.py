@@ -47,10 +47,10 @@ def test_info_describes_the_embedded_model(engine):
     assert engine.context_length == 8192
 
 
-def test_model_info_cli_prints_exactly_the_keys(engine):
+def test_model_info_cli_prints_exactly_the_keys(engine, tmp_path):
     cli = typer.Typer()
     cli.add_typer(model_app, name="model")  # as konsilium.cli.main mounts it
-    result = CliRunner().invoke(cli, ["model", "info", "--json"])
+    result = CliRunner().invoke(cli, ["model", "info", "--json", "--home", str(tmp_path)])  # default settings
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == engine.info()
 

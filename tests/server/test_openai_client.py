@@ -10,7 +10,6 @@ import openai
 import pytest
 import uvicorn
 
-from konsilium.cli.serve_cmd import check_host, is_loopback
 from konsilium.server import create_app
 
 MODEL_ID = "konsilium-test"
@@ -134,15 +133,3 @@ def test_unknown_endpoint_is_openai_shaped(server_url):
     response = httpx2.get(f"{server_url}/v1/nothing-here", timeout=30)
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "invalid_request_error"
-
-
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
-def test_loopback_hosts_are_allowed(host):
-    assert is_loopback(host)
-    check_host(host)
-
-
-@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.com"])
-def test_non_loopback_hosts_are_refused(host):
-    with pytest.raises(ValueError, match="loopback"):
-        check_host(host)

@@ -1,0 +1,261 @@
+"""The openai-upstream engine: any OpenAI-compatible server generates (vLLM, Ollama, llama.cpp, LM Studio, or
+another konsilium); konsilium keeps retrieval, roles and its own API in front of it.
+
+Chat goes to the upstream's /v1/chat/completions as messages, so the upstream applies its model's own chat
+template; plain prompts go to /v1/completions. There is no tokenizer on this side: token counts are an upper
+estimate (`token_estimate`). The upstream's own 400 (a prompt over its context, say) comes back as ValueError,
+which the server answers with a 400; any other failure is an `UpstreamError` naming the URL and the status.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import openai
+
+from ..errors import UpstreamError
+from .protocol import FinishReason, GenerationChunk, GenerationResult, SamplingParams
+from .token_estimate import estimate_chat_tokens, estimate_tokens
+
+__all__ = ["OpenAIUpstreamEngine", "UpstreamError"]
+
+DEFAULT_CONTEXT = 8192
+LISTING_TIMEOUT_S = 10  # a model listing is quick: a dead upstream must not hold a request for the full timeout
+CONTEXT_KEYS = ("max_model_len", "context_length", "max_context_length")  # vLLM's, then other servers' names
+PLACEHOLDER_KEY = "EMPTY"
+
+
+class OpenAIUpstreamEngine:
+    """Thread-safe (the openai client is). `with_model` gives a view on another upstream model, sharing the client."""
+
+    engine_name = "openai-upstream"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None,
+        api_key: str | None = None,
+        context_length: int = 0,
+        timeout_s: float = 600,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._configured_context = context_length
+        # Always an explicit key: given None, the client would read $OPENAI_API_KEY and send the user's OpenAI
+        # key to this server. Local servers ignore the placeholder.
+        self._client = openai.OpenAI(
+            base_url=self.base_url, api_key=api_key or PLACEHOLDER_KEY, max_retries=0, timeout=timeout_s
+        )
+        # Likewise $OPENAI_ORG_ID, $OPENAI_PROJECT_ID and $OPENAI_ADMIN_KEY are no business of this server.
+        self._client.organization = self._client.project = self._client.admin_api_key = None
+        self._contexts: dict[str, int] = {}  # per upstream model, shared with `with_model` views
+        self._lock = threading.Lock()
+        self.model = model or self._first_model()
+
+    def with_model(self, name: str) -> OpenAIUpstreamEngine:
+        """The same upstream answering as another of its models, e.g. a vLLM `--lora-modules` name for a role."""
+        view = copy.copy(self)
+        view.model = name
+        return view
+
+    # --- description ---------------------------------------------------------------------------------------
+
+    @property
+    def context_length(self) -> int:
+        """engine.context_length when set; else what the upstream's /v1/models says (vLLM: max_model_len); else 8192."""
+        if self._configured_context > 0:
+            return self._configured_context
+        with self._lock:
+            if self.model not in self._contexts:
+                self._contexts[self.model] = self._listed_context()
+            return self._contexts[self.model]
+
+    def info(self) -> dict:
+        return {
+            "engine": self.engine_name,
+            "path": self.base_url,
+            "gguf_file": None,
+            "architecture": None,
+            "dtype": None,
+            "device": "remote",
+            "parameters": None,
+            "model": self.model,
+        }
+
+    def models(self) -> list[str]:
+        """The model ids the upstream serves."""
+        return [card.id for card in self._listing()]
+
+    def _listing(self) -> list:
+        with self._errors():
+            return list(self._client.with_options(timeout=min(LISTING_TIMEOUT_S, self.timeout_s)).models.list())
+
+    def _first_model(self) -> str:
+        ids = self.models()
+        if not ids:
+            raise UpstreamError(f"the upstream at {self.base_url} lists no models: set engine.model to one it serves")
+        return ids[0]
+
+    def _listed_context(self) -> int:
+        for card in self._listing():
+            if card.id == self.model:
+                for key in CONTEXT_KEYS:
+                    value = getattr(card, key, None)
+                    if isinstance(value, int) and value > 0:
+                        return value
+        return DEFAULT_CONTEXT
+
+    # --- text <-> tokens (estimates: the tokenizer is remote) ----------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text) + 1  # + a BOS token, as a local tokenizer counts it
+
+    def count_chat_tokens(self, messages: list[dict]) -> int:
+        return estimate_chat_tokens(messages)
+
+    def apply_chat_template(self, messages: list[dict]) -> str:
+        """Plain ChatML, for estimates only: the upstream renders chat with its own template."""
+        turns = "".join(f"<|im_start|>{m['role']}\n{m.get('content') or ''}<|im_end|>\n" for m in messages)
+        return turns + "<|im_start|>assistant\n"
+
+    # --- generation ----------------------------------------------------------------------------------------
+
+    def generate(self, prompt: str, params: SamplingParams) -> GenerationResult:
+        with self._errors():
+            response = self._client.completions.create(model=self.model, prompt=prompt, **_sampling(params))
+        choice = response.choices[0]
+        return _result(choice.text or "", choice.finish_reason, response.usage, lambda: self.count_tokens(prompt))
+
+    def generate_chat(self, messages: list[dict], params: SamplingParams) -> GenerationResult:
+        with self._errors():
+            response = self._client.chat.completions.create(model=self.model, messages=messages, **_sampling(params))
+        choice = response.choices[0]
+        text = choice.message.content or ""
+        return _result(text, choice.finish_reason, response.usage, lambda: self.count_chat_tokens(messages))
+
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[GenerationChunk]:
+        with self._errors():
+            events = self._client.completions.create(
+                model=self.model,
+                prompt=prompt,
+                stream=True,
+                stream_options={"include_usage": True},
+                **_sampling(params),
+            )
+        return _Relay(events, lambda choice: choice.text, self.count_tokens(prompt), self._errors)
+
+    def stream_chat(self, messages: list[dict], params: SamplingParams) -> Iterator[GenerationChunk]:
+        with self._errors():
+            events = self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                **_sampling(params),
+            )
+        return _Relay(events, lambda choice: choice.delta.content, self.count_chat_tokens(messages), self._errors)
+
+    # --- errors --------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """openai's exceptions as ours: a 400/422 is the caller's input (ValueError), the rest is the upstream's."""
+        try:
+            yield
+        except openai.APITimeoutError as exc:
+            where = _url(exc, self.base_url)
+            raise UpstreamError(f"the upstream at {where} did not answer in {self.timeout_s:g}s") from exc
+        except openai.APIConnectionError as exc:
+            reason = _one_line(str(exc.__cause__ or exc))
+            raise UpstreamError(f"cannot reach the upstream at {_url(exc, self.base_url)}: {reason}") from exc
+        except openai.APIStatusError as exc:
+            message = _message(exc)
+            if exc.status_code in (400, 422):
+                raise ValueError(message or f"the upstream at {self.base_url} rejected the request") from exc
+            raise UpstreamError(
+                f"the upstream at {_url(exc, self.base_url)} answered HTTP {exc.status_code}: {message}",
+                status=exc.status_code,
+            ) from exc
+        except openai.APIError as exc:  # e.g. an error event inside a stream, after the 200
+            raise UpstreamError(f"the upstream at {self.base_url} failed: {_message(exc)}") from exc
+
+
+class _Relay:
+    """Upstream stream events as GenerationChunks. Closing it closes the upstream HTTP stream.
+
+    The chunk carrying the finish reason is held back until the stream ends, so that it can carry the usage
+    event that follows it (`include_usage`); servers that send no usage get estimated counts instead.
+    """
+
+    def __init__(self, events: openai.Stream, text_of: Callable, prompt_tokens: int, errors: Callable):
+        self._events = events
+        self._chunks = self._relay(text_of, prompt_tokens, errors)
+
+    def __iter__(self) -> _Relay:
+        return self
+
+    def __next__(self) -> GenerationChunk:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        self._chunks.close()
+        self._events.close()
+
+    def _relay(self, text_of: Callable, prompt_tokens: int, errors: Callable) -> Iterator[GenerationChunk]:
+        completion_tokens, finish, usage, tail = 0, None, None, []
+        with errors():
+            for event in self._events:
+                usage = event.usage or usage
+                if not event.choices:
+                    continue
+                choice = event.choices[0]
+                text = text_of(choice) or ""
+                completion_tokens += 1 if text else 0  # one token per event, until the usage says better
+                finish = finish or choice.finish_reason
+                if finish:
+                    tail.append(text)
+                elif text:
+                    yield GenerationChunk(text, None, prompt_tokens, completion_tokens)
+        if usage is not None:
+            prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        yield GenerationChunk("".join(tail), _finish(finish), prompt_tokens, completion_tokens)
+
+
+def _sampling(params: SamplingParams) -> dict:
+    kwargs: dict = {"temperature": params.temperature, "top_p": params.top_p}
+    if params.max_tokens is not None:  # None: the upstream's own limit (its context end)
+        kwargs["max_tokens"] = params.max_tokens
+    if params.stop:
+        kwargs["stop"] = list(params.stop)
+    if params.seed is not None:
+        kwargs["seed"] = params.seed
+    return kwargs
+
+
+def _finish(reason: str | None) -> FinishReason:
+    # Only running out of tokens is "length"; content_filter, tool_calls and the like all mean the answer ended.
+    return "length" if reason == "length" else "stop"
+
+
+def _result(text: str, finish: str | None, usage, prompt_estimate: Callable[[], int]) -> GenerationResult:
+    if usage is not None:
+        return GenerationResult(text, _finish(finish), usage.prompt_tokens, usage.completion_tokens)
+    return GenerationResult(text, _finish(finish), prompt_estimate(), estimate_tokens(text))
+
+
+def _url(exc: openai.APIError, fallback: str) -> str:
+    request = getattr(exc, "request", None)
+    return str(request.url) if request is not None else fallback
+
+
+def _message(exc: openai.APIError) -> str:
+    body = exc.body
+    message = body.get("message") if isinstance(body, dict) else None
+    return _one_line(message if isinstance(message, str) and message else exc.message)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())

@@ -1,0 +1,231 @@
+"""In-process vLLM: continuous batching and LoRA adapters on CUDA, behind the same engine protocol.
+
+vLLM's AsyncLLMEngine runs on its own asyncio loop in a background thread; the protocol's blocking methods
+submit coroutines to that loop (`run_coroutine_threadsafe`), so any number of server threads generate at once
+and vLLM batches them. vllm is imported only when this engine is built: it is an optional extra that needs a
+CUDA machine, and CI has neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import itertools
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import EngineUnavailableError
+from .protocol import ChatViaTemplate, GenerationChunk, GenerationResult, SamplingParams
+
+INSTALL_HINT = "pip install 'konsilium[vllm]'"
+
+
+def import_vllm():
+    """The vllm module, with its usage reporting off; a clear error where it is not installed."""
+    os.environ["VLLM_NO_USAGE_STATS"] = "1"  # vLLM reports usage to its developers by default: nothing may leave
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a missing model must fail, not download
+    try:
+        import vllm
+    except ImportError as exc:
+        raise EngineUnavailableError(
+            f"engine.kind 'vllm' needs vLLM, which is not installed here ({exc}): run `{INSTALL_HINT}` on a "
+            "machine with an NVIDIA GPU and CUDA, or use engine.kind 'transformers' or 'openai-upstream'"
+        ) from exc
+    return vllm
+
+
+class VLLMEngine(ChatViaTemplate):
+    """A local HF model folder on vLLM. Chat is rendered with the model's own template (`ChatViaTemplate`)."""
+
+    engine_name = "vllm"
+
+    def __init__(
+        self,
+        model: str | Path,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
+        dtype: str = "auto",
+        context_length: int = 0,
+        max_loras: int = 4,
+        max_lora_rank: int = 64,
+    ):
+        self._vllm = import_vllm()  # first: without vLLM nothing else here matters
+        if str(model) == "embedded":
+            raise ValueError(
+                "engine.model 'embedded' is a GGUF for the transformers engine: give vllm a local HF model folder"
+            )
+        path = Path(model).expanduser()
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"engine.model: {path} is not a HF model folder (no config.json there)")
+        from transformers import AutoTokenizer
+
+        from .transformers_engine import CHATML_FALLBACK
+
+        self.path = path.resolve()
+        # Our own copy of the model's tokenizer: counts, chat template and prompt ids without vLLM's async API.
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self._template = None if self.tokenizer.chat_template else CHATML_FALLBACK
+        args = self._vllm.AsyncEngineArgs(
+            model=str(self.path),
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            dtype=dtype,
+            max_model_len=context_length or None,
+            enable_lora=True,
+            max_loras=max_loras,
+            max_lora_rank=max_lora_rank,
+        )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="konsilium-vllm", daemon=True)
+        self._thread.start()
+        try:
+            self._async_engine = self._call(self._start(args))
+        except BaseException:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            raise
+        engine = self._async_engine
+        self._model_config = getattr(engine, "model_config", None) or engine.vllm_config.model_config
+        self.lora = None  # the LoRARequest every request of this view carries (see `with_lora`)
+        self._lora_ids: dict[str, int] = {}  # adapter name -> vLLM's integer id, shared by all views
+        self._lora_counter = itertools.count(1)
+        self._lora_lock = threading.Lock()
+
+    async def _start(self, args):
+        # Built inside the loop, so vLLM's output handler task belongs to it.
+        return self._vllm.AsyncLLMEngine.from_engine_args(args)
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def with_lora(self, name: str, path: str | Path) -> VLLMEngine:
+        """A view whose requests run with the LoRA adapter at `path` (loaded by vLLM on first use)."""
+        from vllm.lora.request import LoRARequest
+
+        with self._lora_lock:
+            if name not in self._lora_ids:
+                self._lora_ids[name] = next(self._lora_counter)
+        view = copy.copy(self)  # shares the engine, loop and tokenizer
+        view.lora = LoRARequest(name, self._lora_ids[name], str(Path(path).expanduser().resolve()))
+        return view
+
+    def close(self) -> None:
+        """Stop vLLM's engine processes and the loop thread."""
+        self._async_engine.shutdown()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+
+    # --- description ---------------------------------------------------------------------------------------
+
+    @property
+    def context_length(self) -> int:
+        return self._model_config.max_model_len
+
+    def info(self) -> dict:
+        return {
+            "engine": self.engine_name,
+            "path": str(self.path),
+            "gguf_file": None,
+            "architecture": getattr(self._model_config.hf_config, "model_type", None),
+            "dtype": str(self._model_config.dtype).removeprefix("torch."),
+            "device": "cuda",
+            "parameters": None,
+        }
+
+    # --- text <-> tokens -----------------------------------------------------------------------------------
+
+    def _encode(self, text: str) -> list[int]:
+        # Prompts from the chat template already carry their special tokens; never add a second BOS.
+        bos = self.tokenizer.bos_token
+        return self.tokenizer(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._encode(text))
+
+    def apply_chat_template(self, messages: list[dict]) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, chat_template=self._template, tokenize=False, add_generation_prompt=True
+        )
+
+    # --- generation ----------------------------------------------------------------------------------------
+
+    def generate(self, prompt: str, params: SamplingParams) -> GenerationResult:
+        parts, last = [], None
+        for last in self.stream(prompt, params):
+            parts.append(last.text)
+        return GenerationResult("".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens)
+
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[GenerationChunk]:
+        prompt_ids = self._encode(prompt)
+        if not prompt_ids:
+            raise ValueError("the prompt is empty")
+        room = self.context_length - len(prompt_ids)
+        if room < 1:
+            raise ValueError(f"the prompt has {len(prompt_ids)} tokens; the model's context is {self.context_length}")
+        sampling = self._vllm.SamplingParams(
+            max_tokens=min(room, params.max_tokens or room),
+            temperature=params.temperature,
+            top_p=params.top_p,
+            stop=list(params.stop) or None,
+            seed=params.seed,
+        )
+        return _Relay(self, prompt_ids, sampling)
+
+
+class _Relay:
+    """vLLM's cumulative outputs for one request as GenerationChunk deltas; closing it aborts the request."""
+
+    def __init__(self, engine: VLLMEngine, prompt_ids: list[int], sampling):
+        self._owner, self._n_prompt = engine, len(prompt_ids)
+        self._request_id = f"konsilium-{uuid.uuid4().hex}"
+        self._outputs = engine._async_engine.generate(
+            {"prompt_token_ids": prompt_ids}, sampling, self._request_id, lora_request=engine.lora
+        )
+        self._emitted, self._done = 0, False
+
+    def __iter__(self) -> _Relay:
+        return self
+
+    def __next__(self) -> GenerationChunk:
+        while not self._done:
+            output = self._owner._call(_next_output(self._outputs))
+            if output is None:  # vLLM ended the stream without a finished output (it should not)
+                self._done = True
+                return GenerationChunk("", "stop", self._n_prompt, 0)
+            completion = output.outputs[0]
+            delta = completion.text[self._emitted :]
+            self._emitted = max(self._emitted, len(completion.text))
+            n_completion = len(completion.token_ids)
+            if output.finished:
+                self._done = True
+                finish = "length" if completion.finish_reason == "length" else "stop"
+                return GenerationChunk(delta, finish, self._n_prompt, n_completion)
+            if delta:
+                return GenerationChunk(delta, None, self._n_prompt, n_completion)
+        raise StopIteration
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            self._owner._call(self._abort())
+
+    async def _abort(self) -> None:
+        with contextlib.suppress(RuntimeError):  # still running: closed from another thread mid-step
+            await self._outputs.aclose()  # vLLM aborts a request whose generator is closed
+        await self._owner._async_engine.abort(self._request_id)  # and abort() makes sure
+
+
+async def _next_output(outputs):
+    # StopAsyncIteration must not cross into a concurrent Future: end of stream is None.
+    try:
+        output = await outputs.__anext__()
+    except StopAsyncIteration:
+        return None
+    if output.finished:
+        async for _ in outputs:  # run vLLM's generator to its end: left suspended, its cleanup would abort
+            pass
+    return output

@@ -1,0 +1,172 @@
+"""Retrieved notes into the prompt: what to search for, how much fits, and how the notes are shown.
+
+The notes go into the system message as numbered, clearly delimited blocks, within a token budget counted with
+the engine's own tokenizer: the prompt plus the completion must never overflow the context window, so passages
+are added best first, the last one trimmed to fit, and the whole prompt is counted again at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .citations import Source, wikilink_target
+from .knowledge import Passage
+
+INSTRUCTIONS = (
+    "You can use notes from the user's Obsidian vault, shown below between <note> tags. Use them when they are "
+    "relevant; if they do not answer the question, say so and answer from general knowledge. After a sentence "
+    "that uses a note, cite it by its number as a footnote marker, e.g. [^1]. Answer in the language of the "
+    "user's question."
+)
+MIN_TRIMMED_TOKENS = 48  # a passage cut shorter than this is more noise than help
+SHORT_QUERY_WORDS = 8
+MAX_QUERY_CHARS = 2000
+
+
+class ContextLengthExceeded(ValueError):
+    def __init__(self, context: int, prompt_tokens: int, completion_tokens: int):
+        wanted = prompt_tokens + completion_tokens
+        super().__init__(
+            f"This model's maximum context length is {context} tokens. However, you requested {wanted} tokens "
+            f"({prompt_tokens} in the messages, {completion_tokens} in the completion). "
+            "Please reduce the length of the messages or completion."
+        )
+
+
+@dataclass(frozen=True)
+class RetrievalOptions:
+    """Per request, from the extra body field `konsilium: {"retrieval": false | true | {...}}`."""
+
+    enabled: bool = True
+    collections: list[str] | None = None
+    k: int = 6
+    mode: str | None = None
+
+    @classmethod
+    def parse(cls, raw, default_enabled: bool, default_k: int) -> RetrievalOptions:
+        if raw is None:
+            return cls(enabled=default_enabled, k=default_k)
+        if isinstance(raw, bool):
+            return cls(enabled=raw, k=default_k)
+        if not isinstance(raw, dict):
+            raise ValueError("konsilium.retrieval must be true, false or an object {collections, k, mode}")
+        unknown = set(raw) - {"collections", "k", "mode", "enabled"}
+        if unknown:
+            raise ValueError(
+                f"konsilium.retrieval: unknown field(s) {', '.join(sorted(unknown))}; "
+                "allowed: collections, k, mode, enabled"
+            )
+        collections = raw.get("collections")
+        if isinstance(collections, str):
+            collections = [collections]
+        if collections is not None and not (
+            isinstance(collections, list) and collections and all(isinstance(c, str) and c for c in collections)
+        ):
+            raise ValueError("konsilium.retrieval.collections must be a non-empty list of collection names")
+        k = raw.get("k", default_k)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
+            raise ValueError("konsilium.retrieval.k must be an integer from 1 to 50")
+        mode = raw.get("mode")
+        from ..config import RETRIEVAL_MODES
+
+        if mode is not None and mode not in RETRIEVAL_MODES:
+            raise ValueError(f"konsilium.retrieval.mode must be one of {', '.join(RETRIEVAL_MODES)}")
+        enabled = raw.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ValueError("konsilium.retrieval.enabled must be true or false")
+        return cls(enabled=enabled, collections=collections, k=k, mode=mode)
+
+
+def retrieval_query(messages: list[dict]) -> str:
+    """The last user turn; a short follow-up ("and in Russian?") also takes the user turn before it."""
+    user_turns = [m["content"] for m in messages if m["role"] == "user" and m["content"].strip()]
+    if not user_turns:
+        return ""
+    query = user_turns[-1]
+    if len(query.split()) < SHORT_QUERY_WORDS and len(user_turns) > 1:
+        query = f"{user_turns[-2]}\n{query}"
+    return query[-MAX_QUERY_CHARS:]
+
+
+def note_block(source: Source, text: str) -> str:
+    heading = f' heading="{source.heading}"' if source.heading else ""
+    return f'<note number="{source.number}" path="{source.note}"{heading}>\n{text.strip()}\n</note>'
+
+
+def with_notes(messages: list[dict], blocks: list[str]) -> list[dict]:
+    """The messages with the notes in the system message (appended to the caller's own system prompt)."""
+    context = INSTRUCTIONS + ("\n\n" + "\n\n".join(blocks) if blocks else "")
+    if messages and messages[0]["role"] in ("system", "developer"):
+        first = dict(messages[0], content=f"{messages[0]['content']}\n\n{context}")
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": context}, *messages]
+
+
+def ground(
+    messages: list[dict],
+    passages: list[Passage],
+    count_tokens: Callable[[str], int],
+    count_chat_tokens: Callable[[list[dict]], int],
+    context_length: int,
+    completion_reserve: int,
+    share: float,
+    required_completion: int | None = None,
+) -> tuple[list[dict], list[Source]]:
+    """Fit the best passages into the prompt, leaving `completion_reserve` tokens for the answer.
+
+    Raises ContextLengthExceeded if the messages alone leave less than `required_completion` (default: the
+    reserve) tokens: notes are dropped to make room, the user's own messages never are.
+    """
+    bare = count_chat_tokens(messages)
+    required = completion_reserve if required_completion is None else required_completion
+    if bare + required > context_length:
+        raise ContextLengthExceeded(context_length, bare, required)
+    if not passages:
+        return messages, []
+    base = count_chat_tokens(with_notes(messages, []))
+    budget = min(int(share * context_length), context_length - completion_reserve - base)
+    blocks: list[str] = []
+    sources: list[Source] = []
+    used = 0
+    numbers: dict[str, int] = {}  # passages that link to the same place share a footnote
+    for passage in passages:
+        target = wikilink_target(passage.note, passage.heading)
+        number = numbers.setdefault(target, len(numbers) + 1)
+        source = Source(number, passage.note, passage.title, passage.heading, passage.score, passage.collection)
+        block = note_block(source, passage.text)
+        cost = count_tokens(block) + 2  # the blank line between blocks
+        if used + cost > budget:
+            trimmed = _trim_to(source, passage.text, budget - used - 2, count_tokens)
+            if trimmed is not None:
+                blocks.append(trimmed)
+                sources.append(source)
+            break
+        blocks.append(block)
+        sources.append(source)
+        used += cost
+    # Counted as a whole: token boundaries between blocks can differ from the sum of the parts.
+    while blocks and count_chat_tokens(with_notes(messages, blocks)) + completion_reserve > context_length:
+        blocks.pop()
+        sources.pop()
+    if not blocks:
+        return messages, []
+    return with_notes(messages, blocks), sources
+
+
+def _trim_to(source: Source, text: str, tokens: int, count_tokens: Callable[[str], int]) -> str | None:
+    """The longest prefix of the passage (cut at a word) whose block fits in `tokens`, if worth keeping."""
+    if tokens < MIN_TRIMMED_TOKENS:
+        return None
+    low, high, best = 0, len(text), None
+    while low <= high:  # binary search on characters: token counts grow with length
+        middle = (low + high) // 2
+        cut = text[:middle].rsplit(" ", 1)[0] if middle < len(text) else text
+        block = note_block(source, cut + " …")
+        if count_tokens(block) <= tokens:
+            best, low = block, middle + 1
+        else:
+            high = middle - 1
+    if best is None or count_tokens(best) < MIN_TRIMMED_TOKENS:
+        return None
+    return best

@@ -1,0 +1,89 @@
+"""The vault's indexed collections as one searchable knowledge source for answers.
+
+Retrievers (a store plus its embedder) open lazily, once per collection, and are shared by all requests: an
+embedder takes seconds to load and a Lance table is safe to read from several threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from ..config import Home
+
+
+class UnknownCollectionError(ValueError):
+    """A request named a collection that has no index."""
+
+
+@dataclass(frozen=True)
+class Passage:
+    collection: str
+    note: str
+    title: str
+    heading: str
+    text: str
+    score: float
+
+
+class Knowledge:
+    def __init__(self, home: Home):
+        self.home = home
+        self._retrievers: dict[str, object] = {}
+        self._embedders: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def default_collection(self) -> str:
+        return self.home.get("index.collection")
+
+    def collections(self) -> list[str]:
+        from ..index.lance_store import list_collections
+
+        return list_collections(self.home.index_dir)
+
+    def search(self, query: str, k: int, collections: list[str] | None = None, mode: str | None = None) -> list:
+        """The best `k` passages over `collections` (default: the configured one, if it has been indexed)."""
+        mode = mode or self.home.get("retrieval.mode")
+        available = self.collections()
+        if collections is None:
+            names = [self.default_collection] if self.default_collection in available else []
+        else:
+            unknown = [name for name in collections if name not in available]
+            if unknown:
+                known = ", ".join(available) or "none yet: run `konsilium index PATH`"
+                raise UnknownCollectionError(f"unknown collection(s) {', '.join(unknown)}; indexed: {known}")
+            names = list(dict.fromkeys(collections))
+        passages: list[Passage] = []
+        for name in names:
+            for hit in self.retriever(name).search(query, k, mode):
+                passages.append(Passage(name, hit.note, hit.title, hit.heading, hit.text, hit.score))
+        passages.sort(key=lambda p: p.score, reverse=True)
+        return passages[:k]
+
+    def retriever(self, collection: str):
+        with self._lock:
+            if collection not in self._retrievers:
+                from ..index.indexer import open_store, resolve_model
+                from ..index.retrieval import Retriever
+
+                embedder = self._embedder_for(resolve_model(self.home, collection))
+                store, embedder = open_store(self.home, collection, embedder)
+                self._retrievers[collection] = Retriever(
+                    store, embedder, self.home.get("retrieval.candidates"), self.home.get("retrieval.link_boost")
+                )
+            return self._retrievers[collection]
+
+    def embedder(self, collection: str | None = None):
+        """The embedder of a collection (default: the configured one), for /v1/embeddings."""
+        from ..index.indexer import resolve_model
+
+        with self._lock:
+            return self._embedder_for(resolve_model(self.home, collection or self.default_collection))
+
+    def _embedder_for(self, model: str):
+        if model not in self._embedders:
+            from ..index.embedder import make_embedder
+
+            self._embedders[model] = make_embedder(self.home.settings, model)
+        return self._embedders[model]

@@ -1,0 +1,300 @@
+"""The durable conversation log: every exchange the server (or the CLI) answers, in one SQLite file.
+
+Stdlib only, so the CLI can import it (and `MemoryStoreError`) without paying for torch or LanceDB.
+
+Durability: WAL with `synchronous=FULL` fsyncs the write-ahead log on every commit, so an exchange is on disk
+when `record()` returns and survives `kill -9` of the process (and power loss, as far as SQLite promises).
+WAL also lets `konsilium history` read in another process while the server keeps writing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DB_NAME = "conversations.sqlite3"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0  # a writer holds the lock for milliseconds; waiting beats losing an exchange
+
+_COLUMNS = (
+    "id",
+    "time",
+    "endpoint",
+    "model",
+    "role",
+    "messages",
+    "response",
+    "finish_reason",
+    "sources",
+    "prompt_tokens",
+    "completion_tokens",
+    "timings",
+    "status",
+    "error",
+    "client",
+)
+_JSON_COLUMNS = ("messages", "sources", "timings")
+
+_SCHEMA = """
+CREATE TABLE exchanges (
+    id TEXT PRIMARY KEY,
+    time REAL NOT NULL,
+    endpoint TEXT NOT NULL,
+    model TEXT NOT NULL,
+    role TEXT,
+    messages TEXT NOT NULL,           -- JSON list of {"role", "content"}
+    response TEXT NOT NULL,
+    finish_reason TEXT,
+    sources TEXT NOT NULL,            -- JSON list of {"note", "heading", "score"}
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    timings TEXT NOT NULL,            -- JSON object
+    status TEXT NOT NULL,
+    error TEXT,
+    client TEXT,
+    search_text TEXT NOT NULL         -- fold(messages + response): SQLite's lower()/LIKE fold ASCII only
+);
+CREATE INDEX exchanges_by_time ON exchanges (time DESC);
+CREATE INDEX exchanges_by_model ON exchanges (model, time DESC);
+"""
+
+
+class MemoryStoreError(RuntimeError):
+    """The conversation log cannot be opened or written (not a SQLite file, newer schema, disk trouble)."""
+
+
+@dataclass
+class Exchange:
+    id: str  # the API response id, e.g. "chatcmpl-…"
+    time: float  # unix time the request arrived
+    endpoint: str  # "chat.completions" | "completions" | "ask"
+    model: str  # the model id the client asked for
+    role: str | None  # the role (adapter) used, None for the base model
+    messages: list[dict]  # the request messages as sent
+    response: str  # the full answer text as returned to the client (citations included)
+    finish_reason: str | None
+    sources: list[dict]  # [{"note", "heading", "score"}]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    timings: dict = field(default_factory=dict)
+    status: str = "ok"  # "ok" | "error" | "cancelled"
+    error: str | None = None
+    client: str | None = None
+
+    @property
+    def question(self) -> str:
+        """The text of the last user message (what the exchange answered)."""
+        for message in reversed(self.messages or []):
+            if isinstance(message, dict) and message.get("role") == "user":
+                return content_text(message.get("content"))
+        return ""
+
+
+def content_text(content: Any) -> str:
+    """Plain text of a message `content`: a string, or OpenAI content parts [{"type": "text", "text": ...}]."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(content_text(part.get("text") if isinstance(part, dict) else part) for part in content)
+    return str(content)
+
+
+def fold(text: str) -> str:
+    """Case- and form-insensitive text for search: NFC (a decomposed "й" equals the composed one), casefold
+    (Cyrillic, Greek, German ß…), and "ё" as "е" because Russian writers use them interchangeably."""
+    return unicodedata.normalize("NFC", text).casefold().replace("ё", "е")
+
+
+def _search_text(exchange: Exchange) -> str:
+    parts = [content_text(m.get("content")) if isinstance(m, dict) else str(m) for m in exchange.messages or []]
+    return fold("\n".join([*parts, exchange.response or ""]))
+
+
+def _dumps(value: Any) -> str:
+    # default=str: a stray non-JSON value (a numpy float in timings) must not cost the user the conversation.
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+class ConversationLog:
+    """One SQLite connection guarded by a lock: the server records from worker threads, SQLite serializes
+    writers across processes with its own lock (and our busy timeout)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        if self.path.exists() and not self.path.is_file():
+            raise MemoryStoreError(f"{self.path}: exists and is not a file (expected the conversation log)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            # The first statement that reads the file: a non-SQLite file fails here.
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._ensure_schema()
+        except sqlite3.DatabaseError as exc:
+            self._close_quietly()
+            raise MemoryStoreError(f"{self.path}: not a usable konsilium conversation log ({exc})") from exc
+        except OSError as exc:
+            self._close_quietly()
+            raise MemoryStoreError(f"{self.path}: cannot open the conversation log ({exc})") from exc
+        except MemoryStoreError:
+            self._close_quietly()
+            raise
+
+    @classmethod
+    def open_home(cls, home) -> ConversationLog:
+        return cls(log_path(home))
+
+    def _ensure_schema(self) -> None:
+        db = self._db
+        if self._check_version() == SCHEMA_VERSION:
+            return  # the usual case: no write lock, so a reader never waits on the server
+        # IMMEDIATE: two processes opening a fresh log at once must not both create the table.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._check_version() == 0:
+                tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+                if tables:
+                    raise MemoryStoreError(
+                        f"{self.path}: a SQLite database but not a konsilium conversation log "
+                        f"(tables: {', '.join(tables[:5])})"
+                    )
+                # One by one: executescript() would COMMIT our transaction before running.
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # Versions between 0 and SCHEMA_VERSION would be migrated here; there are none yet.
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _check_version(self) -> int:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise MemoryStoreError(
+                f"{self.path}: written by a newer konsilium (log schema {version}; this version reads up to "
+                f"{SCHEMA_VERSION}); upgrade konsilium or point --home elsewhere"
+            )
+        return version
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise MemoryStoreError(f"{self.path}: the conversation log is closed")
+        return self._db
+
+    def record(self, exchange: Exchange) -> None:
+        """Store `exchange` (replacing one with the same id); it is on disk when this returns."""
+        if not isinstance(exchange.id, str) or not exchange.id:
+            raise ValueError("an exchange needs a non-empty string id")
+        row = {name: getattr(exchange, name) for name in _COLUMNS}
+        for name in _JSON_COLUMNS:
+            row[name] = _dumps(row[name] if row[name] is not None else ([] if name != "timings" else {}))
+        row["response"] = row["response"] or ""
+        row["search_text"] = _search_text(exchange)
+        names = ", ".join(row)
+        marks = ", ".join(f":{name}" for name in row)
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute(f"INSERT OR REPLACE INTO exchanges ({names}) VALUES ({marks})", row)
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise MemoryStoreError(f"{self.path}: could not record exchange {exchange.id}: {exc}") from exc
+
+    def get(self, exchange_id: str) -> Exchange | None:
+        rows = self._query(f"SELECT {', '.join(_COLUMNS)} FROM exchanges WHERE id = ?", (exchange_id,))
+        return _exchange(rows[0]) if rows else None
+
+    def ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        """Ids starting with `prefix` (case-sensitive, as ids are), newest first: `history show` takes a prefix."""
+        sql = "SELECT id FROM exchanges WHERE substr(id, 1, length(?1)) = ?1 ORDER BY time DESC, rowid DESC LIMIT ?2"
+        return [r[0] for r in self._query(sql, (prefix, limit))]
+
+    def list(
+        self,
+        search: str | None = None,
+        limit: int | None = 50,
+        offset: int = 0,
+        model: str | None = None,
+        since: float | None = None,
+    ) -> list[Exchange]:
+        """Exchanges newest first; `search` keeps those whose messages or response hold every word of it
+        (case-insensitive, any script); `limit=None` means all."""
+        where, params = _filters(search, model, since)
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM exchanges{where} ORDER BY time DESC, rowid DESC LIMIT ? OFFSET ?"
+        limit = -1 if limit is None else max(0, int(limit))
+        return [_exchange(r) for r in self._query(sql, (*params, limit, max(0, int(offset))))]
+
+    def count(self, search: str | None = None, model: str | None = None, since: float | None = None) -> int:
+        where, params = _filters(search, model, since)
+        return self._query(f"SELECT count(*) FROM exchanges{where}", params)[0][0]
+
+    def _query(self, sql: str, params: tuple) -> list[tuple]:
+        with self._lock:
+            db = self._conn()
+            try:
+                return db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise MemoryStoreError(f"{self.path}: could not read the conversation log: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_quietly()
+
+    def _close_quietly(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            finally:
+                self._db = None
+
+    def __enter__(self) -> ConversationLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def log_path(home) -> Path:
+    """Where a home keeps its conversation log."""
+    return Path(home.memory_dir) / DB_NAME
+
+
+def _filters(search: str | None, model: str | None, since: float | None) -> tuple[str, tuple]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    # instr() on the folded copy: substring match, so "контекст" also finds "контекста" and "контексте".
+    for word in fold(search or "").split():
+        clauses.append("instr(search_text, ?) > 0")
+        params.append(word)
+    if model is not None:
+        clauses.append("model = ?")
+        params.append(model)
+    if since is not None:
+        clauses.append("time >= ?")
+        params.append(float(since))
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _exchange(row: tuple) -> Exchange:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    for name in _JSON_COLUMNS:
+        values[name] = json.loads(values[name])
+    return Exchange(**values)

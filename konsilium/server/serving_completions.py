@@ -1,0 +1,122 @@
+"""POST /v1/completions: a raw prompt, no chat template and no retrieval (the caller owns the whole prompt)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+from starlette.concurrency import run_in_threadpool
+
+from ..engines import GenerationChunk, GenerationResult, SamplingParams
+from ..grounding import Answerer
+from ..memory import Exchange
+from .errors import APIError
+from .protocol import CompletionChoice, CompletionRequest, CompletionResponse, ErrorDetail, ErrorResponse
+from .serving_chat import dump, sampling_params, sse, usage
+from .streaming import ClosingStreamingResponse, relay
+
+MAX_PROMPTS = 16
+
+
+class OpenAIServingCompletion:
+    def __init__(self, answerer: Answerer, model_id: str):
+        self.answerer, self.engine, self.model_id = answerer, answerer.engine, model_id
+
+    async def create(self, request: CompletionRequest):
+        arrived = time.time()
+        if request.model != self.model_id:
+            raise APIError(404, f"The model '{request.model}' does not exist.", code="model_not_found", param="model")
+        if request.echo:
+            raise APIError(400, "echo is not supported", param="echo")
+        prompts = request.prompts()
+        if not prompts or len(prompts) > MAX_PROMPTS:
+            raise APIError(400, f"prompt must be a string or a list of 1 to {MAX_PROMPTS} strings", param="prompt")
+        if request.stream and len(prompts) > 1:
+            raise APIError(400, "streaming takes a single prompt", param="prompt")
+        params = sampling_params(request)
+        for prompt in prompts:
+            await run_in_threadpool(self._check_length, prompt, params)
+        record = Exchange(
+            id=f"cmpl-{uuid.uuid4().hex}",
+            time=arrived,
+            endpoint="completions",
+            model=request.model,
+            role=None,
+            messages=[{"role": "user", "content": prompt} for prompt in prompts],
+            response="",
+            finish_reason=None,
+            sources=[],
+            client=request.user,
+        )
+        if request.stream:
+            tokens = await run_in_threadpool(self._start, prompts[0], params)
+            include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            return ClosingStreamingResponse(self._events(tokens, record, include_usage), media_type="text/event-stream")
+        results: list[GenerationResult] = []
+        for prompt in prompts:  # one engine call each; the engine batches concurrent requests itself
+            try:
+                results.append(await run_in_threadpool(self.engine.generate, prompt, params))
+            except ValueError as exc:
+                raise APIError(400, str(exc), param="prompt") from exc
+        record.response = "\n\n".join(result.text for result in results)
+        record.finish_reason = results[-1].finish_reason
+        record.prompt_tokens = sum(r.prompt_tokens for r in results)
+        record.completion_tokens = sum(r.completion_tokens for r in results)
+        record.timings["total_ms"] = round((time.time() - arrived) * 1000, 2)
+        await run_in_threadpool(self.answerer.record, record)
+        return CompletionResponse(
+            id=record.id,
+            model=self.model_id,
+            choices=[
+                CompletionChoice(index=i, text=r.text, finish_reason=r.finish_reason) for i, r in enumerate(results)
+            ],
+            usage=usage(record.prompt_tokens, record.completion_tokens),
+        )
+
+    def _check_length(self, prompt: str, params: SamplingParams) -> None:
+        n_prompt, context = self.engine.count_tokens(prompt), self.engine.context_length
+        wanted = n_prompt + (params.max_tokens or 1)
+        if wanted > context:
+            raise APIError(
+                400,
+                f"This model's maximum context length is {context} tokens, however you requested {wanted} tokens "
+                f"({n_prompt} in your prompt; {wanted - n_prompt} for the completion). "
+                "Please reduce your prompt; or completion length.",
+                code="context_length_exceeded",
+                param="prompt",
+            )
+
+    def _start(self, prompt: str, params: SamplingParams) -> Iterator[GenerationChunk]:
+        try:
+            return self.engine.stream(prompt, params)
+        except ValueError as exc:
+            raise APIError(400, str(exc), param="prompt") from exc
+
+    async def _events(self, tokens, record: Exchange, include_usage: bool) -> AsyncIterator[str]:
+        created = int(time.time())
+
+        def chunk(text: str, finish_reason=None) -> str:
+            choice = CompletionChoice(text=text, finish_reason=finish_reason)
+            return sse(dump(CompletionResponse(id=record.id, created=created, model=self.model_id, choices=[choice])))
+
+        async for item in relay(tokens, record, self.answerer):
+            if isinstance(item, Exception):
+                yield sse(ErrorResponse(error=ErrorDetail(message=record.error, type="server_error")).model_dump_json())
+                yield sse("[DONE]")
+                return
+            if item.finish_reason is None:
+                yield chunk(item.text)
+                continue
+            await run_in_threadpool(self.answerer.record, record)
+            yield chunk(item.text, item.finish_reason)
+        if include_usage:
+            body = CompletionResponse(
+                id=record.id,
+                created=created,
+                model=self.model_id,
+                choices=[],
+                usage=usage(record.prompt_tokens, record.completion_tokens),
+            )
+            yield sse(dump(body))
+        yield sse("[DONE]")
