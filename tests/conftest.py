@@ -8,17 +8,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SAMPLE_VAULT = SHARED / "sample-vault"
-HELP_VAULT = SHARED / "obsidian-help-en"
-SEED_QUESTIONS = SHARED / "eval" / "seed-vault-questions.jsonl"
+from shared_data import HELP_VAULT, SAMPLE_VAULT, SEED_QUESTIONS, SHARED, needs  # noqa: F401 - re-exported
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def needs(path: Path):
-    return pytest.mark.skipif(not path.exists(), reason=f"{path} is not here (../shared beside the repo)")
 
 
 @pytest.fixture(scope="session")

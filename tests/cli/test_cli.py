@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import HELP_VAULT, SAMPLE_VAULT, needs
+from shared_data import HELP_VAULT, SAMPLE_VAULT, needs
 
 KONSILIUM = [sys.executable, "-m", "konsilium.cli.main"]
 

@@ -14,7 +14,7 @@ import time
 
 import httpx2
 import openai
-from conftest import SAMPLE_VAULT, needs
+from shared_data import SAMPLE_VAULT, needs
 
 from konsilium.memory import ConversationLog, log_path
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import SAMPLE_VAULT, needs
+from shared_data import SAMPLE_VAULT, needs
 
 from konsilium.grounding.citations import Source, linkable_heading, render_sources, wikilink_target
 

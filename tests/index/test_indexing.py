@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_VAULT, needs
+from shared_data import SAMPLE_VAULT, needs
 
 from konsilium.config import open_home
 from konsilium.index.indexer import Indexer, IndexError_

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import openai
 import pytest
-from conftest import SAMPLE_VAULT, needs
 from live_server import running_server
+from shared_data import SAMPLE_VAULT, needs
 
 from konsilium.config import open_home
 from konsilium.engines import load_embedded_default
