@@ -93,6 +93,34 @@ SCHEMA: dict[str, dict[str, Option]] = {
         ),
         "log": Option(True, bool, help="keep every exchange in the conversation log (memory/)"),
     },
+    "adapter_cache": {
+        "gpu_bytes": Option(2_000_000_000, int, minimum=0, help="adapter bytes kept on the compute device"),
+        "cpu_bytes": Option(8_000_000_000, int, minimum=0, help="adapter bytes kept in RAM, ready to load"),
+        "max_rank": Option(64, int, minimum=1, help="adapters of a higher LoRA rank are refused"),
+        "max_loaded": Option(8, int, minimum=1, help="adapters resident on the compute device at once"),
+    },
+}
+
+# Free-form sections (name -> definition), checked by `konsilium.roles.spec` instead of the Option schema.
+FREE_SECTIONS = ("adapters", "roles")
+FREE_SECTION_EXAMPLES = {
+    "adapters": """\
+# adapters:            # e.g. (in place of the {} above): PEFT LoRA folders with adapter_config.json
+#   core:
+#     path: adapters/core   # a relative path is relative to this home folder
+#     tier: cpu             # where it rests: gpu, cpu or disk
+#     pinned: false         # true: always kept on the compute device""",
+    "roles": """\
+# roles:               # e.g.: each role is a model id in /v1/models (`konsilium roles add` writes roles.yaml)
+#   coach:
+#     description: Training plans and sport questions
+#     adapters: {core: 1.0, sport: 0.8}   # stacked with these weights, each in (0, 2]
+#     system_prompt: You are a careful sports coach.
+#     retrieval: {collections: [vault], folders: [Sport], tags: [training], enabled: true}
+#     label: neutral        # or alternative (then a disclaimer is required)
+#     disclaimer: ""
+#     topics: [sport]       # allowed topics; empty: any
+#     blocked_topics: [medicine]""",
 }
 
 
@@ -101,7 +129,8 @@ def default_home() -> Path:
 
 
 def defaults() -> dict:
-    return {section: {k: copy.deepcopy(o.default) for k, o in opts.items()} for section, opts in SCHEMA.items()}
+    merged = {section: {k: copy.deepcopy(o.default) for k, o in opts.items()} for section, opts in SCHEMA.items()}
+    return merged | {section: {} for section in FREE_SECTIONS}
 
 
 def _check_value(path: str, value: Any, opt: Option) -> Any:
@@ -123,13 +152,14 @@ def validate(raw: Any, source: str = CONFIG_NAME) -> dict:
     """Merge `raw` over the defaults, rejecting unknown keys and bad values."""
     if raw is None:
         raw = {}
+    sections = (*SCHEMA, *FREE_SECTIONS)
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping of sections ({', '.join(SCHEMA)})")
+        raise ConfigError(f"{source}: the top level must be a mapping of sections ({', '.join(sections)})")
     merged = defaults()
     for section, values in raw.items():
-        if section not in SCHEMA:
-            raise ConfigError(f"{section}: unknown section; allowed sections: {', '.join(SCHEMA)}")
-        if values is None:
+        if section not in sections:
+            raise ConfigError(f"{section}: unknown section; allowed sections: {', '.join(sections)}")
+        if values is None or section in FREE_SECTIONS:
             continue
         if not isinstance(values, dict):
             raise ConfigError(f"{section}: expected a mapping of keys ({', '.join(SCHEMA[section])})")
@@ -140,7 +170,18 @@ def validate(raw: Any, source: str = CONFIG_NAME) -> dict:
                     f"{section}.{key}: unknown key; allowed keys in {section}: {', '.join(SCHEMA[section])}"
                 )
             merged[section][key] = _check_value(f"{section}.{key}", value, opt)
+    _validate_free_sections(raw, merged)
     return merged
+
+
+def _validate_free_sections(raw: dict, merged: dict) -> None:
+    # Imported here: roles.spec imports ConfigError from this module. Settings keep plain dicts (JSON-able).
+    from .roles.spec import parse_adapters, parse_roles
+
+    adapters = parse_adapters(raw.get("adapters"))
+    roles = parse_roles(raw.get("roles"), base_model_id=merged["server"]["model_id"])
+    merged["adapters"] = {name: spec.to_dict() for name, spec in adapters.items()}
+    merged["roles"] = {role_id: spec.to_dict() for role_id, spec in roles.items()}
 
 
 def render_default_yaml() -> str:
@@ -154,6 +195,9 @@ def render_default_yaml() -> str:
             if opt.choices:
                 comment = f"  # one of: {', '.join(opt.choices)}" + (f"; {opt.help}" if opt.help else "")
             lines.append(f"  {key}: {value}{comment}")
+    for section in FREE_SECTIONS:
+        lines.append(f"{section}: {{}}")
+        lines.append(FREE_SECTION_EXAMPLES[section])
     return "\n".join(lines) + "\n"
 
 

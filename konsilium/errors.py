@@ -28,3 +28,7 @@ class UpstreamError(RuntimeError):
 
 class EngineUnavailableError(RuntimeError):
     """The configured engine's framework is not installed here (e.g. vLLM on a machine without it)."""
+
+
+class RoleUnavailableError(RuntimeError):
+    """A role whose adapters cannot be used right now (the server keeps serving the others)."""

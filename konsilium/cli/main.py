@@ -15,6 +15,7 @@ from .import_cmd import import_app
 from .index_cmds import index, search, stats
 from .model_cmd import model_app
 from .plan_cmd import explain, plan_app
+from .roles_cmd import adapters_app, roles_app
 from .serve_cmd import serve
 
 app = typer.Typer(
@@ -46,6 +47,8 @@ app.add_typer(import_app, name="import")
 app.add_typer(plan_app, name="plan")
 app.add_typer(model_app, name="model")
 app.add_typer(history_app, name="history")
+app.add_typer(roles_app, name="roles")
+app.add_typer(adapters_app, name="adapters")
 app.command()(explain)
 
 if __name__ == "__main__":

@@ -14,7 +14,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..config import ConfigError, Home, open_home
-from ..errors import EmbedderError, EngineUnavailableError, IndexError_, QuestionFileError, StoreError, UpstreamError
+from ..errors import (
+    EmbedderError,
+    EngineUnavailableError,
+    IndexError_,
+    QuestionFileError,
+    RoleUnavailableError,
+    StoreError,
+    UpstreamError,
+)
 from ..memory.log import MemoryStoreError
 
 err = Console(stderr=True, soft_wrap=True)  # one error, one line: scripts grep it
@@ -36,6 +44,7 @@ USER_ERRORS = (
     MemoryStoreError,
     UpstreamError,
     EngineUnavailableError,
+    RoleUnavailableError,
     ValueError,
     OSError,
 )

@@ -36,7 +36,29 @@ def build_app(home, host: str, port: int, engine=None):
             highlight=False,
         )
     conversation_log = ConversationLog.open_home(home) if home.get("server.log") else None
-    return create_app(engine, knowledge=knowledge, conversation_log=conversation_log, settings=settings)
+    roles = role_service(home, engine, knowledge, settings.model_id)
+    return create_app(engine, knowledge=knowledge, conversation_log=conversation_log, settings=settings, roles=roles)
+
+
+def role_service(home, engine, knowledge, model_id: str):
+    """Roles from konsilium.yaml / roles.yaml over the engine; adapters warm to their tiers in the background."""
+    import threading
+
+    from ..roles.registry import RoleRegistry
+    from ..roles.runtime import RoleService
+
+    registry = RoleRegistry.open(home)  # a bad definition stops the start with one line naming it
+    roles = RoleService(
+        engine,
+        registry,
+        base_model_id=model_id,
+        cache_settings=home.settings["adapter_cache"],
+        embed=lambda texts: knowledge.embedder().embed(texts),
+    )
+    if registry.roles():
+        err.print(f"roles: {', '.join(registry.role_ids())} (and 'auto' to let the router pick)", highlight=False)
+    threading.Thread(target=roles.warm_all, daemon=True, name="warm-adapters").start()
+    return roles
 
 
 def serve(

@@ -24,6 +24,7 @@ class SamplingParams:
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    adapter: str | None = None  # a LoRA adapter the engine holds (roles); None: the base model
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:

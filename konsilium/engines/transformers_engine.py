@@ -1,16 +1,18 @@
 """A transformers-backed engine: a HF model folder or a GGUF file (transformers' GGUF loader), CPU or CUDA.
 
-Generation is a manual decode loop over a KV cache, one request at a time behind a lock: that keeps stop
-sequences, token counts and seeded sampling exact, and concurrent callers can never corrupt each other's cache.
-Continuous batching is not done (yet): concurrent requests queue on the lock. PEFT adapters are not done yet.
+Generation is a manual decode loop over per-request KV caches, run by one scheduler thread that batches the decode
+steps of concurrent requests into shared forward passes (continuous batching, see `batching.py`). Text handling
+stays per request and exact: stop sequences, token counts, per-request seeded sampling. LoRA adapters sit in
+slots inside the model (`lora_slots.py`); each batch row names its own, so different roles share one forward.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
-import threading
+import queue
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +26,10 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
+from .batching import BatchScheduler  # noqa: E402
+from .lora_slots import LoraSlots  # noqa: E402
+
+log = logging.getLogger("konsilium.engine")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 # Used only when a tokenizer ships no chat template (e.g. a base model): ChatML, which most small models know.
@@ -34,12 +40,24 @@ CHATML_FALLBACK = (
 
 
 class TransformersEngine(ChatViaTemplate):
-    """Loads once; `generate` and `stream` may be called from any thread."""
+    """Loads once; `generate` and `stream` may be called from any thread.
+
+    Up to `max_batch_size` requests decode together (1: strictly one after another, as before); their caches may
+    reserve `max_batch_tokens` tokens in all (about 46 KB a token for SmolLM2-135M in float32). `batch_invariant`
+    makes a lone request compute exactly like a batched one, at the cost of a slower lone decode.
+    """
 
     engine_name = "transformers"
 
     def __init__(
-        self, path_or_dir: str | Path, gguf_file: str | None = None, device: str = "cpu", dtype: str | None = None
+        self,
+        path_or_dir: str | Path,
+        gguf_file: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        max_batch_size: int = 16,
+        max_batch_tokens: int = 32768,
+        batch_invariant: bool = False,
     ):
         path = Path(path_or_dir).expanduser()
         if path.is_file() and path.suffix == ".gguf":
@@ -62,7 +80,45 @@ class TransformersEngine(ChatViaTemplate):
             model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
         self.model = model.to(self.device).eval()
         self._eos_ids = self._find_eos_ids()
-        self._lock = threading.Lock()
+        self.configure_batching(max_batch_size, max_batch_tokens, batch_invariant)
+
+    def configure_batching(
+        self, max_batch_size: int = 16, max_batch_tokens: int = 32768, batch_invariant: bool = False
+    ) -> None:
+        """Replace the scheduler; requests already running finish on the old one."""
+        previous = getattr(self, "_scheduler", None)
+        self._scheduler = BatchScheduler(self.model, max_batch_size, max_batch_tokens, batch_invariant)
+        if previous is not None:  # adapters stay where they are
+            self._scheduler.lora, self._scheduler.model_lock = previous.lora, previous.model_lock
+
+    # --- adapters (roles): LoRA slots inside the model, one adapter name per batch row ------------------------
+
+    def configure_adapters(self, slots: int = 8, max_rank: int = 64) -> None:
+        """Size the LoRA slots; only before the first adapter is loaded (the slots are built then)."""
+        current = self._scheduler.lora
+        if current is not None and current.injected:
+            if (current.slots, current.max_rank) != (slots, max_rank):
+                log.warning(
+                    "adapter slots are already built (%s of rank %s); keeping them", current.slots, current.max_rank
+                )
+            return
+        self._scheduler.lora = LoraSlots(self.model, slots=slots, max_rank=max_rank)
+
+    def load_adapter(self, name: str, config, weights: dict) -> None:
+        """Copy an adapter into a free slot (waits for the forward in progress). AdapterLoadError if it can't."""
+        if self._scheduler.lora is None:
+            self.configure_adapters()
+        with self._scheduler.model_lock:
+            self._scheduler.lora.load(name, config, weights)
+
+    def unload_adapter(self, name: str) -> None:
+        if self._scheduler.lora is not None:
+            with self._scheduler.model_lock:
+                self._scheduler.lora.unload(name)
+
+    def loaded_adapters(self) -> list[str]:
+        lora = self._scheduler.lora
+        return sorted(lora.slot_of) if lora is not None else []
 
     def _find_eos_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -129,49 +185,91 @@ class TransformersEngine(ChatViaTemplate):
         if room < 1:
             raise ValueError(f"the prompt has {n_prompt} tokens; the model's context is {self.context_length}")
         budget = min(room, params.max_tokens or room)
-        return self._stream(prompt_ids, params, budget)
+        if params.adapter is not None and params.adapter not in self.loaded_adapters():
+            raise ValueError(f"adapter {params.adapter!r} is not loaded in this engine")
+        request = _Request(self, prompt_ids, params, budget)
+        scheduler = self._scheduler
+        scheduler.submit(request)
+        return _ChunkStream(request, scheduler)
 
-    def _stream(self, prompt_ids: list[int], params: SamplingParams, budget: int) -> Iterator[GenerationChunk]:
-        n_prompt = len(prompt_ids)
-        stops = [s for s in params.stop if s]
-        generator = None
-        if params.temperature > 0:
-            generator = torch.Generator(device=self.device)
+
+class _Request:
+    """One request's text state. The scheduler thread calls `choose`/`accept`/`fail`; chunks (or the error that
+    ended the request) go to `chunks`, which the caller's thread reads through `_ChunkStream`."""
+
+    def __init__(self, engine: TransformersEngine, prompt_ids: list[int], params: SamplingParams, budget: int):
+        self.prompt_ids, self.reserve, self.cancelled = prompt_ids, len(prompt_ids) + budget, False
+        self.adapter = params.adapter
+        self.chunks: queue.SimpleQueue = queue.SimpleQueue()
+        self._tokenizer, self._eos_ids = engine.tokenizer, engine._eos_ids
+        self._params, self._budget, self._stops = params, budget, [s for s in params.stop if s]
+        self._generator = None
+        if params.temperature > 0:  # its own generator: the same draws whoever else is in the batch
+            self._generator = torch.Generator(device=engine.device)
             if params.seed is not None:
-                generator.manual_seed(params.seed)
+                self._generator.manual_seed(params.seed)
             else:
-                generator.seed()
-        # A plain Lock (not RLock): starlette may resume this generator on another thread than the one that
-        # started it, and a Lock may be released from any thread.
-        with self._lock:
-            out_ids: list[int] = []
-            emitted = 0  # characters of the decoded completion already yielded
-            cache, next_input = None, prompt_ids
-            while True:
-                with torch.inference_mode():
-                    token, cache = self._step(next_input, cache, params, generator)
-                out_ids.append(token)
-                next_input = [token]
-                is_eos = token in self._eos_ids
-                text = self.tokenizer.decode(out_ids, skip_special_tokens=True)
-                cut = _first_stop(text, stops, emitted)
-                if cut is not None:
-                    yield GenerationChunk(text[emitted:cut], "stop", n_prompt, len(out_ids))
-                    return
-                if is_eos or len(out_ids) >= budget:
-                    finish = "stop" if is_eos else "length"
-                    yield GenerationChunk(text[emitted:], finish, n_prompt, len(out_ids))
-                    return
-                safe = _safe_end(text, stops)
-                if safe > emitted:
-                    yield GenerationChunk(text[emitted:safe], None, n_prompt, len(out_ids))
-                    emitted = safe
+                self._generator.seed()
+        self._out_ids: list[int] = []
+        self._emitted = 0  # characters of the decoded completion already sent
 
-    def _step(self, input_ids: list[int], cache, params: SamplingParams, generator) -> tuple[int, object]:
-        ids = torch.tensor([input_ids], device=self.device)
-        output = self.model(input_ids=ids, past_key_values=cache, use_cache=True)
-        logits = output.logits[0, -1].float()
-        return _sample(logits, params, generator), output.past_key_values
+    def choose(self, logits: torch.Tensor) -> int:
+        return _sample(logits, self._params, self._generator)
+
+    def accept(self, token: int) -> bool:
+        self._out_ids.append(token)
+        text = self._tokenizer.decode(self._out_ids, skip_special_tokens=True)
+        cut = _first_stop(text, self._stops, self._emitted)
+        if cut is not None:
+            return self._send(text[self._emitted : cut], "stop")
+        if token in self._eos_ids or len(self._out_ids) >= self._budget:
+            return self._send(text[self._emitted :], "stop" if token in self._eos_ids else "length")
+        safe = _safe_end(text, self._stops)
+        if safe > self._emitted:
+            self._send(text[self._emitted : safe], None)
+            self._emitted = safe
+        return False
+
+    def fail(self, error: BaseException) -> None:
+        self.chunks.put(error)
+
+    def _send(self, text: str, finish: str | None) -> bool:
+        self.chunks.put(GenerationChunk(text, finish, len(self.prompt_ids), len(self._out_ids)))
+        return finish is not None
+
+
+_CLOSED = object()  # put by `close` to wake a reader blocked on another thread
+
+
+class _ChunkStream(Iterator[GenerationChunk]):
+    """The caller's side: waits for chunks. `close` (from any thread, any number of times) drops the request."""
+
+    def __init__(self, request: _Request, scheduler: BatchScheduler):
+        self._request, self._scheduler, self._done = request, scheduler, False
+
+    def __next__(self) -> GenerationChunk:
+        if self._done:
+            raise StopIteration
+        item = self._request.chunks.get()
+        if item is _CLOSED:
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._done = True
+            raise RuntimeError(f"generation failed: {item!r}") from item
+        if item.finish_reason is not None:
+            self._done = True
+        return item
+
+    def close(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._request.cancelled = True
+        self._request.chunks.put(_CLOSED)
+        self._scheduler.wake()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def _sample(logits: torch.Tensor, params: SamplingParams, generator) -> int:

@@ -8,7 +8,7 @@ are added best first, the last one trimmed to fit, and the whole prompt is count
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .citations import Source, wikilink_target
 from .knowledge import Passage
@@ -42,6 +42,23 @@ class RetrievalOptions:
     collections: list[str] | None = None
     k: int = 6
     mode: str | None = None
+    folders: tuple[str, ...] = ()  # only notes under these vault folders (a role's scope)
+
+    def within(self, scope) -> RetrievalOptions:
+        """Narrowed to a role's retrieval scope: a request may narrow a role's collections, never widen them."""
+        if scope is None:
+            return self
+        if not scope.enabled:
+            return replace(self, enabled=False)
+        collections = self.collections
+        if scope.collections is not None:
+            outside = sorted(set(collections or []) - set(scope.collections))
+            if outside:
+                raise ValueError(
+                    f"this role answers from {', '.join(scope.collections)} only, not {', '.join(outside)}"
+                )
+            collections = collections or list(scope.collections)
+        return replace(self, collections=collections, folders=tuple(scope.folders))
 
     @classmethod
     def parse(cls, raw, default_enabled: bool, default_k: int) -> RetrievalOptions:

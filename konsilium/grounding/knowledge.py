@@ -42,8 +42,16 @@ class Knowledge:
 
         return list_collections(self.home.index_dir)
 
-    def search(self, query: str, k: int, collections: list[str] | None = None, mode: str | None = None) -> list:
-        """The best `k` passages over `collections` (default: the configured one, if it has been indexed)."""
+    def search(
+        self,
+        query: str,
+        k: int,
+        collections: list[str] | None = None,
+        mode: str | None = None,
+        folders: tuple[str, ...] = (),
+    ) -> list:
+        """The best `k` passages over `collections` (default: the configured one, if it has been indexed),
+        optionally only from notes under `folders` (vault-relative)."""
         mode = mode or self.home.get("retrieval.mode")
         available = self.collections()
         if collections is None:
@@ -54,9 +62,13 @@ class Knowledge:
                 known = ", ".join(available) or "none yet: run `konsilium index PATH`"
                 raise UnknownCollectionError(f"unknown collection(s) {', '.join(unknown)}; indexed: {known}")
             names = list(dict.fromkeys(collections))
+        prefixes = tuple(folder.strip("/") + "/" for folder in folders if folder.strip("/"))
+        wanted = k * 8 if prefixes else k  # filtered after ranking: ask for more so k survive
         passages: list[Passage] = []
         for name in names:
-            for hit in self.retriever(name).search(query, k, mode):
+            for hit in self.retriever(name).search(query, wanted, mode):
+                if prefixes and not hit.note.startswith(prefixes):
+                    continue
                 passages.append(Passage(name, hit.note, hit.title, hit.heading, hit.text, hit.score))
         passages.sort(key=lambda p: p.score, reverse=True)
         return passages[:k]

@@ -1,8 +1,9 @@
 """`create_app(engine, ...)`: the OpenAI-compatible API on one engine.
 
-Endpoints: `GET /v1/models`, `POST /v1/chat/completions` (grounded in the vault when a `Knowledge` is given),
-`POST /v1/completions`, `POST /v1/embeddings`. Every error a client sees is OpenAI-shaped JSON with a 4xx/5xx
-status; tracebacks go to the server log only.
+Endpoints: `GET /v1/models` (the base model, every role, `auto`), `POST /v1/chat/completions` (grounded in the
+vault when a `Knowledge` is given), `POST /v1/completions`, `POST /v1/embeddings`, and for adapters vLLM's
+`POST /v1/load_lora_adapter`, `POST /v1/unload_lora_adapter` plus `GET /v1/adapters` (where each one lives).
+Every error a client sees is OpenAI-shaped JSON with a 4xx/5xx status; tracebacks go to the server log only.
 """
 
 from __future__ import annotations
@@ -15,9 +16,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..engines import Engine, UpstreamError
 from ..grounding import Answerer, Knowledge
+from ..roles.runtime import RoleService
 from .errors import APIError, error_response
 from .middleware import APIKeyMiddleware, BodySizeLimitMiddleware
-from .protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ModelCard, ModelList
+from .protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    LoadLoraAdapterRequest,
+    ModelCard,
+    ModelList,
+    UnloadLoraAdapterRequest,
+)
+from .serving_adapters import AdapterAdmin
 from .serving_chat import OpenAIServingChat
 from .serving_completions import OpenAIServingCompletion
 from .serving_embeddings import OpenAIServingEmbedding
@@ -33,6 +44,7 @@ def create_app(
     knowledge: Knowledge | None = None,
     conversation_log=None,
     settings: ServerSettings | None = None,
+    roles: RoleService | None = None,
 ) -> FastAPI:
     settings = settings or ServerSettings()
     model_id = model_id or settings.model_id
@@ -46,14 +58,29 @@ def create_app(
         context_share=settings.context_share,
     )
     app.state.engine, app.state.model_id, app.state.answerer = engine, model_id, answerer
-    chat = OpenAIServingChat(answerer, model_id)
-    completions = OpenAIServingCompletion(answerer, model_id)
+    roles = roles or RoleService(engine, base_model_id=model_id)
+    app.state.roles = roles
+    chat = OpenAIServingChat(answerer, model_id, roles)
+    completions = OpenAIServingCompletion(answerer, model_id, roles)
     embeddings = OpenAIServingEmbedding(knowledge, model_id)
+    adapters = AdapterAdmin(roles)
     _install_error_handlers(app)
 
     @app.get("/v1/models", response_model=ModelList)
     async def list_models() -> ModelList:
-        return ModelList(data=[ModelCard(id=model_id)])
+        return ModelList(data=[ModelCard(id=name) for name in roles.model_ids()])
+
+    @app.get("/v1/adapters")
+    async def list_adapters():
+        return await adapters.status()
+
+    @app.post("/v1/load_lora_adapter")
+    async def load_lora_adapter(request: LoadLoraAdapterRequest):
+        return await adapters.load(request)
+
+    @app.post("/v1/unload_lora_adapter")
+    async def unload_lora_adapter(request: UnloadLoraAdapterRequest):
+        return await adapters.unload(request)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: ChatCompletionRequest):

@@ -127,6 +127,7 @@ class ChatCompletionResponse(BaseModel):
     choices: list[ChatCompletionChoice]
     usage: Usage
     sources: list[dict] | None = None  # konsilium: the notes the answer was grounded in
+    role: dict | None = None  # konsilium: the role that answered ({"id", "label", "routing"})
 
 
 class DeltaMessage(BaseModel):
@@ -149,6 +150,7 @@ class ChatCompletionChunk(BaseModel):
     choices: list[ChatCompletionChunkChoice]
     usage: Usage | None = None
     sources: list[dict] | None = None  # konsilium: on the chunk with finish_reason and the usage chunk
+    role: dict | None = None  # konsilium: on the first and the last chunks
 
 
 # --- completions (legacy) ------------------------------------------------------------------------------------
@@ -227,3 +229,15 @@ class EmbeddingResponse(BaseModel):
     data: list[Embedding]
     model: str
     usage: EmbeddingUsage
+
+
+# --- adapters (vLLM's endpoint names) ------------------------------------------------------------------------
+
+
+class LoadLoraAdapterRequest(BaseModel):
+    lora_name: str
+    lora_path: str
+
+
+class UnloadLoraAdapterRequest(BaseModel):
+    lora_name: str

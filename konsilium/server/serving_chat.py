@@ -10,13 +10,17 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
 
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ..engines import GenerationChunk, SamplingParams
 from ..grounding import Answerer, ContextLengthExceeded, PreparedChat, UnknownCollectionError
+from ..grounding.context import retrieval_query
 from ..memory import Exchange
+from ..roles.guard import disclaimer, with_role_prompt
+from ..roles.runtime import Resolution, RoleService
 from .errors import APIError
 from .protocol import (
     AssistantMessage,
@@ -30,27 +34,95 @@ from .protocol import (
     ErrorResponse,
     Usage,
 )
+from .role_access import HoldingIterator, resolve_model, using_role
 from .streaming import ClosingStreamingResponse, relay
 
 
+@dataclass
+class Turn:
+    """One answer being made: who answers (role, engine, adapter), from what prompt, and its log record."""
+
+    resolution: Resolution
+    prepared: PreparedChat
+    params: SamplingParams
+    record: Exchange
+    show_sources: bool
+    opening: str  # text the answer starts with (an alternative view's label)
+
+
 class OpenAIServingChat:
-    def __init__(self, answerer: Answerer, model_id: str):
+    def __init__(self, answerer: Answerer, model_id: str, roles: RoleService | None = None):
         self.answerer, self.engine, self.model_id = answerer, answerer.engine, model_id
+        self.roles = roles or RoleService(answerer.engine, base_model_id=model_id)
 
     async def create(self, request: ChatCompletionRequest):
         arrived = time.time()
-        if request.model != self.model_id:
-            raise APIError(404, f"The model '{request.model}' does not exist.", code="model_not_found", param="model")
-        params = sampling_params(request)
-        options = self._retrieval_options(request)
         messages = [{"role": message.role, "content": message.text()} for message in request.messages]
-        prepared = await run_in_threadpool(self._prepare, messages, params, options)
+        extra = request.konsilium or {}
+        if not isinstance(extra, dict):
+            raise APIError(400, 'konsilium must be an object, e.g. {"retrieval": false}', param="konsilium")
+        dual = bool(extra.get("dual", getattr(request, "dual", False)))
+        resolution = await run_in_threadpool(self._resolve, request.model, retrieval_query(messages))
+        if dual and request.stream:
+            raise APIError(400, "dual answers are not streamed; send stream: false", param="dual")
+        turn = await self._turn(request, extra, messages, resolution, arrived)
+        if request.stream:
+            include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            tokens = await run_in_threadpool(self._start_stream, turn)
+            return ClosingStreamingResponse(self._events(tokens, turn, include_usage), media_type="text/event-stream")
+        answers = [turn]
+        if dual:  # the neutral answer first, then the role's, side by side as two choices
+            if resolution.role is None:
+                raise APIError(400, "dual needs a role: ask for a role's model id (or auto that picks one)")
+            neutral = Resolution(self.model_id, None, None, engine=self.engine)
+            answers.insert(0, await self._turn(request, extra, messages, neutral, arrived))
+        results = [await run_in_threadpool(self._generate, answer) for answer in answers]
+        choices = []
+        for index, (answer, result) in enumerate(zip(answers, results, strict=True)):
+            content = answer.opening + result.text + answer.prepared.tail()
+            record = answer.record
+            record.response, record.finish_reason = content, result.finish_reason
+            record.prompt_tokens, record.completion_tokens = result.prompt_tokens, result.completion_tokens
+            record.timings["total_ms"] = round((time.time() - arrived) * 1000, 2)
+            await run_in_threadpool(self.answerer.record, record)
+            choices.append(
+                ChatCompletionChoice(
+                    index=index, message=AssistantMessage(content=content), finish_reason=result.finish_reason
+                )
+            )
+        response = ChatCompletionResponse(
+            id=turn.record.id,
+            model=request.model,
+            choices=choices,
+            usage=usage(sum(r.prompt_tokens for r in results), sum(r.completion_tokens for r in results)),
+        )
+        if turn.show_sources:
+            response.sources = turn.prepared.sources_json()
+        response.role = _role_json(turn.resolution)
+        return Response(dump(response), media_type="application/json")
+
+    # --- preparing -----------------------------------------------------------------------------------------
+
+    def _resolve(self, model: str, query: str) -> Resolution:
+        return resolve_model(self.roles, model, query)
+
+    async def _turn(self, request, extra: dict, messages: list[dict], resolution: Resolution, arrived: float) -> Turn:
+        role = resolution.role
+        params = sampling_params(request)
+        if resolution.adapter and self.roles.holds_adapters:
+            params = replace(params, adapter=resolution.adapter)
+        try:
+            options = self.answerer.retrieval_options(extra.get("retrieval")).within(role.retrieval if role else None)
+        except ValueError as exc:
+            raise APIError(400, str(exc), param="konsilium.retrieval") from exc
+        prompt = with_role_prompt(messages, role)
+        prepared = await run_in_threadpool(self._prepare, prompt, params, options)
         record = Exchange(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             time=arrived,
             endpoint="chat.completions",
             model=request.model,
-            role=None,
+            role=resolution.role_id,
             messages=messages,
             response="",
             finish_reason=None,
@@ -58,43 +130,10 @@ class OpenAIServingChat:
             client=request.user,
             timings={"retrieval_ms": round(prepared.retrieval_ms, 2)},
         )
+        if resolution.route is not None:
+            record.timings["route_score"] = round(resolution.route.score, 4)
         show_sources = options.enabled and self.answerer.knowledge is not None
-        if request.stream:
-            include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            tokens = await run_in_threadpool(self._start_stream, prepared, params)
-            events = self._events(tokens, prepared, record, include_usage, show_sources)
-            return ClosingStreamingResponse(events, media_type="text/event-stream")
-        try:
-            result = await run_in_threadpool(self.engine.generate_chat, prepared.messages, params)
-        except ValueError as exc:
-            raise APIError(400, str(exc)) from exc
-        content = result.text + prepared.tail()
-        record.response, record.finish_reason = content, result.finish_reason
-        record.prompt_tokens, record.completion_tokens = result.prompt_tokens, result.completion_tokens
-        record.timings["total_ms"] = round((time.time() - arrived) * 1000, 2)
-        await run_in_threadpool(self.answerer.record, record)
-        response = ChatCompletionResponse(
-            id=record.id,
-            model=self.model_id,
-            choices=[
-                ChatCompletionChoice(message=AssistantMessage(content=content), finish_reason=result.finish_reason)
-            ],
-            usage=usage(result.prompt_tokens, result.completion_tokens),
-        )
-        if show_sources:
-            response.sources = prepared.sources_json()
-        return Response(dump(response), media_type="application/json")
-
-    # --- preparing -----------------------------------------------------------------------------------------
-
-    def _retrieval_options(self, request: ChatCompletionRequest):
-        extra = request.konsilium or {}
-        if not isinstance(extra, dict):
-            raise APIError(400, 'konsilium must be an object, e.g. {"retrieval": false}', param="konsilium")
-        try:
-            return self.answerer.retrieval_options(extra.get("retrieval"))
-        except ValueError as exc:
-            raise APIError(400, str(exc), param="konsilium.retrieval") from exc
+        return Turn(resolution, prepared, params, record, show_sources, disclaimer(role))
 
     def _prepare(self, messages, params, options) -> PreparedChat:
         try:
@@ -106,35 +145,43 @@ class OpenAIServingChat:
         except ValueError as exc:  # e.g. a chat template that rejects this order of roles
             raise APIError(400, f"the messages cannot be used with this model: {exc}", param="messages") from exc
 
-    def _start_stream(self, prepared: PreparedChat, params: SamplingParams) -> Iterator[GenerationChunk]:
+    def _generate(self, turn: Turn):
         try:
-            return self.engine.stream_chat(prepared.messages, params)
+            with self._using(turn.resolution):
+                return turn.resolution.engine.generate_chat(turn.prepared.messages, turn.params)
         except ValueError as exc:
             raise APIError(400, str(exc)) from exc
 
-    # --- streaming -----------------------------------------------------------------------------------------
+    def _start_stream(self, turn: Turn) -> Iterator[GenerationChunk]:
+        hold = self._using(turn.resolution)
+        hold.__enter__()
+        try:
+            tokens = turn.resolution.engine.stream_chat(turn.prepared.messages, turn.params)
+        except BaseException as exc:
+            hold.__exit__(None, None, None)
+            if isinstance(exc, ValueError):
+                raise APIError(400, str(exc)) from exc
+            raise
+        return HoldingIterator(tokens, lambda: hold.__exit__(None, None, None))
 
-    async def _events(
-        self,
-        tokens: Iterator[GenerationChunk],
-        prepared: PreparedChat,
-        record: Exchange,
-        include_usage: bool,
-        show_sources: bool,
-    ) -> AsyncIterator[str]:
-        created = int(time.time())
+    def _using(self, resolution: Resolution):
+        return using_role(self.roles, resolution)
 
-        def chunk(delta: DeltaMessage, finish_reason=None, sources=None) -> str:
+    async def _events(self, tokens: Iterator[GenerationChunk], turn: Turn, include_usage: bool) -> AsyncIterator[str]:
+        created, record, prepared = int(time.time()), turn.record, turn.prepared
+        role = _role_json(turn.resolution)
+
+        def chunk(delta: DeltaMessage, finish_reason=None, **extra) -> str:
             body = ChatCompletionChunk(
                 id=record.id,
                 created=created,
-                model=self.model_id,
+                model=record.model,
                 choices=[ChatCompletionChunkChoice(delta=delta, finish_reason=finish_reason)],
-                sources=sources,
+                **extra,
             )
             return sse(dump(body))
 
-        opening = chunk(DeltaMessage(role="assistant", content=""))
+        opening = chunk(DeltaMessage(role="assistant", content=turn.opening), role=role)
         async for item in relay(tokens, record, self.answerer, opening):
             if isinstance(item, str):
                 yield item
@@ -147,26 +194,39 @@ class OpenAIServingChat:
                 yield chunk(DeltaMessage(content=item.text))
                 continue
             final_text = item.text + prepared.tail()
-        record.response += prepared.tail()
+        record.response = turn.opening + record.response + prepared.tail()
         await run_in_threadpool(self.answerer.record, record)  # durable before the client sees the end
-        sources = prepared.sources_json() if show_sources else None
-        yield chunk(DeltaMessage(content=final_text), record.finish_reason, sources=sources)
+        sources = prepared.sources_json() if turn.show_sources else None
+        yield chunk(DeltaMessage(content=final_text), record.finish_reason, sources=sources, role=role)
         if include_usage:
             body = ChatCompletionChunk(
                 id=record.id,
                 created=created,
-                model=self.model_id,
+                model=record.model,
                 choices=[],
                 usage=usage(record.prompt_tokens, record.completion_tokens),
                 sources=sources,
+                role=role,
             )
             yield sse(dump(body))
         yield sse("[DONE]")
 
 
+def _role_json(resolution: Resolution) -> dict | None:
+    if resolution.role is None and resolution.route is None:
+        return None
+    body = {"id": resolution.role_id, "label": resolution.role.label if resolution.role else "neutral"}
+    if resolution.route is not None:
+        body["routing"] = resolution.route.to_json()
+    return body
+
+    # --- streaming -----------------------------------------------------------------------------------------
+
+
 def dump(body) -> str:
-    """JSON as OpenAI sends it (nulls included), without our `sources` where there are none."""
-    return body.model_dump_json(exclude={"sources"} if getattr(body, "sources", None) is None else None)
+    """JSON as OpenAI sends it (nulls included), without our own fields (`sources`, `role`) where unset."""
+    empty = {name for name in ("sources", "role") if name in type(body).model_fields and getattr(body, name) is None}
+    return body.model_dump_json(exclude=empty or None)
 
 
 def sampling_params(request) -> SamplingParams:

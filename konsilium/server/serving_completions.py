@@ -5,14 +5,17 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 from starlette.concurrency import run_in_threadpool
 
 from ..engines import GenerationChunk, GenerationResult, SamplingParams
 from ..grounding import Answerer
 from ..memory import Exchange
+from ..roles.runtime import RoleService
 from .errors import APIError
 from .protocol import CompletionChoice, CompletionRequest, CompletionResponse, ErrorDetail, ErrorResponse
+from .role_access import HoldingIterator, resolve_model, using_role
 from .serving_chat import dump, sampling_params, sse, usage
 from .streaming import ClosingStreamingResponse, relay
 
@@ -20,13 +23,15 @@ MAX_PROMPTS = 16
 
 
 class OpenAIServingCompletion:
-    def __init__(self, answerer: Answerer, model_id: str):
+    def __init__(self, answerer: Answerer, model_id: str, roles: RoleService | None = None):
         self.answerer, self.engine, self.model_id = answerer, answerer.engine, model_id
+        self.roles = roles or RoleService(answerer.engine, base_model_id=model_id)
 
     async def create(self, request: CompletionRequest):
         arrived = time.time()
-        if request.model != self.model_id:
-            raise APIError(404, f"The model '{request.model}' does not exist.", code="model_not_found", param="model")
+        # A role's adapter applies to raw prompts too; its system prompt and retrieval do not (no messages).
+        resolution = await run_in_threadpool(resolve_model, self.roles, request.model, request.prompts()[0])
+        engine = resolution.engine
         if request.echo:
             raise APIError(400, "echo is not supported", param="echo")
         prompts = request.prompts()
@@ -35,6 +40,8 @@ class OpenAIServingCompletion:
         if request.stream and len(prompts) > 1:
             raise APIError(400, "streaming takes a single prompt", param="prompt")
         params = sampling_params(request)
+        if resolution.adapter and self.roles.holds_adapters:
+            params = replace(params, adapter=resolution.adapter)
         for prompt in prompts:
             await run_in_threadpool(self._check_length, prompt, params)
         record = Exchange(
@@ -42,7 +49,7 @@ class OpenAIServingCompletion:
             time=arrived,
             endpoint="completions",
             model=request.model,
-            role=None,
+            role=resolution.role_id,
             messages=[{"role": "user", "content": prompt} for prompt in prompts],
             response="",
             finish_reason=None,
@@ -50,13 +57,13 @@ class OpenAIServingCompletion:
             client=request.user,
         )
         if request.stream:
-            tokens = await run_in_threadpool(self._start, prompts[0], params)
+            tokens = await run_in_threadpool(self._start, engine, resolution, prompts[0], params)
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
             return ClosingStreamingResponse(self._events(tokens, record, include_usage), media_type="text/event-stream")
         results: list[GenerationResult] = []
         for prompt in prompts:  # one engine call each; the engine batches concurrent requests itself
             try:
-                results.append(await run_in_threadpool(self.engine.generate, prompt, params))
+                results.append(await run_in_threadpool(self._generate, engine, resolution, prompt, params))
             except ValueError as exc:
                 raise APIError(400, str(exc), param="prompt") from exc
         record.response = "\n\n".join(result.text for result in results)
@@ -67,7 +74,7 @@ class OpenAIServingCompletion:
         await run_in_threadpool(self.answerer.record, record)
         return CompletionResponse(
             id=record.id,
-            model=self.model_id,
+            model=request.model,
             choices=[
                 CompletionChoice(index=i, text=r.text, finish_reason=r.finish_reason) for i, r in enumerate(results)
             ],
@@ -87,18 +94,28 @@ class OpenAIServingCompletion:
                 param="prompt",
             )
 
-    def _start(self, prompt: str, params: SamplingParams) -> Iterator[GenerationChunk]:
+    def _generate(self, engine, resolution, prompt: str, params: SamplingParams) -> GenerationResult:
+        with using_role(self.roles, resolution):
+            return engine.generate(prompt, params)
+
+    def _start(self, engine, resolution, prompt: str, params: SamplingParams) -> Iterator[GenerationChunk]:
+        hold = using_role(self.roles, resolution)
+        hold.__enter__()
         try:
-            return self.engine.stream(prompt, params)
-        except ValueError as exc:
-            raise APIError(400, str(exc), param="prompt") from exc
+            tokens = engine.stream(prompt, params)
+        except BaseException as exc:
+            hold.__exit__(None, None, None)
+            if isinstance(exc, ValueError):
+                raise APIError(400, str(exc), param="prompt") from exc
+            raise
+        return HoldingIterator(tokens, lambda: hold.__exit__(None, None, None))
 
     async def _events(self, tokens, record: Exchange, include_usage: bool) -> AsyncIterator[str]:
         created = int(time.time())
 
         def chunk(text: str, finish_reason=None) -> str:
             choice = CompletionChoice(text=text, finish_reason=finish_reason)
-            return sse(dump(CompletionResponse(id=record.id, created=created, model=self.model_id, choices=[choice])))
+            return sse(dump(CompletionResponse(id=record.id, created=created, model=record.model, choices=[choice])))
 
         async for item in relay(tokens, record, self.answerer):
             if isinstance(item, Exception):
@@ -114,7 +131,7 @@ class OpenAIServingCompletion:
             body = CompletionResponse(
                 id=record.id,
                 created=created,
-                model=self.model_id,
+                model=record.model,
                 choices=[],
                 usage=usage(record.prompt_tokens, record.completion_tokens),
             )

@@ -1,0 +1,276 @@
+"""The tiered adapter cache: every adapter lives on the compute device ("gpu"), in RAM ("cpu") or only on disk.
+
+Each adapter has a preferred tier where it rests (and is warmed to when registered) or is pinned on the device.
+Using an adapter brings it to the device; budgets in bytes per tier (and a count of adapters on the device) are
+kept by evicting the least recently used idle adapters one tier down: device → RAM → disk. An adapter in use
+is never evicted, so budgets are soft while every resident adapter is busy. On a CPU-only machine the "gpu"
+tier is the compute device itself (the weights sit inside the model's LoRA layers).
+
+The engine is reached through `AdapterHost` (load/unload one named adapter), so the same cache works for
+every engine that holds adapters itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+TIERS = ("gpu", "cpu", "disk")
+
+
+class AdapterHost(Protocol):
+    def load_adapter(self, name: str, config, weights: dict) -> None: ...
+
+    def unload_adapter(self, name: str) -> None: ...
+
+
+class UnknownAdapterError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown adapter"
+
+
+def tensor_bytes(weights: dict) -> int:
+    return sum(t.numel() * t.element_size() for t in weights.values())
+
+
+@dataclass
+class _Entry:
+    name: str
+    source: Callable[[], tuple[object, dict]]  # reads the adapter from disk (or builds a stack of others)
+    preferred: str
+    pinned: bool
+    size: int  # bytes of weights (a file-size estimate until first loaded)
+    tier: str = "disk"
+    config: object | None = None
+    weights: dict | None = None
+    refs: int = 0
+    last_used: float = 0.0
+    removed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one load of this adapter at a time
+    timings: dict = field(default_factory=dict)
+
+
+class AdapterCache:
+    def __init__(self, host: AdapterHost, gpu_bytes: int, cpu_bytes: int, max_loaded: int = 8):
+        self.host = host
+        self.budget = {"gpu": gpu_bytes, "cpu": cpu_bytes}
+        self.max_loaded = max_loaded
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.RLock()
+        self._released = threading.Condition(self._lock)
+
+    # --- registration ----------------------------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        source: Callable[[], tuple[object, dict]],
+        preferred: str = "cpu",
+        pinned: bool = False,
+        size_hint: int = 0,
+        warm: bool = True,
+    ) -> None:
+        if preferred not in TIERS:
+            raise ValueError(f"adapter {name}: tier must be one of {', '.join(TIERS)}, got {preferred!r}")
+        with self._lock:
+            if name in self._entries and not self._entries[name].removed:
+                raise ValueError(f"adapter {name!r} is already registered")
+            self._entries[name] = _Entry(name, source, "gpu" if pinned else preferred, pinned, size_hint)
+        if warm:
+            self.warm(name)
+
+    def unregister(self, name: str, wait_s: float = 300.0) -> None:
+        """Stop new uses at once; free the adapter when its in-flight requests have finished."""
+        with self._lock:
+            entry = self._get(name)
+            entry.removed = True
+            deadline = time.monotonic() + wait_s
+            while entry.refs > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"adapter {name!r} is still in use after {wait_s:.0f} s")
+                self._released.wait(left)
+            self._drop_to(entry, "disk")
+            del self._entries[name]
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return [name for name, entry in self._entries.items() if not entry.removed]
+
+    def __contains__(self, name: str) -> bool:
+        with self._lock:
+            return name in self._entries and not self._entries[name].removed
+
+    # --- use ---------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def use(self, name: str) -> Iterator[None]:
+        """The adapter is on the device for the duration (an in-flight request keeps it there)."""
+        self.acquire(name)
+        try:
+            yield
+        finally:
+            self.release(name)
+
+    def acquire(self, name: str) -> None:
+        with self._lock:
+            entry = self._get(name)
+            entry.refs += 1
+            entry.last_used = time.monotonic()
+        try:
+            self._to_device(entry)
+        except BaseException:
+            self.release(name)
+            raise
+
+    def release(self, name: str) -> None:
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None:
+                return
+            entry.refs = max(0, entry.refs - 1)
+            entry.last_used = time.monotonic()
+            self._released.notify_all()
+            self._fit_budgets()
+
+    def warm(self, name: str) -> None:
+        """Bring an adapter to its preferred tier (pinned: the device) ahead of use."""
+        with self._lock:
+            entry = self._get(name)
+        if entry.preferred == "gpu":
+            self._to_device(entry)
+        elif entry.preferred == "cpu":
+            self._to_memory(entry)
+            with self._lock:
+                self._fit_budgets()
+
+    def prefetch(self, name: str) -> threading.Thread:
+        """Warm in the background (a role was asked for: its adapters should be near by the time it runs)."""
+        thread = threading.Thread(target=self._quiet_to_device, args=(name,), daemon=True, name=f"prefetch-{name}")
+        thread.start()
+        return thread
+
+    def _quiet_to_device(self, name: str) -> None:
+        try:
+            with self._lock:
+                entry = self._get(name)
+            self._to_memory(entry)
+        except Exception:  # a prefetch is a hint; the real use reports the error
+            pass
+
+    # --- status ------------------------------------------------------------------------------------------------
+
+    def status(self) -> list[dict]:
+        with self._lock:
+            return [
+                {
+                    "name": e.name,
+                    "tier": e.tier,
+                    "preferred_tier": e.preferred,
+                    "pinned": e.pinned,
+                    "bytes": e.size,
+                    "in_use": e.refs,
+                    "idle_s": round(time.monotonic() - e.last_used, 3) if e.last_used else None,
+                    "timings_ms": dict(e.timings),
+                }
+                for e in self._entries.values()
+                if not e.removed
+            ]
+
+    def usage(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                tier: sum(e.size for e in self._entries.values() if self._holds(e, tier)) for tier in ("gpu", "cpu")
+            }
+
+    # --- moving between tiers --------------------------------------------------------------------------------
+
+    def _get(self, name: str) -> _Entry:
+        entry = self._entries.get(name)
+        if entry is None or entry.removed:
+            raise UnknownAdapterError(f"unknown adapter {name!r}; registered: {', '.join(self.names()) or 'none'}")
+        return entry
+
+    @staticmethod
+    def _holds(entry: _Entry, tier: str) -> bool:
+        if tier == "gpu":
+            return entry.tier == "gpu"
+        return entry.weights is not None  # a RAM copy, also kept while on the device if the budget allows
+
+    def _to_memory(self, entry: _Entry) -> None:
+        with entry.lock:
+            if entry.weights is not None or entry.tier == "gpu":
+                return
+            started = time.perf_counter()
+            config, weights = entry.source()
+            entry.timings["disk_to_cpu"] = round((time.perf_counter() - started) * 1000, 3)
+            with self._lock:
+                entry.config, entry.weights, entry.size = config, weights, tensor_bytes(weights)
+                entry.tier = "cpu"
+
+    def _to_device(self, entry: _Entry) -> None:
+        with entry.lock:
+            if entry.tier == "gpu":
+                return
+            from_disk = entry.weights is None
+            started = time.perf_counter()
+            if from_disk:
+                config, weights = entry.source()
+                with self._lock:
+                    entry.config, entry.weights, entry.size = config, weights, tensor_bytes(weights)
+            with self._lock:
+                self._make_room_on_device(entry)
+            self.host.load_adapter(entry.name, entry.config, entry.weights)
+            elapsed = round((time.perf_counter() - started) * 1000, 3)
+            entry.timings["disk_to_gpu" if from_disk else "cpu_to_gpu"] = elapsed
+            with self._lock:
+                entry.tier = "gpu"
+                self._fit_budgets()
+
+    def _make_room_on_device(self, incoming: _Entry) -> None:
+        resident = [e for e in self._entries.values() if e.tier == "gpu" and e is not incoming]
+        used = sum(e.size for e in resident)
+        for victim in sorted(self._evictable(resident), key=lambda e: e.last_used):
+            if used + incoming.size <= self.budget["gpu"] and len(resident) < self.max_loaded:
+                break
+            self._drop_to(victim, "cpu")
+            resident.remove(victim)
+            used -= victim.size
+
+    def _fit_budgets(self) -> None:
+        """Called with the lock held: push idle adapters down until each tier is within its budget."""
+        resident = [e for e in self._entries.values() if e.tier == "gpu"]
+        used = sum(e.size for e in resident)
+        for victim in sorted(self._evictable(resident), key=lambda e: e.last_used):
+            if used <= self.budget["gpu"] and len(resident) <= self.max_loaded:
+                break
+            self._drop_to(victim, "cpu")
+            resident.remove(victim)
+            used -= victim.size
+        in_memory = [e for e in self._entries.values() if e.weights is not None]
+        used = sum(e.size for e in in_memory)
+        for victim in sorted((e for e in in_memory if e.refs == 0 and not e.pinned), key=lambda e: e.last_used):
+            if used <= self.budget["cpu"]:
+                break
+            if victim.tier == "gpu":  # its RAM copy goes; the device copy stays until evicted itself
+                victim.weights = None
+            else:
+                self._drop_to(victim, "disk")
+            used -= victim.size
+
+    @staticmethod
+    def _evictable(entries: list[_Entry]) -> list[_Entry]:
+        return [e for e in entries if e.refs == 0 and not e.pinned]
+
+    def _drop_to(self, entry: _Entry, tier: str) -> None:
+        if entry.tier == "gpu":
+            self.host.unload_adapter(entry.name)
+            entry.tier = "cpu" if entry.weights is not None else "disk"
+        if tier == "cpu" and entry.tier == "disk":
+            return  # its RAM copy was already given up; it reloads from disk when needed
+        if tier == "disk":
+            entry.weights, entry.tier = None, "disk"

@@ -1,0 +1,241 @@
+"""All roles and adapters of a home: those in `konsilium.yaml` (edited by hand) and those in `roles.yaml`
+(written by `konsilium roles|adapters add|remove`). The two files never define the same id, so there is no
+precedence to remember, and the CLI never rewrites the hand-edited file (its comments stay).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import ConfigError, Home, open_home
+from .spec import AdapterSpec, RoleSpec, check_role_id_free, parse_adapters, parse_roles
+
+ROLES_FILE = "roles.yaml"
+_HEADER = (
+    "# Roles and adapters added with `konsilium roles add` / `konsilium adapters add`.\n"
+    "# Same shape as the `roles:` and `adapters:` sections of konsilium.yaml; an id may be in only one of them.\n"
+)
+
+
+class RegistryError(ConfigError):
+    """Roles or adapters that do not fit together (duplicates, dangling references, read-only definitions)."""
+
+
+class UnknownRoleError(RegistryError):
+    def __init__(self, role_id: str, known: list[str]):
+        super().__init__(f"unknown role {role_id!r}; known roles: {', '.join(known) or 'none'}")
+        self.role_id, self.known = role_id, known
+
+
+class UnknownAdapterNameError(RegistryError):
+    def __init__(self, name: str, known: list[str]):
+        super().__init__(f"unknown adapter {name!r}; known adapters: {', '.join(known) or 'none'}")
+        self.name, self.known = name, known
+
+
+def roles_file(home: Home) -> Path:
+    return home.root / ROLES_FILE
+
+
+def _read_file(path: Path, base_model_id: str) -> tuple[dict[str, AdapterSpec], dict[str, RoleSpec]]:
+    if not path.exists():
+        return {}, {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{path}: expected a mapping with `adapters:` and `roles:`")
+    unknown = sorted(set(raw) - {"adapters", "roles"})
+    if unknown:
+        raise RegistryError(f"{path}: {unknown[0]}: unknown section; allowed sections: adapters, roles")
+    try:
+        return parse_adapters(raw.get("adapters")), parse_roles(raw.get("roles"), base_model_id)
+    except ConfigError as exc:  # name the file: the same key path could be in konsilium.yaml
+        raise RegistryError(f"{path}: {exc}") from exc
+
+
+class RoleRegistry:
+    """Look-ups for the server and engine; add/remove (roles.yaml only) for the CLI."""
+
+    def __init__(
+        self,
+        home_root: Path,
+        base_model_id: str,
+        config_path: Path,
+        config_adapters: dict[str, AdapterSpec],
+        config_roles: dict[str, RoleSpec],
+        file_path: Path,
+        file_adapters: dict[str, AdapterSpec],
+        file_roles: dict[str, RoleSpec],
+        strict: bool = True,
+    ):
+        self.home_root, self.base_model_id = home_root, base_model_id
+        self.config_path, self.file_path = config_path, file_path
+        self._config_adapters, self._config_roles = config_adapters, config_roles
+        self._file_adapters, self._file_roles = file_adapters, file_roles
+        self.problems: list[str] = []  # with strict=False: what strict mode would have raised
+        for kind, ours, theirs in (
+            ("role", config_roles, file_roles),
+            ("adapter", config_adapters, file_adapters),
+        ):
+            for key in sorted(set(ours) & set(theirs)):
+                self._report(f"{kind} {key!r} is defined in both {config_path} and {file_path}; keep only one", strict)
+        for role in self.roles():
+            for name in role.adapters:
+                if name not in self._all_adapters():
+                    self._report(
+                        f"role {role.id!r} ({self.role_source(role.id)}) uses adapter {name!r}, which is not "
+                        "defined (add it under `adapters:` or with `konsilium adapters add`)",
+                        strict,
+                    )
+
+    def _report(self, message: str, strict: bool) -> None:
+        if strict:
+            raise RegistryError(message)
+        self.problems.append(message)
+
+    @classmethod
+    def open(cls, home: Home | Path | str | None = None, strict: bool = True) -> RoleRegistry:
+        """Both files of `home` merged. strict=False collects conflicts in `.problems` instead of raising, so
+        the CLI can still list and remove what is there (a bad file is always an error)."""
+        if not isinstance(home, Home):
+            home = open_home(home)
+        base_model_id = home.settings["server"]["model_id"]
+        file_path = roles_file(home)
+        file_adapters, file_roles = _read_file(file_path, base_model_id)
+        return cls(
+            home_root=home.root,
+            base_model_id=base_model_id,
+            config_path=home.config_path,
+            # konsilium.yaml's sections were checked by config.validate(); parsing again gives the dataclasses.
+            config_adapters=parse_adapters(home.settings.get("adapters")),
+            config_roles=parse_roles(home.settings.get("roles"), base_model_id),
+            file_path=file_path,
+            file_adapters=file_adapters,
+            file_roles=file_roles,
+            strict=strict,
+        )
+
+    # --- look-ups ------------------------------------------------------------------------------------------
+
+    def _all_roles(self) -> dict[str, RoleSpec]:
+        return {**self._file_roles, **self._config_roles}  # non-strict: the hand-edited file wins a conflict
+
+    def _all_adapters(self) -> dict[str, AdapterSpec]:
+        return {**self._file_adapters, **self._config_adapters}
+
+    def roles(self) -> list[RoleSpec]:
+        return sorted(self._all_roles().values(), key=lambda r: r.id)
+
+    def role_ids(self) -> list[str]:
+        return [role.id for role in self.roles()]
+
+    def role(self, role_id: str) -> RoleSpec:
+        role = self._all_roles().get(role_id)
+        if role is None:
+            raise UnknownRoleError(role_id, self.role_ids())
+        return role
+
+    def __contains__(self, role_id: object) -> bool:
+        return role_id in self._all_roles()
+
+    def model_ids(self) -> list[str]:
+        """What `/v1/models` lists: the base model, then every role."""
+        return [self.base_model_id, *self.role_ids()]
+
+    def adapters(self) -> list[AdapterSpec]:
+        return [self.adapter(name) for name in sorted(self._all_adapters())]
+
+    def adapter(self, name: str) -> AdapterSpec:
+        """The adapter with its path resolved (a relative path is relative to the home folder)."""
+        spec = self._all_adapters().get(name)
+        if spec is None:
+            raise UnknownAdapterNameError(name, sorted(self._all_adapters()))
+        path = spec.path if spec.path.is_absolute() else self.home_root / spec.path
+        return AdapterSpec(name=spec.name, path=path, tier=spec.tier, pinned=spec.pinned)
+
+    def adapters_of(self, role_id: str) -> list[tuple[AdapterSpec, float]]:
+        """(adapter, weight) for each adapter the role stacks, in the role's order."""
+        return [(self.adapter(name), weight) for name, weight in self.role(role_id).adapters.items()]
+
+    def role_source(self, role_id: str) -> Path:
+        self.role(role_id)
+        return self.config_path if role_id in self._config_roles else self.file_path
+
+    def adapter_source(self, name: str) -> Path:
+        self.adapter(name)
+        return self.config_path if name in self._config_adapters else self.file_path
+
+    def users_of(self, adapter_name: str) -> list[str]:
+        return [role.id for role in self.roles() if adapter_name in role.adapters]
+
+    # --- changes (roles.yaml only) -------------------------------------------------------------------------
+
+    def add_role(self, spec: RoleSpec, replace: bool = False) -> None:
+        check_role_id_free(spec, self.base_model_id)
+        if spec.id in self._config_roles:
+            raise RegistryError(f"role {spec.id!r} is defined in {self.config_path}; edit that file to change it")
+        if spec.id in self._file_roles and not replace:
+            raise RegistryError(f"role {spec.id!r} already exists in {self.file_path}; remove it first")
+        for name in spec.adapters:
+            if name not in self._all_adapters():
+                known = ", ".join(sorted(self._all_adapters())) or "none"
+                raise RegistryError(
+                    f"role {spec.id!r} uses adapter {name!r}, which is not defined; add it first with "
+                    f"`konsilium adapters add {name} PATH` (known adapters: {known})"
+                )
+        self._file_roles[spec.id] = spec
+        self._write()
+
+    def remove_role(self, role_id: str) -> RoleSpec:
+        # roles.yaml first: that also clears a copy that conflicts with konsilium.yaml.
+        spec = self._file_roles.pop(role_id, None)
+        if spec is None:
+            if role_id in self._config_roles:
+                raise RegistryError(f"role {role_id!r} is defined in {self.config_path}; edit that file to remove it")
+            raise UnknownRoleError(role_id, self.role_ids())
+        self._write()
+        return spec
+
+    def add_adapter(self, spec: AdapterSpec, replace: bool = False) -> None:
+        if spec.name in self._config_adapters:
+            raise RegistryError(f"adapter {spec.name!r} is defined in {self.config_path}; edit that file to change it")
+        if spec.name in self._file_adapters and not replace:
+            raise RegistryError(f"adapter {spec.name!r} already exists in {self.file_path}; remove it first")
+        self._file_adapters[spec.name] = spec
+        self._write()
+
+    def remove_adapter(self, name: str) -> AdapterSpec:
+        if name in self._config_adapters and name not in self._file_adapters:
+            raise RegistryError(f"adapter {name!r} is defined in {self.config_path}; edit that file to remove it")
+        if name not in self._file_adapters:
+            raise UnknownAdapterNameError(name, sorted(self._all_adapters()))
+        users = self.users_of(name)
+        if users and name not in self._config_adapters:  # a conflicting copy in konsilium.yaml still serves them
+            raise RegistryError(
+                f"adapter {name!r} is used by role{'s' if len(users) > 1 else ''} {', '.join(users)}; "
+                "remove or change those roles first"
+            )
+        spec = self._file_adapters.pop(name)
+        self._write()
+        return spec
+
+    def _write(self) -> None:
+        """Atomically: a crash leaves the old file or the new one, never half of one."""
+        data: dict[str, Any] = {
+            "adapters": {name: spec.to_dict() for name, spec in sorted(self._file_adapters.items())},
+            "roles": {role_id: spec.to_dict() for role_id, spec in sorted(self._file_roles.items())},
+        }
+        text = _HEADER + yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+        self.file_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.file_path.with_name(self.file_path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.file_path)
