@@ -9,7 +9,9 @@ Every error a client sees is OpenAI-shaped JSON with a 4xx/5xx status; traceback
 from __future__ import annotations
 
 import logging
+from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -35,6 +37,15 @@ from .serving_embeddings import OpenAIServingEmbedding
 from .settings import ServerSettings
 
 log = logging.getLogger("konsilium.server")
+# Each open stream waits for its next chunk in a worker thread; anyio's default of 40 would cap concurrent
+# streams at 40 (measured: the 41st waits), so allow many waiting threads. They only block on queues.
+WORKER_THREADS = 256
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+    yield
 
 
 def create_app(
@@ -48,7 +59,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or ServerSettings()
     model_id = model_id or settings.model_id
-    app = FastAPI(title="konsilium", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="konsilium", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
     answerer = Answerer(
         engine,
         knowledge,
