@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,7 +138,7 @@ class ConversationLog:
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             # The first statement that reads the file: a non-SQLite file fails here.
-            self._db.execute("PRAGMA journal_mode = WAL")
+            self._enable_wal()
             self._db.execute("PRAGMA synchronous = FULL")
             self._ensure_schema()
         except sqlite3.DatabaseError as exc:
@@ -149,6 +150,21 @@ class ConversationLog:
         except MemoryStoreError:
             self._close_quietly()
             raise
+
+    def _enable_wal(self) -> None:
+        """Switching to WAL can answer "database is locked" at once, without the busy handler, while another
+        process switches the same new file: retry until the busy timeout, as SQLite would for other writes."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.005
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
 
     @classmethod
     def open_home(cls, home) -> ConversationLog:
