@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
-from ..engines import GenerationChunk
+from ..engines import GenerationChunk, SamplingParams
 from ..roles.runtime import Resolution, RoleService, RoleUnavailableError, UnknownModelError
 from .errors import APIError
 
@@ -17,6 +18,29 @@ def resolve_model(roles: RoleService, model: str, query: str = "") -> Resolution
         raise APIError(404, str(exc), code="model_not_found", param="model") from exc
     except RoleUnavailableError as exc:
         raise APIError(503, str(exc), code="role_unavailable", param="model") from exc
+
+
+def with_adapter(roles: RoleService, resolution: Resolution, params: SamplingParams) -> SamplingParams:
+    """The sampling params naming the role's adapter, for engines that hold adapters themselves."""
+    if resolution.adapter and roles.holds_adapters:
+        return replace(params, adapter=resolution.adapter)
+    return params
+
+
+def start_held(
+    roles: RoleService, resolution: Resolution, start: Callable[[], Iterator[GenerationChunk]], param: str | None
+) -> Iterator[GenerationChunk]:
+    """Start a token stream with the role's adapter held until the stream is closed (a bad request is a 400)."""
+    hold = using_role(roles, resolution)
+    hold.__enter__()
+    try:
+        tokens = start()
+    except BaseException as exc:
+        hold.__exit__(None, None, None)
+        if isinstance(exc, ValueError):
+            raise APIError(400, str(exc), param=param) from exc
+        raise
+    return HoldingIterator(tokens, lambda: hold.__exit__(None, None, None))
 
 
 @contextmanager

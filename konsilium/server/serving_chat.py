@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -30,12 +30,10 @@ from .protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     DeltaMessage,
-    ErrorDetail,
-    ErrorResponse,
     Usage,
 )
-from .role_access import HoldingIterator, resolve_model, using_role
-from .streaming import ClosingStreamingResponse, relay
+from .role_access import resolve_model, start_held, using_role, with_adapter
+from .streaming import ClosingStreamingResponse, error_events, relay
 
 
 @dataclass
@@ -109,8 +107,7 @@ class OpenAIServingChat:
     async def _turn(self, request, extra: dict, messages: list[dict], resolution: Resolution, arrived: float) -> Turn:
         role = resolution.role
         params = sampling_params(request)
-        if resolution.adapter and self.roles.holds_adapters:
-            params = replace(params, adapter=resolution.adapter)
+        params = with_adapter(self.roles, resolution, params)
         try:
             options = self.answerer.retrieval_options(extra.get("retrieval")).within(role.retrieval if role else None)
         except ValueError as exc:
@@ -153,16 +150,10 @@ class OpenAIServingChat:
             raise APIError(400, str(exc)) from exc
 
     def _start_stream(self, turn: Turn) -> Iterator[GenerationChunk]:
-        hold = self._using(turn.resolution)
-        hold.__enter__()
-        try:
-            tokens = turn.resolution.engine.stream_chat(turn.prepared.messages, turn.params)
-        except BaseException as exc:
-            hold.__exit__(None, None, None)
-            if isinstance(exc, ValueError):
-                raise APIError(400, str(exc)) from exc
-            raise
-        return HoldingIterator(tokens, lambda: hold.__exit__(None, None, None))
+        engine = turn.resolution.engine
+        return start_held(
+            self.roles, turn.resolution, lambda: engine.stream_chat(turn.prepared.messages, turn.params), None
+        )
 
     def _using(self, resolution: Resolution):
         return using_role(self.roles, resolution)
@@ -187,8 +178,8 @@ class OpenAIServingChat:
                 yield item
                 continue
             if isinstance(item, Exception):
-                yield sse(ErrorResponse(error=ErrorDetail(message=record.error, type="server_error")).model_dump_json())
-                yield sse("[DONE]")
+                for event in error_events(record.error):
+                    yield event
                 return
             if item.finish_reason is None:
                 yield chunk(DeltaMessage(content=item.text))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 
 from starlette.concurrency import run_in_threadpool
 
@@ -14,10 +13,10 @@ from ..grounding import Answerer
 from ..memory import Exchange
 from ..roles.runtime import RoleService
 from .errors import APIError
-from .protocol import CompletionChoice, CompletionRequest, CompletionResponse, ErrorDetail, ErrorResponse
-from .role_access import HoldingIterator, resolve_model, using_role
+from .protocol import CompletionChoice, CompletionRequest, CompletionResponse
+from .role_access import resolve_model, start_held, using_role, with_adapter
 from .serving_chat import dump, sampling_params, sse, usage
-from .streaming import ClosingStreamingResponse, relay
+from .streaming import ClosingStreamingResponse, error_events, relay
 
 MAX_PROMPTS = 16
 
@@ -40,8 +39,7 @@ class OpenAIServingCompletion:
         if request.stream and len(prompts) > 1:
             raise APIError(400, "streaming takes a single prompt", param="prompt")
         params = sampling_params(request)
-        if resolution.adapter and self.roles.holds_adapters:
-            params = replace(params, adapter=resolution.adapter)
+        params = with_adapter(self.roles, resolution, params)
         for prompt in prompts:
             await run_in_threadpool(self._check_length, prompt, params)
         record = Exchange(
@@ -99,16 +97,7 @@ class OpenAIServingCompletion:
             return engine.generate(prompt, params)
 
     def _start(self, engine, resolution, prompt: str, params: SamplingParams) -> Iterator[GenerationChunk]:
-        hold = using_role(self.roles, resolution)
-        hold.__enter__()
-        try:
-            tokens = engine.stream(prompt, params)
-        except BaseException as exc:
-            hold.__exit__(None, None, None)
-            if isinstance(exc, ValueError):
-                raise APIError(400, str(exc), param="prompt") from exc
-            raise
-        return HoldingIterator(tokens, lambda: hold.__exit__(None, None, None))
+        return start_held(self.roles, resolution, lambda: engine.stream(prompt, params), "prompt")
 
     async def _events(self, tokens, record: Exchange, include_usage: bool) -> AsyncIterator[str]:
         created = int(time.time())
@@ -119,8 +108,8 @@ class OpenAIServingCompletion:
 
         async for item in relay(tokens, record, self.answerer):
             if isinstance(item, Exception):
-                yield sse(ErrorResponse(error=ErrorDetail(message=record.error, type="server_error")).model_dump_json())
-                yield sse("[DONE]")
+                for event in error_events(record.error):
+                    yield event
                 return
             if item.finish_reason is None:
                 yield chunk(item.text)

@@ -74,3 +74,11 @@ async def relay(tokens: Iterator[GenerationChunk], record: Exchange, answerer, o
 
 def elapsed_ms(record: Exchange) -> float:
     return round((time.time() - record.time) * 1000, 2)
+
+
+def error_events(message: str) -> list[str]:
+    """A failure after the headers went out: reported in-band, then the stream ends, as OpenAI-compatible servers do."""
+    from .protocol import ErrorDetail, ErrorResponse
+
+    body = ErrorResponse(error=ErrorDetail(message=message, type="server_error")).model_dump_json()
+    return [f"data: {body}\n\n", "data: [DONE]\n\n"]

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import httpx2
 import openai
 import pytest
-import uvicorn
+from live_server import running_server
 
 from konsilium.server import create_app
 
@@ -20,19 +17,8 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 def server_url():
     from konsilium.engines import load_embedded_default
 
-    app = create_app(load_embedded_default(), model_id=MODEL_ID)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running_server(create_app(load_embedded_default(), model_id=MODEL_ID)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
