@@ -281,27 +281,28 @@ def tier_row(engine, folder: Path, rank: int, targets: str, reps: int, ram: dict
 
 
 def profile_slot_load(engine, folder: Path, reps: int, threads: int) -> dict:
-    """Where `LoraSlots.load` spends its time: the plan (key parsing, shape checks, dtype), the copy loop, and
-    how much OpenMP costs here (each copy_ above torch's grain size is a parallel region of `threads` threads)."""
+    """Where making an adapter usable goes: `prepare` (key parsing, shape checks, scale folded in, cast; once, on
+    entry to RAM) and `LoraSlots.load` of the prepared form (one `_foreach_copy_` plus zeroing leftovers), and how
+    much OpenMP costs here (each copy above torch's grain size may be a parallel region of `threads` threads)."""
     lora = engine._scheduler.lora
     config, weights = load_adapter_weights(folder)
-    rank = int(config.r)
     name = "profile"
+    prepared = lora.prepare(name, config, weights)
 
     def load_unload():
         with engine._scheduler.model_lock:
-            lora.load(name, config, weights)
+            lora.load(name, config, prepared)
             lora.unload(name)
 
     def plan():
-        lora._plan(name, weights, rank)
+        lora.prepare(name, config, weights)
 
     result = {
         "adapter": folder.name,
         "bytes": tensor_bytes(weights),
-        "copy_calls": len(weights),
-        "copies_above_grain": sum(t.numel() > GRAIN for t in weights.values()),
-        "plan_ms": median_ms(timed(plan, reps)),
+        "copy_calls": 2 * len(prepared.groups),
+        "copies_above_grain": sum(t.numel() > GRAIN for pair in prepared.groups.values() for t in pair),
+        "prepare_ms": median_ms(timed(plan, reps)),
     }
     for count in sorted({threads, 1}, reverse=True):
         torch.set_num_threads(count)
@@ -505,13 +506,15 @@ def breakdown_table(rows: list[dict]) -> str:
 
 def profile_table(rows: list[dict], threads: int) -> str:
     loads = "".join(f"{f'load {t}T':>11}" for t in sorted({threads, 1}, reverse=True))
-    header = f"{'adapter':<10}{'MB':>7}{'copies':>8}{'>grain':>8}{'plan':>8}{loads}{'flat copy':>11}{'per-tensor':>12}"
+    header = (
+        f"{'adapter':<10}{'MB':>7}{'copies':>8}{'>grain':>8}{'prepare':>8}{loads}{'flat copy':>11}{'per-tensor':>12}"
+    )
     lines = [header + "   (ms)"]
     for r in rows:
         loads = "".join(f"{r[f'load_ms_{t}_threads']:>11.1f}" for t in sorted({threads, 1}, reverse=True))
         lines.append(
             f"{r['adapter']:<10}{r['bytes'] / 1e6:>7.1f}{r['copy_calls']:>8}{r['copies_above_grain']:>8}"
-            f"{r['plan_ms']:>8.1f}{loads}{r['one_flat_copy_ms']:>11.1f}{r['per_tensor_copies_ms']:>12.1f}"
+            f"{r['prepare_ms']:>8.1f}{loads}{r['one_flat_copy_ms']:>11.1f}{r['per_tensor_copies_ms']:>12.1f}"
         )
     return "\n".join(lines)
 

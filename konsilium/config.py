@@ -77,6 +77,13 @@ SCHEMA: dict[str, dict[str, Option]] = {
             "KONSILIUM_UPSTREAM_API_KEY", str, help="openai-upstream: environment variable holding its key"
         ),
         "upstream_timeout_s": Option(600, (int, float), minimum=1),
+        "max_batch_size": Option(16, int, minimum=1, help="transformers: requests decoded together at most"),
+        "max_batch_tokens": Option(
+            32768, int, minimum=1, help="transformers: prompt + completion tokens reserved by one batch at most"
+        ),
+        "batch_invariant": Option(
+            False, bool, help="transformers: a request's tokens never depend on its batch (~45% slower alone)"
+        ),
         "tensor_parallel_size": Option(1, int, minimum=1, help="vllm only"),
         "gpu_memory_utilization": Option(0.9, (int, float), minimum=0.05, help="vllm only"),
     },

@@ -35,15 +35,16 @@ def ask(
     if not question.strip():
         fail("the question is empty", as_json, code=2)
     with user_errors(as_json):
-        from ..engines import SamplingParams, load_engine
+        from ..engines import SamplingParams
         from ..grounding import Answerer, Knowledge, RetrievalOptions
         from ..memory import ConversationLog, Exchange
         from ..roles.guard import disclaimer, with_role_prompt
+        from .serve_cmd import load_configured_engine
 
         h = home_from(ctx, home)
         if not as_json:
             err.print(f"[dim]loading the {h.get('engine.kind')} engine…[/]", highlight=False)
-        engine = load_engine(h.settings["engine"])
+        engine = load_configured_engine(h)
         log = ConversationLog.open_home(h) if h.get("server.log") else None
         knowledge = Knowledge(h)
         answerer = Answerer(engine, knowledge, log, context_share=float(h.get("server.context_share")))

@@ -265,12 +265,77 @@ def _size(n: int | None) -> str:
     return "-"
 
 
+def live_adapters(url: str, api_key: str | None, timeout_s: float = 10.0) -> list[dict]:
+    """GET /v1/adapters of a running server: where each adapter lives now."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    request = urllib.request.Request(url.rstrip("/") + "/v1/adapters", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return json.loads(response.read())["data"]
+    except urllib.error.HTTPError as exc:
+        raise ValueError(
+            f"{url}/v1/adapters answered {exc.code}: {exc.read()[:200].decode(errors='replace')}"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ValueError(
+            f"no konsilium server answers at {url} ({reason}); start `konsilium serve` or drop --live"
+        ) from None
+
+
+def _with_live(rows: list[dict], live: list[dict]) -> list[dict]:
+    """Each configured adapter gets its server state under "live" (None: not registered there); adapters only
+    the server knows (loaded at run time, stacked roles) are added as rows of their own."""
+    by_name = {item["name"]: item for item in live}
+    merged = [{**row, "live": by_name.pop(row["name"], None)} for row in rows]
+    for name, item in by_name.items():
+        source = "runtime" if item.get("runtime") else "stacked role" if name.startswith("role:") else "server"
+        merged.append(
+            {
+                "name": name,
+                "path": None,
+                "tier": item.get("preferred_tier"),
+                "pinned": item.get("pinned"),
+                "source": source,
+                "used_by": [],
+                "rank": None,
+                "target_modules": None,
+                "bytes": item.get("bytes"),
+                "ok": True,
+                "problems": [],
+                "live": item,
+            }
+        )
+    return merged
+
+
 @adapters_app.command("list")
-def list_adapters(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption = False):
+def list_adapters(
+    ctx: typer.Context,
+    live: Annotated[
+        bool, typer.Option("--live", help="Also ask the running server where each adapter is now (GET /v1/adapters).")
+    ] = False,
+    url: Annotated[
+        str | None, typer.Option("--url", help="The server for --live (default http://server.host:server.port).")
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+):
     """Every adapter with its rank, target modules, size on disk and whether its files pass the checks."""
     with user_errors(as_json):
         registry, max_rank = _registry(ctx, home)
         rows = [adapter_json(registry, spec, max_rank) for spec in registry.adapters()]
+        if live:
+            from ..server.settings import api_keys
+
+            h = home_from(ctx, home)
+            keys = api_keys(h.get("server.api_keys"))
+            url = url or f"http://{h.get('server.host')}:{h.get('server.port')}"
+            rows = _with_live(rows, live_adapters(url, keys[0] if keys else None))
     if as_json:
         print_json(rows)
         return
@@ -278,7 +343,7 @@ def list_adapters(ctx: typer.Context, home: HomeOption = None, as_json: JsonOpti
         out.print("[dim]no adapters yet; add a PEFT LoRA folder with `konsilium adapters add NAME PATH`[/]")
         return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in ("name", "tier", "rank", "targets", "size"):
+    for column in ("name", "tier", "rank", "targets", "size", *(("now", "in use") if live else ())):
         table.add_column(column, overflow="fold")
     table.add_column("state", overflow="fold", min_width=24)  # the reason a folder is broken matters most
     table.add_column("path", overflow="fold")
@@ -291,7 +356,13 @@ def list_adapters(ctx: typer.Context, home: HomeOption = None, as_json: JsonOpti
         state = Text("ok", style="green") if row["ok"] else Text("broken: " + "; ".join(problems), style="red")
         rank = "-" if row["rank"] is None else str(row["rank"])
         size = _size(row["bytes"])
-        table.add_row(Text(row["name"], style="cyan"), tier, rank, targets or "-", size, state, row["path"])
+        now = ()
+        if live:
+            state_now = row["live"]
+            now = (state_now["tier"], str(state_now["in_use"])) if state_now else ("not on the server", "-")
+        table.add_row(
+            Text(row["name"], style="cyan"), tier, rank, targets or "-", size, *now, state, row["path"] or "-"
+        )
     out.print(table)
 
 

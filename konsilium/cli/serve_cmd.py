@@ -20,10 +20,8 @@ def build_app(home, host: str, port: int, engine=None):
     from ..server import create_app
 
     if engine is None:
-        from ..engines import load_engine
-
         err.print(f"loading the {home.get('engine.kind')} engine ({home.get('engine.model')})…", highlight=False)
-        engine = load_engine(home.settings["engine"])
+        engine = load_configured_engine(home)
     knowledge = Knowledge(home)
     collections = knowledge.collections()
     if knowledge.default_collection in collections:
@@ -38,6 +36,18 @@ def build_app(home, host: str, port: int, engine=None):
     conversation_log = ConversationLog.open_home(home) if home.get("server.log") else None
     roles = role_service(home, engine, knowledge, settings.model_id)
     return create_app(engine, knowledge=knowledge, conversation_log=conversation_log, settings=settings, roles=roles)
+
+
+def load_configured_engine(home):
+    """The engine of konsilium.yaml; vLLM also gets its LoRA slots and CPU cache from `adapter_cache`."""
+    from ..engines import load_engine
+
+    lora_args = None
+    if home.get("engine.kind") == "vllm":
+        from ..roles.path_adapters import vllm_lora_args_for
+
+        lora_args = vllm_lora_args_for(home)
+    return load_engine(home.settings["engine"], lora_args)
 
 
 def role_service(home, engine, knowledge, model_id: str):

@@ -34,8 +34,8 @@ def _load_embedded(device: str, dtype: str | None):
     return TransformersEngine(folder, gguf_file=gguf_file, device=device, dtype=dtype)
 
 
-def load_engine(engine_settings: dict) -> Engine:
+def load_engine(engine_settings: dict, lora_args: dict | None = None) -> Engine:
     """The engine `konsilium.yaml`'s `engine` section describes (see `factory`)."""
     from .factory import load_engine as load
 
-    return load(engine_settings)
+    return load(engine_settings, lora_args)

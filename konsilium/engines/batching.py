@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import inspect
 import logging
 import threading
@@ -298,8 +299,8 @@ class BatchScheduler:
         model = self.model
         if not self._ragged:
             (sequence,) = group
-            model = self._with_adapters(kwargs, group, 1)
-            output = model(input_ids=ids, past_key_values=sequence.cache, use_cache=True, **kwargs)
+            with self._adapters(group, 1):
+                output = model(input_ids=ids, past_key_values=sequence.cache, use_cache=True, **kwargs)
             sequence.cache = output.past_key_values
             return output.logits[:, -1].float()
         caches = []
@@ -313,17 +314,15 @@ class BatchScheduler:
             ids = torch.cat([ids, ids.new_zeros(pad, 1)])
             positions = torch.cat([positions, positions.new_zeros(pad, 1)])
             caches += [None] * pad
-        model = self._with_adapters(kwargs, group, rows)
-        output = model(input_ids=ids, position_ids=positions, use_cache=False, **{CACHES_KWARG: caches}, **kwargs)
+        with self._adapters(group, rows):
+            output = model(input_ids=ids, position_ids=positions, use_cache=False, **{CACHES_KWARG: caches}, **kwargs)
         return output.logits[: len(group), -1].float()
 
-    def _with_adapters(self, kwargs: dict, group: list[_Sequence], rows: int):
-        """The model to call: PEFT's wrapper with one adapter name per row once any adapter was ever loaded."""
-        names = self.lora.adapter_names([getattr(s.job, "adapter", None) for s in group]) if self.lora else None
-        if names is None:
-            return self.model
-        kwargs["adapter_names"] = names + ["__base__"] * (rows - len(group))  # dummy rows: no adapter
-        return self.lora.peft
+    def _adapters(self, group: list[_Sequence], rows: int):
+        """Each row's LoRA slot for the forward (dummy padding rows are dropped); nothing when no slots exist."""
+        if self.lora is None:
+            return contextlib.nullcontext()
+        return self.lora.serving([getattr(s.job, "adapter", None) for s in group], rows)
 
     def _padded_rows(self, rows: int) -> int:
         if rows == 1 and not self.batch_invariant:

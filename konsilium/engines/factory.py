@@ -9,8 +9,9 @@ from ..config import ENGINE_KINDS, defaults
 from .protocol import Engine
 
 
-def load_engine(engine_settings: dict) -> Engine:
-    """Build the engine the `engine` section of konsilium.yaml describes (missing keys take their defaults)."""
+def load_engine(engine_settings: dict, lora_args: dict | None = None) -> Engine:
+    """Build the engine the `engine` section of konsilium.yaml describes (missing keys take their defaults).
+    `lora_args`: vLLM's max_loras / max_lora_rank / max_cpu_loras (`roles.path_adapters.vllm_lora_args`)."""
     settings = {**defaults()["engine"], **engine_settings}
     kind = settings["kind"]
     if kind == "transformers":
@@ -18,7 +19,7 @@ def load_engine(engine_settings: dict) -> Engine:
     if kind == "openai-upstream":
         return _openai_upstream(settings)
     if kind == "vllm":
-        return _vllm(settings)
+        return _vllm(settings, lora_args or {})
     raise ValueError(f"engine.kind: {kind!r} is not allowed; allowed values: {', '.join(ENGINE_KINDS)}")
 
 
@@ -26,8 +27,12 @@ def _transformers(settings: dict) -> Engine:
     from . import load_embedded_default
 
     dtype = None if settings["dtype"] == "auto" else settings["dtype"]
+    batching = {key: settings[key] for key in ("max_batch_size", "max_batch_tokens", "batch_invariant")}
     if settings["model"] == "embedded":
-        return load_embedded_default(settings["device"], dtype)
+        engine = load_embedded_default(settings["device"], dtype)  # shared in a process (tests): set, not rebuilt
+        if engine.batching != batching:
+            engine.configure_batching(**batching)
+        return engine
     path = Path(settings["model"]).expanduser()
     gguf_file = None
     if not path.exists():
@@ -42,7 +47,7 @@ def _transformers(settings: dict) -> Engine:
         gguf_file = ggufs[0].name
     from .transformers_engine import TransformersEngine
 
-    return TransformersEngine(path, gguf_file=gguf_file, device=settings["device"], dtype=dtype)
+    return TransformersEngine(path, gguf_file=gguf_file, device=settings["device"], dtype=dtype, **batching)
 
 
 def _openai_upstream(settings: dict) -> Engine:
@@ -59,7 +64,7 @@ def _openai_upstream(settings: dict) -> Engine:
     )
 
 
-def _vllm(settings: dict) -> Engine:
+def _vllm(settings: dict, lora_args: dict) -> Engine:
     from .vllm_engine import VLLMEngine
 
     return VLLMEngine(
@@ -68,4 +73,5 @@ def _vllm(settings: dict) -> Engine:
         gpu_memory_utilization=settings["gpu_memory_utilization"],
         dtype=settings["dtype"],
         context_length=settings["context_length"],
+        **lora_args,
     )

@@ -27,7 +27,7 @@ import transformers  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from .batching import BatchScheduler  # noqa: E402
-from .lora_slots import LoraSlots  # noqa: E402
+from .lora_slots import LoraSlots, PreparedAdapter  # noqa: E402
 
 log = logging.getLogger("konsilium.engine")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -88,6 +88,11 @@ class TransformersEngine(ChatViaTemplate):
         """Replace the scheduler; requests already running finish on the old one."""
         previous = getattr(self, "_scheduler", None)
         self._scheduler = BatchScheduler(self.model, max_batch_size, max_batch_tokens, batch_invariant)
+        self.batching = {
+            "max_batch_size": max_batch_size,
+            "max_batch_tokens": max_batch_tokens,
+            "batch_invariant": batch_invariant,
+        }
         if previous is not None:  # adapters stay where they are
             self._scheduler.lora, self._scheduler.model_lock = previous.lora, previous.model_lock
 
@@ -104,10 +109,16 @@ class TransformersEngine(ChatViaTemplate):
             return
         self._scheduler.lora = LoraSlots(self.model, slots=slots, max_rank=max_rank)
 
-    def load_adapter(self, name: str, config, weights: dict) -> None:
-        """Copy an adapter into a free slot (waits for the forward in progress). AdapterLoadError if it can't."""
+    def prepare_adapter(self, name: str, config, weights: dict) -> PreparedAdapter:
+        """Check an adapter against the model and put it in slot form (done once, when it enters RAM)."""
         if self._scheduler.lora is None:
             self.configure_adapters()
+        return self._scheduler.lora.prepare(name, config, weights)
+
+    def load_adapter(self, name: str, config, weights) -> None:
+        """Copy an adapter into a free slot (waits for the forward in progress). AdapterLoadError if it can't."""
+        if not isinstance(weights, PreparedAdapter):
+            weights = self.prepare_adapter(name, config, weights)  # outside the lock: generation goes on
         with self._scheduler.model_lock:
             self._scheduler.lora.load(name, config, weights)
 
@@ -149,6 +160,7 @@ class TransformersEngine(ChatViaTemplate):
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "device": str(self.device),
             "parameters": sum(p.numel() for p in self.model.parameters()),
+            "batching": dict(self.batching),
         }
 
     # --- text <-> tokens -----------------------------------------------------------------------------------

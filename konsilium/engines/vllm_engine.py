@@ -51,8 +51,9 @@ class VLLMEngine(ChatViaTemplate):
         gpu_memory_utilization: float = 0.9,
         dtype: str = "auto",
         context_length: int = 0,
-        max_loras: int = 4,
+        max_loras: int = 8,
         max_lora_rank: int = 64,
+        max_cpu_loras: int | None = None,
     ):
         self._vllm = import_vllm()  # first: without vLLM nothing else here matters
         if str(model) == "embedded":
@@ -79,6 +80,7 @@ class VLLMEngine(ChatViaTemplate):
             enable_lora=True,
             max_loras=max_loras,
             max_lora_rank=max_lora_rank,
+            max_cpu_loras=max(max_cpu_loras or max_loras, max_loras),
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="konsilium-vllm", daemon=True)
@@ -112,6 +114,27 @@ class VLLMEngine(ChatViaTemplate):
         view = copy.copy(self)  # shares the engine, loop and tokenizer
         view.lora = LoRARequest(name, self._lora_ids[name], str(Path(path).expanduser().resolve()))
         return view
+
+    # --- adapters by folder (roles/path_adapters.py): vLLM keeps the tiers ----------------------------------
+
+    def add_adapter(self, name: str, path: str | Path, pinned: bool = False) -> None:
+        """Load an adapter ahead of use (vLLM's CPU cache); pinned: vLLM never evicts it from its GPU slots."""
+        request = self.with_lora(name, path).lora
+        self._call(self._async_engine.add_lora(request))
+        if pinned:
+            self._call(self._async_engine.pin_lora(request.lora_int_id))
+
+    def remove_adapter(self, name: str) -> None:
+        with self._lora_lock:
+            lora_id = self._lora_ids.pop(name, None)  # a later add of the same name gets a fresh id
+        if lora_id is not None:
+            self._call(self._async_engine.remove_lora(lora_id))
+
+    def resident_adapters(self) -> set[str]:
+        """Names vLLM holds now (GPU slots or its CPU cache)."""
+        ids = set(self._call(self._async_engine.list_loras()))
+        with self._lora_lock:
+            return {name for name, lora_id in self._lora_ids.items() if lora_id in ids}
 
     def close(self) -> None:
         """Stop vLLM's engine processes and the loop thread."""

@@ -60,7 +60,9 @@ class Answerer:
         if options.enabled and self.knowledge is not None:
             query = retrieval_query(messages)
             if query:
-                passages = self.knowledge.search(query, options.k, options.collections, options.mode, options.folders)
+                passages = self.knowledge.search(
+                    query, options.k, options.collections, options.mode, options.folders, options.tags
+                )
         retrieval_ms = (time.perf_counter() - started) * 1000
         grounded, sources = ground(
             messages,

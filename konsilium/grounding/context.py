@@ -43,6 +43,7 @@ class RetrievalOptions:
     k: int = 6
     mode: str | None = None
     folders: tuple[str, ...] = ()  # only notes under these vault folders (a role's scope)
+    tags: tuple[str, ...] = ()  # only notes with one of these tags (nested ones count: sport covers sport/run)
 
     def within(self, scope) -> RetrievalOptions:
         """Narrowed to a role's retrieval scope: a request may narrow a role's collections, never widen them."""
@@ -58,7 +59,7 @@ class RetrievalOptions:
                     f"this role answers from {', '.join(scope.collections)} only, not {', '.join(outside)}"
                 )
             collections = collections or list(scope.collections)
-        return replace(self, collections=collections, folders=tuple(scope.folders))
+        return replace(self, collections=collections, folders=tuple(scope.folders), tags=tuple(scope.tags))
 
     @classmethod
     def parse(cls, raw, default_enabled: bool, default_k: int) -> RetrievalOptions:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..config import Home
 
@@ -32,6 +33,8 @@ class Knowledge:
         self._retrievers: dict[str, object] = {}
         self._embedders: dict[str, object] = {}
         self._lock = threading.Lock()
+        self._vault_roots: dict[str, Path] = {}
+        self._tags: dict[Path, tuple[int, set[str]]] = {}  # note file -> (mtime, tags)
 
     @property
     def default_collection(self) -> str:
@@ -49,9 +52,10 @@ class Knowledge:
         collections: list[str] | None = None,
         mode: str | None = None,
         folders: tuple[str, ...] = (),
+        tags: tuple[str, ...] = (),
     ) -> list:
         """The best `k` passages over `collections` (default: the configured one, if it has been indexed),
-        optionally only from notes under `folders` (vault-relative)."""
+        optionally only from notes under `folders` (vault-relative) or carrying one of `tags`."""
         mode = mode or self.home.get("retrieval.mode")
         available = self.collections()
         if collections is None:
@@ -63,15 +67,38 @@ class Knowledge:
                 raise UnknownCollectionError(f"unknown collection(s) {', '.join(unknown)}; indexed: {known}")
             names = list(dict.fromkeys(collections))
         prefixes = tuple(folder.strip("/") + "/" for folder in folders if folder.strip("/"))
-        wanted = k * 8 if prefixes else k  # filtered after ranking: ask for more so k survive
+        wanted_tags = {tag.lstrip("#").lower() for tag in tags if tag.lstrip("#")}
+        wanted = k * 8 if prefixes or wanted_tags else k  # filtered after ranking: ask for more so k survive
         passages: list[Passage] = []
         for name in names:
             for hit in self.retriever(name).search(query, wanted, mode):
                 if prefixes and not hit.note.startswith(prefixes):
                     continue
+                if wanted_tags and not _tagged(self._note_tags(name, hit.note), wanted_tags):
+                    continue
                 passages.append(Passage(name, hit.note, hit.title, hit.heading, hit.text, hit.score))
         passages.sort(key=lambda p: p.score, reverse=True)
         return passages[:k]
+
+    def _note_tags(self, collection: str, note: str) -> set[str]:
+        """A note's tags as the vault has them now (read from the file, cached until it changes): the index
+        keeps no tags, and a role's scope should follow the user's latest tagging without a re-index."""
+        from ..vault.walker import read_note
+
+        root = self._vault_roots.get(collection)
+        if root is None:
+            records = self.retriever(collection).store.notes().values()
+            root = self._vault_roots[collection] = Path(next(iter(records)).vault) if records else Path()
+        path = root / note
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:  # deleted since indexing
+            return set()
+        cached = self._tags.get(path)
+        if cached is None or cached[0] != stamp:
+            parsed = read_note(root, note)
+            cached = self._tags[path] = (stamp, {tag.lower() for tag in getattr(parsed, "tags", ())})
+        return cached[1]
 
     def retriever(self, collection: str):
         with self._lock:
@@ -99,3 +126,8 @@ class Knowledge:
 
             self._embedders[model] = make_embedder(self.home.settings, model)
         return self._embedders[model]
+
+
+def _tagged(note_tags: set[str], wanted: set[str]) -> bool:
+    """Obsidian's nesting: a scope tag `sport` covers the note tags `sport` and `sport/running`."""
+    return any(tag == want or tag.startswith(want + "/") for tag in note_tags for want in wanted)

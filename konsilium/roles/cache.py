@@ -7,7 +7,8 @@ is never evicted, so budgets are soft while every resident adapter is busy. On a
 tier is the compute device itself (the weights sit inside the model's LoRA layers).
 
 The engine is reached through `AdapterHost` (load/unload one named adapter), so the same cache works for
-every engine that holds adapters itself.
+every engine that holds adapters itself. A host with `prepare_adapter` gets each adapter once as it enters RAM
+(checked and put in the form its slots take), so every later move to the device is only a copy.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ TIERS = ("gpu", "cpu", "disk")
 
 
 class AdapterHost(Protocol):
-    def load_adapter(self, name: str, config, weights: dict) -> None: ...
+    def load_adapter(self, name: str, config, weights) -> None: ...
 
     def unload_adapter(self, name: str) -> None: ...
 
@@ -33,7 +34,9 @@ class UnknownAdapterError(KeyError):
         return str(self.args[0]) if self.args else "unknown adapter"
 
 
-def tensor_bytes(weights: dict) -> int:
+def tensor_bytes(weights) -> int:
+    if hasattr(weights, "nbytes"):  # a host's prepared form
+        return weights.nbytes
     return sum(t.numel() * t.element_size() for t in weights.values())
 
 
@@ -206,7 +209,7 @@ class AdapterCache:
             if entry.weights is not None or entry.tier == "gpu":
                 return
             started = time.perf_counter()
-            config, weights = entry.source()
+            config, weights = self._read(entry)
             entry.timings["disk_to_cpu"] = round((time.perf_counter() - started) * 1000, 3)
             with self._lock:
                 entry.config, entry.weights, entry.size = config, weights, tensor_bytes(weights)
@@ -219,7 +222,7 @@ class AdapterCache:
             from_disk = entry.weights is None
             started = time.perf_counter()
             if from_disk:
-                config, weights = entry.source()
+                config, weights = self._read(entry)
                 with self._lock:
                     entry.config, entry.weights, entry.size = config, weights, tensor_bytes(weights)
             with self._lock:
@@ -230,6 +233,11 @@ class AdapterCache:
             with self._lock:
                 entry.tier = "gpu"
                 self._fit_budgets()
+
+    def _read(self, entry: _Entry) -> tuple[object, object]:
+        config, weights = entry.source()
+        prepare = getattr(self.host, "prepare_adapter", None)
+        return config, (prepare(entry.name, config, weights) if prepare else weights)
 
     def _make_room_on_device(self, incoming: _Entry) -> None:
         resident = [e for e in self._entries.values() if e.tier == "gpu" and e is not incoming]

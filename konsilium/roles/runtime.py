@@ -2,8 +2,9 @@
 
 `RoleService` ties the registry (what is defined), the tiered cache (where adapters are) and the router
 (`model: "auto"`) to one engine. Engines that hold adapters themselves (transformers: `load_adapter` /
-`unload_adapter`) get the cache; an OpenAI upstream maps each adapter name to an upstream model name (vLLM's
-`--lora-modules` names), so stacked roles need an engine of our own.
+`unload_adapter`) get the tiered cache; vLLM keeps its own tiers and takes adapters by folder (`with_lora`):
+it gets a `PathAdapterPool` (stacked roles written once as a folder); an OpenAI upstream maps each adapter
+name to an upstream model name (vLLM's `--lora-modules` names), so stacked roles need an engine of our own.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from ..errors import RoleUnavailableError
 from .cache import AdapterCache, UnknownAdapterError
+from .path_adapters import PathAdapterPool, write_stacked
 from .routing import Route, Router
 from .spec import ROUTING_ID, RoleSpec
 
@@ -50,13 +52,14 @@ class RoleService:
         settings.update(cache_settings or {})
         self.max_rank = settings["max_rank"]
         self.holds_adapters = hasattr(engine, "load_adapter")
+        self.loads_by_path = not self.holds_adapters and hasattr(engine, "with_lora")
         if hasattr(engine, "configure_adapters"):  # slots sized to the cache: one per adapter on the device
             engine.configure_adapters(slots=settings["max_loaded"], max_rank=settings["max_rank"])
-        self.cache = (
-            AdapterCache(engine, settings["gpu_bytes"], settings["cpu_bytes"], settings["max_loaded"])
-            if self.holds_adapters
-            else None
-        )
+        self.cache: AdapterCache | PathAdapterPool | None = None
+        if self.holds_adapters:
+            self.cache = AdapterCache(engine, settings["gpu_bytes"], settings["cpu_bytes"], settings["max_loaded"])
+        elif self.loads_by_path:
+            self.cache = PathAdapterPool(engine)
         self.runtime_adapters: dict[str, Path] = {}  # loaded with POST /v1/load_lora_adapter: usable as ids
         self._lock = threading.Lock()
         self._router: Router | None = None
@@ -151,11 +154,16 @@ class RoleService:
                 parts.append((spec.name, config, weights, weight))
             return stack(parts)
 
-        return build
+        if not self.loads_by_path:
+            return build
+        # An engine that reads adapters from folders gets the stack as one, rewritten at each server start.
+        return lambda: write_stacked(self.registry.home_root / ".stacked" / role.id, *build())
 
     def _engine_for(self, role: RoleSpec):
         if self.holds_adapters or not role.adapters:
             return self.engine
+        if self.loads_by_path:
+            return self._bound_engine(self._adapter_for(role))
         if len(role.adapters) > 1:
             raise RoleUnavailableError(
                 f"role {role.id!r} stacks {len(role.adapters)} adapters; an upstream serves one model per request"
@@ -163,6 +171,13 @@ class RoleService:
         return self._bound_engine(next(iter(role.adapters)))
 
     def _bound_engine(self, adapter: str):
+        if self.loads_by_path:
+            try:
+                return self.engine.with_lora(adapter, self.cache.path(adapter))
+            except UnknownAdapterError:
+                raise UnknownModelError(f"The model '{adapter}' does not exist.") from None
+            except Exception as exc:  # a stack that cannot be built
+                raise RoleUnavailableError(f"adapter {adapter!r} is unavailable: {exc}") from exc
         with_model = getattr(self.engine, "with_model", None)
         return with_model(adapter) if with_model else self.engine
 
@@ -196,6 +211,15 @@ class RoleService:
         self.cache.unregister(name)  # waits for in-flight requests on it
 
     def _register(self, name: str, path: Path, tier: str, pinned: bool, warm: bool) -> None:
+        def checked_folder(path=path):
+            from .validation import AdapterError, check_info, inspect_adapter, problem_line
+
+            info = inspect_adapter(path)  # header and config only: the engine reads the weights itself
+            problems = check_info(info, self.max_rank)
+            if problems:
+                raise AdapterError(problem_line(info, problems))
+            return Path(path)
+
         def source(path=path):
             from .validation import load_adapter_weights
 
@@ -203,7 +227,8 @@ class RoleService:
             return load_adapter_weights(path, self.max_rank)
 
         size = sum(f.stat().st_size for f in Path(path).glob("*.safetensors")) if Path(path).is_dir() else 0
-        self.cache.register(name, source, preferred=tier, pinned=pinned, size_hint=size, warm=warm)
+        reader = checked_folder if self.loads_by_path else source
+        self.cache.register(name, reader, preferred=tier, pinned=pinned, size_hint=size, warm=warm)
 
     def adapters_status(self) -> list[dict]:
         if self.cache is None:

@@ -8,6 +8,7 @@ model's modules; `load_adapter_weights` is what the engine calls once the adapte
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 from dataclasses import dataclass, field
@@ -246,7 +247,6 @@ def load_adapter_weights(path: Path | str, max_rank: int | None = None, model=No
     Raises AdapterError with one line naming the folder and the first problems.
     """
     from peft import LoraConfig
-    from safetensors.torch import load_file
 
     info = inspect_adapter(path)
     limit = max_rank if max_rank is not None else info.max_rank
@@ -258,10 +258,47 @@ def load_adapter_weights(path: Path | str, max_rank: int | None = None, model=No
     except Exception as exc:  # PEFT rejects values it cannot use with assorted error types
         raise AdapterError(f"{info.path / CONFIG_FILE}: not a usable LoRA config: {exc}") from exc
     try:
-        weights = load_file(str(info.path / WEIGHTS_FILE))
+        weights = read_tensors(info.path / WEIGHTS_FILE)
     except Exception as exc:  # safetensors raises its own error types for corrupt data
         raise AdapterError(f"{info.path / WEIGHTS_FILE}: cannot load: {exc}") from exc
     return config, weights
+
+
+_TORCH_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
+
+
+def read_tensors(path: Path) -> dict:
+    """A safetensors file as tensors, in one read: views into one uninitialised buffer. safetensors' own
+    `load_file` reads tensor by tensor (~30 µs each: 12 ms of 420 LoRA factors before a byte is used)."""
+    import os
+
+    import torch
+    from safetensors.torch import load_file
+
+    header = read_safetensors_header(path)
+    if any(entry.get("dtype") not in _TORCH_DTYPES for entry in header.values()):
+        return load_file(str(path))  # integer or quantised tensors: the library knows them all
+    with path.open("rb", buffering=0) as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        f.seek(8 + length)
+        data = torch.empty(os.fstat(f.fileno()).st_size - 8 - length, dtype=torch.uint8)
+        view, done = memoryview(data.numpy()), 0
+        while done < len(view):
+            got = f.readinto(view[done:])
+            if not got:
+                raise ValueError(f"the file ends after {done} of {len(view)} data bytes")
+            done += got
+    tensors = {}
+    for key, entry in header.items():
+        start, end = entry["data_offsets"]
+        dtype = getattr(torch, _TORCH_DTYPES[entry["dtype"]])
+        count = math.prod(entry["shape"])
+        if not 0 <= start <= end <= len(data) or end - start != count * dtype.itemsize:
+            raise ValueError(f"tensor {key!r}: offsets {start}..{end} do not fit its shape or the file")
+        if start % dtype.itemsize:  # unaligned (legal, rare): a view cannot start there
+            return load_file(str(path))
+        tensors[key] = data[start:end].view(dtype).view(entry["shape"])
+    return tensors
 
 
 def problem_line(info: AdapterInfo, problems: list[str], shown: int = 3) -> str:

@@ -138,3 +138,23 @@ def test_model_info_reports_an_unreachable_upstream_in_one_line(tmp_path):
     assert result.exit_code == 1
     assert "cannot reach the upstream at http://127.0.0.1:9" in json.loads(result.stdout)["error"]["message"]
     assert "Traceback" not in result.output
+
+
+def test_batching_limits_come_from_the_engine_settings():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from konsilium.engines import SamplingParams
+
+    engine = load_engine(settings(max_batch_size=2))
+    try:
+        assert engine is load_embedded_default() and engine.info()["batching"]["max_batch_size"] == 2
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda q: engine.generate(q, SamplingParams(max_tokens=6)), ["a", "b", "c", "d"]))
+        assert engine._scheduler.batch_sizes and max(engine._scheduler.batch_sizes) <= 2
+    finally:
+        load_engine(defaults()["engine"])  # the shared engine goes back to the defaults for other tests
+    assert load_embedded_default().info()["batching"] == {
+        "max_batch_size": 16,
+        "max_batch_tokens": 32768,
+        "batch_invariant": False,
+    }

@@ -137,3 +137,11 @@ def test_passages_linking_to_the_same_place_share_one_footnote(engine):
     from konsilium.grounding import render_sources
 
     assert render_sources(sources).strip().splitlines()[-2:] == ["[^1]: [[a]]", "[^2]: [[b#Итог]]"]
+
+
+def test_a_roles_scope_carries_its_folders_and_tags_into_the_search_options():
+    from konsilium.grounding.context import RetrievalOptions
+    from konsilium.roles.spec import RetrievalScope
+
+    scoped = RetrievalOptions(k=4).within(RetrievalScope(folders=("Sport",), tags=("#training",)))
+    assert (scoped.folders, scoped.tags, scoped.k) == (("Sport",), ("training",), 4)

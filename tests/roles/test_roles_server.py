@@ -72,7 +72,7 @@ def served(base_model, tmp_path_factory):
     )
     with running_server(create_app(engine, roles=roles)) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=300)
-        yield client, url, adapters, roles
+        yield client, url, adapters, roles, home_dir
     assert default_home() != home_dir
 
 
@@ -141,7 +141,7 @@ def test_dual_gives_the_neutral_answer_and_the_roles_side_by_side(served):
 
 
 def test_hot_load_makes_an_id_usable_unload_makes_it_404_and_broken_ones_are_refused(served, base_model, tmp_path):
-    client, url, adapters, _ = served
+    client, url, adapters, *_ = served
     loaded = httpx2.post(
         f"{url}/v1/load_lora_adapter", json={"lora_name": "extra", "lora_path": str(adapters["extra"])}, timeout=120
     )
@@ -169,7 +169,7 @@ def test_hot_load_makes_an_id_usable_unload_makes_it_404_and_broken_ones_are_ref
 
 
 def test_unload_waits_for_the_answer_in_flight(served):
-    client, url, adapters, _ = served
+    client, url, adapters, *_ = served
     body = {"lora_name": "late", "lora_path": str(adapters["extra"])}
     assert httpx2.post(f"{url}/v1/load_lora_adapter", json=body, timeout=120).status_code == 200
     stream = client.chat.completions.create(
@@ -216,3 +216,25 @@ def test_ask_answers_as_a_role_from_the_command_line(base_model, tmp_path):
     assert answer["role"] == "coach" and answer["answer"].startswith("> [!warning] Alternative view: coach")
     unknown = subprocess.run([*command, "--role", "nobody"], capture_output=True, text=True, timeout=600)
     assert unknown.returncode == 1 and "unknown role 'nobody'" in unknown.stderr and "coach" in unknown.stderr
+
+
+def test_adapters_list_live_shows_where_each_adapter_is_on_the_running_server(served, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from konsilium.cli.main import app
+
+    client, url, _, _, home_dir = served
+    ask(client, "physicist", "Hi")  # physics is on the device now
+    result = CliRunner().invoke(app, ["adapters", "list", "--live", "--url", url, "--json", "--home", str(home_dir)])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["physics"]["live"]["tier"] == "gpu" and rows["physics"]["live"]["bytes"] > 0
+    assert rows["sport"]["live"]["tier"] in {"gpu", "cpu", "disk"} and rows["sport"]["rank"] == 8
+    table = CliRunner().invoke(app, ["adapters", "list", "--live", "--url", url, "--home", str(home_dir)])
+    assert table.exit_code == 0 and "now" in table.stdout
+    down = CliRunner().invoke(
+        app, ["adapters", "list", "--live", "--url", "http://127.0.0.1:9", "--home", str(home_dir)]
+    )
+    assert down.exit_code == 1 and "no konsilium server answers at http://127.0.0.1:9" in down.output

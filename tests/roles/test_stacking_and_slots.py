@@ -54,8 +54,8 @@ def slots(base_model):
 
 def slot_logits(slots, names) -> torch.Tensor:
     batch = IDS.repeat(len(names), 1)
-    with torch.inference_mode():
-        return slots.peft(input_ids=batch, adapter_names=slots.adapter_names(names)).logits[:, -1]
+    with torch.inference_mode(), slots.serving(names):
+        return slots.model(input_ids=batch).logits[:, -1]
 
 
 def test_one_batch_serves_different_adapters_and_the_base_exactly_as_peft(folders, slots, expected):
@@ -65,6 +65,21 @@ def test_one_batch_serves_different_adapters_and_the_base_exactly_as_peft(folder
     for row, name in enumerate(["attn8", None, "mlp16", "all4"]):
         assert torch.allclose(mixed[row], expected[name], atol=2e-3), name
     assert not torch.allclose(mixed[0], expected[None], atol=1e-2)  # the adapters really change the answer
+    for name in folders:  # a batch on one adapter takes the unbatched path: the same answers
+        assert torch.allclose(slot_logits(slots, [name, name])[1], expected[name], atol=2e-3), name
+    with torch.inference_mode():  # outside `serving` the model is the base model, slots loaded or not
+        assert torch.allclose(slots.model(input_ids=IDS).logits[0, -1], expected[None], atol=1e-5)
+
+
+def test_padding_rows_do_not_change_the_real_rows(folders, slots, expected):
+    for name, folder in folders.items():
+        if name not in slots.slot_of:
+            slots.load(name, *load_adapter_weights(folder))
+    batch = IDS.repeat(4, 1)
+    with torch.inference_mode(), slots.serving(["mlp16", None], rows=4):
+        out = slots.model(input_ids=batch).logits[:, -1]
+    assert torch.allclose(out[0], expected["mlp16"], atol=2e-3)
+    assert torch.allclose(out[1], expected[None], atol=2e-3)
 
 
 def test_a_freed_slot_takes_another_adapter_without_leftovers(folders, slots, expected):
@@ -131,3 +146,27 @@ def test_a_stack_of_one_at_weight_one_answers_like_the_adapter(base_model, folde
     slots.load("stacked", *stack([("attn8", config, weights, 1.0)]))
     out = slot_logits(slots, ["alone", "stacked"])
     assert torch.allclose(out[0], out[1], atol=1e-4)
+
+
+def test_per_module_ranks_and_alphas_and_rslora_scale_as_in_peft(base_model, slots, tmp_path):
+    folder = make_adapter(
+        base_model,
+        tmp_path / "patterned",
+        rank=16,
+        targets=("q_proj", "o_proj", "down_proj"),
+        seed=4,
+        scale=0.05,
+        alpha=8,
+        rank_pattern={"o_proj": 4},
+        alpha_pattern={"down_proj": 40},
+        use_rslora=True,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = PeftModel.from_pretrained(copy.deepcopy(base_model), str(folder)).eval()
+    with torch.inference_mode():
+        want = reference(input_ids=IDS).logits[0, -1]
+    for name in list(slots.slot_of):
+        slots.unload(name)
+    slots.load("patterned", *load_adapter_weights(folder))
+    assert torch.allclose(slot_logits(slots, ["patterned"])[0], want, atol=2e-3)
