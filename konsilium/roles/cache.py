@@ -151,17 +151,24 @@ class AdapterCache:
             with self._lock:
                 self._fit_budgets()
 
-    def prefetch(self, name: str) -> threading.Thread:
-        """Warm in the background (a role was asked for: its adapters should be near by the time it runs)."""
-        thread = threading.Thread(target=self._quiet_to_device, args=(name,), daemon=True, name=f"prefetch-{name}")
+    def prefetch(self, name: str) -> threading.Thread | None:
+        """Read an adapter that is only on disk into RAM in the background (a role was asked for: its weights
+        should be near by the time it runs). None when there is nothing to read."""
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None or entry.removed or entry.weights is not None or entry.tier == "gpu":
+                return None
+        thread = threading.Thread(target=self._quiet_to_memory, args=(name,), daemon=True, name=f"prefetch-{name}")
         thread.start()
         return thread
 
-    def _quiet_to_device(self, name: str) -> None:
+    def _quiet_to_memory(self, name: str) -> None:
         try:
             with self._lock:
                 entry = self._get(name)
             self._to_memory(entry)
+            with self._lock:
+                self._fit_budgets()
         except Exception:  # a prefetch is a hint; the real use reports the error
             pass
 

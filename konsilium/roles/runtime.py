@@ -100,7 +100,10 @@ class RoleService:
             return resolution
         if self.registry is not None and model in self.registry:
             role = self.registry.role(model)
-            return Resolution(model, role, self._adapter_for(role), engine=self._engine_for(role))
+            adapter = self._adapter_for(role)
+            if adapter is not None and self.holds_adapters:
+                self.cache.prefetch(adapter)  # read from disk while the request's notes are being retrieved
+            return Resolution(model, role, adapter, engine=self._engine_for(role))
         if model in self.runtime_adapters:
             return Resolution(model, None, model, engine=self._bound_engine(model))
         raise UnknownModelError(f"The model '{model}' does not exist.")

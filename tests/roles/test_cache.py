@@ -81,3 +81,16 @@ def test_unregister_waits_for_the_request_in_flight(host, folders):
     cache.release("a")
     thread.join(timeout=10)
     assert done.is_set() and "a" not in host.slot_of and "a" not in cache.names()
+
+
+def test_prefetch_reads_a_disk_adapter_into_ram_so_its_use_is_only_a_copy(host, folders):
+    cache = fresh(host, folders, preferred="disk", pinned=())
+    assert tiers(cache)["a"] == "disk"
+    cache.prefetch("a").join(timeout=60)
+    assert tiers(cache)["a"] == "cpu"
+    with cache.use("a"):
+        pass
+    timings = next(item for item in cache.status() if item["name"] == "a")["timings_ms"]
+    assert "cpu_to_gpu" in timings and "disk_to_gpu" not in timings
+    with cache.use("a"):
+        assert cache.prefetch("a") is None  # on the device already: nothing to read
