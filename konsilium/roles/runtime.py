@@ -188,7 +188,7 @@ class RoleService:
 
     def load_lora(self, name: str, path: str) -> dict:
         from .spec import check_name
-        from .validation import inspect_adapter
+        from .validation import base_model_warnings, inspect_adapter
 
         check_name("lora_name", name)
         if name in self.model_ids():
@@ -203,7 +203,10 @@ class RoleService:
             self.cache.unregister(name)
             raise
         self.runtime_adapters[name] = Path(path)
-        return {"name": name, "path": str(info.path), "rank": info.max_rank, "bytes": info.bytes}
+        warnings = base_model_warnings(info, getattr(self.engine, "model", None))
+        for warning in warnings:
+            log.warning("adapter %s: %s", name, warning)
+        return {"name": name, "path": str(info.path), "rank": info.max_rank, "bytes": info.bytes, "warnings": warnings}
 
     def unload_lora(self, name: str) -> None:
         if name not in self.runtime_adapters:

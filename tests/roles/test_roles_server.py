@@ -3,6 +3,7 @@ dual answers, and hot load / unload with vLLM's endpoint names — driven by the
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,7 @@ import httpx2
 import openai
 import pytest
 import yaml
-from adapters import MLP, make_adapter
+from adapters import MLP, edit_config, make_adapter
 from live_server import running_server
 
 from konsilium.config import default_home, open_home
@@ -166,6 +167,12 @@ def test_hot_load_makes_an_id_usable_unload_makes_it_404_and_broken_ones_are_ref
     )
     assert missing.status_code == 400
     assert ask(client, "physicist", "Hi").choices[0].message.content  # still serving
+    other = edit_config(shutil.copytree(adapters["extra"], tmp_path / "other"), base_model_name_or_path="org/other")
+    body = {"lora_name": "other", "lora_path": str(other)}
+    warned = httpx2.post(f"{url}/v1/load_lora_adapter", json=body, timeout=120)
+    assert warned.status_code == 200 and "trained on 'org/other'" in warned.json()["warnings"][0]
+    assert loaded.json()["warnings"] == []
+    assert httpx2.post(f"{url}/v1/unload_lora_adapter", json={"lora_name": "other"}, timeout=120).status_code == 200
 
 
 def test_unload_waits_for_the_answer_in_flight(served):

@@ -218,3 +218,16 @@ def test_unreadable_adapters_raise_one_clear_line(copy_of, breakage, message):
     assert "\n" not in str(info.value) and isinstance(info.value, ValueError)
     with pytest.raises(AdapterError):
         load_adapter_weights(folder)
+
+
+def test_one_read_gives_the_same_tensors_as_safetensors_in_any_float_dtype(copy_of):
+    from safetensors.torch import load_file
+
+    from konsilium.roles.validation import read_tensors
+
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        folder = edit_weights(copy_of(str(dtype)), lambda w, d=dtype: {k: v.to(d) for k, v in w.items()})
+        path = folder / "adapter_model.safetensors"
+        ours, theirs = read_tensors(path), load_file(str(path))
+        assert ours.keys() == theirs.keys()
+        assert all(ours[k].dtype == dtype and torch.equal(ours[k], theirs[k]) for k in theirs)
