@@ -158,9 +158,21 @@ class RoleService:
             return stack(parts)
 
         if not self.loads_by_path:
-            return build
-        # An engine that reads adapters from folders gets the stack as one, rewritten at each server start.
-        return lambda: write_stacked(self.registry.home_root / ".stacked" / role.id, *build())
+            return build  # the engine's slots check the summed rank against max_rank
+
+        def build_folder():
+            # An engine that reads adapters from folders gets the stack as one, rewritten at each server start.
+            from .validation import AdapterError
+
+            config, weights = build()
+            if config.r > self.max_rank:
+                raise AdapterError(
+                    f"role {role.id!r} stacks adapters of rank {config.r} in all, over adapter_cache.max_rank "
+                    f"{self.max_rank}"
+                )
+            return write_stacked(self.registry.home_root / ".stacked" / role.id, config, weights)
+
+        return build_folder
 
     def _engine_for(self, role: RoleSpec):
         if self.holds_adapters or not role.adapters:

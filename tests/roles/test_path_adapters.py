@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 from konsilium.config import open_home
 from konsilium.roles.path_adapters import PathAdapterPool, vllm_lora_args
 from konsilium.roles.registry import RoleRegistry
-from konsilium.roles.runtime import RoleService, UnknownModelError
+from konsilium.roles.runtime import RoleService, RoleUnavailableError, UnknownModelError
 from konsilium.roles.stacking import stack
 from konsilium.roles.validation import AdapterError, load_adapter_weights
 
@@ -85,6 +85,9 @@ def test_the_cache_settings_become_vllms_lora_arguments():
         "max_cpu_loras": 4,
     }
     assert vllm_lora_args({**settings, "cpu_bytes": 1000}, [30] * 10 + [900])["max_cpu_loras"] == 10
+    assert vllm_lora_args({**settings, "max_rank": 48}, [])["max_lora_rank"] == 64  # vLLM takes 8/16/32/64/...
+    with pytest.raises(ValueError, match="over vLLM's largest LoRA rank 512"):
+        vllm_lora_args({**settings, "max_rank": 600}, [])
 
 
 def test_preferred_tiers_and_pins_are_handed_to_the_engine_at_start(setup):
@@ -116,6 +119,16 @@ def test_a_stacked_role_is_written_once_as_a_folder_with_the_weighted_sum(setup)
     assert all(torch.equal(written[k], expected[k]) for k in expected)
     assert load_adapter_weights(folder)[0].r == config.r == 12  # a real PEFT folder: our own checks pass
     assert roles.resolve("coach").engine.lora == (name, folder)
+
+
+def test_a_stack_over_the_rank_limit_is_refused_with_the_reason(setup):
+    roles, engine, _, home_dir = setup
+    narrow = RoleService(
+        engine, RoleRegistry.open(open_home(home_dir)), cache_settings={"max_loaded": 2, "max_rank": 10}
+    )
+    with pytest.raises(RoleUnavailableError, match="rank 12 in all, over adapter_cache.max_rank 10"):
+        narrow.resolve("coach")
+    assert narrow.resolve("runner").engine.lora[0] == "sport"  # the other roles still work
 
 
 def test_hot_load_checks_the_folder_and_unload_waits_for_the_answer_in_flight(setup, tmp_path):
