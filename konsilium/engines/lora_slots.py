@@ -88,6 +88,8 @@ class _Factors:
         x, r = args[0], rows.rank
         if rows.single is not None:
             return output + (x @ self.a[rows.single, :r].T) @ self.bt[rows.single, :r]
+        if x.dim() != 3 or x.shape[0] != rows.index.shape[0]:  # a model that flattens tokens would mix rows up
+            raise RuntimeError(f"mixed-adapter batches need [rows, tokens, features] inputs, got {tuple(x.shape)}")
         a = self.a[:, :r].index_select(0, rows.index)  # rows x r x in
         bt = self.bt[:, :r].index_select(0, rows.index)  # rows x r x out
         delta = (x @ a.transpose(1, 2)) @ bt

@@ -170,3 +170,13 @@ def test_per_module_ranks_and_alphas_and_rslora_scale_as_in_peft(base_model, slo
         slots.unload(name)
     slots.load("patterned", *load_adapter_weights(folder))
     assert torch.allclose(slot_logits(slots, ["patterned"])[0], want, atol=2e-3)
+
+
+def test_a_batch_that_does_not_match_its_row_plan_is_an_error_not_a_wrong_answer(folders, slots):
+    for name in ("attn8", "mlp16"):
+        if name not in slots.slot_of:
+            slots.load(name, *load_adapter_weights(folders[name]))
+    with torch.inference_mode(), slots.serving(["attn8", "mlp16"]):
+        with pytest.raises(RuntimeError, match=r"mixed-adapter batches need \[rows, tokens, features\]"):
+            slots.model(input_ids=IDS)  # one row for a two-row plan
+    assert slots.rows is None  # the plan ends with the block, whatever happened inside
