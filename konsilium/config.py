@@ -101,7 +101,13 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "log": Option(True, bool, help="keep every exchange in the conversation log (memory/)"),
     },
     "adapter_cache": {
-        "gpu_bytes": Option(2_000_000_000, int, minimum=0, help="adapter bytes kept on the compute device"),
+        "gpu_bytes": Option(
+            2_000_000_000,
+            int,
+            minimum=0,
+            help="adapter bytes kept on the compute device; the transformers engine's LoRA slots "
+            "(max_loaded x max_rank) must fit in it",
+        ),
         "cpu_bytes": Option(8_000_000_000, int, minimum=0, help="adapter bytes kept in RAM, ready to load"),
         "max_rank": Option(64, int, minimum=1, help="adapters of a higher LoRA rank are refused"),
         "max_loaded": Option(8, int, minimum=1, help="adapters resident on the compute device at once"),

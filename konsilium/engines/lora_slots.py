@@ -104,10 +104,18 @@ def group_key(path: str) -> str:
 
 
 class LoraSlots:
-    def __init__(self, model: torch.nn.Module, slots: int = 8, max_rank: int = 64, targets=DEFAULT_TARGETS):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        slots: int = 8,
+        max_rank: int = 64,
+        targets=DEFAULT_TARGETS,
+        max_bytes: int | None = None,
+    ):
         if slots < 1 or max_rank < 1:
             raise ValueError("slots and max_rank must be at least 1")
         self.model, self.slots, self.max_rank, self.targets = model, slots, max_rank, tuple(targets)
+        self.max_bytes = max_bytes  # the slots are allocated whole at the first load: refuse what cannot fit
         self.modules: dict[str, torch.nn.Linear] = {
             name: module
             for name, module in model.named_modules()
@@ -137,10 +145,22 @@ class LoraSlots:
     def injected(self) -> bool:
         return bool(self.groups)
 
+    @property
+    def nbytes(self) -> int:
+        """What the slots take on the compute device once built: slots × max_rank × Σ(in + out) × dtype."""
+        features = sum(m.in_features + m.out_features for m in self.modules.values())
+        return self.slots * self.max_rank * features * torch.empty((), dtype=self.dtype).element_size()
+
     def inject(self) -> None:
         """Allocate the slots and hook them into the model (once; the caller holds the engine's model lock)."""
         if self.groups:
             return
+        if self.max_bytes is not None and self.nbytes > self.max_bytes:
+            raise AdapterLoadError(
+                f"LoRA slots for {self.slots} adapters of rank {self.max_rank} over {len(self.modules)} layers "
+                f"need {self.nbytes / 1e9:.2f} GB, over adapter_cache.gpu_bytes {self.max_bytes / 1e9:.2f} GB: "
+                "lower adapter_cache.max_loaded or max_rank, or raise gpu_bytes"
+            )
         for key, paths in self.group_paths.items():
             group = _Group(paths, self.modules[paths[0]], self.slots, self.max_rank)
             self.groups[key] = group

@@ -98,7 +98,7 @@ class TransformersEngine(ChatViaTemplate):
 
     # --- adapters (roles): LoRA slots inside the model, one adapter name per batch row ------------------------
 
-    def configure_adapters(self, slots: int = 8, max_rank: int = 64) -> None:
+    def configure_adapters(self, slots: int = 8, max_rank: int = 64, max_bytes: int | None = None) -> None:
         """Size the LoRA slots; only before the first adapter is loaded (the slots are built then)."""
         current = self._scheduler.lora
         if current is not None and current.injected:
@@ -107,7 +107,7 @@ class TransformersEngine(ChatViaTemplate):
                     "adapter slots are already built (%s of rank %s); keeping them", current.slots, current.max_rank
                 )
             return
-        self._scheduler.lora = LoraSlots(self.model, slots=slots, max_rank=max_rank)
+        self._scheduler.lora = LoraSlots(self.model, slots=slots, max_rank=max_rank, max_bytes=max_bytes)
 
     def prepare_adapter(self, name: str, config, weights: dict) -> PreparedAdapter:
         """Check an adapter against the model and put it in slot form (done once, when it enters RAM)."""

@@ -54,7 +54,9 @@ class RoleService:
         self.holds_adapters = hasattr(engine, "load_adapter")
         self.loads_by_path = not self.holds_adapters and hasattr(engine, "with_lora")
         if hasattr(engine, "configure_adapters"):  # slots sized to the cache: one per adapter on the device
-            engine.configure_adapters(slots=settings["max_loaded"], max_rank=settings["max_rank"])
+            engine.configure_adapters(
+                slots=settings["max_loaded"], max_rank=settings["max_rank"], max_bytes=settings["gpu_bytes"]
+            )
         self.cache: AdapterCache | PathAdapterPool | None = None
         if self.holds_adapters:
             self.cache = AdapterCache(engine, settings["gpu_bytes"], settings["cpu_bytes"], settings["max_loaded"])

@@ -180,3 +180,13 @@ def test_a_batch_that_does_not_match_its_row_plan_is_an_error_not_a_wrong_answer
         with pytest.raises(RuntimeError, match=r"mixed-adapter batches need \[rows, tokens, features\]"):
             slots.model(input_ids=IDS)  # one row for a two-row plan
     assert slots.rows is None  # the plan ends with the block, whatever happened inside
+
+
+def test_slots_that_would_not_fit_the_gpu_budget_are_refused_before_anything_is_allocated(base_model, folders, slots):
+    built = sum(t.numel() * t.element_size() for g in slots.groups.values() for t in (g.a, g.bt))
+    assert built == slots.nbytes  # what the refusal quotes is what building takes
+    tight = LoraSlots(base_model, slots=8, max_rank=64, max_bytes=slots.nbytes)
+    with pytest.raises(AdapterLoadError, match=r"need 0\.\d\d GB, over adapter_cache.gpu_bytes 0\.\d\d GB"):
+        tight.load("attn8", *load_adapter_weights(folders["attn8"]))
+    assert not tight.injected and not base_model._forward_hooks  # the shared model is untouched
+    assert all(not m._forward_hooks for m in tight.modules.values())
