@@ -41,37 +41,34 @@ def tensor_bytes(weights) -> int:
 
 
 @dataclass
-class _Entry:
+class Registered:
+    """What every adapter book keeps of an adapter: where it comes from, where it should rest, who uses it."""
+
     name: str
-    source: Callable[[], tuple[object, dict]]  # reads the adapter from disk (or builds a stack of others)
+    source: Callable[[], object]  # reads the adapter (or builds a stack of others)
     preferred: str
     pinned: bool
     size: int  # bytes of weights (a file-size estimate until first loaded)
-    tier: str = "disk"
-    config: object | None = None
-    weights: dict | None = None
     refs: int = 0
     last_used: float = 0.0
     removed: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)  # one load of this adapter at a time
-    timings: dict = field(default_factory=dict)
 
 
-class AdapterCache:
-    def __init__(self, host: AdapterHost, gpu_bytes: int, cpu_bytes: int, max_loaded: int = 8):
-        self.host = host
-        self.budget = {"gpu": gpu_bytes, "cpu": cpu_bytes}
-        self.max_loaded = max_loaded
-        self._entries: dict[str, _Entry] = {}
+class AdapterBook:
+    """Registered adapters and their in-flight uses; an unregister waits for them. Subclasses say what using
+    (`_ready`), releasing (`_released_one`) and freeing (`_free`) an adapter means for their engine."""
+
+    entry_type: type[Registered] = Registered
+
+    def __init__(self):
+        self._entries: dict[str, Registered] = {}
         self._lock = threading.RLock()
         self._released = threading.Condition(self._lock)
-
-    # --- registration ----------------------------------------------------------------------------------------
 
     def register(
         self,
         name: str,
-        source: Callable[[], tuple[object, dict]],
+        source: Callable[[], object],
         preferred: str = "cpu",
         pinned: bool = False,
         size_hint: int = 0,
@@ -82,7 +79,7 @@ class AdapterCache:
         with self._lock:
             if name in self._entries and not self._entries[name].removed:
                 raise ValueError(f"adapter {name!r} is already registered")
-            self._entries[name] = _Entry(name, source, "gpu" if pinned else preferred, pinned, size_hint)
+            self._entries[name] = self.entry_type(name, source, "gpu" if pinned else preferred, pinned, size_hint)
         if warm:
             self.warm(name)
 
@@ -97,7 +94,7 @@ class AdapterCache:
                 if left <= 0:
                     raise TimeoutError(f"adapter {name!r} is still in use after {wait_s:.0f} s")
                 self._released.wait(left)
-            self._drop_to(entry, "disk")
+            self._free(entry)
             del self._entries[name]
 
     def names(self) -> list[str]:
@@ -108,11 +105,9 @@ class AdapterCache:
         with self._lock:
             return name in self._entries and not self._entries[name].removed
 
-    # --- use ---------------------------------------------------------------------------------------------------
-
     @contextmanager
     def use(self, name: str) -> Iterator[None]:
-        """The adapter is on the device for the duration (an in-flight request keeps it there)."""
+        """The adapter stays usable for the duration (an in-flight request keeps it)."""
         self.acquire(name)
         try:
             yield
@@ -125,7 +120,7 @@ class AdapterCache:
             entry.refs += 1
             entry.last_used = time.monotonic()
         try:
-            self._to_device(entry)
+            self._ready(entry)
         except BaseException:
             self.release(name)
             raise
@@ -138,7 +133,81 @@ class AdapterCache:
             entry.refs = max(0, entry.refs - 1)
             entry.last_used = time.monotonic()
             self._released.notify_all()
-            self._fit_budgets()
+            self._released_one()
+
+    def status(self) -> list[dict]:
+        """Every registered adapter: where it is (`_describe`), where it rests, its size and its current uses."""
+        now = self._where_now()
+        with self._lock:
+            return [
+                {
+                    "name": e.name,
+                    "preferred_tier": e.preferred,
+                    "pinned": e.pinned,
+                    "bytes": e.size,
+                    "in_use": e.refs,
+                    "idle_s": round(time.monotonic() - e.last_used, 3) if e.last_used else None,
+                    **self._describe(e, now),
+                }
+                for e in self._entries.values()
+                if not e.removed
+            ]
+
+    def warm(self, name: str) -> None:
+        raise NotImplementedError
+
+    def _where_now(self) -> object:
+        """Asked once per `status` (outside the lock): what the engine says it holds, if it keeps that itself."""
+        return None
+
+    def _describe(self, entry, where_now) -> dict:
+        """Where an adapter is now, in this book's terms."""
+        return {}
+
+    def _ready(self, entry) -> None:
+        """Make a just-acquired adapter usable (called without the lock)."""
+
+    def _released_one(self) -> None:
+        """After a release, with the lock held."""
+
+    def _free(self, entry) -> None:
+        """An unregistered adapter leaves the engine (with the lock held)."""
+
+    def _get(self, name: str):
+        entry = self._entries.get(name)
+        if entry is None or entry.removed:
+            raise UnknownAdapterError(f"unknown adapter {name!r}; registered: {', '.join(self.names()) or 'none'}")
+        return entry
+
+
+@dataclass
+class _Entry(Registered):
+    tier: str = "disk"
+    config: object | None = None
+    weights: dict | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one load of this adapter at a time
+    timings: dict = field(default_factory=dict)
+
+
+class AdapterCache(AdapterBook):
+    entry_type = _Entry
+
+    def __init__(self, host: AdapterHost, gpu_bytes: int, cpu_bytes: int, max_loaded: int = 8):
+        super().__init__()
+        self.host = host
+        self.budget = {"gpu": gpu_bytes, "cpu": cpu_bytes}
+        self.max_loaded = max_loaded
+
+    # --- use: the adapter is on the device while a request holds it ---------------------------------------------
+
+    def _ready(self, entry: _Entry) -> None:
+        self._to_device(entry)
+
+    def _released_one(self) -> None:
+        self._fit_budgets()
+
+    def _free(self, entry: _Entry) -> None:
+        self._drop_to(entry, "disk")
 
     def warm(self, name: str) -> None:
         """Bring an adapter to its preferred tier (pinned: the device) ahead of use."""
@@ -174,22 +243,8 @@ class AdapterCache:
 
     # --- status ------------------------------------------------------------------------------------------------
 
-    def status(self) -> list[dict]:
-        with self._lock:
-            return [
-                {
-                    "name": e.name,
-                    "tier": e.tier,
-                    "preferred_tier": e.preferred,
-                    "pinned": e.pinned,
-                    "bytes": e.size,
-                    "in_use": e.refs,
-                    "idle_s": round(time.monotonic() - e.last_used, 3) if e.last_used else None,
-                    "timings_ms": dict(e.timings),
-                }
-                for e in self._entries.values()
-                if not e.removed
-            ]
+    def _describe(self, entry: _Entry, where_now) -> dict:
+        return {"tier": entry.tier, "timings_ms": dict(entry.timings)}
 
     def usage(self) -> dict[str, int]:
         with self._lock:
@@ -198,12 +253,6 @@ class AdapterCache:
             }
 
     # --- moving between tiers --------------------------------------------------------------------------------
-
-    def _get(self, name: str) -> _Entry:
-        entry = self._entries.get(name)
-        if entry is None or entry.removed:
-            raise UnknownAdapterError(f"unknown adapter {name!r}; registered: {', '.join(self.names()) or 'none'}")
-        return entry
 
     @staticmethod
     def _holds(entry: _Entry, tier: str) -> bool:
