@@ -43,7 +43,11 @@ class PreparedAdapter:
 
     name: str
     groups: dict[str, tuple[torch.Tensor, torch.Tensor]]
-    rank: int  # the largest module rank
+
+    @property
+    def ranks(self) -> dict[str, int]:
+        """Rows each group fills (the largest module rank in it)."""
+        return {key: a.shape[0] for key, (a, _) in self.groups.items()}
 
     @property
     def nbytes(self) -> int:
@@ -134,9 +138,7 @@ class LoraSlots:
         weight = next(iter(self.modules.values())).weight
         self.dtype, self.device = weight.dtype, weight.device
         self.groups: dict[str, _Group] = {}
-        self._hooks: list = []
         self.slot_of: dict[str, int] = {}
-        self.rank_of = [0] * slots
         self.free = list(range(slots))
         self.written: list[dict[str, int]] = [{} for _ in range(slots)]  # per slot: group -> Bᵀ rows in use
         self.rows: _Rows | None = None  # set by `serving` for one forward (the caller holds the model lock)
@@ -166,16 +168,7 @@ class LoraSlots:
             self.groups[key] = group
             for position, path in enumerate(paths):
                 factors = _Factors(self, group, position)
-                self._hooks.append(self.modules[path].register_forward_hook(factors.hook))
-
-    def remove(self) -> None:
-        """Unhook and free the slots (the model is the base model again)."""
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks, self.groups = [], {}
-        self.slot_of.clear()
-        self.free = list(range(self.slots))
-        self.written = [{} for _ in range(self.slots)]
+                self.modules[path].register_forward_hook(factors.hook)
 
     # --- adapters in and out ------------------------------------------------------------------------------------
 
@@ -242,7 +235,7 @@ class LoraSlots:
             if self.device.type == "cuda":  # pinned: the copy to the device runs at full bus speed
                 a_block, bt_block = a_block.pin_memory(), bt_block.pin_memory()
             groups[key] = (a_block, bt_block)
-        return PreparedAdapter(name, groups, max(a.shape[0] for a, _ in groups.values()))
+        return PreparedAdapter(name, groups)
 
     def load(self, name: str, config, weights) -> int:
         """Copy an adapter into a free slot; returns the slot. Raises AdapterLoadError, leaving slots unchanged."""
@@ -269,14 +262,13 @@ class LoraSlots:
                 torch._foreach_zero_(stale)
         if self.device.type == "cuda":
             torch.cuda.current_stream(self.device).synchronize()  # the pinned sources may be freed next
-        self.written[slot] = {key: a.shape[0] for key, (a, _) in adapter.groups.items()}
-        self.rank_of[slot] = adapter.rank
+        self.written[slot] = adapter.ranks
         self.slot_of[name] = slot
         return slot
 
     def _leftover_rows(self, slot: int, adapter: PreparedAdapter) -> int:
         """Rows of Bᵀ (per group) that loading `adapter` into `slot` must zero: what the last one wrote past it."""
-        ranks = {key: a.shape[0] for key, (a, _) in adapter.groups.items()}
+        ranks = adapter.ranks
         return sum(max(0, used - ranks.get(key, 0)) for key, used in self.written[slot].items())
 
     def unload(self, name: str) -> None:
@@ -314,7 +306,7 @@ class LoraSlots:
         except KeyError as missing:
             raise AdapterLoadError(f"adapter {missing.args[0]!r} is not loaded") from None
         used = sorted({s for s in slots if s is not None})
-        rank = max(self.rank_of[s] for s in used)
+        rank = max(max(self.written[s].values()) for s in used)  # loaded slots have written something
         if len(used) == 1 and None not in slots:
             return _Rows(rank, used[0])
         index = [used[0] if s is None else s for s in slots] + [used[0]] * (rows - len(slots))
