@@ -33,7 +33,6 @@ class Knowledge:
         self._retrievers: dict[str, object] = {}
         self._embedders: dict[str, object] = {}
         self._lock = threading.Lock()
-        self._vault_roots: dict[str, Path] = {}
         self._tags: dict[Path, tuple[int, set[str]]] = {}  # note file -> (mtime, tags)
 
     @property
@@ -74,29 +73,28 @@ class Knowledge:
             for hit in self.retriever(name).search(query, wanted, mode):
                 if prefixes and not hit.note.startswith(prefixes):
                     continue
-                if wanted_tags and not _tagged(self._note_tags(name, hit.note), wanted_tags):
+                if wanted_tags and not _tagged(self._note_tags(name, hit), wanted_tags):
                     continue
                 passages.append(Passage(name, hit.note, hit.title, hit.heading, hit.text, hit.score))
         passages.sort(key=lambda p: p.score, reverse=True)
         return passages[:k]
 
-    def _note_tags(self, collection: str, note: str) -> set[str]:
+    def _note_tags(self, collection: str, hit) -> set[str]:
         """A note's tags as the vault has them now (read from the file, cached until it changes): the index
         keeps no tags, and a role's scope should follow the user's latest tagging without a re-index."""
         from ..vault.walker import read_note
 
-        root = self._vault_roots.get(collection)
-        if root is None:
-            records = self.retriever(collection).store.notes().values()
-            root = self._vault_roots[collection] = Path(next(iter(records)).vault) if records else Path()
-        path = root / note
+        vault = self.retriever(collection).vault_of(hit.note_key)
+        if vault is None:
+            return set()
+        path = Path(vault) / hit.note
         try:
             stamp = path.stat().st_mtime_ns
         except OSError:  # deleted since indexing
             return set()
         cached = self._tags.get(path)
         if cached is None or cached[0] != stamp:
-            parsed = read_note(root, note)
+            parsed = read_note(Path(vault), hit.note)
             cached = self._tags[path] = (stamp, {tag.lower() for tag in getattr(parsed, "tags", ())})
         return cached[1]
 

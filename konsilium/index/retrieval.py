@@ -95,12 +95,26 @@ class Retriever:
         multilingual = getattr(embedder, "multilingual", False)
         self.dense_weights = dict(MULTILINGUAL_DENSE_WEIGHT if multilingual else DENSE_WEIGHT)
         self._graph: LinkGraph | None = None
+        self._vault_of: dict[str, str] = {}
 
     @property
     def graph(self) -> LinkGraph:
         if self._graph is None:
-            self._graph = LinkGraph(list(self.store.notes().values()))
+            self._read_notes()
         return self._graph
+
+    def vault_of(self, note_key: str) -> str | None:
+        """The vault root a hit's note lives in (a collection may index several)."""
+        if note_key not in self._vault_of:
+            self._read_notes()  # indexed since the notes were read
+        return self._vault_of.get(note_key)
+
+    def _read_notes(self) -> None:
+        """One read of the notes table serves the link graph and the note → vault map."""
+        records = list(self.store.notes().values())
+        roots: dict[str, str] = {}  # one string per vault, not one per note
+        self._vault_of = {r.note_key: roots.setdefault(r.vault, r.vault) for r in records}
+        self._graph = LinkGraph(records)
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
         if mode not in MODES:
