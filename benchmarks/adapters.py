@@ -41,7 +41,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -51,6 +50,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from benchmarks.engine_batching import run_concurrent  # noqa: E402  (all requests start together)
 from konsilium.engines import SamplingParams, embedded_default  # noqa: E402
 from konsilium.engines.transformers_engine import TransformersEngine  # noqa: E402
 from konsilium.roles.cache import AdapterCache, tensor_bytes  # noqa: E402
@@ -344,38 +344,6 @@ def profile_slot_load(engine, folder: Path, reps: int, threads: int) -> dict:
 
 
 # --- part 2: throughput ---------------------------------------------------------------------------------------
-
-
-def run_concurrent(engine, prompts: list[str], params: list[SamplingParams]) -> dict:
-    """All requests start together, one thread each (as the server's worker threads call the engine)."""
-    results: list[dict | None] = [None] * len(prompts)
-    barrier = threading.Barrier(len(prompts) + 1)
-
-    def worker(index: int) -> None:
-        barrier.wait()
-        result = engine.generate(prompts[index], params[index])
-        results[index] = {"end": time.perf_counter(), "tokens": result.completion_tokens, "text": result.text}
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(prompts))]
-    for thread in threads:
-        thread.start()
-    before = engine._scheduler.batch_sizes.copy()
-    start = time.perf_counter()
-    barrier.wait()
-    for thread in threads:
-        thread.join()
-    steps = engine._scheduler.batch_sizes - before
-    wall = max(r["end"] for r in results) - start
-    tokens = sum(r["tokens"] for r in results)
-    return {
-        "completion_tokens": tokens,
-        "wall_s": round(wall, 3),
-        "tokens_per_s": round(tokens / wall, 2),
-        "decode_steps": sum(steps.values()),
-        "mean_batch": round(sum(k * v for k, v in steps.items()) / max(1, sum(steps.values())), 2),
-        "batch_sizes": dict(sorted(steps.items())),
-        "texts": [r["text"] for r in results],
-    }
 
 
 def throughput(engine, prompts, modes: dict, ns: list[int], max_tokens: int, rounds: int) -> list[dict]:

@@ -66,15 +66,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run_concurrent(engine, prompts: list[str], params: SamplingParams) -> dict:
-    """All requests start together (one thread each, as the server's worker threads would call the engine)."""
+def run_concurrent(engine, prompts: list[str], params: SamplingParams | list[SamplingParams]) -> dict:
+    """All requests start together (one thread each, as the server's worker threads would call the engine).
+    `params`: one for all, or one per request (benchmarks/adapters.py gives each its adapter)."""
+    per_request = params if isinstance(params, list) else [params] * len(prompts)
     results: list[dict | None] = [None] * len(prompts)
     barrier = threading.Barrier(len(prompts) + 1)
 
     def worker(index: int) -> None:
         barrier.wait()
         first, parts, last = None, [], None
-        for last in engine.stream(prompts[index], params):
+        for last in engine.stream(prompts[index], per_request[index]):
             first = first or time.perf_counter()
             parts.append(last.text)
         results[index] = {
@@ -108,6 +110,7 @@ def run_concurrent(engine, prompts: list[str], params: SamplingParams) -> dict:
         "first_chunk_p95_s": round(percentile(firsts, 0.95), 3),
         "decode_steps": sum(steps.values()),
         "mean_batch": round(sum(k * v for k, v in steps.items()) / max(1, sum(steps.values())), 2),
+        "batch_sizes": dict(sorted(steps.items())),
         "texts": [r["text"] for r in results],
     }
 
