@@ -51,7 +51,8 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from benchmarks.engine_batching import run_concurrent  # noqa: E402  (all requests start together)
-from konsilium.engines import SamplingParams, embedded_default  # noqa: E402
+from benchmarks.provenance import provenance  # noqa: E402
+from konsilium.engines import AdapterRequest, SamplingParams, embedded_default  # noqa: E402
 from konsilium.engines.transformers_engine import TransformersEngine  # noqa: E402
 from konsilium.roles.cache import AdapterCache, tensor_bytes  # noqa: E402
 from konsilium.roles.validation import (  # noqa: E402
@@ -354,10 +355,11 @@ def throughput(engine, prompts, modes: dict, ns: list[int], max_tokens: int, rou
         for _ in range(rounds):
             for mode, adapters_for in modes.items():
                 adapters = adapters_for(n)
-                params = [SamplingParams(max_tokens=max_tokens, temperature=0, adapter=a) for a in adapters]
-                run_concurrent(engine, batch[:1], [SamplingParams(max_tokens=1, temperature=0, adapter=adapters[0])])
+                handles = [AdapterRequest(a) if a else None for a in adapters]
+                params = SamplingParams(max_tokens=max_tokens, temperature=0)
+                run_concurrent(engine, batch[:1], SamplingParams(max_tokens=1, temperature=0), handles[:1])
                 load_before = load_avg()
-                result = run_concurrent(engine, batch, params)
+                result = run_concurrent(engine, batch, params, handles)
                 result["load_avg_1m"] = round((load_before + load_avg()) / 2, 2)
                 result["adapters"] = len({a for a in adapters if a})
                 runs.setdefault((mode, n), []).append(result)
@@ -599,6 +601,7 @@ def main() -> None:
     began = time.perf_counter()
     report = {
         "benchmark": "adapters",
+        "provenance": provenance(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "settings": settings,

@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
+from benchmarks.provenance import provenance  # noqa: E402
 from konsilium.engines import SamplingParams, load_embedded_default  # noqa: E402
 
 QUESTIONS = [
@@ -66,17 +67,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run_concurrent(engine, prompts: list[str], params: SamplingParams | list[SamplingParams]) -> dict:
+def run_concurrent(
+    engine, prompts: list[str], params: SamplingParams | list[SamplingParams], adapters: list | None = None
+) -> dict:
     """All requests start together (one thread each, as the server's worker threads would call the engine).
-    `params`: one for all, or one per request (benchmarks/adapters.py gives each its adapter)."""
+    `params`: one for all, or one per request; `adapters`: an AdapterRequest (or None) per request
+    (benchmarks/adapters.py gives each its adapter)."""
     per_request = params if isinstance(params, list) else [params] * len(prompts)
+    per_adapter = adapters if adapters is not None else [None] * len(prompts)
     results: list[dict | None] = [None] * len(prompts)
     barrier = threading.Barrier(len(prompts) + 1)
 
     def worker(index: int) -> None:
         barrier.wait()
         first, parts, last = None, [], None
-        for last in engine.stream(prompts[index], per_request[index]):
+        for last in engine.stream(prompts[index], per_request[index], per_adapter[index]):
             first = first or time.perf_counter()
             parts.append(last.text)
         results[index] = {
@@ -123,6 +128,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
     parser.add_argument("--json-out", type=Path, default=ROOT / "benchmarks" / "results" / "engine_batching.json")
     args = parser.parse_args()
+    started = provenance()  # the code as it was when the run began
     load_start = os.getloadavg()[0]
 
     if args.threads:
@@ -156,6 +162,7 @@ def main() -> None:
 
     report = {
         "benchmark": "engine_batching",
+        "provenance": started,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "model": engine.info()["gguf_file"],
         "device": str(engine.device),

@@ -58,6 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.provenance import provenance  # noqa: E402
+
 MODEL_ID = "konsilium"
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "server_load.json"
 FAKE_TOKENS = 64  # the fake upstream answers min(max_tokens, this) one-word tokens
@@ -182,10 +184,11 @@ def _serve(kind: str, options: dict, queue) -> None:
     if kind == "fake":
         app = fake_upstream_app()
     else:
+        from konsilium.config import ServerSection
         from konsilium.server.app import create_app
         from konsilium.server.settings import ServerSettings
 
-        settings = ServerSettings(model_id=MODEL_ID, retrieval=False)
+        settings = ServerSettings(ServerSection(model_id=MODEL_ID, retrieval=False))
         conversation_log = None
         if kind == "direct":
             import torch
@@ -714,6 +717,7 @@ def main(argv=None) -> int:
 def run(args: argparse.Namespace, log_dir: Path) -> int:
     report: dict = {
         "benchmark": "server_load",
+        "provenance": provenance(),
         "argv": sys.argv[1:],
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine_facts(),

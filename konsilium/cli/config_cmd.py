@@ -15,8 +15,9 @@ def show(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption = Fals
     """Print the merged settings (defaults + konsilium.yaml)."""
     with user_errors(as_json):
         h = home_from(ctx, home)
+    settings = h.config.model_dump(mode="json")  # every key of the schema, in its order
     if as_json:
-        print_json({"home": str(h.root), "config": str(h.config_path), "settings": h.settings})
+        print_json({"home": str(h.root), "config": str(h.config_path), "settings": settings})
         return
     out.print(f"# {h.config_path}", highlight=False)
-    out.print(yaml.safe_dump(h.settings, allow_unicode=True, sort_keys=False), highlight=False)
+    out.print(yaml.safe_dump(settings, allow_unicode=True, sort_keys=False), highlight=False)

@@ -45,9 +45,7 @@ def retrieval(
             indexer = Indexer(h, roots=[vault])
             with progress_bar("indexing", enabled=not as_json) as progress:
                 indexer.run([vault], progress)
-            retriever = Retriever(
-                indexer.store, indexer.embedder, h.get("retrieval.candidates"), h.get("retrieval.link_boost")
-            )
+            retriever = Retriever(indexer.store, indexer.embedder, h.config.retrieval.candidates)
             result = evaluate(retriever, items, k=k, modes=modes, details=details)
     if as_json:
         print_json(result)

@@ -36,7 +36,7 @@ def index(
 
     with user_errors(as_json):
         h = home_from(ctx, home)
-        roots = list(paths or []) or [Path(p) for p in h.get("vault.paths")]
+        roots = list(paths or []) or [Path(p) for p in h.config.vault.paths]
         if not roots:
             fail("no vault given: pass a PATH or set vault.paths in konsilium.yaml", as_json)
         for root in roots:
@@ -44,7 +44,7 @@ def index(
                 fail(f"{root}: not a directory (give the vault folder)", as_json)
         _quiet_model_loading()
         if rebuild:
-            drop_collection(h.index_dir, collection or h.get("index.collection"))
+            drop_collection(h.index_dir, collection or h.config.index.collection)
         indexer = Indexer(h, collection, roots=roots)
         with progress_bar("indexing", enabled=not as_json) as progress:
             report = indexer.run(roots, progress)
@@ -65,8 +65,10 @@ def index(
 def search(
     ctx: typer.Context,
     query: Annotated[str | None, typer.Argument(help="What to look for; omit for an interactive prompt.")] = None,
-    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="How many chunks to return.")] = 10,
-    mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
+    k: Annotated[
+        int | None, typer.Option("--k", min=1, max=1000, help="How many chunks to return [default: retrieval.k].")
+    ] = None,
+    mode: Annotated[str | None, typer.Option(help="hybrid, dense or bm25 [default: retrieval.mode].")] = None,
     collection: Annotated[str | None, typer.Option(help="Collection to search.")] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -75,13 +77,15 @@ def search(
     from ..index.indexer import open_store
     from ..index.retrieval import Retriever
 
-    if mode not in MODES:
+    if mode is not None and mode not in MODES:
         fail(f"--mode {mode!r}: allowed values are {', '.join(MODES)}", as_json, code=2)
     with user_errors(as_json):
         h = home_from(ctx, home)
+        retrieval = h.config.retrieval
+        k, mode = k or retrieval.k, mode or retrieval.mode
         _quiet_model_loading()
         store, embedder = open_store(h, collection)
-        retriever = Retriever(store, embedder, h.get("retrieval.candidates"), h.get("retrieval.link_boost"))
+        retriever = Retriever(store, embedder, retrieval.candidates)
         if store.chunks.count_rows() == 0:
             fail("the index is empty: run `konsilium index PATH` first", as_json)
         if query is not None:
@@ -131,6 +135,9 @@ def stats(
         _quiet_model_loading()
         store, _ = open_store(h, collection)
         data = store.stats()
+        from ..plan.lance_files import store_bytes  # index sizes and old versions, read from the files
+
+        data["bytes"].update(store_bytes(store))
     chunks = data["chunks"] or 1
     pages = max(data["text_chars"] / page_chars, 1e-9)
     on_disk = data["bytes"]["on_disk"]

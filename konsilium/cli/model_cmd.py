@@ -13,7 +13,7 @@ model_app = typer.Typer(help="The base model that answers.", no_args_is_help=Tru
 def info(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption = False):
     """Load the engine konsilium.yaml configures (by default the embedded SmolLM2-135M-Instruct) and describe it."""
     with user_errors(as_json):
-        from .serve_cmd import load_configured_engine
+        from ..pipeline.assemble import load_configured_engine
 
         data = load_configured_engine(home_from(ctx, home)).info()
     if as_json:

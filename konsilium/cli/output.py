@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..config import ConfigError, Home, open_home
@@ -58,7 +59,8 @@ def print_json(data) -> None:
 def fail(message: str, as_json: bool = False, code: int = 1):
     if as_json:
         print_json({"error": {"message": message}})
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    # The message is text, not markup: `konsilium[vllm]` or `[[note]]` must reach the terminal as written.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 

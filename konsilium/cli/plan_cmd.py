@@ -85,7 +85,8 @@ ROWS = [
     ("total", "total_bytes", _gb),
     ("fits on GPU", "fits", _yesno),
     ("largest context that fits", "max_context_fits", lambda v: "-" if v is None else f"{v:,}"),
-    ("model's trained context", "model_max_context", lambda v: "-" if v is None else f"{v:,}"),
+    ("trained context", "trained_context", lambda v: "-" if v is None else f"{v:,}"),
+    ("extended context (RoPE scaling)", "extended_context", lambda v: "-" if v is None else f"{v:,}"),
     ("bytes read per decoded token", "bytes_read_per_token", _gb),
     ("decode tokens/s (upper bound)", "decode_tokens_per_s_upper_bound", lambda v: "-" if v is None else f"{v:,.1f}"),
 ]
@@ -113,6 +114,7 @@ def _print_notes(result: dict) -> None:
             highlight=False,
         )
     _out.print(f"[dim]activations: {result['activation_note']}[/]", highlight=False)
+    _out.print(f"[dim]context: {escape(result['context_scaling']['how'])}[/]", highlight=False)
     for note in result["notes"]:
         _out.print(f"[dim]note: {escape(note)}[/]", highlight=False)
 
@@ -238,9 +240,11 @@ def plan_storage(
     table.add_column("part")
     table.add_column("bytes", justify="right")
     for part, size in result["bytes"].items():
-        table.add_row(part, _gb(size))
+        label = f"{part} (projected)" if part == result["projected"] else part
+        table.add_row(label, _gb(size))
     table.add_row("RAM (estimate)", _gb(result["ram_bytes_estimate"]))
     _out.print(table)
+    _out.print(f"[dim]{result['disk_note']}; {result['vector_index_note']}[/]", highlight=False)
     if result.get("note"):
         _out.print(f"[dim]{result['note']}[/]")
 
@@ -256,10 +260,11 @@ def _measure(home: Path | None, collection: str | None) -> dict | None:
     if not Path(h.index_dir).exists():
         return None
     from ..index.indexer import open_store
+    from ..plan.lance_files import measured_index
 
     try:
         store, _ = open_store(h, collection)
-        stats = store.stats()
+        stats = measured_index(store)  # index bytes and old versions from the files themselves
     except Exception as exc:  # noqa: BLE001 - any store failure means "no usable index"
         _err.print(f"[yellow]note:[/] index not readable ({exc}); using defaults", highlight=False)
         return None
@@ -300,3 +305,11 @@ def explain(
         else:
             table.add_row(f["field"], f["value"], f"[yellow]{f['meaning']}[/]", "", "", "")
     _out.print(table)
+    window = result.get("context")
+    if window and window["extended"]:
+        label = "контекст: обучение" if ru else "context: trained"
+        extended = "расширенный" if ru else "extended"
+        _out.print(
+            f"{label} {window['trained']:,}, {extended} {window['extended']:,} ({escape(window['how'])})",
+            highlight=False,
+        )

@@ -30,7 +30,7 @@ def _registry(ctx: typer.Context, home) -> tuple[RoleRegistry, int]:
     registry = RoleRegistry.open(h, strict=False)
     for problem in registry.problems:
         err.print(f"[bold yellow]warning:[/] {problem}", highlight=False)
-    return registry, h.settings["adapter_cache"]["max_rank"]
+    return registry, h.config.adapter_cache.max_rank
 
 
 # --- roles --------------------------------------------------------------------------------------------------
@@ -333,8 +333,8 @@ def list_adapters(
             from ..server.settings import api_keys
 
             h = home_from(ctx, home)
-            keys = api_keys(h.get("server.api_keys"))
-            url = url or f"http://{h.get('server.host')}:{h.get('server.port')}"
+            keys = api_keys(h.config.server.api_keys)
+            url = url or f"http://{h.config.server.host}:{h.config.server.port}"
             rows = _with_live(rows, live_adapters(url, keys[0] if keys else None))
     if as_json:
         print_json(rows)

@@ -11,64 +11,34 @@ from .output import HomeOption, err, home_from, user_errors
 
 def build_app(home, host: str, port: int, engine=None):
     """Check the address against the keys, load the engine, the index and the log; return the ASGI app."""
+    from ..pipeline.assemble import assemble, load_configured_engine
     from ..server.settings import ServerSettings, check_bind
 
     settings = ServerSettings.from_home(home)
     check_bind(host, port, settings.api_keys)
-    from ..grounding import Knowledge
-    from ..memory import ConversationLog
     from ..server import create_app
 
     if engine is None:
-        err.print(f"loading the {home.get('engine.kind')} engine ({home.get('engine.model')})…", highlight=False)
+        config = home.config.engine
+        err.print(f"loading the {config.kind} engine ({config.model})…", highlight=False, markup=False)
         engine = load_configured_engine(home)
-    knowledge = Knowledge(home)
+    pipeline = assemble(home, engine)
+    knowledge = pipeline.knowledge
     collections = knowledge.collections()
     if knowledge.default_collection in collections:
-        err.print(f"loading the index of collection {knowledge.default_collection!r}…", highlight=False)
+        err.print(f"loading the index of collection {knowledge.default_collection!r}…", highlight=False, markup=False)
         knowledge.retriever(knowledge.default_collection)  # the first request should not pay for the embedder
-    elif settings.retrieval:
+    elif settings.section.retrieval:
         err.print(
             f"[yellow]note:[/] collection {knowledge.default_collection!r} is not indexed yet: answers will not "
             "use your notes until you run `konsilium index PATH`",
             highlight=False,
         )
-    conversation_log = ConversationLog.open_home(home) if home.get("server.log") else None
-    roles = role_service(home, engine, knowledge, settings.model_id)
-    return create_app(engine, knowledge=knowledge, conversation_log=conversation_log, settings=settings, roles=roles)
-
-
-def load_configured_engine(home):
-    """The engine of konsilium.yaml; vLLM also gets its LoRA slots and CPU cache from `adapter_cache`."""
-    from ..engines import load_engine
-
-    lora_args = None
-    if home.get("engine.kind") == "vllm":
-        from ..roles.path_adapters import vllm_lora_args_for
-
-        lora_args = vllm_lora_args_for(home)
-    return load_engine(home.settings["engine"], lora_args)
-
-
-def role_service(home, engine, knowledge, model_id: str):
-    """Roles from konsilium.yaml / roles.yaml over the engine; adapters warm to their tiers in the background."""
-    import threading
-
-    from ..roles.registry import RoleRegistry
-    from ..roles.runtime import RoleService
-
-    registry = RoleRegistry.open(home)  # a bad definition stops the start with one line naming it
-    roles = RoleService(
-        engine,
-        registry,
-        base_model_id=model_id,
-        cache_settings=home.settings["adapter_cache"],
-        embed=lambda texts: knowledge.embedder().embed(texts),
-    )
-    if registry.roles():
-        err.print(f"roles: {', '.join(registry.role_ids())} (and 'auto' to let the router pick)", highlight=False)
-    threading.Thread(target=roles.warm_all, daemon=True, name="warm-adapters").start()
-    return roles
+    roles = pipeline.roles
+    if roles.roles():
+        names = ", ".join(role.id for role in roles.roles())
+        err.print(f"roles: {names} (and 'auto' to let the router pick)", highlight=False, markup=False)
+    return create_app(engine, settings=settings, pipeline=pipeline)
 
 
 def serve(
@@ -82,8 +52,8 @@ def serve(
     """Serve the OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings."""
     with user_errors():
         h = home_from(ctx, home)
-        host = host or h.get("server.host")
-        port = port or h.get("server.port")
+        host = host or h.config.server.host
+        port = port or h.config.server.port
         app = build_app(h, host, port)
     import uvicorn
 

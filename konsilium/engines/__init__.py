@@ -1,12 +1,26 @@
 """Generators behind one protocol. Importing this package stays light: engines load their frameworks lazily."""
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from ..errors import EngineUnavailableError, UpstreamError
 from .model_files import ModelFilesError, embedded_default
-from .protocol import ChatViaTemplate, Engine, GenerationChunk, GenerationResult, SamplingParams
+from .protocol import (
+    AdapterRequest,
+    AdapterSupport,
+    ChatViaTemplate,
+    Engine,
+    GenerationChunk,
+    GenerationResult,
+    SamplingParams,
+)
+
+if TYPE_CHECKING:
+    from ..config import EngineSettings
 
 __all__ = [
+    "AdapterRequest",
+    "AdapterSupport",
     "ChatViaTemplate",
     "Engine",
     "EngineUnavailableError",
@@ -34,8 +48,8 @@ def _load_embedded(device: str, dtype: str | None):
     return TransformersEngine(folder, gguf_file=gguf_file, device=device, dtype=dtype)
 
 
-def load_engine(engine_settings: dict, lora_args: dict | None = None) -> Engine:
-    """The engine `konsilium.yaml`'s `engine` section describes (see `factory`)."""
+def load_engine(engine_settings: "EngineSettings | dict", lora_args: dict | None = None) -> Engine:
+    """The engine `konsilium.yaml`'s `engine` section describes (`home.config.engine`; see `factory`)."""
     from .factory import load_engine as load
 
     return load(engine_settings, lora_args)

@@ -158,8 +158,8 @@ class BatchScheduler:
     def __init__(
         self,
         model,
-        max_batch_size: int = 16,
-        max_batch_tokens: int = 32768,
+        max_batch_size: int,  # no defaults here: TransformersEngine passes the configured values
+        max_batch_tokens: int,
         batch_invariant: bool = False,
         idle_s: float = 30.0,
     ):

@@ -1,39 +1,42 @@
-"""`load_engine(settings["engine"])`: the configured generator. Each kind imports its framework only when chosen."""
+"""`load_engine(home.config.engine)`: the configured generator. Each kind imports its framework only when chosen."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from ..config import ENGINE_KINDS, defaults
+from ..config import EngineSettings, parse_section
 from .protocol import Engine
 
 
-def load_engine(engine_settings: dict, lora_args: dict | None = None) -> Engine:
-    """Build the engine the `engine` section of konsilium.yaml describes (missing keys take their defaults).
+def engine_settings_of(settings: EngineSettings | dict) -> EngineSettings:
+    """Typed engine settings; a (partial) dict, as scripts and benchmarks write it, is checked like the `engine`
+    section of konsilium.yaml, its missing keys taking their defaults."""
+    return settings if isinstance(settings, EngineSettings) else parse_section("engine", settings)
+
+
+def load_engine(settings: EngineSettings | dict, lora_args: dict | None = None) -> Engine:
+    """Build the engine the `engine` section of konsilium.yaml describes.
     `lora_args`: vLLM's max_loras / max_lora_rank / max_cpu_loras (`roles.path_adapters.vllm_lora_args`)."""
-    settings = {**defaults()["engine"], **engine_settings}
-    kind = settings["kind"]
-    if kind == "transformers":
-        return _transformers(settings)
-    if kind == "openai-upstream":
+    settings = engine_settings_of(settings)
+    if settings.kind == "openai-upstream":
         return _openai_upstream(settings)
-    if kind == "vllm":
+    if settings.kind == "vllm":
         return _vllm(settings, lora_args or {})
-    raise ValueError(f"engine.kind: {kind!r} is not allowed; allowed values: {', '.join(ENGINE_KINDS)}")
+    return _transformers(settings)  # the only kind left: EngineSettings allows no other
 
 
-def _transformers(settings: dict) -> Engine:
+def _transformers(settings: EngineSettings) -> Engine:
     from . import load_embedded_default
 
-    dtype = None if settings["dtype"] == "auto" else settings["dtype"]
-    batching = {key: settings[key] for key in ("max_batch_size", "max_batch_tokens", "batch_invariant")}
-    if settings["model"] == "embedded":
-        engine = load_embedded_default(settings["device"], dtype)  # shared in a process (tests): set, not rebuilt
+    dtype = None if settings.dtype == "auto" else settings.dtype
+    batching = settings.model_dump(include={"max_batch_size", "max_batch_tokens", "batch_invariant"})
+    if settings.model == "embedded":
+        engine = load_embedded_default(settings.device, dtype)  # shared in a process (tests): set, not rebuilt
         if engine.batching != batching:
             engine.configure_batching(**batching)
         return engine
-    path = Path(settings["model"]).expanduser()
+    path = Path(settings.model).expanduser()
     gguf_file = None
     if not path.exists():
         raise FileNotFoundError(
@@ -47,31 +50,31 @@ def _transformers(settings: dict) -> Engine:
         gguf_file = ggufs[0].name
     from .transformers_engine import TransformersEngine
 
-    return TransformersEngine(path, gguf_file=gguf_file, device=settings["device"], dtype=dtype, **batching)
+    return TransformersEngine(path, gguf_file=gguf_file, device=settings.device, dtype=dtype, **batching)
 
 
-def _openai_upstream(settings: dict) -> Engine:
+def _openai_upstream(settings: EngineSettings) -> Engine:
     from .openai_upstream import OpenAIUpstreamEngine
 
-    key_env = settings["upstream_api_key_env"]
+    key_env = settings.upstream_api_key_env
     return OpenAIUpstreamEngine(
-        settings["upstream_url"],
+        settings.upstream_url,
         # "embedded" names no upstream model: take the first one the upstream lists.
-        None if settings["model"] == "embedded" else settings["model"],
+        None if settings.model == "embedded" else settings.model,
         api_key=os.environ.get(key_env) if key_env else None,
-        context_length=settings["context_length"],
-        timeout_s=settings["upstream_timeout_s"],
+        context_length=settings.context_length,
+        timeout_s=settings.upstream_timeout_s,
     )
 
 
-def _vllm(settings: dict, lora_args: dict) -> Engine:
+def _vllm(settings: EngineSettings, lora_args: dict) -> Engine:
     from .vllm_engine import VLLMEngine
 
     return VLLMEngine(
-        settings["model"],
-        tensor_parallel_size=settings["tensor_parallel_size"],
-        gpu_memory_utilization=settings["gpu_memory_utilization"],
-        dtype=settings["dtype"],
-        context_length=settings["context_length"],
+        settings.model,
+        tensor_parallel_size=settings.tensor_parallel_size,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        dtype=settings.dtype,
+        context_length=settings.context_length,
         **lora_args,
     )

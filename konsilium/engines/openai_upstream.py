@@ -9,7 +9,6 @@ which the server answers with a 400; any other failure is an `UpstreamError` nam
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from contextlib import contextmanager
 import openai
 
 from ..errors import UpstreamError
-from .protocol import FinishReason, GenerationChunk, GenerationResult, SamplingParams
+from .protocol import AdapterRequest, AdapterSupport, FinishReason, GenerationChunk, GenerationResult, SamplingParams
 from .token_estimate import estimate_chat_tokens, estimate_tokens
 
 __all__ = ["OpenAIUpstreamEngine", "UpstreamError"]
@@ -29,9 +28,11 @@ PLACEHOLDER_KEY = "EMPTY"
 
 
 class OpenAIUpstreamEngine:
-    """Thread-safe (the openai client is). `with_model` gives a view on another upstream model, sharing the client."""
+    """Thread-safe (the openai client is). A request's adapter names another upstream model (e.g. a vLLM
+    `--lora-modules` name for a role)."""
 
     engine_name = "openai-upstream"
+    adapter_support = AdapterSupport.UPSTREAM_MODELS
 
     def __init__(
         self,
@@ -51,27 +52,29 @@ class OpenAIUpstreamEngine:
         )
         # Likewise $OPENAI_ORG_ID, $OPENAI_PROJECT_ID and $OPENAI_ADMIN_KEY are no business of this server.
         self._client.organization = self._client.project = self._client.admin_api_key = None
-        self._contexts: dict[str, int] = {}  # per upstream model, shared with `with_model` views
+        self._contexts: dict[str, int] = {}  # per upstream model
         self._lock = threading.Lock()
+        self._konsilium: bool | None = None  # is the upstream itself a konsilium (decided at the first chat)
         self.model = model or self._first_model()
 
-    def with_model(self, name: str) -> OpenAIUpstreamEngine:
-        """The same upstream answering as another of its models, e.g. a vLLM `--lora-modules` name for a role."""
-        view = copy.copy(self)
-        view.model = name
-        return view
+    def _model_for(self, adapter: AdapterRequest | None) -> str:
+        return adapter.name if adapter is not None else self.model
 
     # --- description ---------------------------------------------------------------------------------------
 
     @property
     def context_length(self) -> int:
         """engine.context_length when set; else what the upstream's /v1/models says (vLLM: max_model_len); else 8192."""
+        return self.context_length_for(None)
+
+    def context_length_for(self, adapter: AdapterRequest | None) -> int:
         if self._configured_context > 0:
             return self._configured_context
+        model = self._model_for(adapter)
         with self._lock:
-            if self.model not in self._contexts:
-                self._contexts[self.model] = self._listed_context()
-            return self._contexts[self.model]
+            if model not in self._contexts:
+                self._contexts[model] = self._listed_context(model)
+            return self._contexts[model]
 
     def info(self) -> dict:
         return {
@@ -99,9 +102,9 @@ class OpenAIUpstreamEngine:
             raise UpstreamError(f"the upstream at {self.base_url} lists no models: set engine.model to one it serves")
         return ids[0]
 
-    def _listed_context(self) -> int:
+    def _listed_context(self, model: str) -> int:
         for card in self._listing():
-            if card.id == self.model:
+            if card.id == model:
                 for key in CONTEXT_KEYS:
                     value = getattr(card, key, None)
                     if isinstance(value, int) and value > 0:
@@ -123,23 +126,31 @@ class OpenAIUpstreamEngine:
 
     # --- generation ----------------------------------------------------------------------------------------
 
-    def generate(self, prompt: str, params: SamplingParams) -> GenerationResult:
+    def generate(self, prompt: str, params: SamplingParams, adapter: AdapterRequest | None = None) -> GenerationResult:
         with self._errors():
-            response = self._client.completions.create(model=self.model, prompt=prompt, **_sampling(params))
+            response = self._client.completions.create(
+                model=self._model_for(adapter), prompt=prompt, **_sampling(params)
+            )
         choice = response.choices[0]
         return _result(choice.text or "", choice.finish_reason, response.usage, lambda: self.count_tokens(prompt))
 
-    def generate_chat(self, messages: list[dict], params: SamplingParams) -> GenerationResult:
+    def generate_chat(
+        self, messages: list[dict], params: SamplingParams, adapter: AdapterRequest | None = None
+    ) -> GenerationResult:
         with self._errors():
-            response = self._client.chat.completions.create(model=self.model, messages=messages, **_sampling(params))
+            response = self._client.chat.completions.create(
+                model=self._model_for(adapter), messages=messages, **_sampling(params), **self._chat_extras()
+            )
         choice = response.choices[0]
         text = choice.message.content or ""
         return _result(text, choice.finish_reason, response.usage, lambda: self.count_chat_tokens(messages))
 
-    def stream(self, prompt: str, params: SamplingParams) -> Iterator[GenerationChunk]:
+    def stream(
+        self, prompt: str, params: SamplingParams, adapter: AdapterRequest | None = None
+    ) -> Iterator[GenerationChunk]:
         with self._errors():
             events = self._client.completions.create(
-                model=self.model,
+                model=self._model_for(adapter),
                 prompt=prompt,
                 stream=True,
                 stream_options={"include_usage": True},
@@ -147,16 +158,29 @@ class OpenAIUpstreamEngine:
             )
         return _Relay(events, lambda choice: choice.text, self.count_tokens(prompt), self._errors)
 
-    def stream_chat(self, messages: list[dict], params: SamplingParams) -> Iterator[GenerationChunk]:
+    def stream_chat(
+        self, messages: list[dict], params: SamplingParams, adapter: AdapterRequest | None = None
+    ) -> Iterator[GenerationChunk]:
         with self._errors():
             events = self._client.chat.completions.create(
-                model=self.model,
+                model=self._model_for(adapter),
                 messages=messages,
                 stream=True,
                 stream_options={"include_usage": True},
                 **_sampling(params),
+                **self._chat_extras(),
             )
         return _Relay(events, lambda choice: choice.delta.content, self.count_chat_tokens(messages), self._errors)
+
+    def _chat_extras(self) -> dict:
+        """A konsilium upstream would ground and cite the answer a second time: our prompt already carries the
+        notes, so ask it for a plain answer. Other servers get no unknown fields (strict ones reject them)."""
+        if self._konsilium is None:
+            try:
+                self._konsilium = any(getattr(card, "owned_by", None) == "konsilium" for card in self._listing())
+            except (UpstreamError, ValueError):
+                return {}  # the request itself will report the upstream's trouble
+        return {"extra_body": {"konsilium": {"retrieval": False}}} if self._konsilium else {}
 
     # --- errors --------------------------------------------------------------------------------------------
 

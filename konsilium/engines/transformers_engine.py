@@ -16,7 +16,7 @@ import queue
 from collections.abc import Iterator
 from pathlib import Path
 
-from .protocol import ChatViaTemplate, GenerationChunk, GenerationResult, SamplingParams
+from .protocol import AdapterRequest, AdapterSupport, ChatViaTemplate, GenerationChunk, GenerationResult, SamplingParams
 
 # No downloads at run time, ever: a missing file must fail, not fetch.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,10 +26,12 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
+from ..config import EngineSettings  # noqa: E402
 from .batching import BatchScheduler  # noqa: E402
 from .lora_slots import LoraSlots, PreparedAdapter  # noqa: E402
 
 log = logging.getLogger("konsilium.engine")
+BATCHING_DEFAULTS = EngineSettings()  # batching defaults live in the settings schema, not here
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 # Used only when a tokenizer ships no chat template (e.g. a base model): ChatML, which most small models know.
@@ -48,6 +50,7 @@ class TransformersEngine(ChatViaTemplate):
     """
 
     engine_name = "transformers"
+    adapter_support = AdapterSupport.SLOTS
 
     def __init__(
         self,
@@ -55,9 +58,9 @@ class TransformersEngine(ChatViaTemplate):
         gguf_file: str | None = None,
         device: str = "cpu",
         dtype: str | None = None,
-        max_batch_size: int = 16,
-        max_batch_tokens: int = 32768,
-        batch_invariant: bool = False,
+        max_batch_size: int = BATCHING_DEFAULTS.max_batch_size,
+        max_batch_tokens: int = BATCHING_DEFAULTS.max_batch_tokens,
+        batch_invariant: bool = BATCHING_DEFAULTS.batch_invariant,
     ):
         path = Path(path_or_dir).expanduser()
         if path.is_file() and path.suffix == ".gguf":
@@ -83,7 +86,10 @@ class TransformersEngine(ChatViaTemplate):
         self.configure_batching(max_batch_size, max_batch_tokens, batch_invariant)
 
     def configure_batching(
-        self, max_batch_size: int = 16, max_batch_tokens: int = 32768, batch_invariant: bool = False
+        self,
+        max_batch_size: int = BATCHING_DEFAULTS.max_batch_size,
+        max_batch_tokens: int = BATCHING_DEFAULTS.max_batch_tokens,
+        batch_invariant: bool = BATCHING_DEFAULTS.batch_invariant,
     ) -> None:
         """Replace the scheduler; requests already running finish on the old one."""
         previous = getattr(self, "_scheduler", None)
@@ -182,13 +188,15 @@ class TransformersEngine(ChatViaTemplate):
 
     # --- generation ----------------------------------------------------------------------------------------
 
-    def generate(self, prompt: str, params: SamplingParams) -> GenerationResult:
+    def generate(self, prompt: str, params: SamplingParams, adapter: AdapterRequest | None = None) -> GenerationResult:
         parts, last = [], None
-        for last in self.stream(prompt, params):
+        for last in self.stream(prompt, params, adapter):
             parts.append(last.text)
         return GenerationResult("".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens)
 
-    def stream(self, prompt: str, params: SamplingParams) -> Iterator[GenerationChunk]:
+    def stream(
+        self, prompt: str, params: SamplingParams, adapter: AdapterRequest | None = None
+    ) -> Iterator[GenerationChunk]:
         prompt_ids = self._encode(prompt)
         n_prompt = len(prompt_ids)
         if n_prompt == 0:
@@ -197,9 +205,10 @@ class TransformersEngine(ChatViaTemplate):
         if room < 1:
             raise ValueError(f"the prompt has {n_prompt} tokens; the model's context is {self.context_length}")
         budget = min(room, params.max_tokens or room)
-        if params.adapter is not None and params.adapter not in self.loaded_adapters():
-            raise ValueError(f"adapter {params.adapter!r} is not loaded in this engine")
-        request = _Request(self, prompt_ids, params, budget)
+        name = adapter.name if adapter is not None else None
+        if name is not None and name not in self.loaded_adapters():
+            raise ValueError(f"adapter {name!r} is not loaded in this engine")
+        request = _Request(self, prompt_ids, params, budget, name)
         scheduler = self._scheduler
         scheduler.submit(request)
         return _ChunkStream(request, scheduler)
@@ -209,9 +218,16 @@ class _Request:
     """One request's text state. The scheduler thread calls `choose`/`accept`/`fail`; chunks (or the error that
     ended the request) go to `chunks`, which the caller's thread reads through `_ChunkStream`."""
 
-    def __init__(self, engine: TransformersEngine, prompt_ids: list[int], params: SamplingParams, budget: int):
+    def __init__(
+        self,
+        engine: TransformersEngine,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        budget: int,
+        adapter: str | None,
+    ):
         self.prompt_ids, self.reserve, self.cancelled = prompt_ids, len(prompt_ids) + budget, False
-        self.adapter = params.adapter
+        self.adapter = adapter  # the LoRA slot's adapter this row runs with (None: the base model)
         self.chunks: queue.SimpleQueue = queue.SimpleQueue()
         self._tokenizer, self._eos_ids = engine.tokenizer, engine._eos_ids
         self._params, self._budget, self._stops = params, budget, [s for s in params.stop if s]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import itertools
 import os
 import threading
@@ -19,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import EngineUnavailableError
-from .protocol import ChatViaTemplate, GenerationChunk, GenerationResult, SamplingParams
+from .protocol import AdapterRequest, AdapterSupport, ChatViaTemplate, GenerationChunk, GenerationResult, SamplingParams
 
 INSTALL_HINT = "pip install 'konsilium[vllm]'"
 
@@ -43,6 +42,7 @@ class VLLMEngine(ChatViaTemplate):
     """A local HF model folder on vLLM. Chat is rendered with the model's own template (`ChatViaTemplate`)."""
 
     engine_name = "vllm"
+    adapter_support = AdapterSupport.PATHS
 
     def __init__(
         self,
@@ -92,8 +92,7 @@ class VLLMEngine(ChatViaTemplate):
             raise
         engine = self._async_engine
         self._model_config = getattr(engine, "model_config", None) or engine.vllm_config.model_config
-        self.lora = None  # the LoRARequest every request of this view carries (see `with_lora`)
-        self._lora_ids: dict[str, int] = {}  # adapter name -> vLLM's integer id, shared by all views
+        self._lora_ids: dict[str, int] = {}  # adapter name -> vLLM's integer id
         self._lora_counter = itertools.count(1)
         self._lora_lock = threading.Lock()
 
@@ -104,22 +103,25 @@ class VLLMEngine(ChatViaTemplate):
     def _call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def with_lora(self, name: str, path: str | Path) -> VLLMEngine:
-        """A view whose requests run with the LoRA adapter at `path` (loaded by vLLM on first use)."""
+    def lora_request(self, adapter: AdapterRequest | None):
+        """vLLM's LoRARequest for our adapter handle (vLLM loads the folder on first use); None: the base model."""
+        if adapter is None:
+            return None
+        if not adapter.path:
+            raise ValueError(f"adapter {adapter.name!r} has no folder for vLLM to load")
         from vllm.lora.request import LoRARequest
 
         with self._lora_lock:
-            if name not in self._lora_ids:
-                self._lora_ids[name] = next(self._lora_counter)
-        view = copy.copy(self)  # shares the engine, loop and tokenizer
-        view.lora = LoRARequest(name, self._lora_ids[name], str(Path(path).expanduser().resolve()))
-        return view
+            if adapter.name not in self._lora_ids:
+                self._lora_ids[adapter.name] = next(self._lora_counter)
+            lora_id = self._lora_ids[adapter.name]
+        return LoRARequest(adapter.name, lora_id, str(Path(adapter.path).expanduser().resolve()))
 
     # --- adapters by folder (roles/path_adapters.py): vLLM keeps the tiers ----------------------------------
 
     def add_adapter(self, name: str, path: str | Path, pinned: bool = False) -> None:
         """Load an adapter ahead of use (vLLM's CPU cache); pinned: vLLM never evicts it from its GPU slots."""
-        request = self.with_lora(name, path).lora
+        request = self.lora_request(AdapterRequest(name, str(path)))
         self._call(self._async_engine.add_lora(request))
         if pinned:
             self._call(self._async_engine.pin_lora(request.lora_int_id))
@@ -176,13 +178,15 @@ class VLLMEngine(ChatViaTemplate):
 
     # --- generation ----------------------------------------------------------------------------------------
 
-    def generate(self, prompt: str, params: SamplingParams) -> GenerationResult:
+    def generate(self, prompt: str, params: SamplingParams, adapter: AdapterRequest | None = None) -> GenerationResult:
         parts, last = [], None
-        for last in self.stream(prompt, params):
+        for last in self.stream(prompt, params, adapter):
             parts.append(last.text)
         return GenerationResult("".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens)
 
-    def stream(self, prompt: str, params: SamplingParams) -> Iterator[GenerationChunk]:
+    def stream(
+        self, prompt: str, params: SamplingParams, adapter: AdapterRequest | None = None
+    ) -> Iterator[GenerationChunk]:
         prompt_ids = self._encode(prompt)
         if not prompt_ids:
             raise ValueError("the prompt is empty")
@@ -196,17 +200,17 @@ class VLLMEngine(ChatViaTemplate):
             stop=list(params.stop) or None,
             seed=params.seed,
         )
-        return _Relay(self, prompt_ids, sampling)
+        return _Relay(self, prompt_ids, sampling, self.lora_request(adapter))
 
 
 class _Relay:
     """vLLM's cumulative outputs for one request as GenerationChunk deltas; closing it aborts the request."""
 
-    def __init__(self, engine: VLLMEngine, prompt_ids: list[int], sampling):
+    def __init__(self, engine: VLLMEngine, prompt_ids: list[int], sampling, lora_request):
         self._owner, self._n_prompt = engine, len(prompt_ids)
         self._request_id = f"konsilium-{uuid.uuid4().hex}"
         self._outputs = engine._async_engine.generate(
-            {"prompt_token_ids": prompt_ids}, sampling, self._request_id, lora_request=engine.lora
+            {"prompt_token_ids": prompt_ids}, sampling, self._request_id, lora_request=lora_request
         )
         self._emitted, self._done = 0, False
 

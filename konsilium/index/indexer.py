@@ -97,7 +97,7 @@ def vault_cyrillic_share(roots: list[Path], sample: int = 300, head_bytes: int =
 def resolve_model(home: Home, collection: str, roots: list[Path] | None = None) -> str:
     """The embedder model for a collection: as configured, or for `auto` the one it was built with, or the one
     that suits the vaults' language."""
-    model = home.get("embedder.model")
+    model = home.config.embedder.model
     if model != AUTO_MODEL:
         return model
     built = stored_model(home.index_dir, collection)
@@ -109,9 +109,9 @@ def resolve_model(home: Home, collection: str, roots: list[Path] | None = None) 
 def open_store(
     home: Home, collection: str | None = None, embedder: Embedder | None = None, roots: list[Path] | None = None
 ):
-    name = collection or home.get("index.collection")
+    name = collection or home.config.index.collection
     model = resolve_model(home, name, roots)
-    embedder = embedder or make_embedder(home.settings, model)
+    embedder = embedder or make_embedder(home.config, model)
     return LanceStore(home.index_dir, name, embedder.name, embedder.dim, model=model), embedder
 
 
@@ -124,12 +124,10 @@ class Indexer:
         roots: list[Path] | None = None,
     ):
         self.home = home
-        self.settings = home.settings
         # `roots` only matter for `embedder.model: auto` on a new collection: they decide its language.
         self.store, self.embedder = open_store(home, collection, embedder, roots)
-        self.fingerprint = "|".join(
-            [PIPELINE_VERSION, str(home.get("index.chunk_chars")), str(home.get("index.chunk_overlap"))]
-        )
+        index = home.config.index
+        self.fingerprint = "|".join([PIPELINE_VERSION, str(index.chunk_chars), str(index.chunk_overlap)])
 
     def _hash(self, data: bytes) -> str:
         return hashlib.sha256(self.fingerprint.encode() + b"\0" + data).hexdigest()
@@ -162,9 +160,8 @@ class Indexer:
         """Hash every file; return the keys seen and the (key, vault, rel, hash) list to (re)index."""
         seen: set[str] = set()
         todo: list[tuple[str, Path, str]] = []
-        include = self.home.get("vault.include")
-        exclude = self.home.get("vault.exclude")
-        limit = self.home.get("vault.max_file_bytes")
+        vault_settings = self.home.config.vault
+        include, exclude, limit = vault_settings.include, vault_settings.exclude, vault_settings.max_file_bytes
         for vault in vaults:
             for rel in iter_vault_files(vault, include, exclude):
                 key = note_key(vault, rel)
@@ -190,7 +187,7 @@ class Indexer:
         notes: list[NoteRecord] = []
         chunks: list[ChunkRecord] = []
         pending_texts: list[tuple[ChunkRecord, str]] = []
-        limit = self.home.get("vault.max_file_bytes")
+        limit = self.home.config.vault.max_file_bytes
 
         def flush() -> None:
             texts = [t for _, t in pending_texts]
@@ -240,7 +237,7 @@ class Indexer:
             progress(len(todo), len(todo), "")
 
     def _records(self, key: str, vault: Path, note: Note, digest: str):
-        pieces = chunk_note(note, self.home.get("index.chunk_chars"), self.home.get("index.chunk_overlap"))
+        pieces = chunk_note(note, self.home.config.index.chunk_chars, self.home.config.index.chunk_overlap)
         records = []
         for piece in pieces:
             embed_text = embedding_input(piece.title, piece.heading, piece.text)
@@ -255,6 +252,7 @@ class Indexer:
                     text_hash=hashlib.sha1(embed_text.encode("utf-8")).hexdigest(),
                     ordinal=piece.ordinal,
                     vector=None,  # filled from `reusable` or by the embedder in flush()
+                    tags=list(note.tags),  # stored per chunk: a role's tag scope filters before ranking
                 )
             )
         note_record = NoteRecord(

@@ -21,6 +21,7 @@ from lancedb.query import MatchQuery
 
 from konsilium.errors import StoreError
 
+from .scope import Scope, tags_field
 from .store import ChunkRecord, NoteRecord, StoredChunk
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -50,6 +51,29 @@ def _in_filter(column: str, values: list[str]) -> str:
     return f"{column} IN ({', '.join(_quote(v) for v in values)})"
 
 
+def _like_literal(value: str) -> str:
+    """`value` matched literally inside a LIKE pattern: its own `%`, `_` and `\\` must not act as wildcards."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _like(column: str, pattern: str) -> str:
+    return f"{column} LIKE {_quote(pattern)} ESCAPE '\\'"
+
+
+def scope_filter(scope: Scope | None) -> str | None:
+    """The SQL `where` for a scope, applied before ranking: any folder (a path prefix ending at `/`, so `Sport`
+    never covers `Sports/`) and any tag (itself or nested under it: `sport` covers `sport/running`)."""
+    if scope is None:
+        return None
+    parts = []
+    if scope.folders:
+        parts.append(" OR ".join(_like("note", _like_literal(folder) + "/%") for folder in scope.folders))
+    if scope.tags:
+        tags = [_like_literal(tag) for tag in scope.tags]
+        parts.append(" OR ".join(f"{_like('tags', f'%|{t}|%')} OR {_like('tags', f'%|{t}/%')}" for t in tags))
+    return " AND ".join(f"({part})" for part in parts) or None
+
+
 def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
@@ -77,11 +101,14 @@ class LanceStore:
         self.dim = dim
         self.embedder_name = embedder_name
         self.model = model
-        self.db = lancedb.connect(str(self.dir))
+        # Check for newer versions on every read: a running server sees `konsilium index` runs (new notes, new tags)
+        # at once, for the cost of a manifest lookup.
+        self.db = lancedb.connect(str(self.dir), read_consistency_interval=timedelta(0))
         if not self._check_meta():
             self._drop_empty_tables()
         self.chunks = self._open_or_create(f"chunks__{collection}", self._chunk_schema())
         self.notes_table = self._open_or_create(f"notes__{collection}", self._note_schema())
+        self._store_tags_of_an_older_index()
 
     # -- layout ---------------------------------------------------------------------------------------------
     def _chunk_schema(self) -> pa.Schema:
@@ -96,6 +123,7 @@ class LanceStore:
                 ("text_hash", pa.string()),
                 ("ordinal", pa.int32()),
                 ("vector", pa.list_(pa.float32(), self.dim)),
+                ("tags", pa.string()),  # scope.tags_field: `|a|b/c|`; NULL only while an old index migrates
             ]
         )
 
@@ -151,7 +179,33 @@ class LanceStore:
     def _record_meta(self) -> None:
         """Written with the first data, so only a real index decides which embedder a collection has."""
         if not _meta_path(self.dir, self.collection).exists():
-            self._write_meta()
+            self._write_meta(tags=True)
+
+    def _store_tags_of_an_older_index(self) -> None:
+        """Indexes built before tags were stored get them once, read from the notes as they are now (the next
+        `konsilium index` refreshes any note edited since). Until then a tag scope would silently match nothing.
+        """
+        meta = self._meta()
+        if not meta or meta.get("tags"):
+            return
+        if "tags" not in self.chunks.schema.names:
+            try:
+                self.chunks.add_columns([pa.field("tags", pa.string())])
+            except Exception:  # another process added it first
+                self.chunks.checkout_latest()
+                if "tags" not in self.chunks.schema.names:
+                    raise
+        from .tag_migration import current_tags
+
+        unknown = self.chunks.search().where("tags IS NULL").select(["note_key"]).limit(None).to_arrow()
+        if unknown.num_rows:
+            keys = set(unknown["note_key"].to_pylist())
+            found = current_tags([record for key, record in self.notes().items() if key in keys])
+            if found:
+                rows = pa.table({"note_key": list(found), "tags": [tags_field(tags) for tags in found.values()]})
+                self.chunks.merge_insert("note_key").when_matched_update_all().execute(rows)
+        if not self.chunks.count_rows("tags IS NULL"):  # else a note could not be read: try again next time
+            self._write_meta(tags=True)
 
     def _open_or_create(self, name: str, schema: pa.Schema):
         if name in self._table_names():
@@ -211,6 +265,7 @@ class LanceStore:
             for name in ("note_key", "note", "title", "heading", "text", "terms", "text_hash", "ordinal")
         }
         columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), self.dim)
+        columns["tags"] = [tags_field(c.tags) for c in chunks]
         return pa.Table.from_pydict(columns, schema=self._chunk_schema())
 
     def delete_notes(self, note_keys: list[str]) -> None:
@@ -270,17 +325,25 @@ class LanceStore:
             for i in range(table.num_rows)
         ]
 
-    def search_bm25(self, terms: str, limit: int) -> list[StoredChunk]:
+    def search_bm25(self, terms: str, limit: int, scope: Scope | None = None) -> list[StoredChunk]:
         if not terms.strip() or self.chunks.count_rows() == 0:
             return []
         query = self.chunks.search(MatchQuery(terms, "terms"), query_type="fts")
+        where = scope_filter(scope)
+        if where:
+            query = query.where(where, prefilter=True)
         table = query.select([*_SHOWN, "_score"]).limit(limit)
         return self._hits(table.to_arrow(), lambda t: t["_score"].to_pylist())
 
-    def search_dense(self, vector: np.ndarray, limit: int, nprobes: int = 48) -> list[StoredChunk]:
+    def search_dense(
+        self, vector: np.ndarray, limit: int, scope: Scope | None = None, nprobes: int = 48
+    ) -> list[StoredChunk]:
         if self.chunks.count_rows() == 0:
             return []
         query = self.chunks.search(vector.astype(np.float32), vector_column_name="vector").distance_type("dot")
+        where = scope_filter(scope)
+        if where:  # a prefiltered IVF search still fills `limit` from a narrow scope (tested with nprobes=1)
+            query = query.where(where, prefilter=True)
         query = query.nprobes(nprobes).refine_factor(4).select([*_SHOWN, "_distance"]).limit(limit)
         # Lance's "dot" distance is 1 - dot; our vectors are unit length, so this is cosine similarity.
         return self._hits(query.to_arrow(), lambda t: [1.0 - d for d in t["_distance"].to_pylist()])

@@ -1,23 +1,25 @@
-"""Hybrid retrieval: BM25 over our own stems + dense vectors, fused by normalized scores, then a link boost.
+"""Hybrid retrieval: BM25 over our own stems + dense vectors, fused by normalized scores.
 
 Plain reciprocal-rank fusion treats both retrievers as equally reliable; ours are not. MiniLM is English-only,
 so on a Russian query its ranking is mostly noise and RRF drags BM25 down (measured: 0.87/0.64 vs BM25's
 0.93/0.87). We fuse min-max-normalized scores with a dense weight that follows the script of the query, the
 script of each chunk and whether the embedder is multilingual; then a note's other matching chunks add
-evidence and links from strong hits add a boost. Tuned and checked with `konsilium eval retrieval`: hybrid is
-at least as good as the better single mode on Russian, English and cross-language question sets.
+evidence. Scores are normalized between the best hit and the one at a fixed depth (`candidates`), so asking
+for more results never reorders the first ones. A link-graph boost was measured and dropped: it changed no
+top 10 on the densely linked Obsidian help vault and only hurt at larger weights (issue 9). Checked with
+`python -m konsilium.evaluation.study` on two halves of each question set and a held-out set.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..config import RETRIEVAL_MODES
 from .embedder import Embedder
-from .store import NoteRecord, StoredChunk
+from .scope import Scope
+from .store import StoredChunk
 from .text import cyrillic_share, query_terms
 
 MODES = RETRIEVAL_MODES
@@ -53,77 +55,36 @@ def dense_weight(query_cyrillic: float, chunk_cyrillic: float, weights: dict[str
     return weights["ru"] + (1.0 - query_cyrillic) * (english_query - weights["ru"])
 
 
-def _normalized(chunks: list[StoredChunk]) -> dict[int, float]:
+def _normalized(chunks: list[StoredChunk], depth: int) -> dict[int, float]:
+    """Min-max between the best score and the one at rank `depth` (lower ones count 0): the same scores whether
+    the caller asked for 5 results or 100, and whether a scope left 60 candidates or 6."""
     if not chunks:
         return {}
-    top = max(c.score for c in chunks)
-    low = min(c.score for c in chunks)
+    ranked = sorted((c.score for c in chunks), reverse=True)
+    top, low = ranked[0], ranked[min(depth, len(ranked)) - 1]
     span = top - low
-    return {i: (c.score - low) / span if span > 1e-9 else 1.0 for i, c in enumerate(chunks)}
-
-
-class LinkGraph:
-    """Note-to-note links (both directions), resolved the way Obsidian does: by path or by name."""
-
-    def __init__(self, notes: list[NoteRecord]):
-        by_name: dict[str, list[str]] = defaultdict(list)
-        for rec in notes:
-            stem = rec.note.rsplit("/", 1)[-1].removesuffix(".md").lower()
-            by_name[stem].append(rec.note_key)
-            by_name[rec.note.removesuffix(".md").lower()].append(rec.note_key)
-            for alias in rec.aliases:
-                by_name[alias.lower()].append(rec.note_key)
-        self.neighbors: dict[str, set[str]] = defaultdict(set)
-        for rec in notes:
-            for target in rec.links:
-                for key in by_name.get(target, by_name.get(target.rsplit("/", 1)[-1], [])):
-                    if key != rec.note_key:
-                        self.neighbors[rec.note_key].add(key)
-                        self.neighbors[key].add(rec.note_key)
-
-    def degree(self, key: str) -> int:
-        return len(self.neighbors.get(key, ()))
+    return {i: max(0.0, (c.score - low) / span) if span > 1e-9 else 1.0 for i, c in enumerate(chunks)}
 
 
 class Retriever:
-    def __init__(self, store, embedder: Embedder, candidates: int = 60, link_boost: float = 0.15):
+    def __init__(self, store, embedder: Embedder, candidates: int = 60):
         self.store = store
         self.embedder = embedder
         self.candidates = candidates
-        self.link_boost = link_boost
         self.note_evidence = NOTE_EVIDENCE
         multilingual = getattr(embedder, "multilingual", False)
         self.dense_weights = dict(MULTILINGUAL_DENSE_WEIGHT if multilingual else DENSE_WEIGHT)
-        self._graph: LinkGraph | None = None
-        self._vault_of: dict[str, str] = {}
 
-    @property
-    def graph(self) -> LinkGraph:
-        if self._graph is None:
-            self._read_notes()
-        return self._graph
-
-    def vault_of(self, note_key: str) -> str | None:
-        """The vault root a hit's note lives in (a collection may index several)."""
-        if note_key not in self._vault_of:
-            self._read_notes()  # indexed since the notes were read
-        return self._vault_of.get(note_key)
-
-    def _read_notes(self) -> None:
-        """One read of the notes table serves the link graph and the note → vault map."""
-        records = list(self.store.notes().values())
-        roots: dict[str, str] = {}  # one string per vault, not one per note
-        self._vault_of = {r.note_key: roots.setdefault(r.vault, r.vault) for r in records}
-        self._graph = LinkGraph(records)
-
-    def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
+    def search(self, query: str, k: int = 10, mode: str = "hybrid", scope: Scope | None = None) -> list[Hit]:
+        """The best `k` chunks (at most 3 per note); with `scope`, only from notes in it, filtered before ranking."""
         if mode not in MODES:
             raise ValueError(f"mode {mode!r}: allowed modes are {', '.join(MODES)}")
         if not query.strip():
             return []
         pool = max(self.candidates, k)
-        bm25_job = _POOL.submit(self.store.search_bm25, query_terms(query), pool) if mode != "dense" else None
-        dense = self.store.search_dense(self.embedder.embed([query])[0], pool) if mode != "bm25" else []
+        terms = query_terms(query)
+        bm25_job = _POOL.submit(self.store.search_bm25, terms, pool, scope) if mode != "dense" else None
+        dense = self.store.search_dense(self.embedder.embed([query])[0], pool, scope) if mode != "bm25" else []
         bm25 = bm25_job.result() if bm25_job else []
         if mode == "bm25":
             return self._diverse([(c, c.score) for c in bm25], k)
@@ -136,7 +97,7 @@ class Retriever:
         parts: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
         chunk_of: dict[tuple[str, int], StoredChunk] = {}
         for side, chunks in ((0, bm25), (1, dense)):
-            for i, value in _normalized(chunks).items():
+            for i, value in _normalized(chunks, self.candidates).items():
                 key = (chunks[i].note_key, chunks[i].ordinal)
                 parts[key][side] = value
                 chunk_of[key] = chunks[i]
@@ -149,25 +110,7 @@ class Retriever:
         for (note_key, _), value in scores.items():
             per_note[note_key].append(value)
         extra = {n: self.note_evidence * (sum(v) - max(v)) for n, v in per_note.items()}
-        note_best = {n: max(v) + extra[n] for n, v in per_note.items()}
-        boost = self._link_boost(note_best)
-        return [(chunk_of[key], value + extra[key[0]] + boost.get(key[0], 0.0)) for key, value in scores.items()]
-
-    def _link_boost(self, note_best: dict[str, float]) -> dict[str, float]:
-        """Notes linked to or from strong hits gain a little, less when either end is a hub."""
-        if self.link_boost <= 0 or not note_best:
-            return {}
-        boost: dict[str, float] = defaultdict(float)
-        strongest = sorted(note_best.items(), key=lambda kv: kv[1], reverse=True)[:10]
-        for key, value in strongest:
-            neighbors = self.graph.neighbors.get(key, ())
-            if not neighbors:
-                continue
-            for other in neighbors:
-                # Normalized by both degrees: an index note linking to 80 steps neither gives nor takes much.
-                share = self.link_boost * value / math.sqrt(len(neighbors) * self.graph.degree(other))
-                boost[other] = max(boost[other], share)
-        return boost
+        return [(chunk_of[key], value + extra[key[0]]) for key, value in scores.items()]
 
     @staticmethod
     def _diverse(scored: list[tuple[StoredChunk, float]], k: int) -> list[Hit]:

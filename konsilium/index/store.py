@@ -7,6 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .scope import Scope
+
 
 @dataclass
 class ChunkRecord:
@@ -19,6 +21,7 @@ class ChunkRecord:
     text_hash: str  # lets re-indexing reuse vectors of unchanged chunks
     ordinal: int
     vector: np.ndarray
+    tags: list[str] = field(default_factory=list)  # the note's tags, so a scope filters before ranking
 
 
 @dataclass
@@ -55,9 +58,11 @@ class ChunkStore(Protocol):
 
     def delete_notes(self, note_keys: list[str]) -> None: ...
 
-    def search_bm25(self, terms: str, limit: int) -> list[StoredChunk]: ...
+    def search_bm25(self, terms: str, limit: int, scope: Scope | None = None) -> list[StoredChunk]:
+        """The best `limit` chunks within `scope`: filtered before ranking, so a narrow scope still fills it."""
+        ...
 
-    def search_dense(self, vector: np.ndarray, limit: int) -> list[StoredChunk]: ...
+    def search_dense(self, vector: np.ndarray, limit: int, scope: Scope | None = None) -> list[StoredChunk]: ...
 
     def finish(self) -> None:
         """Compact and bring indices up to date after a batch of writes."""

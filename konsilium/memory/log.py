@@ -5,6 +5,8 @@ Stdlib only, so the CLI can import it (and `MemoryStoreError`) without paying fo
 Durability: WAL with `synchronous=FULL` fsyncs the write-ahead log on every commit, so an exchange is on disk
 when `record()` returns and survives `kill -9` of the process (and power loss, as far as SQLite promises).
 WAL also lets `konsilium history` read in another process while the server keeps writing.
+
+The schema is built by the numbered migrations in `migrations.py`; search goes through its FTS5 trigram index.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import migrations
+
 DB_NAME = "conversations.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = len(migrations.MIGRATIONS)  # also PRAGMA user_version, for konsilium before migrations
+MIN_INDEXED_CHARS = 3  # the trigram index answers only for 3+ characters
 BUSY_TIMEOUT_S = 30.0  # a writer holds the lock for milliseconds; waiting beats losing an exchange
 
 _COLUMNS = (
@@ -40,29 +45,6 @@ _COLUMNS = (
     "client",
 )
 _JSON_COLUMNS = ("messages", "sources", "timings")
-
-_SCHEMA = """
-CREATE TABLE exchanges (
-    id TEXT PRIMARY KEY,
-    time REAL NOT NULL,
-    endpoint TEXT NOT NULL,
-    model TEXT NOT NULL,
-    role TEXT,
-    messages TEXT NOT NULL,           -- JSON list of {"role", "content"}
-    response TEXT NOT NULL,
-    finish_reason TEXT,
-    sources TEXT NOT NULL,            -- JSON list of {"note", "heading", "score"}
-    prompt_tokens INTEGER NOT NULL DEFAULT 0,
-    completion_tokens INTEGER NOT NULL DEFAULT 0,
-    timings TEXT NOT NULL,            -- JSON object
-    status TEXT NOT NULL,
-    error TEXT,
-    client TEXT,
-    search_text TEXT NOT NULL         -- fold(messages + response): SQLite's lower()/LIKE fold ASCII only
-);
-CREATE INDEX exchanges_by_time ON exchanges (time DESC);
-CREATE INDEX exchanges_by_model ON exchanges (model, time DESC);
-"""
 
 
 class MemoryStoreError(RuntimeError):
@@ -171,38 +153,10 @@ class ConversationLog:
         return cls(log_path(home))
 
     def _ensure_schema(self) -> None:
-        db = self._db
-        if self._check_version() == SCHEMA_VERSION:
-            return  # the usual case: no write lock, so a reader never waits on the server
-        # IMMEDIATE: two processes opening a fresh log at once must not both create the table.
-        db.execute("BEGIN IMMEDIATE")
         try:
-            if self._check_version() == 0:
-                tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-                if tables:
-                    raise MemoryStoreError(
-                        f"{self.path}: a SQLite database but not a konsilium conversation log "
-                        f"(tables: {', '.join(tables[:5])})"
-                    )
-                # One by one: executescript() would COMMIT our transaction before running.
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            # Versions between 0 and SCHEMA_VERSION would be migrated here; there are none yet.
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-
-    def _check_version(self) -> int:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise MemoryStoreError(
-                f"{self.path}: written by a newer konsilium (log schema {version}; this version reads up to "
-                f"{SCHEMA_VERSION}); upgrade konsilium or point --home elsewhere"
-            )
-        return version
+            migrations.migrate(self._db)
+        except migrations.SchemaError as exc:
+            raise MemoryStoreError(f"{self.path}: {exc}") from exc
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -220,12 +174,18 @@ class ConversationLog:
         row["search_text"] = _search_text(exchange)
         names = ", ".join(row)
         marks = ", ".join(f":{name}" for name in row)
+        # An upsert, not INSERT OR REPLACE: REPLACE's implicit delete fires no trigger, which would leave the
+        # replaced text in the search index.
+        updates = ", ".join(f"{name} = excluded.{name}" for name in row if name != "id")
         with self._lock:
             db = self._conn()
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    db.execute(f"INSERT OR REPLACE INTO exchanges ({names}) VALUES ({marks})", row)
+                    db.execute(
+                        f"INSERT INTO exchanges ({names}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}",
+                        row,
+                    )
                     db.execute("COMMIT")
                 except BaseException:
                     if db.in_transaction:
@@ -254,7 +214,11 @@ class ConversationLog:
         """Exchanges newest first; `search` keeps those whose messages or response hold every word of it
         (case-insensitive, any script); `limit=None` means all."""
         where, params = _filters(search, model, since)
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM exchanges{where} ORDER BY time DESC, rowid DESC LIMIT ? OFFSET ?"
+        # The page's rowids first, then their rows: sorting thousands of search hits by time is cheap on
+        # (time, rowid) and slow when every hit drags its whole row (messages, response) into the sort.
+        order = "ORDER BY time DESC, rowid DESC"
+        page = f"SELECT rowid FROM exchanges{where} {order} LIMIT ? OFFSET ?"
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM exchanges WHERE rowid IN ({page}) {order}"
         limit = -1 if limit is None else max(0, int(limit))
         return [_exchange(r) for r in self._query(sql, (*params, limit, max(0, int(offset))))]
 
@@ -296,10 +260,17 @@ def log_path(home) -> Path:
 def _filters(search: str | None, model: str | None, since: float | None) -> tuple[str, tuple]:
     clauses: list[str] = []
     params: list[Any] = []
-    # instr() on the folded copy: substring match, so "контекст" also finds "контекста" and "контексте".
-    for word in fold(search or "").split():
-        clauses.append("instr(search_text, ?) > 0")
-        params.append(word)
+    # Substring match on the folded text, so "контекст" also finds "контекста" and "контексте": words of three
+    # characters or more through the trigram index (one phrase each), shorter ones by a scan with instr().
+    words = fold(search or "").split()
+    indexed = [word for word in words if len(word) >= MIN_INDEXED_CHARS]
+    if indexed:
+        clauses.append("rowid IN (SELECT rowid FROM exchanges_search WHERE exchanges_search MATCH ?)")
+        params.append(" AND ".join(_phrase(word) for word in indexed))
+    for word in words:
+        if len(word) < MIN_INDEXED_CHARS:
+            clauses.append("instr(search_text, ?) > 0")
+            params.append(word)
     if model is not None:
         clauses.append("model = ?")
         params.append(model)
@@ -307,6 +278,11 @@ def _filters(search: str | None, model: str | None, since: float | None) -> tupl
         clauses.append("time >= ?")
         params.append(float(since))
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _phrase(word: str) -> str:
+    """An FTS5 string literal: the word matched as written (no query syntax), quotes doubled."""
+    return '"' + word.replace('"', '""') + '"'
 
 
 def _exchange(row: tuple) -> Exchange:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .context import ContextWindow, context_window
+
 DENSE_TYPES = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text"}
 MOE_TYPES = {"qwen3_moe", "qwen2_moe", "mixtral", "deepseek_v2", "deepseek_v3"}
 ARCH_TO_TYPE = {
@@ -86,8 +88,7 @@ class ModelShape:
     layers: list[Layer]
     tied: bool
     final_norm: int
-    max_position_embeddings: int | None
-    rope_factor: float
+    context: ContextWindow  # trained and RoPE-extended context lengths
     notes: list[str] = field(default_factory=list)
     kv_kind: str = "standard"  # or "mla-compressed"
 
@@ -268,18 +269,9 @@ def analyze(cfg: dict) -> ModelShape:
         layers=layers,
         tied=tied,
         final_norm=h,
-        max_position_embeddings=cfg.get("max_position_embeddings"),
-        rope_factor=_rope_factor(cfg),
+        context=context_window(cfg),
         notes=notes,
     )
-
-
-def _rope_factor(cfg: dict) -> float:
-    rope = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
-    try:
-        return float(rope.get("factor") or 1.0) if isinstance(rope, dict) else 1.0
-    except (TypeError, ValueError):
-        return 1.0
 
 
 def _deepseek(cfg: dict, mt: str) -> ModelShape:
@@ -344,8 +336,7 @@ def _deepseek(cfg: dict, mt: str) -> ModelShape:
         layers=layers,
         tied=bool(cfg.get("tie_word_embeddings", False)),
         final_norm=h,
-        max_position_embeddings=cfg.get("max_position_embeddings"),
-        rope_factor=_rope_factor(cfg),
+        context=context_window(cfg),
         notes=notes,
         kv_kind="mla-compressed",
     )

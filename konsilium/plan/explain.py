@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from .architectures import PlanError
+from .context import context_window
 from .fields import CONFIG, FILES, KIND_TEXT
 
 LANGS = ("en", "ru")
@@ -78,13 +79,16 @@ def explain_file(path: str | Path, lang: str = "en") -> dict:
                 "effect": e_ru if ru else e_en,
             }
         )
-    return {
+    result = {
         "file": str(path),
         "kind": kind,
         "lang": lang,
         "fields": fields,
         "unknown": [f["field"] for f in fields if not f["known"]],
     }
+    if kind == "config":  # the fields that set the context disagree per rope_type: say what they add up to
+        result["context"] = context_window(data).to_dict()
+    return result
 
 
 def change_kind(dotted_key: str) -> str:

@@ -211,10 +211,22 @@ CONFIG = {
     "max_position_embeddings": (
         "inference",
         "32768-131072",
-        "Longest context the model was trained for (with its rope settings).",
-        "Самый длинный контекст, на котором обучена модель (с её RoPE).",
+        "Longest context the config declares. Without RoPE scaling, the trained one; with llama3 or longrope "
+        "scaling, already the extended one (original_max_position_embeddings is the trained length).",
+        "Самый длинный контекст в конфиге. Без масштабирования RoPE это контекст обучения; при llama3 и longrope "
+        "уже расширенный (контекст обучения в original_max_position_embeddings).",
         "does not allocate memory itself; KV cache grows with the context you use",
         "сам память не выделяет; KV-кэш растёт с используемым контекстом",
+    ),
+    "original_max_position_embeddings": (
+        "retrain",
+        "4096-32768",
+        "Context length of pretraining, the base that RoPE scaling extends (Phi-3 keeps it here, others inside "
+        "rope_scaling).",
+        "Длина контекста при предобучении: от неё считает расширение RoPE (Phi-3 хранит её здесь, другие в "
+        "rope_scaling).",
+        "none",
+        "нет",
     ),
     "rope_theta": (
         "retrain",
@@ -229,8 +241,10 @@ CONFIG = {
         "null or {type: yarn, factor: 4}",
         "Context extension of RoPE (YaRN, linear, dynamic).",
         "Расширение контекста RoPE (YaRN и др.).",
-        "extends usable context x factor; KV cache grows with context",
-        "увеличивает контекст в factor раз; KV-кэш растёт с контекстом",
+        "yarn/linear/dynamic: usable context = original_max_position_embeddings (else max_position_embeddings) x "
+        "factor; llama3/longrope: up to max_position_embeddings; KV cache grows with context",
+        "yarn/linear/dynamic: контекст = original_max_position_embeddings (иначе max_position_embeddings) x factor; "
+        "llama3/longrope: до max_position_embeddings; KV-кэш растёт с контекстом",
     ),
     "rope_parameters": (
         "inference",

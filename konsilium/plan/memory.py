@@ -154,9 +154,8 @@ def plan(
     adapters_bytes = adapter_params * 2 * n_adapters  # adapters kept in bf16
     act = activation_bytes(shape, context, batch)
     total_bytes = weights + kv_cache + adapters_bytes + act
-    model_max = shape.max_position_embeddings
-    if model_max and shape.rope_factor > 1:
-        model_max = int(model_max * shape.rope_factor)
+    window = shape.context
+    model_max = window.extended  # the usable limit; the trained length is reported beside it
     result: dict = {
         "model_type": shape.model_type,
         "moe": shape.is_moe,
@@ -183,11 +182,18 @@ def plan(
         ),
         "total_bytes": total_bytes,
         "model_max_context": model_max,
+        "trained_context": window.trained,
+        "extended_context": window.extended,
+        "context_scaling": {"rope_type": window.rope_type, "factor": window.factor, "how": window.how},
         "notes": list(shape.notes),
     }
     if model_max and context > model_max:
+        extend = " (set rope_scaling to extend it)" if window.extended == window.trained else ""
+        result["notes"].append(f"context {context:,} exceeds the model's window {model_max:,}{extend}")
+    elif window.trained and context > window.trained:
         result["notes"].append(
-            f"context {context} exceeds the model's trained window {model_max} (set rope_scaling to extend it)"
+            f"context {context:,} is beyond the trained {window.trained:,}: "
+            f"it relies on {window.rope_type} RoPE scaling"
         )
     if wbits < 16:
         result["notes"].append(f"{dtype}: {wbits} bits per weight on average, applied to all parameters")

@@ -3,8 +3,10 @@
 Each adapter has a preferred tier where it rests (and is warmed to when registered) or is pinned on the device.
 Using an adapter brings it to the device; budgets in bytes per tier (and a count of adapters on the device) are
 kept by evicting the least recently used idle adapters one tier down: device → RAM → disk. An adapter in use
-is never evicted, so budgets are soft while every resident adapter is busy. On a CPU-only machine the "gpu"
-tier is the compute device itself (the weights sit inside the model's LoRA layers).
+is never evicted, so budgets are soft while every resident adapter is busy. The slots are not: when every one
+holds an adapter in use, a request for another adapter waits in a fair queue (scheduler.py) until one frees, at
+most `queue_timeout_s`. On a CPU-only machine the "gpu" tier is the compute device itself (the weights sit
+inside the model's LoRA layers).
 
 The engine is reached through `AdapterHost` (load/unload one named adapter), so the same cache works for
 every engine that holds adapters itself. A host with `prepare_adapter` gets each adapter once as it enters RAM
@@ -20,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .scheduler import Waiter, plan
+
 TIERS = ("gpu", "cpu", "disk")
 
 
@@ -32,6 +36,27 @@ class AdapterHost(Protocol):
 class UnknownAdapterError(KeyError):
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown adapter"
+
+
+class SlotWaitError(RuntimeError):
+    """A request could not get a device slot for its adapter (the server answers 503)."""
+
+
+class AdapterQueueTimeout(SlotWaitError, TimeoutError):
+    def __init__(self, message: str, name: str, waited_s: float, slots: int, holders: dict[str, int]):
+        super().__init__(message)
+        self.name, self.waited_s, self.slots, self.holders = name, waited_s, slots, holders
+
+
+class AdapterWaitCancelled(SlotWaitError):
+    """The caller gave up (its client went away) while the request waited for a slot; it left the queue."""
+
+
+class SlotsPinnedError(SlotWaitError):
+    """No wait can free a slot: every one holds a pinned adapter (or, outside the queue, one in use)."""
+
+
+_CANCEL_POLL_S = 0.05  # how soon a waiter notices its cancel event (only waiting requests poll)
 
 
 def tensor_bytes(weights) -> int:
@@ -88,6 +113,7 @@ class AdapterBook:
         with self._lock:
             entry = self._get(name)
             entry.removed = True
+            self._removed()
             deadline = time.monotonic() + wait_s
             while entry.refs > 0:
                 left = deadline - time.monotonic()
@@ -106,19 +132,18 @@ class AdapterBook:
             return name in self._entries and not self._entries[name].removed
 
     @contextmanager
-    def use(self, name: str) -> Iterator[None]:
+    def use(self, name: str, cancel: threading.Event | None = None, timeout_s: float | None = None) -> Iterator[None]:
         """The adapter stays usable for the duration (an in-flight request keeps it)."""
-        self.acquire(name)
+        self.acquire(name, cancel=cancel, timeout_s=timeout_s)
         try:
             yield
         finally:
             self.release(name)
 
-    def acquire(self, name: str) -> None:
-        with self._lock:
-            entry = self._get(name)
-            entry.refs += 1
-            entry.last_used = time.monotonic()
+    def acquire(self, name: str, cancel: threading.Event | None = None, timeout_s: float | None = None) -> None:
+        """Hold the adapter for one request. A book that queues for device slots waits here (at most `timeout_s`,
+        giving up when `cancel` is set); one that does not ignores both."""
+        entry = self._admit(name, cancel, timeout_s)
         try:
             self._ready(entry)
         except BaseException:
@@ -164,8 +189,19 @@ class AdapterBook:
         """Where an adapter is now, in this book's terms."""
         return {}
 
+    def _admit(self, name: str, cancel: threading.Event | None, timeout_s: float | None):
+        """Count one more use of the adapter (at once: the engine schedules its own slots) and return its entry."""
+        with self._lock:
+            entry = self._get(name)
+            entry.refs += 1
+            entry.last_used = time.monotonic()
+        return entry
+
     def _ready(self, entry) -> None:
         """Make a just-acquired adapter usable (called without the lock)."""
+
+    def _removed(self) -> None:
+        """An adapter was just marked removed (with the lock held)."""
 
     def _released_one(self) -> None:
         """After a release, with the lock held."""
@@ -187,34 +223,141 @@ class _Entry(Registered):
     weights: dict | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)  # one load of this adapter at a time
     timings: dict = field(default_factory=dict)
+    loading: bool = False  # holds a slot it is being copied into
+    resident_since: float = 0.0  # when it took its slot: the oldest turn drains first
+
+    @property
+    def on_device(self) -> bool:
+        return self.tier == "gpu" or self.loading
 
 
 class AdapterCache(AdapterBook):
     entry_type = _Entry
 
-    def __init__(self, host: AdapterHost, gpu_bytes: int, cpu_bytes: int, max_loaded: int = 8):
+    def __init__(
+        self,
+        host: AdapterHost,
+        gpu_bytes: int,
+        cpu_bytes: int,
+        max_loaded: int = 8,
+        queue_timeout_s: float = 30.0,
+        slots: int | None = None,
+    ):
+        """`max_loaded` and the byte budgets say how much may stay on the device while idle; `slots` is how many
+        adapters the host can hold at once (default max_loaded: the runtime sizes the engine's slots so)."""
         super().__init__()
+        if queue_timeout_s < 0:
+            raise ValueError(f"queue_timeout_s must be 0 or more, got {queue_timeout_s}")
         self.host = host
         self.budget = {"gpu": gpu_bytes, "cpu": cpu_bytes}
         self.max_loaded = max_loaded
+        self.slots = slots or max_loaded
+        self.queue_timeout_s = queue_timeout_s
+        self._waiting: list[Waiter] = []  # arrival order
+        self._draining: set[str] = set()
 
     # --- use: the adapter is on the device while a request holds it ---------------------------------------------
+
+    def _admit(self, name: str, cancel: threading.Event | None, timeout_s: float | None) -> _Entry:
+        """Wait in the fair queue until the adapter has a slot this request may use (see scheduler.py)."""
+        limit = self.queue_timeout_s if timeout_s is None else timeout_s
+        with self._lock:
+            entry = self._get(name)
+            waiter = Waiter(name, time.monotonic())
+            self._waiting.append(waiter)
+            self._schedule()
+            while not waiter.admitted and waiter.error is None:
+                waited = time.monotonic() - waiter.since
+                if cancel is not None and cancel.is_set():
+                    self._leave(waiter)
+                    raise AdapterWaitCancelled(
+                        f"request for adapter {name!r} was cancelled after {waited:.1f} s in the queue for a "
+                        "device slot"
+                    )
+                if waited >= limit:
+                    error = self._timeout(name, waited)  # before leaving: the queue as this request saw it
+                    self._leave(waiter)
+                    raise error
+                left = limit - waited
+                self._released.wait(min(left, _CANCEL_POLL_S) if cancel is not None else left)
+            if waiter.error is not None:
+                raise waiter.error
+        return entry
+
+    def _leave(self, waiter: Waiter) -> None:
+        self._waiting.remove(waiter)
+        self._schedule()  # fewer waiting: an adapter may stop draining
+
+    def _timeout(self, name: str, waited: float) -> AdapterQueueTimeout:
+        holders = {e.name: e.refs for e in self._entries.values() if e.on_device}
+        held = ", ".join(
+            f"{n} ({refs} in use{', pinned' if self._entries[n].pinned else ''}"
+            f"{', draining' if n in self._draining else ''})"
+            for n, refs in sorted(holders.items())
+        )
+        return AdapterQueueTimeout(
+            f"adapter {name!r} waited {waited:.1f} s (adapter_cache.queue_timeout_s) for one of {self.slots} device "
+            f"slots; they hold: {held or 'nothing'}; {len(self._waiting) - 1} other request(s) queued",
+            name,
+            waited,
+            self.slots,
+            holders,
+        )
+
+    def _schedule(self) -> None:
+        """With the lock held: let in whoever may go now, evicting idle adapters for slots (scheduler.plan)."""
+        changed = False
+        for waiter in list(self._waiting):
+            entry = self._entries.get(waiter.name)
+            if entry is None or entry.removed:
+                waiter.error = UnknownAdapterError(f"adapter {waiter.name!r} was removed while this request waited")
+                self._waiting.remove(waiter)
+                changed = True
+        decision = plan(self._waiting, self._entries, self.slots)
+        now = time.monotonic()
+        for name, victim in decision.claims:
+            if victim is not None:
+                self._drop_to(self._entries[victim], "cpu")
+            entry = self._entries[name]
+            entry.loading, entry.resident_since = True, now
+        for waiter in decision.admit:
+            entry = self._entries[waiter.name]
+            entry.refs += 1
+            entry.last_used = now
+            waiter.admitted = True
+            self._waiting.remove(waiter)
+        for waiter, why in decision.refuse:
+            waiter.error = SlotsPinnedError(f"adapter {waiter.name!r} cannot get a device slot: {why}")
+            self._waiting.remove(waiter)
+        self._draining = decision.draining
+        if changed or decision.admit or decision.refuse:
+            self._released.notify_all()
 
     def _ready(self, entry: _Entry) -> None:
         self._to_device(entry)
 
     def _released_one(self) -> None:
         self._fit_budgets()
+        self._schedule()
+
+    def _removed(self) -> None:
+        self._schedule()  # its waiters learn at once
 
     def _free(self, entry: _Entry) -> None:
         self._drop_to(entry, "disk")
+        self._schedule()  # a slot may have freed
 
     def warm(self, name: str) -> None:
-        """Bring an adapter to its preferred tier (pinned: the device) ahead of use."""
+        """Bring an adapter to its preferred tier (pinned: the device) ahead of use. An unpinned adapter that
+        prefers the device rests in RAM while every slot is busy or requests wait for one."""
         with self._lock:
             entry = self._get(name)
         if entry.preferred == "gpu":
-            self._to_device(entry)
+            self._to_device(entry, queued_first=not entry.pinned)
+            if entry.tier != "gpu":
+                self._to_memory(entry)
+                with self._lock:
+                    self._fit_budgets()
         elif entry.preferred == "cpu":
             self._to_memory(entry)
             with self._lock:
@@ -244,7 +387,12 @@ class AdapterCache(AdapterBook):
     # --- status ------------------------------------------------------------------------------------------------
 
     def _describe(self, entry: _Entry, where_now) -> dict:
-        return {"tier": entry.tier, "timings_ms": dict(entry.timings)}
+        return {
+            "tier": entry.tier,
+            "timings_ms": dict(entry.timings),
+            "queued": sum(w.name == entry.name for w in self._waiting),
+            "draining": entry.name in self._draining,
+        }
 
     def usage(self) -> dict[str, int]:
         with self._lock:
@@ -271,24 +419,55 @@ class AdapterCache(AdapterBook):
                 entry.config, entry.weights, entry.size = config, weights, tensor_bytes(weights)
                 entry.tier = "cpu"
 
-    def _to_device(self, entry: _Entry) -> None:
+    def _to_device(self, entry: _Entry, queued_first: bool = False) -> None:
+        """Copy the adapter into its slot: the one the queue claimed for it, else (a warm, or a retry after a
+        failed load) a free or idle one now. No slot to be had: a pinned or in-use adapter raises, others stay."""
         with entry.lock:
-            if entry.tier == "gpu":
-                return
-            from_disk = entry.weights is None
-            started = time.perf_counter()
-            if from_disk:
-                config, weights = self._read(entry)
-                with self._lock:
-                    entry.config, entry.weights, entry.size = config, weights, tensor_bytes(weights)
             with self._lock:
-                self._make_room_on_device(entry)
-            self.host.load_adapter(entry.name, entry.config, entry.weights)
+                if entry.tier == "gpu":
+                    return
+                if not entry.loading and not self._claim_now(entry, queued_first):
+                    if entry.pinned or entry.refs:
+                        raise SlotsPinnedError(
+                            f"adapter {entry.name!r} cannot get a device slot now: all {self.slots} hold adapters "
+                            "in use or pinned"
+                        )
+                    return
+            try:
+                from_disk = entry.weights is None
+                started = time.perf_counter()
+                if from_disk:
+                    config, weights = self._read(entry)
+                    with self._lock:
+                        entry.config, entry.weights, entry.size = config, weights, tensor_bytes(weights)
+                with self._lock:
+                    self._make_room_on_device(entry)
+                self.host.load_adapter(entry.name, entry.config, entry.weights)
+            except BaseException:
+                with self._lock:
+                    entry.loading = False
+                    self._schedule()  # its slot goes to the next in line
+                raise
             elapsed = round((time.perf_counter() - started) * 1000, 3)
             entry.timings["disk_to_gpu" if from_disk else "cpu_to_gpu"] = elapsed
             with self._lock:
-                entry.tier = "gpu"
+                entry.tier, entry.loading = "gpu", False
                 self._fit_budgets()
+                self._schedule()
+
+    def _claim_now(self, entry: _Entry, queued_first: bool) -> bool:
+        """With the lock held: a slot outside the queue (free, or an idle adapter's). `queued_first`: none while
+        requests wait for one."""
+        if queued_first and self._waiting:
+            return False
+        on_device = [e for e in self._entries.values() if e.on_device]
+        if len(on_device) >= self.slots:
+            idle = sorted(self._evictable(on_device), key=lambda e: e.last_used)
+            if not idle:
+                return False
+            self._drop_to(idle[0], "cpu")
+        entry.loading, entry.resident_since = True, time.monotonic()
+        return True
 
     def _read(self, entry: _Entry) -> tuple[object, object]:
         config, weights = entry.source()
@@ -317,7 +496,8 @@ class AdapterCache(AdapterBook):
             used -= victim.size
         in_memory = [e for e in self._entries.values() if e.weights is not None]
         used = sum(e.size for e in in_memory)
-        for victim in sorted((e for e in in_memory if e.refs == 0 and not e.pinned), key=lambda e: e.last_used):
+        idle = (e for e in in_memory if e.refs == 0 and not e.pinned and not e.loading)  # a load reads its RAM copy
+        for victim in sorted(idle, key=lambda e: e.last_used):
             if used <= self.budget["cpu"]:
                 break
             if victim.tier == "gpu":  # its RAM copy goes; the device copy stays until evicted itself
@@ -328,7 +508,7 @@ class AdapterCache(AdapterBook):
 
     @staticmethod
     def _evictable(entries: list[_Entry]) -> list[_Entry]:
-        return [e for e in entries if e.refs == 0 and not e.pinned]
+        return [e for e in entries if e.refs == 0 and not e.pinned and not e.loading]
 
     def _drop_to(self, entry: _Entry, tier: str) -> None:
         if entry.tier == "gpu":

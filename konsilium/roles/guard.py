@@ -21,3 +21,10 @@ def disclaimer(role: RoleSpec | None) -> str:
     lines = role.disclaimer.strip().splitlines() or [""]
     body = "\n".join(f"> {line}".rstrip() for line in lines)
     return f"> [!warning] Alternative view: {role.id}\n{body}\n\n"
+
+
+def opening_note(declined: str | None) -> str:
+    """When a named role declined a request (a blocked topic), the neutral answer says so first."""
+    if not declined:
+        return ""
+    return f"> [!note] Neutral answer\n> {declined}: the base model answers instead.\n\n"

@@ -12,27 +12,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import AdapterCacheSettings
 from .cache import AdapterBook, Registered
 
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
 
 
-def vllm_lora_args(cache_settings: dict, adapter_bytes: list[int]) -> dict:
+def vllm_lora_args(cache_settings: AdapterCacheSettings, adapter_bytes: list[int]) -> dict:
     """vLLM's LoRA engine arguments for our `adapter_cache` section.
 
     max_loras = max_loaded (GPU slots; vLLM reserves them at start, so gpu_bytes cannot be spent otherwise);
     max_lora_rank = max_rank rounded up to a value vLLM accepts; max_cpu_loras = how many of the configured
     adapters fit cpu_bytes, smallest first, never below max_loras (vLLM requires that)."""
-    max_loras = cache_settings["max_loaded"]
-    rank = next((r for r in VLLM_LORA_RANKS if r >= cache_settings["max_rank"]), None)
+    max_loras = cache_settings.max_loaded
+    rank = next((r for r in VLLM_LORA_RANKS if r >= cache_settings.max_rank), None)
     if rank is None:
         raise ValueError(
-            f"adapter_cache.max_rank {cache_settings['max_rank']} is over vLLM's largest LoRA rank "
-            f"{VLLM_LORA_RANKS[-1]}"
+            f"adapter_cache.max_rank {cache_settings.max_rank} is over vLLM's largest LoRA rank {VLLM_LORA_RANKS[-1]}"
         )
     fits, used = 0, 0
     for size in sorted(adapter_bytes):
-        if used + size > cache_settings["cpu_bytes"]:
+        if used + size > cache_settings.cpu_bytes:
             break
         used, fits = used + size, fits + 1
     return {"max_loras": max_loras, "max_lora_rank": rank, "max_cpu_loras": max(max_loras, fits)}
@@ -48,7 +48,7 @@ def vllm_lora_args_for(home) -> dict:
         for spec in registry.adapters()
         if spec.path.is_dir()
     ]
-    return vllm_lora_args(home.settings["adapter_cache"], sizes)
+    return vllm_lora_args(home.config.adapter_cache, sizes)
 
 
 @dataclass

@@ -1,17 +1,25 @@
 """All roles and adapters of a home: those in `konsilium.yaml` (edited by hand) and those in `roles.yaml`
 (written by `konsilium roles|adapters add|remove`). The two files never define the same id, so there is no
 precedence to remember, and the CLI never rewrites the hand-edited file (its comments stay).
+
+A running server calls `refresh()` on every request: one stat of each file (at most every half second) tells
+whether either changed, and only then are they read again, so roles added with the CLI appear without a restart.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..config import ConfigError, Home, open_home
+from ..config import Home, open_home
+from ..errors import ConfigError
 from .spec import AdapterSpec, RoleSpec, check_role_id_free, parse_adapters, parse_roles
 
 ROLES_FILE = "roles.yaml"
@@ -19,6 +27,9 @@ _HEADER = (
     "# Roles and adapters added with `konsilium roles add` / `konsilium adapters add`.\n"
     "# Same shape as the `roles:` and `adapters:` sections of konsilium.yaml; an id may be in only one of them.\n"
 )
+
+
+log = logging.getLogger("konsilium.roles")
 
 
 class RegistryError(ConfigError):
@@ -35,6 +46,48 @@ class UnknownAdapterNameError(RegistryError):
     def __init__(self, name: str, known: list[str]):
         super().__init__(f"unknown adapter {name!r}; known adapters: {', '.join(known) or 'none'}")
         self.name, self.known = name, known
+
+
+@dataclass
+class RegistryChanges:
+    """What a `refresh` found changed (names, sorted); false when nothing did."""
+
+    adapters_added: list[str] = field(default_factory=list)
+    adapters_removed: list[str] = field(default_factory=list)
+    adapters_changed: list[str] = field(default_factory=list)  # another path, tier or pin
+    roles_added: list[str] = field(default_factory=list)
+    roles_removed: list[str] = field(default_factory=list)
+    roles_changed: list[str] = field(default_factory=list)  # a new definition, or an adapter of theirs changed
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, name) for name in self.__dataclass_fields__)
+
+    def __str__(self) -> str:
+        parts = [f"{name.replace('_', ' ')}: {', '.join(v)}" for name, v in vars(self).items() if v]
+        return "; ".join(parts) or "nothing changed"
+
+
+@dataclass
+class _Definitions:
+    """Both files' contents, swapped in one assignment so a reader never sees half of a reload."""
+
+    config_adapters: dict[str, AdapterSpec]
+    config_roles: dict[str, RoleSpec]
+    file_adapters: dict[str, AdapterSpec]
+    file_roles: dict[str, RoleSpec]
+
+
+_Stamp = tuple[int, int, int] | None  # (mtime_ns, size, inode), None: no file
+
+
+def _stamp(path: Path) -> _Stamp:
+    """What tells a changed file: the inode changes at every atomic replace (the CLI's writes), even within one
+    tick of the file system's clock."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 def roles_file(home: Home) -> Path:
@@ -76,9 +129,13 @@ class RoleRegistry:
     ):
         self.home_root, self.base_model_id = home_root, base_model_id
         self.config_path, self.file_path = config_path, file_path
-        self._config_adapters, self._config_roles = config_adapters, config_roles
-        self._file_adapters, self._file_roles = file_adapters, file_roles
+        self._defs = _Definitions(config_adapters, config_roles, file_adapters, file_roles)
+        self.strict = strict
         self.problems: list[str] = []  # with strict=False: what strict mode would have raised
+        self.reload_error: str | None = None  # why the files as they are now could not be used (refresh)
+        self._stamps = self._stat()  # `open` sets the stamps taken before it read the files
+        self._checked_at = time.monotonic()
+        self._refresh_lock = threading.Lock()
         for kind, ours, theirs in (
             ("role", config_roles, file_roles),
             ("adapter", config_adapters, file_adapters),
@@ -105,20 +162,100 @@ class RoleRegistry:
         the CLI can still list and remove what is there (a bad file is always an error)."""
         if not isinstance(home, Home):
             home = open_home(home)
-        base_model_id = home.settings["server"]["model_id"]
+        return cls._load(home, home.config.server.model_id, strict, stamps=(_stamp(home.config_path), None))
+
+    @classmethod
+    def _load(cls, home: Home, base_model_id: str, strict: bool, stamps: tuple[_Stamp, _Stamp]) -> RoleRegistry:
         file_path = roles_file(home)
+        stamps = (stamps[0], _stamp(file_path))  # taken before reading: a write after it is seen next time
         file_adapters, file_roles = _read_file(file_path, base_model_id)
-        return cls(
+        registry = cls(
             home_root=home.root,
             base_model_id=base_model_id,
             config_path=home.config_path,
-            # konsilium.yaml's sections were checked by config.validate(); parsing again gives the dataclasses.
-            config_adapters=parse_adapters(home.settings.get("adapters")),
-            config_roles=parse_roles(home.settings.get("roles"), base_model_id),
+            # konsilium.yaml's sections were checked by config.parse_settings(); parsing again gives the dataclasses.
+            config_adapters=parse_adapters(home.config.adapters),
+            config_roles=parse_roles(home.config.roles, base_model_id),
             file_path=file_path,
             file_adapters=file_adapters,
             file_roles=file_roles,
             strict=strict,
+        )
+        registry._stamps = stamps
+        return registry
+
+    # --- live reload -----------------------------------------------------------------------------------------
+
+    @property
+    def _config_adapters(self) -> dict[str, AdapterSpec]:
+        return self._defs.config_adapters
+
+    @property
+    def _config_roles(self) -> dict[str, RoleSpec]:
+        return self._defs.config_roles
+
+    @property
+    def _file_adapters(self) -> dict[str, AdapterSpec]:
+        return self._defs.file_adapters
+
+    @property
+    def _file_roles(self) -> dict[str, RoleSpec]:
+        return self._defs.file_roles
+
+    def _paths(self) -> tuple[Path, Path]:
+        return self.config_path, self.file_path
+
+    def _stat(self) -> tuple[_Stamp, _Stamp]:
+        return _stamp(self.config_path), _stamp(self.file_path)
+
+    def refresh(self, min_interval_s: float = 0.5) -> RegistryChanges:
+        """Reload both files if either changed since the last look (checked at most every `min_interval_s`) and
+        say what changed. Files that are now invalid (half written, a typo, a dangling reference) keep the
+        definitions in force and log one error; the next valid version is picked up."""
+        now = time.monotonic()
+        if now - self._checked_at < min_interval_s:
+            return RegistryChanges()
+        with self._refresh_lock:
+            self._checked_at = now
+            stamps = self._stat()
+            if stamps == self._stamps:
+                return RegistryChanges()
+            edited = [str(p) for p, old, new in zip(self._paths(), self._stamps, stamps, strict=True) if old != new]
+            self._stamps = stamps  # an invalid version is reported once, not on every request
+            try:
+                home = open_home(self.home_root, create=False)
+                fresh = self._load(home, self.base_model_id, self.strict, stamps)
+            except (ConfigError, OSError) as exc:  # RegistryError too
+                self.reload_error = (
+                    f"{' and '.join(edited)} changed but cannot be used ({exc}); the roles and "
+                    "adapters in force stay until a valid version is saved"
+                )
+                log.error("%s", self.reload_error)
+                return RegistryChanges()
+            changes = self._changes_to(fresh)
+            self._defs, self.problems, self.reload_error = fresh._defs, fresh.problems, None
+            if changes:
+                log.info("roles reloaded: %s", changes)
+            return changes
+
+    def _changes_to(self, fresh: RoleRegistry) -> RegistryChanges:
+        old_adapters = {a.name: a for a in self.adapters()}
+        new_adapters = {a.name: a for a in fresh.adapters()}
+        old_roles, new_roles = self._all_roles(), fresh._all_roles()
+        changed_adapters = sorted(
+            n for n in old_adapters.keys() & new_adapters.keys() if old_adapters[n] != new_adapters[n]
+        )
+        return RegistryChanges(
+            adapters_added=sorted(new_adapters.keys() - old_adapters.keys()),
+            adapters_removed=sorted(old_adapters.keys() - new_adapters.keys()),
+            adapters_changed=changed_adapters,
+            roles_added=sorted(new_roles.keys() - old_roles.keys()),
+            roles_removed=sorted(old_roles.keys() - new_roles.keys()),
+            roles_changed=sorted(
+                r
+                for r in old_roles.keys() & new_roles.keys()
+                if old_roles[r] != new_roles[r] or any(a in changed_adapters for a in new_roles[r].adapters)
+            ),
         )
 
     # --- look-ups ------------------------------------------------------------------------------------------
@@ -239,3 +376,4 @@ class RoleRegistry:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.file_path)
+        self._stamps = (self._stamps[0], _stamp(self.file_path))  # our own write is no news to us

@@ -90,8 +90,23 @@ class Router:
             why += "; excluded: " + ", ".join(excluded)
         return Route(self.fallback, max(scores.values(), default=0.0), why, rounded)
 
+    def blocked(self, role, text: str) -> str | None:
+        """The first of the role's blocked topics this request is about (None: none is)."""
+        query, stems = _unit(self.embed([text]))[0], _stems(text)
+        return next((t for t in role.blocked_topics if self._matches(t, query, stems)), None)
+
     def _matches(self, topic: str, query: np.ndarray, stems: set[str]) -> bool:
         topic_stems = self.topic_stems.get(topic) or _stems(topic)
         if topic_stems and topic_stems <= stems:
             return True
-        return float(self.topic_vectors[topic] @ query) >= self.topic_threshold
+        vector = self.topic_vectors.get(topic)
+        return vector is not None and float(vector @ query) >= self.topic_threshold
+
+
+def blocked_topic(role, text: str, router: Router | None) -> str | None:
+    """A named request's guard: the role's blocked topic this request is about. With a router (an embedder) topics
+    match by meaning too; without one, by their word stems only."""
+    if router is not None and any(r.id == role.id for r in router.roles):
+        return router.blocked(role, text)
+    stems = _stems(text)
+    return next((t for t in role.blocked_topics if _stems(t) and _stems(t) <= stems), None)

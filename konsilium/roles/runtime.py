@@ -1,10 +1,12 @@
 """Roles at serving time: which model ids exist, what a request's `model` resolves to, and the adapters behind.
 
-`RoleService` ties the registry (what is defined), the tiered cache (where adapters are) and the router
-(`model: "auto"`) to one engine. Engines that hold adapters themselves (transformers: `load_adapter` /
-`unload_adapter`) get the tiered cache; vLLM keeps its own tiers and takes adapters by folder (`with_lora`):
-it gets a `PathAdapterPool` (stacked roles written once as a folder); an OpenAI upstream maps each adapter
-name to an upstream model name (vLLM's `--lora-modules` names), so stacked roles need an engine of our own.
+`RoleService` is the one place where a model id becomes a role and an `AdapterRequest` (like vLLM's
+`OpenAIServingModels`). It ties the registry (what is defined), the adapter tiers (where adapters are) and the
+router (`model: "auto"`) to one engine, and follows what the engine declares in `adapter_support`:
+- SLOTS (transformers): our tiered `AdapterCache` brings adapters into the engine's slots;
+- PATHS (vLLM): the engine keeps its own tiers; a `PathAdapterPool` hands it folders (stacked roles written once);
+- UPSTREAM_MODELS (openai-upstream): an adapter name is an upstream model name, so a role stacks nothing;
+- NONE: the base model only.
 """
 
 from __future__ import annotations
@@ -16,51 +18,65 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import RoleUnavailableError
+from ..config import AdapterCacheSettings
+from ..engines.protocol import AdapterRequest, AdapterSupport
+from ..errors import ModelNotFoundError, RoleUnavailableError
 from .cache import AdapterCache, UnknownAdapterError
 from .path_adapters import PathAdapterPool, write_stacked
-from .routing import Route, Router
+from .routing import Route, Router, blocked_topic
 from .spec import ROUTING_ID, RoleSpec
 
 log = logging.getLogger("konsilium.roles")
-
-
-class UnknownModelError(LookupError):
-    pass
 
 
 @dataclass
 class Resolution:
     model: str  # the id the client asked for
     role: RoleSpec | None  # None: the base model
-    adapter: str | None  # the engine-side adapter name (stacked roles get one of their own)
+    adapter: AdapterRequest | None  # what the engine runs the request with (stacked roles get one of their own)
     route: Route | None = None  # set when `auto` chose
-    engine: object | None = None  # the engine to run this request on (an upstream bound to a model name)
+    declined: str | None = None  # why the named role did not answer (a blocked topic): the base model did
 
     @property
     def role_id(self) -> str | None:
         return self.role.id if self.role else None
 
+    def to_json(self) -> dict | None:
+        """The response's `role` field: who answered, with its label, and how it was chosen (None: plain base)."""
+        if self.role is None and self.route is None and self.declined is None:
+            return None
+        body = {"id": self.role_id, "label": self.role.label if self.role else "neutral"}
+        if self.route is not None:
+            body["routing"] = self.route.to_json()
+        if self.declined is not None:
+            body["declined"] = self.declined
+        return body
+
 
 class RoleService:
     def __init__(
-        self, engine, registry=None, base_model_id: str = "konsilium", cache_settings: dict | None = None, embed=None
+        self,
+        engine,
+        registry=None,
+        base_model_id: str = "konsilium",
+        cache_settings: AdapterCacheSettings | dict | None = None,
+        embed=None,
     ):
         self.engine, self.registry, self.base_model_id = engine, registry, base_model_id
-        self.embed = embed  # callable(list[str]) -> vectors, for routing; loaded lazily by the caller
-        settings = {"gpu_bytes": 2_000_000_000, "cpu_bytes": 8_000_000_000, "max_rank": 64, "max_loaded": 8}
-        settings.update(cache_settings or {})
-        self.max_rank = settings["max_rank"]
-        self.holds_adapters = hasattr(engine, "load_adapter")
-        self.loads_by_path = not self.holds_adapters and hasattr(engine, "with_lora")
-        if hasattr(engine, "configure_adapters"):  # slots sized to the cache: one per adapter on the device
-            engine.configure_adapters(
-                slots=settings["max_loaded"], max_rank=settings["max_rank"], max_bytes=settings["gpu_bytes"]
-            )
+        self.embed = embed  # callable(list[str]) -> vectors, for routing and topics; loaded lazily by the caller
+        settings = AdapterCacheSettings.model_validate(dict(cache_settings or {}))
+        self.max_rank = settings.max_rank
+        self.support = AdapterSupport(engine.adapter_support)
         self.cache: AdapterCache | PathAdapterPool | None = None
-        if self.holds_adapters:
-            self.cache = AdapterCache(engine, settings["gpu_bytes"], settings["cpu_bytes"], settings["max_loaded"])
-        elif self.loads_by_path:
+        if self.support is AdapterSupport.SLOTS:
+            # Slots sized to the cache: one per adapter that may sit on the device.
+            engine.configure_adapters(
+                slots=settings.max_loaded, max_rank=settings.max_rank, max_bytes=settings.gpu_bytes
+            )
+            self.cache = AdapterCache(
+                engine, settings.gpu_bytes, settings.cpu_bytes, settings.max_loaded, settings.queue_timeout_s
+            )
+        elif self.support is AdapterSupport.PATHS:
             self.cache = PathAdapterPool(engine)
         self.runtime_adapters: dict[str, Path] = {}  # loaded with POST /v1/load_lora_adapter: usable as ids
         self._lock = threading.Lock()
@@ -90,11 +106,36 @@ class RoleService:
             except Exception as exc:  # a broken adapter disables its roles, not the server
                 log.error("adapter %s could not be warmed: %s", name, exc)
 
+    def refresh(self) -> None:
+        """Pick up roles and adapters added, changed or removed in the files since the last look (`konsilium roles
+        add` while the server runs): cheap when nothing changed."""
+        if self.registry is None:
+            return
+        changes = self.registry.refresh(min_interval_s=0)  # two stat calls: cheaper than a stale role
+        if not changes:
+            return
+        with self._lock:
+            self._router = None  # roles changed: profiles are embedded again on the next `auto`
+        if self.cache is None:
+            return
+        for name in changes.adapters_removed + changes.adapters_changed:
+            if name in self.cache:
+                self.cache.unregister(name)
+        for name in changes.roles_changed + changes.roles_removed:  # a stack is rebuilt from its new parts on use
+            if f"role:{name}" in self.cache:
+                self.cache.unregister(f"role:{name}")
+        for name in changes.adapters_added + changes.adapters_changed:
+            spec = self.registry.adapter(name)
+            self._register(spec.name, spec.path, spec.tier, spec.pinned, warm=False)
+
     # --- resolving a request -----------------------------------------------------------------------------------
 
     def resolve(self, model: str, query: str = "") -> Resolution:
+        """The role and adapter for a request's `model`. ModelNotFoundError (404) for an unknown id,
+        RoleUnavailableError (503) for a role whose adapters cannot be used now."""
+        self.refresh()
         if model == self.base_model_id:
-            return Resolution(model, None, None, engine=self.engine)
+            return Resolution(model, None, None)
         if model == ROUTING_ID and self.roles():
             route = self.router().route(query)
             resolution = self.resolve(route.role or self.base_model_id)
@@ -102,13 +143,13 @@ class RoleService:
             return resolution
         if self.registry is not None and model in self.registry:
             role = self.registry.role(model)
-            adapter = self._adapter_for(role)
-            if adapter is not None and self.holds_adapters:
-                self.cache.prefetch(adapter)  # read from disk while the request's notes are being retrieved
-            return Resolution(model, role, adapter, engine=self._engine_for(role))
+            blocked = self._blocked(role, query)
+            if blocked is not None:  # the guard holds for named requests too: the neutral model answers
+                return Resolution(model, None, None, declined=f"{role.id} does not answer on {blocked!r}")
+            return Resolution(model, role, self._adapter_for(role))
         if model in self.runtime_adapters:
-            return Resolution(model, None, model, engine=self._bound_engine(model))
-        raise UnknownModelError(f"The model '{model}' does not exist.")
+            return Resolution(model, None, self._request(model))
+        raise ModelNotFoundError(f"The model '{model}' does not exist.")
 
     def router(self) -> Router:
         with self._lock:
@@ -118,40 +159,71 @@ class RoleService:
                 self._router = Router(self.roles(), self.embed)
             return self._router
 
+    def _blocked(self, role: RoleSpec, query: str) -> str | None:
+        if not role.blocked_topics or not query.strip():
+            return None
+        router = self.router() if self.embed is not None else None
+        return blocked_topic(role, query, router)
+
     @contextmanager
     def using(self, resolution: Resolution) -> Iterator[None]:
-        """Keep the request's adapter on the device until the answer is complete (in-flight protection)."""
+        """Keep the request's adapter on the device until the answer is complete (in-flight protection); waits
+        for a free slot when all are busy (the cache's fair queue)."""
         if resolution.adapter is None or self.cache is None:
             yield
             return
+        name = resolution.adapter.name
         try:
-            self.cache.acquire(resolution.adapter)
+            self.cache.acquire(name)
         except UnknownAdapterError:
-            raise UnknownModelError(f"The model '{resolution.model}' does not exist.") from None
+            raise ModelNotFoundError(f"The model '{resolution.model}' does not exist.") from None
         except Exception as exc:
             raise RoleUnavailableError(f"role {resolution.model!r} is unavailable: {exc}") from exc
         try:
             yield
         finally:
-            self.cache.release(resolution.adapter)
+            self.cache.release(name)
 
-    def _adapter_for(self, role: RoleSpec) -> str | None:
+    def _adapter_for(self, role: RoleSpec) -> AdapterRequest | None:
         if not role.adapters:
             return None
-        if len(role.adapters) == 1 and next(iter(role.adapters.values())) == 1.0:
-            return next(iter(role.adapters))
+        single = len(role.adapters) == 1 and next(iter(role.adapters.values())) == 1.0
+        if single:
+            return self._request(next(iter(role.adapters)))
+        if self.support is AdapterSupport.UPSTREAM_MODELS:
+            weights = ", ".join(f"{name}: {weight:g}" for name, weight in role.adapters.items())
+            raise RoleUnavailableError(
+                f"role {role.id!r} combines adapters ({weights}); an upstream serves one model per request, "
+                "so a role on openai-upstream names one adapter at weight 1.0"
+            )
         if self.cache is None:
-            return None  # an upstream cannot stack; _engine_for reports it
+            raise RoleUnavailableError(f"role {role.id!r} needs adapters, which this engine cannot apply")
         name = f"role:{role.id}"
         with self._lock:
             if name not in self.cache:
                 self.cache.register(name, self._stack_source(role), preferred="cpu", warm=False)
-        return name
+        return self._request(name)
+
+    def _request(self, name: str) -> AdapterRequest:
+        """The handle the engine gets: vLLM also needs the folder; a SLOTS engine starts reading it from disk now,
+        while the request's notes are retrieved."""
+        if self.support is AdapterSupport.PATHS:
+            try:
+                return AdapterRequest(name, str(self.cache.path(name)))
+            except UnknownAdapterError:
+                raise ModelNotFoundError(f"The model '{name}' does not exist.") from None
+            except Exception as exc:  # a stack that cannot be built
+                raise RoleUnavailableError(f"adapter {name!r} is unavailable: {exc}") from exc
+        if self.support is AdapterSupport.SLOTS:
+            self.cache.prefetch(name)
+        elif self.support is AdapterSupport.NONE:
+            raise RoleUnavailableError(f"adapter {name!r} cannot be applied: this engine serves the base model only")
+        return AdapterRequest(name)
 
     def _stack_source(self, role: RoleSpec):
         def build():
-            from ..roles.validation import load_adapter_weights
             from .stacking import stack
+            from .validation import load_adapter_weights
 
             parts = []
             for spec, weight in self.registry.adapters_of(role.id):
@@ -159,7 +231,7 @@ class RoleService:
                 parts.append((spec.name, config, weights, weight))
             return stack(parts)
 
-        if not self.loads_by_path:
+        if self.support is not AdapterSupport.PATHS:
             return build  # the engine's slots check the summed rank against max_rank
 
         def build_folder():
@@ -175,28 +247,6 @@ class RoleService:
             return write_stacked(self.registry.home_root / ".stacked" / role.id, config, weights)
 
         return build_folder
-
-    def _engine_for(self, role: RoleSpec):
-        if self.holds_adapters or not role.adapters:
-            return self.engine
-        if self.loads_by_path:
-            return self._bound_engine(self._adapter_for(role))
-        if len(role.adapters) > 1:
-            raise RoleUnavailableError(
-                f"role {role.id!r} stacks {len(role.adapters)} adapters; an upstream serves one model per request"
-            )
-        return self._bound_engine(next(iter(role.adapters)))
-
-    def _bound_engine(self, adapter: str):
-        if self.loads_by_path:
-            try:
-                return self.engine.with_lora(adapter, self.cache.path(adapter))
-            except UnknownAdapterError:
-                raise UnknownModelError(f"The model '{adapter}' does not exist.") from None
-            except Exception as exc:  # a stack that cannot be built
-                raise RoleUnavailableError(f"adapter {adapter!r} is unavailable: {exc}") from exc
-        with_model = getattr(self.engine, "with_model", None)
-        return with_model(adapter) if with_model else self.engine
 
     # --- hot load / unload (vLLM's endpoint names) ------------------------------------------------------------
 
@@ -226,7 +276,7 @@ class RoleService:
         if name not in self.runtime_adapters:
             configured = self.registry is not None and name in {a.name for a in self.registry.adapters()}
             hint = " (it is configured in konsilium.yaml / roles.yaml)" if configured else ""
-            raise UnknownModelError(f"no adapter {name!r} was loaded at run time{hint}")
+            raise ModelNotFoundError(f"no adapter {name!r} was loaded at run time{hint}")
         del self.runtime_adapters[name]  # no new requests from here on
         self.cache.unregister(name)  # waits for in-flight requests on it
 
@@ -247,7 +297,7 @@ class RoleService:
             return load_adapter_weights(path, self.max_rank)
 
         size = sum(f.stat().st_size for f in Path(path).glob("*.safetensors")) if Path(path).is_dir() else 0
-        reader = checked_folder if self.loads_by_path else source
+        reader = checked_folder if self.support is AdapterSupport.PATHS else source
         self.cache.register(name, reader, preferred=tier, pinned=pinned, size_hint=size, warm=warm)
 
     def adapters_status(self) -> list[dict]:

@@ -16,8 +16,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..engines import Engine, UpstreamError
-from ..grounding import Answerer, Knowledge
+from ..engines import Engine
+from ..errors import ModelNotFoundError, RequestError, RoleUnavailableError, UpstreamError
+from ..grounding import Knowledge
+from ..pipeline import TurnPipeline
 from ..roles.runtime import RoleService
 from .errors import APIError, error_response
 from .middleware import APIKeyMiddleware, BodySizeLimitMiddleware
@@ -26,14 +28,13 @@ from .protocol import (
     CompletionRequest,
     EmbeddingRequest,
     LoadLoraAdapterRequest,
-    ModelCard,
     ModelList,
     UnloadLoraAdapterRequest,
 )
-from .serving_adapters import AdapterAdmin
 from .serving_chat import OpenAIServingChat
 from .serving_completions import OpenAIServingCompletion
 from .serving_embeddings import OpenAIServingEmbedding
+from .serving_models import AdapterNotFound, OpenAIServingModels
 from .settings import ServerSettings
 
 log = logging.getLogger("konsilium.server")
@@ -56,42 +57,38 @@ def create_app(
     conversation_log=None,
     settings: ServerSettings | None = None,
     roles: RoleService | None = None,
+    pipeline: TurnPipeline | None = None,
 ) -> FastAPI:
+    """The app over one engine: give its parts (knowledge, log, roles) or a `pipeline` already assembled."""
     settings = settings or ServerSettings()
     model_id = model_id or settings.model_id
     app = FastAPI(title="konsilium", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
-    answerer = Answerer(
-        engine,
-        knowledge,
-        conversation_log,
-        retrieval_default=settings.retrieval,
-        context_chunks=settings.context_chunks,
-        context_share=settings.context_share,
-    )
-    app.state.engine, app.state.model_id, app.state.answerer = engine, model_id, answerer
-    roles = roles or RoleService(engine, base_model_id=model_id)
-    app.state.roles = roles
-    chat = OpenAIServingChat(answerer, model_id, roles)
-    completions = OpenAIServingCompletion(answerer, model_id, roles)
+    if pipeline is None:
+        roles = roles or RoleService(engine, base_model_id=model_id)
+        pipeline = TurnPipeline(engine, roles, knowledge, conversation_log, settings.grounding)
+    knowledge, roles = pipeline.knowledge, pipeline.roles
+    app.state.engine, app.state.model_id, app.state.roles, app.state.pipeline = engine, model_id, roles, pipeline
+    chat = OpenAIServingChat(pipeline)
+    completions = OpenAIServingCompletion(pipeline)
     embeddings = OpenAIServingEmbedding(knowledge, model_id)
-    adapters = AdapterAdmin(roles)
+    models = OpenAIServingModels(roles)
     _install_error_handlers(app)
 
     @app.get("/v1/models", response_model=ModelList)
     async def list_models() -> ModelList:
-        return ModelList(data=[ModelCard(id=name) for name in roles.model_ids()])
+        return await models.list()
 
     @app.get("/v1/adapters")
     async def list_adapters():
-        return await adapters.status()
+        return await models.adapters()
 
     @app.post("/v1/load_lora_adapter")
     async def load_lora_adapter(request: LoadLoraAdapterRequest):
-        return await adapters.load(request)
+        return await models.load(request)
 
     @app.post("/v1/unload_lora_adapter")
     async def unload_lora_adapter(request: UnloadLoraAdapterRequest):
-        return await adapters.unload(request)
+        return await models.unload(request)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: ChatCompletionRequest):
@@ -129,6 +126,20 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             message = f"Unknown endpoint: {request.method} {request.url.path}"
         return error_response(exc.status_code, message, code=getattr(exc, "code", None))
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, exc: RequestError):
+        return error_response(400, str(exc), code=exc.code, param=exc.param)
+
+    @app.exception_handler(ModelNotFoundError)
+    async def model_not_found(request: Request, exc: ModelNotFoundError):
+        if isinstance(exc, AdapterNotFound):
+            return error_response(404, str(exc), code="adapter_not_found", param="lora_name")
+        return error_response(404, str(exc), code="model_not_found", param="model")
+
+    @app.exception_handler(RoleUnavailableError)
+    async def role_unavailable(request: Request, exc: RoleUnavailableError):
+        return error_response(503, str(exc), code="role_unavailable", param="model")
 
     @app.exception_handler(UpstreamError)
     async def upstream_error(request: Request, exc: UpstreamError):

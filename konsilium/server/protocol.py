@@ -117,6 +117,7 @@ class ChatCompletionChoice(BaseModel):
     message: AssistantMessage
     finish_reason: Literal["stop", "length"]
     logprobs: None = None
+    role: dict | None = None  # konsilium, dual answers only: who gave this choice ({"id", "label"})
 
 
 class ChatCompletionResponse(BaseModel):

@@ -4,31 +4,37 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ..config import ServerSection
+from ..pipeline.settings import GroundingSettings
 
 API_KEY_ENV = "KONSILIUM_API_KEY"
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    model_id: str = "konsilium"
+    """The typed `server` section, plus the keys from the environment (checked once at start)."""
+
+    section: ServerSection = field(default_factory=ServerSection)
     api_keys: tuple[str, ...] = ()
-    max_body_bytes: int = 2_000_000
-    retrieval: bool = True
-    context_chunks: int = 6
-    context_share: float = 0.5
 
     @classmethod
     def from_home(cls, home, environ=None) -> ServerSettings:
-        section = home.settings["server"]
-        return cls(
-            model_id=section["model_id"],
-            api_keys=api_keys(section["api_keys"], environ),
-            max_body_bytes=section["max_body_bytes"],
-            retrieval=section["retrieval"],
-            context_chunks=section["context_chunks"],
-            context_share=float(section["context_share"]),
-        )
+        section = home.config.server
+        return cls(section, api_keys(section.api_keys, environ))
+
+    @property
+    def model_id(self) -> str:
+        return self.section.model_id
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.section.max_body_bytes
+
+    @property
+    def grounding(self) -> GroundingSettings:
+        return GroundingSettings.from_config(self.section)
 
 
 def api_keys(configured: list[str], environ=None) -> tuple[str, ...]:

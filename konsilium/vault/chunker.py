@@ -14,9 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..config import IndexSettings
 from .model import Chunk, Note, Section
 
 QUESTION_PREFIX = "User: "
+DEFAULTS = IndexSettings()  # chunk size defaults live in the settings schema
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=\S)")
 _SPACES = re.compile(r"\s+")
 
@@ -52,7 +54,9 @@ class _Group:
         return len(self.text())
 
 
-def chunk_note(note: Note, max_chars: int = 1200, overlap_chars: int = 150) -> list[Chunk]:
+def chunk_note(
+    note: Note, max_chars: int = DEFAULTS.chunk_chars, overlap_chars: int = DEFAULTS.chunk_overlap
+) -> list[Chunk]:
     """Split a parsed note into chunks of at most about `max_chars` characters (see module doc)."""
     max_chars = max(max_chars, 200)
     overlap = max(0, min(overlap_chars, max_chars // 4))

@@ -63,6 +63,20 @@ def test_search_json_is_a_list_of_cited_chunks(small_home):
 
 
 @needs(SAMPLE_VAULT)
+def test_search_takes_k_and_mode_from_the_settings_unless_given(small_home, tmp_path):
+    import shutil
+
+    home, _, _ = small_home
+    configured = tmp_path / "home"
+    shutil.copytree(home / "index", configured / "index")
+    (configured / "konsilium.yaml").write_text("retrieval:\n  k: 2\n  mode: bm25\n")
+    assert len(json.loads(run(configured, "search", "VRAM", "--mode", "dense", "--json").stdout)) == 2
+    assert len(json.loads(run(configured, "search", "VRAM", "--mode", "dense", "--k", "3", "--json").stdout)) == 3
+    # bm25 (the configured mode) finds nothing for a word no note has; dense would still return neighbours.
+    assert json.loads(run(configured, "search", "qwzxv", "--json").stdout) == []
+
+
+@needs(SAMPLE_VAULT)
 def test_stats_reports_bytes_per_part_and_per_page(small_home):
     home, _, report = small_home
     stats = json.loads(run(home, "stats", "--json").stdout)
@@ -130,13 +144,14 @@ def test_config_show_json_prints_the_settings_in_force(tmp_path):
 
 
 @needs(HELP_VAULT)
-def test_kill_9_mid_index_leaves_a_usable_index_and_the_next_run_completes(tmp_path):
+def test_kill_9_mid_index_leaves_a_usable_index_and_the_next_run_completes(tmp_path, vault_copy):
     import lancedb
 
+    vault = vault_copy(HELP_VAULT, name="help", limit=6)  # ~90 notes, ~600 chunks: a run of 3 committed batches
     home = tmp_path / "home"
     env = {**os.environ, "KONSILIUM_HOME": str(home)}
     proc = subprocess.Popen(
-        [*KONSILIUM, "index", str(HELP_VAULT), "--json"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*KONSILIUM, "index", str(vault), "--json"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     committed = 0
     deadline = time.monotonic() + 300
@@ -156,8 +171,8 @@ def test_kill_9_mid_index_leaves_a_usable_index_and_the_next_run_completes(tmp_p
     hits = json.loads(run(home, "search", "internal links", "--mode", "bm25", "--json").stdout)
     assert hits
     # The next run completes the rest and re-embeds nothing that was already committed.
-    report = json.loads(run(home, "index", str(HELP_VAULT), "--json").stdout)
-    total = len(list(HELP_VAULT.rglob("*.md")))
+    report = json.loads(run(home, "index", str(vault), "--json").stdout)
+    total = len(list(vault.rglob("*.md")))
     assert report["notes"] == total
     assert report["unchanged"] >= committed
     assert report["added"] + report["unchanged"] + report["updated"] == total
@@ -185,3 +200,12 @@ def test_plan_storage_uses_this_machines_index(small_home):
     stats = json.loads(run(home, "stats", "--json").stdout)
     assert plan["assumptions"]["dim"] == stats["dim"]
     assert plan["bytes"]["vectors"] == pytest.approx(plan["chunks"] * stats["dim"] * 4, rel=0.01)
+
+
+def test_an_error_keeps_its_square_brackets_as_written(tmp_path):
+    """`konsilium[vllm]` in an error is text to copy, not terminal markup to swallow."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "konsilium.yaml").write_text("engine: {kind: vllm, model: /nowhere}\n", encoding="utf-8")
+    proc = run(home, "serve", check=False)
+    assert proc.returncode == 1 and "pip install 'konsilium[vllm]'" in proc.stderr

@@ -1,11 +1,10 @@
-"""`konsilium serve` and `konsilium ask` as real processes: the log survives kill -9, answers cite notes."""
+"""`konsilium serve` as a real process (the log survives kill -9) and `konsilium ask` (answers cite notes)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -14,12 +13,13 @@ import time
 
 import httpx2
 import openai
-from shared_data import SAMPLE_VAULT, needs
+import pytest
+from typer.testing import CliRunner
 
+from konsilium.cli.main import app
 from konsilium.memory import ConversationLog, log_path
 
 KONSILIUM = [sys.executable, "-m", "konsilium.cli.main"]
-STEPS = SAMPLE_VAULT / "0_chatgpt" / "AI" / "2025-06-29 - 1LTM_4"
 
 
 def run(home, *args, check=True, env=None):
@@ -52,6 +52,7 @@ def test_serving_on_a_public_address_without_a_key_is_refused_before_loading_any
     assert time.monotonic() - started < 60
 
 
+@pytest.mark.real_model
 def test_kill_9_of_the_server_loses_no_acknowledged_exchange(tmp_path):
     port = free_port()
     server = subprocess.Popen(
@@ -102,21 +103,23 @@ def _home(root):
     return open_home(root)
 
 
-@needs(SAMPLE_VAULT)
-def test_ask_answers_from_the_notes_streams_and_is_logged(tmp_path):
-    vault = tmp_path / "vault"
-    vault.mkdir()
-    shutil.copy2(STEPS / "25_под_мою_видеокарта_как.md", vault)
-    shutil.copy2(STEPS / "08_поищи_это_про_n8n.md", vault)
-    home = tmp_path / "home"
-    run(home, "index", str(vault), "--json")
-    result = json.loads(run(home, "ask", "Какая у меня видеокарта?", "--json", "--max-tokens", "6", "--k", "1").stdout)
+@pytest.mark.real_model
+def test_ask_answers_from_the_notes_streams_and_is_logged(steps_home):
+    """`konsilium ask` in this process (the session's model and index are reused), on the real model."""
+    result = json.loads(cli(steps_home, "ask", "Какая у меня видеокарта?", "--json", "--max-tokens", "6", "--k", "1"))
     assert set(result) >= {"id", "answer", "sources", "finish_reason", "usage"}
-    assert [s["note"] for s in result["sources"]] == ["25_под_мою_видеокарта_как.md"]
-    assert re.search(r"^\[\^1\]: \[\[25_под_мою_видеокарта_как(#[^\]]+)?\]\]$", result["answer"], flags=re.M)
-    shown = json.loads(run(home, "history", "show", result["id"], "--json").stdout)
+    assert [s["note"] for s in result["sources"]] == ["steps/25_под_мою_видеокарта_как.md"]
+    assert re.search(r"^\[\^1\]: \[\[steps/25_под_мою_видеокарта_как(#[^\]]+)?\]\]$", result["answer"], flags=re.M)
+    shown = json.loads(cli(steps_home, "history", "show", result["id"], "--json"))
     assert shown["response"] == result["answer"] and shown["endpoint"] == "ask"
-    plain = run(home, "ask", "Какая у меня видеокарта?", "--max-tokens", "4", "--no-retrieval")
-    assert plain.stdout.strip() and "[^1]" not in plain.stdout
-    empty = run(home, "ask", "  ", check=False)
-    assert empty.returncode == 2 and "empty" in empty.stderr
+    plain = cli(steps_home, "ask", "Какая у меня видеокарта?", "--max-tokens", "4", "--no-retrieval")
+    assert plain.strip() and "[^1]" not in plain
+    empty = CliRunner().invoke(app, ["--home", str(steps_home), "ask", "  "])
+    assert empty.exit_code == 2 and "empty" in empty.stderr
+
+
+def cli(home, *args) -> str:
+    """Run `konsilium --home HOME ARGS...` in this process; its stdout, after checking it succeeded."""
+    result = CliRunner().invoke(app, ["--home", str(home), *args])
+    assert result.exit_code == 0, f"konsilium {' '.join(args)} failed ({result.exit_code}): {result.output}"
+    return result.stdout

@@ -13,13 +13,13 @@ import yaml
 from typer.testing import CliRunner
 
 from konsilium.cli.model_cmd import model_app
-from konsilium.config import defaults
+from konsilium.config import EngineSettings, defaults
 from konsilium.engines import EngineUnavailableError, load_embedded_default, load_engine
 from konsilium.engines.openai_upstream import OpenAIUpstreamEngine
 
 
-def settings(**overrides) -> dict:
-    return {**defaults()["engine"], **overrides}
+def settings(**overrides) -> EngineSettings:
+    return EngineSettings(**overrides)
 
 
 class VllmImportWatch(importlib.abc.MetaPathFinder):
@@ -43,6 +43,8 @@ def vllm_imports(monkeypatch):
 
 
 def test_the_default_settings_give_the_embedded_engine():
+    assert load_engine(EngineSettings()) is load_embedded_default()
+    # A (partial) dict, as scripts write it, is checked like the YAML section.
     assert load_engine(defaults()["engine"]) is load_embedded_default()
     assert load_engine({}) is load_embedded_default()  # missing keys take their defaults
 
@@ -57,7 +59,9 @@ def test_a_missing_model_path_is_a_clear_error(tmp_path):
 
 def test_an_unknown_kind_is_rejected():
     with pytest.raises(ValueError, match="allowed values: transformers, openai-upstream, vllm"):
-        load_engine(settings(kind="llamafile"))
+        load_engine({"kind": "llamafile"})
+    with pytest.raises(ValueError, match="engine.max_batch_size: expected int, got bool True"):
+        load_engine({"max_batch_size": True})
 
 
 def test_openai_upstream_from_settings(embedded_upstream, monkeypatch):
@@ -152,7 +156,7 @@ def test_batching_limits_come_from_the_engine_settings():
             list(pool.map(lambda q: engine.generate(q, SamplingParams(max_tokens=6)), ["a", "b", "c", "d"]))
         assert engine._scheduler.batch_sizes and max(engine._scheduler.batch_sizes) <= 2
     finally:
-        load_engine(defaults()["engine"])  # the shared engine goes back to the defaults for other tests
+        load_engine(EngineSettings())  # the shared engine goes back to the defaults for other tests
     assert load_embedded_default().info()["batching"] == {
         "max_batch_size": 16,
         "max_batch_tokens": 32768,

@@ -5,10 +5,19 @@ from __future__ import annotations
 import socket
 import time
 
+import openai
 import pytest
 
-from konsilium.engines import Engine, SamplingParams, UpstreamError, load_embedded_default
+from konsilium.engines import (
+    AdapterRequest,
+    AdapterSupport,
+    Engine,
+    SamplingParams,
+    UpstreamError,
+    load_embedded_default,
+)
 from konsilium.engines.openai_upstream import OpenAIUpstreamEngine
+from konsilium.grounding.knowledge import Passage
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 GREEDY = SamplingParams(max_tokens=24, temperature=0)
@@ -130,14 +139,45 @@ def test_upstream_rejection_is_a_value_error_with_its_message(upstream):
         upstream.stream_chat(long, SamplingParams(max_tokens=2))
 
 
-def test_with_model_shares_the_client_and_names_another_model(upstream, embedded_upstream):
-    other = upstream.with_model("no-such-adapter")
-    assert other._client is upstream._client and other.model == "no-such-adapter"
-    assert upstream.model == embedded_upstream.model  # the original is untouched
+def test_an_adapter_request_names_another_upstream_model(upstream, embedded_upstream):
+    assert upstream.adapter_support is AdapterSupport.UPSTREAM_MODELS
     with pytest.raises(UpstreamError) as caught:
-        other.generate_chat(QUESTION, GREEDY)
+        upstream.generate_chat(QUESTION, GREEDY, AdapterRequest("no-such-adapter"))
     assert caught.value.status == 404 and "404" in str(caught.value) and embedded_upstream.url in str(caught.value)
-    assert upstream.with_model(embedded_upstream.model).generate_chat(QUESTION, SamplingParams(max_tokens=2))
+    assert upstream.model == embedded_upstream.model  # the engine's own model is untouched
+    named = AdapterRequest(embedded_upstream.model)
+    assert upstream.generate_chat(QUESTION, SamplingParams(max_tokens=2), named).completion_tokens >= 1
+
+
+class OneNote:
+    """Stands in for the upstream's indexed vault: every question finds this note."""
+
+    default_collection = "vault"
+
+    def collections(self) -> list[str]:
+        return ["vault"]
+
+    def search(self, query, k, *args, **kwargs) -> list[Passage]:
+        return [Passage("vault", "Hardware/GPU.md", "GPU", "", "My GPU is an RTX 4090 with 24 GB.", 1.0)]
+
+
+def test_a_konsilium_upstream_is_asked_for_a_plain_answer_so_sources_are_not_doubled():
+    from live_server import running_server
+
+    from konsilium.server import create_app
+
+    app = create_app(load_embedded_default(), model_id="grounded-upstream", knowledge=OneNote())
+    short = SamplingParams(max_tokens=3, temperature=0)
+    with running_server(app) as url:
+        direct = openai.OpenAI(base_url=f"{url}/v1", api_key="x").chat.completions.create(
+            model="grounded-upstream", messages=QUESTION, max_tokens=3
+        )
+        assert "Sources:" in direct.choices[0].message.content  # a plain client gets the upstream's citations
+        engine = OpenAIUpstreamEngine(f"{url}/v1", "grounded-upstream")
+        answer = engine.generate_chat(QUESTION, short)
+        streamed = "".join(chunk.text for chunk in engine.stream_chat(QUESTION, short))
+    assert "Sources:" not in answer.text and "[[" not in answer.text
+    assert "Sources:" not in streamed and "[[" not in streamed
 
 
 def test_model_and_context_come_from_the_upstream_or_the_config(embedded_upstream):

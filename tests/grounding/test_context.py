@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from konsilium.engines import SamplingParams, load_embedded_default
-from konsilium.grounding import Answerer, ContextLengthExceeded, RetrievalOptions
+from konsilium.grounding import ContextLengthExceeded, RetrievalOptions
 from konsilium.grounding.context import ground, retrieval_query, with_notes
 from konsilium.grounding.knowledge import Passage
+from konsilium.pipeline import TurnPipeline, TurnRequest
+from konsilium.roles.runtime import RoleService
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +122,10 @@ def test_retrieval_options_accept_the_documented_forms():
     assert (parsed.collections, parsed.k, parsed.mode) == (["work"], 3, "bm25")
 
 
-def test_without_an_index_the_answerer_passes_messages_through(engine):
-    prepared = Answerer(engine).prepare_chat(QUESTION, SamplingParams(max_tokens=8), RetrievalOptions())
-    assert prepared.messages == QUESTION and prepared.sources == [] and prepared.tail() == ""
+def test_without_an_index_the_pipeline_passes_messages_through(engine):
+    pipeline = TurnPipeline(engine, RoleService(engine))
+    turn = pipeline.prepare(TurnRequest("chat.completions", "konsilium", SamplingParams(max_tokens=8), QUESTION))
+    assert turn.messages == QUESTION and turn.sources == [] and turn.tail() == "" and not turn.show_sources
 
 
 def test_passages_linking_to_the_same_place_share_one_footnote(engine):

@@ -49,7 +49,7 @@ def test_use_m3_home_indexes_and_finds_a_russian_note_for_an_english_query(tmp_p
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "konsilium.yaml").write_text("embedder:\n  model: use-m3\n", encoding="utf-8")
     home = open_home(tmp_path / "home")
-    assert isinstance(make_embedder(home.settings), UniversalSentenceEncoderEmbedder)
+    assert isinstance(make_embedder(home.config), UniversalSentenceEncoderEmbedder)
 
     indexer = Indexer(home)
     report = indexer.run([vault])

@@ -1,13 +1,12 @@
 """Roles on an engine that keeps its own adapter tiers and reads adapters from folders (vLLM).
 
 vLLM needs a CUDA GPU, which CI does not have: `FolderEngine` below stands in for VLLMEngine's adapter surface
-(with_lora / add_adapter / remove_adapter / resident_adapters) and records what it was asked. Everything on our
+(PATHS: add_adapter / remove_adapter / resident_adapters) and records what it was asked. Everything on our
 side is real: the registry, adapter folders made by PEFT, stacking and the folder it is written to, waiting for
 in-flight answers."""
 
 from __future__ import annotations
 
-import copy
 import threading
 from pathlib import Path
 
@@ -17,26 +16,23 @@ import yaml
 from adapters import make_adapter
 from safetensors.torch import load_file
 
-from konsilium.config import open_home
+from konsilium.config import AdapterCacheSettings, open_home
+from konsilium.engines import AdapterRequest, AdapterSupport
+from konsilium.errors import ModelNotFoundError
 from konsilium.roles.path_adapters import PathAdapterPool, vllm_lora_args
 from konsilium.roles.registry import RoleRegistry
-from konsilium.roles.runtime import RoleService, RoleUnavailableError, UnknownModelError
+from konsilium.roles.runtime import RoleService, RoleUnavailableError
 from konsilium.roles.stacking import stack
 from konsilium.roles.validation import AdapterError, load_adapter_weights
 
 
 class FolderEngine:
     engine_name = "vllm"
+    adapter_support = AdapterSupport.PATHS
 
     def __init__(self):
-        self.lora = None
         self.added: dict[str, tuple[Path, bool]] = {}
         self.removed: list[str] = []
-
-    def with_lora(self, name: str, path):
-        view = copy.copy(self)
-        view.lora = (name, Path(path))
-        return view
 
     def add_adapter(self, name: str, path, pinned: bool = False) -> None:
         self.added[name] = (Path(path), pinned)
@@ -73,26 +69,28 @@ def setup(tiny_llama, tmp_path):
     (home_dir / "konsilium.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     home = open_home(home_dir)
     engine = FolderEngine()
-    roles = RoleService(engine, RoleRegistry.open(home), cache_settings=home.settings["adapter_cache"])
+    roles = RoleService(engine, RoleRegistry.open(home), cache_settings=home.config.adapter_cache)
     return roles, engine, folders, home_dir
 
 
 def test_the_cache_settings_become_vllms_lora_arguments():
-    settings = {"max_loaded": 4, "max_rank": 32, "cpu_bytes": 100, "gpu_bytes": 0}
+    settings = AdapterCacheSettings(max_loaded=4, max_rank=32, cpu_bytes=100, gpu_bytes=0)
     assert vllm_lora_args(settings, [30, 30, 30, 30, 30, 30]) == {
         "max_loras": 4,  # 3 fit in 100 bytes of RAM, but vLLM needs its CPU cache at least as big as its slots
         "max_lora_rank": 32,
         "max_cpu_loras": 4,
     }
-    assert vllm_lora_args({**settings, "cpu_bytes": 1000}, [30] * 10 + [900])["max_cpu_loras"] == 10
-    assert vllm_lora_args({**settings, "max_rank": 48}, [])["max_lora_rank"] == 64  # vLLM takes 8/16/32/64/...
+    more_ram = settings.model_copy(update={"cpu_bytes": 1000})
+    assert vllm_lora_args(more_ram, [30] * 10 + [900])["max_cpu_loras"] == 10
+    odd_rank = settings.model_copy(update={"max_rank": 48})
+    assert vllm_lora_args(odd_rank, [])["max_lora_rank"] == 64  # vLLM takes 8/16/32/64/...
     with pytest.raises(ValueError, match="over vLLM's largest LoRA rank 512"):
-        vllm_lora_args({**settings, "max_rank": 600}, [])
+        vllm_lora_args(settings.model_copy(update={"max_rank": 600}), [])
 
 
 def test_preferred_tiers_and_pins_are_handed_to_the_engine_at_start(setup):
     roles, engine, folders, _ = setup
-    assert isinstance(roles.cache, PathAdapterPool) and not roles.holds_adapters
+    assert isinstance(roles.cache, PathAdapterPool) and roles.support is AdapterSupport.PATHS
     roles.warm_all()
     assert engine.added == {"core": (folders["core"], True), "sport": (folders["sport"], False)}  # not "cold"
     status = {item["name"]: item for item in roles.adapters_status()}
@@ -100,17 +98,16 @@ def test_preferred_tiers_and_pins_are_handed_to_the_engine_at_start(setup):
     assert status["core"]["managed_by"] == "vllm" and status["core"]["pinned"]
 
 
-def test_a_role_runs_on_a_view_naming_its_adapter_folder(setup):
-    roles, engine, folders, _ = setup
-    resolution = roles.resolve("runner")
-    assert resolution.engine.lora == ("sport", folders["sport"])
-    assert engine.lora is None  # the shared engine is untouched: other requests stay on the base model
-    assert roles.resolve("konsilium").engine is engine
+def test_a_role_request_names_its_adapter_folder(setup):
+    roles, _, folders, _ = setup
+    assert roles.resolve("runner").adapter == AdapterRequest("sport", str(folders["sport"]))
+    assert roles.resolve("konsilium").adapter is None  # the base model: no adapter at all
 
 
 def test_a_stacked_role_is_written_once_as_a_folder_with_the_weighted_sum(setup):
     roles, _, folders, home_dir = setup
-    name, folder = roles.resolve("coach").engine.lora
+    adapter = roles.resolve("coach").adapter
+    name, folder = adapter.name, Path(adapter.path)
     assert folder == home_dir / ".stacked" / "coach"
     parts = [(n, *load_adapter_weights(folders[n]), w) for n, w in (("core", 1.0), ("sport", 0.8))]
     config, expected = stack(parts)
@@ -118,7 +115,7 @@ def test_a_stacked_role_is_written_once_as_a_folder_with_the_weighted_sum(setup)
     assert written.keys() == expected.keys()
     assert all(torch.equal(written[k], expected[k]) for k in expected)
     assert load_adapter_weights(folder)[0].r == config.r == 12  # a real PEFT folder: our own checks pass
-    assert roles.resolve("coach").engine.lora == (name, folder)
+    assert roles.resolve("coach").adapter == AdapterRequest(name, str(folder))  # written once
 
 
 def test_a_stack_over_the_rank_limit_is_refused_with_the_reason(setup):
@@ -128,7 +125,7 @@ def test_a_stack_over_the_rank_limit_is_refused_with_the_reason(setup):
     )
     with pytest.raises(RoleUnavailableError, match="rank 12 in all, over adapter_cache.max_rank 10"):
         narrow.resolve("coach")
-    assert narrow.resolve("runner").engine.lora[0] == "sport"  # the other roles still work
+    assert narrow.resolve("runner").adapter.name == "sport"  # the other roles still work
 
 
 def test_hot_load_checks_the_folder_and_unload_waits_for_the_answer_in_flight(setup, tmp_path):
@@ -139,7 +136,7 @@ def test_hot_load_checks_the_folder_and_unload_waits_for_the_answer_in_flight(se
     roles.load_lora("fresh", str(folders["cold"]))
     assert engine.added["fresh"] == (folders["cold"], False)  # loaded at once: usable as a model id
     resolution = roles.resolve("fresh")
-    assert resolution.engine.lora == ("fresh", folders["cold"])
+    assert resolution.adapter == AdapterRequest("fresh", str(folders["cold"]))
     held = roles.using(resolution)
     held.__enter__()
     done = threading.Event()
@@ -149,5 +146,5 @@ def test_hot_load_checks_the_folder_and_unload_waits_for_the_answer_in_flight(se
     held.__exit__(None, None, None)
     assert done.wait(10)
     assert engine.removed == ["fresh"]
-    with pytest.raises(UnknownModelError):
+    with pytest.raises(ModelNotFoundError):
         roles.resolve("fresh")

@@ -10,6 +10,7 @@ import yaml
 from konsilium.config import open_home
 from konsilium.roles.registry import (
     ROLES_FILE,
+    RegistryChanges,
     RegistryError,
     RoleRegistry,
     UnknownAdapterNameError,
@@ -181,3 +182,90 @@ def test_a_bad_roles_yaml_is_reported_with_its_path(home, text, message):
     with pytest.raises(RegistryError) as info:
         RoleRegistry.open(home)
     assert str(info.value).startswith(str(home.root / ROLES_FILE)) and message in str(info.value)
+
+
+# --- live reload: a running server sees what the CLI (another process) wrote --------------------------------------
+
+
+def test_roles_and_adapters_added_with_the_cli_appear_in_a_running_registry(home):
+    server = RoleRegistry.open(home)
+    cli = RoleRegistry.open(home.root)  # the CLI's own instance, as in another process
+    cli.add_adapter(AdapterSpec("law", Path("adapters/law"), tier="disk"))
+    cli.add_role(RoleSpec(id="lawyer", adapters={"law": 1.0}))
+    changes = server.refresh(min_interval_s=0)
+    assert changes == RegistryChanges(adapters_added=["law"], roles_added=["lawyer"])
+    assert "lawyer" in server and server.adapter("law").path == home.root / "adapters" / "law"
+    assert server.model_ids() == ["konsilium", "coach", "lawyer", "runner"]
+    assert not server.refresh(min_interval_s=0)  # nothing new: nothing to do
+    cli.remove_role("lawyer")
+    cli.remove_adapter("law")
+    assert server.refresh(min_interval_s=0) == RegistryChanges(adapters_removed=["law"], roles_removed=["lawyer"])
+    assert "lawyer" not in server
+
+
+def test_a_changed_adapter_names_the_roles_that_use_it_and_hand_edits_count_too(home):
+    server = RoleRegistry.open(home)
+    write(
+        home.root / ROLES_FILE,
+        {
+            "adapters": {"sport": {"path": "/abs/sport-v2", "tier": "gpu"}},
+            "roles": {"runner": {"adapters": {"sport": 1.5}}},
+        },
+    )
+    changes = server.refresh(min_interval_s=0)
+    assert changes == RegistryChanges(adapters_changed=["sport"], roles_changed=["coach", "runner"])
+    assert server.adapter("sport").path == Path("/abs/sport-v2") and not server.adapter("sport").pinned
+    config = yaml.safe_load(home.config_path.read_text())
+    config["roles"]["coach"]["description"] = "marathons"
+    write(home.config_path, config)
+    assert server.refresh(min_interval_s=0) == RegistryChanges(roles_changed=["coach"])
+    assert server.role("coach").description == "marathons"
+    assert "changed: coach" in str(RegistryChanges(roles_changed=["coach"]))
+
+
+@pytest.mark.parametrize(
+    "file, text, message",
+    [
+        (ROLES_FILE, "roles:\n  runner: {adapters: {sport: 1.5\n", "invalid YAML"),  # half written
+        (
+            ROLES_FILE,
+            "adapters: {sport: /abs/sport}\nroles: {runner: {adapters: {ghost: 1.0}}}\n",
+            "adapter 'ghost', which is not defined",
+        ),
+        ("konsilium.yaml", "server: {port: many}\n", "server.port"),
+    ],
+)
+def test_an_invalid_file_keeps_the_roles_in_force_and_logs_one_error(home, caplog, file, text, message):
+    server = RoleRegistry.open(home)
+    before = (server.roles(), server.adapters())
+    (home.root / file).write_text(text)
+    with caplog.at_level("ERROR", logger="konsilium.roles"):
+        assert not server.refresh(min_interval_s=0)
+        assert not server.refresh(min_interval_s=0)  # the same broken file is reported once
+    assert (server.roles(), server.adapters()) == before
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and str(home.root / file) in errors[0] and message in errors[0]
+    assert errors[0].endswith("the roles and adapters in force stay until a valid version is saved")
+    assert server.reload_error == errors[0]
+    # The next valid version is picked up.
+    write(home.root / ROLES_FILE, {"adapters": {"sport": "/abs/sport"}, "roles": {}})
+    if file != ROLES_FILE:
+        write(
+            home.config_path, yaml.safe_load(home.config_path.read_text().replace("server: {port: many}\n", "")) or {}
+        )
+    changes = server.refresh(min_interval_s=0)
+    assert "runner" in changes.roles_removed and server.reload_error is None and "runner" not in server
+
+
+def test_refresh_looks_at_the_files_at_most_once_per_interval(home):
+    server = RoleRegistry.open(home)
+    RoleRegistry.open(home).add_role(RoleSpec(id="lawyer"))
+    assert not server.refresh(min_interval_s=3600)  # just opened: not looked at again yet
+    assert "lawyer" not in server
+    assert server.refresh(min_interval_s=0).roles_added == ["lawyer"]
+
+
+def test_a_registry_writing_the_file_itself_has_nothing_to_reload(home):
+    registry = RoleRegistry.open(home)
+    registry.add_role(RoleSpec(id="lawyer"))
+    assert not registry.refresh(min_interval_s=0) and "lawyer" in registry

@@ -162,6 +162,7 @@ def test_adapter_cache_defaults():
         "cpu_bytes": 8_000_000_000,
         "max_rank": 64,
         "max_loaded": 8,
+        "queue_timeout_s": 30.0,
     }
 
 
@@ -176,4 +177,4 @@ def test_default_yaml_shows_the_shape_of_roles_in_comments(tmp_path):
     settings = validate(raw)
     assert settings["roles"]["coach"]["adapters"] == {"core": 1.0, "sport": 0.8}
     home = open_home(tmp_path / "h")
-    assert home.settings["roles"] == {} and home.get("adapter_cache.max_loaded") == 8
+    assert home.config.roles == {} and home.config.adapter_cache.max_loaded == 8

@@ -1,11 +1,14 @@
-"""konsilium in front of another OpenAI-compatible server (openai-upstream engine): same answers, clear failures."""
+"""konsilium in front of another OpenAI-compatible server (openai-upstream engine): same answers, clear failures.
+The upstream is a konsilium server on the fake engine: the gateway is under test, not the model."""
 
 from __future__ import annotations
 
 import socket
+from types import SimpleNamespace
 
 import openai
 import pytest
+from fake_engine import FakeEngine
 from live_server import running_server
 
 from konsilium.engines.openai_upstream import OpenAIUpstreamEngine
@@ -15,12 +18,18 @@ from konsilium.server import create_app
 QUESTION = [{"role": "user", "content": "Name a primary colour."}]
 
 
-def test_the_gateway_answers_as_the_upstream_does_and_keeps_the_exchange(embedded_upstream, tmp_path):
-    direct = openai.OpenAI(base_url=embedded_upstream.base_url, api_key="x", max_retries=0, timeout=120)
-    expected = direct.chat.completions.create(
-        model=embedded_upstream.model, messages=QUESTION, temperature=0, max_tokens=8
-    )
-    engine = OpenAIUpstreamEngine(embedded_upstream.base_url, embedded_upstream.model, timeout_s=120)
+@pytest.fixture(scope="module")
+def fake_upstream():
+    """A konsilium server on the fake engine, standing as the OpenAI-compatible upstream: (base_url, model)."""
+    with running_server(create_app(FakeEngine(), model_id="upstream-model")) as url:
+        yield SimpleNamespace(base_url=f"{url}/v1", model="upstream-model")
+
+
+def test_the_gateway_answers_as_the_upstream_does_and_keeps_the_exchange(fake_upstream, tmp_path):
+    direct = openai.OpenAI(base_url=fake_upstream.base_url, api_key="x", max_retries=0, timeout=120)
+    expected = direct.chat.completions.create(model=fake_upstream.model, messages=QUESTION, temperature=0, max_tokens=8)
+    assert expected.choices[0].message.content.startswith("[base] notes=0 system=no | Name")
+    engine = OpenAIUpstreamEngine(fake_upstream.base_url, fake_upstream.model, timeout_s=120)
     log = ConversationLog(tmp_path / "log.sqlite3")
     with running_server(create_app(engine, model_id="gateway", conversation_log=log)) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=120)

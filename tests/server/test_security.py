@@ -1,13 +1,15 @@
-"""API keys, binding rules and the body size limit, on a real server with the official client."""
+"""API keys, binding rules and the body size limit, on a real server with the official client (over the fake
+engine: nothing here depends on what the model says)."""
 
 from __future__ import annotations
 
 import httpx2
 import openai
 import pytest
+from fake_engine import FakeEngine
 from live_server import running_server
 
-from konsilium.engines import load_embedded_default
+from konsilium.config import ServerSection
 from konsilium.server import create_app
 from konsilium.server.settings import API_KEY_ENV, ServerSettings, api_keys, check_bind, is_loopback
 
@@ -16,7 +18,7 @@ QUESTION = [{"role": "user", "content": "Hi"}]
 
 @pytest.fixture(scope="module")
 def keyed_url():
-    app = create_app(load_embedded_default(), settings=ServerSettings(api_keys=("s3cret", "other-key")))
+    app = create_app(FakeEngine(), settings=ServerSettings(api_keys=("s3cret", "other-key")))
     with running_server(app) as url:
         yield url
 
@@ -62,7 +64,7 @@ def test_other_addresses_need_a_key(host):
 
 
 def test_bodies_over_the_limit_get_413_whether_declared_or_chunked():
-    app = create_app(load_embedded_default(), settings=ServerSettings(max_body_bytes=4096))
+    app = create_app(FakeEngine(), settings=ServerSettings(ServerSection(max_body_bytes=4096)))
     big = {"model": "konsilium", "messages": [{"role": "user", "content": "x" * 10_000}], "max_tokens": 1}
     with running_server(app) as url:
         declared = httpx2.post(f"{url}/v1/chat/completions", json=big, timeout=30)

@@ -1,0 +1,172 @@
+"""Schema migrations of the conversation log, in simonw/llm's pattern (llm/migrations.py).
+
+Each migration is a function `mNNN_what(db)` registered in order with `@migration`; the table
+`_konsilium_migrations` names those that ran. `migrate()` applies the missing ones exactly once, in order, in
+one IMMEDIATE transaction, so two processes opening a fresh log at once cannot both run one, and a failure
+leaves the file as it was. To change the schema, append `m00N_what` at the end; never edit one that shipped.
+
+`PRAGMA user_version` is kept equal to the number of migrations applied: konsilium before migrations read only
+that number and refuses a log whose number is higher than its own, which stops an old version from writing
+rows the newer schema (the search index) would not see.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+
+MIGRATIONS_TABLE = "_konsilium_migrations"
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[Migration] = []
+
+
+class SchemaError(Exception):
+    """The file cannot be brought to this version's schema (another program's database, a newer konsilium)."""
+
+
+def migration(fn: Migration) -> Migration:
+    """Register `fn` as the next migration; its name must carry the next number (m001_, m002_, ...)."""
+    expected = f"m{len(MIGRATIONS) + 1:03d}_"
+    if not fn.__name__.startswith(expected):
+        raise ValueError(f"migration {fn.__name__!r} is out of order: the next one must be named {expected}...")
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def names() -> list[str]:
+    return [fn.__name__ for fn in MIGRATIONS]
+
+
+def _execute_script(db: sqlite3.Connection, script: str) -> None:
+    # One by one: executescript() would COMMIT the caller's transaction before running.
+    for statement in _statements(script):
+        db.execute(statement)
+
+
+def _statements(script: str) -> list[str]:
+    """Whole statements, as SQLite itself sees them: a trigger body's `;` does not end the CREATE TRIGGER."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]!r}")
+    return statements
+
+
+@migration
+def m001_exchanges(db: sqlite3.Connection) -> None:
+    """The log as it was at schema version 1 (before migrations existed), exactly."""
+    _execute_script(
+        db,
+        """
+CREATE TABLE exchanges (
+    id TEXT PRIMARY KEY,
+    time REAL NOT NULL,
+    endpoint TEXT NOT NULL,
+    model TEXT NOT NULL,
+    role TEXT,
+    messages TEXT NOT NULL,           -- JSON list of {"role", "content"}
+    response TEXT NOT NULL,
+    finish_reason TEXT,
+    sources TEXT NOT NULL,            -- JSON list of {"note", "heading", "score"}
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    timings TEXT NOT NULL,            -- JSON object
+    status TEXT NOT NULL,
+    error TEXT,
+    client TEXT,
+    search_text TEXT NOT NULL         -- fold(messages + response): SQLite's lower()/LIKE fold ASCII only
+);
+CREATE INDEX exchanges_by_time ON exchanges (time DESC);
+CREATE INDEX exchanges_by_model ON exchanges (model, time DESC);
+""",
+    )
+
+
+@migration
+def m002_search_index(db: sqlite3.Connection) -> None:
+    """History search through FTS5 instead of a scan: a trigram index over `search_text` (already folded by
+    Python, hence case_sensitive 1: a match is exactly a substring of the folded text, as the scan's instr()).
+    External content, so the text is not stored twice; triggers keep it in step with `exchanges`."""
+    _execute_script(
+        db,
+        """
+CREATE VIRTUAL TABLE exchanges_search USING fts5(
+    search_text, content='exchanges', content_rowid='rowid', tokenize='trigram case_sensitive 1'
+);
+CREATE TRIGGER exchanges_search_insert AFTER INSERT ON exchanges BEGIN
+    INSERT INTO exchanges_search (rowid, search_text) VALUES (new.rowid, new.search_text);
+END;
+CREATE TRIGGER exchanges_search_delete AFTER DELETE ON exchanges BEGIN
+    INSERT INTO exchanges_search (exchanges_search, rowid, search_text) VALUES ('delete', old.rowid, old.search_text);
+END;
+CREATE TRIGGER exchanges_search_update AFTER UPDATE ON exchanges BEGIN
+    INSERT INTO exchanges_search (exchanges_search, rowid, search_text) VALUES ('delete', old.rowid, old.search_text);
+    INSERT INTO exchanges_search (rowid, search_text) VALUES (new.rowid, new.search_text);
+END;
+INSERT INTO exchanges_search (exchanges_search) VALUES ('rebuild');
+""",
+    )
+
+
+def migrate(db: sqlite3.Connection) -> list[str]:
+    """Bring `db` (autocommit connection) to the latest schema; returns the names applied (empty: up to date).
+    Raises SchemaError for another program's database or a log written by a newer konsilium."""
+    if not _pending(db)[1]:
+        return []  # the usual case: no write lock, so a reader never waits on the server
+    # IMMEDIATE: two processes opening a fresh log at once must not both run a migration.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        adopted, pending = _pending(db)  # again: another process may have migrated while we waited for the lock
+        if pending:
+            db.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at REAL)")
+            for name in adopted:
+                db.execute(f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, NULL)", (name,))
+            for fn in pending:
+                fn(db)
+                db.execute(
+                    f"INSERT INTO {MIGRATIONS_TABLE} (name, applied_at) VALUES (?, ?)", (fn.__name__, time.time())
+                )
+            db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+        db.execute("COMMIT")
+        return [fn.__name__ for fn in pending]
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _pending(db: sqlite3.Connection) -> tuple[list[str], list[Migration]]:
+    """(adopted, pending): the migrations this file still needs, in order, and the names to record as applied
+    without running them: a log from before migrations (user_version 1) has m001's schema already."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    adopted: list[str] = []
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    known = names()
+    if version > len(known):
+        raise SchemaError(
+            f"written by a newer konsilium (log schema {version}; this version reads up to {len(known)}); "
+            "upgrade konsilium or point --home elsewhere"
+        )
+    if MIGRATIONS_TABLE in tables:
+        applied = [r[0] for r in db.execute(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY rowid")]
+        unknown = [name for name in applied if name not in known]
+        if unknown:
+            raise SchemaError(
+                f"written by a newer konsilium (log migration {', '.join(unknown)} is unknown to this version); "
+                "upgrade konsilium or point --home elsewhere"
+            )
+    elif version == 1 and "exchanges" in tables:
+        applied = adopted = [known[0]]  # the schema-1 log konsilium wrote before migrations existed
+    elif version == 0 and tables:
+        raise SchemaError(f"a SQLite database but not a konsilium conversation log (tables: {', '.join(tables[:5])})")
+    elif version == 0:
+        applied = []
+    else:
+        raise SchemaError(f"log schema {version} without its migration record; not a log this konsilium wrote")
+    return adopted, [fn for fn in MIGRATIONS if fn.__name__ not in applied]

@@ -1,0 +1,16 @@
+"""The one turn pipeline: resolve the role → retrieve → prompt → generate → cite → record."""
+
+from .settings import GroundingSettings
+from .stream import TextDelta, TurnEnd, TurnStream
+from .turn import Turn, TurnPipeline, TurnRequest, TurnResult
+
+__all__ = [
+    "GroundingSettings",
+    "TextDelta",
+    "Turn",
+    "TurnEnd",
+    "TurnPipeline",
+    "TurnRequest",
+    "TurnResult",
+    "TurnStream",
+]

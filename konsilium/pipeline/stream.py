@@ -1,0 +1,121 @@
+"""A streamed turn: text as the engine decides it, and a log record that stays exact whatever happens.
+
+`TurnStream` is a plain (blocking) iterator, so the server can drive it from worker threads and the CLI from its
+own loop. The caller shows `turn.opening` first (the record counts it as said). The stream yields `TextDelta`s,
+then one `TurnEnd` after the exchange is committed; an engine failure is recorded as "error" and re-raised;
+closing it early (a client went away, Ctrl-C) records "cancelled" with what was said so far. The adapter stays
+held until the stream ends or is closed.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from ..engines import GenerationChunk
+from ..errors import RequestError
+from .turn import Turn, TurnPipeline, elapsed_ms
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class TurnEnd:
+    text: str  # the last piece: the engine's final text and the citations
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class TurnStream:
+    def __init__(self, pipeline: TurnPipeline, turn: Turn):
+        self.pipeline, self.turn = pipeline, turn
+        self._parts: list[str] = [turn.opening]  # the caller sends the opening before the first delta
+        self._finished = self._closed = False
+        self._lock = threading.Lock()  # close() may come from another thread while __next__ waits
+        self._hold = pipeline.roles.using(turn.resolution)
+        self._hold.__enter__()  # may wait for a free adapter slot; ModelNotFound / RoleUnavailable pass through
+        engine, params, adapter = pipeline.engine, turn.request.params, turn.adapter
+        try:
+            if turn.messages is not None:
+                self._tokens = engine.stream_chat(turn.messages, params, adapter)
+            else:
+                self._tokens = engine.stream(turn.request.prompts[0], params, adapter)
+        except BaseException as exc:
+            self._hold.__exit__(None, None, None)
+            if isinstance(exc, ValueError):
+                raise RequestError(str(exc), param="messages" if turn.messages is not None else "prompt") from exc
+            raise
+
+    def __iter__(self) -> TurnStream:
+        return self
+
+    def __next__(self) -> TextDelta | TurnEnd:
+        if self._finished or self._closed:
+            raise StopIteration
+        record = self.turn.record
+        while True:
+            try:
+                chunk = next(self._tokens)
+            except StopIteration:  # an engine that ended without saying why
+                chunk = None
+            except Exception as exc:
+                self._end("error", str(exc) or type(exc).__name__)
+                raise
+            if "first_token_ms" not in record.timings:
+                record.timings["first_token_ms"] = elapsed_ms(record)
+            if chunk is None or chunk.finish_reason:
+                return self._finish(chunk)
+            if chunk.text:
+                self._parts.append(chunk.text)
+                return TextDelta(chunk.text)
+
+    def _finish(self, last: GenerationChunk | None) -> TurnEnd:
+        record = self.turn.record
+        if last is None:
+            last = GenerationChunk("", "stop", record.prompt_tokens, record.completion_tokens)
+        final = last.text + self.turn.tail()
+        record.response = "".join(self._parts) + final
+        record.finish_reason = last.finish_reason
+        record.prompt_tokens, record.completion_tokens = last.prompt_tokens, last.completion_tokens
+        record.timings["total_ms"] = elapsed_ms(record)
+        self._end("ok", None)  # durable before the caller sends the end
+        return TurnEnd(final, last.finish_reason, last.prompt_tokens, last.completion_tokens)
+
+    def _end(self, status: str, error: str | None) -> None:
+        with self._lock:
+            if self._finished or self._closed:
+                return
+            self._finished = True
+        record = self.turn.record
+        record.status, record.error = status, error
+        if status != "ok":
+            record.response = "".join(self._parts)
+        try:
+            self.pipeline.record(record)
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        """Stop early: the engine stops generating, and what was said is kept as "cancelled"."""
+        with self._lock:
+            if self._finished or self._closed:
+                return
+            self._closed = True
+        record = self.turn.record
+        record.status, record.response = "cancelled", "".join(self._parts)
+        try:
+            self.pipeline.record(record)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        try:
+            close = getattr(self._tokens, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._hold.__exit__(None, None, None)

@@ -1,0 +1,232 @@
+"""One turn, one sequence: resolve the role → retrieve → build the prompt → generate → cite → record.
+
+Every entry point goes through `TurnPipeline`: chat completions (stream and not), `dual` answers, raw completions
+and `konsilium ask`. Adding a source of context or an endpoint means changing this module, not four copies.
+
+Errors are the ones in `konsilium.errors`: `RequestError` (bad input, HTTP 400), `ModelNotFoundError` (404),
+`RoleUnavailableError` (503), `UpstreamError` (502); the server and the CLI each render them their own way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..engines import AdapterRequest, Engine, SamplingParams
+from ..errors import RequestError
+from ..grounding.citations import Source, render_sources
+from ..grounding.context import ContextLengthExceeded, RetrievalOptions, ground, retrieval_query
+from ..memory import Exchange
+from ..roles.guard import disclaimer, opening_note, with_role_prompt
+from ..roles.runtime import Resolution, RoleService
+from .settings import GroundingSettings
+
+log = logging.getLogger("konsilium.turn")
+Endpoint = Literal["chat.completions", "completions", "ask"]
+ID_PREFIXES = {"chat.completions": "chatcmpl", "completions": "cmpl", "ask": "ask"}
+
+
+@dataclass
+class TurnRequest:
+    """What a caller asks for, in our terms. Chat turns carry `messages`; raw completions carry `prompts` (the
+    caller owns each whole prompt: no retrieval, no role prompt, but the role's adapter)."""
+
+    endpoint: Endpoint
+    model: str
+    params: SamplingParams
+    messages: list[dict] | None = None
+    prompts: list[str] | None = None
+    retrieval: Any = None  # the request's `konsilium.retrieval` (None: the configured default)
+    client: str | None = None
+
+    @property
+    def query(self) -> str:
+        """The text that chooses a role (`auto`, blocked topics) and the notes."""
+        return retrieval_query(self.messages) if self.messages is not None else (self.prompts or [""])[0]
+
+
+@dataclass
+class Turn:
+    """One answer being made: who answers, from what prompt, with which notes, and its log record."""
+
+    request: TurnRequest
+    resolution: Resolution
+    record: Exchange
+    messages: list[dict] | None = None  # what the engine receives (notes included)
+    sources: list[Source] = field(default_factory=list)
+    show_sources: bool = False
+    opening: str = ""  # the answer starts with it (an alternative view's label, a declined role's note)
+
+    @property
+    def adapter(self) -> AdapterRequest | None:
+        return self.resolution.adapter
+
+    def tail(self) -> str:
+        return render_sources(self.sources)
+
+    def sources_json(self) -> list[dict]:
+        return [source.to_json() for source in self.sources]
+
+    def role_json(self) -> dict | None:
+        return self.resolution.to_json()
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    content: str  # the whole answer as the user sees it: opening + generated text + citations
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class TurnPipeline:
+    """Shared by the server and the CLI; safe to use from many threads (each turn is its own object)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        roles: RoleService,
+        knowledge=None,
+        conversation_log=None,
+        grounding: GroundingSettings | None = None,
+    ):
+        self.engine, self.roles, self.knowledge, self.log = engine, roles, knowledge, conversation_log
+        self.grounding = grounding or GroundingSettings.from_config()
+
+    # --- resolve, retrieve, prompt -------------------------------------------------------------------------
+
+    def resolve(self, request: TurnRequest) -> Resolution:
+        return self.roles.resolve(request.model, request.query)
+
+    def prepare(self, request: TurnRequest, resolution: Resolution | None = None) -> Turn:
+        """Blocking (searches the index, counts tokens). Raises RequestError for what the request got wrong."""
+        resolution = resolution if resolution is not None else self.resolve(request)
+        record = Exchange(
+            id=f"{ID_PREFIXES[request.endpoint]}-{uuid.uuid4().hex}",
+            time=time.time(),
+            endpoint=request.endpoint,
+            model=request.model,
+            role=resolution.role_id,
+            messages=request.messages or [{"role": "user", "content": prompt} for prompt in request.prompts or []],
+            response="",
+            finish_reason=None,
+            sources=[],
+            client=request.client,
+        )
+        if resolution.route is not None:
+            record.timings["route_score"] = round(resolution.route.score, 4)
+        turn = Turn(request, resolution, record)
+        if request.messages is None:
+            for prompt in request.prompts or [""]:
+                self._check_prompt(prompt, request.params, resolution.adapter)
+            return turn
+        self._ground(turn)
+        turn.opening = opening_note(resolution.declined) + disclaimer(resolution.role)
+        return turn
+
+    def retrieval_options(self, raw, resolution: Resolution) -> RetrievalOptions:
+        """The request's `konsilium.retrieval`, narrowed to the role's scope."""
+        role = resolution.role
+        try:
+            options = RetrievalOptions.parse(raw, self._retrieval_default, self.grounding.context_chunks)
+            return options.within(role.retrieval if role else None)
+        except ValueError as exc:
+            raise RequestError(str(exc), param="konsilium.retrieval") from exc
+
+    @property
+    def _retrieval_default(self) -> bool:
+        return self.grounding.retrieval and self.knowledge is not None
+
+    def _ground(self, turn: Turn) -> None:
+        from ..grounding.knowledge import UnknownCollectionError
+
+        request, resolution = turn.request, turn.resolution
+        options = self.retrieval_options(request.retrieval, resolution)
+        messages = with_role_prompt(request.messages, resolution.role)
+        params, context = request.params, self.engine.context_length_for(resolution.adapter)
+        reserve = params.max_tokens or min(self.grounding.completion_reserve, context // 4)
+        passages, started = [], time.perf_counter()
+        if options.enabled and self.knowledge is not None:
+            query = retrieval_query(messages)
+            if query:
+                try:
+                    passages = self.knowledge.search(
+                        query, options.k, options.collections, options.mode, options.folders, options.tags
+                    )
+                except UnknownCollectionError as exc:
+                    raise RequestError(str(exc), param="konsilium.retrieval", code="collection_not_found") from exc
+        turn.record.timings["retrieval_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        try:
+            turn.messages, turn.sources = ground(
+                messages,
+                passages,
+                self.engine.count_tokens,
+                self.engine.count_chat_tokens,
+                context,
+                reserve,
+                self.grounding.context_share,
+                required_completion=params.max_tokens or 1,
+            )
+        except ContextLengthExceeded as exc:
+            raise RequestError(str(exc), param="messages", code="context_length_exceeded") from exc
+        except ValueError as exc:  # e.g. a chat template that rejects this order of roles
+            raise RequestError(f"the messages cannot be used with this model: {exc}", param="messages") from exc
+        turn.record.sources = turn.sources_json()
+        turn.show_sources = options.enabled and self.knowledge is not None
+
+    def _check_prompt(self, prompt: str, params: SamplingParams, adapter: AdapterRequest | None) -> None:
+        if not prompt:
+            raise RequestError("the prompt is empty", param="prompt")
+        context, n_prompt = self.engine.context_length_for(adapter), self.engine.count_tokens(prompt)
+        if n_prompt + (params.max_tokens or 1) > context:
+            exc = ContextLengthExceeded(context, n_prompt, params.max_tokens or 1, "prompt")
+            raise RequestError(str(exc), param="prompt", code="context_length_exceeded")
+
+    # --- generate, cite, record ----------------------------------------------------------------------------
+
+    def generate(self, turn: Turn) -> list[TurnResult]:
+        """The whole answer (one per prompt of a raw completion), committed to the log before it is returned."""
+        engine, params, adapter = self.engine, turn.request.params, turn.adapter
+        results = []
+        with self.roles.using(turn.resolution):
+            try:
+                if turn.messages is not None:
+                    results.append(engine.generate_chat(turn.messages, params, adapter))
+                else:  # one engine call each; the engine batches concurrent requests itself
+                    results.extend(engine.generate(prompt, params, adapter) for prompt in turn.request.prompts)
+            except ValueError as exc:  # the engine refused this input (too long, a template error)
+                raise RequestError(str(exc), param="messages" if turn.messages is not None else "prompt") from exc
+        answers = [
+            TurnResult(turn.opening + r.text + turn.tail(), r.finish_reason, r.prompt_tokens, r.completion_tokens)
+            for r in results
+        ]
+        record = turn.record
+        record.response = "\n\n".join(answer.content for answer in answers)
+        record.finish_reason = results[-1].finish_reason
+        record.prompt_tokens = sum(r.prompt_tokens for r in results)
+        record.completion_tokens = sum(r.completion_tokens for r in results)
+        record.timings["total_ms"] = elapsed_ms(record)
+        self.record(record)
+        return answers
+
+    def stream(self, turn: Turn):
+        """The answer as events (see `TurnStream`); the adapter is held until the stream ends or is closed."""
+        from .stream import TurnStream
+
+        return TurnStream(self, turn)
+
+    def record(self, exchange: Exchange) -> None:
+        """Commit an exchange to the log; a failing log is reported, never turned into a lost answer."""
+        if self.log is None:
+            return
+        try:
+            self.log.record(exchange)
+        except Exception:  # the answer itself is fine; say loudly that it was not kept
+            log.exception("could not record exchange %s in the conversation log", exchange.id)
+
+
+def elapsed_ms(record: Exchange) -> float:
+    return round((time.time() - record.time) * 1000, 2)

@@ -1,0 +1,346 @@
+"""A small deterministic engine for tests of what sits around generation: HTTP, streaming, grounding, roles, logs.
+
+It implements `konsilium.engines.protocol.Engine` without a model. Its tokens are whitespace-separated words. Its
+answer tells what it received, so a test can see it through the real server:
+
+    [base] notes=2 system=yes | Какая у меня видеокарта?
+    [physics#3f2a] notes=0 system=no | Tell me about energy.
+
+`[adapter#fingerprint]` names the adapter the request ran on (the fingerprint comes from the adapter's weights, so
+two adapters of one name but other weights answer differently), `notes` counts the `<note` blocks in the system
+message, `system` says whether there was one, and the rest is the last user message. A raw prompt is answered with
+`[base] prompt | <its last words>`. `max_tokens` counts these words (finish_reason "length"), `stop` strings cut
+the answer before them (finish_reason "stop"), an answer that ends by itself finishes with "stop". Streams yield
+one word per chunk, the last chunk carrying the finish reason.
+
+Knobs for error and timing tests: `context_length` (and per adapter `context_lengths`), `filler_words` (a longer
+answer), `chunk_delay_s`, `fail_after_chunks` (raises `FakeEngineFailure` mid-stream), and `gate` (a
+`threading.Event` every chunk after the first waits for). Every request is kept in `received`; `streams_closed`,
+`streams_closed_early` and `open_streams` show that a stream was released.
+
+`FakeSlotsEngine` holds adapters in slots the way the transformers engine does (`configure_adapters`,
+`prepare_adapter`, `load_adapter`, `unload_adapter`, `loaded_adapters`), for roles tests that do not check numerics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from konsilium.engines.protocol import (
+    AdapterRequest,
+    AdapterSupport,
+    GenerationChunk,
+    GenerationResult,
+    SamplingParams,
+)
+
+CHAT_ROLES = ("system", "user", "assistant", "tool")
+ASSISTANT_TURN = "<|assistant|>"
+
+
+class FakeEngineFailure(RuntimeError):
+    """What a stream configured with `fail_after_chunks` raises."""
+
+
+@dataclass
+class Received:
+    """One request as the engine saw it."""
+
+    kind: str  # "prompt" or "chat"
+    prompt: str  # the rendered prompt (chat: after the template)
+    messages: list[dict] | None
+    params: SamplingParams
+    adapter: str | None
+    prompt_tokens: int
+    text: str = ""  # what it answered (filled in when the answer is decided)
+    finish_reason: str | None = None
+
+
+@dataclass
+class _Answer:
+    pieces: list[str]  # one per completion token (the last may be cut by a stop string)
+    finish_reason: str
+    prompt_tokens: int
+    record: Received = field(repr=False)
+
+
+class FakeEngine:
+    engine_name = "fake"
+    adapter_support = AdapterSupport.NONE
+
+    def __init__(
+        self,
+        context_length: int = 2048,
+        *,
+        context_lengths: dict[str, int] | None = None,
+        filler_words: int = 0,
+        chunk_delay_s: float = 0.0,
+        fail_after_chunks: int | None = None,
+        gate: threading.Event | None = None,
+    ):
+        self._context_length = context_length
+        self.context_lengths = dict(context_lengths or {})
+        self.filler_words = filler_words
+        self.chunk_delay_s = chunk_delay_s
+        self.fail_after_chunks = fail_after_chunks
+        self.gate = gate
+        self.received: deque[Received] = deque(maxlen=200)
+        self.streams_started = 0
+        self.streams_closed = 0  # closed by the caller (finished or not)
+        self.streams_closed_early = 0  # closed before the last chunk was taken
+        self.streams_finished = 0  # ran to the last chunk
+        self._lock = threading.Lock()
+
+    # --- description ---------------------------------------------------------------------------------------
+
+    @property
+    def context_length(self) -> int:
+        return self._context_length
+
+    def context_length_for(self, adapter: AdapterRequest | None) -> int:
+        if adapter is not None and adapter.name in self.context_lengths:
+            return self.context_lengths[adapter.name]
+        return self._context_length
+
+    def info(self) -> dict:
+        return {
+            "engine": self.engine_name,
+            "path": "fake",
+            "gguf_file": None,
+            "architecture": "fake",
+            "dtype": "none",
+            "device": "cpu",
+            "parameters": 0,
+        }
+
+    @property
+    def open_streams(self) -> int:
+        """Streams started and neither finished nor closed: each one would hold a real engine."""
+        with self._lock:
+            return self.streams_started - self.streams_finished - self.streams_closed_early
+
+    @property
+    def last(self) -> Received:
+        return self.received[-1]
+
+    # --- tokens --------------------------------------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def apply_chat_template(self, messages: list[dict]) -> str:
+        lines = []
+        for message in messages:
+            role = message.get("role")
+            if role not in CHAT_ROLES:
+                raise ValueError(f"the fake template has no place for role {role!r}")
+            lines.append(f"<|{role}|> {message.get('content') or ''}")
+        return "\n".join([*lines, ASSISTANT_TURN])
+
+    def count_chat_tokens(self, messages: list[dict]) -> int:
+        return self.count_tokens(self.apply_chat_template(messages))
+
+    # --- generation ----------------------------------------------------------------------------------------
+
+    def generate(self, prompt: str, params: SamplingParams, adapter: AdapterRequest | None = None) -> GenerationResult:
+        tail = prompt.split()[-6:]
+        return self._result(self._answer("prompt", prompt, None, ["prompt", "|", *tail], params, adapter))
+
+    def stream(
+        self, prompt: str, params: SamplingParams, adapter: AdapterRequest | None = None
+    ) -> Iterator[GenerationChunk]:
+        tail = prompt.split()[-6:]
+        return FakeStream(self, self._answer("prompt", prompt, None, ["prompt", "|", *tail], params, adapter))
+
+    def generate_chat(
+        self, messages: list[dict], params: SamplingParams, adapter: AdapterRequest | None = None
+    ) -> GenerationResult:
+        return self._result(self._chat(messages, params, adapter))
+
+    def stream_chat(
+        self, messages: list[dict], params: SamplingParams, adapter: AdapterRequest | None = None
+    ) -> Iterator[GenerationChunk]:
+        return FakeStream(self, self._chat(messages, params, adapter))
+
+    # --- the answer ----------------------------------------------------------------------------------------
+
+    def describe_adapter(self, adapter: AdapterRequest | None) -> str:
+        """How the answer names the adapter it ran on."""
+        return "base" if adapter is None else adapter.name
+
+    def _chat(self, messages: list[dict], params: SamplingParams, adapter: AdapterRequest | None) -> _Answer:
+        prompt = self.apply_chat_template(messages)  # raises ValueError for messages it cannot take
+        system = next((m.get("content") or "" for m in messages if m.get("role") == "system"), None)
+        user = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
+        notes = (system or "").count("<note ")
+        words = [f"notes={notes}", f"system={'yes' if system is not None else 'no'}", "|", *user.split()]
+        return self._answer("chat", prompt, messages, words, params, adapter)
+
+    def _answer(self, kind, prompt, messages, words, params, adapter) -> _Answer:
+        n_prompt = self.count_tokens(prompt)
+        if n_prompt == 0:
+            raise ValueError("the prompt is empty")
+        context = self.context_length_for(adapter)
+        room = context - n_prompt
+        if room < 1:
+            raise ValueError(f"the prompt has {n_prompt} tokens; the model's context is {context}")
+        self._check_adapter(adapter)
+        words = [f"[{self.describe_adapter(adapter)}]", *words, *(f"w{i}" for i in range(self.filler_words))]
+        budget = min(room, params.max_tokens or room)
+        pieces = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
+        finish = "stop"
+        if len(pieces) > budget:
+            pieces, finish = pieces[:budget], "length"
+        text, cut = "", None
+        for i, piece in enumerate(pieces):  # the earliest stop string ends the answer before it
+            text += piece
+            found = [text.find(stop) for stop in params.stop if stop and stop in text]
+            if found:
+                cut = (i, min(found))
+                break
+        if cut is not None:
+            i, at = cut
+            before = "".join(pieces[:i])
+            pieces = [*pieces[:i], text[len(before) : at]]
+            finish = "stop"
+        record = Received(kind, prompt, messages, params, adapter.name if adapter else None, n_prompt)
+        record.text, record.finish_reason = "".join(pieces), finish
+        with self._lock:
+            self.received.append(record)
+        return _Answer(pieces, finish, n_prompt, record)
+
+    def _check_adapter(self, adapter: AdapterRequest | None) -> None:
+        if adapter is not None:
+            raise ValueError(f"this engine serves the base model only, not adapter {adapter.name!r}")
+
+    def _result(self, answer: _Answer) -> GenerationResult:
+        if self.fail_after_chunks is not None:
+            raise FakeEngineFailure("the fake engine failed (configured with fail_after_chunks)")
+        return GenerationResult("".join(answer.pieces), answer.finish_reason, answer.prompt_tokens, len(answer.pieces))
+
+
+class FakeStream(Iterator[GenerationChunk]):
+    """One answer, a word a chunk; `close()` releases it (counted on the engine)."""
+
+    def __init__(self, engine: FakeEngine, answer: _Answer):
+        self.engine, self.answer = engine, answer
+        self.sent = 0
+        self.closed = False
+        self.finished = False
+        with engine._lock:
+            engine.streams_started += 1
+
+    def __iter__(self) -> FakeStream:
+        return self
+
+    def __next__(self) -> GenerationChunk:
+        engine, pieces = self.engine, self.answer.pieces
+        if self.closed or self.finished:
+            raise StopIteration
+        if self.sent and engine.gate is not None and not engine.gate.wait(timeout=60):
+            raise FakeEngineFailure("the fake engine's gate stayed shut for a minute")
+        if engine.chunk_delay_s:
+            time.sleep(engine.chunk_delay_s)
+        if engine.fail_after_chunks is not None and self.sent >= engine.fail_after_chunks:
+            self._finish()
+            raise FakeEngineFailure(f"the fake engine failed after {self.sent} chunks")
+        text = pieces[self.sent] if self.sent < len(pieces) else ""
+        self.sent += 1
+        last = self.sent >= len(pieces)
+        if last:
+            self._finish()
+        return GenerationChunk(
+            text, self.answer.finish_reason if last else None, self.answer.prompt_tokens, min(self.sent, len(pieces))
+        )
+
+    def _finish(self) -> None:
+        if not self.finished:
+            self.finished = True
+            with self.engine._lock:
+                self.engine.streams_finished += 1
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with self.engine._lock:
+            self.engine.streams_closed += 1
+            if not self.finished:
+                self.engine.streams_closed_early += 1
+
+
+@dataclass(frozen=True)
+class FakePrepared:
+    """An adapter in the fake's slot form."""
+
+    name: str
+    rank: int
+    fingerprint: str
+    nbytes: int
+
+
+class FakeSlotsEngine(FakeEngine):
+    """A fake that holds adapters in slots (as `TransformersEngine` does): answers name the adapter and a
+    fingerprint of its weights; a request on an adapter that is not loaded is a ValueError, as on the real one."""
+
+    adapter_support = AdapterSupport.SLOTS
+
+    def __init__(self, *args, slots: int = 8, max_rank: int = 64, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.slots, self.max_rank, self.max_bytes = slots, max_rank, None
+        self._loaded: dict[str, FakePrepared] = {}
+        self.loads: list[str] = []  # every load_adapter, in order
+        self.unloads: list[str] = []
+
+    def configure_adapters(self, slots: int = 8, max_rank: int = 64, max_bytes: int | None = None) -> None:
+        with self._lock:
+            if not self._loaded:
+                self.slots, self.max_rank, self.max_bytes = slots, max_rank, max_bytes
+
+    def prepare_adapter(self, name: str, config, weights) -> FakePrepared:
+        if isinstance(weights, FakePrepared):
+            return weights
+        rank = int(getattr(config, "r", 0) or 0)
+        if rank > self.max_rank:
+            raise ValueError(f"adapter {name!r} has rank {rank}, over the slots' max_rank {self.max_rank}")
+        digest = hashlib.sha256(str(rank).encode())
+        nbytes = 0
+        for key in sorted(weights):
+            tensor = weights[key]
+            digest.update(key.encode())
+            raw = tensor.detach().cpu().contiguous().view(-1).float().numpy().tobytes()
+            digest.update(raw)
+            nbytes += tensor.numel() * tensor.element_size()
+        return FakePrepared(name, rank, digest.hexdigest()[:4], nbytes)
+
+    def load_adapter(self, name: str, config, weights) -> None:
+        prepared = self.prepare_adapter(name, config, weights)
+        with self._lock:
+            if name not in self._loaded and len(self._loaded) >= self.slots:
+                raise RuntimeError(f"no free adapter slot for {name!r}: all {self.slots} are taken")
+            self._loaded[name] = prepared
+            self.loads.append(name)
+
+    def unload_adapter(self, name: str) -> None:
+        with self._lock:
+            if self._loaded.pop(name, None) is not None:
+                self.unloads.append(name)
+
+    def loaded_adapters(self) -> list[str]:
+        with self._lock:
+            return sorted(self._loaded)
+
+    def describe_adapter(self, adapter: AdapterRequest | None) -> str:
+        if adapter is None:
+            return "base"
+        prepared = self._loaded.get(adapter.name)
+        return f"{adapter.name}#{prepared.fingerprint if prepared else '----'}"
+
+    def _check_adapter(self, adapter: AdapterRequest | None) -> None:
+        if adapter is not None and adapter.name not in self.loaded_adapters():
+            raise ValueError(f"adapter {adapter.name!r} is not loaded in this engine")
