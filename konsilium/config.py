@@ -74,6 +74,8 @@ class IndexSettings(_Section):
     collection: str = Field("vault", description="default collection (one LanceDB table each)")
     chunk_chars: int = Field(1200, ge=200, description="target chunk size in characters")
     chunk_overlap: int = Field(150, ge=0, description="characters repeated between split chunks")
+    watch: bool = Field(False, description="`konsilium serve` re-indexes vault.paths as notes are saved (--watch)")
+    watch_debounce_s: float = Field(1.5, ge=0.05, description="quiet time after a save before re-indexing")
 
 
 class EmbedderSettings(_Section):
@@ -91,6 +93,13 @@ class RetrievalSettings(_Section):
     mode: RetrievalMode = "hybrid"
     k: int = Field(10, ge=1)
     candidates: int = Field(60, ge=1, description="chunks taken from each retriever before fusion")
+    min_relevance: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="answers: passages whose dense cosine with the question is below this are not given to the "
+        "model nor cited (calibrated on eval/*.jsonl vs eval/offtopic-questions.jsonl); 0 disables",
+    )
     link_boost: float = Field(
         0.15, ge=0, description="unused: the link boost was dropped (it changed no ranking); kept so old files load"
     )
@@ -132,10 +141,30 @@ class ServerSection(_Section):
         default_factory=list, description="bearer keys accepted besides $KONSILIUM_API_KEY; empty: no auth"
     )
     max_body_bytes: int = Field(2_000_000, ge=1024, description="larger request bodies get 413")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header names accepted besides loopback (and the bind address); '*' accepts any "
+        "(unsafe: a web page could reach the API by DNS rebinding)",
+    )
     retrieval: bool = Field(True, description="answer from the index by default (per request: konsilium.retrieval)")
     context_chunks: int = Field(6, ge=1, description="retrieved chunks offered to the model at most")
     context_share: float = Field(0.5, ge=0.05, description="share of the context window retrieved notes may fill")
+    notes_tokens: int = Field(
+        0, ge=0, description="most tokens of notes in a prompt; 0: sized to the engine (1024 on a CPU, else no cap)"
+    )
+    default_max_tokens: int = Field(
+        0,
+        ge=0,
+        description="answer length when a request sets none; 0: sized to the engine (256 on a CPU, else "
+        "up to the context end)",
+    )
     log: bool = Field(True, description="keep every exchange in the conversation log (memory/)")
+    request_timeout_s: float = Field(
+        600.0, gt=0, description="no answer runs longer: it is stopped, logged as cancelled, and the client told"
+    )
+    max_pending_requests: int = Field(
+        64, ge=1, description="answers in progress or waiting at most; more get 429 with Retry-After"
+    )
 
 
 class AdapterCacheSettings(_Section):
@@ -150,6 +179,13 @@ class AdapterCacheSettings(_Section):
     max_loaded: int = Field(8, ge=1, description="adapters resident on the compute device at once")
     queue_timeout_s: float = Field(
         30.0, ge=0, description="how long a request waits for a free adapter slot before it gets 503"
+    )
+    runtime_loading: bool = Field(
+        False, description="allow POST /v1/load_lora_adapter and unload_lora_adapter (off: 403, as in vLLM)"
+    )
+    runtime_folders: list[str] = Field(
+        default_factory=list,
+        description="folders runtime-loaded adapters must lie in (relative: to the home); empty: <home>/adapters",
     )
 
 
@@ -345,11 +381,15 @@ def open_home(root: Path | str | None = None, create: bool = True) -> Home:
         raise ConfigError(f"home {path} exists and is not a directory")
     config_path = path / CONFIG_NAME
     if create:
-        path.mkdir(parents=True, exist_ok=True)
+        from .private_files import PRIVATE_DIR, make_private, tell, write_private_text
+
+        new = not config_path.exists()  # a home from before always has its konsilium.yaml
+        path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
         if not config_path.exists():
-            tmp = config_path.with_suffix(".yaml.tmp")
-            tmp.write_text(render_default_yaml(), encoding="utf-8")
-            os.replace(tmp, config_path)
+            write_private_text(config_path, render_default_yaml())
+        changed = make_private(path)
+        if not new:  # a home from before: say what was tightened
+            tell(path, changed)
     raw: Any = {}
     if config_path.exists():
         try:

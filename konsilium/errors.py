@@ -49,3 +49,7 @@ class ModelNotFoundError(LookupError):
 
 class ConfigError(ValueError):
     """A bad `konsilium.yaml` (or roles.yaml): the message names the key path and the allowed values."""
+
+
+class ServerBusyError(RuntimeError):
+    """More answers are in progress or waiting than `server.max_pending_requests`: HTTP 429 with Retry-After."""

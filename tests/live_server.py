@@ -26,3 +26,13 @@ def running_server(app):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def wait_for(condition, timeout_s: float = 20.0) -> bool:
+    """Poll `condition` until true (True) or `timeout_s` passes (False): for effects that land in another thread."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

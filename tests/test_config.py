@@ -111,7 +111,7 @@ def test_the_default_file_loads_back_to_the_defaults_and_documents_every_key():
         ({"server": {"port": None}}, "server.port: expected int, got NoneType None"),
         ({"engine": {"upstream_timeout_s": float("inf")}}, "engine.upstream_timeout_s: expected a finite number"),
         ({"vault": {"paths": "notes"}}, "vault.paths: expected a list of strings, got str 'notes'"),
-        ({"retrieval": 5}, "retrieval: expected a mapping of keys (mode, k, candidates, link_boost)"),
+        ({"retrieval": 5}, "retrieval: expected a mapping of keys (mode, k, candidates, min_relevance, link_boost)"),
         ({"retrieval": {1: 2}}, "retrieval.1: unknown key; allowed keys in retrieval: mode, k"),
         ({"adapter_cache": {"queue_timeout_s": -1}}, "adapter_cache.queue_timeout_s: -1 is below the minimum 0"),
         ({"engine": {"gpu_memory_utilization": 0}}, "engine.gpu_memory_utilization: 0 is below the minimum 0.05"),

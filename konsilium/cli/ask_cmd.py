@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from .ask_remote import ask_server, running_server
 from .output import HomeOption, JsonOption, err, fail, home_from, out, print_json, user_errors
 
 
@@ -18,16 +19,22 @@ def ask(
     ] = None,
     no_retrieval: Annotated[bool, typer.Option("--no-retrieval", help="Answer without searching the notes.")] = False,
     k: Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages offered to the model.")] = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Longest answer in tokens.")] = 512,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option("--max-tokens", min=1, help="Longest answer in tokens (default: server.default_max_tokens)."),
+    ] = None,
     temperature: Annotated[float, typer.Option("--temperature", min=0, max=2, help="0 is greedy.")] = 0.0,
     system: Annotated[str | None, typer.Option("--system", help="A system prompt of your own.")] = None,
     role: Annotated[
         str | None, typer.Option("--role", "-r", help="Answer as this role (see `konsilium roles list`), or 'auto'.")
     ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Load the model here even when a konsilium server is running.")
+    ] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ):
-    """Ask your notes: the answer streams to stdout and ends with [[wikilink]] sources."""
+    """Ask your notes: the answer streams to stdout and ends with wikilink sources (a running server answers)."""
     if question == "-":
         question = sys.stdin.read()
     if not question.strip():
@@ -38,12 +45,21 @@ def ask(
         from ..pipeline.assemble import assemble, load_configured_engine
 
         h = home_from(ctx, home)
-        if not as_json:
-            err.print(f"loading the {h.config.engine.kind} engine…", highlight=False, markup=False)
-        pipeline = assemble(h, load_configured_engine(h), warm_adapters=False)
         chosen = {"collections": collection, "k": k}
         retrieval = False if no_retrieval else {name: v for name, v in chosen.items() if v} or None
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
+        client = None if local else running_server(h)
+        if client is not None:
+            if not as_json:
+                err.print(f"asking the server at {client.base_url}…", highlight=False, markup=False)
+            model = role or h.config.server.model_id
+            answer = ask_server(client, model, messages, retrieval, max_tokens, temperature, show=not as_json)
+            if as_json:
+                print_json(answer)
+            return
+        if not as_json:
+            err.print(f"loading the {h.config.engine.kind} engine…", highlight=False, markup=False)
+        pipeline = assemble(h, load_configured_engine(h), warm_adapters=False)
         request = TurnRequest(
             endpoint="ask",
             model=role or h.config.server.model_id,
@@ -54,7 +70,7 @@ def ask(
         )
         turn = pipeline.prepare(request, _resolve_role(pipeline, request))
         if turn.show_sources and not turn.sources and not as_json:
-            err.print("[yellow]no notes found for this question (is the vault indexed?)[/]", highlight=False)
+            err.print("[yellow]no relevant notes for this question: answering without them[/]", highlight=False)
         stream = pipeline.stream(turn)
         end = None
         try:
@@ -96,5 +112,5 @@ def _resolve_role(pipeline, request):
     try:
         return pipeline.resolve(request)
     except ModelNotFoundError:
-        known = ", ".join(pipeline.roles.model_ids()[1:]) or "none yet (konsilium roles add)"
+        known = ", ".join(role.id for role in pipeline.roles.roles()) or "none yet (konsilium roles add)"  # not `auto`
         raise ValueError(f"unknown role {request.model!r}; roles: {known}") from None

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import tempfile
+import hashlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from ..config import open_home
+from ..config import default_home, open_home
 from .index_cmds import MODES, _quiet_model_loading
 from .output import JsonOption, fail, out, print_json, progress_bar, user_errors
 
@@ -18,10 +18,14 @@ eval_app = typer.Typer(help="Measure quality.", no_args_is_help=True)
 
 @eval_app.command("retrieval")
 def retrieval(
+    ctx: typer.Context,
     vault: Annotated[Path, typer.Option(help="Vault folder to index and query.")],
     questions: Annotated[Path, typer.Option(help='JSON lines: {"question": str, "expected": [note paths]}.')],
     k: Annotated[int, typer.Option("--k", min=1, max=100, help="Cut-off for hit@k.")] = 5,
-    home: Annotated[Path | None, typer.Option(help="Index into this home (default: a temporary one).")] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option(help="Index into this home (default: a cache per vault under the konsilium home)."),
+    ] = None,
     mode: Annotated[list[str] | None, typer.Option(help="Modes to score (default: all).")] = None,
     details: Annotated[bool, typer.Option(help="Include per-question ranks in --json.")] = False,
     as_json: JsonOption = False,
@@ -40,13 +44,18 @@ def retrieval(
         if not vault.is_dir():
             fail(f"{vault}: not a directory", as_json)
         _quiet_model_loading()
-        with tempfile.TemporaryDirectory(prefix="konsilium-eval-") as tmp:
-            h = open_home(home or tmp)
-            indexer = Indexer(h, roots=[vault])
-            with progress_bar("indexing", enabled=not as_json) as progress:
-                indexer.run([vault], progress)
-            retriever = Retriever(indexer.store, indexer.embedder, h.config.retrieval.candidates)
-            result = evaluate(retriever, items, k=k, modes=modes, details=details)
+        h = open_home(home or eval_cache(Path((ctx.obj or {}).get("home") or default_home()), vault))
+        indexer = Indexer(h, roots=[vault])
+        with progress_bar("indexing", enabled=not as_json) as progress:
+            report = indexer.run([vault], progress)
+        retriever = Retriever(indexer.store, indexer.embedder, h.config.retrieval.candidates)
+        result = evaluate(retriever, items, k=k, modes=modes, details=details)
+        result["index"] = {
+            "home": str(h.root),
+            "embedder": indexer.embedder.name,
+            "embedded_chunks": report.embedded_chunks,
+            "unchanged": report.unchanged,
+        }
     if as_json:
         print_json(result)
         return
@@ -57,3 +66,13 @@ def retrieval(
     for name, scores in result["modes"].items():
         table.add_row(name, f"{scores['hit']:.3f}", f"{scores['mrr']:.3f}")
     out.print(table)
+    index = result["index"]
+    out.print(f"[dim]index {index['home']}: {index['embedded_chunks']} chunks embedded[/]", highlight=False)
+
+
+def eval_cache(konsilium_home: Path, vault: Path) -> Path:
+    """The eval's own index of `vault`, kept between runs (incremental, like `konsilium index`): a second run on
+    an unchanged vault embeds nothing."""
+    resolved = vault.expanduser().resolve()
+    key = hashlib.sha256(resolved.as_posix().encode()).hexdigest()[:16]
+    return konsilium_home / "cache" / "eval" / f"{resolved.name[:40]}-{key}"

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..memory.log import ConversationLog, Exchange, content_text, log_path
-from .output import HomeOption, JsonOption, fail, home_from, out, print_json, user_errors
+from .output import HomeOption, JsonOption, fail, home_from, out, print_json, safe, safe_line, user_errors
 
 history_app = typer.Typer(
     help="Every conversation kept in the log: list them (newest first) or show one in full.",
@@ -55,7 +55,8 @@ def to_json(ex: Exchange) -> dict:
 
 
 def _first_line(text: str, width: int = 60) -> str:
-    line = next((part.strip() for part in (text or "").splitlines() if part.strip()), "")
+    # Logged text comes from any client: its control characters are shown, never sent to the terminal.
+    line = next((safe_line(part).strip() for part in (text or "").split("\n") if part.strip()), "")
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
@@ -67,7 +68,7 @@ def _short_id(exchange_id: str) -> str:
 
 
 def _who(ex: Exchange) -> str:
-    return f"{ex.model}/{ex.role}" if ex.role else ex.model
+    return safe_line(f"{ex.model}/{ex.role}" if ex.role else ex.model)
 
 
 @history_app.callback()
@@ -123,10 +124,10 @@ def _table(exchanges: list[Exchange], total: int, offset: int) -> None:
     for ex, short, who, used in zip(exchanges, ids, whos, tokens, strict=True):
         answer = Text(_first_line(ex.response, text_width - 2) or "-", style="dim")
         if ex.status != "ok":
-            answer = Text.assemble((f"{ex.status} ", "yellow"), answer)
+            answer = Text.assemble((f"{safe_line(ex.status)} ", "yellow"), answer)
         answer.truncate(text_width - 2, overflow="ellipsis")
         table.add_row(
-            Text.assemble((short, "cyan"), "\n", (who, "dim")),
+            Text.assemble((safe_line(short), "cyan"), "\n", (who, "dim")),
             Text(datetime.fromtimestamp(ex.time).strftime("%Y-%m-%d %H:%M")),
             Text.assemble(_first_line(ex.question, text_width) or "-", "\n→ ", answer),
             Text(used),
@@ -169,7 +170,7 @@ def _by_prefix(log: ConversationLog, prefix: str, as_json: bool) -> Exchange | N
 
 def _print_exchange(ex: Exchange) -> None:
     def field(label: str, value) -> None:
-        out.print(Text.assemble((f"{label:>13}: ", "bold"), str(value)))
+        out.print(Text.assemble((f"{label:>13}: ", "bold"), safe(value)))
 
     field("id", ex.id)
     field("time", _iso(ex.time))
@@ -183,13 +184,14 @@ def _print_exchange(ex: Exchange) -> None:
     if ex.timings:
         field("timings", ", ".join(f"{k} {v}" for k, v in ex.timings.items()))
     for message in ex.messages:
-        out.rule(Text(str(message.get("role", "?")), style="bold"), align="left")
-        out.print(Text(content_text(message.get("content"))))
+        out.rule(Text(safe_line(message.get("role", "?")), style="bold"), align="left")
+        out.print(Text(safe(content_text(message.get("content")))))
     out.rule(Text("answer", style="bold green"), align="left")
-    out.print(Text(ex.response))
+    out.print(Text(safe(ex.response)))
     if ex.sources:
         out.rule(Text("sources", style="bold"), align="left")
         for source in ex.sources:
             where = str(source.get("note", "?")) + (f"#{source['heading']}" if source.get("heading") else "")
             score = source.get("score")
-            out.print(Text(f"  [[{where}]]" + (f"  {score:.3f}" if isinstance(score, int | float) else "")))
+            shown = f"  [[{safe_line(where)}]]" + (f"  {score:.3f}" if isinstance(score, int | float) else "")
+            out.print(Text(shown))

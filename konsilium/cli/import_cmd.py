@@ -12,6 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from konsilium.vault.importers import ImportInputError, ImportResult, import_chatgpt, import_claude
 
+from .output import safe_line
+
 import_app = typer.Typer(
     help="Import chat exports (ChatGPT, Claude) into the vault as nexus-ai-chat-importer notes. "
     "Re-importing is safe: conversations are matched by id, changed ones are updated in place.",
@@ -49,10 +51,10 @@ def _run(importer: Callable[..., ImportResult], file: Path, vault: Path, folder:
 
                 result = importer(file, vault, folder, on_progress=on_progress)
     except ImportInputError as exc:
-        typer.echo(f"Error: {exc}", err=True)
+        typer.echo(f"Error: {safe_line(exc)}", err=True)
         raise typer.Exit(1) from None
     except OSError as exc:
-        typer.echo(f"Error: cannot write to the vault: {exc}", err=True)
+        typer.echo(f"Error: cannot write to the vault: {safe_line(exc)}", err=True)
         raise typer.Exit(1) from None
 
     if as_json:
@@ -71,7 +73,8 @@ def _run(importer: Callable[..., ImportResult], file: Path, vault: Path, folder:
         typer.echo(f"skipped {len(result.skipped)}:")
         for item in result.skipped:
             title = f" ({item['title']})" if item.get("title") else ""
-            typer.echo(f"  {item['id']}{title}: {item['reason']}")
+            # Ids and titles come from the export file: show their control characters, never run them.
+            typer.echo(f"  {safe_line(item['id'])}{safe_line(title)}: {safe_line(item['reason'])}")
 
 
 @import_app.command("chatgpt")

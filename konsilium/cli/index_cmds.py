@@ -6,33 +6,53 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 # The index modules (LanceDB, torch) are imported inside the commands, so `konsilium plan` and `--help`
 # start fast.
 from ..config import RETRIEVAL_MODES as MODES
-from .output import HomeOption, JsonOption, err, fail, home_from, out, print_json, progress_bar, user_errors
+from .output import (
+    HomeOption,
+    JsonOption,
+    err,
+    fail,
+    home_from,
+    out,
+    print_json,
+    progress_bar,
+    safe_line,
+    user_errors,
+)
 
 
 def _quiet_model_loading() -> None:
-    # transformers draws its own "Loading weights" bar; ours is the one the user should see.
-    from transformers.utils import logging as hf_logging
+    # transformers draws its own "Loading weights" bar; ours is the one the user should see. Said through the
+    # environment (read when transformers is imported), so a command that loads no model never imports it (~5 s).
+    import os
+    import sys
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
 
 
 def index(
     ctx: typer.Context,
     paths: Annotated[list[Path] | None, typer.Argument(help="Vault folders (default: vault.paths in config).")] = None,
     collection: Annotated[str | None, typer.Option(help="Collection (LanceDB table) to write.")] = None,
-    rebuild: Annotated[bool, typer.Option(help="Drop the collection and index from scratch.")] = False,
+    rebuild: Annotated[
+        bool, typer.Option(help="Index from scratch; the new index replaces the old one when complete.")
+    ] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ):
     """Index Markdown notes: incremental, resumable, with a progress bar."""
     from ..index.indexer import Indexer
-    from ..index.lance_store import drop_collection
 
     with user_errors(as_json):
         h = home_from(ctx, home)
@@ -43,9 +63,7 @@ def index(
             if not root.expanduser().is_dir():
                 fail(f"{root}: not a directory (give the vault folder)", as_json)
         _quiet_model_loading()
-        if rebuild:
-            drop_collection(h.index_dir, collection or h.config.index.collection)
-        indexer = Indexer(h, collection, roots=roots)
+        indexer = Indexer(h, collection, roots=roots, rebuild=rebuild)
         with progress_bar("indexing", enabled=not as_json) as progress:
             report = indexer.run(roots, progress)
     if as_json:
@@ -57,9 +75,9 @@ def index(
         f"({report.embedded_chunks} chunks embedded, {report.reused_vectors} reused) in {report.seconds:.1f}s"
     )
     for item in report.skipped:
-        err.print(f"[yellow]skipped[/] {item['path']}: {item['reason']}", highlight=False)
+        err.print(f"[yellow]skipped[/] {escape(safe_line(item['path']))}: {escape(item['reason'])}", highlight=False)
     for item in report.warnings:
-        err.print(f"[dim]note[/] {item['path']}: {item['warning']}", highlight=False)
+        err.print(f"[dim]note[/] {escape(safe_line(item['path']))}: {escape(item['warning'])}", highlight=False)
 
 
 def search(
@@ -83,6 +101,10 @@ def search(
         h = home_from(ctx, home)
         retrieval = h.config.retrieval
         k, mode = k or retrieval.k, mode or retrieval.mode
+        from ..index.lance_store import stored_meta
+
+        if not stored_meta(h.index_dir, collection or h.config.index.collection):  # before loading any model
+            fail("the index is empty: run `konsilium index PATH` first", as_json)
         _quiet_model_loading()
         store, embedder = open_store(h, collection)
         retriever = Retriever(store, embedder, retrieval.candidates)
@@ -116,8 +138,9 @@ def _show(hits, as_json: bool) -> None:
     for rank, hit in enumerate(hits, 1):
         where = f"[[{hit.note.removesuffix('.md')}" + (f"#{hit.heading}" if hit.heading else "") + "]]"
         snippet = " ".join(hit.text.split())[:240]
-        out.print(f"[bold]{rank:>2}.[/] [cyan]{where}[/] [dim]{hit.score:.3f}[/]", highlight=False)
-        out.print(f"    {snippet}", highlight=False)
+        # Note text is data, not markup, and its control characters must not reach the terminal.
+        out.print(f"[bold]{rank:>2}.[/] [cyan]{escape(safe_line(where))}[/] [dim]{hit.score:.3f}[/]", highlight=False)
+        out.print(f"    {escape(safe_line(snippet))}", highlight=False)
 
 
 def stats(
@@ -134,18 +157,24 @@ def stats(
         h = home_from(ctx, home)
         _quiet_model_loading()
         store, _ = open_store(h, collection)
-        data = store.stats()
-        from ..plan.lance_files import store_bytes  # index sizes and old versions, read from the files
+        # The same measurement and projection as `plan storage --from-index`: one computation, one answer.
+        from ..plan.lance_files import measured_index, store_bytes
+        from ..plan.storage import PAGE_CHARS, storage_plan
 
-        data["bytes"].update(store_bytes(store))
-    chunks = data["chunks"] or 1
-    pages = max(data["text_chars"] / page_chars, 1e-9)
-    on_disk = data["bytes"]["on_disk"]
+        data = measured_index(store)
+        data["bytes"].update(store_bytes(store))  # index sizes and old versions, read from the files
+    chunks = data["chunks"]
+    million = storage_plan(1_000_000, data)["bytes"]["on_disk"] if chunks else 0
     data["page_chars"] = page_chars
     data["pages"] = round(data["text_chars"] / page_chars, 2)
-    data["bytes_per_chunk"] = round(on_disk / chunks, 1) if data["chunks"] else 0
-    data["bytes_per_page"] = round(on_disk / pages, 1) if data["chunks"] else 0
-    data["bytes_per_million_pages"] = round(data["bytes_per_page"] * 1e6)
+    # This index once old versions are cleaned up (they go at the next index run).
+    data["bytes_per_chunk"] = round(data["bytes"]["on_disk_latest_version"] / chunks, 1) if chunks else 0
+    data["bytes_per_million_pages"] = round(million * page_chars / PAGE_CHARS)
+    data["bytes_per_page"] = data["bytes_per_million_pages"] / 1e6
+    data["million_pages_note"] = (
+        "projected as `konsilium plan storage --pages 1000000 --from-index` does: this index's files per chunk "
+        "(latest version), plus a vector index at that size"
+    )
     if as_json:
         print_json(data)
         return
@@ -156,5 +185,5 @@ def stats(
         table.add_row(part, f"{size:,}")
     table.add_row("per chunk (on disk)", f"{data['bytes_per_chunk']:,.0f}")
     table.add_row(f"per page ({page_chars} chars)", f"{data['bytes_per_page']:,.0f}")
-    table.add_row("a million pages", f"{data['bytes_per_million_pages'] / 1e9:,.1f} GB")
+    table.add_row("a million pages", f"{data['bytes_per_million_pages'] / 1e9:,.2f} GB")
     out.print(table)

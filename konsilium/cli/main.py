@@ -22,6 +22,9 @@ app = typer.Typer(
     help="konsilium: a private AI over your Obsidian vault, running entirely on this machine.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Every group inherits this. Rich markup would eat help text in brackets (`[[wikilink]]`,
+    # `[default: retrieval.k]`); Markdown shows it as written.
+    rich_markup_mode="markdown",
 )
 
 

@@ -17,7 +17,7 @@ from rich.text import Text
 from ..roles.registry import RoleRegistry
 from ..roles.spec import LABELS, TIERS, AdapterSpec, RetrievalScope, RoleSpec, RoleSpecError
 from ..roles.validation import AdapterError, check_info, inspect_adapter
-from .output import HomeOption, JsonOption, err, home_from, out, print_json, user_errors
+from .output import HomeOption, JsonOption, err, home_from, out, print_json, safe, safe_line, user_errors
 
 roles_app = typer.Typer(help="Roles: model ids answering with LoRA adapters over the base model.", no_args_is_help=True)
 adapters_app = typer.Typer(help="LoRA adapters (PEFT folders) the roles stack.", no_args_is_help=True)
@@ -29,7 +29,7 @@ def _registry(ctx: typer.Context, home) -> tuple[RoleRegistry, int]:
     h = home_from(ctx, home)
     registry = RoleRegistry.open(h, strict=False)
     for problem in registry.problems:
-        err.print(f"[bold yellow]warning:[/] {problem}", highlight=False)
+        err.print(Text.assemble(("warning: ", "bold yellow"), safe_line(problem)), highlight=False)
     return registry, h.config.adapter_cache.max_rank
 
 
@@ -63,7 +63,9 @@ def list_roles(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption 
     for role in roles:
         label = Text(role.label, style="yellow" if role.label == "alternative" else "")
         source = registry.role_source(role.id).name
-        table.add_row(Text(role.id, style="cyan"), label, _adapter_list(role), role.description, source)
+        # Text cells, not markup strings; control characters from the files are shown, not executed.
+        cells = (_adapter_list(role), role.description, source)
+        table.add_row(Text(safe_line(role.id), style="cyan"), label, *(Text(safe_line(c)) for c in cells))
     out.print(table)
     out.print(f"[dim]base model: {registry.base_model_id}[/]")
 
@@ -126,7 +128,7 @@ def _scope_text(scope: RetrievalScope | None) -> str:
 
 def _field_printer():
     def field(label: str, value) -> None:
-        out.print(Text.assemble((f"{label:>14}: ", "bold"), str(value)))
+        out.print(Text.assemble((f"{safe_line(label):>14}: ", "bold"), safe(value)))
 
     return field
 
@@ -353,16 +355,16 @@ def list_adapters(
         targets = targets if isinstance(targets, str) or targets is None else ",".join(targets)
         # The path has its own column; a problem naming it again would only push the table wider.
         problems = [p.replace(row["path"] + "/", "").replace(row["path"] + ": ", "") for p in row["problems"]]
-        state = Text("ok", style="green") if row["ok"] else Text("broken: " + "; ".join(problems), style="red")
+        broken = "broken: " + safe_line("; ".join(problems))
+        state = Text("ok", style="green") if row["ok"] else Text(broken, style="red")
         rank = "-" if row["rank"] is None else str(row["rank"])
         size = _size(row["bytes"])
         now = ()
         if live:
             state_now = row["live"]
             now = (state_now["tier"], str(state_now["in_use"])) if state_now else ("not on the server", "-")
-        table.add_row(
-            Text(row["name"], style="cyan"), tier, rank, targets or "-", size, *now, state, row["path"] or "-"
-        )
+        name, targets, path = Text(safe_line(row["name"]), style="cyan"), safe_line(targets or "-"), row["path"] or "-"
+        table.add_row(name, tier, rank, Text(targets), size, *now, state, Text(safe_line(path)))
     out.print(table)
 
 

@@ -14,7 +14,7 @@ def build_app(home, host: str, port: int, engine=None):
     from ..pipeline.assemble import assemble, load_configured_engine
     from ..server.settings import ServerSettings, check_bind
 
-    settings = ServerSettings.from_home(home)
+    settings = ServerSettings.from_home(home, bind_host=host)
     check_bind(host, port, settings.api_keys)
     from ..server import create_app
 
@@ -22,6 +22,9 @@ def build_app(home, host: str, port: int, engine=None):
         config = home.config.engine
         err.print(f"loading the {config.kind} engine ({config.model})…", highlight=False, markup=False)
         engine = load_configured_engine(home)
+        warm_up = getattr(engine, "warm_up", None)  # local engines probe their batching path once, here
+        if warm_up is not None:
+            warm_up()
     pipeline = assemble(home, engine)
     knowledge = pipeline.knowledge
     collections = knowledge.collections()
@@ -48,14 +51,41 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port to listen on (default server.port).")] = None,
     home: HomeOption = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Re-index vault.paths as notes are saved.")] = False,
 ):
     """Serve the OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings."""
+    stop_watching = None
     with user_errors():
         h = home_from(ctx, home)
         host = host or h.config.server.host
         port = port or h.config.server.port
         app = build_app(h, host, port)
+        if watch or h.config.index.watch:
+            from ..index.watch import start_watching
+
+            stop_watching = start_watching(h, knowledge=app.state.pipeline.knowledge)
+    err.print(f"konsilium serves on http://{host}:{port}/v1 (Ctrl-C stops)", highlight=False, markup=False)
+    try:
+        run_until_stopped(app, host, port)
+    finally:
+        if stop_watching is not None:
+            stop_watching()
+
+
+SHUTDOWN_GRACE_S = 5  # answers in progress get this long to end (they are stopped first), then the process exits
+
+
+def run_until_stopped(app, host: str, port: int) -> None:
+    """uvicorn, with a shutdown that does not wait for answers still being generated: on Ctrl-C or SIGTERM every
+    answer in progress is stopped (streams end with an in-band error, others get 503) and logged as cancelled."""
     import uvicorn
 
-    err.print(f"konsilium serves on http://{host}:{port}/v1 (Ctrl-C stops)", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            stopped = app.state.in_flight.cancel_all("the server is shutting down")
+            if stopped and not self.should_exit:
+                err.print(f"stopping {stopped} answer(s) in progress…", highlight=False, markup=False)
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    Server(config).run()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import functools
 import inspect
 import logging
 import threading
@@ -172,6 +173,7 @@ class BatchScheduler:
         self._ragged: bool | None = None  # decided on the worker, before the first request runs
         self._multiple: int | None = None  # rows are padded to a multiple of this (see `_row_multiple`)
         self.batch_sizes: collections.Counter[int] = collections.Counter()  # decode steps by number of sequences
+        self.prefills = 0  # prompts read (cancelled requests are dropped before theirs)
         self._waiting: collections.deque[Job] = collections.deque()
         self._cond = threading.Condition()
         self._worker: threading.Thread | None = None
@@ -208,7 +210,10 @@ class BatchScheduler:
                         return  # idle for idle_s: the next submit starts a new worker
                     admitted.extend(joining)
                     while admitted:
-                        sequence = self._prefill(admitted.pop(0))
+                        job = admitted.pop(0)
+                        if job.cancelled:  # closed while the prefills before it ran: its prompt is never read
+                            continue
+                        sequence = self._prefill(job)
                         if sequence is not None:
                             active.append(sequence)
                     active = [s for s in active if not s.done and not s.job.cancelled]
@@ -250,6 +255,7 @@ class BatchScheduler:
     def _prefill(self, job: Job) -> _Sequence | None:
         """One sequence alone over its prompt, exactly as a lone request; its first token."""
         sequence = _Sequence(job, length=len(job.prompt_ids))
+        self.prefills += 1
         try:
             ids = torch.tensor([job.prompt_ids], device=self._device)
             logits = self._forward(ids, None, [sequence])[0]
@@ -300,8 +306,9 @@ class BatchScheduler:
         if not self._ragged:
             (sequence,) = group
             with self._adapters(group, 1):
-                output = model(input_ids=ids, past_key_values=sequence.cache, use_cache=True, **kwargs)
-            sequence.cache = output.past_key_values
+                cache_name = _cache_name(type(model))
+                output = model(input_ids=ids, use_cache=True, **{cache_name: sequence.cache}, **kwargs)
+            sequence.cache = getattr(output, cache_name)
             return output.logits[:, -1].float()
         caches = []
         for sequence in group:
@@ -348,8 +355,17 @@ class BatchScheduler:
         """Decide between the ragged (batched) path and the one-at-a-time fallback."""
         self._ragged = self.max_batch_size > 1 and _enable_ragged(self.model)
 
+    def warm_up(self) -> None:
+        """Decide the path now (its probe runs a few forward passes), not in the first request's time."""
+        if self._ragged is None:
+            with torch.inference_mode():
+                self._setup()
+
 
 _LIVE: weakref.WeakSet[BatchScheduler] = weakref.WeakSet()
+# A step always ends (a prefill of a long prompt on a loaded CPU can take tens of seconds); waiting for it is the
+# price of exiting without an abort ("terminate called without an active exception").
+EXIT_WAIT_S = 120
 _EXITING = threading.Event()
 
 
@@ -361,7 +377,14 @@ def _stop_workers() -> None:
         scheduler.wake()
         worker = scheduler._worker
         if worker is not None:
-            worker.join(timeout=10)
+            worker.join(timeout=EXIT_WAIT_S)
+
+
+@functools.lru_cache(maxsize=16)
+def _cache_name(model_class: type) -> str:
+    """The KV-cache argument this transformers takes: newer versions renamed `past_key_values` to `cache` and
+    warn (FutureWarning) on every forward that uses the old name."""
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
 _SETUP_LOCK = threading.Lock()  # two schedulers on one model (after `configure_batching`) decide once
@@ -404,7 +427,7 @@ def _probe_agrees(model, steps: int = 2) -> bool:
     cache, ragged = DynamicCache(config=model.config), SequenceCache(ids.shape[1] + steps)
     length = ids.shape[1]
     for _ in range(steps + 1):
-        expected = model(input_ids=ids, past_key_values=cache, use_cache=True).logits[0, -1]
+        expected = model(input_ids=ids, use_cache=True, **{_cache_name(type(model)): cache}).logits[0, -1]
         positions = torch.arange(length - ids.shape[1], length, device=device)[None]
         got = model(input_ids=ids, position_ids=positions, use_cache=False, **{CACHES_KWARG: [ragged]}).logits[0, -1]
         if not torch.allclose(expected.float(), got.float(), atol=1e-3, rtol=1e-3):

@@ -10,8 +10,8 @@ cost that does not grow with the number of distinct adapters. We do the same in 
   of each row's slot (no PEFT wrapper, no module surgery: the model's names and state dict stay as they are);
 - an adapter is *prepared* once when it enters RAM (keys parsed, shapes checked, scale folded into Bᵀ, cast to
   the model's dtype, laid out in blocks, pinned for a GPU) and *loaded* by one `_foreach_copy_` of 2 blocks per
-  group (14 for a Llama, not 420 tensors); rows of Bᵀ a previous adapter used past r are zeroed, so leftovers
-  in A never count;
+  group (14 for a Llama, not 420 tensors); rows a previous adapter used past r are zeroed (A too: NaN × 0 is
+  NaN), and factors holding NaN or infinity are refused when prepared;
 - a batch names each row's adapter (`serving`): no adapter anywhere → the hooks return at once (the base
   model's speed); one adapter for every row → two small matmuls per layer; a mix → each row's factors gathered
   (`index_select`) and two batched matmuls, the same ~6 ops per layer for 2 or 16 distinct adapters.
@@ -61,7 +61,7 @@ class _Rows:
     rank: int  # the largest rank among the slots in use: factors are read up to it
     single: int | None  # every row on this slot (dummy padding rows don't matter)
     index: torch.Tensor | None = None  # per row, for the gathered path
-    mask: torch.Tensor | None = None  # rows x 1 x 1: zero for rows without an adapter
+    drop: torch.Tensor | None = None  # rows x 1 x 1, True for rows without an adapter: their update is zeroed
 
 
 class _Group:
@@ -97,8 +97,8 @@ class _Factors:
         a = self.a[:, :r].index_select(0, rows.index)  # rows x r x in
         bt = self.bt[:, :r].index_select(0, rows.index)  # rows x r x out
         delta = (x @ a.transpose(1, 2)) @ bt
-        if rows.mask is not None:
-            delta = delta * rows.mask
+        if rows.drop is not None:  # a select, not `* 0`: NaN × 0 is NaN, and a base row must stay untouched
+            delta = delta.masked_fill(rows.drop, 0)
         return output + delta
 
 
@@ -212,7 +212,9 @@ class LoraSlots:
                 )
             if rank > self.max_rank:
                 raise AdapterLoadError(f"adapter {name!r} has rank {rank}, over this server's max_rank {self.max_rank}")
-            by_group.setdefault(self.group_of[path], []).append((path, a, b, _scale(config, path, rank)))
+            if rank < 1:
+                raise AdapterLoadError(f"adapter {name!r}: {path} has rank 0 (empty factors)")
+            by_group.setdefault(self.group_of[path], []).append((path, a, b, _scale(name, config, path, rank)))
         groups = {}
         for key, members in by_group.items():
             paths, rank = self.group_paths[key], max(a.shape[0] for _, a, _, _ in members)
@@ -232,6 +234,10 @@ class LoraSlots:
                 if r < rank:
                     a_block[r:, i].zero_()
                     bt_block[r:, i].zero_()
+            if not (bool(a_block.isfinite().all()) and bool(bt_block.isfinite().all())):
+                raise AdapterLoadError(
+                    f"adapter {name!r}: its {key} factors hold NaN or infinite values (after scaling by alpha)"
+                )
             if self.device.type == "cuda":  # pinned: the copy to the device runs at full bus speed
                 a_block, bt_block = a_block.pin_memory(), bt_block.pin_memory()
             groups[key] = (a_block, bt_block)
@@ -253,9 +259,11 @@ class LoraSlots:
             group, rank = self.groups[key], a.shape[0]
             targets += (group.a[slot, :rank], group.bt[slot, :rank])
             sources += (a, bt)
-            if previous.get(key, 0) > rank:
-                stale.append(group.bt[slot, rank : previous[key]])
-        stale += [self.groups[key].bt[slot, :used] for key, used in previous.items() if key not in adapter.groups]
+            if previous.get(key, 0) > rank:  # A too: a leftover NaN would survive a zero row of Bᵀ (NaN × 0)
+                stale += (group.a[slot, rank : previous[key]], group.bt[slot, rank : previous[key]])
+        for key, used in previous.items():
+            if key not in adapter.groups:
+                stale += (self.groups[key].a[slot, :used], self.groups[key].bt[slot, :used])
         with torch.no_grad():
             torch._foreach_copy_(targets, sources, non_blocking=True)
             if stale:
@@ -312,16 +320,25 @@ class LoraSlots:
         index = [used[0] if s is None else s for s in slots] + [used[0]] * (rows - len(slots))
         plan = _Rows(rank, None, torch.tensor(index, device=self.device))
         if None in slots:
-            keep = [0.0 if s is None else 1.0 for s in slots] + [0.0] * (rows - len(slots))
-            plan.mask = torch.tensor(keep, dtype=self.dtype, device=self.device).view(-1, 1, 1)
+            drop = [s is None for s in slots] + [True] * (rows - len(slots))
+            plan.drop = torch.tensor(drop, device=self.device).view(-1, 1, 1)
         return plan
 
 
-def _scale(config, path: str, rank: int) -> float:
-    """PEFT's scaling for one module: alpha / r (or / √r with rsLoRA), honouring alpha_pattern."""
-    alpha = config.lora_alpha
-    for key, value in (getattr(config, "alpha_pattern", None) or {}).items():
-        if re.match(rf"(.*\.)?({key})$", path):
-            alpha = value
-            break
-    return alpha / (math.sqrt(rank) if getattr(config, "use_rslora", False) else rank)
+def _scale(name: str, config, path: str, rank: int) -> float:
+    """PEFT's scaling for one module: alpha / r (or / √r with rsLoRA), honouring alpha_pattern (matched as PEFT
+    does, but only with patterns that cannot backtrack without bound: see `roles.patterns`)."""
+    from ..roles.patterns import PatternError, pattern_key
+
+    patterns = getattr(config, "alpha_pattern", None) or {}
+    try:
+        key = pattern_key(patterns, path)
+    except PatternError as exc:
+        raise AdapterLoadError(f"adapter {name!r}: alpha_pattern: {exc}") from None
+    alpha = config.lora_alpha if key is None else patterns[key]
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise AdapterLoadError(f"adapter {name!r}: {path} has lora_alpha {alpha!r}, not a number")
+    scale = alpha / (math.sqrt(rank) if getattr(config, "use_rslora", False) else rank)
+    if not math.isfinite(scale):
+        raise AdapterLoadError(f"adapter {name!r}: {path} has a non-finite scale (lora_alpha {alpha!r})")
+    return scale

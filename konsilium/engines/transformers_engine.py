@@ -102,6 +102,10 @@ class TransformersEngine(ChatViaTemplate):
         if previous is not None:  # adapters stay where they are
             self._scheduler.lora, self._scheduler.model_lock = previous.lora, previous.model_lock
 
+    def warm_up(self) -> None:
+        """Before serving: the batching path is probed here, not while the first client waits."""
+        self._scheduler.warm_up()
+
     # --- adapters (roles): LoRA slots inside the model, one adapter name per batch row ------------------------
 
     def configure_adapters(self, slots: int = 8, max_rank: int = 64, max_bytes: int | None = None) -> None:
@@ -166,6 +170,7 @@ class TransformersEngine(ChatViaTemplate):
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "device": str(self.device),
             "parameters": sum(p.numel() for p in self.model.parameters()),
+            "context_length": self.context_length,
             "batching": dict(self.batching),
         }
 

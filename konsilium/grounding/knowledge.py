@@ -1,7 +1,9 @@
 """The vault's indexed collections as one searchable knowledge source for answers.
 
 Retrievers (a store plus its embedder) open lazily, once per collection, and are shared by all requests: an
-embedder takes seconds to load and a Lance table is safe to read from several threads.
+embedder takes seconds to load and a Lance table is safe to read from several threads. Every search checks the
+collection's meta file: after an `index --rebuild` (a new generation of tables, maybe another embedder) the
+retriever is reopened on the new one, while searches already running finish on the old tables.
 """
 
 from __future__ import annotations
@@ -24,14 +26,20 @@ class Passage:
     heading: str
     text: str
     score: float
+    relevance: float | None = None  # the raw dense cosine with the query (Hit.relevance); None: not known
 
 
 class Knowledge:
     def __init__(self, home: Home):
         self.home = home
-        self._retrievers: dict[str, object] = {}
+        self._retrievers: dict[str, tuple[tuple, object]] = {}  # collection -> (generation, retriever)
         self._embedders: dict[str, object] = {}
         self._lock = threading.Lock()
+
+    @property
+    def min_relevance(self) -> float:
+        """Passages whose relevance is below this are not offered to the model (`retrieval.min_relevance`)."""
+        return self.home.config.retrieval.min_relevance
 
     @property
     def default_collection(self) -> str:
@@ -70,20 +78,25 @@ class Knowledge:
         passages: list[Passage] = []
         for name in names:
             for hit in self.retriever(name).search(query, k, mode, scope):
-                passages.append(Passage(name, hit.note, hit.title, hit.heading, hit.text, hit.score))
+                passages.append(Passage(name, hit.note, hit.title, hit.heading, hit.text, hit.score, hit.relevance))
         passages.sort(key=lambda p: p.score, reverse=True)
         return passages[:k]
 
     def retriever(self, collection: str):
+        from ..index.lance_store import generation
+
         with self._lock:
-            if collection not in self._retrievers:
+            current = generation(self.home.index_dir, collection)
+            cached = self._retrievers.get(collection)
+            if cached is None or cached[0] != current:
                 from ..index.indexer import open_store, resolve_model
                 from ..index.retrieval import Retriever
 
                 embedder = self._embedder_for(resolve_model(self.home, collection))
                 store, embedder = open_store(self.home, collection, embedder)
-                self._retrievers[collection] = Retriever(store, embedder, self.home.config.retrieval.candidates)
-            return self._retrievers[collection]
+                retriever = Retriever(store, embedder, self.home.config.retrieval.candidates)
+                self._retrievers[collection] = (current, retriever)
+            return self._retrievers[collection][1]
 
     def embedder(self, collection: str | None = None):
         """The embedder of a collection (default: the configured one), for /v1/embeddings."""

@@ -22,8 +22,9 @@ from konsilium.errors import EmbedderError
 DEFAULT_MODEL = "default"
 USE_M3_MODEL = "use-m3"
 AUTO_MODEL = "auto"
-# Share of Cyrillic letters in a vault above which the multilingual embedder serves it better.
-AUTO_CYRILLIC_THRESHOLD = 0.3
+# Share of Cyrillic letters in a vault from which the multilingual embedder serves it better: MiniLM is blind to
+# Russian, so even a tenth of Russian notes (say, next to imported English chat exports) must keep USE-m3.
+AUTO_CYRILLIC_THRESHOLD = 0.1
 MAX_USE_THREADS = 8
 DEFAULTS = EmbedderSettings()  # device and batch size defaults live in the settings schema
 

@@ -20,7 +20,7 @@ from ..vault.chunker import chunk_note
 from ..vault.model import Note
 from ..vault.walker import Skipped, iter_vault_files, read_note
 from .embedder import AUTO_MODEL, DEFAULT_MODEL, Embedder, choose_for_text, make_embedder
-from .lance_store import LanceStore, stored_model
+from .lance_store import LanceStore, stored_meta, stored_model
 from .store import ChunkRecord, NoteRecord
 from .text import cyrillic_share, terms_string
 
@@ -76,43 +76,52 @@ def index_lock(index_dir: Path) -> Iterator[None]:
 
 
 def vault_cyrillic_share(roots: list[Path], sample: int = 300, head_bytes: int = 4096) -> float:
-    """Share of Cyrillic letters in the beginnings of up to `sample` notes: enough to tell a vault's language."""
+    """Share of Cyrillic letters in the beginnings of up to `sample` notes spread over the whole vault: enough to
+    tell its language. Spread, because notes come sorted and an imported export fills whole folders."""
+    files = [Path(root).expanduser() / rel for root in roots for rel in iter_vault_files(Path(root).expanduser())]
+    step = max(1, len(files) / sample)
     cyrillic = letters = 0
-    for root in roots:
-        for n, rel in enumerate(iter_vault_files(Path(root).expanduser())):
-            if n >= sample:
-                break
-            try:
-                with open(Path(root).expanduser() / rel, "rb") as handle:
-                    text = handle.read(head_bytes).decode("utf-8", errors="ignore")
-            except OSError:
-                continue
-            share = cyrillic_share(text)
-            count = sum(1 for ch in text if ch.isalpha())
-            cyrillic += share * count
-            letters += count
+    for path in (files[int(i * step)] for i in range(min(sample, len(files)))):
+        try:
+            with open(path, "rb") as handle:
+                text = handle.read(head_bytes).decode("utf-8", errors="ignore")
+        except OSError:
+            continue
+        count = sum(1 for ch in text if ch.isalpha())
+        cyrillic += cyrillic_share(text) * count
+        letters += count
     return cyrillic / letters if letters else 0.0
 
 
-def resolve_model(home: Home, collection: str, roots: list[Path] | None = None) -> str:
-    """The embedder model for a collection: as configured, or for `auto` the one it was built with, or the one
-    that suits the vaults' language."""
+def resolve_model(home: Home, collection: str, roots: list[Path] | None = None, rebuild: bool = False) -> str:
+    """The embedder model for a collection: as configured, or for `auto` the one it was built with (unless it is
+    being rebuilt), or the one that suits the vaults' language."""
     model = home.config.embedder.model
     if model != AUTO_MODEL:
         return model
-    built = stored_model(home.index_dir, collection)
+    built = None if rebuild else stored_model(home.index_dir, collection)
     if built:
         return built
     return choose_for_text(vault_cyrillic_share(roots)) if roots else DEFAULT_MODEL
 
 
 def open_store(
-    home: Home, collection: str | None = None, embedder: Embedder | None = None, roots: list[Path] | None = None
+    home: Home,
+    collection: str | None = None,
+    embedder: Embedder | None = None,
+    roots: list[Path] | None = None,
+    rebuild: bool = False,
 ):
+    """The collection's store and embedder; with `rebuild`, a new generation that replaces the live one when the
+    run finishes (readers never lose the tables they have open)."""
     name = collection or home.config.index.collection
-    model = resolve_model(home, name, roots)
+    model = resolve_model(home, name, roots, rebuild)
     embedder = embedder or make_embedder(home.config, model)
-    return LanceStore(home.index_dir, name, embedder.name, embedder.dim, model=model), embedder
+    built = {} if rebuild else stored_meta(home.index_dir, name)
+    # The stored size when it is the same embedder: asking the embedder loads its model (seconds), which a BM25
+    # search or `stats` never needs.
+    dim = built["dim"] if built.get("embedder") == embedder.name and built.get("dim") else embedder.dim
+    return LanceStore(home.index_dir, name, embedder.name, dim, model=model, rebuild=rebuild), embedder
 
 
 class Indexer:
@@ -122,10 +131,11 @@ class Indexer:
         collection: str | None = None,
         embedder: Embedder | None = None,
         roots: list[Path] | None = None,
+        rebuild: bool = False,
     ):
         self.home = home
         # `roots` only matter for `embedder.model: auto` on a new collection: they decide its language.
-        self.store, self.embedder = open_store(home, collection, embedder, roots)
+        self.store, self.embedder = open_store(home, collection, embedder, roots, rebuild)
         index = home.config.index
         self.fingerprint = "|".join([PIPELINE_VERSION, str(index.chunk_chars), str(index.chunk_overlap)])
 
@@ -142,6 +152,7 @@ class Indexer:
             vaults.append(path.resolve())
         report = IndexReport()
         with index_lock(self.home.index_dir):
+            self.store.follow()  # a rebuild may have swapped in a new generation since this store was opened
             known = self.store.notes()
             seen, todo = self._plan(vaults, known, report)
             vault_names = {v.as_posix() for v in vaults}
@@ -163,7 +174,8 @@ class Indexer:
         vault_settings = self.home.config.vault
         include, exclude, limit = vault_settings.include, vault_settings.exclude, vault_settings.max_file_bytes
         for vault in vaults:
-            for rel in iter_vault_files(vault, include, exclude):
+            walk_skips: list[Skipped] = []  # symlinks leaving the vault, FIFOs, unreadable folders: with reasons
+            for rel in iter_vault_files(vault, include, exclude, walk_skips):
                 key = note_key(vault, rel)
                 try:
                     path = vault / rel
@@ -181,6 +193,7 @@ class Indexer:
                     report.unchanged += 1
                 else:
                     todo.append((key, vault, rel, digest))
+            report.skipped.extend({"path": skip.path, "reason": skip.reason} for skip in walk_skips)
         return seen, todo
 
     def _write(self, todo, known, reusable, report, progress) -> None:

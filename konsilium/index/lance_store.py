@@ -3,6 +3,11 @@
 `chunks__<collection>` holds text, stems and vectors; `notes__<collection>` is the manifest of indexed notes
 (content hash, title, links) that makes re-indexing incremental. Lance commits are atomic, so a killed run leaves
 the last committed version readable.
+
+`index --rebuild` writes a new generation of both tables (`chunks__<collection>.r<ns>`) next to the live one and
+swaps the collection's meta file to point at it only when it is complete: a reader keeps the tables it has open,
+and a reader that follows the meta file (`generation()`, `LanceStore.follow()`) moves to the new ones. Replaced
+generations stay readable for a few minutes and are dropped by a later index run.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,18 +35,48 @@ _SHOWN = ["note_key", "note", "title", "heading", "text", "ordinal"]
 # Exact vector search costs ~8 ms at 10k chunks and ~70 ms at 100k on 2 cores; an IVF_RQ index answers in
 # ~7 ms at 100k with recall@10 0.99 (benchmarks/retrieval_scale.py), so index from a few tens of thousands.
 VECTOR_INDEX_MIN_ROWS = 20_000
+# A replaced generation stays on disk this long, so a reader in the middle of a search never loses its files; an
+# unfinished rebuild's tables (a killed run) are dropped after STALE_REBUILD_S.
+RETIRED_KEEP_S = 300
+STALE_REBUILD_S = 3600
 
 
 def _meta_path(index_dir: Path, collection: str) -> Path:
     return Path(index_dir) / f"{collection}.meta.json"
 
 
+def _read_meta(index_dir: Path, collection: str) -> dict:
+    try:
+        return json.loads(_meta_path(index_dir, collection).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
+def stored_meta(index_dir: Path, collection: str) -> dict:
+    """What a collection's meta file records: embedder, dim, model, live tables (empty before the first index)."""
+    return _read_meta(index_dir, collection)
+
+
 def stored_model(index_dir: Path, collection: str) -> str | None:
     """The embedder model a collection was built with, if it exists (recorded in its meta file)."""
-    path = _meta_path(index_dir, collection)
-    if not path.exists():
-        return None
-    return json.loads(path.read_text(encoding="utf-8")).get("model")
+    return _read_meta(index_dir, collection).get("model")
+
+
+def generation(index_dir: Path, collection: str) -> tuple:
+    """What a reader must reopen on when it changes: the live tables and the embedder that filled them."""
+    meta = _read_meta(index_dir, collection)
+    return meta.get("tables", ""), meta.get("embedder"), meta.get("dim"), meta.get("model")
+
+
+def _generations(names, collection: str) -> dict[str, list[str]]:
+    """The table names of each generation suffix ("" for the first) of `collection`."""
+    found: dict[str, list[str]] = {}
+    for name in names:
+        for prefix in (f"chunks__{collection}", f"notes__{collection}"):
+            suffix = name[len(prefix) :] if name.startswith(prefix) else None
+            if suffix is not None and (suffix == "" or suffix.startswith(".r")):
+                found.setdefault(suffix, []).append(name)
+    return found
 
 
 def _quote(value: str) -> str:
@@ -79,20 +115,28 @@ def _dir_bytes(path: Path) -> int:
 
 
 def drop_collection(index_dir: Path, collection: str) -> None:
-    """Remove a collection's tables and meta, whatever embedder built it (for `index --rebuild`)."""
+    """Remove a collection's tables (every generation) and meta, whatever embedder built it."""
     if not Path(index_dir).exists():
         return
     db = lancedb.connect(str(index_dir))
     result = db.list_tables()
-    names = set(getattr(result, "tables", result))
-    for name in (f"chunks__{collection}", f"notes__{collection}"):
-        if name in names:
+    for names in _generations(getattr(result, "tables", result), collection).values():
+        for name in names:
             db.drop_table(name)
     _meta_path(index_dir, collection).unlink(missing_ok=True)
 
 
 class LanceStore:
-    def __init__(self, index_dir: Path, collection: str, embedder_name: str, dim: int, model: str | None = None):
+    def __init__(
+        self,
+        index_dir: Path,
+        collection: str,
+        embedder_name: str,
+        dim: int,
+        model: str | None = None,
+        rebuild: bool = False,
+    ):
+        """With `rebuild`, writes go to a new, empty generation that replaces the live one at `finish()`."""
         if not _NAME.match(collection):
             raise StoreError(f"collection name {collection!r}: use 1-64 letters, digits, '_' or '-'")
         self.dir = Path(index_dir)
@@ -104,11 +148,34 @@ class LanceStore:
         # Check for newer versions on every read: a running server sees `konsilium index` runs (new notes, new tags)
         # at once, for the cost of a manifest lookup.
         self.db = lancedb.connect(str(self.dir), read_consistency_interval=timedelta(0))
-        if not self._check_meta():
-            self._drop_empty_tables()
-        self.chunks = self._open_or_create(f"chunks__{collection}", self._chunk_schema())
-        self.notes_table = self._open_or_create(f"notes__{collection}", self._note_schema())
-        self._store_tags_of_an_older_index()
+        # A rebuild keeps its meta here until it swaps in; the live meta file still describes the live tables.
+        self._staged_meta: dict | None = {} if rebuild else None
+        if rebuild:
+            self.suffix = f".r{time.time_ns()}"
+        else:
+            if not self._check_meta():
+                self._drop_empty_tables()
+            self.suffix = self._meta().get("tables", "")
+        self._open_tables()
+        if not rebuild:
+            self._store_tags_of_an_older_index()
+
+    def _open_tables(self) -> None:
+        self.chunks = self._open_or_create(f"chunks__{self.collection}{self.suffix}", self._chunk_schema())
+        self.notes_table = self._open_or_create(f"notes__{self.collection}{self.suffix}", self._note_schema())
+
+    def follow(self) -> bool:
+        """Move to the live generation if a rebuild replaced ours; returns whether it did. A generation built
+        with another embedder cannot be read with ours: that needs a new store (StoreError)."""
+        if self._staged_meta is not None:
+            return False
+        live = self._meta().get("tables", "")
+        if live == self.suffix:
+            return False
+        self._check_meta()
+        self.suffix = live
+        self._open_tables()
+        return True
 
     # -- layout ---------------------------------------------------------------------------------------------
     def _chunk_schema(self) -> pa.Schema:
@@ -166,20 +233,59 @@ class LanceStore:
                 self.db.drop_table(name)
 
     def _meta(self) -> dict:
-        path = _meta_path(self.dir, self.collection)
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        if self._staged_meta is not None:
+            return dict(self._staged_meta)
+        return _read_meta(self.dir, self.collection)
 
     def _write_meta(self, **fields) -> None:
-        path = _meta_path(self.dir, self.collection)
         meta = {"embedder": self.embedder_name, "dim": self.dim, "model": self.model, **self._meta(), **fields}
-        tmp = path.with_suffix(".tmp")
+        if self._staged_meta is not None:
+            self._staged_meta = meta
+            return
+        self._replace_meta_file(meta)
+
+    def _replace_meta_file(self, meta: dict) -> None:
+        path = _meta_path(self.dir, self.collection)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(meta), encoding="utf-8")
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # atomic: a reader sees the old meta or the new one, never half of it
 
     def _record_meta(self) -> None:
         """Written with the first data, so only a real index decides which embedder a collection has."""
-        if not _meta_path(self.dir, self.collection).exists():
+        if not self._meta():
             self._write_meta(tags=True)
+
+    def _swap_in(self) -> None:
+        """Make a finished rebuild the live generation; the replaced one is kept a while for open readers."""
+        old = _read_meta(self.dir, self.collection)
+        retired = [r for r in old.get("retired", []) if r[0] != self.suffix]
+        if old:
+            retired.append([old.get("tables", ""), time.time()])
+        meta = {**self._meta(), "tables": self.suffix, "retired": retired}
+        self._staged_meta = None
+        self._replace_meta_file(meta)
+
+    def _drop_old_generations(self) -> None:
+        """Replaced generations after RETIRED_KEEP_S, and tables of rebuilds that never finished."""
+        meta = self._meta()
+        retired = {suffix: at for suffix, at in meta.get("retired", [])}
+        now = time.time()
+        kept = []
+        for suffix, names in _generations(self._table_names(), self.collection).items():
+            if suffix == self.suffix:
+                continue
+            if suffix in retired:
+                expired = now - retired[suffix] > RETIRED_KEEP_S
+            else:  # an unfinished rebuild: its suffix is its start time
+                started = int(suffix[2:]) / 1e9 if suffix[2:].isdigit() else 0
+                expired = now - started > STALE_REBUILD_S
+            if expired:
+                for name in names:
+                    self.db.drop_table(name)
+            elif suffix in retired:
+                kept.append([suffix, retired[suffix]])
+        if kept != meta.get("retired", []):
+            self._write_meta(retired=kept)
 
     def _store_tags_of_an_older_index(self) -> None:
         """Indexes built before tags were stored get them once, read from the notes as they are now (the next
@@ -275,6 +381,14 @@ class LanceStore:
             self.chunks.delete(_in_filter("note_key", part))
 
     def finish(self) -> None:
+        if self._staged_meta is not None:
+            self._record_meta()  # even an empty rebuild replaces what was there
+        self._index_and_compact()
+        if self._staged_meta is not None:
+            self._swap_in()
+        self._drop_old_generations()
+
+    def _index_and_compact(self) -> None:
         if self.chunks.count_rows() == 0:
             return
         names = {i.name for i in self.chunks.list_indices()}
@@ -374,8 +488,8 @@ class LanceStore:
                 "vectors": chunks * self.dim * 4,
                 "fulltext_index": indices.get("terms_idx", 0),
                 "vector_index": indices.get("vector_idx", 0),
-                "on_disk": _dir_bytes(self.dir / f"chunks__{self.collection}.lance")
-                + _dir_bytes(self.dir / f"notes__{self.collection}.lance"),
+                "on_disk": _dir_bytes(self.dir / f"{self.chunks.name}.lance")
+                + _dir_bytes(self.dir / f"{self.notes_table.name}.lance"),
             },
         }
 

@@ -37,6 +37,10 @@ class Hit:
     text: str
     title: str
     note_key: str
+    # The raw dense cosine of the chunk with the query, before any normalization: comparable across queries, so
+    # it can tell a relevant chunk from an irrelevant one (fused scores cannot: the best hit always scores ~1).
+    # A chunk outside the dense candidates gets the lowest candidate's cosine (an upper bound); None in bm25 mode.
+    relevance: float | None = None
 
     def to_json(self) -> dict:
         return {"note": self.note, "heading": self.heading, "score": round(self.score, 6), "text": self.text}
@@ -88,9 +92,10 @@ class Retriever:
         bm25 = bm25_job.result() if bm25_job else []
         if mode == "bm25":
             return self._diverse([(c, c.score) for c in bm25], k)
+        cosine = {(c.note_key, c.ordinal): c.score for c in dense}
         if mode == "dense":
-            return self._diverse([(c, c.score) for c in dense], k)
-        return self._diverse(self._fuse(query, bm25, dense), k)
+            return self._diverse([(c, c.score) for c in dense], k, cosine)
+        return self._diverse(self._fuse(query, bm25, dense), k, cosine)
 
     def _fuse(self, query: str, bm25: list[StoredChunk], dense: list[StoredChunk]):
         query_cyrillic = cyrillic_share(query)
@@ -113,7 +118,10 @@ class Retriever:
         return [(chunk_of[key], value + extra[key[0]]) for key, value in scores.items()]
 
     @staticmethod
-    def _diverse(scored: list[tuple[StoredChunk, float]], k: int) -> list[Hit]:
+    def _diverse(
+        scored: list[tuple[StoredChunk, float]], k: int, cosine: dict[tuple[str, int], float] | None = None
+    ) -> list[Hit]:
+        floor = min(cosine.values(), default=0.0) if cosine is not None else None
         scored = sorted(scored, key=lambda cs: cs[1], reverse=True)
         per_note: dict[str, int] = defaultdict(int)
         hits: list[Hit] = []
@@ -121,7 +129,8 @@ class Retriever:
             if per_note[chunk.note_key] >= MAX_CHUNKS_PER_NOTE:
                 continue
             per_note[chunk.note_key] += 1
-            hits.append(Hit(chunk.note, chunk.heading, score, chunk.text, chunk.title, chunk.note_key))
+            relevance = None if cosine is None else cosine.get((chunk.note_key, chunk.ordinal), floor)
+            hits.append(Hit(chunk.note, chunk.heading, score, chunk.text, chunk.title, chunk.note_key, relevance))
             if len(hits) == k:
                 break
         return hits

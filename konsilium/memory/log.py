@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..private_files import create_private_file
 from . import migrations
 
 DB_NAME = "conversations.sqlite3"
@@ -116,7 +117,9 @@ class ConversationLog:
         if self.path.exists() and not self.path.is_file():
             raise MemoryStoreError(f"{self.path}: exists and is not a file (expected the conversation log)")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Every conversation is private: created 0600 (SQLite gives its -wal and -shm files the same mode).
+            create_private_file(self.path)
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             # The first statement that reads the file: a non-SQLite file fails here.

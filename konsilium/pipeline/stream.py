@@ -3,8 +3,9 @@
 `TurnStream` is a plain (blocking) iterator, so the server can drive it from worker threads and the CLI from its
 own loop. The caller shows `turn.opening` first (the record counts it as said). The stream yields `TextDelta`s,
 then one `TurnEnd` after the exchange is committed; an engine failure is recorded as "error" and re-raised;
-closing it early (a client went away, Ctrl-C) records "cancelled" with what was said so far. The adapter stays
-held until the stream ends or is closed.
+closing it early (a client went away, Ctrl-C) records "cancelled" with what was said so far, and so does its
+`Cancellation` (a time limit, a shutdown), which then raises `TurnCancelled`. The adapter stays held until the
+stream ends or is closed.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import threading
 from dataclasses import dataclass
 
 from ..engines import GenerationChunk
-from ..errors import RequestError
-from .turn import Turn, TurnPipeline, elapsed_ms
+from .cancel import Cancellation
+from .turn import Turn, TurnPipeline, elapsed_ms, last_counts
 
 
 @dataclass(frozen=True)
@@ -31,24 +32,23 @@ class TurnEnd:
 
 
 class TurnStream:
-    def __init__(self, pipeline: TurnPipeline, turn: Turn):
+    def __init__(self, pipeline: TurnPipeline, turn: Turn, cancel: Cancellation | None = None):
         self.pipeline, self.turn = pipeline, turn
+        self.cancel = cancel or Cancellation()
         self._parts: list[str] = [turn.opening]  # the caller sends the opening before the first delta
+        self._last: GenerationChunk | None = None
         self._finished = self._closed = False
         self._lock = threading.Lock()  # close() may come from another thread while __next__ waits
-        self._hold = pipeline.roles.using(turn.resolution)
+        self._hold = pipeline._holding(turn, self.cancel)
         self._hold.__enter__()  # may wait for a free adapter slot; ModelNotFound / RoleUnavailable pass through
-        engine, params, adapter = pipeline.engine, turn.request.params, turn.adapter
+        call = turn.messages if turn.messages is not None else turn.request.prompts[0]
         try:
-            if turn.messages is not None:
-                self._tokens = engine.stream_chat(turn.messages, params, adapter)
-            else:
-                self._tokens = engine.stream(turn.request.prompts[0], params, adapter)
-        except BaseException as exc:
+            self._tokens = pipeline._engine_stream(turn, call)
+        except BaseException:
             self._hold.__exit__(None, None, None)
-            if isinstance(exc, ValueError):
-                raise RequestError(str(exc), param="messages" if turn.messages is not None else "prompt") from exc
             raise
+        self._watch = self.cancel.watching(self._tokens)
+        self._watch.__enter__()  # a time limit or a shutdown closes the engine stream, waking a blocked reader
 
     def __iter__(self) -> TurnStream:
         return self
@@ -60,15 +60,22 @@ class TurnStream:
         while True:
             try:
                 chunk = next(self._tokens)
-            except StopIteration:  # an engine that ended without saying why
+            except StopIteration:  # closed by the cancellation, or an engine that ended without saying why
                 chunk = None
             except Exception as exc:
-                self._end("error", str(exc) or type(exc).__name__)
-                raise
+                if self.cancel.is_set:
+                    chunk = None
+                else:
+                    self._end("error", str(exc) or type(exc).__name__)
+                    raise
+            if self.cancel.is_set:
+                self._end("cancelled", self.cancel.reason)
+                raise self.cancel.error()
             if "first_token_ms" not in record.timings:
                 record.timings["first_token_ms"] = elapsed_ms(record)
             if chunk is None or chunk.finish_reason:
                 return self._finish(chunk)
+            self._last = chunk
             if chunk.text:
                 self._parts.append(chunk.text)
                 return TextDelta(chunk.text)
@@ -76,11 +83,11 @@ class TurnStream:
     def _finish(self, last: GenerationChunk | None) -> TurnEnd:
         record = self.turn.record
         if last is None:
-            last = GenerationChunk("", "stop", record.prompt_tokens, record.completion_tokens)
+            last = GenerationChunk("", "stop", *last_counts(self._last))
+        self._last = last
         final = last.text + self.turn.tail()
-        record.response = "".join(self._parts) + final
+        self._parts.append(final)
         record.finish_reason = last.finish_reason
-        record.prompt_tokens, record.completion_tokens = last.prompt_tokens, last.completion_tokens
         record.timings["total_ms"] = elapsed_ms(record)
         self._end("ok", None)  # durable before the caller sends the end
         return TurnEnd(final, last.finish_reason, last.prompt_tokens, last.completion_tokens)
@@ -90,14 +97,7 @@ class TurnStream:
             if self._finished or self._closed:
                 return
             self._finished = True
-        record = self.turn.record
-        record.status, record.error = status, error
-        if status != "ok":
-            record.response = "".join(self._parts)
-        try:
-            self.pipeline.record(record)
-        finally:
-            self._release()
+        self._commit(status, error)
 
     def close(self) -> None:
         """Stop early: the engine stops generating, and what was said is kept as "cancelled"."""
@@ -105,8 +105,13 @@ class TurnStream:
             if self._finished or self._closed:
                 return
             self._closed = True
+        self._commit("cancelled", self.cancel.reason or "closed by the caller")
+
+    def _commit(self, status: str, error: str | None) -> None:
         record = self.turn.record
-        record.status, record.response = "cancelled", "".join(self._parts)
+        record.status, record.error = status, error
+        record.response = "".join(self._parts)
+        record.prompt_tokens, record.completion_tokens = last_counts(self._last)
         try:
             self.pipeline.record(record)
         finally:
@@ -114,6 +119,7 @@ class TurnStream:
 
     def _release(self) -> None:
         try:
+            self._watch.__exit__(None, None, None)
             close = getattr(self._tokens, "close", None)
             if close is not None:
                 close()

@@ -9,19 +9,22 @@ Errors are the ones in `konsilium.errors`: `RequestError` (bad input, HTTP 400),
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from ..engines import AdapterRequest, Engine, SamplingParams
+from ..engines import AdapterRequest, Engine, GenerationChunk, SamplingParams
 from ..errors import RequestError
 from ..grounding.citations import Source, render_sources
 from ..grounding.context import ContextLengthExceeded, RetrievalOptions, ground, retrieval_query
 from ..memory import Exchange
+from ..roles.cache import AdapterWaitCancelled
 from ..roles.guard import disclaimer, opening_note, with_role_prompt
 from ..roles.runtime import Resolution, RoleService
+from .cancel import Cancellation
 from .settings import GroundingSettings
 
 log = logging.getLogger("konsilium.turn")
@@ -94,7 +97,8 @@ class TurnPipeline:
         grounding: GroundingSettings | None = None,
     ):
         self.engine, self.roles, self.knowledge, self.log = engine, roles, knowledge, conversation_log
-        self.grounding = grounding or GroundingSettings.from_config()
+        on_cpu = engine.info().get("device") == "cpu"
+        self.grounding = (grounding or GroundingSettings.from_config()).for_engine(on_cpu)
 
     # --- resolve, retrieve, prompt -------------------------------------------------------------------------
 
@@ -104,6 +108,8 @@ class TurnPipeline:
     def prepare(self, request: TurnRequest, resolution: Resolution | None = None) -> Turn:
         """Blocking (searches the index, counts tokens). Raises RequestError for what the request got wrong."""
         resolution = resolution if resolution is not None else self.resolve(request)
+        if request.params.max_tokens is None and self.grounding.default_max_tokens:
+            request.params = replace(request.params, max_tokens=self.grounding.default_max_tokens)
         record = Exchange(
             id=f"{ID_PREFIXES[request.endpoint]}-{uuid.uuid4().hex}",
             time=time.time(),
@@ -168,7 +174,9 @@ class TurnPipeline:
                 context,
                 reserve,
                 self.grounding.context_share,
+                max_notes_tokens=self.grounding.notes_tokens or None,
                 required_completion=params.max_tokens or 1,
+                min_relevance=getattr(self.knowledge, "min_relevance", 0.0),  # off-topic: no notes, no Sources
             )
         except ContextLengthExceeded as exc:
             raise RequestError(str(exc), param="messages", code="context_length_exceeded") from exc
@@ -187,18 +195,17 @@ class TurnPipeline:
 
     # --- generate, cite, record ----------------------------------------------------------------------------
 
-    def generate(self, turn: Turn) -> list[TurnResult]:
-        """The whole answer (one per prompt of a raw completion), committed to the log before it is returned."""
-        engine, params, adapter = self.engine, turn.request.params, turn.adapter
-        results = []
-        with self.roles.using(turn.resolution):
-            try:
-                if turn.messages is not None:
-                    results.append(engine.generate_chat(turn.messages, params, adapter))
-                else:  # one engine call each; the engine batches concurrent requests itself
-                    results.extend(engine.generate(prompt, params, adapter) for prompt in turn.request.prompts)
-            except ValueError as exc:  # the engine refused this input (too long, a template error)
-                raise RequestError(str(exc), param="messages" if turn.messages is not None else "prompt") from exc
+    def generate(self, turn: Turn, cancel: Cancellation | None = None) -> list[TurnResult]:
+        """The whole answer (one per prompt of a raw completion), committed to the log before it is returned.
+        Read from the engine's stream, so that `cancel` can stop it at any token (TurnCancelled, logged)."""
+        cancel = cancel or Cancellation()
+        calls = [turn.messages] if turn.messages is not None else list(turn.request.prompts)
+        said: list[str] = []  # the text of each call so far: what the log keeps if the turn ends early
+        results: list[GenerationChunk] = []
+        with self._holding(turn, cancel):
+            for call in calls:  # one engine call each; the engine batches concurrent requests itself
+                said.append("")
+                results.append(self._collect(turn, call, cancel, said))
         answers = [
             TurnResult(turn.opening + r.text + turn.tail(), r.finish_reason, r.prompt_tokens, r.completion_tokens)
             for r in results
@@ -212,11 +219,58 @@ class TurnPipeline:
         self.record(record)
         return answers
 
-    def stream(self, turn: Turn):
+    def _collect(self, turn: Turn, call, cancel: Cancellation, said: list[str]) -> GenerationChunk:
+        """One engine call read to its end: the whole text with the last chunk's finish reason and counts."""
+        tokens, last = self._engine_stream(turn, call), None
+        with cancel.watching(tokens), contextlib.closing(tokens):
+            try:
+                for last in tokens:
+                    said[-1] += last.text
+                    if last.finish_reason:
+                        break
+            except Exception as exc:
+                if not cancel.is_set:
+                    self._end_early(turn, "error", str(exc) or type(exc).__name__, said, last)
+                    raise
+        if cancel.is_set:
+            self._end_early(turn, "cancelled", cancel.reason, said, last)
+            raise cancel.error()
+        if last is None or not last.finish_reason:  # an engine stream that ended without saying why
+            last = GenerationChunk("", "stop", *last_counts(last))
+        return GenerationChunk(said[-1], last.finish_reason, last.prompt_tokens, last.completion_tokens)
+
+    def _engine_stream(self, turn: Turn, call):
+        params, adapter = turn.request.params, turn.adapter
+        try:
+            if turn.messages is not None:
+                return self.engine.stream_chat(call, params, adapter)
+            return self.engine.stream(call, params, adapter)
+        except ValueError as exc:  # the engine refused this input (too long, a template error)
+            raise RequestError(str(exc), param="messages" if turn.messages is not None else "prompt") from exc
+
+    def _end_early(self, turn: Turn, status: str, error: str, said: list[str], last: GenerationChunk | None) -> None:
+        record = turn.record
+        record.status, record.error, record.response = status, error, "\n\n".join(said)
+        record.prompt_tokens, record.completion_tokens = last_counts(last)
+        self.record(record)
+
+    @contextlib.contextmanager
+    def _holding(self, turn: Turn, cancel: Cancellation):
+        """The turn's adapter held on the device; a turn cancelled while it waits for a slot is logged as such."""
+        try:
+            with self.roles.using(turn.resolution, cancel.event):
+                yield
+        except AdapterWaitCancelled:
+            record = turn.record
+            record.status, record.error = "cancelled", cancel.reason
+            self.record(record)
+            raise cancel.error() from None
+
+    def stream(self, turn: Turn, cancel: Cancellation | None = None):
         """The answer as events (see `TurnStream`); the adapter is held until the stream ends or is closed."""
         from .stream import TurnStream
 
-        return TurnStream(self, turn)
+        return TurnStream(self, turn, cancel)
 
     def record(self, exchange: Exchange) -> None:
         """Commit an exchange to the log; a failing log is reported, never turned into a lost answer."""
@@ -226,6 +280,11 @@ class TurnPipeline:
             self.log.record(exchange)
         except Exception:  # the answer itself is fine; say loudly that it was not kept
             log.exception("could not record exchange %s in the conversation log", exchange.id)
+
+
+def last_counts(chunk: GenerationChunk | None) -> tuple[int, int]:
+    """Token counts so far (running totals on every chunk), for answers that end early."""
+    return (chunk.prompt_tokens, chunk.completion_tokens) if chunk is not None else (0, 0)
 
 
 def elapsed_ms(record: Exchange) -> float:

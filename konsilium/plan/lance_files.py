@@ -109,8 +109,8 @@ def store_bytes(store) -> dict:
     """A LanceStore's bytes from its files (both tables): indices of the latest version, the folder now, and
     what a cleanup of old versions would leave. Keys extend `store.stats()["bytes"]`."""
     total = TableBytes()
-    for table, prefix in ((store.chunks, "chunks"), (store.notes_table, "notes")):
-        total += table_bytes(Path(store.dir) / f"{prefix}__{store.collection}.lance", table.version)
+    for table in (store.chunks, store.notes_table):  # named by generation after an `index --rebuild`
+        total += table_bytes(Path(store.dir) / f"{table.name}.lance", table.version)
     return {
         "fulltext_index": total.indices.get("fulltext", 0),
         "vector_index": total.indices.get("vector", 0),

@@ -372,6 +372,7 @@ class RoleRegistry:
         self.file_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.file_path.with_name(self.file_path.name + ".tmp")
         with tmp.open("w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o600)  # roles and adapter paths are the owner's business only
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

@@ -21,12 +21,21 @@ from pathlib import Path
 from ..config import AdapterCacheSettings
 from ..engines.protocol import AdapterRequest, AdapterSupport
 from ..errors import ModelNotFoundError, RoleUnavailableError
-from .cache import AdapterCache, UnknownAdapterError
+from .cache import AdapterCache, AdapterWaitCancelled, UnknownAdapterError
 from .path_adapters import PathAdapterPool, write_stacked
 from .routing import Route, Router, blocked_topic
 from .spec import ROUTING_ID, RoleSpec
 
 log = logging.getLogger("konsilium.roles")
+
+
+class RuntimeLoadingRefused(Exception):
+    """POST /v1/load_lora_adapter (or unload) refused by the settings: off, or a path outside the allowed
+    folders (HTTP 403). The message never says whether the path exists."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -66,6 +75,7 @@ class RoleService:
         self.embed = embed  # callable(list[str]) -> vectors, for routing and topics; loaded lazily by the caller
         settings = AdapterCacheSettings.model_validate(dict(cache_settings or {}))
         self.max_rank = settings.max_rank
+        self.runtime_loading, self.runtime_folders = settings.runtime_loading, list(settings.runtime_folders)
         self.support = AdapterSupport(engine.adapter_support)
         self.cache: AdapterCache | PathAdapterPool | None = None
         if self.support is AdapterSupport.SLOTS:
@@ -91,9 +101,9 @@ class RoleService:
         return self.registry.roles() if self.registry is not None else []
 
     def model_ids(self) -> list[str]:
-        ids = [self.base_model_id, *(role.id for role in self.roles())]
-        if self.roles():
-            ids.append(ROUTING_ID)
+        # `auto` is always listed (clients such as Open WebUI offer only what is listed); without roles it is the
+        # base model, and the response's role.routing says so.
+        ids = [self.base_model_id, *(role.id for role in self.roles()), ROUTING_ID]
         return ids + [name for name in self.runtime_adapters if name not in ids]
 
     def warm_all(self) -> None:
@@ -136,7 +146,9 @@ class RoleService:
         self.refresh()
         if model == self.base_model_id:
             return Resolution(model, None, None)
-        if model == ROUTING_ID and self.roles():
+        if model == ROUTING_ID:
+            if not self.roles():  # nothing to choose from: no embedder needed, the base model answers
+                return Resolution(model, None, None, route=Route(None, 0.0, "no roles to choose from"))
             route = self.router().route(query)
             resolution = self.resolve(route.role or self.base_model_id)
             resolution.model, resolution.route = model, route
@@ -166,7 +178,7 @@ class RoleService:
         return blocked_topic(role, query, router)
 
     @contextmanager
-    def using(self, resolution: Resolution) -> Iterator[None]:
+    def using(self, resolution: Resolution, cancel: threading.Event | None = None) -> Iterator[None]:
         """Keep the request's adapter on the device until the answer is complete (in-flight protection); waits
         for a free slot when all are busy (the cache's fair queue)."""
         if resolution.adapter is None or self.cache is None:
@@ -174,9 +186,11 @@ class RoleService:
             return
         name = resolution.adapter.name
         try:
-            self.cache.acquire(name)
+            self.cache.acquire(name, cancel=cancel)  # leaves the slot queue when the request is cancelled
         except UnknownAdapterError:
             raise ModelNotFoundError(f"The model '{resolution.model}' does not exist.") from None
+        except AdapterWaitCancelled:
+            raise  # the request was cancelled while it waited: its caller knows why
         except Exception as exc:
             raise RoleUnavailableError(f"role {resolution.model!r} is unavailable: {exc}") from exc
         try:
@@ -251,28 +265,74 @@ class RoleService:
     # --- hot load / unload (vLLM's endpoint names) ------------------------------------------------------------
 
     def load_lora(self, name: str, path: str) -> dict:
+        from .cache import SlotWaitError
         from .spec import check_name
-        from .validation import base_model_warnings, inspect_adapter
+        from .validation import AdapterError, base_model_warnings, inspect_adapter
 
+        self._check_runtime_loading()
         check_name("lora_name", name)
+        folder = self._allowed_path(path)  # before anything touches the path: existence is not revealed
         if name in self.model_ids():
             raise ValueError(f"the name {name!r} is already a model id; unload it first or choose another")
         if self.cache is None:
             raise ValueError("this engine serves adapters by upstream model name; load them on the upstream")
-        info = inspect_adapter(path)  # a missing or broken folder is a clear error before anything changes
-        self._register(name, Path(path), "gpu", False, warm=False)
+        info = inspect_adapter(folder)  # a missing or broken folder is a clear error before anything changes
+        self._register(name, folder, "gpu", False, warm=False)
         try:
             self.cache.warm(name)  # usable as a model id as soon as this returns
-        except Exception:
+        except BaseException as exc:
             self.cache.unregister(name)
+            if isinstance(exc, SlotWaitError):
+                raise RoleUnavailableError(f"adapter {name!r} cannot be loaded now: {exc}") from exc
+            if isinstance(exc, Exception) and not isinstance(exc, (ValueError, OSError)):
+                # whatever the adapter's files provoke is the adapter's fault (400), never a 500
+                log.exception("adapter %s could not be loaded", name)
+                raise AdapterError(f"adapter {name!r} could not be loaded: {type(exc).__name__}: {exc}") from exc
             raise
-        self.runtime_adapters[name] = Path(path)
+        self.runtime_adapters[name] = folder
         warnings = base_model_warnings(info, getattr(self.engine, "model", None))
         for warning in warnings:
             log.warning("adapter %s: %s", name, warning)
         return {"name": name, "path": str(info.path), "rank": info.max_rank, "bytes": info.bytes, "warnings": warnings}
 
+    def _check_runtime_loading(self) -> None:
+        if not self.runtime_loading:
+            raise RuntimeLoadingRefused(
+                "loading adapters at run time is off on this server; its owner can set "
+                "adapter_cache.runtime_loading: true in konsilium.yaml (adapters are then read from "
+                "<home>/adapters, or the folders in adapter_cache.runtime_folders) and restart it",
+                code="runtime_loading_disabled",
+            )
+
+    def _allowed_path(self, path: str) -> Path:
+        """The adapter folder with symlinks resolved, if it lies in an allowed folder (its two files too);
+        else one refusal whatever the path, so a client cannot probe which server paths exist."""
+        from .validation import WEIGHTS_FILE
+
+        home = self.registry.home_root if self.registry is not None else None
+
+        def resolved(value: str | Path) -> Path:
+            candidate = Path(value).expanduser()
+            if not candidate.is_absolute() and home is not None:  # relative: to the home, as in konsilium.yaml
+                candidate = home / candidate
+            return candidate.resolve()
+
+        folders = [resolved(f) for f in self.runtime_folders] or ([resolved(home / "adapters")] if home else [])
+        refused = RuntimeLoadingRefused(
+            "lora_path is not inside a folder allowed for runtime adapters (adapter_cache.runtime_folders)",
+            code="adapter_path_not_allowed",
+        )
+        try:
+            folder = resolved(path)
+            inside = [folder, *((folder / file).resolve() for file in ("adapter_config.json", WEIGHTS_FILE))]
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte: refused like any other path
+            raise refused from None
+        if not all(any(p.is_relative_to(f) for f in folders) for p in inside):
+            raise refused
+        return folder
+
     def unload_lora(self, name: str) -> None:
+        self._check_runtime_loading()
         if name not in self.runtime_adapters:
             configured = self.registry is not None and name in {a.name for a in self.registry.adapters()}
             hint = " (it is configured in konsilium.yaml / roles.yaml)" if configured else ""

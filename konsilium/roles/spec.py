@@ -16,6 +16,9 @@ from ..errors import ConfigError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NAME_RULE = "1-64 characters: letters, digits, '.', '_', '-', starting with a letter or digit"
+# A collection is a LanceDB table name: the index's own rule (index.lance_store), no dots, so never a path.
+COLLECTION_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+COLLECTION_RULE = "1-64 characters: letters, digits, '_' or '-'"
 TIERS = ("gpu", "cpu", "disk")
 LABELS = ("neutral", "alternative")
 ROUTING_ID = "auto"  # the model id that asks the router to pick a role
@@ -192,6 +195,9 @@ def _scope_fields(where: str, values: Mapping) -> dict:
     checked = dict(values)
     if checked.get("collections") is not None:
         checked["collections"] = _strings(f"{where}.collections", checked["collections"])
+        for i, name in enumerate(checked["collections"]):
+            if not COLLECTION_RE.match(name):
+                raise RoleSpecError(f"{where}.collections[{i}]: {name!r} is not a collection name ({COLLECTION_RULE})")
     for key in ("folders", "tags"):
         if key in checked:
             checked[key] = _strings(f"{where}.{key}", checked[key])

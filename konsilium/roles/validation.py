@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .patterns import PatternError, check_budget, compile_pattern, compile_patterns, pattern_key
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -46,6 +47,7 @@ class AdapterInfo:
     bytes: int  # on disk, every file in the folder
     tensors: dict[str, tuple[int, ...]]  # safetensors key -> shape
     rank_pattern: dict[str, int] = field(default_factory=dict)
+    alpha_pattern: dict[str, float] = field(default_factory=dict)
     modules_to_save: tuple[str, ...] = ()
     use_dora: bool = False
     dtypes: tuple[str, ...] = ()
@@ -145,29 +147,56 @@ def inspect_adapter(path: Path | str) -> AdapterInfo:
     if peft_type is None:
         raise AdapterError(f"{config_path}: no peft_type; is this a PEFT adapter?")
     r = _field(config_path, config, "r", (int,), 8)  # PEFT's LoraConfig default
+    if r < 1:
+        raise AdapterError(f"{config_path}: r must be a positive integer (the LoRA rank), got {r}")
+    alpha = _field(config_path, config, "lora_alpha", (int, float), 8)
+    if not math.isfinite(alpha):  # JSON's NaN or 1e400: one such scale turns every answer into noise
+        raise AdapterError(f"{config_path}: lora_alpha must be a finite number, got {alpha!r}")
     targets = _field(config_path, config, "target_modules", (list, str)) or ()
     if isinstance(targets, list):
         if not all(isinstance(t, str) for t in targets):
             raise AdapterError(f"{config_path}: target_modules must be a list of module names")
         targets = tuple(targets)
     rank_pattern = _field(config_path, config, "rank_pattern", (dict,)) or {}
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in rank_pattern.values()):
-        raise AdapterError(f"{config_path}: rank_pattern values must be integers")
+    for key, value in rank_pattern.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise AdapterError(f"{config_path}: rank_pattern[{key!r}] must be a positive integer, got {value!r}")
+    alpha_pattern = _field(config_path, config, "alpha_pattern", (dict,)) or {}
+    for key, value in alpha_pattern.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise AdapterError(f"{config_path}: alpha_pattern[{key!r}] must be a finite number, got {value!r}")
+    _check_patterns(config_path, targets, rank_pattern, alpha_pattern)
     return AdapterInfo(
         name=folder.resolve().name,
         path=folder,
         peft_type=peft_type,
         r=r,
-        lora_alpha=_field(config_path, config, "lora_alpha", (int, float), 8),
+        lora_alpha=alpha,
         target_modules=targets,
         base_model_name_or_path=config.get("base_model_name_or_path"),
         bytes=sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()),
         tensors={key: tuple(entry["shape"]) for key, entry in header.items()},
         rank_pattern=dict(rank_pattern),
+        alpha_pattern=dict(alpha_pattern),
         modules_to_save=tuple(_field(config_path, config, "modules_to_save", (list,)) or ()),
         use_dora=bool(config.get("use_dora")),
         dtypes=tuple(sorted({str(entry.get("dtype")) for entry in header.values()})),
     )
+
+
+def _check_patterns(config_path: Path, targets, rank_pattern: dict, alpha_pattern: dict) -> None:
+    """Module-name patterns that could not be matched in bounded time (or at all) are refused before any module
+    name meets them: a regex in an adapter file must not freeze the server (see `patterns`)."""
+    try:
+        groups = {
+            "rank_pattern": compile_patterns(rank_pattern, "rank_pattern"),
+            "alpha_pattern": compile_patterns(alpha_pattern, "alpha_pattern"),
+        }
+        if isinstance(targets, str) and targets != "all-linear":
+            groups["target_modules"] = compile_patterns([targets], "target_modules")
+        check_budget(groups)
+    except PatternError as exc:
+        raise AdapterError(f"{config_path}: {exc}") from None
 
 
 def check_info(info: AdapterInfo, max_rank: int) -> list[str]:
@@ -175,6 +204,8 @@ def check_info(info: AdapterInfo, max_rank: int) -> list[str]:
     problems = []
     if info.peft_type.upper() != "LORA":
         problems.append(f"peft_type is {info.peft_type}; only LoRA adapters are supported")
+    if info.use_dora:  # the magnitude vectors would be dropped: a different model than the one trained
+        problems.append("use_dora: DoRA adapters are not supported (their magnitude vectors would be ignored)")
     if info.max_rank > max_rank:
         problems.append(f"rank {info.max_rank} is over the configured maximum {max_rank} (adapter_cache.max_rank)")
     if not info.target_modules:
@@ -186,6 +217,8 @@ def check_info(info: AdapterInfo, max_rank: int) -> list[str]:
             factors.setdefault(module, {})[factor] = shape
             if len(shape) != 2:
                 problems.append(f"{key}: expected a 2-D matrix, got shape {list(shape)}")
+            elif 0 in shape:
+                problems.append(f"{key}: shape {list(shape)} is empty (rank 0); a LoRA factor needs rank 1 or more")
     for module, pair in factors.items():
         if set(pair) != {"A", "B"}:
             missing = "lora_B" if "A" in pair else "lora_A"
@@ -239,6 +272,13 @@ def base_model_warnings(info: AdapterInfo, model) -> list[str]:
     return []
 
 
+def check_finite(path: Path, weights: dict) -> None:
+    """NaN or infinity in one adapter's weights would turn its answers (and, batched, others') into noise."""
+    for key, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            raise AdapterError(f"{path}: tensor {key} holds NaN or infinite values; the adapter is refused")
+
+
 def load_adapter_weights(path: Path | str, max_rank: int | None = None, model=None):
     """(LoraConfig, state dict with PEFT's keys) for the engine, after the same checks as the CLI.
 
@@ -261,6 +301,7 @@ def load_adapter_weights(path: Path | str, max_rank: int | None = None, model=No
         weights = read_tensors(info.path / WEIGHTS_FILE)
     except Exception as exc:  # safetensors raises its own error types for corrupt data
         raise AdapterError(f"{info.path / WEIGHTS_FILE}: cannot load: {exc}") from exc
+    check_finite(info.path / WEIGHTS_FILE, weights)
     return config, weights
 
 
@@ -341,16 +382,14 @@ def _unmatched_targets(targets: tuple[str, ...] | str, modules: dict, nn) -> lis
 
 def _regex_matches(pattern: str, name: str) -> bool:
     try:
-        return re.fullmatch(pattern, name) is not None
-    except re.error:
+        return compile_pattern(pattern).matches_whole(name)
+    except PatternError:
         return False
 
 
 def _rank_of(info: AdapterInfo, module_name: str) -> int:
-    for pattern, rank in info.rank_pattern.items():  # PEFT matches patterns against the end of the name
-        if re.match(rf"(.*\.)?({pattern})$", module_name):
-            return rank
-    return info.r
+    key = pattern_key(info.rank_pattern, module_name)  # PEFT's rule: the first key matching a name's end
+    return info.r if key is None else info.rank_pattern[key]
 
 
 def _expected_shape(module, factor: str, rank: int, nn) -> tuple[int, ...] | None:

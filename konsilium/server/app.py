@@ -17,12 +17,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..engines import Engine
-from ..errors import ModelNotFoundError, RequestError, RoleUnavailableError, UpstreamError
+from ..errors import ModelNotFoundError, RequestError, RoleUnavailableError, ServerBusyError, UpstreamError
 from ..grounding import Knowledge
 from ..pipeline import TurnPipeline
 from ..roles.runtime import RoleService
 from .errors import APIError, error_response
-from .middleware import APIKeyMiddleware, BodySizeLimitMiddleware
+from .middleware import APIKeyMiddleware, BodySizeLimitMiddleware, HostCheckMiddleware, JSONBodyMiddleware
 from .protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -31,6 +31,7 @@ from .protocol import (
     ModelList,
     UnloadLoraAdapterRequest,
 )
+from .serving_base import ServingLimits
 from .serving_chat import OpenAIServingChat
 from .serving_completions import OpenAIServingCompletion
 from .serving_embeddings import OpenAIServingEmbedding
@@ -41,6 +42,12 @@ log = logging.getLogger("konsilium.server")
 # Each open stream waits for its next chunk in a worker thread; anyio's default of 40 would cap concurrent
 # streams at 40 (measured: the 41st waits), so allow many waiting threads. They only block on queues.
 WORKER_THREADS = 256
+FASTAPI_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's words when json.loads raises anything else
+UNPARSABLE_BODY = (
+    "We could not parse the JSON body of your request: it must be UTF-8 JSON, without numbers of thousands of "
+    "digits or nesting thousands of levels deep."
+)
+RETRY_AFTER_S = 2  # a busy server frees a slot within seconds: answers are streamed or short
 
 
 @asynccontextmanager
@@ -68,8 +75,10 @@ def create_app(
         pipeline = TurnPipeline(engine, roles, knowledge, conversation_log, settings.grounding)
     knowledge, roles = pipeline.knowledge, pipeline.roles
     app.state.engine, app.state.model_id, app.state.roles, app.state.pipeline = engine, model_id, roles, pipeline
-    chat = OpenAIServingChat(pipeline)
-    completions = OpenAIServingCompletion(pipeline)
+    limits = ServingLimits.from_config(settings.section)
+    app.state.in_flight = limits.in_flight  # `konsilium serve` stops every answer in progress when it shuts down
+    chat = OpenAIServingChat(pipeline, limits)
+    completions = OpenAIServingCompletion(pipeline, limits)
     embeddings = OpenAIServingEmbedding(knowledge, model_id)
     models = OpenAIServingModels(roles)
     _install_error_handlers(app)
@@ -91,27 +100,33 @@ def create_app(
         return await models.unload(request)
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(request: ChatCompletionRequest):
-        return await chat.create(request)
+    async def chat_completions(request: ChatCompletionRequest, raw: Request):
+        return await chat.create(request, raw)
 
     @app.post("/v1/completions")
-    async def create_completion(request: CompletionRequest):
-        return await completions.create(request)
+    async def create_completion(request: CompletionRequest, raw: Request):
+        return await completions.create(request, raw)
 
     @app.post("/v1/embeddings")
     async def create_embeddings(request: EmbeddingRequest):
         return await embeddings.create(request)
 
-    # The outermost middleware runs first: the key is checked before any byte of the body is read.
+    # The outermost middleware runs first: the Host name, then the key, before any byte of the body is read.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(JSONBodyMiddleware)
     app.add_middleware(APIKeyMiddleware, keys=settings.api_keys)
+    app.add_middleware(HostCheckMiddleware, allowed=settings.allowed_hosts)
     return app
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError):
-        return error_response(exc.status, exc.message, code=exc.code, param=exc.param)
+        return error_response(exc.status, exc.message, code=exc.code, param=exc.param, headers=exc.headers)
+
+    @app.exception_handler(ServerBusyError)
+    async def server_busy(request: Request, exc: ServerBusyError):
+        return error_response(429, str(exc), code="server_busy", headers={"retry-after": str(RETRY_AFTER_S)})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -125,6 +140,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404:
             message = f"Unknown endpoint: {request.method} {request.url.path}"
+        if exc.status_code == 400 and message == FASTAPI_PARSE_ERROR:  # bytes that are not UTF-8, nesting, huge ints
+            return error_response(400, UNPARSABLE_BODY, code="invalid_json")
         return error_response(exc.status_code, message, code=getattr(exc, "code", None))
 
     @app.exception_handler(RequestError)
@@ -157,7 +174,9 @@ def _location(error: dict) -> str:
 
 
 def _param(errors: list[dict]) -> str | None:
-    return _location(errors[0]) or None if errors else None
+    if not errors:
+        return None  # a whole-body check names the field in its context (protocol.reject_surrogates)
+    return _location(errors[0]) or (errors[0].get("ctx") or {}).get("param") or None
 
 
 def _describe(errors: list[dict]) -> str:

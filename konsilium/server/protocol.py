@@ -1,14 +1,18 @@
 """Request and response bodies in OpenAI's shapes (chat completions, models, errors).
 
-Unknown request fields are accepted and ignored, as OpenAI-compatible servers do (clients send many options).
+Unknown request fields are accepted, as OpenAI-compatible servers do (clients send many options), except those
+that would change the answer (`serving_base.UNSUPPORTED`). Every string of a request body must be valid Unicode:
+JSON can spell a lone UTF-16 surrogate (`"\\ud800"`), which no tokenizer, log or response can encode.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 
 def _now() -> int:
@@ -27,6 +31,51 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+# --- request bodies ------------------------------------------------------------------------------------------
+
+
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(data) -> tuple[str, str] | None:
+    """(where, the surrogate escaped) for a string (key or value) in parsed JSON that is not valid Unicode."""
+    pending = [("", data)]
+    while pending:  # iterative: nesting depth is the client's choice
+        where, value = pending.pop()
+        if isinstance(value, str):
+            found = SURROGATE.search(value)
+            if found is not None:
+                return where or "body", f"\\u{ord(found.group()):04x}"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                # the key itself may be the bad string: the path must stay printable
+                path = f"{where}.{key}" if where else str(key)
+                path = path.encode("utf-8", "backslashreplace").decode("utf-8")
+                pending.append((path, key))
+                pending.append((path, item))
+        elif isinstance(value, list):
+            pending.extend((f"{where}.{index}" if where else str(index), item) for index, item in enumerate(value))
+    return None
+
+
+class RequestBody(BaseModel):
+    """A request body: checked for text that is not valid Unicode before any field is read."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def reject_surrogates(cls, data):
+        found = lone_surrogate(data)
+        if found is not None:
+            where, escaped = found
+            raise PydanticCustomError(
+                "invalid_unicode",
+                "{param} contains a lone UTF-16 surrogate ({surrogate}), which is not valid Unicode text; "
+                "send well-formed UTF-8",
+                {"param": where, "surrogate": escaped},
+            )
+        return data
 
 
 # --- models --------------------------------------------------------------------------------------------------
@@ -75,7 +124,7 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(RequestBody):
     model_config = ConfigDict(extra="allow")
 
     model: str
@@ -157,7 +206,7 @@ class ChatCompletionChunk(BaseModel):
 # --- completions (legacy) ------------------------------------------------------------------------------------
 
 
-class CompletionRequest(BaseModel):
+class CompletionRequest(RequestBody):
     model_config = ConfigDict(extra="allow")
 
     model: str
@@ -201,7 +250,7 @@ class CompletionResponse(BaseModel):
 # --- embeddings ----------------------------------------------------------------------------------------------
 
 
-class EmbeddingRequest(BaseModel):
+class EmbeddingRequest(RequestBody):
     model_config = ConfigDict(extra="allow")
 
     model: str
@@ -235,10 +284,10 @@ class EmbeddingResponse(BaseModel):
 # --- adapters (vLLM's endpoint names) ------------------------------------------------------------------------
 
 
-class LoadLoraAdapterRequest(BaseModel):
+class LoadLoraAdapterRequest(RequestBody):
     lora_name: str
     lora_path: str
 
 
-class UnloadLoraAdapterRequest(BaseModel):
+class UnloadLoraAdapterRequest(RequestBody):
     lora_name: str

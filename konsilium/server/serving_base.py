@@ -9,14 +9,19 @@ between OpenAI's shapes and `TurnRequest` / `TurnResult` / the stream's events. 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
 
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from ..engines import SamplingParams
-from ..errors import RequestError
-from ..pipeline import TextDelta, TurnEnd, TurnPipeline, TurnRequest
+from ..errors import RequestError, ServerBusyError
+from ..pipeline import TextDelta, Turn, TurnEnd, TurnPipeline, TurnRequest, TurnResult
+from ..pipeline.cancel import Cancellation, InFlight, TurnCancelled
+from .errors import APIError
 from .protocol import ErrorDetail, ErrorResponse, Usage
 
 # Parameters of OpenAI's API that change what an answer is; until they are implemented, ignoring them silently
@@ -27,7 +32,20 @@ UNSUPPORTED = {
     "functions": "function calling is not supported yet; send the request without functions",
     "function_call": "function calling is not supported yet; send the request without function_call",
     "parallel_tool_calls": "tool calling is not supported yet; send the request without parallel_tool_calls",
+    "logprobs": "logprobs are not supported yet; send the request without logprobs",
+    "top_logprobs": "logprobs are not supported yet; send the request without top_logprobs",
+    "response_format": "structured output is not supported yet; send the request without response_format (or with "
+    '{"type": "text"})',
 }
+# Values of those parameters that ask for nothing beyond a plain answer (compared with their JSON type: 0 is not
+# false here).
+HARMLESS = {
+    "logprobs": (False,),
+    "top_logprobs": (0,),
+    "response_format": ({"type": "text"},),
+}
+# What the `konsilium` extra body field may hold.
+KONSILIUM_KEYS = ("dual", "retrieval")
 
 
 class ClosingStreamingResponse(StreamingResponse):
@@ -42,16 +60,95 @@ class ClosingStreamingResponse(StreamingResponse):
                 await aclose()
 
 
+@dataclass
+class ServingLimits:
+    """How long one answer may take and how many may be in progress; every turn the server runs is in `in_flight`
+    so a shutdown can stop them all."""
+
+    request_timeout_s: float = 600.0
+    max_pending: int = 64
+    in_flight: InFlight = field(default_factory=InFlight)
+
+    @classmethod
+    def from_config(cls, server) -> ServingLimits:
+        return cls(server.request_timeout_s, server.max_pending_requests)
+
+
 class OpenAIServing:
-    def __init__(self, pipeline: TurnPipeline):
+    def __init__(self, pipeline: TurnPipeline, limits: ServingLimits | None = None):
         self.pipeline = pipeline
+        self.limits = limits or ServingLimits()
+
+    # --- one turn's life: admitted, limited in time, stopped when its client goes away --------------------------
+
+    def admit(self) -> Cancellation:
+        """A cancellation for a new turn, counted in flight; refused past `max_pending` (429, try again soon)."""
+        in_flight = self.limits.in_flight
+        if len(in_flight) >= self.limits.max_pending:
+            raise ServerBusyError(
+                f"the server is answering {len(in_flight)} requests (server.max_pending_requests); try again shortly"
+            )
+        cancel = Cancellation()
+        in_flight.add(cancel)
+        return cancel
+
+    def release(self, cancel: Cancellation, deadline=None) -> None:
+        if deadline is not None:
+            deadline.cancel()
+        self.limits.in_flight.discard(cancel)
+
+    def deadline(self, cancel: Cancellation):
+        limit = self.limits.request_timeout_s
+        reason = f"the answer took longer than the server's limit of {limit:g} s (server.request_timeout_s)"
+        return asyncio.get_running_loop().call_later(limit, cancel.set, reason, True)
+
+    async def generate(self, http_request: Request, turns: list[Turn]) -> list[list[TurnResult]]:
+        """Non-streamed answers, one turn after another; stopped (and logged as cancelled) when the client goes
+        away, the time limit passes or the server shuts down."""
+        cancel = self.admit()
+        deadline = self.deadline(cancel)
+        watcher = asyncio.ensure_future(_cancel_on_disconnect(http_request, cancel))
+        try:
+            return [await run_in_threadpool(self.pipeline.generate, turn, cancel) for turn in turns]
+        except TurnCancelled as exc:
+            raise _cancelled_error(exc) from None
+        finally:
+            watcher.cancel()
+            self.release(cancel, deadline)
+
+    async def start_stream(self, turn: Turn):
+        """(stream, cancel, deadline) for a streamed answer; `relay` releases them when the stream ends."""
+        cancel = self.admit()
+        try:
+            stream = await run_in_threadpool(self.pipeline.stream, turn, cancel)
+        except TurnCancelled as exc:
+            self.release(cancel)
+            raise _cancelled_error(exc) from None
+        except BaseException:
+            self.release(cancel)
+            raise
+        return stream, cancel, self.deadline(cancel)
 
     @staticmethod
     def refuse_unsupported(request) -> None:
         extra = request.model_extra or {}
         for name, reason in UNSUPPORTED.items():
-            if extra.get(name) not in (None, [], {}):
-                raise RequestError(reason, param=name, code="unsupported_parameter")
+            value = extra.get(name)
+            if value in (None, [], {}) or any(type(value) is type(ok) and value == ok for ok in HARMLESS.get(name, ())):
+                continue
+            raise RequestError(reason, param=name, code="unsupported_parameter")
+        options = getattr(request, "konsilium", None) or extra.get("konsilium")
+        if options is None:
+            return
+        if not isinstance(options, dict):
+            raise RequestError('konsilium must be an object, e.g. {"retrieval": false}', param="konsilium")
+        for key in options:
+            if key not in KONSILIUM_KEYS:
+                raise RequestError(
+                    f"konsilium.{key} is not a konsilium option; known: {', '.join(KONSILIUM_KEYS)}",
+                    param=f"konsilium.{key}",
+                    code="unsupported_parameter",
+                )
 
     @staticmethod
     def sampling_params(request, max_tokens: int | None) -> SamplingParams:
@@ -72,14 +169,15 @@ class OpenAIServing:
 
     async def relay(
         self,
-        stream,
+        started,
         opening: str | None,
         on_delta: Callable[[TextDelta], str],
         on_end: Callable[[TurnEnd], Iterable[str]],
     ) -> AsyncIterator[str]:
-        """SSE events of a streamed turn. The stream is closed whatever happens: at the end (a no-op), on an
-        error (reported in-band: the headers are gone), and when the client goes away (the turn is then logged
-        as cancelled with what was said)."""
+        """SSE events of a streamed turn (`started` from `start_stream`). The stream is closed whatever happens:
+        at the end (a no-op), on an error or a time limit (reported in-band: the headers are gone), and when the
+        client goes away (the turn is then logged as cancelled with what was said)."""
+        stream, cancel, deadline = started
         try:
             if opening is not None:
                 yield opening
@@ -94,6 +192,22 @@ class OpenAIServing:
                 yield item
         finally:
             stream.close()
+            self.release(cancel, deadline)
+
+
+async def _cancel_on_disconnect(http_request: Request, cancel: Cancellation) -> None:
+    """The body is read; the next ASGI message is the client leaving (or the response being done)."""
+    while True:
+        message = await http_request.receive()
+        if message["type"] == "http.disconnect":
+            cancel.set("the client went away")
+            return
+
+
+def _cancelled_error(exc: TurnCancelled) -> APIError:
+    if exc.timed_out:  # not retried by clients (x-should-retry): the same request would take as long again
+        return APIError(504, exc.reason, code="request_timeout", headers={"x-should-retry": "false"})
+    return APIError(503, exc.reason, code="cancelled")
 
 
 def dump(body) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
 from ..errors import RequestError
 from ..pipeline import TextDelta, Turn, TurnEnd, TurnRequest
@@ -27,7 +27,7 @@ from .serving_base import ClosingStreamingResponse, OpenAIServing, dump, sse, us
 
 
 class OpenAIServingChat(OpenAIServing):
-    async def create(self, request: ChatCompletionRequest):
+    async def create(self, request: ChatCompletionRequest, http_request: Request):
         self.refuse_unsupported(request)
         extra = request.konsilium or {}
         if not isinstance(extra, dict):
@@ -46,8 +46,8 @@ class OpenAIServingChat(OpenAIServing):
         turn = await self.prepare(turn_request)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            stream = await run_in_threadpool(self.pipeline.stream, turn)
-            return ClosingStreamingResponse(self._events(stream, turn, include_usage), media_type="text/event-stream")
+            started = await self.start_stream(turn)
+            return ClosingStreamingResponse(self._events(started, turn, include_usage), media_type="text/event-stream")
         turns = [turn]
         if dual:  # the neutral answer first, then the role's, side by side as two choices
             if turn.resolution.role is None:
@@ -56,7 +56,7 @@ class OpenAIServingChat(OpenAIServing):
                 )
             neutral = Resolution(self.pipeline.roles.base_model_id, None, None)
             turns.insert(0, await self.prepare(turn_request, neutral))
-        results = [(await run_in_threadpool(self.pipeline.generate, each))[0] for each in turns]
+        results = [answers[0] for answers in await self.generate(http_request, turns)]
         choices = [
             ChatCompletionChoice(
                 index=index,
@@ -76,7 +76,7 @@ class OpenAIServingChat(OpenAIServing):
         )
         return Response(dump(response), media_type="application/json")
 
-    def _events(self, stream, turn: Turn, include_usage: bool):
+    def _events(self, started, turn: Turn, include_usage: bool):
         created, record = int(time.time()), turn.record
         role, sources = turn.role_json(), turn.sources_json() if turn.show_sources else None
 
@@ -109,7 +109,7 @@ class OpenAIServingChat(OpenAIServing):
             yield sse("[DONE]")
 
         opening = chunk(DeltaMessage(role="assistant", content=turn.opening), role=role)
-        return self.relay(stream, opening, on_delta, on_end)
+        return self.relay(started, opening, on_delta, on_end)
 
 
 def _choice_role(turn: Turn) -> dict:

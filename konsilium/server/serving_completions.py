@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
 from ..errors import RequestError
 from ..pipeline import TextDelta, TurnEnd, TurnRequest
@@ -19,7 +19,7 @@ MAX_PROMPTS = 16
 
 
 class OpenAIServingCompletion(OpenAIServing):
-    async def create(self, request: CompletionRequest):
+    async def create(self, request: CompletionRequest, http_request: Request):
         self.refuse_unsupported(request)
         if request.echo:
             raise RequestError("echo is not supported", param="echo")
@@ -33,9 +33,9 @@ class OpenAIServingCompletion(OpenAIServing):
         turn = await self.prepare(turn_request)  # every prompt checked against the role's context first
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            stream = await run_in_threadpool(self.pipeline.stream, turn)
-            return ClosingStreamingResponse(self._events(stream, turn, include_usage), media_type="text/event-stream")
-        results = await run_in_threadpool(self.pipeline.generate, turn)
+            started = await self.start_stream(turn)
+            return ClosingStreamingResponse(self._events(started, turn, include_usage), media_type="text/event-stream")
+        results = (await self.generate(http_request, [turn]))[0]
         return CompletionResponse(
             id=turn.record.id,
             model=request.model,
@@ -45,7 +45,7 @@ class OpenAIServingCompletion(OpenAIServing):
             usage=usage(sum(r.prompt_tokens for r in results), sum(r.completion_tokens for r in results)),
         )
 
-    def _events(self, stream, turn, include_usage: bool):
+    def _events(self, started, turn, include_usage: bool):
         created, record = int(time.time()), turn.record
 
         def chunk(text: str, finish_reason=None) -> str:
@@ -68,4 +68,4 @@ class OpenAIServingCompletion(OpenAIServing):
                 yield sse(dump(body))
             yield sse("[DONE]")
 
-        return self.relay(stream, None, on_delta, on_end)
+        return self.relay(started, None, on_delta, on_end)

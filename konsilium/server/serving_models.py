@@ -2,7 +2,8 @@
 `POST /v1/load_lora_adapter` / `unload_lora_adapter` plus `GET /v1/adapters` (where each adapter lives).
 
 Which id means which role and adapter is decided in one place, `RoleService`; this module only speaks HTTP for it.
-A broken adapter is refused with a 400 naming the problem and the server keeps serving everything else; unloading
+Loading at run time is off unless `adapter_cache.runtime_loading` (403, as vLLM keeps it off), and reads only the
+allowed folders. A broken adapter is refused with a 400 naming the problem and the server keeps serving; unloading
 waits for in-flight requests on the adapter, then its id answers 404.
 """
 
@@ -11,7 +12,8 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import ModelNotFoundError, RequestError
-from ..roles.runtime import RoleService
+from ..roles.runtime import RoleService, RuntimeLoadingRefused
+from .errors import APIError
 from .protocol import LoadLoraAdapterRequest, ModelCard, ModelList, UnloadLoraAdapterRequest
 
 
@@ -29,6 +31,8 @@ class OpenAIServingModels:
     async def load(self, request: LoadLoraAdapterRequest) -> dict:
         try:
             loaded = await run_in_threadpool(self.roles.load_lora, request.lora_name, request.lora_path)
+        except RuntimeLoadingRefused as exc:  # off, or a path outside the allowed folders
+            raise APIError(403, str(exc), code=exc.code, param="lora_path") from exc
         except (ValueError, OSError) as exc:  # bad name, missing folder, wrong shapes, rank over the limit
             raise RequestError(str(exc), param="lora_path", code="invalid_adapter") from exc
         return {"object": "adapter", "status": "loaded", **loaded}
@@ -36,6 +40,8 @@ class OpenAIServingModels:
     async def unload(self, request: UnloadLoraAdapterRequest) -> dict:
         try:
             await run_in_threadpool(self.roles.unload_lora, request.lora_name)
+        except RuntimeLoadingRefused as exc:
+            raise APIError(403, str(exc), code=exc.code, param="lora_name") from exc
         except ModelNotFoundError as exc:
             raise AdapterNotFound(str(exc)) from exc
         return {"object": "adapter", "status": "unloaded", "name": request.lora_name}

@@ -18,11 +18,12 @@ class ServerSettings:
 
     section: ServerSection = field(default_factory=ServerSection)
     api_keys: tuple[str, ...] = ()
+    bind_host: str | None = None  # the address actually bound (`serve --host`), when it differs from section.host
 
     @classmethod
-    def from_home(cls, home, environ=None) -> ServerSettings:
+    def from_home(cls, home, environ=None, bind_host: str | None = None) -> ServerSettings:
         section = home.config.server
-        return cls(section, api_keys(section.api_keys, environ))
+        return cls(section, api_keys(section.api_keys, environ), bind_host)
 
     @property
     def model_id(self) -> str:
@@ -31,6 +32,12 @@ class ServerSettings:
     @property
     def max_body_bytes(self) -> int:
         return self.section.max_body_bytes
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...]:
+        """Host header names accepted besides loopback: the configured ones, and a non-loopback bind address."""
+        bound = self.bind_host or self.section.host
+        return (*self.section.allowed_hosts, *(() if is_loopback(bound) else (bound,)))
 
     @property
     def grounding(self) -> GroundingSettings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,33 +30,93 @@ class Skipped:
     reason: str
 
 
-def iter_vault_files(root: Path, include: list[str] | None = None, exclude: list[str] | None = None) -> Iterator[str]:
+def iter_vault_files(
+    root: Path,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    skipped: list[Skipped] | None = None,
+) -> Iterator[str]:
     """Yield vault-relative POSIX paths of `.md` notes, sorted.
 
     Dot-folders and dot-files (`.obsidian/`, `.trash/`, `.git/`) are skipped. Folder symlinks are never
     followed (that rules out loops and escapes); a file symlink is used only if it resolves to a file
     inside the vault. `include`/`exclude` are glob patterns on the relative path (see `matches`).
+    What looks like a note but is not read (a symlink leaving the vault, a broken link, a FIFO, an unreadable
+    folder) is appended to `skipped` with its reason, so the user learns why it is missing.
     """
     root = Path(root)
     real_root = os.path.realpath(root)
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=lambda _e: None):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and not os.path.islink(os.path.join(dirpath, d))]
+    problems: list[Skipped] = []
+
+    def wanted(rel: str) -> bool:
+        if include and not any(matches(rel, p) for p in include):
+            return False
+        return not (exclude and any(matches(rel, p) for p in exclude))
+
+    def unreadable(exc: OSError) -> None:
+        rel = Path(os.path.relpath(exc.filename or root, root)).as_posix()
+        if not exclude or not any(matches(rel, p) for p in exclude):
+            problems.append(Skipped(rel + "/", f"folder not readable ({exc.strerror or exc})"))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unreadable):
+        kept = []
+        for name in dirnames:
+            if name.startswith("."):
+                continue
+            full = os.path.join(dirpath, name)
+            if not os.path.islink(full):
+                kept.append(name)
+                continue
+            rel = Path(os.path.relpath(full, root)).as_posix()
+            target = os.path.realpath(full)
+            # One inside the vault is indexed where it really lives; one leaving it is never read.
+            if not _inside(target, real_root) and (not exclude or not any(matches(rel, p) for p in exclude)):
+                problems.append(Skipped(rel + "/", "symlinked folder points outside the vault (not followed)"))
+        dirnames[:] = kept
         for name in filenames:
             if name.startswith(".") or not name.lower().endswith(".md"):
                 continue
             full = os.path.join(dirpath, name)
-            if os.path.islink(full) and not _inside(os.path.realpath(full), real_root):
-                continue
-            if not os.path.isfile(full):  # broken link, fifo, ...
-                continue
             rel = Path(os.path.relpath(full, root)).as_posix()
-            if include and not any(matches(rel, p) for p in include):
+            if not wanted(rel):
                 continue
-            if exclude and any(matches(rel, p) for p in exclude):
+            reason = _not_a_note(full, real_root)
+            if reason:
+                problems.append(Skipped(rel, reason))
                 continue
             found.append(rel)
+    if skipped is not None:
+        skipped.extend(sorted(problems, key=lambda s: s.path))
     yield from sorted(found)
+
+
+def _not_a_note(full: str, real_root: str) -> str | None:
+    """Why a `.md` entry is not read as a note, or None when it is a regular file inside the vault."""
+    if os.path.islink(full):
+        if not os.path.exists(full):
+            return "broken symlink (its target does not exist)"
+        if not _inside(os.path.realpath(full), real_root):
+            return "symlink points outside the vault (not read)"
+    try:
+        mode = os.stat(full).st_mode
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if not stat.S_ISREG(mode):
+        return f"not a regular file ({_file_kind(mode)})"
+    return None
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
 
 
 def _inside(path: str, real_root: str) -> bool:
@@ -113,7 +174,10 @@ def read_note(root: Path, rel: str, max_bytes: int = 5_000_000) -> Note | Skippe
     try:
         if not _inside(os.path.realpath(full), os.path.realpath(root)):
             return Skipped(rel, "points outside the vault")
-        size = full.stat().st_size
+        info = full.stat()
+        if not stat.S_ISREG(info.st_mode):  # opening a FIFO would block the whole run
+            return Skipped(rel, f"not a regular file ({_file_kind(info.st_mode)})")
+        size = info.st_size
         if size > max_bytes:
             return Skipped(rel, f"too large ({size} bytes > {max_bytes})")
         with open(full, "rb") as fh:

@@ -147,7 +147,7 @@ def test_config_show_json_prints_the_settings_in_force(tmp_path):
 def test_kill_9_mid_index_leaves_a_usable_index_and_the_next_run_completes(tmp_path, vault_copy):
     import lancedb
 
-    vault = vault_copy(HELP_VAULT, name="help", limit=6)  # ~90 notes, ~600 chunks: a run of 3 committed batches
+    vault = vault_copy(HELP_VAULT, name="help", limit=4)  # ~60 notes, ~400 chunks: a run of 2 committed batches
     home = tmp_path / "home"
     env = {**os.environ, "KONSILIUM_HOME": str(home)}
     proc = subprocess.Popen(

@@ -62,16 +62,7 @@ def test_kill_9_of_the_server_loses_no_acknowledged_exchange(tmp_path):
         text=True,
     )
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx2.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            assert server.poll() is None, server.stderr.read()
-            assert time.monotonic() < deadline, "the server did not come up"
-            time.sleep(0.3)
+        wait_until_serving(server, port)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=120)
         acknowledged = {}
         for i in range(3):
@@ -97,6 +88,51 @@ def test_kill_9_of_the_server_loses_no_acknowledged_exchange(tmp_path):
     assert set(acknowledged) <= {item["id"] for item in listed}
 
 
+@pytest.mark.real_model
+def test_ctrl_c_stops_answers_in_progress_logs_them_and_exits_at_once(tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        [*KONSILIUM, "--home", str(tmp_path), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_serving(server, port)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=120)
+        long = [{"role": "user", "content": "Write a very long story about a dragon."}]
+        stream = client.chat.completions.create(model="konsilium", messages=long, max_tokens=2000, stream=True)
+        chunks = iter(stream)
+        first, _ = next(chunks), next(chunks)  # the role's opening, then the first words
+        server.send_signal(signal.SIGINT)
+        stopped = time.monotonic()
+        with pytest.raises(openai.APIError, match="shutting down"):
+            list(chunks)  # the open stream ends with an in-band error, not a hang
+        _, stderr = server.communicate(timeout=30)
+        assert time.monotonic() - stopped < 15
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert server.returncode in (0, 130) and "Traceback" not in stderr, stderr  # 130: the shell convention for ^C
+    with ConversationLog(log_path(_home(tmp_path))) as log:
+        kept = log.get(first.id)
+    assert kept.status == "cancelled" and kept.error == "the server is shutting down"
+    assert kept.response and kept.prompt_tokens > 0 and kept.completion_tokens > 0  # what was said, counted
+
+
+def wait_until_serving(server: subprocess.Popen, port: int) -> None:
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            if httpx2.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        assert server.poll() is None, server.stderr.read()
+        assert time.monotonic() < deadline, "the server did not come up"
+        time.sleep(0.3)
+
+
 def _home(root):
     from konsilium.config import open_home
 
@@ -106,13 +142,14 @@ def _home(root):
 @pytest.mark.real_model
 def test_ask_answers_from_the_notes_streams_and_is_logged(steps_home):
     """`konsilium ask` in this process (the session's model and index are reused), on the real model."""
-    result = json.loads(cli(steps_home, "ask", "Какая у меня видеокарта?", "--json", "--max-tokens", "6", "--k", "1"))
+    question = ["ask", "Какая у меня видеокарта?", "--local"]  # this process's model, even if a server runs here
+    result = json.loads(cli(steps_home, *question, "--json", "--max-tokens", "6", "--k", "1"))
     assert set(result) >= {"id", "answer", "sources", "finish_reason", "usage"}
     assert [s["note"] for s in result["sources"]] == ["steps/25_под_мою_видеокарта_как.md"]
     assert re.search(r"^\[\^1\]: \[\[steps/25_под_мою_видеокарта_как(#[^\]]+)?\]\]$", result["answer"], flags=re.M)
     shown = json.loads(cli(steps_home, "history", "show", result["id"], "--json"))
     assert shown["response"] == result["answer"] and shown["endpoint"] == "ask"
-    plain = cli(steps_home, "ask", "Какая у меня видеокарта?", "--max-tokens", "4", "--no-retrieval")
+    plain = cli(steps_home, *question, "--max-tokens", "4", "--no-retrieval")
     assert plain.strip() and "[^1]" not in plain
     empty = CliRunner().invoke(app, ["--home", str(steps_home), "ask", "  "])
     assert empty.exit_code == 2 and "empty" in empty.stderr
@@ -123,3 +160,23 @@ def cli(home, *args) -> str:
     result = CliRunner().invoke(app, ["--home", str(home), *args])
     assert result.exit_code == 0, f"konsilium {' '.join(args)} failed ({result.exit_code}): {result.output}"
     return result.stdout
+
+
+def test_ask_uses_the_running_server_instead_of_loading_the_model_again(tmp_path):
+    from fake_engine import FakeEngine
+    from live_server import running_server
+
+    from konsilium.server import create_app
+
+    engine = FakeEngine()
+    log = ConversationLog(tmp_path / "server-log.sqlite3")
+    with running_server(create_app(engine, conversation_log=log)) as url:
+        home = tmp_path / "home"
+        home.mkdir()
+        (home / "konsilium.yaml").write_text(f"server: {{port: {url.rsplit(':', 1)[1]}}}\n", encoding="utf-8")
+        answer = json.loads(cli(home, "ask", "Какая у меня видеокарта?", "--json", "--no-retrieval"))
+        assert answer["server"].startswith(url) and answer["answer"].startswith("[base]")
+        assert "Какая у меня видеокарта?" in answer["answer"] and answer["finish_reason"] == "stop"
+        assert log.get(answer["id"]).client == "cli"  # the server answered and kept it
+        shown = cli(home, "ask", "Hello there", "--no-retrieval")
+        assert "Hello there" in shown and engine.last.messages[-1]["content"] == "Hello there"

@@ -154,6 +154,25 @@ def test_a_request_closed_while_queued_never_runs(engine, prompts):
         engine.configure_batching()
 
 
+def test_requests_closed_before_their_prefill_never_read_their_prompts(engine, prompts):
+    """Clients that give up while earlier prompts are read cost nothing: their own prompts are never read."""
+    scheduler = engine._scheduler
+    params = SamplingParams(max_tokens=2, temperature=0)
+    engine.generate(prompts[1], SamplingParams(max_tokens=1))  # the worker is set up (its probe uses the model)
+    with scheduler.model_lock:  # the model is busy: the worker will wait in the first prompt's forward pass
+        with scheduler._cond:  # all three are admitted together, before any prefill
+            before = scheduler.prefills
+            first, *given_up = (engine.stream(p, params) for p in (prompts[0], prompts[2], prompts[3]))
+        deadline = time.monotonic() + 30
+        while scheduler.prefills == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert scheduler.prefills == before + 1  # the first prompt's forward waits for the model
+        for stream in given_up:
+            stream.close()
+    assert joined(list(first))[3] == 2
+    assert scheduler.prefills == before + 1 and all(list(stream) == [] for stream in given_up)
+
+
 def test_batch_invariant_mode_pads_a_lone_request_too(engine, prompts):
     engine.configure_batching(batch_invariant=True)
     try:

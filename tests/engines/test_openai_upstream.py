@@ -182,7 +182,7 @@ def test_a_konsilium_upstream_is_asked_for_a_plain_answer_so_sources_are_not_dou
 
 def test_model_and_context_come_from_the_upstream_or_the_config(embedded_upstream):
     asked = OpenAIUpstreamEngine(embedded_upstream.base_url, None)
-    assert asked.model == embedded_upstream.model and asked.models() == [embedded_upstream.model]
+    assert asked.model == embedded_upstream.model and asked.models() == [embedded_upstream.model, "auto"]
     assert asked.context_length == 8192  # konsilium's model card names no length: the fallback
     assert OpenAIUpstreamEngine(embedded_upstream.base_url, "m", context_length=1234).context_length == 1234
 

@@ -38,7 +38,9 @@ def test_embedded_default_is_found():
 def test_info_describes_the_embedded_model(engine):
     info = engine.info()
     assert isinstance(engine, Engine)
-    assert set(info) == {"engine", "path", "gguf_file", "architecture", "dtype", "device", "parameters", "batching"}
+    assert set(info) == {
+        "engine", "path", "gguf_file", "architecture", "dtype", "device", "parameters", "context_length", "batching"
+    }  # fmt: skip
     assert info["engine"] == "transformers"
     assert info["gguf_file"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert info["architecture"] == "llama"

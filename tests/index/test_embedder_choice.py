@@ -57,3 +57,18 @@ def test_a_search_before_the_first_index_does_not_fix_the_embedder(tmp_path):
     assert indexer.embedder.name == "use-multilingual-v3"
     report = indexer.run([russian])
     assert report.notes == 3 and open_store(home)[1].name == "use-multilingual-v3"
+
+
+def test_a_vault_with_a_minority_of_russian_notes_keeps_the_multilingual_embedder(tmp_path):
+    """Imported English chat exports (sorted first, filling whole folders) next to a fifth of Russian notes."""
+    vault = tmp_path / "mixed"
+    english = "How much VRAM does a 32k context need with a mixture of experts model? " * 8
+    russian = "Сколько видеопамяти нужно для контекста в тридцать две тысячи токенов? " * 8
+    for n in range(400):
+        (vault / "0_chatgpt" / f"chat {n:03}.md").parent.mkdir(parents=True, exist_ok=True)
+        (vault / "0_chatgpt" / f"chat {n:03}.md").write_text(f"# Chat {n}\n{english}\n", encoding="utf-8")
+    for n in range(100):
+        (vault / "Заметки" / f"заметка {n:03}.md").parent.mkdir(parents=True, exist_ok=True)
+        (vault / "Заметки" / f"заметка {n:03}.md").write_text(f"# Заметка {n}\n{russian}\n", encoding="utf-8")
+    assert 0.1 < vault_cyrillic_share([vault]) < 0.3
+    assert Indexer(open_home(tmp_path / "home"), roots=[vault]).embedder.name == "use-multilingual-v3"

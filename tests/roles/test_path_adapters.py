@@ -53,7 +53,8 @@ def setup(tiny_llama, tmp_path):
         "cold": make_adapter(tiny_llama, tmp_path / "a" / "cold", rank=4, seed=3),
     }
     config = {
-        "adapter_cache": {"max_loaded": 2, "max_rank": 16},
+        # runtime loading is opt-in: on here, for the hot-load test, from this test's folder
+        "adapter_cache": {"max_loaded": 2, "max_rank": 16, "runtime_loading": True, "runtime_folders": [str(tmp_path)]},
         "adapters": {
             "core": {"path": str(folders["core"]), "pinned": True},
             "sport": {"path": str(folders["sport"]), "tier": "cpu"},

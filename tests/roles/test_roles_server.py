@@ -46,7 +46,13 @@ def text(answer) -> str:
 
 def roles_config(adapters: dict) -> dict:
     return {
-        "adapter_cache": {"max_loaded": 3, "max_rank": 32},
+        # runtime loading is opt-in: on here, from pytest's base folder (module and per-test folders lie in it)
+        "adapter_cache": {
+            "max_loaded": 3,
+            "max_rank": 32,
+            "runtime_loading": True,
+            "runtime_folders": [str(Path(adapters["extra"]).parents[2])],
+        },
         "adapters": {"sport": {"path": str(adapters["sport"])}, "physics": {"path": str(adapters["physics"])}},
         "roles": {
             "coach": {
@@ -313,7 +319,8 @@ def test_ask_answers_as_a_role_from_the_command_line(base_model, tmp_path):
         "roles": {"coach": {"adapters": {"sport": 1.0}, "label": "alternative", "disclaimer": DISCLAIMER}},
     }
     (home / "konsilium.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    command = ["--home", str(home), "ask", MARATHON, "--no-retrieval", "--role", "coach", "--json", "--max-tokens", "4"]
+    command = ["--home", str(home), "ask", MARATHON, "--local", "--no-retrieval", "--role", "coach", "--json"]
+    command += ["--max-tokens", "4"]
     done = CliRunner().invoke(app, command)
     assert done.exit_code == 0, done.output
     answer = json.loads(done.stdout)
@@ -333,5 +340,6 @@ def test_ask_names_the_roles_there_are_when_given_an_unknown_one(tiny_llama, tmp
             "roles": {"coach": {"adapters": {"sport": 1.0}, "label": "alternative", "disclaimer": DISCLAIMER}},
         }
         (tmp_path / "konsilium.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-        unknown = CliRunner().invoke(app, ["--home", str(tmp_path), "ask", MARATHON, "--no-retrieval", "-r", "nobody"])
+        ask_nobody = ["--home", str(tmp_path), "ask", MARATHON, "--local", "--no-retrieval", "-r", "nobody"]
+        unknown = CliRunner().invoke(app, ask_nobody)
     assert unknown.exit_code == 1 and "unknown role 'nobody'" in unknown.stderr and "coach" in unknown.stderr

@@ -163,6 +163,8 @@ def test_adapter_cache_defaults():
         "max_rank": 64,
         "max_loaded": 8,
         "queue_timeout_s": 30.0,
+        "runtime_loading": False,  # off unless the owner allows it, as in vLLM
+        "runtime_folders": [],  # empty: <home>/adapters
     }
 
 

@@ -82,7 +82,6 @@ def test_good_adapters_have_no_problems(base_model, tmp_path, rank, targets):
         {"targets": "all-linear"},
         {"targets": r".*\.layers\.[0-3]\.self_attn\.(q|k)_proj"},  # a regex, matched whole
         {"targets": ("embed_tokens", "q_proj")},
-        {"use_dora": True},
         {"lora_bias": True},
         {"rank_pattern": {"v_proj": 4}},
     ],

@@ -6,13 +6,12 @@ here is HTTP, streaming, usage and errors. The last test asks the same of the re
 from __future__ import annotations
 
 import json
-import time
 
 import httpx2
 import openai
 import pytest
 from fake_engine import FakeEngine
-from live_server import running_server
+from live_server import running_server, wait_for
 
 from konsilium.memory import ConversationLog
 from konsilium.server import create_app
@@ -38,17 +37,9 @@ def client(server_url):
     return openai.OpenAI(base_url=f"{server_url}/v1", api_key="x", max_retries=0, timeout=60)
 
 
-def wait_for(condition, timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_models_list_contains_the_model_id(client):
-    assert [model.id for model in client.models.list().data] == [MODEL_ID]
+    # `auto` is always listed (the base model answers it while no role is defined): clients show this list
+    assert [model.id for model in client.models.list().data] == [MODEL_ID, "auto"]
 
 
 def test_chat_completion_returns_text_usage_and_finish_reason(client, engine):

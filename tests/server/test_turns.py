@@ -142,3 +142,43 @@ def test_roles_added_while_the_server_runs_are_served_without_a_restart(served):
     RoleRegistry.open(home).add_role(RoleSpec("writer", description="Essays", system_prompt="You write essays."))
     assert "writer" in [model.id for model in client.models.list()]
     assert chat(client, "writer", "An essay on rivers", max_tokens=8).model_extra["role"]["id"] == "writer"
+
+
+class ManyNotes:
+    """Stands in for an indexed vault where every question finds many long passages."""
+
+    default_collection = "vault"
+
+    def collections(self) -> list[str]:
+        return ["vault"]
+
+    def search(self, query, k, *args, **kwargs):
+        from konsilium.grounding.knowledge import Passage
+
+        return [Passage("vault", f"n{i}.md", f"n{i}", "", "word " * 600, 1.0 - i / 100) for i in range(k)]
+
+
+class GpuFake(FakeEngine):
+    def info(self) -> dict:
+        return {**super().info(), "device": "cuda"}
+
+
+def test_prompts_and_answers_are_sized_to_the_engine():
+    """A CPU reads prompts slowly: its notes are capped (first token in seconds, not 30-40 s) and an answer with no
+    max_tokens is bounded; a GPU engine gets the configured share of its window and OpenAI's "to the end"."""
+    from konsilium.engines import SamplingParams
+    from konsilium.pipeline import TurnPipeline, TurnRequest
+
+    def prompt_tokens(engine) -> tuple[int, int | None]:
+        pipeline = TurnPipeline(engine, RoleService(engine), ManyNotes())
+        request = TurnRequest("chat.completions", "konsilium", SamplingParams(max_tokens=None), [QUESTION])
+        turn = pipeline.prepare(request)
+        return engine.count_chat_tokens(turn.messages), turn.request.params.max_tokens
+
+    cpu_tokens, cpu_answer = prompt_tokens(FakeEngine(context_length=8192))
+    gpu_tokens, gpu_answer = prompt_tokens(GpuFake(context_length=8192))
+    assert cpu_tokens <= 1024 + 200 and cpu_answer == 256
+    assert gpu_tokens > 3000 and gpu_answer is None
+
+
+QUESTION = {"role": "user", "content": "What do my notes say?"}

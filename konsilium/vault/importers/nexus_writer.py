@@ -237,13 +237,6 @@ _META_LINK = re.compile(r"^\[\[(.+)/" + META_NOTE + r"\]\]$", re.MULTILINE)
 _STEP_FILE = re.compile(r"^\d{2,}_.*\.md$")
 
 
-def _frontmatter(text: str) -> str | None:
-    if not text.startswith("---\n"):
-        return None
-    end = text.find("\n---", 4)
-    return text[4:end] if end != -1 else None
-
-
 def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
         try:
@@ -253,6 +246,29 @@ def _unquote(value: str) -> str:
     return value
 
 
+FRONTMATTER_MAX_CHARS = 1_000_000  # a title is one line; an index note's frontmatter is far below this
+
+
+def _read_frontmatter(path: Path) -> str | None:
+    """The YAML frontmatter of a note, read up to its closing `---` however long its lines are (a 5,000-character
+    title must not hide the conversation_id below it), without reading the rest of the note."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+        first = fh.readline(8)
+        if first.rstrip("\r\n") != "---" or not first.endswith("\n"):
+            return None
+        lines: list[str] = []
+        size = 0
+        while size < FRONTMATTER_MAX_CHARS:
+            line = fh.readline(FRONTMATTER_MAX_CHARS - size)
+            if not line:
+                return None
+            if line.startswith("---"):
+                return "".join(lines)
+            lines.append(line.replace("\r\n", "\n"))
+            size += len(line)
+    return None
+
+
 def find_existing(folder_dir: Path) -> dict[str, Path]:
     """conversation_id -> index note, for the nexus index notes directly inside ``folder_dir``."""
     found: dict[str, Path] = {}
@@ -260,11 +276,9 @@ def find_existing(folder_dir: Path) -> dict[str, Path]:
         return found
     for path in sorted(folder_dir.glob("*.md")):
         try:
-            with path.open(encoding="utf-8", errors="replace") as fh:
-                head = fh.read(4096)
+            front = _read_frontmatter(path)
         except OSError:
             continue
-        front = _frontmatter(head)
         if front is None or NEXUS not in front:
             continue
         match = _FRONT_ID.search(front)
