@@ -10,7 +10,7 @@ between OpenAI's shapes and `TurnRequest` / `TurnResult` / the stream's events. 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
@@ -172,21 +172,25 @@ class OpenAIServing:
         started,
         opening: str | None,
         on_delta: Callable[[TextDelta], str],
-        on_end: Callable[[TurnEnd], Iterable[str]],
+        on_end: Callable[[TurnEnd], str],
+        usage_event: Callable[[Usage], str] | None = None,
     ) -> AsyncIterator[str]:
-        """SSE events of a streamed turn (`started` from `start_stream`). The stream is closed whatever happens:
-        at the end (a no-op), on an error or a time limit (reported in-band: the headers are gone), and when the
-        client goes away (the turn is then logged as cancelled with what was said)."""
+        """SSE events of a streamed turn (`started` from `start_stream`): the opening, a chunk per delta, the last
+        chunk, the usage chunk when asked for (`stream_options.include_usage`), then `[DONE]`. The stream is closed
+        whatever happens: at the end (a no-op), on an error or a time limit (reported in-band: the headers are
+        gone), and when the client goes away (the turn is then logged as cancelled with what was said)."""
         stream, cancel, deadline = started
         try:
             if opening is not None:
                 yield opening
             async for event in iterate_in_threadpool(stream):
-                if isinstance(event, TurnEnd):
-                    for item in on_end(event):
-                        yield item
-                else:
+                if not isinstance(event, TurnEnd):
                     yield on_delta(event)
+                    continue
+                yield on_end(event)
+                if usage_event is not None:
+                    yield usage_event(usage(event.prompt_tokens, event.completion_tokens))
+                yield sse("[DONE]")
         except Exception as exc:
             for item in error_events(str(exc) or type(exc).__name__):
                 yield item

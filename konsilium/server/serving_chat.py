@@ -22,16 +22,15 @@ from .protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     DeltaMessage,
+    Usage,
 )
 from .serving_base import ClosingStreamingResponse, OpenAIServing, dump, sse, usage
 
 
 class OpenAIServingChat(OpenAIServing):
     async def create(self, request: ChatCompletionRequest, http_request: Request):
-        self.refuse_unsupported(request)
+        self.refuse_unsupported(request)  # also: `konsilium` is an object of known options
         extra = request.konsilium or {}
-        if not isinstance(extra, dict):
-            raise RequestError('konsilium must be an object, e.g. {"retrieval": false}', param="konsilium")
         dual = bool(extra.get("dual", (request.model_extra or {}).get("dual", False)))
         if dual and request.stream:
             raise RequestError("dual answers are not streamed; send stream: false", param="dual")
@@ -93,23 +92,23 @@ class OpenAIServingChat(OpenAIServing):
         def on_delta(event: TextDelta) -> str:
             return chunk(DeltaMessage(content=event.text))
 
-        def on_end(end: TurnEnd):
-            yield chunk(DeltaMessage(content=end.text), end.finish_reason, sources=sources, role=role)
-            if include_usage:
-                body = ChatCompletionChunk(
-                    id=record.id,
-                    created=created,
-                    model=record.model,
-                    choices=[],
-                    usage=usage(end.prompt_tokens, end.completion_tokens),
-                    sources=sources,
-                    role=role,
-                )
-                yield sse(dump(body))
-            yield sse("[DONE]")
+        def on_end(end: TurnEnd) -> str:
+            return chunk(DeltaMessage(content=end.text), end.finish_reason, sources=sources, role=role)
+
+        def usage_event(counts: Usage) -> str:
+            body = ChatCompletionChunk(
+                id=record.id,
+                created=created,
+                model=record.model,
+                choices=[],
+                usage=counts,
+                sources=sources,
+                role=role,
+            )
+            return sse(dump(body))
 
         opening = chunk(DeltaMessage(role="assistant", content=turn.opening), role=role)
-        return self.relay(started, opening, on_delta, on_end)
+        return self.relay(started, opening, on_delta, on_end, usage_event if include_usage else None)
 
 
 def _choice_role(turn: Turn) -> dict:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from ..errors import RequestError
 from ..pipeline import TextDelta, TurnEnd, TurnRequest
-from .protocol import CompletionChoice, CompletionRequest, CompletionResponse
+from .protocol import CompletionChoice, CompletionRequest, CompletionResponse, Usage
 from .serving_base import ClosingStreamingResponse, OpenAIServing, dump, sse, usage
 
 MAX_PROMPTS = 16
@@ -55,17 +55,11 @@ class OpenAIServingCompletion(OpenAIServing):
         def on_delta(event: TextDelta) -> str:
             return chunk(event.text)
 
-        def on_end(end: TurnEnd):
-            yield chunk(end.text, end.finish_reason)
-            if include_usage:
-                body = CompletionResponse(
-                    id=record.id,
-                    created=created,
-                    model=record.model,
-                    choices=[],
-                    usage=usage(end.prompt_tokens, end.completion_tokens),
-                )
-                yield sse(dump(body))
-            yield sse("[DONE]")
+        def on_end(end: TurnEnd) -> str:
+            return chunk(end.text, end.finish_reason)
 
-        return self.relay(started, None, on_delta, on_end)
+        def usage_event(counts: Usage) -> str:
+            body = CompletionResponse(id=record.id, created=created, model=record.model, choices=[], usage=counts)
+            return sse(dump(body))
+
+        return self.relay(started, None, on_delta, on_end, usage_event if include_usage else None)
