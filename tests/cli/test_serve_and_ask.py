@@ -54,16 +54,8 @@ def test_serving_on_a_public_address_without_a_key_is_refused_before_loading_any
 
 @pytest.mark.real_model
 def test_kill_9_of_the_server_loses_no_acknowledged_exchange(tmp_path):
-    port = free_port()
-    server = subprocess.Popen(
-        [*KONSILIUM, "--home", str(tmp_path), "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server, client = start_serving(tmp_path)
     try:
-        wait_until_serving(server, port)
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=120)
         acknowledged = {}
         for i in range(3):
             question = [{"role": "user", "content": f"Say a number bigger than {i}."}]
@@ -90,16 +82,8 @@ def test_kill_9_of_the_server_loses_no_acknowledged_exchange(tmp_path):
 
 @pytest.mark.real_model
 def test_ctrl_c_stops_answers_in_progress_logs_them_and_exits_at_once(tmp_path):
-    port = free_port()
-    server = subprocess.Popen(
-        [*KONSILIUM, "--home", str(tmp_path), "serve", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server, client = start_serving(tmp_path)
     try:
-        wait_until_serving(server, port)
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=120)
         long = [{"role": "user", "content": "Write a very long story about a dragon."}]
         stream = client.chat.completions.create(model="konsilium", messages=long, max_tokens=2000, stream=True)
         chunks = iter(stream)
@@ -118,6 +102,23 @@ def test_ctrl_c_stops_answers_in_progress_logs_them_and_exits_at_once(tmp_path):
         kept = log.get(first.id)
     assert kept.status == "cancelled" and kept.error == "the server is shutting down"
     assert kept.response and kept.prompt_tokens > 0 and kept.completion_tokens > 0  # what was said, counted
+
+
+def start_serving(home) -> tuple[subprocess.Popen, openai.OpenAI]:
+    """`konsilium serve` as a real process on a free port, once it answers; and a client for it."""
+    port = free_port()
+    server = subprocess.Popen(
+        [*KONSILIUM, "--home", str(home), "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_serving(server, port)
+    except BaseException:
+        server.kill()
+        raise
+    return server, openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=120)
 
 
 def wait_until_serving(server: subprocess.Popen, port: int) -> None:
