@@ -17,6 +17,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from ..config import ServerSection
 from ..engines import SamplingParams
 from ..errors import RequestError, ServerBusyError
 from ..pipeline import TextDelta, Turn, TurnEnd, TurnPipeline, TurnRequest, TurnResult
@@ -65,19 +66,21 @@ class ServingLimits:
     """How long one answer may take and how many may be in progress; every turn the server runs is in `in_flight`
     so a shutdown can stop them all."""
 
-    request_timeout_s: float = 600.0
-    max_pending: int = 64
+    request_timeout_s: float
+    max_pending: int
     in_flight: InFlight = field(default_factory=InFlight)
 
     @classmethod
-    def from_config(cls, server) -> ServingLimits:
+    def from_config(cls, server=None) -> ServingLimits:
+        """From the typed `server` section (None: its defaults, which live there only)."""
+        server = server if server is not None else ServerSection()
         return cls(server.request_timeout_s, server.max_pending_requests)
 
 
 class OpenAIServing:
     def __init__(self, pipeline: TurnPipeline, limits: ServingLimits | None = None):
         self.pipeline = pipeline
-        self.limits = limits or ServingLimits()
+        self.limits = limits or ServingLimits.from_config()
 
     # --- one turn's life: admitted, limited in time, stopped when its client goes away --------------------------
 
