@@ -2,8 +2,8 @@
 
 Loading the embedded GGUF through transformers dequantizes every tensor (a minute or more on a laptop CPU);
 the GGUF header and tensor table, or config.json and the safetensors headers, already say everything
-`model info` reports. The GGUF reader is ours (stdlib, a few dozen lines): it skips the 49k-entry tokenizer
-arrays instead of materializing them, which is what makes the `gguf` package take seconds here.
+`model info` reports. The GGUF header is read by the planner's reader (`plan.config_source.read_gguf`, stdlib):
+it skips numeric arrays in one seek and keeps no tokenizer arrays, where the `gguf` package takes seconds.
 """
 
 from __future__ import annotations
@@ -12,14 +12,9 @@ import json
 import math
 import struct
 from pathlib import Path
-from typing import BinaryIO
 
 from .model_files import embedded_default
 
-GGUF_MAGIC = b"GGUF"
-# Value types of GGUF metadata: struct formats of the scalars; 8 is a string, 9 an array.
-_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-_STRING, _ARRAY = 8, 9
 # general.file_type (llama.cpp's LLAMA_FTYPE): how the weights are stored.
 FILE_TYPES = {
     0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S",
@@ -33,68 +28,21 @@ class ModelMetadataError(ValueError):
     """The model files cannot be described (not a GGUF, truncated, no config.json): one line for the user."""
 
 
-def read_gguf_header(path: Path) -> tuple[dict, list[tuple[str, list[int]]]]:
-    """(metadata without arrays' contents, [(tensor name, shape)]) of a GGUF file; arrays become their length."""
-    try:
-        with open(path, "rb") as fh:
-            if fh.read(4) != GGUF_MAGIC:
-                raise ModelMetadataError(f"{path}: not a GGUF file")
-            version, tensor_count, kv_count = struct.unpack("<IQQ", _exactly(fh, 20))
-            if version not in (2, 3):
-                raise ModelMetadataError(f"{path}: GGUF version {version} is not supported (2 or 3)")
-            metadata = {}
-            for _ in range(kv_count):
-                key = _string(fh)
-                metadata[key] = _value(fh, struct.unpack("<I", _exactly(fh, 4))[0])
-            tensors = []
-            for _ in range(tensor_count):
-                name = _string(fh)
-                (dims,) = struct.unpack("<I", _exactly(fh, 4))
-                shape = list(struct.unpack(f"<{dims}Q", _exactly(fh, 8 * dims)))
-                _exactly(fh, 12)  # tensor type (u32) and data offset (u64)
-                tensors.append((name, shape))
-    except (struct.error, UnicodeDecodeError, MemoryError) as exc:
-        raise ModelMetadataError(f"{path}: damaged GGUF header ({exc})") from exc
-    return metadata, tensors
-
-
-def _exactly(fh: BinaryIO, size: int) -> bytes:
-    data = fh.read(size)
-    if len(data) != size:
-        raise ModelMetadataError(f"{getattr(fh, 'name', 'file')}: truncated GGUF header")
-    return data
-
-
-def _string(fh: BinaryIO) -> str:
-    (length,) = struct.unpack("<Q", _exactly(fh, 8))
-    return _exactly(fh, length).decode("utf-8")
-
-
-def _value(fh: BinaryIO, kind: int):
-    if kind in _SCALARS:
-        fmt = "<" + _SCALARS[kind]
-        return struct.unpack(fmt, _exactly(fh, struct.calcsize(fmt)))[0]
-    if kind == _STRING:
-        return _string(fh)
-    if kind == _ARRAY:
-        item_kind, count = struct.unpack("<IQ", _exactly(fh, 12))
-        if item_kind in _SCALARS:  # skipped in one seek
-            fh.seek(struct.calcsize("<" + _SCALARS[item_kind]) * count, 1)
-        else:
-            for _ in range(count):
-                _value(fh, item_kind)
-        return count
-    raise ModelMetadataError(f"{getattr(fh, 'name', 'file')}: unknown GGUF value type {kind}")
-
-
 def describe_gguf(file: Path) -> dict:
-    metadata, tensors = read_gguf_header(file)
+    from ..plan.architectures import PlanError
+    from ..plan.config_source import read_gguf  # the planner's header reader: metadata and tensor shapes only
+
+    try:
+        header = read_gguf(file)
+    except (PlanError, OSError, struct.error) as exc:
+        raise ModelMetadataError(f"{file}: {exc}") from exc
+    metadata = header["metadata"]
     arch = metadata.get("general.architecture")
     file_type = metadata.get("general.file_type")
     return {
         "architecture": arch,
         "weights": FILE_TYPES.get(file_type, f"type {file_type}") if file_type is not None else None,
-        "parameters": sum(math.prod(shape) for _, shape in tensors),
+        "parameters": sum(math.prod(shape) for shape in header["tensors"].values()),
         "context_length": metadata.get(f"{arch}.context_length"),
     }
 
