@@ -108,12 +108,8 @@ class TurnStream:
         self._commit("cancelled", self.cancel.reason or "closed by the caller")
 
     def _commit(self, status: str, error: str | None) -> None:
-        record = self.turn.record
-        record.status, record.error = status, error
-        record.response = "".join(self._parts)
-        record.prompt_tokens, record.completion_tokens = last_counts(self._last)
         try:
-            self.pipeline.record(record)
+            self.pipeline.end_turn(self.turn, status, error, "".join(self._parts), self._last)
         finally:
             self._release()
 

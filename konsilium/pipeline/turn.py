@@ -230,10 +230,10 @@ class TurnPipeline:
                         break
             except Exception as exc:
                 if not cancel.is_set:
-                    self._end_early(turn, "error", str(exc) or type(exc).__name__, said, last)
+                    self.end_turn(turn, "error", str(exc) or type(exc).__name__, "\n\n".join(said), last)
                     raise
         if cancel.is_set:
-            self._end_early(turn, "cancelled", cancel.reason, said, last)
+            self.end_turn(turn, "cancelled", cancel.reason, "\n\n".join(said), last)
             raise cancel.error()
         if last is None or not last.finish_reason:  # an engine stream that ended without saying why
             last = GenerationChunk("", "stop", *last_counts(last))
@@ -248,9 +248,10 @@ class TurnPipeline:
         except ValueError as exc:  # the engine refused this input (too long, a template error)
             raise RequestError(str(exc), param="messages" if turn.messages is not None else "prompt") from exc
 
-    def _end_early(self, turn: Turn, status: str, error: str, said: list[str], last: GenerationChunk | None) -> None:
+    def end_turn(self, turn: Turn, status: str, error: str | None, response: str, last: GenerationChunk | None) -> None:
+        """Commit how a turn ended (streamed or not): what was said, and the token counts of its last chunk."""
         record = turn.record
-        record.status, record.error, record.response = status, error, "\n\n".join(said)
+        record.status, record.error, record.response = status, error, response
         record.prompt_tokens, record.completion_tokens = last_counts(last)
         self.record(record)
 
@@ -261,9 +262,7 @@ class TurnPipeline:
             with self.roles.using(turn.resolution, cancel.event):
                 yield
         except AdapterWaitCancelled:
-            record = turn.record
-            record.status, record.error = "cancelled", cancel.reason
-            self.record(record)
+            self.end_turn(turn, "cancelled", cancel.reason, "", None)
             raise cancel.error() from None
 
     def stream(self, turn: Turn, cancel: Cancellation | None = None):
