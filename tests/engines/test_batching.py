@@ -116,7 +116,8 @@ def test_a_failing_forward_reaches_every_caller_and_the_scheduler_survives(engin
 
     hook = engine.model.lm_head.register_forward_pre_hook(fail_batched_steps)
     try:
-        streams = [engine.stream(p, params) for p in prompts[:3]]
+        with engine._scheduler._cond:  # admitted together: none can finish alone before the others join it
+            streams = [engine.stream(p, params) for p in prompts[:3]]
         deadline = time.monotonic() + 60
         for stream in streams:
             with pytest.raises(RuntimeError, match="injected"):
