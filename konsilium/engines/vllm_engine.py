@@ -92,9 +92,7 @@ class VLLMEngine(ChatViaTemplate):
             raise
         engine = self._async_engine
         self._model_config = getattr(engine, "model_config", None) or engine.vllm_config.model_config
-        self._lora_ids: dict[str, int] = {}  # adapter name -> vLLM's integer id
-        self._lora_counter = itertools.count(1)
-        self._lora_lock = threading.Lock()
+        self._loras = LoraRequests(max_lora_rank, dtype=self._model_config.dtype)
 
     async def _start(self, args):
         # Built inside the loop, so vLLM's output handler task belongs to it.
@@ -104,18 +102,9 @@ class VLLMEngine(ChatViaTemplate):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def lora_request(self, adapter: AdapterRequest | None):
-        """vLLM's LoRARequest for our adapter handle (vLLM loads the folder on first use); None: the base model."""
-        if adapter is None:
-            return None
-        if not adapter.path:
-            raise ValueError(f"adapter {adapter.name!r} has no folder for vLLM to load")
-        from vllm.lora.request import LoRARequest
-
-        with self._lora_lock:
-            if adapter.name not in self._lora_ids:
-                self._lora_ids[adapter.name] = next(self._lora_counter)
-            lora_id = self._lora_ids[adapter.name]
-        return LoRARequest(adapter.name, lora_id, str(Path(adapter.path).expanduser().resolve()))
+        """vLLM's LoRARequest for our adapter handle (vLLM loads the folder on first use); None: the base model.
+        The folder is checked first (`LoraRequests`): AdapterError for one that must not reach vLLM."""
+        return self._loras.request(adapter)
 
     # --- adapters by folder (roles/path_adapters.py): vLLM keeps the tiers ----------------------------------
 
@@ -127,16 +116,13 @@ class VLLMEngine(ChatViaTemplate):
             self._call(self._async_engine.pin_lora(request.lora_int_id))
 
     def remove_adapter(self, name: str) -> None:
-        with self._lora_lock:
-            lora_id = self._lora_ids.pop(name, None)  # a later add of the same name gets a fresh id
+        lora_id = self._loras.forget(name)  # a later add of the same name gets a fresh id
         if lora_id is not None:
             self._call(self._async_engine.remove_lora(lora_id))
 
     def resident_adapters(self) -> set[str]:
         """Names vLLM holds now (GPU slots or its CPU cache)."""
-        ids = set(self._call(self._async_engine.list_loras()))
-        with self._lora_lock:
-            return {name for name, lora_id in self._lora_ids.items() if lora_id in ids}
+        return self._loras.names_of(set(self._call(self._async_engine.list_loras())))
 
     def close(self) -> None:
         """Stop vLLM's engine processes and the loop thread."""
@@ -201,6 +187,70 @@ class VLLMEngine(ChatViaTemplate):
             seed=params.seed,
         )
         return _Relay(self, prompt_ids, sampling, self.lora_request(adapter))
+
+
+class LoraRequests:
+    """vLLM's LoRARequest for each of our adapter handles: one integer id per name, and a folder that passed the
+    checks the transformers engine makes before an adapter reaches its slots (`check_adapter_folder`: config,
+    patterns, ranks up to vLLM's max_lora_rank, finite weights, finite once scaled in the model's dtype). vLLM
+    would load NaN weights or an overflowing alpha as they are, and one such adapter in a batch spoils its
+    answers. A folder is checked again when its files change (new size, mtime or inode); otherwise once."""
+
+    def __init__(self, max_rank: int, dtype=None, make_request=None):
+        self.max_rank, self.dtype = max_rank, dtype
+        self._make_request = make_request  # vLLM's LoRARequest (imported on first use), or a stand-in in tests
+        self._ids: dict[str, int] = {}  # adapter name -> vLLM's integer id
+        self._counter = itertools.count(1)
+        self._checked: dict[Path, tuple] = {}  # folder -> the signature of its files when they passed
+        self._lock = threading.Lock()
+
+    def request(self, adapter: AdapterRequest | None):
+        if adapter is None:
+            return None
+        if not adapter.path:
+            raise ValueError(f"adapter {adapter.name!r} has no folder for vLLM to load")
+        folder = Path(adapter.path).expanduser().resolve()
+        self.check(folder)
+        make_request = self._make_request
+        if make_request is None:
+            from vllm.lora.request import LoRARequest as make_request
+        with self._lock:
+            if adapter.name not in self._ids:
+                self._ids[adapter.name] = next(self._counter)
+            lora_id = self._ids[adapter.name]
+        return make_request(adapter.name, lora_id, str(folder))
+
+    def check(self, folder: Path) -> None:
+        """AdapterError unless the folder passes every check (skipped while its files are as when they passed)."""
+        from ..roles.validation import check_adapter_folder
+
+        signature = _signature(folder)
+        with self._lock:
+            if signature is not None and self._checked.get(folder) == signature:
+                return
+        check_adapter_folder(folder, self.max_rank, self.dtype)
+        if signature is not None:
+            with self._lock:
+                self._checked[folder] = signature
+
+    def forget(self, name: str) -> int | None:
+        with self._lock:
+            return self._ids.pop(name, None)
+
+    def names_of(self, ids: set[int]) -> set[str]:
+        with self._lock:
+            return {name for name, lora_id in self._ids.items() if lora_id in ids}
+
+
+def _signature(folder: Path) -> tuple | None:
+    """What changes when an adapter folder's files are rewritten; None when one cannot be read (the check says)."""
+    from ..roles.validation import CONFIG_FILE, WEIGHTS_FILE
+
+    try:
+        stats = [(folder / name).stat() for name in (CONFIG_FILE, WEIGHTS_FILE)]
+    except OSError:
+        return None
+    return tuple((s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns) for s in stats)
 
 
 class _Relay:

@@ -59,6 +59,13 @@ class SlotsPinnedError(SlotWaitError):
 _CANCEL_POLL_S = 0.05  # how soon a waiter notices its cancel event (only waiting requests poll)
 
 
+def _cancelled(waiter: Waiter) -> AdapterWaitCancelled:
+    return AdapterWaitCancelled(
+        f"request for adapter {waiter.name!r} was cancelled after {time.monotonic() - waiter.since:.1f} s in the "
+        "queue for a device slot"
+    )
+
+
 def tensor_bytes(weights) -> int:
     if hasattr(weights, "nbytes"):  # a host's prepared form
         return weights.nbytes
@@ -263,17 +270,14 @@ class AdapterCache(AdapterBook):
         limit = self.queue_timeout_s if timeout_s is None else timeout_s
         with self._lock:
             entry = self._get(name)
-            waiter = Waiter(name, time.monotonic())
+            waiter = Waiter(name, time.monotonic(), cancel=cancel)
             self._waiting.append(waiter)
             self._schedule()
             while not waiter.admitted and waiter.error is None:
                 waited = time.monotonic() - waiter.since
                 if cancel is not None and cancel.is_set():
                     self._leave(waiter)
-                    raise AdapterWaitCancelled(
-                        f"request for adapter {name!r} was cancelled after {waited:.1f} s in the queue for a "
-                        "device slot"
-                    )
+                    raise _cancelled(waiter)
                 if waited >= limit:
                     error = self._timeout(name, waited)  # before leaving: the queue as this request saw it
                     self._leave(waiter)
@@ -305,14 +309,20 @@ class AdapterCache(AdapterBook):
         )
 
     def _schedule(self) -> None:
-        """With the lock held: let in whoever may go now, evicting idle adapters for slots (scheduler.plan)."""
+        """With the lock held: let in whoever may go now, evicting idle adapters for slots (scheduler.plan). A
+        waiter whose request was cancelled leaves first, even before its own thread has seen it: no slot is given
+        to a request that is gone, and the ones behind it move up."""
         changed = False
         for waiter in list(self._waiting):
             entry = self._entries.get(waiter.name)
             if entry is None or entry.removed:
                 waiter.error = UnknownAdapterError(f"adapter {waiter.name!r} was removed while this request waited")
-                self._waiting.remove(waiter)
-                changed = True
+            elif waiter.cancel is not None and waiter.cancel.is_set():
+                waiter.error = _cancelled(waiter)
+            else:
+                continue
+            self._waiting.remove(waiter)
+            changed = True
         decision = plan(self._waiting, self._entries, self.slots)
         now = time.monotonic()
         for name, victim in decision.claims:

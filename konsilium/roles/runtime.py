@@ -342,12 +342,10 @@ class RoleService:
 
     def _register(self, name: str, path: Path, tier: str, pinned: bool, warm: bool) -> None:
         def checked_folder(path=path):
-            from .validation import AdapterError, check_info, inspect_adapter, problem_line
+            from .validation import check_adapter_folder
 
-            info = inspect_adapter(path)  # header and config only: the engine reads the weights itself
-            problems = check_info(info, self.max_rank)
-            if problems:
-                raise AdapterError(problem_line(info, problems))
+            # The engine reads the folder itself (vLLM), without our checks: all of them first, weights included.
+            check_adapter_folder(path, self.max_rank)
             return Path(path)
 
         def source(path=path):

@@ -19,6 +19,7 @@ cancelled or timed-out waiter, an unregister) and carries out what it returns.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -32,6 +33,7 @@ class Waiter:
     since: float  # time.monotonic() at arrival
     admitted: bool = False
     error: BaseException | None = None
+    cancel: threading.Event | None = None  # set: the request gave up; it leaves the queue and gets no slot
 
 
 class SlotView(Protocol):

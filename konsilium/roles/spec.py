@@ -107,12 +107,14 @@ class AdapterSpec:
 
 @dataclass(frozen=True)
 class RetrievalScope:
-    """Which notes a role answers from. `collections=None`: the default collection."""
+    """Which notes a role answers from. `collections=None`: the default collection. `memory`: whether the
+    user's memories (from conversations) go into the role's prompts and its exchanges teach new ones."""
 
     collections: tuple[str, ...] | None = None
     folders: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     enabled: bool = True
+    memory: bool = True
 
     def __post_init__(self):
         for key, value in _scope_fields("retrieval", vars(self)).items():
@@ -129,6 +131,7 @@ class RetrievalScope:
             "folders": list(self.folders),
             "tags": list(self.tags),
             "enabled": self.enabled,
+            "memory": self.memory,
         }
 
 
@@ -203,8 +206,9 @@ def _scope_fields(where: str, values: Mapping) -> dict:
             checked[key] = _strings(f"{where}.{key}", checked[key])
     if "tags" in checked:  # Obsidian writes tags as `#sport`; the index keeps them without the hash
         checked["tags"] = _strings(f"{where}.tags", [tag.lstrip("#") for tag in checked["tags"]])
-    if "enabled" in checked:
-        _expect(f"{where}.enabled", checked["enabled"], bool)
+    for key in ("enabled", "memory"):
+        if key in checked:
+            _expect(f"{where}.{key}", checked[key], bool)
     return checked
 
 

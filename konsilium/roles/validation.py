@@ -305,6 +305,39 @@ def load_adapter_weights(path: Path | str, max_rank: int | None = None, model=No
     return config, weights
 
 
+def check_adapter_folder(path: Path | str, max_rank: int | None = None, dtype=None) -> None:
+    """Every check of `load_adapter_weights` and of the LoRA slots, for an engine that reads the folder itself
+    (vLLM): config, patterns, ranks and tensor pairing; no NaN or infinity in the weights; and none once each
+    module's scale (alpha/r, per PEFT's patterns) is folded into its B factor, as vLLM does, in the model's `dtype`
+    (a torch dtype; None: float32). Raises AdapterError naming the folder and the first problem."""
+    import torch
+
+    from .stacking import StackingError, scale_of
+
+    config, weights = load_adapter_weights(path, max_rank)
+    folder = Path(path).expanduser()
+    floating = isinstance(dtype, torch.dtype) and dtype.is_floating_point
+    kind = dtype if floating else torch.float32
+    limit = torch.finfo(kind).max
+    for key, tensor in weights.items():
+        module, factor = _split(key)
+        if factor not in ("A", "B", "embedding_A", "embedding_B") or not tensor.is_floating_point():
+            continue
+        scale = 1.0
+        if factor in ("B", "embedding_B"):
+            try:
+                scale = scale_of(config, module)
+            except StackingError as exc:  # not expected: load_adapter_weights refused unsafe patterns
+                raise AdapterError(f"{folder / CONFIG_FILE}: {module}: {exc}") from None
+        folded = tensor.double() * scale
+        biggest = float(folded.abs().max()) if folded.numel() else 0.0
+        if not math.isfinite(biggest) or biggest > limit:
+            raise AdapterError(
+                f"{folder}: {key} holds NaN or infinite values once scaled by its lora_alpha (scale {scale:g}) "
+                f"in {str(kind).removeprefix('torch.')}; the adapter is refused"
+            )
+
+
 _TORCH_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
 
 

@@ -33,7 +33,7 @@ class OpenAIServingCompletion(OpenAIServing):
         turn = await self.prepare(turn_request)  # every prompt checked against the role's context first
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            started = await self.start_stream(turn)
+            started = await self.start_stream(http_request, turn)
             return ClosingStreamingResponse(self._events(started, turn, include_usage), media_type="text/event-stream")
         results = (await self.generate(http_request, [turn]))[0]
         return CompletionResponse(

@@ -81,14 +81,24 @@ def test_kill_9_of_the_server_loses_no_acknowledged_exchange(tmp_path):
 
 
 @pytest.mark.real_model
-def test_ctrl_c_stops_answers_in_progress_logs_them_and_exits_at_once(tmp_path):
+@pytest.mark.parametrize(
+    ("stop", "exit_codes"),
+    [
+        (signal.SIGINT, (0, 130)),  # 130: the shell convention for ^C
+        # SIGTERM (systemd, docker stop, kill): after the same graceful shutdown uvicorn re-raises the signal, so
+        # the process ends by it, which is what supervisors read as a clean stop
+        (signal.SIGTERM, (-signal.SIGTERM,)),
+    ],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_or_sigterm_stops_answers_in_progress_logs_them_and_exits_at_once(tmp_path, stop, exit_codes):
     server, client = start_serving(tmp_path)
     try:
         long = [{"role": "user", "content": "Write a very long story about a dragon."}]
         stream = client.chat.completions.create(model="konsilium", messages=long, max_tokens=2000, stream=True)
         chunks = iter(stream)
         first, _ = next(chunks), next(chunks)  # the role's opening, then the first words
-        server.send_signal(signal.SIGINT)
+        server.send_signal(stop)
         stopped = time.monotonic()
         with pytest.raises(openai.APIError, match="shutting down"):
             list(chunks)  # the open stream ends with an in-band error, not a hang
@@ -97,7 +107,8 @@ def test_ctrl_c_stops_answers_in_progress_logs_them_and_exits_at_once(tmp_path):
     finally:
         if server.poll() is None:
             server.kill()
-    assert server.returncode in (0, 130) and "Traceback" not in stderr, stderr  # 130: the shell convention for ^C
+    assert server.returncode in exit_codes and "Traceback" not in stderr, (server.returncode, stderr)
+    assert "stopping 1 answer(s) in progress" in stderr
     with ConversationLog(log_path(_home(tmp_path))) as log:
         kept = log.get(first.id)
     assert kept.status == "cancelled" and kept.error == "the server is shutting down"

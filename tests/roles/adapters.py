@@ -109,6 +109,19 @@ def edit_weights(folder: Path, edit) -> Path:
     return Path(folder)
 
 
+def nan_weight(weights: dict) -> dict:
+    """For `edit_weights`: one NaN in the first lora_B (by name)."""
+    key = sorted(k for k in weights if k.endswith("lora_B.weight"))[0]
+    weights[key] = weights[key].clone()
+    weights[key][0, 0] = float("nan")
+    return weights
+
+
+def rank_zero(weights: dict) -> dict:
+    """For `edit_weights`: every factor cut to rank 0 (empty A and B)."""
+    return {k: v[:0] if k.endswith("lora_A.weight") else v[:, :0] for k, v in weights.items()}
+
+
 def widen_inputs(folder: Path, extra: int = 64) -> Path:
     """As if trained on a model with a larger hidden size: every lora_A gets `extra` more input columns."""
 

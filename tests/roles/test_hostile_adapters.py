@@ -14,7 +14,7 @@ import httpx2
 import pytest
 import torch
 import yaml
-from adapters import edit_config, edit_weights, make_adapter
+from adapters import edit_config, edit_weights, make_adapter, nan_weight, rank_zero
 from fake_engine import FakePrepared, FakeSlotsEngine
 from live_server import running_server
 from peft import LoraConfig
@@ -56,13 +56,6 @@ def root(tmp_path_factory):
 
 def adapter(llama, folder: Path, **options) -> Path:
     return make_adapter(llama, folder, seed=options.pop("seed", 1), scale=0.5, **options)
-
-
-def nan_weight(weights):
-    key = sorted(k for k in weights if k.endswith("lora_B.weight"))[0]
-    weights[key] = weights[key].clone()
-    weights[key][0, 0] = float("nan")
-    return weights
 
 
 def last_logits(slots: LoraSlots, names: list[str | None]) -> torch.Tensor:
@@ -185,10 +178,6 @@ def test_the_slots_refuse_a_bad_alpha_pattern_that_skipped_the_checks(llama, roo
 
 
 # --- 3 and 5. bad ranks, DoRA, collections ----------------------------------------------------------------------
-
-
-def rank_zero(weights):
-    return {k: v[:0] if k.endswith("lora_A.weight") else v[:, :0] for k, v in weights.items()}
 
 
 def test_rank_zero_negative_ranks_and_dora_are_refused(llama, tmp_path):

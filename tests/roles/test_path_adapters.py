@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from adapters import make_adapter
+from adapters import edit_config, edit_weights, make_adapter, nan_weight
 from safetensors.torch import load_file
 
 from konsilium.config import AdapterCacheSettings, open_home
@@ -149,3 +149,21 @@ def test_hot_load_checks_the_folder_and_unload_waits_for_the_answer_in_flight(se
     assert engine.removed == ["fresh"]
     with pytest.raises(ModelNotFoundError):
         roles.resolve("fresh")
+
+
+def test_adapters_that_fail_the_checks_never_reach_the_engine(setup, tiny_llama, tmp_path):
+    """The engine reads folders itself (vLLM, without our checks): every check runs before it gets one."""
+    roles, engine, folders, _ = setup
+    nan = edit_weights(make_adapter(tiny_llama, tmp_path / "nan", rank=4, seed=7), nan_weight)
+    with pytest.raises(AdapterError, match="NaN or infinite"):
+        roles.load_lora("nan", str(nan))
+    loud = edit_config(make_adapter(tiny_llama, tmp_path / "loud", rank=4, seed=8), lora_alpha=1e300)
+    with pytest.raises(AdapterError, match="once scaled by its lora_alpha"):
+        roles.load_lora("loud", str(loud))
+    assert "nan" not in engine.added and "loud" not in engine.added
+    assert not {"nan", "loud"} & set(roles.model_ids())
+    edit_weights(folders["sport"], nan_weight)  # a configured adapter goes bad before its first use
+    for role in ("runner", "coach"):  # alone, and stacked with core
+        with pytest.raises(RoleUnavailableError, match="NaN or infinite"):
+            roles.resolve(role)
+    assert "sport" not in engine.added

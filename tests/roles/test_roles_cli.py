@@ -101,7 +101,7 @@ def test_roles_add_show_list_remove(tmp_path, folders):
     role = json.loads(run(tmp_path, *args).stdout)
     assert role["id"] == "coach" and role["adapters"] == {"core": 1.0, "sport": 0.8}
     assert role["topics"] == ["sport", "diet"] and role["blocked_topics"] == ["drugs"]
-    assert role["retrieval"] == {"collections": ["vault"], "folders": [], "tags": [], "enabled": True}
+    assert role["retrieval"] == {"collections": ["vault"], "folders": [], "tags": [], "enabled": True, "memory": True}
     run(tmp_path, "roles", "add", "skeptic", "--label", "alternative", "--disclaimer", "A contrarian view.")
 
     listed = json.loads(run(tmp_path, "roles", "list", "--json").stdout)
