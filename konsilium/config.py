@@ -28,6 +28,7 @@ __all__ = [
     "EngineSettings",
     "Home",
     "IndexSettings",
+    "MemorySettings",
     "RetrievalSettings",
     "ServerSection",
     "Settings",
@@ -47,6 +48,7 @@ RetrievalMode = Literal["hybrid", "dense", "bm25"]
 EngineKind = Literal["transformers", "openai-upstream", "vllm"]
 Device = Literal["cpu", "cuda", "mps"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+MemoryExtractor = Literal["auto", "rules", "model"]
 RETRIEVAL_MODES: tuple[str, ...] = get_args(RetrievalMode)
 ENGINE_KINDS: tuple[str, ...] = get_args(EngineKind)
 
@@ -189,6 +191,35 @@ class AdapterCacheSettings(_Section):
     )
 
 
+class MemorySettings(_Section):
+    enabled: bool = Field(
+        True, description="learn memories from conversations and offer them in answers (per request: konsilium.memory)"
+    )
+    extractor: MemoryExtractor = Field(
+        "auto",
+        description="who draws memories from an exchange: rules (deterministic), model (the engine, JSON), "
+        "auto (model on vllm/openai-upstream, rules on the small transformers default)",
+    )
+    top_k: int = Field(5, ge=0, le=50, description="relevant current memories offered with each question at most")
+    min_relevance: float = Field(
+        0.2, ge=0, le=2, description="a memory scoring lower (cosine + matched words) is not offered"
+    )
+    pinned_tokens: int = Field(256, ge=0, description="token budget of the pinned core profile, in every prompt")
+    conversations: bool = Field(
+        True, description='past exchanges are searchable too ("what did we decide about X") and offered when relevant'
+    )
+    conversation_k: int = Field(2, ge=0, le=10, description="past exchanges offered with a question at most")
+    conversation_min_relevance: float = Field(
+        0.45, ge=0, le=1, description="cosine a past exchange needs with the question to be offered"
+    )
+    memory_tokens: int = Field(512, ge=0, description="token budget of the relevant memories in a prompt")
+    redact_log_on_forget: bool = Field(
+        False,
+        description="forgetting also blanks the user's words in the logged exchange the memory came from "
+        "(off: the log keeps the raw exchange; the memory is gone and never re-extracted)",
+    )
+
+
 class Settings(_Section):
     """All of konsilium.yaml. `adapters` and `roles` are free-form (names chosen by the user): they are checked
     by `konsilium.roles.spec` and kept here as the plain dicts it normalizes them to."""
@@ -200,6 +231,7 @@ class Settings(_Section):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     server: ServerSection = Field(default_factory=ServerSection)
     adapter_cache: AdapterCacheSettings = Field(default_factory=AdapterCacheSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
     adapters: dict[str, Any] = Field(default_factory=dict, description="PEFT LoRA folders (roles.spec)")
     roles: dict[str, Any] = Field(default_factory=dict, description="model ids answering with adapters (roles.spec)")
 

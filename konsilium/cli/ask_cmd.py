@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Annotated
 
@@ -95,14 +96,23 @@ def ask(
                 "model": record.model,
                 "answer": record.response,
                 "sources": record.sources,
+                "memories": turn.memories_json(),
                 "finish_reason": record.finish_reason,
                 "role": turn.resolution.role_id,
                 "usage": {"prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens},
                 "timings": record.timings,
             }
         )
-        return
-    out.print(end.text if end else "", markup=False, highlight=False, soft_wrap=True)
+    else:
+        out.print(end.text if end else "", markup=False, highlight=False, soft_wrap=True)
+    _learn(pipeline)
+
+
+def _learn(pipeline) -> None:
+    """After the answer is out: what the question told about the user becomes memories (as the server does)."""
+    if pipeline.memory is not None:
+        with contextlib.suppress(Exception):  # memories are learned again by the next pass if this one fails
+            pipeline.memory.catch_up()
 
 
 def _resolve_role(pipeline, request):

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import default_home, open_home
 from .index_cmds import MODES, _quiet_model_loading
-from .output import JsonOption, fail, out, print_json, progress_bar, user_errors
+from .output import JsonOption, fail, out, print_json, progress_bar, safe_line, user_errors
 
 eval_app = typer.Typer(help="Measure quality.", no_args_is_help=True)
 
@@ -76,3 +77,43 @@ def eval_cache(konsilium_home: Path, vault: Path) -> Path:
     resolved = vault.expanduser().resolve()
     key = hashlib.sha256(resolved.as_posix().encode()).hexdigest()[:16]
     return konsilium_home / "cache" / "eval" / f"{resolved.name[:40]}-{key}"
+
+
+@eval_app.command("memory")
+def memory(
+    ctx: typer.Context,
+    sessions: Annotated[Path, typer.Option(help='JSON lines: {"session", "time", "messages": [{"role", "content"}]}.')],
+    questions: Annotated[
+        Path, typer.Option(help='JSON lines: {"question", "time", "expected": [...], "stale": [...], "kind"}.')
+    ],
+    k: Annotated[int, typer.Option("--k", min=1, max=50, help="Memories offered per question.")] = 5,
+    as_json: JsonOption = False,
+):
+    """Replay SESSIONS through the memory loop (fresh temporary home, nothing generated) and score the memories
+    each question would get: current_hit (an expected answer among them), stale_leak (an outdated one)."""
+    from ..evaluation.memory import EvalDataError, evaluate, load_jsonl
+
+    with user_errors(as_json):
+        try:
+            items = load_jsonl(sessions, ("session", "time", "messages"), "sessions")
+            asked = load_jsonl(questions, ("question", "time"), "questions")
+        except EvalDataError as exc:
+            fail(str(exc), as_json)
+        settings = open_home((ctx.obj or {}).get("home") or default_home()).config.memory
+        result = evaluate(items, asked, k=k, settings=settings)
+    if as_json:
+        print_json(result)
+        return
+    table = Table(title=f"memory on {sessions.name}: {result['questions']} questions, k={k}")
+    for column in ("kind", "n", "hit", "leak"):
+        table.add_column(column, justify="left" if column == "kind" else "right")
+    for kind, scores in sorted(result["by_kind"].items()):
+        hit = "–" if scores["hit"] is None else f"{scores['hit']:.2f}"
+        table.add_row(kind, str(scores["n"]), hit, f"{scores['leak']:.2f}")
+    hit = "–" if result["current_hit"] is None else f"{result['current_hit']:.3f}"
+    table.add_row("all", str(result["questions"]), hit, f"{result['stale_leak']:.3f}", style="bold")
+    out.print(table)
+    for q in result["per_question"]:
+        if q["hit"] is False or q["leak"]:
+            why = "missed" if q["hit"] is False else "stale"
+            out.print(f"[yellow]{why}[/] {escape(safe_line(q['question']))}: {escape(safe_line(str(q['memories'])))}")

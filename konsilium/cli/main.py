@@ -13,6 +13,7 @@ from .eval_cmd import eval_app
 from .history_cmd import history_app
 from .import_cmd import import_app
 from .index_cmds import index, search, stats
+from .memory_cmd import memory_app
 from .model_cmd import model_app
 from .plan_cmd import explain, plan_app
 from .roles_cmd import adapters_app, roles_app
@@ -50,6 +51,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(plan_app, name="plan")
 app.add_typer(model_app, name="model")
 app.add_typer(history_app, name="history")
+app.add_typer(memory_app, name="memory")
 app.add_typer(roles_app, name="roles")
 app.add_typer(adapters_app, name="adapters")
 app.command()(explain)

@@ -129,11 +129,19 @@ def note_block(source: Source, text: str) -> str:
     return f'<note number="{source.number}" path="{_attribute(source.note)}"{heading}>\n{body}\n</note>'
 
 
-def with_notes(messages: list[dict], blocks: list[str]) -> list[dict]:
-    """The messages with the notes in the system message (appended to the caller's own system prompt). The
-    messages' own note tags are neutralized: the caller's system prompt shares the blocks' message."""
+def with_notes(messages: list[dict], blocks: list[str], memories: tuple[str, ...] | list[str] = ()) -> list[dict]:
+    """The messages with the notes (and the memories, if any) in the system message, appended to the caller's own
+    system prompt. The messages' own note tags are neutralized: the caller's system prompt shares the blocks'
+    message."""
+    from .memory_context import MEMORY_INSTRUCTIONS
+
     messages = [_neutralized(message) for message in messages]
-    context = INSTRUCTIONS + ("\n\n" + "\n\n".join(blocks) if blocks else "")
+    parts = []
+    if memories:
+        parts.append(MEMORY_INSTRUCTIONS + "\n" + "\n".join(memories))
+    if blocks or not memories:
+        parts.append(INSTRUCTIONS + ("\n\n" + "\n\n".join(blocks) if blocks else ""))
+    context = "\n\n".join(parts)
     if messages and messages[0]["role"] in ("system", "developer"):
         first = dict(messages[0], content=f"{messages[0]['content']}\n\n{context}")
         return [first, *messages[1:]]
@@ -158,22 +166,27 @@ def ground(
     required_completion: int | None = None,
     max_notes_tokens: int | None = None,
     min_relevance: float = 0.0,
-) -> tuple[list[dict], list[Source]]:
+    memories: list[str] | None = None,
+) -> tuple[list[dict], list[Source], int]:
     """Fit the best passages into the prompt, leaving `completion_reserve` tokens for the answer.
 
     Passages less relevant than `min_relevance` are left out (see `relevant`): when none is left, the messages go
     to the model as they are, with no notes block and no sources. Raises ContextLengthExceeded if the messages
     alone leave less than `required_completion` (default: the reserve) tokens: notes are dropped to make room, the
-    user's own messages never are.
+    user's own messages never are. `memories`: memory blocks (already within their budget) that go in before the
+    notes; the third value returned is how many of them the prompt kept (all, or none when they do not fit).
     """
     bare = count_chat_tokens(messages)
     required = completion_reserve if required_completion is None else required_completion
     if bare + required > context_length:
         raise ContextLengthExceeded(context_length, bare, required)
     passages = relevant(passages, min_relevance)
+    memories = list(memories or ())
+    if memories and count_chat_tokens(with_notes(messages, [], memories)) + required > context_length:
+        memories = []  # the user's own messages come first
     if not passages:
-        return messages, []
-    base = count_chat_tokens(with_notes(messages, []))
+        return (with_notes(messages, [], memories), [], len(memories)) if memories else (messages, [], 0)
+    base = count_chat_tokens(with_notes(messages, [], memories))
     budget = min(int(share * context_length), context_length - completion_reserve - base)
     if max_notes_tokens is not None:  # an engine that reads prompts slowly (a CPU) gets fewer notes
         budget = min(budget, max_notes_tokens)
@@ -197,12 +210,12 @@ def ground(
         sources.append(source)
         used += cost
     # Counted as a whole: token boundaries between blocks can differ from the sum of the parts.
-    while blocks and count_chat_tokens(with_notes(messages, blocks)) + completion_reserve > context_length:
+    while blocks and count_chat_tokens(with_notes(messages, blocks, memories)) + completion_reserve > context_length:
         blocks.pop()
         sources.pop()
-    if not blocks:
-        return messages, []
-    return with_notes(messages, blocks), sources
+    if not blocks and not memories:
+        return messages, [], 0
+    return with_notes(messages, blocks, memories), sources, len(memories)
 
 
 def relevant(passages: list[Passage], min_relevance: float) -> list[Passage]:

@@ -11,6 +11,7 @@ The schema is built by the numbered migrations in `migrations.py`; search goes t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -44,8 +45,9 @@ _COLUMNS = (
     "status",
     "error",
     "client",
+    "memories",
 )
-_JSON_COLUMNS = ("messages", "sources", "timings")
+_JSON_COLUMNS = ("messages", "sources", "timings", "memories")
 
 
 class MemoryStoreError(RuntimeError):
@@ -69,6 +71,7 @@ class Exchange:
     status: str = "ok"  # "ok" | "error" | "cancelled"
     error: str | None = None
     client: str | None = None
+    memories: list[str] = field(default_factory=list)  # ids of the memories the prompt carried
 
     @property
     def question(self) -> str:
@@ -172,7 +175,7 @@ class ConversationLog:
             raise ValueError("an exchange needs a non-empty string id")
         row = {name: getattr(exchange, name) for name in _COLUMNS}
         for name in _JSON_COLUMNS:
-            row[name] = _dumps(row[name] if row[name] is not None else ([] if name != "timings" else {}))
+            row[name] = _dumps(row[name] if row[name] is not None else ({} if name == "timings" else []))
         row["response"] = row["response"] or ""
         row["search_text"] = _search_text(exchange)
         names = ", ".join(row)
@@ -228,6 +231,49 @@ class ConversationLog:
     def count(self, search: str | None = None, model: str | None = None, since: float | None = None) -> int:
         where, params = _filters(search, model, since)
         return self._query(f"SELECT count(*) FROM exchanges{where}", params)[0][0]
+
+    def after(self, rowid: int, limit: int = 100) -> list[tuple[int, Exchange]]:
+        """Exchanges recorded after `rowid`, oldest first, with their rowids: a reader that keeps its place (the
+        memory extractor catching up)."""
+        sql = f"SELECT rowid, {', '.join(_COLUMNS)} FROM exchanges WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        return [(row[0], _exchange(row[1:])) for row in self._query(sql, (int(rowid), int(limit)))]
+
+    def redact_user_text(self, exchange_id: str, replacement: str) -> bool:
+        """Blank the user's new words in one exchange (its messages after the last assistant turn): what
+        forgetting does to the log when `memory.redact_log_on_forget` is on. The answer is kept."""
+        exchange = self.get(exchange_id)
+        if exchange is None:
+            return False
+        messages = [dict(m) if isinstance(m, dict) else m for m in exchange.messages]
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "assistant":
+                break
+            if isinstance(message, dict) and message.get("role") == "user":
+                message["content"] = replacement
+        exchange.messages = messages
+        self.record(exchange)
+        return True
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """The connection inside one IMMEDIATE transaction, under the lock: committed when the block ends, rolled
+        back if it raises (for the memory store, which keeps its tables in this file)."""
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise MemoryStoreError(f"{self.path}: could not write: {exc}") from exc
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return self._query(sql, params)
 
     def _query(self, sql: str, params: tuple) -> list[tuple]:
         with self._lock:

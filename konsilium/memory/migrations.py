@@ -170,3 +170,64 @@ def _pending(db: sqlite3.Connection) -> tuple[list[str], list[Migration]]:
     else:
         raise SchemaError(f"log schema {version} without its migration record; not a log this konsilium wrote")
     return adopted, [fn for fn in MIGRATIONS if fn.__name__ not in applied]
+
+
+@migration
+def m003_memories(db: sqlite3.Connection) -> None:
+    """Memories drawn from the conversations (mem0's operations: ADD / UPDATE / DELETE / NOOP, with history), the
+    extraction cursor, and which memories each exchange's prompt carried."""
+    _execute_script(
+        db,
+        """
+CREATE TABLE memories (
+    id TEXT PRIMARY KEY,              -- "mem-" + hex
+    text TEXT NOT NULL,               -- '' once forgotten (the words are gone; the tombstone stays)
+    about TEXT NOT NULL,              -- "user", or who it is about ("sister Ира")
+    kind TEXT NOT NULL,
+    key TEXT,                         -- subject key: same about + key, the newer statement supersedes
+    status TEXT NOT NULL,             -- current | superseded | forgotten
+    pinned INTEGER NOT NULL DEFAULT 0,
+    origin TEXT NOT NULL,             -- rules | model | user
+    created REAL NOT NULL,            -- when it was said
+    updated REAL NOT NULL,
+    exchange_id TEXT,                 -- the exchange it came from (NULL: added by hand)
+    superseded_by TEXT,
+    fingerprint TEXT NOT NULL,        -- the statement's stems: a forgotten one is not re-extracted
+    terms TEXT NOT NULL,              -- stems for full-text search
+    vector BLOB                       -- float32, unit length, from the memory embedder
+);
+CREATE INDEX memories_by_status ON memories (status, about, key);
+CREATE INDEX memories_by_fingerprint ON memories (fingerprint);
+CREATE VIRTUAL TABLE memories_search USING fts5(terms, content='memories', content_rowid='rowid');
+CREATE TRIGGER memories_search_insert AFTER INSERT ON memories BEGIN
+    INSERT INTO memories_search (rowid, terms) VALUES (new.rowid, new.terms);
+END;
+CREATE TRIGGER memories_search_delete AFTER DELETE ON memories BEGIN
+    INSERT INTO memories_search (memories_search, rowid, terms) VALUES ('delete', old.rowid, old.terms);
+END;
+CREATE TRIGGER memories_search_update AFTER UPDATE OF terms ON memories BEGIN
+    INSERT INTO memories_search (memories_search, rowid, terms) VALUES ('delete', old.rowid, old.terms);
+    INSERT INTO memories_search (rowid, terms) VALUES (new.rowid, new.terms);
+END;
+CREATE TABLE memory_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    memory_id TEXT NOT NULL,
+    event TEXT NOT NULL,              -- ADD | UPDATE | DELETE | NOOP | EDIT | PIN | UNPIN
+    old_text TEXT,
+    new_text TEXT,
+    time REAL NOT NULL,
+    exchange_id TEXT,
+    detail TEXT                       -- why (the rule or the model's reason), the superseding memory's id
+);
+CREATE INDEX memory_history_by_memory ON memory_history (memory_id, seq);
+CREATE TABLE memory_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE conversation_vectors (
+    exchange_rowid INTEGER PRIMARY KEY,   -- the exchange, searchable as a past conversation
+    exchange_id TEXT NOT NULL,
+    time REAL NOT NULL,
+    vector BLOB NOT NULL,             -- float32, unit length: the question and the start of the answer
+    excluded INTEGER NOT NULL DEFAULT 0   -- 1: a memory drawn from it was forgotten, so it is never offered
+);
+ALTER TABLE exchanges ADD COLUMN memories TEXT NOT NULL DEFAULT '[]';
+""",
+    )

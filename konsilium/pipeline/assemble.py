@@ -50,5 +50,16 @@ def assemble(home, engine, warm_adapters: bool = True) -> TurnPipeline:
     knowledge = Knowledge(home)
     conversation_log = ConversationLog.open_home(home) if home.config.server.log else None
     roles = role_service(home, engine, knowledge, warm=warm_adapters)
-    grounding = GroundingSettings.from_config(home.config.server)
-    return TurnPipeline(engine, roles, knowledge, conversation_log, grounding)
+    grounding = GroundingSettings.from_config(home.config.server, home.config.memory)
+    memory = memory_service(home, conversation_log, engine)
+    return TurnPipeline(engine, roles, knowledge, conversation_log, grounding, memory)
+
+
+def memory_service(home, conversation_log, engine=None):
+    """The memory loop over the conversation log (None when the log or memory is off)."""
+    if conversation_log is None or not home.config.memory.enabled:
+        return None
+    from ..memory.extractors import make_extractor
+    from ..memory.service import MemoryService
+
+    return MemoryService(conversation_log, home.config.memory, extractor=make_extractor(home, engine))

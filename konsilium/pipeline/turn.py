@@ -43,6 +43,7 @@ class TurnRequest:
     messages: list[dict] | None = None
     prompts: list[str] | None = None
     retrieval: Any = None  # the request's `konsilium.retrieval` (None: the configured default)
+    memory: bool | None = None  # the request's `konsilium.memory` (None: the configured default)
     client: str | None = None
 
     @property
@@ -60,6 +61,7 @@ class Turn:
     record: Exchange
     messages: list[dict] | None = None  # what the engine receives (notes included)
     sources: list[Source] = field(default_factory=list)
+    memories: list = field(default_factory=list)  # the memories the prompt carries (memory.service.Recalled)
     show_sources: bool = False
     opening: str = ""  # the answer starts with it (an alternative view's label, a declined role's note)
 
@@ -72,6 +74,9 @@ class Turn:
 
     def sources_json(self) -> list[dict]:
         return [source.to_json() for source in self.sources]
+
+    def memories_json(self) -> list[dict]:
+        return [recalled.to_json() for recalled in self.memories]
 
     def role_json(self) -> dict | None:
         return self.resolution.to_json()
@@ -95,8 +100,10 @@ class TurnPipeline:
         knowledge=None,
         conversation_log=None,
         grounding: GroundingSettings | None = None,
+        memory=None,
     ):
         self.engine, self.roles, self.knowledge, self.log = engine, roles, knowledge, conversation_log
+        self.memory = memory  # memory.MemoryService, or None: no memories offered or learned
         on_cpu = engine.info().get("device") == "cpu"
         self.grounding = (grounding or GroundingSettings.from_config()).for_engine(on_cpu)
 
@@ -165,8 +172,9 @@ class TurnPipeline:
                 except UnknownCollectionError as exc:
                     raise RequestError(str(exc), param="konsilium.retrieval", code="collection_not_found") from exc
         turn.record.timings["retrieval_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        recalled, memory_blocks = self._recall(turn, messages)
         try:
-            turn.messages, turn.sources = ground(
+            turn.messages, turn.sources, kept = ground(
                 messages,
                 passages,
                 self.engine.count_tokens,
@@ -177,13 +185,54 @@ class TurnPipeline:
                 max_notes_tokens=self.grounding.notes_tokens or None,
                 required_completion=params.max_tokens or 1,
                 min_relevance=getattr(self.knowledge, "min_relevance", 0.0),  # off-topic: no notes, no Sources
+                memories=memory_blocks,
             )
         except ContextLengthExceeded as exc:
             raise RequestError(str(exc), param="messages", code="context_length_exceeded") from exc
         except ValueError as exc:  # e.g. a chat template that rejects this order of roles
             raise RequestError(f"the messages cannot be used with this model: {exc}", param="messages") from exc
         turn.record.sources = turn.sources_json()
+        turn.memories = recalled[:kept]
+        turn.record.memories = [recalled.memory.id for recalled in turn.memories]
         turn.show_sources = options.enabled and self.knowledge is not None
+
+    def _recall(self, turn: Turn, messages: list[dict]) -> tuple[list, list[str]]:
+        """The memories for this question within their budgets; a turn that opts out is also not learned from."""
+        if not self._memory_on(turn):
+            turn.record.timings["memory_off"] = True
+            return [], []
+        from ..grounding.memory_context import fit_memories
+
+        started = time.perf_counter()
+        settings = self.memory.settings
+        try:
+            query = retrieval_query(messages)
+            recalled = self.memory.recall(query)
+            if self.memory.settings.conversations:
+                said = "\n".join(str(m.get("content") or "") for m in turn.request.messages if m.get("role") == "user")
+                known = {item.memory.exchange_id for item in recalled}  # already there as a memory drawn from it
+                recalled += [
+                    hit
+                    for hit in self.memory.recall_conversations(query, exclude_text=said)
+                    if hit.memory.id not in known
+                ]
+        except Exception:  # memories help; a broken memory store must not cost the user the answer
+            log.exception("could not recall memories; answering without them")
+            return [], []
+        kept, blocks = fit_memories(
+            recalled, self.engine.count_tokens, settings.pinned_tokens, self.grounding.memory_tokens
+        )
+        turn.record.timings["memory_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        return kept, blocks
+
+    def _memory_on(self, turn: Turn) -> bool:
+        scope = turn.resolution.role.retrieval if turn.resolution.role is not None else None
+        return (
+            self.memory is not None
+            and self.memory.settings.enabled
+            and turn.request.memory is not False
+            and (scope is None or scope.memory)
+        )
 
     def _check_prompt(self, prompt: str, params: SamplingParams, adapter: AdapterRequest | None) -> None:
         if not prompt:
@@ -279,6 +328,9 @@ class TurnPipeline:
             self.log.record(exchange)
         except Exception:  # the answer itself is fine; say loudly that it was not kept
             log.exception("could not record exchange %s in the conversation log", exchange.id)
+            return
+        if self.memory is not None:
+            self.memory.notify()  # learned from on the memory thread, after the answer has gone out
 
 
 def last_counts(chunk: GenerationChunk | None) -> tuple[int, int]:

@@ -2,7 +2,8 @@
 
 Endpoints: `GET /v1/models` (the base model, every role, `auto`), `POST /v1/chat/completions` (grounded in the
 vault when a `Knowledge` is given), `POST /v1/completions`, `POST /v1/embeddings`, and for adapters vLLM's
-`POST /v1/load_lora_adapter`, `POST /v1/unload_lora_adapter` plus `GET /v1/adapters` (where each one lives).
+`POST /v1/load_lora_adapter`, `POST /v1/unload_lora_adapter` plus `GET /v1/adapters` (where each one lives),
+and `/v1/memories` (serving_memories.py).
 Every error a client sees is OpenAI-shaped JSON with a 4xx/5xx status; tracebacks go to the server log only.
 """
 
@@ -35,6 +36,7 @@ from .serving_base import ServingLimits
 from .serving_chat import OpenAIServingChat
 from .serving_completions import OpenAIServingCompletion
 from .serving_embeddings import OpenAIServingEmbedding
+from .serving_memories import memories_router
 from .serving_models import AdapterNotFound, OpenAIServingModels
 from .settings import ServerSettings
 
@@ -53,7 +55,14 @@ RETRY_AFTER_S = 2  # a busy server frees a slot within seconds: answers are stre
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
     anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
-    yield
+    memory = app.state.pipeline.memory
+    if memory is not None:
+        memory.start()  # learns from exchanges logged since the last run, then from each new one
+    try:
+        yield
+    finally:
+        if memory is not None:
+            memory.stop()
 
 
 def create_app(
@@ -110,6 +119,8 @@ def create_app(
     @app.post("/v1/embeddings")
     async def create_embeddings(request: EmbeddingRequest):
         return await embeddings.create(request)
+
+    app.include_router(memories_router(pipeline))
 
     # The outermost middleware runs first: the Host name, then the key, before any byte of the body is read.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_body_bytes)

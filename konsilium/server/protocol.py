@@ -177,6 +177,7 @@ class ChatCompletionResponse(BaseModel):
     choices: list[ChatCompletionChoice]
     usage: Usage
     sources: list[dict] | None = None  # konsilium: the notes the answer was grounded in
+    memories: list[dict] | None = None  # konsilium: the user's memories the prompt carried
     role: dict | None = None  # konsilium: the role that answered ({"id", "label", "routing"})
 
 
@@ -200,6 +201,7 @@ class ChatCompletionChunk(BaseModel):
     choices: list[ChatCompletionChunkChoice]
     usage: Usage | None = None
     sources: list[dict] | None = None  # konsilium: on the chunk with finish_reason and the usage chunk
+    memories: list[dict] | None = None  # konsilium: with `sources`
     role: dict | None = None  # konsilium: on the first and the last chunks
 
 

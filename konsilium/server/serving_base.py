@@ -46,7 +46,7 @@ HARMLESS = {
     "response_format": ({"type": "text"},),
 }
 # What the `konsilium` extra body field may hold.
-KONSILIUM_KEYS = ("dual", "retrieval")
+KONSILIUM_KEYS = ("dual", "retrieval", "memory")
 
 
 class ClosingStreamingResponse(StreamingResponse):
@@ -119,18 +119,24 @@ class OpenAIServing:
             watcher.cancel()
             self.release(cancel, deadline)
 
-    async def start_stream(self, turn: Turn):
-        """(stream, cancel, deadline) for a streamed answer; `relay` releases them when the stream ends."""
+    async def start_stream(self, http_request: Request, turn: Turn):
+        """(stream, cancel, deadline) for a streamed answer; `relay` releases them when the stream ends. Starting
+        may wait for an adapter slot: the time limit runs from here, and a client that goes away meanwhile (no
+        stream yet to notice it) cancels the wait."""
         cancel = self.admit()
+        deadline = self.deadline(cancel)
+        watcher = asyncio.ensure_future(_cancel_on_disconnect(http_request, cancel))
         try:
             stream = await run_in_threadpool(self.pipeline.stream, turn, cancel)
         except TurnCancelled as exc:
-            self.release(cancel)
+            self.release(cancel, deadline)
             raise _cancelled_error(exc) from None
         except BaseException:
-            self.release(cancel)
+            self.release(cancel, deadline)
             raise
-        return stream, cancel, self.deadline(cancel)
+        finally:
+            watcher.cancel()  # from here on the streaming response notices a client that leaves
+        return stream, cancel, deadline
 
     @staticmethod
     def refuse_unsupported(request) -> None:
@@ -218,9 +224,12 @@ def _cancelled_error(exc: TurnCancelled) -> APIError:
 
 
 def dump(body) -> str:
-    """JSON as OpenAI sends it (nulls included), without our own fields (`sources`, `role`) where unset."""
+    """JSON as OpenAI sends it (nulls included), without our own fields (`sources`, `memories`, `role`) where
+    unset."""
     fields = type(body).model_fields
-    exclude: dict = {name: True for name in ("sources", "role") if name in fields and getattr(body, name) is None}
+    exclude: dict = {
+        name: True for name in ("sources", "memories", "role") if name in fields and getattr(body, name) is None
+    }
     choices = getattr(body, "choices", None)
     if choices and "role" in type(choices[0]).model_fields and all(choice.role is None for choice in choices):
         exclude["choices"] = {"__all__": {"role"}}  # a choice names its role only in dual answers

@@ -40,12 +40,13 @@ class OpenAIServingChat(OpenAIServing):
             params=self.sampling_params(request, request.max_completion_tokens or request.max_tokens),
             messages=[{"role": message.role, "content": message.text()} for message in request.messages],
             retrieval=extra.get("retrieval"),
+            memory=memory_option(extra),
             client=request.user,
         )
         turn = await self.prepare(turn_request)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            started = await self.start_stream(turn)
+            started = await self.start_stream(http_request, turn)
             return ClosingStreamingResponse(self._events(started, turn, include_usage), media_type="text/event-stream")
         turns = [turn]
         if dual:  # the neutral answer first, then the role's, side by side as two choices
@@ -71,6 +72,7 @@ class OpenAIServingChat(OpenAIServing):
             choices=choices,
             usage=usage(sum(r.prompt_tokens for r in results), sum(r.completion_tokens for r in results)),
             sources=turn.sources_json() if turn.show_sources else None,
+            memories=turn.memories_json() if turn.memories else None,
             role=turn.role_json(),
         )
         return Response(dump(response), media_type="application/json")
@@ -78,6 +80,7 @@ class OpenAIServingChat(OpenAIServing):
     def _events(self, started, turn: Turn, include_usage: bool):
         created, record = int(time.time()), turn.record
         role, sources = turn.role_json(), turn.sources_json() if turn.show_sources else None
+        memories = turn.memories_json() if turn.memories else None
 
         def chunk(delta: DeltaMessage, finish_reason=None, **extra) -> str:
             body = ChatCompletionChunk(
@@ -93,7 +96,9 @@ class OpenAIServingChat(OpenAIServing):
             return chunk(DeltaMessage(content=event.text))
 
         def on_end(end: TurnEnd) -> str:
-            return chunk(DeltaMessage(content=end.text), end.finish_reason, sources=sources, role=role)
+            return chunk(
+                DeltaMessage(content=end.text), end.finish_reason, sources=sources, memories=memories, role=role
+            )
 
         def usage_event(counts: Usage) -> str:
             body = ChatCompletionChunk(
@@ -103,12 +108,21 @@ class OpenAIServingChat(OpenAIServing):
                 choices=[],
                 usage=counts,
                 sources=sources,
+                memories=memories,
                 role=role,
             )
             return sse(dump(body))
 
         opening = chunk(DeltaMessage(role="assistant", content=turn.opening), role=role)
         return self.relay(started, opening, on_delta, on_end, usage_event if include_usage else None)
+
+
+def memory_option(extra: dict) -> bool | None:
+    """`konsilium.memory`: false keeps this exchange out of memory (none offered, nothing learned)."""
+    value = extra.get("memory")
+    if value is not None and not isinstance(value, bool):
+        raise RequestError("konsilium.memory must be true or false", param="konsilium.memory")
+    return value
 
 
 def _choice_role(turn: Turn) -> dict:

@@ -40,7 +40,7 @@ def fit(engine, messages, found, context=None, reserve=64, share=0.5):
         context or engine.context_length,
         reserve,
         share,
-    )
+    )[:2]
 
 
 QUESTION = [{"role": "user", "content": "Что такое контекст модели?"}]

@@ -99,7 +99,8 @@ def test_a_log_from_before_migrations_is_upgraded_with_its_rows_kept_and_searcha
 def test_a_fresh_log_gets_every_migration_in_order(tmp_path):
     path = tmp_path / DB_NAME
     ConversationLog(path).close()
-    assert [name for name, _ in applied(path)] == migrations.names() == ["m001_exchanges", "m002_search_index"]
+    assert [name for name, _ in applied(path)] == migrations.names()
+    assert migrations.names()[:3] == ["m001_exchanges", "m002_search_index", "m003_memories"]
     assert user_version(path) == len(migrations.MIGRATIONS)
 
 
@@ -120,9 +121,9 @@ def test_a_log_with_a_migration_from_a_newer_konsilium_is_refused_untouched(tmp_
     with ConversationLog(path) as log:
         log.record(make(1))
     with sqlite3.connect(path) as db:
-        db.execute(f"INSERT INTO {migrations.MIGRATIONS_TABLE} VALUES ('m003_reactions', 0)")
+        db.execute(f"INSERT INTO {migrations.MIGRATIONS_TABLE} VALUES ('m999_reactions', 0)")
     before = applied(path)
-    with pytest.raises(MemoryStoreError, match="newer konsilium.*m003_reactions") as caught:
+    with pytest.raises(MemoryStoreError, match="newer konsilium.*m999_reactions") as caught:
         ConversationLog(path)
     assert str(path) in str(caught.value)
     assert applied(path) == before and user_version(path) == SCHEMA_VERSION  # no downgrade, nothing dropped
@@ -133,7 +134,7 @@ def test_history_on_a_log_from_a_newer_konsilium_is_one_clear_line(tmp_path, mak
     with ConversationLog(path) as log:
         log.record(make(1))
     with sqlite3.connect(path) as db:
-        db.execute(f"INSERT INTO {migrations.MIGRATIONS_TABLE} VALUES ('m003_reactions', 0)")
+        db.execute(f"INSERT INTO {migrations.MIGRATIONS_TABLE} VALUES ('m999_reactions', 0)")
     proc = subprocess.run(
         [sys.executable, "-m", "konsilium.cli.main", "--home", str(tmp_path / "home"), "history"],
         capture_output=True,
@@ -150,19 +151,19 @@ def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path, make, monkeypat
     with ConversationLog(path) as log:
         log.record(make(1))
 
-    def m003_broken(db):
+    def m004_broken(db):
         db.execute("CREATE TABLE reactions (id TEXT)")
         db.execute("ALTER TABLE exchanges ADD COLUMN mood TEXT")
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m003_broken])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m004_broken])
     with pytest.raises(MemoryStoreError, match="disk I/O error"):
         ConversationLog(path)
     with sqlite3.connect(path) as db:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         columns = [r[1] for r in db.execute("PRAGMA table_info(exchanges)")]
     assert "reactions" not in tables and "mood" not in columns
-    assert [name for name, _ in applied(path)] == ["m001_exchanges", "m002_search_index"]
+    assert [name for name, _ in applied(path)] == migrations.names()[:-1]  # all but the broken one
 
 
 def test_a_new_migration_runs_once_on_an_existing_log(tmp_path, make, monkeypatch):
@@ -171,15 +172,15 @@ def test_a_new_migration_runs_once_on_an_existing_log(tmp_path, make, monkeypatc
         log.record(make(1))
     runs = []
 
-    def m003_reactions(db):
+    def m004_reactions(db):
         runs.append(1)
         db.execute("CREATE TABLE reactions (exchange_id TEXT, emoji TEXT)")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m003_reactions])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m004_reactions])
     ConversationLog(path).close()
     ConversationLog(path).close()
     assert runs == [1]
-    assert [name for name, _ in applied(path)][-1] == "m003_reactions" and user_version(path) == 3
+    assert [name for name, _ in applied(path)][-1] == "m004_reactions" and user_version(path) == 4
 
 
 def test_migrations_must_be_registered_in_number_order():
@@ -187,7 +188,7 @@ def test_migrations_must_be_registered_in_number_order():
         pass
 
     count = len(migrations.MIGRATIONS)
-    with pytest.raises(ValueError, match="out of order.*m003_"):
+    with pytest.raises(ValueError, match="out of order.*m004_"):
         migrations.migration(m007_skipped_ahead)
     assert len(migrations.MIGRATIONS) == count
 

@@ -1,0 +1,96 @@
+"""Which operation each extracted statement becomes (the deterministic half of mem0's update step).
+
+A statement about the same person as a current memory:
+- says the same thing again (same content words, or a near-identical vector) → NOOP on the old one;
+- has the same exclusive subject key (name, job, city, laptop RAM, lesson day…) → UPDATE: it supersedes it;
+- says something changed ("moved", "теперь", "upgraded") and means nearly the same → UPDATE of the closest;
+- otherwise → ADD.
+Statements about different people never touch each other's memories. A forget request deletes the current
+memories it names (stems or meaning, in either language) and the older versions they superseded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..index.text import analyze
+from .people import same_person as is_same_person
+from .records import Memory, Operation, fingerprint, new_memory_id
+
+DUPLICATE_COSINE = 0.9  # USE-m3: a rephrasing of the same sentence scores 0.85-0.95, a different fact < 0.7
+CHANGE_COSINE = 0.35  # "Tutor sessions moved to Fridays" vs "занимаюсь по вторникам с репетитором": 0.40
+FORGET_SCORE = 0.45  # cosine + stem overlap of a forget request with the memory it names
+FORGET_MARGIN = 0.15  # memories scoring this close to the best one are forgotten with it
+FORGET_KEY_BONUS = 0.3
+
+
+@dataclass(frozen=True)
+class Said:
+    """One extracted statement, embedded, with when and where it was said."""
+
+    statement: object  # extract.Statement
+    vector: np.ndarray | None
+    time: float
+    exchange_id: str | None
+    origin: str = "rules"
+
+
+def decide(said: Said, current: list[Memory], exclusive) -> Operation:
+    """The operation for one statement against the current memories (`exclusive(key)`: one value at a time)."""
+    statement = said.statement
+    memory = Memory(
+        id=new_memory_id(),
+        text=statement.text,
+        about=statement.about,
+        kind=statement.kind,
+        key=statement.key,
+        origin=said.origin,
+        created=said.time,
+        updated=said.time,
+        exchange_id=said.exchange_id,
+        vector=said.vector,
+    )
+    same_person = [m for m in current if is_same_person(m.about, statement.about)]
+    print_ = fingerprint(statement.text, statement.about)
+    for old in same_person:
+        if old.fingerprint == print_:
+            return Operation("NOOP", target=old.id, reason="said again")
+    scored = sorted(((_cosine(said.vector, old.vector), old) for old in same_person), key=lambda p: -p[0])
+    if scored and scored[0][0] >= DUPLICATE_COSINE:
+        return Operation("NOOP", target=scored[0][1].id, reason=f"same meaning (cosine {scored[0][0]:.2f})")
+    if statement.key and exclusive(statement.key):
+        same_key = [old for _, old in scored if old.key == statement.key]
+        if same_key:
+            newest = max(same_key, key=lambda m: m.created)
+            return Operation("UPDATE", memory, target=newest.id, reason=f"same subject ({statement.key})")
+    if statement.update and scored and scored[0][0] >= CHANGE_COSINE:
+        cosine, closest = scored[0]
+        return Operation("UPDATE", memory, target=closest.id, reason=f"changed (cosine {cosine:.2f})")
+    return Operation("ADD", memory, reason=f"new ({statement.kind})")
+
+
+def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory]) -> list[tuple[float, Memory]]:
+    """The current memories a forget request names, best first: meaning (cosine), shared stems, and the same
+    subject key ("forget that I run on weekends" names "Теперь бегаю по выходным": schedule:training)."""
+    from .extract import subject_key
+
+    wanted, key = set(analyze(query)), subject_key(query)
+    scored = []
+    for memory in current:
+        have = set(analyze(memory.text))
+        overlap = len(wanted & have) / len(wanted) if wanted else 0.0
+        same_key = FORGET_KEY_BONUS if key is not None and memory.key == key else 0.0
+        scored.append((_cosine(vector, memory.vector) + overlap + same_key, memory))
+    scored.sort(key=lambda p: -p[0])
+    if not scored or scored[0][0] < FORGET_SCORE:
+        return []
+    best = scored[0][0]
+    return [(score, m) for score, m in scored if score >= max(FORGET_SCORE, best - FORGET_MARGIN)]
+
+
+def _cosine(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    if a is None or b is None or a.shape != b.shape:
+        return 0.0
+    return float(np.dot(a, b))

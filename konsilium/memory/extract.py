@@ -1,0 +1,431 @@
+"""The deterministic memory extractor: what the user's own messages say about him and his people.
+
+Takes the user's new messages of one exchange (assistant text never creates a fact about the user) and returns
+statements and forget requests:
+- sentences are split into clauses where a new first-person predicate starts ("Я учу испанский, занимаюсь по
+  вторникам с репетитором" → two statements);
+- questions, requests to the assistant, greetings, code and pasted documents are skipped (a long paste keeps
+  only its explicit "remember …" sentences);
+- a statement is kept when it is in the first person ("I …", "my …", "я …", "у меня …"), in the implicit
+  first person ("Upgraded the laptop RAM to 32 GB", "Переехал в Казань"), about the user's people ("my friend
+  Igor has an RTX 3090" is about "friend Igor", not the user) or about one of his known things (tutor sessions,
+  deadlines, his laptop), or when he asked to remember it;
+- each gets a kind and a subject key from the lexicon (`lexicon.py`), and whether it says something changed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ..index.text import stem, words
+from . import lexicon as lx
+
+MAX_MESSAGE_CHARS = 1500  # longer: a pasted document, not something said about oneself
+MAX_STATEMENT_CHARS = 300
+MIN_WORDS = 2
+
+_SENTENCES = re.compile(r"(?<=[.!?…])\s+|\n+")
+_CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
+_FORGET = re.compile(
+    r"^(?:(?:and|also|oh|ну|и|а|также|кстати),?\s+)?(?:please\s+|пожалуйста,?\s+)?"
+    r"(?:forget|забудь(?:те)?|не\s+помни|больше\s+не\s+помни)\b[\s,:—-]*"
+    r"(?:about\s+|that\s+|что\s+|про\s+|об?\s+)?(?P<rest>.+)$",
+    re.IGNORECASE,
+)
+_REMEMBER = re.compile(
+    r"^(?:please\s+|пожалуйста,?\s+)?(?:remember|запомни(?:те)?|не\s+забудь|note\s+that|keep\s+in\s+mind|"
+    r"имей\s+в\s+виду|учти)\b[\s,:—-]*(?:that\s+|что\s+)?(?P<rest>.+)$",
+    re.IGNORECASE,
+)
+_NAME = re.compile(
+    r"(?i:\bmy name is|\bi am|\bi'm|\bim|меня зовут|зовут меня|\bя\s*[-—–]?|\bэто)\s+(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b"
+)
+_NOT_NAMES = {"Tired", "Fine", "Good", "Sorry", "Ready", "Back", "Here", "Not", "So", "Very", "Just", "Going", "Also"}
+_AGE = re.compile(r"\b(?:i am|i'm|мне)\s+(?P<age>\d{1,2})(?:\s*(?:years|y/?o|год|года|лет))?\b", re.IGNORECASE)
+_RELATION_EN = re.compile(
+    r"^(?i:(?:and\s+|also\s+)?my\s+(?:(?:best|old|little|younger|older|elder|big)\s+)?(?P<rel>"
+    + "|".join(lx.RELATIONS_EN)
+    + r")s?)(?:,?\s+(?P<name>[A-Z][a-z]+))?\b",
+)
+_RELATION_RU = re.compile(
+    r"^(?i:(?:а\s+|и\s+|ещё\s+|еще\s+)?(?:у\s+)?(?:мо(?:я|й|и|ё|е|его|ей|ему|ю|ими|им|их))\s+"
+    r"(?:(?:лучш|старш|младш)\w*\s+)?(?P<rel>[а-яё]+))(?:,?\s+(?P<name>[А-ЯЁ][а-яё]+))?",
+)
+# Someone else as the subject: "Дима, кстати, обновился — теперь у него RTX 5090", "Anna says she …".
+_NAMED_SUBJECT = re.compile(r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b")
+_THIRD_PERSON = frozenset(
+    {
+        "he",
+        "she",
+        "his",
+        "her",
+        "him",
+        "they",
+        "their",
+        "он",
+        "она",
+        "его",
+        "её",
+        "ее",
+        "него",
+        "неё",
+        "нее",
+        "ему",
+        "ей",
+        "они",
+        "их",
+    }
+)
+_PAST_EN = re.compile(
+    r"^(?:just\s+|finally\s+|recently\s+)?(?P<verb>[A-Za-z]+ed|bought|got|sold|quit|began|left|"
+    r"took|went|became|made|started|switched|moved|upgraded|finished|joined|found|lost|won)\b",
+    re.IGNORECASE,
+)
+_PAST_RU = re.compile(r"^(?:только что\s+|наконец\s+|недавно\s+)?[а-яё]+(?:л|ла|ли|лся|лась|лись)\b", re.IGNORECASE)
+_RU_VERB_1SG = re.compile(r"^[а-яё]{3,}(?:аю|яю|юсь|аюсь|яюсь|ую|уюсь)$")  # бегаю, работаю, занимаюсь, рисую
+_RU_FIRST_PERSON_VERB = re.compile(r"^[а-яё]+(?:юсь|усь|аю|яю|ую|ею|ю|у)$")
+_CLAUSE = re.compile(r"\s*[;,]\s+|\s+(?:and|а также|и ещё|и еще)\s+(?=(?:i|my|я|мой|моя|мои|у меня)\b)", re.I)
+
+
+@dataclass(frozen=True)
+class Statement:
+    text: str  # the memory as stored: the user's words, self-contained, prefixes like "Запомни:" removed
+    about: str  # "user", or whom it is about ("sister Ира", "friend Igor")
+    kind: str  # identity, work, home, device, schedule, health, preference, plan, person, fact
+    key: str | None  # subject key: the same `about` and key → the newer statement supersedes the older
+    update: bool  # it says something changed ("moved", "теперь", "upgraded")
+    explicit: bool  # the user asked to remember it
+
+
+@dataclass(frozen=True)
+class ForgetRequest:
+    query: str  # what to forget, e.g. "я учу испанский"
+
+
+@dataclass(frozen=True)
+class Extraction:
+    statements: list[Statement]
+    forgets: list[ForgetRequest]
+
+
+def extract(user_messages: list[str]) -> Extraction:
+    statements: list[Statement] = []
+    forgets: list[ForgetRequest] = []
+    for message in user_messages:
+        text = _CODE.sub(" ", message or "")
+        pasted = len(text) > MAX_MESSAGE_CHARS
+        for sentence in _sentences(text):
+            forget = _FORGET.match(sentence)
+            if forget and not pasted:
+                query = _first_clause(forget.group("rest"))
+                if query:
+                    forgets.append(ForgetRequest(query))
+                continue
+            remember = _REMEMBER.match(sentence)
+            if remember:
+                statements.extend(_statements(remember.group("rest"), explicit=True))
+            elif not pasted:
+                statements.extend(_statements(sentence, explicit=False))
+    return Extraction(_unique(statements), forgets)
+
+
+def key_is_exclusive(key: str) -> bool:
+    """Whether one value at a time makes sense for `key` (a job, a city), not a list (foods avoided)."""
+    return key.startswith(lx.EXCLUSIVE_PREFIXES)
+
+
+# --- sentences and clauses ------------------------------------------------------------------------------------
+
+
+def _sentences(text: str) -> list[str]:
+    out = []
+    for part in _SENTENCES.split(text):
+        part = _strip_greeting(part.strip().strip("-•*> \t"))
+        if part:
+            out.append(part)
+    return out
+
+
+def _strip_greeting(sentence: str) -> str:
+    lowered = sentence.lower()
+    for greeting in lx.GREETINGS:
+        if lowered.startswith(greeting) and (len(sentence) == len(greeting) or not sentence[len(greeting)].isalpha()):
+            return sentence[len(greeting) :].lstrip(" ,!.—-")
+    return sentence
+
+
+def _first_clause(text: str) -> str:
+    """`я учу испанский, я бросила` → `я учу испанский`: what to forget, without why."""
+    return re.split(r"\s*[,;]\s+|\s+(?:because|since|потому что|так как)\s+", text.strip().rstrip(".!…"))[0].strip()
+
+
+def _clauses(sentence: str) -> list[str]:
+    """Split where a new predicate starts (a first-person word or a Russian first-person verb); a clause
+    without its own subject inherits the sentence's person."""
+    parts = _CLAUSE.split(sentence)
+    clauses = [parts[0]]
+    for part in parts[1:]:
+        tokens = [t for t in words(part) if t not in ("and", "also", "и", "а", "но", "but")]
+        first = (tokens or [""])[0]
+        starts_predicate = (
+            first in lx.FIRST_PERSON
+            or first in ("у",)
+            and "у меня" in part.lower()
+            or bool(_RU_FIRST_PERSON_VERB.match(first) and first != "у")
+            or first in lx.PERSON_OPENERS
+            or _names_a_subject(tokens)
+        )
+        if starts_predicate and len(words(part)) >= MIN_WORDS and len(words(clauses[-1])) >= MIN_WORDS:
+            clauses.append(part)
+        else:
+            clauses[-1] = f"{clauses[-1]}, {part}"
+    return clauses
+
+
+def _names_a_subject(tokens: list[str]) -> bool:
+    """ "phone is a Pixel 7a", "ноутбук — ThinkPad": a known subject with its own verb starts a clause."""
+    return (
+        len(tokens) >= 3
+        and tokens[1] in ("is", "are", "was", "это", "теперь")
+        and _key([stem(tokens[0])])[0] is not None
+    )
+
+
+# --- one statement ------------------------------------------------------------------------------------------
+
+
+def _statements(sentence: str, explicit: bool) -> list[Statement]:
+    sentence = sentence.strip()
+    if not sentence or len(sentence) > MAX_STATEMENT_CHARS and not explicit:
+        return []
+    if not explicit and _is_question_or_request(sentence):
+        return []
+    out = []
+    clauses = _clauses(sentence)
+    first_person_sentence = _first_person(sentence)
+    for index, clause in enumerate(clauses):
+        statement = _statement(clause, explicit, inherits_person=index > 0 and first_person_sentence)
+        if statement is not None:
+            out.append(statement)
+    return out
+
+
+def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement | None:
+    text = _tidy(clause)
+    tokens = words(text)
+    if len(tokens) < MIN_WORDS and not explicit:
+        return None
+    stems = [stem(t) for t in tokens]
+    about = _about(text)
+    name = _NAME.search(text)
+    if about == "user" and name and name.group("name") not in _NOT_NAMES and not _mentions_concept(stems):
+        return Statement(text, "user", "identity", "name", False, explicit)
+    age = _AGE.search(text)
+    if about == "user" and age:
+        return Statement(text, "user", "identity", "age", _says_change(stems), explicit)
+    if about == "user" and not _first_person(text):
+        about = _someone_else(text, tokens)
+    key, kind = _key(stems)
+    preference = _preference(stems)
+    personal = (
+        preference is not None
+        or explicit
+        or about != "user"
+        or inherits_person
+        or _first_person(text)
+        or bool(_PAST_EN.match(text) or _PAST_RU.match(text))
+        or key is not None
+        and kind in ("schedule", "device", "plan")
+    )
+    if not personal:
+        return None
+    if preference is not None and about == "user":
+        key, kind = preference, "preference"
+    if about != "user":
+        kind = "person"
+    elif key is None:
+        kind = "preference" if _likes(stems) else "fact"
+    return Statement(text, about, kind, key, _says_change(stems), explicit)
+
+
+def _tidy(clause: str) -> str:
+    text = " ".join(clause.split()).strip(" ,;:—-")
+    text = text.rstrip(".!…").strip()
+    return text[:1].upper() + text[1:] if text else text
+
+
+def _is_question_or_request(sentence: str) -> bool:
+    if sentence.rstrip().endswith("?"):
+        return True
+    tokens = words(sentence)
+    if not tokens:
+        return True
+    first = tokens[0]
+    if first in lx.QUESTION_WORDS and not sentence.rstrip().endswith("."):
+        return True
+    # "Отвечай коротко" is a standing wish (a preference); "Explain attention, in short" is one request.
+    if stem(first) not in lx.REQUEST_WORDS:
+        return False
+    return not (_matches([stem(first)], lx.PREFERENCE_VERBS) and _preference([stem(t) for t in tokens]))
+
+
+def _first_person(text: str) -> bool:
+    tokens = words(text)
+    return (
+        any(t in lx.FIRST_PERSON or t in lx.RU_FIRST_PERSON_VERBS or _RU_VERB_1SG.match(t) for t in tokens)
+        or "у меня" in text.lower()
+    )
+
+
+def subject_key(text: str) -> str | None:
+    """The subject key a question is about ("Where do I work?" → job), to find the memories that answer it."""
+    stems = [stem(t) for t in words(text)]
+    return _preference(stems) or _key(stems)[0]
+
+
+def subject_keys(text: str) -> set[str]:
+    """Every subject a statement touches ("my laptop has 16 GB, phone is a Pixel 7a": laptop.ram and phone)."""
+    stems = [stem(t) for t in words(text)]
+    keys = {key for key, _ in _keys(stems)}
+    preference = _preference(stems)
+    return keys | ({preference} if preference else set())
+
+
+def _someone_else(text: str, tokens: list[str]) -> str:
+    """A clause with no first person, whose subject is a name or a third-person pronoun, is about that person."""
+    named = _NAMED_SUBJECT.match(text)
+    if named and named.group("name").lower() in _THIRD_PERSON | {"it", "this", "that", "это", "оно"}:
+        named = None
+    third = any(t in _THIRD_PERSON for t in tokens)
+    if named and (third or len(tokens) > 1 and tokens[1] in ("says", "said", "говорит", "сказал", "сказала")):
+        return named.group("name")
+    return "someone" if third and not named else "user"
+
+
+def _about(text: str) -> str:
+    """Whom the clause is about: a relation in subject position ("My sister Ira lives…", "У моего друга
+    Игоря…") makes it about them; otherwise the user."""
+    match = _RELATION_EN.match(text)
+    if match:
+        rel = match.group("rel").lower()
+        return f"{rel} {match.group('name')}" if match.group("name") else rel
+    match = _RELATION_RU.match(text)
+    if match:
+        word = match.group("rel").lower()
+        for prefix, nominative in lx.RELATIONS_RU.items():
+            if word.startswith(prefix):
+                return f"{nominative} {match.group('name')}" if match.group("name") else nominative
+    return "user"
+
+
+def _matches(stems: list[str], wanted: frozenset[str]) -> bool:
+    """A stem equals a lexicon stem, or starts with one of 4+ letters (Russian endings vary)."""
+    wanted = _stemmed(wanted)
+    return any(s in wanted or any(len(w) >= 4 and s.startswith(w) for w in wanted) for s in stems)
+
+
+@lru_cache(maxsize=64)
+def _stemmed(entries: frozenset[str]) -> frozenset[str]:
+    """The lexicon's entries as written and as stemmed: "глютен" is also "глют", as the stemmer makes it."""
+    return entries | frozenset(stem(w.replace("ё", "е")) for w in entries)
+
+
+def _mentions_concept(stems: list[str]) -> bool:
+    return _key(stems)[0] is not None
+
+
+def _key(stems: list[str]) -> tuple[str | None, str | None]:
+    """The statement's main subject: a laptop's RAM when both are named, else the concept named first."""
+    found = _keys(stems)
+    if not found:
+        return None, None
+    for key, kind in found:
+        if key == "laptop.ram":
+            return key, kind
+    return found[0]
+
+
+def _keys(stems: list[str]) -> list[tuple[str, str]]:
+    """Every concept the stems name, in the order of their first mention."""
+    found = []
+    for position in range(len(stems)):
+        key, kind = _concept(stems[: position + 1], stems)
+        if key is not None and key not in [k for k, _ in found]:
+            found.append((key, kind))
+    return found
+
+
+def _concept(prefix: list[str], stems: list[str]) -> tuple[str | None, str | None]:
+    """The first concept (in lexicon order) whose word is the last stem of `prefix` (context: all `stems`)."""
+    last = prefix[-1:]
+    for key, kind, wanted in lx.CONCEPTS:
+        if key == "schedule:":
+            activity = _activity(last)
+            if activity and _matches(stems, lx.DAY_WORDS):
+                return f"schedule:{activity}", kind
+            continue
+        if key == "learning:language":
+            if _matches(last, wanted) and _matches(stems, lx.LANGUAGES):
+                return key, kind
+            continue
+        if _matches(last, wanted):
+            if key == "laptop.ram" and not _matches(stems, lx.CONCEPTS[2][2]) and "gb" not in stems:
+                continue  # RAM of what? only a laptop's is keyed
+            if key.endswith(":"):
+                return key + _topic(stems, wanted), kind
+            return key, kind
+    return None, None
+
+
+def _activity(stems: list[str]) -> str | None:
+    for s in stems:
+        for prefix, activity in lx.ACTIVITIES.items():
+            if s == prefix or (len(prefix) >= 4 and s.startswith(prefix)):
+                return lx.ACTIVITY_ALIASES.get(activity, (activity,))[0]
+    return None
+
+
+def _topic(stems: list[str], skip: frozenset[str]) -> str:
+    """The first content stem that is not the key word itself: "deadline:thesis"."""
+    for s in stems:
+        if len(s) >= 3 and not s.isdigit() and s not in skip and not _matches([s], lx.UPDATE_WORDS | lx.DAY_WORDS):
+            if s not in lx.FIRST_PERSON and s not in {"my", "мой", "is", "to", "на", "по", "the", "моег", "мо"}:
+                return s
+    return "general"
+
+
+def _says_change(stems: list[str]) -> bool:
+    return _matches(stems, lx.UPDATE_WORDS)
+
+
+def _preference(stems: list[str]) -> str | None:
+    """How the user wants answers: "answer in Russian" / "отвечай короче" / "I prefer short answers" /
+    "примеры кода давай на Scala"."""
+    if _matches(stems, lx.CODE_WORDS) and _matches(stems, lx.EXAMPLE_WORDS):
+        return "answer.code"
+    about_answers = _matches(stems, lx.ANSWER_WORDS)
+    if not about_answers:
+        return None
+    if _matches(stems, lx.LANGUAGES) or _matches(
+        stems, frozenset({"русск", "russian", "english", "английск", "русски"})
+    ):
+        return "answer.language"
+    return "answer.style"
+
+
+def _likes(stems: list[str]) -> bool:
+    return _matches(
+        stems, frozenset({"like", "love", "prefer", "hate", "enjoy", "нрав", "люб", "предпочит", "ненавиж"})
+    )
+
+
+def _unique(statements: list[Statement]) -> list[Statement]:
+    seen, out = set(), []
+    for statement in statements:
+        marker = (statement.text.casefold(), statement.about)
+        if marker not in seen:
+            seen.add(marker)
+            out.append(statement)
+    return out

@@ -1,0 +1,168 @@
+"""Words the deterministic extractor knows, in Russian and English, as Snowball stems (`index.text.stem`) or
+lower-case surface forms. Kept apart from the rules so that adding a word never touches the logic."""
+
+from __future__ import annotations
+
+# fmt: off
+# Subject keys: (key, kind, stems any of which names the subject). First match wins, so narrower keys come first.
+# A key of the form "x:" is completed by the activity found in the sentence (see ACTIVITIES).
+CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
+    ("laptop.ram", "device", frozenset({
+        "ram", "озу", "оператив", "памят"
+    })),
+    ("gpu", "device", frozenset({
+        "geforc", "gpu", "radeon", "rtx", "видеокарт", "видюх", "графическ"
+    })),
+    ("laptop", "device", frozenset({
+        "laptop", "macbook", "thinkpad", "макбук", "ноут", "ноутбук"
+    })),
+    ("computer", "device", frozenset({
+        "comput", "desktop", "workstat", "компьютер", "пк"
+    })),
+    ("phone", "device", frozenset({
+        "iphon", "phone", "айфон", "смартфон", "телефон"
+    })),
+    ("car", "device", frozenset({
+        "car", "автомобил", "машин"
+    })),
+    ("deadline:", "plan", frozenset({
+        "deadlin", "дедлайн", "сдач", "срок"
+    })),
+    ("schedule:", "schedule", frozenset({
+    })),
+    ("job", "work", frozenset({
+        "analyst", "backend", "career", "designer", "develop", "developer", "doctor", "employ", "engin", "frontend",
+        "hire", "job", "manag", "teacher", "work", "аналитик", "врач", "дизайнер", "должност", "инженер", "карьер",
+        "менеджер", "методист", "программист", "професс", "профессi", "работ", "работа", "разработчик", "уволи",
+        "устро", "учител"
+    })),
+    ("home.city", "home", frozenset({
+        "hometown", "live", "move", "relocat", "жив", "живу", "живут", "живём", "живёт", "жила", "переех"
+    })),
+    ("allergy", "health", frozenset({
+        "allerg", "аллерг", "аллергик"
+    })),
+    ("salary", "work", frozenset({
+        "earn", "incom", "salari", "доход", "зарплат", "оклад", "получа"
+    })),
+    ("diet", "health", frozenset({
+        "allerg", "diet", "eat", "gluten", "lactos", "meat", "sugar", "vegan", "vegetarian", "аллерг", "веган",
+        "вегетариан", "глютен", "диет", "ем", "ест", "лактоз", "мяс", "сахар"
+    })),
+    ("learning:language", "plan", frozenset({
+        "learn", "studi", "изуча", "уч", "учу"
+    })),
+]
+
+# Only these keys hold one value at a time: a newer statement with the same key replaces the older one.
+EXCLUSIVE_PREFIXES = (
+    "answer.code", "salary", "name", "age", "job", "home.", "laptop", "gpu", "computer", "phone", "car",
+    "schedule:", "answer.language", "deadline:",
+)
+
+LANGUAGES = frozenset({
+    "chines", "english", "french", "german", "italian", "japanes", "languag", "portugues", "spanish", "английск",
+    "испанск", "итальянск", "китайск", "немецк", "португальск", "французск", "язык", "японск"
+})
+
+# The activity a schedule is about; with a day or time word in the sentence it gives "schedule:<activity>".
+ACTIVITIES: dict[str, str] = {
+    "tutor": "tutor", "репетитор": "tutor", "lesson": "lessons", "урок": "lessons", "заняти": "lessons", "занима":
+    "lessons", "class": "lessons", "session": "lessons", "train": "training", "run": "training", "бега": "training",
+    "бег": "training", "jog": "training", "тренировк": "training", "трениру": "training", "gym": "training", "зал":
+    "training", "meet": "meeting", "sync": "meeting", "call": "call", "звон": "call", "встреч": "meeting", "созвон":
+    "call", "standup": "meeting", "планерк": "meeting"
+}
+
+DAY_WORDS = frozenset({
+    "daili", "even", "friday", "fridays", "monday", "mondays", "morn", "saturday", "saturdays", "sunday", "sundays",
+    "thursday", "thursdays", "tuesday", "tuesdays", "wednesday", "wednesdays", "weekend", "weekli", "вечер",
+    "воскресен", "вторник", "выходн", "ежедневн", "еженедельн", "понедельник", "пятниц", "сред", "суббот", "утр",
+    "четверг"
+})
+
+# A schedule statement may omit "tutor": "Lessons moved to Fridays" still names lessons.
+ACTIVITY_ALIASES = {
+    "lessons": ("tutor",)
+}
+
+# Words saying that something changed: the statement replaces what it contradicts.
+UPDATE_WORDS = frozenset({
+    "anymor", "chang", "extend", "instead", "longer", "move", "moved", "new", "now", "postpon", "quit", "replac",
+    "resched", "stop", "switch", "upgrad", "апгрейд", "больш", "брос", "бросил", "вместо", "нов", "обновил",
+    "переех", "перенес", "перенесл", "перешел", "перешл", "поменя", "продлил", "сдвин", "сдвинул", "сейчас", "смен",
+    "сменил", "теперь", "уже"
+})
+
+# First words of requests to the assistant: not statements about the user.
+REQUEST_WORDS = frozenset({
+    "answer", "calcul", "can", "check", "compar", "could", "creat", "describ", "draft", "explain", "find", "fix",
+    "generat", "give", "help", "imagin", "let", "list", "make", "pleas", "recommend", "rewrit", "show", "suggest",
+    "summar", "tell", "translat", "would", "write", "давай", "дай", "исправ", "можеш", "можн", "найд", "напиш",
+    "объясн", "опиш", "ответ", "отвеча", "перевед", "перепиш", "подскаж", "покаж", "помог", "посоветуй", "посчита",
+    "предлож", "представ", "придума", "провер", "расскаж", "сдела", "состав", "сравн"
+})
+
+QUESTION_WORDS = frozenset({
+    "are", "did", "do", "does", "how", "is", "what", "when", "where", "which", "who", "whom", "whose", "why", "где",
+    "зачем", "как", "какая", "какие", "каков", "какой", "когда", "кто", "куда", "ли", "откуда", "почему", "сколько",
+    "чем", "что"
+})
+
+GREETINGS = (
+    "hi", "hello", "hey", "привет", "здравствуй", "здравствуйте", "добрый день", "доброе утро", "добрый вечер",
+    "good morning", "good evening",
+)
+
+FIRST_PERSON = frozenset({
+    "i", "i'd", "i'll", "i'm", "i've", "im", "me", "mine", "my", "our", "we", "we're", "меня", "мне", "мной", "мое",
+    "моего", "моей", "мои", "моих", "мой", "моя", "моё", "мы", "нам", "нас", "наш", "наша", "наше", "наши", "я"
+})
+
+# Relations that make a statement about someone else, with the word used for `about`.
+RELATIONS_EN = (
+    "sister", "brother", "friend", "wife", "husband", "mother", "mom", "father", "dad", "son", "daughter", "boss",
+    "colleague", "partner", "girlfriend", "boyfriend", "neighbor", "neighbour", "cousin", "aunt", "uncle",
+    "grandmother", "grandfather", "grandma", "grandpa", "manager", "coach", "tutor", "teacher", "doctor", "kid",
+    "child",
+)
+
+RELATIONS_RU: dict[str, str] = {
+    "сестр": "сестра", "брат": "брат", "друг": "друг", "друз": "друг", "подруг": "подруга", "жен": "жена", "муж":
+    "муж", "мам": "мама", "мат": "мать", "пап": "папа", "отц": "отец", "отец": "отец", "сын": "сын", "доч": "дочь",
+    "начальни": "начальник", "коллег": "коллега", "партн": "партнёр", "девушк": "девушка", "парн": "парень",
+    "сосед": "сосед", "бабушк": "бабушка", "дедушк": "дедушка", "тёт": "тётя", "тет": "тётя", "дяд": "дядя",
+    "тренер": "тренер", "репетитор": "репетитор", "ребён": "ребёнок", "ребен": "ребёнок"
+}
+
+# Common Russian first-person verbs the endings rule (-аю, -яю, -юсь, -ую) misses.
+RU_FIRST_PERSON_VERBS = frozenset({
+    "бегу", "вожу", "говорю", "готовлю", "еду", "езжу", "ем", "живу", "иду", "курю", "люблю", "могу", "ношу",
+    "пишу", "плаваю", "пью", "работаю", "сижу", "слушаю", "смотрю", "сплю", "учу", "ушел", "ушёл", "хожу", "хочу"
+})
+
+# A clause starting with one of these starts a statement of its own ("…, and my friend Dima bought …").
+PERSON_OPENERS = frozenset({
+    "my", "мое", "моего", "моей", "мои", "мой", "моя", "моё"
+})
+
+# How the user wants answers.
+ANSWER_WORDS = frozenset({
+    "answer", "brief", "bullet", "detail", "emoji", "format", "repli", "respond", "short", "коротк", "ответ",
+    "отвеча", "пиш", "подробн", "списк", "формат", "эмодзи"
+})
+
+CODE_WORDS = frozenset({
+    "code", "snippet", "код", "кода"
+})
+
+EXAMPLE_WORDS = frozenset({
+    "c++", "exampl", "go", "java", "javascript", "kotlin", "python", "rust", "scala", "sql", "typescript", "пример"
+})
+
+# Request verbs that state a standing wish about answers ("отвечай коротко", "give code examples in Python").
+PREFERENCE_VERBS = frozenset({
+    "answer", "format", "give", "repli", "respond", "use", "дава", "давай", "используй", "ответ", "отвеча", "пиш"
+})
+
+# fmt: on

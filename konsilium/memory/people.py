@@ -1,0 +1,122 @@
+"""Who a memory is about, comparable across languages and grammatical cases: "friend Dima", "Дима" and "друга
+Димы" are one person; "сестра Ира" and "sister Ira" too. A person is a relation (in English) and a name (in Latin
+letters); two people match on their names when both have one, else on their relations."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import lexicon as lx
+from .records import USER
+
+_TRANSLIT = str.maketrans(
+    {
+        "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh", "з": "z", "и": "i",
+        "й": "i", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t",
+        "у": "u", "ф": "f", "х": "h", "ц": "ts", "ч": "ch", "ш": "sh", "щ": "sch", "ъ": "", "ы": "y", "ь": "",
+        "э": "e", "ю": "yu", "я": "ya",
+    }
+)  # fmt: skip
+_RELATION_EN = {
+    "сестра": "sister", "брат": "brother", "друг": "friend", "подруга": "friend", "жена": "wife", "муж": "husband",
+    "мама": "mother", "мать": "mother", "mom": "mother", "папа": "father", "отец": "father", "dad": "father",
+    "сын": "son", "дочь": "daughter", "начальник": "boss", "коллега": "colleague", "партнёр": "partner",
+    "девушка": "girlfriend", "парень": "boyfriend", "сосед": "neighbor", "neighbour": "neighbor",
+    "бабушка": "grandmother", "grandma": "grandmother", "дедушка": "grandfather", "grandpa": "grandfather",
+    "тётя": "aunt", "дядя": "uncle", "тренер": "coach", "репетитор": "tutor", "ребёнок": "child", "kid": "child",
+}  # fmt: skip
+_CAPITALIZED = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]{1,}\b")
+_WORD = re.compile(r"[a-zа-яё]+", re.IGNORECASE)
+_POSSESSIVE = {
+    "у",
+    "of",
+    "about",
+    "для",
+    "про",
+    "my",
+    "мой",
+    "моя",
+    "мое",
+    "моё",
+    "мои",
+    "моего",
+    "моей",
+    "моему",
+    "мою",
+    "моим",
+    "моих",
+    "моими",
+}
+_NOT_NAMES = {"I", "My", "The", "What", "Where", "When", "How", "Who", "Which", "Is", "Are", "Do", "Does", "Did"}
+
+
+@dataclass(frozen=True)
+class Person:
+    relation: str | None  # in English: "sister"
+    name: str | None  # in Latin letters, lower case: "ira"
+
+    def matches(self, other: Person) -> bool:
+        if self.name and other.name:
+            return _same_name(self.name, other.name)
+        return bool(self.relation and other.relation and self.relation == other.relation)
+
+
+def person(about: str) -> Person | None:
+    """The person a memory's `about` names (None: the user)."""
+    if not about or about.casefold() == USER:
+        return None
+    relation, name = None, None
+    for word in _WORD.findall(about):
+        found = _relation(word.lower())
+        if found and relation is None:
+            relation = found
+        elif word[:1].isupper():
+            name = _latin(word)
+    if relation is None and name is None:
+        name = _latin(about.split()[0])
+    return Person(relation, name)
+
+
+def mentioned(text: str) -> list[Person]:
+    """The people a question names: relation words after a possessive ("моего друга", "my sister") and
+    capitalized names after the first word."""
+    tokens = [w.lower() for w in _WORD.findall(text)]
+    relations = [_relation(word) for before, word in zip(["", *tokens], tokens, strict=False) if before in _POSSESSIVE]
+    relation = next((r for r in relations if r), None)
+    names = [_latin(m.group(0)) for m in _CAPITALIZED.finditer(text) if m.start() > 0 and m.group(0) not in _NOT_NAMES]
+    if names:
+        return [Person(relation, name) for name in names]
+    return [Person(relation, None)] if relation else []
+
+
+def same_person(a: str, b: str) -> bool:
+    """Whether two `about` values name the same person (or both the user)."""
+    first, second = person(a), person(b)
+    if first is None or second is None:
+        return first is None and second is None
+    return first.matches(second)
+
+
+def _relation(word: str) -> str | None:
+    if word in lx.RELATIONS_EN:
+        return _RELATION_EN.get(word, word)
+    for prefix, nominative in lx.RELATIONS_RU.items():
+        if word.startswith(prefix):
+            return _RELATION_EN.get(nominative, nominative)
+    return None
+
+
+def _latin(word: str) -> str:
+    return word.lower().translate(_TRANSLIT)
+
+
+def _same_name(a: str, b: str) -> bool:
+    """Names in different cases share their stem: dima / dimy (Димы), alina / alinu; short names need two letters."""
+    shorter = min(len(a), len(b))
+    common = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        common += 1
+    return common >= max(2, min(shorter - 1, 4)) if shorter > 2 else a == b

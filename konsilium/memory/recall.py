@@ -1,0 +1,170 @@
+"""Which memories come back with a question: the pinned core profile, then the current memories most relevant to
+it (meaning across languages, the question's words, its subject and whose it is), and relevant past exchanges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..index.text import analyze
+from .log import Exchange, content_text
+from .records import Memory
+
+LEXICAL_WEIGHT = 0.5  # share of the query's stems a memory holds, added to its cosine
+# A memory with the subject key the question asks about ("Where do I live?" → home.city) gets this much more:
+# USE-m3 scores "В каком городе я живу?" against "Мы переехали в Санкт-Петербург" only 0.19.
+KEY_BOOST = 0.3
+PERSON_BOOST = 0.3  # a memory about the person the question names
+OTHERS_PENALTY = 0.3  # a memory about someone else, for a question that names no one (about the user himself)
+CANDIDATES = 50
+CONVERSATION_ANSWER_CHARS = 500
+
+
+@dataclass
+class Recalled:
+    memory: Memory
+    score: float  # cosine + LEXICAL_WEIGHT * matched stems (pinned memories: 0, they are always offered)
+    pinned: bool = False
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.memory.id,
+            "text": self.memory.text,
+            "about": self.memory.about,
+            "kind": self.memory.kind,
+            "pinned": self.pinned,
+            "score": round(self.score, 4),
+            "created": self.memory.created,
+        }
+
+
+class Recall:
+    """Reads the store for a question; `embed` turns texts into the memory embedder's vectors."""
+
+    def __init__(self, store, embed, settings):
+        self.store, self.embed, self.settings = store, embed, settings
+
+    def recall(self, query: str, k: int | None = None, min_relevance: float | None = None) -> list[Recalled]:
+        """The pinned core profile, then up to `k` current memories relevant to `query`, best first."""
+        k = self.settings.top_k if k is None else k
+        floor = self.settings.min_relevance if min_relevance is None else min_relevance
+        current = self.store.current_matrix()
+        pinned = [Recalled(m, 0.0, pinned=True) for m in current.memories if m.pinned]
+        if not query.strip() or k <= 0 or not current.memories:
+            return pinned
+        hits = self.search(query, k + len(pinned), current)
+        return pinned + [hit for hit in hits if hit.score >= floor and not hit.memory.pinned][:k]
+
+    def search(self, query: str, k: int = 10, current=None) -> list[Recalled]:
+        """Current memories by relevance: meaning (cosine, across languages) plus the query's words they hold."""
+        current = current or self.store.current_matrix()
+        if not current.memories:
+            return []
+        scores: dict[int, float] = {}
+        if current.vectors.shape[1]:
+            cosines = current.vectors @ self.embed([query])[0]
+            for row in np.argsort(-cosines)[:CANDIDATES]:
+                scores[int(row)] = float(cosines[row])
+            cosine_of = cosines
+        else:
+            cosine_of = np.zeros(len(current.memories), dtype=np.float32)
+        rows = {m.id: i for i, m in enumerate(current.memories)}
+        for memory_id, overlap in self.store.lexical(analyze(query), CANDIDATES).items():
+            row = rows.get(memory_id)
+            if row is not None:
+                scores[row] = float(cosine_of[row]) + LEXICAL_WEIGHT * overlap
+        for row, adjustment in self._subject_and_person(query, current).items():
+            scores[row] = scores.get(row, float(cosine_of[row])) + adjustment
+        ranked = sorted(scores.items(), key=lambda p: -p[1])[:k]
+        return [Recalled(current.memories[row], score) for row, score in ranked]
+
+    def _subject_and_person(self, query: str, current) -> dict[int, float]:
+        """Score changes from what the question is about: the subject it asks for (its key, found through the
+        memories' subject tokens) and whose it is. A question about someone ("у моего друга Димы") prefers
+        memories about them; one about the user himself ("my GPU") keeps other people's memories down."""
+        from .extract import subject_key
+        from .people import mentioned
+        from .records import key_tokens
+
+        asked, people = subject_key(query), mentioned(query)
+        on_subject = self.store.with_token(key_tokens(asked)[1]) if asked else set()
+        adjustments: dict[int, float] = {}
+        for row, memory in enumerate(current.memories) if on_subject else ():
+            if memory.id in on_subject:
+                adjustments[row] = KEY_BOOST
+        for row, whose in current.people.items():
+            if people and any(p.matches(whose) for p in people):
+                adjustments[row] = adjustments.get(row, 0.0) + PERSON_BOOST
+            elif not people:
+                adjustments[row] = adjustments.get(row, 0.0) - OTHERS_PENALTY - (KEY_BOOST if row in adjustments else 0)
+        if people:  # the user's own memories do not answer a question about someone else by their subject
+            for row in [r for r in adjustments if r not in current.people]:
+                adjustments[row] -= KEY_BOOST
+        return adjustments
+
+    def recall_conversations(self, query: str, exclude_text: str = "") -> list[Recalled]:
+        """Past exchanges relevant to `query` ("what did we decide about X last month"), best first, as
+        memories of kind "conversation"; ones whose question is part of `exclude_text` (the chat being
+        continued, which the client sends anyway) are left out."""
+        k, floor = self.settings.conversation_k, self.settings.conversation_min_relevance
+        matrix = self.store.conversation_matrix()
+        if k <= 0 or not query.strip() or not matrix.exchange_ids:
+            return []
+        query_vector = self.embed([query])[0]
+        views = matrix.vectors.reshape(len(matrix.exchange_ids), -1, query_vector.shape[0])
+        cosines = (views @ query_vector).max(axis=1)
+        hits = []
+        for row in np.argsort(-cosines)[: k * 4]:
+            if cosines[row] < floor or len(hits) >= k:
+                break
+            exchange = self.store.log.get(matrix.exchange_ids[row])
+            if exchange is None:
+                continue
+            question = " ".join(new_user_text(exchange.messages)).strip()
+            if question and question[:200] in exclude_text:
+                continue
+            snippet = Memory(
+                id=exchange.id,
+                text=conversation_snippet(question, exchange.response),
+                kind="conversation",
+                origin="log",
+                created=exchange.time,
+                updated=exchange.time,
+                exchange_id=exchange.id,
+            )
+            hits.append(Recalled(snippet, float(cosines[row])))
+        return hits
+
+
+def new_user_text(messages: list[dict]) -> list[str]:
+    """The user's messages after the last assistant message: what is new in this exchange (a chat client
+    sends the whole conversation every time; earlier turns were learned from when they were new)."""
+    out: list[str] = []
+    for message in reversed(messages or []):
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "assistant":
+            break
+        if message.get("role") == "user":
+            text = content_text(message.get("content")).strip()
+            if text:
+                out.append(text)
+    return list(reversed(out))
+
+
+def conversation_text(exchange: Exchange) -> str:
+    """What a past exchange is found by: the user's new words and the start of the answer (citations cut)."""
+    question = " ".join(new_user_text(exchange.messages)).strip()
+    if not question:
+        return ""
+    return f"{question}\n{_answer_body(exchange.response)[:CONVERSATION_ANSWER_CHARS]}"
+
+
+def conversation_snippet(question: str, response: str) -> str:
+    answer = _answer_body(response)
+    return f"Q: {question[:300]}\nA: {answer[:CONVERSATION_ANSWER_CHARS]}" + ("…" if len(answer) > 500 else "")
+
+
+def _answer_body(response: str) -> str:
+    return (response or "").split("\n\nSources:", 1)[0].strip()

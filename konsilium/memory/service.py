@@ -1,0 +1,291 @@
+"""The memory loop: exchanges in the log become memories (after the answer is sent), and current memories come
+back with later questions.
+
+The log is the source of truth. `catch_up()` reads the exchanges recorded after the cursor, in order, and for
+each one applies its operations and moves the cursor in one transaction: a crash loses nothing, a restart (or
+`konsilium memory update`) continues from the last exchange processed. The server runs `catch_up()` on a
+background thread woken after each recorded exchange, so extraction never delays an answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .decide import Said, decide, forget_targets
+from .log import ConversationLog, Exchange
+from .recall import Recall, Recalled, conversation_text, new_user_text
+from .records import USER, Memory, Operation, new_memory_id
+from .store import MemoryStore
+
+log = logging.getLogger("konsilium.memory")
+LEARN_FROM = ("chat.completions", "ask")  # raw completions carry no conversation to learn from
+BATCH = 100
+
+
+@dataclass
+class CatchUp:
+    exchanges: int = 0
+    operations: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"exchanges": self.exchanges, "operations": self.operations, "seconds": round(self.seconds, 3)}
+
+
+class MemoryService:
+    def __init__(self, conversation_log: ConversationLog, settings=None, embedder=None, extractor=None):
+        from ..config import MemorySettings
+
+        self.settings = settings or MemorySettings()
+        self.store = MemoryStore(conversation_log)
+        self._embedder = embedder
+        self._embedder_lock = threading.Lock()
+        self._extractor = extractor
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._catching_up = threading.Lock()
+        self._start_lock = threading.Lock()
+        self.recaller = Recall(self.store, self.embed, self.settings)
+
+    @property
+    def extractor(self):
+        """`memory.extractor`'s choice (made by the caller); the deterministic rules unless told otherwise."""
+        if self._extractor is None:
+            from .extractors import RulesExtractor
+
+            self._extractor = RulesExtractor()
+        return self._extractor
+
+    # --- embedding ----------------------------------------------------------------------------------------
+
+    def embedder(self):
+        """USE-m3: memories are said in one language and asked about in another, so the space must be shared."""
+        with self._embedder_lock:
+            if self._embedder is None:
+                from ..index.embedder import UniversalSentenceEncoderEmbedder
+
+                self._embedder = UniversalSentenceEncoderEmbedder()
+            return self._embedder
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.embedder().embed(texts)
+
+    # --- recall ---------------------------------------------------------------------------------------------
+
+    def recall(self, query: str, k: int | None = None, min_relevance: float | None = None) -> list[Recalled]:
+        return self.recaller.recall(query, k, min_relevance)
+
+    def search(self, query: str, k: int = 10) -> list[Recalled]:
+        return self.recaller.search(query, k)
+
+    def recall_conversations(self, query: str, exclude_text: str = "") -> list[Recalled]:
+        return self.recaller.recall_conversations(query, exclude_text)
+
+    # --- learning -------------------------------------------------------------------------------------------
+
+    def catch_up(self, limit: int | None = None, progress=None) -> CatchUp:
+        """Process every exchange recorded after the cursor (at most `limit`), oldest first; `progress(done,
+        total, item)` is told after each."""
+        report, started = CatchUp(), time.perf_counter()
+        with self._catching_up:  # one pass at a time: the worker and a CLI command in the same process
+            total = self.store.pending() if progress is not None else 0
+            while limit is None or report.exchanges < limit:
+                batch = self.store.log.after(self.store.cursor(), BATCH if limit is None else min(BATCH, limit))
+                if not batch:
+                    break
+                for rowid, exchange in batch:
+                    learning = learns_from(exchange)
+                    operations = self.learn(exchange) if learning else []
+                    past = self._past_conversation(rowid, exchange) if learning else None
+                    forgotten_from = self._sources_of_deleted(operations, exchange)
+                    self.store.apply(operations, exchange.id, cursor=rowid, conversation=past)
+                    self.store.exclude_conversations(forgotten_from)
+                    report.exchanges += 1
+                    if progress is not None:
+                        progress(report.exchanges, max(total, report.exchanges), exchange.id)
+                    for op in operations:
+                        report.operations[op.event] = report.operations.get(op.event, 0) + 1
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _past_conversation(self, rowid: int, exchange: Exchange):
+        """The exchange as a searchable past conversation: what the user asked and how it was answered."""
+        from .store import PastConversation
+
+        text = conversation_text(exchange)
+        if not text or exchange.status != "ok" or not self.settings.conversations:
+            return None
+        # Two vectors: the question alone (what it was about) and with the answer (what was decided); a query
+        # matches the closer one.
+        vectors = self.embed([text.split("\n", 1)[0], text])
+        return PastConversation(rowid, exchange.id, exchange.time, vectors.reshape(-1))
+
+    def _sources_of_deleted(self, operations: list[Operation], exchange: Exchange) -> list[str]:
+        """Exchanges not to offer as past conversations any more: where forgotten memories came from, and the
+        exchange that asked to forget (it repeats what was forgotten)."""
+        deleted = [op.target for op in operations if op.event == "DELETE"]
+        if not deleted:
+            return []
+        sources = {self.store.get(memory_id).exchange_id for memory_id in deleted}
+        return sorted({source for source in sources if source} | {exchange.id})
+
+    def learn(self, exchange: Exchange) -> list[Operation]:
+        """The operations one exchange leads to (nothing is written here)."""
+        said = new_user_text(exchange.messages)
+        if not said:
+            return []
+        extraction = self.extractor.extract(said, exchange)
+        current = list(self.store.current_matrix().memories)
+        operations: list[Operation] = []
+        statements = [s for s in extraction.statements if s.text.strip()]
+        vectors = self.embed([s.text for s in statements]) if statements else []
+        from .extract import key_is_exclusive
+
+        for statement, vector in zip(statements, vectors, strict=True):
+            said_it = Said(statement, vector, exchange.time, exchange.id, self.extractor.origin)
+            if self.store.is_forgotten(said_it_fingerprint(statement), exchange.time):
+                continue
+            op = decide(said_it, current, key_is_exclusive)
+            operations.append(op)
+            if op.event in ("ADD", "UPDATE"):
+                current.append(op.memory)
+            if op.event == "UPDATE":
+                current = [m for m in current if m.id != op.target]
+        forgets = [f.query for f in extraction.forgets if f.query.strip()]
+        for query, vector in zip(forgets, self.embed(forgets) if forgets else [], strict=True):
+            for _, memory in forget_targets(query, vector, current):
+                operations = self._forgetting(memory, operations, f"asked to forget: {query}")
+                current = [m for m in current if m.id != memory.id]
+        return operations
+
+    def _forgetting(self, memory: Memory, operations: list[Operation], reason: str) -> list[Operation]:
+        """`operations` with `memory` forgotten: one added in this same exchange is simply not added (and what it
+        superseded is forgotten); a stored one is deleted with the older versions it superseded."""
+        for op in operations:
+            if op.event in ("ADD", "UPDATE") and op.memory.id == memory.id:
+                operations = [o for o in operations if o is not op]
+                stored = op.target if op.event == "UPDATE" else None
+                break
+        else:
+            stored = memory.id
+        if stored is None:
+            return operations
+        deleting = {o.target for o in operations if o.event == "DELETE"}
+        for memory_id in _unique(self.store._chain(stored)):
+            if memory_id not in deleting and self.store.get(memory_id).status != "forgotten":
+                operations.append(Operation("DELETE", target=memory_id, reason=reason))
+        return operations
+
+    # --- the user's own actions -----------------------------------------------------------------------------
+
+    def add(self, text: str, about: str = USER, kind: str = "fact", pinned: bool = False) -> Memory:
+        text = _clean(text)
+        now = time.time()
+        memory = Memory(
+            id=new_memory_id(),
+            text=text,
+            about=about or USER,
+            kind=kind,
+            pinned=pinned,
+            origin="user",
+            created=now,
+            updated=now,
+            vector=self.embed([text])[0],
+        )
+        return self.store.add(memory)
+
+    def edit(self, memory_id: str, text: str) -> Memory:
+        text = _clean(text)
+        return self.store.edit(memory_id, text, self.embed([text])[0])
+
+    def forget(self, memory_id: str) -> list[Memory]:
+        """Forget a memory and the older versions it superseded; returns what was forgotten."""
+        memory = self.store.get(memory_id)
+        forgotten = []
+        for chain_id in _unique(self.store._chain(memory.id)):
+            if self.store.get(chain_id).status != "forgotten":
+                forgotten.append(self.store.forget(chain_id))
+        # The exchanges they came from stay in the log, but are never offered as past conversations again.
+        self.store.exclude_conversations(sorted({m.exchange_id for m in forgotten if m.exchange_id}))
+        if self.settings.redact_log_on_forget:
+            self._redact_sources(forgotten)
+        return forgotten
+
+    def forget_matching(self, query: str) -> list[Memory]:
+        current = self.store.current_matrix().memories
+        targets = forget_targets(query, self.embed([query])[0], current)
+        forgotten = []
+        for _, memory in targets:
+            forgotten.extend(self.forget(memory.id))
+        return forgotten
+
+    def _redact_sources(self, forgotten: list[Memory]) -> None:
+        for memory in forgotten:
+            if memory.exchange_id:
+                self.store.log.redact_user_text(memory.exchange_id, "[forgotten at the user's request]")
+
+    # --- the background worker -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Catch up in the background now and after every `notify()`."""
+        with self._start_lock:
+            if self._worker is None and not self._stop.is_set():
+                self._worker = threading.Thread(target=self._run, daemon=True, name="memory-extractor")
+                self._worker.start()
+        self._wake.set()
+
+    def notify(self) -> None:
+        """An exchange was logged: learn from it on the worker (started on first use)."""
+        if self._worker is None:
+            self.start()
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                report = self.catch_up()
+                if report.exchanges:
+                    log.info("memory: %d exchange(s) read, %s", report.exchanges, report.operations or "no change")
+            except Exception:  # the next notify retries from the cursor; nothing was half-applied
+                log.exception("memory extraction failed; it resumes from the last exchange processed")
+                time.sleep(1.0)
+
+
+def learns_from(exchange: Exchange) -> bool:
+    """Exchanges that teach: chat and `ask` turns whose user did not opt out (`konsilium.memory: false`)."""
+    return exchange.endpoint in LEARN_FROM and not exchange.timings.get("memory_off")
+
+
+def said_it_fingerprint(statement) -> str:
+    from .records import fingerprint
+
+    return fingerprint(statement.text, statement.about)
+
+
+def _unique(ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def _clean(text: str) -> str:
+    text = " ".join(str(text or "").split())
+    if not text:
+        raise ValueError("a memory needs some text")
+    if len(text) > 2000:
+        raise ValueError("a memory is at most 2,000 characters; put longer texts in a note of the vault")
+    return text

@@ -1,0 +1,395 @@
+"""Memories on disk: tables in the conversation log's SQLite file (migration m003), so one transaction can
+apply the operations drawn from an exchange and move the extraction cursor past it — a crash between the two
+cannot happen, and a later pass catches up from the last exchange processed.
+
+Search is dense (a numpy matrix of the current memories' vectors, rebuilt when the memories change, in this
+process or another) plus stems matched through FTS5, fused by `MemorySearch`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .log import ConversationLog, MemoryStoreError
+from .records import HistoryEvent, Memory, Operation, fingerprint, new_memory_id, terms
+
+_COLUMNS = (
+    "id",
+    "text",
+    "about",
+    "kind",
+    "key",
+    "status",
+    "pinned",
+    "origin",
+    "created",
+    "updated",
+    "exchange_id",
+    "superseded_by",
+    "vector",
+)
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM memories"
+CURSOR = "extracted_through"  # memory_state: the rowid of the last exchange the extractor processed
+GENERATION = "generation"  # memory_state: bumped by every change, so other processes' caches notice
+CONVERSATIONS = "conversations_generation"  # the same for the past conversations' vectors
+
+
+class MemoryNotFound(KeyError):
+    def __str__(self) -> str:
+        return f"no memory {self.args[0]!r}"
+
+
+@dataclass
+class CurrentMatrix:
+    """The current memories and their vectors, as of one generation."""
+
+    generation: int
+    memories: list[Memory]
+    vectors: np.ndarray  # (n, dim) float32; rows of memories without a vector are zero
+    people: dict[int, object] = field(default_factory=dict)  # row → people.Person, for memories about others
+
+
+@dataclass(frozen=True)
+class PastConversation:
+    """One exchange made searchable: its rowid and id in the log, when it was, its vector."""
+
+    rowid: int
+    exchange_id: str
+    time: float
+    vector: np.ndarray
+
+
+@dataclass
+class ConversationMatrix:
+    generation: int
+    exchange_ids: list[str]
+    times: list[float]
+    vectors: np.ndarray
+
+
+class MemoryStore:
+    def __init__(self, log: ConversationLog):
+        self.log = log
+        self._conversations: ConversationMatrix | None = None
+        self._cache: CurrentMatrix | None = None
+        self._cache_lock = threading.Lock()
+
+    # --- reading ------------------------------------------------------------------------------------------
+
+    def get(self, memory_id: str) -> Memory:
+        rows = self.log.query(f"{_SELECT} WHERE id = ?", (memory_id,))
+        if not rows:
+            prefix = "SELECT id FROM memories WHERE substr(id, 1, length(?1)) = ?1 LIMIT 2"
+            matches = self.log.query(prefix, (memory_id,))
+            if len(matches) != 1 or len(memory_id) < 6:
+                raise MemoryNotFound(memory_id)
+            rows = self.log.query(f"{_SELECT} WHERE id = ?", (matches[0][0],))
+        return _memory(rows[0])
+
+    def list(
+        self,
+        status: str | None = "current",
+        pinned: bool | None = None,
+        about: str | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[Memory]:
+        clauses, params = [], []
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        if pinned is not None:
+            clauses.append("pinned = ?")
+            params.append(int(pinned))
+        if about is not None:
+            clauses.append("about = ?")
+            params.append(about)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        sql = f"{_SELECT}{where} ORDER BY created DESC, rowid DESC LIMIT ? OFFSET ?"
+        return [_memory(r) for r in self.log.query(sql, (*params, -1 if limit is None else limit, offset))]
+
+    def count(self, status: str | None = "current") -> int:
+        if status is None:
+            return self.log.query("SELECT count(*) FROM memories")[0][0]
+        return self.log.query("SELECT count(*) FROM memories WHERE status = ?", (status,))[0][0]
+
+    def history(self, memory_id: str) -> list[HistoryEvent]:
+        """Every event of the memory and of those it superseded or that superseded it, oldest first."""
+        chain = self._chain(memory_id)
+        marks = ", ".join("?" for _ in chain)
+        rows = self.log.query(
+            "SELECT memory_id, event, old_text, new_text, time, exchange_id, detail FROM memory_history "
+            f"WHERE memory_id IN ({marks}) ORDER BY seq",
+            tuple(chain),
+        )
+        return [HistoryEvent(*row) for row in rows]
+
+    def _chain(self, memory_id: str) -> list[str]:
+        seen, todo = [], [self.get(memory_id).id]
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.append(current)
+            rows = self.log.query("SELECT id FROM memories WHERE superseded_by = ?", (current,))
+            todo.extend(r[0] for r in rows)
+            after = self.log.query("SELECT superseded_by FROM memories WHERE id = ?", (current,))
+            todo.extend(r[0] for r in after if r[0])
+        return seen
+
+    def is_forgotten(self, statement_fingerprint: str, said_at: float) -> bool:
+        """A statement forgotten after it was said stays forgotten when the same exchange is read again."""
+        rows = self.log.query(
+            "SELECT 1 FROM memories WHERE fingerprint = ? AND status = 'forgotten' AND updated >= ? LIMIT 1",
+            (statement_fingerprint, said_at),
+        )
+        return bool(rows)
+
+    def current_matrix(self) -> CurrentMatrix:
+        """The current memories with their vectors, cached until any process changes a memory."""
+        generation = self.generation()
+        with self._cache_lock:
+            if self._cache is not None and self._cache.generation == generation:
+                return self._cache
+            memories = [_memory(r) for r in self.log.query(f"{_SELECT} WHERE status = 'current' ORDER BY rowid")]
+            dims = {m.vector.shape[0] for m in memories if m.vector is not None}
+            dim = dims.pop() if len(dims) == 1 else 0
+            vectors = np.zeros((len(memories), dim), dtype=np.float32)
+            for row, memory in enumerate(memories):
+                if memory.vector is not None and memory.vector.shape[0] == dim:
+                    vectors[row] = memory.vector
+            from .people import person
+
+            people = {row: person(m.about) for row, m in enumerate(memories) if m.about != "user"}
+            self._cache = CurrentMatrix(generation, memories, vectors, {r: p for r, p in people.items() if p})
+            return self._cache
+
+    def lexical(self, query_terms: list[str], limit: int) -> dict[str, float]:
+        """Current memories sharing stems with the query: id → share of the query's stems matched."""
+        wanted = sorted(set(query_terms))
+        if not wanted:
+            return {}
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in wanted)
+        rows = self.log.query(
+            "SELECT m.id, m.text, m.about FROM memories_search s JOIN memories m ON m.rowid = s.rowid "
+            "WHERE memories_search MATCH ? AND m.status = 'current' ORDER BY bm25(memories_search) LIMIT ?",
+            (match, limit),
+        )
+        out = {}
+        for memory_id, text, about in rows:
+            have = set(terms(text, about).split())
+            out[memory_id] = len(have & set(wanted)) / len(wanted)
+        return out
+
+    def with_token(self, token: str) -> set[str]:
+        """Ids of the current memories whose terms hold `token` (a subject token, see records.key_tokens)."""
+        rows = self.log.query(
+            "SELECT m.id FROM memories_search s JOIN memories m ON m.rowid = s.rowid "
+            "WHERE memories_search MATCH ? AND m.status = 'current'",
+            ('"' + token.replace('"', '""') + '"',),
+        )
+        return {r[0] for r in rows}
+
+    def generation(self, name: str = "generation") -> int:
+        rows = self.log.query("SELECT value FROM memory_state WHERE name = ?", (name,))
+        return int(rows[0][0]) if rows else 0
+
+    def cursor(self) -> int:
+        rows = self.log.query("SELECT value FROM memory_state WHERE name = ?", (CURSOR,))
+        return int(rows[0][0]) if rows else 0
+
+    # --- writing ------------------------------------------------------------------------------------------
+
+    def apply(
+        self,
+        operations: list[Operation],
+        exchange_id: str | None = None,
+        cursor: int | None = None,
+        conversation: PastConversation | None = None,
+    ) -> None:
+        """The operations drawn from one exchange, the exchange made searchable as a past conversation, and the
+        cursor past it, in one transaction."""
+        now = time.time()
+        with self.log.transaction() as db:
+            for op in operations:
+                self._apply_one(db, op, exchange_id, now)
+            if conversation is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO conversation_vectors (exchange_rowid, exchange_id, time, vector) "
+                    "VALUES (?, ?, ?, ?)",
+                    (conversation.rowid, conversation.exchange_id, conversation.time, _blob(conversation.vector)),
+                )
+                _bump(db, CONVERSATIONS)
+            if cursor is not None:
+                _set_state(db, CURSOR, cursor)
+            if operations:
+                _bump(db)
+
+    def conversation_matrix(self) -> ConversationMatrix:
+        """The past conversations that may be offered, with their vectors (cached until one is added)."""
+        generation = self.generation(CONVERSATIONS)
+        with self._cache_lock:
+            if self._conversations is not None and self._conversations.generation == generation:
+                return self._conversations
+            rows = self.log.query(
+                "SELECT exchange_rowid, exchange_id, time, vector FROM conversation_vectors WHERE excluded = 0 "
+                "ORDER BY exchange_rowid"
+            )
+            vectors = np.stack([np.frombuffer(r[3], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 0))
+            self._conversations = ConversationMatrix(
+                generation, [r[1] for r in rows], [r[2] for r in rows], vectors.astype(np.float32)
+            )
+            return self._conversations
+
+    def exclude_conversations(self, exchange_ids: list[str]) -> None:
+        """Never offer these exchanges as past conversations again (a memory drawn from them was forgotten)."""
+        if not exchange_ids:
+            return
+        marks = ", ".join("?" for _ in exchange_ids)
+        with self.log.transaction() as db:
+            db.execute(f"UPDATE conversation_vectors SET excluded = 1 WHERE exchange_id IN ({marks})", exchange_ids)
+            _bump(db, CONVERSATIONS)
+
+    def _apply_one(self, db, op: Operation, exchange_id: str | None, now: float) -> None:
+        if op.event == "ADD":
+            _insert(db, op.memory)
+            _history(db, op.memory.id, "ADD", None, op.memory.text, now, exchange_id, op.reason)
+        elif op.event == "UPDATE":
+            old = _text_of(db, op.target)
+            _insert(db, op.memory)
+            db.execute(
+                "UPDATE memories SET status = 'superseded', superseded_by = ?, updated = ? WHERE id = ?",
+                (op.memory.id, now, op.target),
+            )
+            detail = f"superseded by {op.memory.id}" + (f": {op.reason}" if op.reason else "")
+            _history(db, op.target, "UPDATE", old, op.memory.text, now, exchange_id, detail)
+            _history(db, op.memory.id, "ADD", None, op.memory.text, now, exchange_id, f"supersedes {op.target}")
+        elif op.event == "DELETE":
+            self._forget(db, op.target, now, exchange_id, op.reason)
+        elif op.event == "NOOP":
+            _history(db, op.target, "NOOP", None, None, now, exchange_id, op.reason)
+
+    def add(self, memory: Memory, reason: str = "added by the user") -> Memory:
+        self.apply([Operation("ADD", memory, reason=reason)])
+        return memory
+
+    def forget(self, memory_id: str, reason: str = "forgotten by the user", exchange_id: str | None = None) -> Memory:
+        memory = self.get(memory_id)
+        with self.log.transaction() as db:
+            self._forget(db, memory.id, time.time(), exchange_id, reason)
+            _bump(db)
+        return self.get(memory.id)
+
+    def _forget(self, db, memory_id: str, now: float, exchange_id: str | None, reason: str) -> None:
+        """The words go (text, stems, vector, and the text in its history); the tombstone keeps the fingerprint
+        so that reading the old exchange again does not bring the memory back."""
+        db.execute(
+            "UPDATE memories SET status = 'forgotten', text = '', terms = '', vector = NULL, pinned = 0, updated = ? "
+            "WHERE id = ?",
+            (now, memory_id),
+        )
+        db.execute("UPDATE memory_history SET old_text = NULL, new_text = NULL WHERE memory_id = ?", (memory_id,))
+        _history(db, memory_id, "DELETE", None, None, now, exchange_id, reason)
+
+    def set_pinned(self, memory_id: str, pinned: bool) -> Memory:
+        memory = self.get(memory_id)
+        if memory.status != "current":
+            raise ValueError(f"{memory.id} is {memory.status}: only a current memory can be pinned")
+        now = time.time()
+        with self.log.transaction() as db:
+            db.execute("UPDATE memories SET pinned = ?, updated = ? WHERE id = ?", (int(pinned), now, memory.id))
+            _history(db, memory.id, "PIN" if pinned else "UNPIN", None, None, now, None, None)
+            _bump(db)
+        return self.get(memory.id)
+
+    def edit(self, memory_id: str, text: str, vector: np.ndarray | None) -> Memory:
+        memory = self.get(memory_id)
+        if memory.status != "current":
+            raise ValueError(f"{memory.id} is {memory.status}: only a current memory can be edited")
+        now = time.time()
+        with self.log.transaction() as db:
+            db.execute(
+                "UPDATE memories SET text = ?, terms = ?, fingerprint = ?, vector = ?, updated = ? WHERE id = ?",
+                (text, terms(text, memory.about), fingerprint(text, memory.about), _blob(vector), now, memory.id),
+            )
+            _history(db, memory.id, "EDIT", memory.text, text, now, None, "edited by the user")
+            _bump(db)
+        return self.get(memory.id)
+
+    def pending(self) -> int:
+        """Exchanges logged after the cursor: what the next pass will read."""
+        return self.log.query("SELECT count(*) FROM exchanges WHERE rowid > ?", (self.cursor(),))[0][0]
+
+    def reset_cursor(self) -> None:
+        with self.log.transaction() as db:
+            _set_state(db, CURSOR, 0)
+
+
+def _insert(db, memory: Memory) -> None:
+    memory.id = memory.id or new_memory_id()
+    db.execute(
+        "INSERT INTO memories (id, text, about, kind, key, status, pinned, origin, created, updated, exchange_id, "
+        "superseded_by, fingerprint, terms, vector) VALUES (?, ?, ?, ?, ?, 'current', ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+        (
+            memory.id,
+            memory.text,
+            memory.about,
+            memory.kind,
+            memory.key,
+            int(memory.pinned),
+            memory.origin,
+            memory.created,
+            memory.updated or memory.created,
+            memory.exchange_id,
+            fingerprint(memory.text, memory.about),
+            terms(memory.text, memory.about),
+            _blob(memory.vector),
+        ),
+    )
+
+
+def _text_of(db, memory_id: str) -> str:
+    row = db.execute("SELECT text FROM memories WHERE id = ?", (memory_id,)).fetchone()
+    if row is None:
+        raise MemoryStoreError(f"memory {memory_id} vanished while being updated")
+    return row[0]
+
+
+def _history(db, memory_id, event, old_text, new_text, now, exchange_id, detail) -> None:
+    db.execute(
+        "INSERT INTO memory_history (memory_id, event, old_text, new_text, time, exchange_id, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (memory_id, event, old_text, new_text, now, exchange_id, detail or None),
+    )
+
+
+def _set_state(db, name: str, value) -> None:
+    db.execute(
+        "INSERT INTO memory_state (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (name, str(value)),
+    )
+
+
+def _bump(db, name: str = GENERATION) -> None:
+    db.execute(
+        "INSERT INTO memory_state (name, value) VALUES (?, '1') "
+        "ON CONFLICT (name) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        (name,),
+    )
+
+
+def _blob(vector: np.ndarray | None) -> bytes | None:
+    return None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def _memory(row: tuple) -> Memory:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    blob = values.pop("vector")
+    return Memory(
+        **values | {"pinned": bool(values["pinned"])},
+        vector=np.frombuffer(blob, dtype=np.float32) if blob else None,
+    )

@@ -1,0 +1,139 @@
+"""The memory store: memories kept with their history, superseded ones no longer current, forgotten ones erased
+(words, stems, vector, history text) but remembered as forgotten, and changes seen by other processes."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+
+from konsilium.config import MemorySettings
+from konsilium.memory import ConversationLog
+from konsilium.memory.records import Memory, Operation, new_memory_id
+from konsilium.memory.service import MemoryService
+from konsilium.memory.store import MemoryNotFound, MemoryStore
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from konsilium.index.embedder import UniversalSentenceEncoderEmbedder
+
+    return UniversalSentenceEncoderEmbedder()
+
+
+@pytest.fixture
+def service(tmp_path, embedder):
+    log = ConversationLog(tmp_path / "conversations.sqlite3")
+    yield MemoryService(log, MemorySettings(), embedder=embedder)
+    log.close()
+
+
+def said(service, text, about="user", key=None, when=None):
+    now = when or time.time()
+    return Memory(
+        new_memory_id(), text, about=about, key=key, created=now, updated=now, vector=service.embed([text])[0]
+    )
+
+
+def test_added_memories_are_listed_newest_first_and_found_by_a_prefix(service):
+    first = service.add("My cat is called Zorblax")
+    second = service.add("I live in Kazan", kind="home", pinned=True)
+    assert [m.id for m in service.store.list()] == [second.id, first.id]
+    assert service.store.get(first.id[:8]).text == "My cat is called Zorblax"
+    assert [m.id for m in service.store.list(pinned=True)] == [second.id]
+    with pytest.raises(MemoryNotFound):
+        service.store.get("mem-nope")
+
+
+def test_a_search_finds_a_fact_said_in_english_when_asked_in_russian(service):
+    service.add("My cat is called Zorblax")
+    service.add("I work as a biology teacher in Tver", kind="work")
+    service.add("Я не ем глютен", kind="health")
+    hits = service.search("Как зовут мою кошку?", k=3)
+    assert hits[0].memory.text == "My cat is called Zorblax"
+    hits = service.search("What food must I avoid?", k=3)
+    assert hits[0].memory.text == "Я не ем глютен"
+
+
+def test_an_update_supersedes_the_old_memory_which_keeps_its_history(service):
+    old = said(service, "My laptop has 16 GB of RAM", key="laptop.ram")
+    service.store.apply([Operation("ADD", old)])
+    new = said(service, "Upgraded the laptop RAM to 32 GB", key="laptop.ram")
+    service.store.apply([Operation("UPDATE", new, target=old.id, reason="same subject")])
+    assert [m.text for m in service.store.list()] == ["Upgraded the laptop RAM to 32 GB"]
+    assert service.store.get(old.id).status == "superseded" and service.store.get(old.id).superseded_by == new.id
+    events = [(e.memory_id, e.event) for e in service.store.history(new.id)]
+    assert events == [(old.id, "ADD"), (old.id, "UPDATE"), (new.id, "ADD")]
+    assert all("16 GB" not in hit.memory.text for hit in service.search("How much RAM does my laptop have?"))
+
+
+def test_forgetting_erases_the_words_everywhere_and_takes_the_old_versions_with_it(service, tmp_path):
+    old = said(service, "Я учу испанский", key="learning:language")
+    service.store.apply([Operation("ADD", old)])
+    new = said(service, "Я учу испанский по вторникам", key="learning:language")
+    service.store.apply([Operation("UPDATE", new, target=old.id)])
+    forgotten = service.forget(new.id)
+    assert {m.id for m in forgotten} == {old.id, new.id}
+    assert service.store.list() == [] and service.search("испанский") == []
+    assert all(m.status == "forgotten" and m.text == "" for m in service.store.list(None))
+    with sqlite3.connect(tmp_path / "conversations.sqlite3") as db:  # not in the file, not in the history
+        dump = "\n".join(db.iterdump())
+    assert "испанск" not in dump.lower()
+    assert [e.event for e in service.store.history(new.id)][-1] == "DELETE"
+    assert service.store.is_forgotten(said(service, "Я учу испанский").fingerprint, said_at=time.time() - 60)
+
+
+def test_a_forgotten_statement_said_again_later_is_not_blocked(service):
+    memory = service.add("I play the violin")
+    service.forget(memory.id)
+    fingerprint = said(service, "I play the violin").fingerprint
+    assert service.store.is_forgotten(fingerprint, said_at=time.time() - 3600)  # the old exchange, read again
+    assert not service.store.is_forgotten(fingerprint, said_at=time.time() + 1)  # said anew after forgetting
+
+
+def test_pinned_memories_come_with_every_question_and_unpinned_ones_only_when_relevant(service):
+    name = service.add("My name is Lena", kind="identity")
+    service.store.set_pinned(name.id, True)
+    service.add("My sister Ira lives in Minsk", about="sister Ira")
+    recalled = service.recall("What is the capital of France?")
+    assert [r.memory.id for r in recalled] == [name.id] and recalled[0].pinned
+    recalled = service.recall("Where does my sister live?")
+    assert [r.memory.text for r in recalled] == ["My name is Lena", "My sister Ira lives in Minsk"]
+
+
+def test_edits_are_searchable_and_kept_in_history(service):
+    memory = service.add("My deadline is in May")
+    service.edit(memory.id, "My thesis deadline is June 30")
+    assert service.search("thesis", k=1)[0].memory.text == "My thesis deadline is June 30"
+    event = service.store.history(memory.id)[-1]
+    assert (event.event, event.old_text, event.new_text) == (
+        "EDIT",
+        "My deadline is in May",
+        "My thesis deadline is June 30",
+    )
+    with pytest.raises(ValueError, match="some text"):
+        service.edit(memory.id, "   ")
+
+
+def test_a_change_made_by_another_process_is_seen_by_the_next_search(service, tmp_path, embedder):
+    service.add("I drive a red Skoda")
+    assert service.search("car", k=1)[0].memory.text == "I drive a red Skoda"
+    other_log = ConversationLog(tmp_path / "conversations.sqlite3")
+    other = MemoryService(other_log, MemorySettings(), embedder=embedder)
+    other.forget_matching("I drive a red Skoda")
+    other_log.close()
+    assert service.search("car", k=1) == []
+
+
+def test_operations_and_the_cursor_commit_together_or_not_at_all(service):
+    memory = said(service, "I live in Kazan")
+    broken = Operation("UPDATE", said(service, "I live in Perm"), target="mem-missing")
+    with pytest.raises(Exception, match="vanished"):
+        service.store.apply([Operation("ADD", memory), broken], cursor=7)
+    assert service.store.list() == [] and service.store.cursor() == 0
+
+
+def test_the_store_needs_no_embedder_to_list(tmp_path):
+    with ConversationLog(tmp_path / "c.sqlite3") as log:
+        assert MemoryStore(log).list() == [] and MemoryStore(log).cursor() == 0
