@@ -46,10 +46,13 @@ run: setup
 	$(BIN)/konsilium index "$(VAULT)"
 	$(BIN)/konsilium serve $(SERVE_ARGS)
 
+# Tests run in TEST_WORKERS processes (pytest-xdist), a file per worker at a time so that a module's fixtures (an
+# index, a loaded model) are built once: most tests wait on subprocesses, sockets and disk as much as on a core.
+TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/ruff check konsilium tests benchmarks
 	$(BIN)/ruff format --check konsilium tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: setup
 	$(BIN)/python benchmarks/retrieval_scale.py --chunks 10000

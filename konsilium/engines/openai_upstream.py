@@ -225,8 +225,14 @@ class _Relay:
         return next(self._chunks)
 
     def close(self) -> None:
-        self._chunks.close()
+        """Safe from any thread (a cancellation closes streams that other threads are reading): the HTTP stream
+        first, which ends a read in progress; the generator only when no thread is inside it (its reader then
+        finishes on the closed stream and closes it in turn)."""
         self._events.close()
+        try:
+            self._chunks.close()
+        except ValueError:  # "generator already executing": another thread is reading it right now
+            pass
 
     def _relay(self, text_of: Callable, prompt_tokens: int, errors: Callable) -> Iterator[GenerationChunk]:
         completion_tokens, finish, usage, tail = 0, None, None, []

@@ -17,13 +17,15 @@ import numpy as np
 
 from ..index.text import analyze
 from .people import same_person as is_same_person
-from .records import Memory, Operation, fingerprint, new_memory_id
+from .records import USER, Memory, Operation, fingerprint, new_memory_id
 
 DUPLICATE_COSINE = 0.9  # USE-m3: a rephrasing of the same sentence scores 0.85-0.95, a different fact < 0.7
 CHANGE_COSINE = 0.35  # "Tutor sessions moved to Fridays" vs "занимаюсь по вторникам с репетитором": 0.40
 FORGET_SCORE = 0.45  # cosine + stem overlap of a forget request with the memory it names
 FORGET_MARGIN = 0.15  # memories scoring this close to the best one are forgotten with it
 FORGET_KEY_BONUS = 0.3
+# The core profile pins itself: who the user is and how he wants answers go into every prompt.
+AUTO_PINNED_KEYS = ("name", "answer.language", "answer.style", "answer.code")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ def decide(said: Said, current: list[Memory], exclusive) -> Operation:
         updated=said.time,
         exchange_id=said.exchange_id,
         vector=said.vector,
+        pinned=statement.about == USER and statement.key in AUTO_PINNED_KEYS,
     )
     same_person = [m for m in current if is_same_person(m.about, statement.about)]
     print_ = fingerprint(statement.text, statement.about)
@@ -64,9 +67,11 @@ def decide(said: Said, current: list[Memory], exclusive) -> Operation:
         same_key = [old for _, old in scored if old.key == statement.key]
         if same_key:
             newest = max(same_key, key=lambda m: m.created)
+            memory.pinned = memory.pinned or newest.pinned  # a pinned fact stays pinned in its new version
             return Operation("UPDATE", memory, target=newest.id, reason=f"same subject ({statement.key})")
     if statement.update and scored and scored[0][0] >= CHANGE_COSINE:
         cosine, closest = scored[0]
+        memory.pinned = memory.pinned or closest.pinned
         return Operation("UPDATE", memory, target=closest.id, reason=f"changed (cosine {cosine:.2f})")
     return Operation("ADD", memory, reason=f"new ({statement.kind})")
 

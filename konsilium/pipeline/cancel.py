@@ -7,9 +7,12 @@ has not started). The turn then ends as "cancelled" in the log, with what was sa
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+log = logging.getLogger("konsilium.turn")
 
 
 class TurnCancelled(Exception):
@@ -40,7 +43,10 @@ class Cancellation:
             self.event.set()
             streams = list(self._streams)
         for stream in streams:  # outside the lock: a close may take a moment (an upstream's HTTP stream)
-            stream.close()
+            try:
+                stream.close()
+            except Exception:  # one stream that fails to close must not keep the others (or a shutdown) going
+                log.exception("could not close a cancelled stream")
 
     def error(self) -> TurnCancelled:
         return TurnCancelled(self.reason, self.timed_out)

@@ -80,7 +80,20 @@ def test_kill_9_of_the_server_loses_no_acknowledged_exchange(tmp_path):
     assert set(acknowledged) <= {item["id"] for item in listed}
 
 
-@pytest.mark.real_model
+@pytest.fixture
+def slow_upstream():
+    """An OpenAI-compatible server that answers one word per 50 ms for a long time: what `konsilium serve` fronts
+    in the shutdown tests (they are about the serving process, not the model, so no model is loaded)."""
+    from fake_engine import FakeEngine
+    from live_server import running_server
+
+    from konsilium.server import create_app
+
+    engine = FakeEngine(context_length=8192, filler_words=2000, chunk_delay_s=0.05)
+    with running_server(create_app(engine, model_id="upstream")) as url:
+        yield f"{url}/v1"
+
+
 @pytest.mark.parametrize(
     ("stop", "exit_codes"),
     [
@@ -91,7 +104,11 @@ def test_kill_9_of_the_server_loses_no_acknowledged_exchange(tmp_path):
     ],
     ids=["ctrl-c", "sigterm"],
 )
-def test_ctrl_c_or_sigterm_stops_answers_in_progress_logs_them_and_exits_at_once(tmp_path, stop, exit_codes):
+def test_ctrl_c_or_sigterm_stops_answers_in_progress_logs_them_and_exits_at_once(
+    tmp_path, slow_upstream, stop, exit_codes
+):
+    engine = {"kind": "openai-upstream", "upstream_url": slow_upstream, "model": "upstream", "context_length": 8192}
+    (tmp_path / "konsilium.yaml").write_text(json.dumps({"engine": engine}), encoding="utf-8")
     server, client = start_serving(tmp_path)
     try:
         long = [{"role": "user", "content": "Write a very long story about a dragon."}]

@@ -209,3 +209,12 @@ def test_past_conversations_come_back_when_relevant_but_not_the_chat_being_conti
         ],
     )  # the chat it is part of is already in the messages: not offered again
     assert first.id not in [m["id"] for m in continued.model_extra.get("memories") or []]
+
+
+def test_who_the_user_is_and_how_he_wants_answers_join_the_core_profile_by_themselves(served):
+    client, engine, memory, _ = served
+    say(client, "Hi, I'm Lena. Отвечай мне на русском.")
+    assert wait_for(lambda: memory.store.pending() == 0 and memory.store.count() == 2, 20)
+    assert {m.key for m in memory.store.list(pinned=True)} == {"name", "answer.language"}
+    used = say(client, "What is the capital of France?").model_extra["memories"]  # unrelated, yet they come
+    assert {m["text"] for m in used} == {"I'm Lena", "Отвечай мне на русском"} and all(m["pinned"] for m in used)
