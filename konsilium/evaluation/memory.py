@@ -10,7 +10,6 @@ memories. A hit: any `expected` text in it (case-insensitive); a stale leak: any
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
@@ -18,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..memory.log import ConversationLog, Exchange, fold
+from .jsonl import read_jsonl
 
 SESSION_FIELDS = ("session", "time", "messages")
 QUESTION_FIELDS = ("question", "time", "expected")
@@ -28,18 +28,8 @@ class EvalDataError(ValueError):
 
 
 def load_jsonl(path: Path, required: tuple[str, ...], what: str) -> list[dict]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvalDataError(f"{path}: cannot read the {what} ({exc})") from exc
     items = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvalDataError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+    for number, item in read_jsonl(path, EvalDataError, what):
         missing = [name for name in required if not isinstance(item, dict) or name not in item]
         if missing:
             raise EvalDataError(f"{path}:{number}: a {what[:-1]} needs {', '.join(missing)}")

@@ -5,13 +5,13 @@ A question is a hit when a chunk of any expected note is among the first k disti
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from konsilium.errors import QuestionFileError
 
 from ..index.retrieval import MODES, Retriever
+from .jsonl import read_jsonl
 
 MRR_DEPTH = 10
 
@@ -23,18 +23,8 @@ class Question:
 
 
 def load_questions(path: Path) -> list[Question]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise QuestionFileError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     questions = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise QuestionFileError(f"{path}:{number}: invalid JSON ({exc.msg})") from exc
+    for number, item in read_jsonl(path, QuestionFileError, "questions"):
         if (
             not isinstance(item, dict)
             or not isinstance(item.get("question"), str)

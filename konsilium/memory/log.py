@@ -183,22 +183,9 @@ class ConversationLog:
         # An upsert, not INSERT OR REPLACE: REPLACE's implicit delete fires no trigger, which would leave the
         # replaced text in the search index.
         updates = ", ".join(f"{name} = excluded.{name}" for name in row if name != "id")
-        with self._lock:
-            db = self._conn()
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    db.execute(
-                        f"INSERT INTO exchanges ({names}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}",
-                        row,
-                    )
-                    db.execute("COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise MemoryStoreError(f"{self.path}: could not record exchange {exchange.id}: {exc}") from exc
+        sql = f"INSERT INTO exchanges ({names}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}"
+        with self.transaction(f"record exchange {exchange.id}") as db:
+            db.execute(sql, row)
 
     def get(self, exchange_id: str) -> Exchange | None:
         rows = self._query(f"SELECT {', '.join(_COLUMNS)} FROM exchanges WHERE id = ?", (exchange_id,))
@@ -255,7 +242,7 @@ class ConversationLog:
         return True
 
     @contextlib.contextmanager
-    def transaction(self):
+    def transaction(self, what: str = "write"):
         """The connection inside one IMMEDIATE transaction, under the lock: committed when the block ends, rolled
         back if it raises (for the memory store, which keeps its tables in this file)."""
         with self._lock:
@@ -270,7 +257,7 @@ class ConversationLog:
                         db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
-                raise MemoryStoreError(f"{self.path}: could not write: {exc}") from exc
+                raise MemoryStoreError(f"{self.path}: could not {what}: {exc}") from exc
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         return self._query(sql, params)

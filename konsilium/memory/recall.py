@@ -18,6 +18,7 @@ KEY_BOOST = 0.3
 PERSON_BOOST = 0.3  # a memory about the person the question names
 OTHERS_PENALTY = 0.3  # a memory about someone else, for a question that names no one (about the user himself)
 CANDIDATES = 50
+LEXICAL_CANDIDATES = 200  # full-text hits of any status; the current ones among them are scored
 CONVERSATION_ANSWER_CHARS = 500
 
 
@@ -44,6 +45,16 @@ class Recall:
 
     def __init__(self, store, embed, settings):
         self.store, self.embed, self.settings = store, embed, settings
+        self._last_query: tuple[str, np.ndarray] | None = None
+
+    def query_vector(self, query: str) -> np.ndarray:
+        """The question's vector, computed once for the memories and the past conversations of one turn."""
+        last = self._last_query
+        if last is not None and last[0] == query:
+            return last[1]
+        vector = self.embed([query])[0]
+        self._last_query = (query, vector)
+        return vector
 
     def recall(self, query: str, k: int | None = None, min_relevance: float | None = None) -> list[Recalled]:
         """The pinned core profile, then up to `k` current memories relevant to `query`, best first."""
@@ -63,15 +74,17 @@ class Recall:
             return []
         scores: dict[int, float] = {}
         if current.vectors.shape[1]:
-            cosines = current.vectors @ self.embed([query])[0]
-            for row in np.argsort(-cosines)[:CANDIDATES]:
+            cosines = current.vectors @ self.query_vector(query)
+            best = (
+                np.argpartition(-cosines, CANDIDATES)[:CANDIDATES] if len(cosines) > CANDIDATES else range(len(cosines))
+            )
+            for row in best:
                 scores[int(row)] = float(cosines[row])
             cosine_of = cosines
         else:
             cosine_of = np.zeros(len(current.memories), dtype=np.float32)
-        rows = {m.id: i for i, m in enumerate(current.memories)}
-        for memory_id, overlap in self.store.lexical(analyze(query), CANDIDATES).items():
-            row = rows.get(memory_id)
+        for rowid, overlap in self.store.lexical(analyze(query), LEXICAL_CANDIDATES).items():
+            row = current.row_of.get(rowid)  # None: not a current memory
             if row is not None:
                 scores[row] = float(cosine_of[row]) + LEXICAL_WEIGHT * overlap
         for row, adjustment in self._subject_and_person(query, current).items():
@@ -90,8 +103,9 @@ class Recall:
         asked, people = subject_key(query), mentioned(query)
         on_subject = self.store.with_token(key_tokens(asked)[1]) if asked else set()
         adjustments: dict[int, float] = {}
-        for row, memory in enumerate(current.memories) if on_subject else ():
-            if memory.id in on_subject:
+        for rowid in on_subject:
+            row = current.row_of.get(rowid)
+            if row is not None:
                 adjustments[row] = KEY_BOOST
         for row, whose in current.people.items():
             if people and any(p.matches(whose) for p in people):
@@ -111,7 +125,7 @@ class Recall:
         matrix = self.store.conversation_matrix()
         if k <= 0 or not query.strip() or not matrix.exchange_ids:
             return []
-        query_vector = self.embed([query])[0]
+        query_vector = self.query_vector(query)
         views = matrix.vectors.reshape(len(matrix.exchange_ids), -1, query_vector.shape[0])
         cosines = (views @ query_vector).max(axis=1)
         hits = []

@@ -51,6 +51,7 @@ class CurrentMatrix:
     memories: list[Memory]
     vectors: np.ndarray  # (n, dim) float32; rows of memories without a vector are zero
     people: dict[int, object] = field(default_factory=dict)  # row → people.Person, for memories about others
+    row_of: dict[int, int] = field(default_factory=dict)  # SQLite rowid → row, to read full-text hits
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,10 @@ class MemoryStore:
         with self._cache_lock:
             if self._cache is not None and self._cache.generation == generation:
                 return self._cache
-            memories = [_memory(r) for r in self.log.query(f"{_SELECT} WHERE status = 'current' ORDER BY rowid")]
+            rows = self.log.query(
+                f"SELECT rowid, {', '.join(_COLUMNS)} FROM memories WHERE status = 'current' ORDER BY rowid"
+            )
+            memories = [_memory(r[1:]) for r in rows]
             dims = {m.vector.shape[0] for m in memories if m.vector is not None}
             dim = dims.pop() if len(dims) == 1 else 0
             vectors = np.zeros((len(memories), dim), dtype=np.float32)
@@ -165,32 +169,31 @@ class MemoryStore:
             from .people import person
 
             people = {row: person(m.about) for row, m in enumerate(memories) if m.about != "user"}
-            self._cache = CurrentMatrix(generation, memories, vectors, {r: p for r, p in people.items() if p})
+            row_of = {r[0]: row for row, r in enumerate(rows)}
+            self._cache = CurrentMatrix(generation, memories, vectors, {r: p for r, p in people.items() if p}, row_of)
             return self._cache
 
-    def lexical(self, query_terms: list[str], limit: int) -> dict[str, float]:
-        """Current memories sharing stems with the query: id → share of the query's stems matched."""
-        wanted = sorted(set(query_terms))
+    def lexical(self, query_terms: list[str], limit: int) -> dict[int, float]:
+        """Memories sharing stems with the query (any status: the caller keeps the current ones): SQLite rowid →
+        share of the query's stems matched. Reads the index and the stored terms only, never the vectors."""
+        wanted = set(query_terms)
         if not wanted:
             return {}
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in wanted)
-        rows = self.log.query(
-            "SELECT m.id, m.text, m.about FROM memories_search s JOIN memories m ON m.rowid = s.rowid "
-            "WHERE memories_search MATCH ? AND m.status = 'current' ORDER BY bm25(memories_search) LIMIT ?",
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in sorted(wanted))
+        hits = self.log.query(
+            "SELECT rowid FROM memories_search WHERE memories_search MATCH ? ORDER BY bm25(memories_search) LIMIT ?",
             (match, limit),
         )
-        out = {}
-        for memory_id, text, about in rows:
-            have = set(terms(text, about).split())
-            out[memory_id] = len(have & set(wanted)) / len(wanted)
-        return out
+        if not hits:
+            return {}
+        marks = ", ".join("?" for _ in hits)
+        rows = self.log.query(f"SELECT rowid, terms FROM memories WHERE rowid IN ({marks})", tuple(r[0] for r in hits))
+        return {rowid: len(set(stored.split()) & wanted) / len(wanted) for rowid, stored in rows}
 
-    def with_token(self, token: str) -> set[str]:
-        """Ids of the current memories whose terms hold `token` (a subject token, see records.key_tokens)."""
+    def with_token(self, token: str) -> set[int]:
+        """SQLite rowids of the memories whose terms hold `token` (a subject token, see records.key_tokens)."""
         rows = self.log.query(
-            "SELECT m.id FROM memories_search s JOIN memories m ON m.rowid = s.rowid "
-            "WHERE memories_search MATCH ? AND m.status = 'current'",
-            ('"' + token.replace('"', '""') + '"',),
+            "SELECT rowid FROM memories_search WHERE memories_search MATCH ?", ('"' + token.replace('"', '""') + '"',)
         )
         return {r[0] for r in rows}
 
