@@ -6,7 +6,6 @@ answer, `memory update` catches up by hand (e.g. after `ask --local` or when the
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -233,42 +232,14 @@ def export(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ):
-    """Write every current memory as a Markdown note (front matter: id, about, kind, pinned, date)."""
+    """Write every current memory as a Markdown note (front matter: id, about, kind, pinned, date). The folder is
+    remembered: a memory forgotten later has its note deleted there too."""
     with user_errors(as_json):
-        memories = _service(ctx, home).store.list("current", limit=None)
-        written = export_notes(memories, folder)
+        written = _service(ctx, home).export(folder)
     if as_json:
         print_json({"folder": str(folder), "written": [str(p) for p in written]})
         return
     out.print(f"wrote {len(written)} note(s) to {folder}")
-
-
-def export_notes(memories, folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for memory in memories:
-        title = re.sub(r"[\\/:*?\"<>|#^\[\]\n\r\t]+", " ", memory.text)[:60].strip() or memory.id
-        path = folder / f"{title} ({memory.id}).md"
-        front = [
-            "---",
-            f"konsilium_memory: {memory.id}",
-            f"about: {_yaml_string(memory.about)}",
-            f"kind: {memory.kind}",
-            f"pinned: {'true' if memory.pinned else 'false'}",
-            f"said: {datetime.fromtimestamp(memory.created).astimezone().isoformat(timespec='seconds')}",
-            "tags: [konsilium/memory]",
-            "---",
-            "",
-            memory.text,
-            "",
-        ]
-        path.write_text("\n".join(front), encoding="utf-8")
-        written.append(path)
-    return written
-
-
-def _yaml_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _get(store, memory_id: str, as_json: bool):

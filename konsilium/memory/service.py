@@ -106,6 +106,9 @@ class MemoryService:
                     forgotten_from = self._sources_of_deleted(operations, exchange)
                     self.store.apply(operations, exchange.id, cursor=rowid, conversation=past)
                     self.store.exclude_conversations(forgotten_from)
+                    deleted = [op.target for op in operations if op.event == "DELETE"]
+                    if deleted:
+                        self._after_forgetting([self.store.get(memory_id) for memory_id in deleted])
                     report.exchanges += 1
                     if progress is not None:
                         progress(report.exchanges, max(total, report.exchanges), exchange.id)
@@ -211,11 +214,31 @@ class MemoryService:
         for chain_id in _unique(self.store._chain(memory.id)):
             if self.store.get(chain_id).status != "forgotten":
                 forgotten.append(self.store.forget(chain_id))
-        # The exchanges they came from stay in the log, but are never offered as past conversations again.
+        self._after_forgetting(forgotten)
+        return forgotten
+
+    def _after_forgetting(self, forgotten: list[Memory]) -> None:
+        """What else forgetting takes: the exchanges they came from are never offered as past conversations
+        again, exported notes of them are deleted, and (if configured) the user's words in the log are blanked."""
+        from .export import remove_notes
+
+        if not forgotten:
+            return
         self.store.exclude_conversations(sorted({m.exchange_id for m in forgotten if m.exchange_id}))
+        remove_notes(self.store.export_folders(), [m.id for m in forgotten])
         if self.settings.redact_log_on_forget:
             self._redact_sources(forgotten)
-        return forgotten
+
+    def export(self, folder) -> list:
+        """Every current memory as a Markdown note in `folder`; the folder is remembered for later forgets."""
+        from pathlib import Path
+
+        from .export import write_notes
+
+        folder = Path(folder).expanduser().resolve()
+        written = write_notes(self.store.list("current", limit=None), folder)
+        self.store.add_export_folder(str(folder))
+        return written
 
     def forget_matching(self, query: str) -> list[Memory]:
         current = self.store.current_matrix().memories

@@ -8,6 +8,7 @@ process or another) plus stems matched through FTS5, fused by `MemorySearch`.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ _COLUMNS = (
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM memories"
 CURSOR = "extracted_through"  # memory_state: the rowid of the last exchange the extractor processed
 GENERATION = "generation"  # memory_state: bumped by every change, so other processes' caches notice
+EXPORTS = "export_folders"  # memory_state: JSON list of folders `memory export` wrote notes into
 CONVERSATIONS = "conversations_generation"  # the same for the past conversations' vectors
 
 
@@ -322,6 +324,15 @@ class MemoryStore:
             _history(db, memory.id, "EDIT", memory.text, text, now, None, "edited by the user")
             _bump(db)
         return self.get(memory.id)
+
+    def export_folders(self) -> list[str]:
+        rows = self.log.query("SELECT value FROM memory_state WHERE name = ?", (EXPORTS,))
+        return json.loads(rows[0][0]) if rows else []
+
+    def add_export_folder(self, folder: str) -> None:
+        folders = [f for f in self.export_folders() if f != folder] + [folder]
+        with self.log.transaction() as db:
+            _set_state(db, EXPORTS, json.dumps(folders, ensure_ascii=False))
 
     def pending(self) -> int:
         """Exchanges logged after the cursor: what the next pass will read."""

@@ -56,6 +56,8 @@ def test_memory_commands_add_search_pin_export_and_forget(tmp_path):
     )
     forgot = json.loads(run(home, "memory", "forget", "--query", "I prefer short answers", "--json").stdout)
     assert len(forgot["forgotten"]) == 1
+    left = list((tmp_path / "vault" / "Memory").glob("*.md"))  # its exported note is gone from the vault too
+    assert len(left) == 1 and added["id"] in left[0].name
     history = json.loads(run(home, "memory", "history", forgot["forgotten"][0], "--json").stdout)["history"]
     assert [e["event"] for e in history] == ["ADD", "DELETE"] and history[0]["new_text"] is None  # words erased
     missing = run(home, "memory", "show", "mem-doesnotexist")

@@ -218,3 +218,17 @@ def test_who_the_user_is_and_how_he_wants_answers_join_the_core_profile_by_thems
     assert {m.key for m in memory.store.list(pinned=True)} == {"name", "answer.language"}
     used = say(client, "What is the capital of France?").model_extra["memories"]  # unrelated, yet they come
     assert {m["text"] for m in used} == {"I'm Lena", "Отвечай мне на русском"} and all(m["pinned"] for m in used)
+
+
+def test_forgetting_in_chat_also_deletes_the_memorys_exported_note_and_nothing_else(served, tmp_path):
+    client, _, memory, _ = served
+    say(client, "I play the violin.")
+    assert wait_for(lambda: memory.store.pending() == 0 and memory.store.count() == 1, 20)
+    vault = tmp_path / "vault"
+    (vault / "Memory").mkdir(parents=True)
+    (vault / "Memory" / "my own note (mem-123456789abc).md").write_text("not konsilium's", encoding="utf-8")
+    [note] = memory.export(vault / "Memory")
+    assert "I play the violin" in note.read_text(encoding="utf-8")
+    say(client, "Forget that I play the violin.")
+    assert wait_for(lambda: memory.store.pending() == 0 and memory.store.count() == 0, 20)
+    assert [p.name for p in (vault / "Memory").iterdir()] == ["my own note (mem-123456789abc).md"]
