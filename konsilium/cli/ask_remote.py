@@ -77,6 +77,7 @@ def ask_server(
         "model": model,
         "answer": "".join(parts),
         "sources": extra_fields.get("sources") or [],
+        "memories": extra_fields.get("memories") or [],
         "finish_reason": finish or "stop",
         "role": role.get("id"),
         "usage": {

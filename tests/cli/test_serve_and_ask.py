@@ -206,6 +206,7 @@ def test_ask_uses_the_running_server_instead_of_loading_the_model_again(tmp_path
         answer = json.loads(cli(home, "ask", "Какая у меня видеокарта?", "--json", "--no-retrieval"))
         assert answer["server"].startswith(url) and answer["answer"].startswith("[base]")
         assert "Какая у меня видеокарта?" in answer["answer"] and answer["finish_reason"] == "stop"
+        assert answer["memories"] == []  # same keys as a local answer (this server keeps no memories)
         assert log.get(answer["id"]).client == "cli"  # the server answered and kept it
         shown = cli(home, "ask", "Hello there", "--no-retrieval")
         assert "Hello there" in shown and engine.last.messages[-1]["content"] == "Hello there"
