@@ -45,14 +45,16 @@ _NAME = re.compile(
 _NOT_NAMES = {"Tired", "Fine", "Good", "Sorry", "Ready", "Back", "Here", "Not", "So", "Very", "Just", "Going", "Also"}
 _AGE = re.compile(r"\b(?:i am|i'm|мне)\s+(?P<age>\d{1,2})(?:\s*(?:years|y/?o|год|года|лет))?\b", re.IGNORECASE)
 _RELATION_EN = re.compile(
-    r"^(?i:(?:and\s+|also\s+)?my\s+(?:(?:best|old|little|younger|older|elder|big)\s+)?(?P<rel>"
+    r"^(?i:(?:and\s+|also\s+)?(?:my|our)\s+(?:(?:best|old|little|younger|older|elder|big)\s+)?(?P<rel>"
     + "|".join(lx.RELATIONS_EN)
     + r")s?)(?:,?\s+(?P<name>[A-Z][a-z]+))?\b",
 )
 _RELATION_RU = re.compile(
-    r"^(?i:(?:а\s+|и\s+|ещё\s+|еще\s+)?(?:у\s+)?(?:мо(?:я|й|и|ё|е|его|ей|ему|ю|ими|им|их))\s+"
+    r"^(?i:(?:а\s+|и\s+|ещё\s+|еще\s+)?(?:у\s+)?(?:мо(?:я|й|и|ё|е|его|ей|ему|ю|ими|им|их)|наш(?:а|и|его|ей|ему|им|их)?)\s+"
     r"(?:(?:лучш|старш|младш)\w*\s+)?(?P<rel>[а-яё]+))(?:,?\s+(?P<name>[А-ЯЁ][а-яё]+))?",
 )
+# A relation and a name with no possessive, at the start: "Папа Виктор вышел на пенсию", "У брата Антона …".
+_RELATION_NAMED = re.compile(r"^(?i:(?:а\s+|и\s+)?(?:у\s+)?(?P<rel>[а-яёa-z]+))\s+(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b")
 # Someone else as the subject: "Дима, кстати, обновился — теперь у него RTX 5090", "Anna says she …".
 _NAMED_SUBJECT = re.compile(r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b")
 _THIRD_PERSON = frozenset(
@@ -84,9 +86,14 @@ _PAST_EN = re.compile(
     re.IGNORECASE,
 )
 _PAST_RU = re.compile(r"^(?:только что\s+|наконец\s+|недавно\s+)?[а-яё]+(?:л|ла|ли|лся|лась|лись)\b", re.IGNORECASE)
-_RU_VERB_1SG = re.compile(r"^[а-яё]{3,}(?:аю|яю|юсь|аюсь|яюсь|ую|уюсь)$")  # бегаю, работаю, занимаюсь, рисую
+_RU_VERB_1SG = re.compile(r"^[а-яё]{3,}(?:аю|яю|юсь|аюсь|яюсь|ую|уюсь|ою|ею)$")  # бегаю, работаю, занимаюсь, рисую
 _RU_FIRST_PERSON_VERB = re.compile(r"^[а-яё]+(?:юсь|усь|аю|яю|ую|ею|ю|у)$")
-_CLAUSE = re.compile(r"\s*[;,]\s+|\s+(?:and|а также|и ещё|и еще)\s+(?=(?:i|my|я|мой|моя|мои|у меня)\b)", re.I)
+_CLAUSE = re.compile(
+    r"\s*[;,]\s+"
+    r"|:\s+(?=[A-ZА-ЯЁ][a-zа-яё]+\s+(?:теперь|now|is|was|has|работает|живёт|живет)\b)"
+    r"|\s+(?:and|а также|и ещё|и еще)\s+(?=(?:i|my|я|мой|моя|мои|у меня)\b)",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -176,6 +183,7 @@ def _clauses(sentence: str) -> list[str]:
             or bool(_RU_FIRST_PERSON_VERB.match(first) and first != "у")
             or first in lx.PERSON_OPENERS
             or _names_a_subject(tokens)
+            or part.lstrip()[:1].isupper()  # "…: Тимур теперь звукорежиссёр", "…, I moved"
         )
         if starts_predicate and len(words(part)) >= MIN_WORDS and len(words(clauses[-1])) >= MIN_WORDS:
             clauses.append(part)
@@ -279,6 +287,11 @@ def _first_person(text: str) -> bool:
     )
 
 
+def speaks_of_self(text: str) -> bool:
+    """Whether the text is in the first person (I, my, я, у меня, бегаю…)."""
+    return _first_person(text)
+
+
 def subject_key(text: str) -> str | None:
     """The subject key a question is about ("Where do I work?" → job), to find the memories that answer it."""
     stems = [stem(t) for t in words(text)]
@@ -317,6 +330,14 @@ def _about(text: str) -> str:
         for prefix, nominative in lx.RELATIONS_RU.items():
             if word.startswith(prefix):
                 return f"{nominative} {match.group('name')}" if match.group("name") else nominative
+    match = _RELATION_NAMED.match(text)
+    if match:  # only with a name: "Другой вариант…" is no friend
+        word = match.group("rel").lower()
+        if word in lx.RELATIONS_EN:
+            return f"{word} {match.group('name')}"
+        for prefix, nominative in lx.RELATIONS_RU.items():
+            if word.startswith(prefix):
+                return f"{nominative} {match.group('name')}"
     return "user"
 
 
@@ -391,7 +412,24 @@ def _topic(stems: list[str], skip: frozenset[str]) -> str:
     """The first content stem that is not the key word itself: "deadline:thesis"."""
     for s in stems:
         if len(s) >= 3 and not s.isdigit() and s not in skip and not _matches([s], lx.UPDATE_WORDS | lx.DAY_WORDS):
-            if s not in lx.FIRST_PERSON and s not in {"my", "мой", "is", "to", "на", "по", "the", "моег", "мо"}:
+            if s not in lx.FIRST_PERSON and s not in {
+                "my",
+                "мой",
+                "is",
+                "to",
+                "на",
+                "по",
+                "the",
+                "моег",
+                "мо",
+                "also",
+                "our",
+                "got",
+                "for",
+                "of",
+                "главн",
+                "нужн",
+            }:
                 return s
     return "general"
 

@@ -26,7 +26,10 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "car", "автомобил", "машин"
     })),
     ("deadline:", "plan", frozenset({
-        "deadlin", "дедлайн", "сдач", "срок"
+        "deadlin", "дедлайн", "сдач", "срок", "сдат", "сдать", "due"
+    })),
+    ("bike", "device", frozenset({
+        "bike", "bicycl", "велосипед", "велик", "самокат", "scooter"
     })),
     ("schedule:", "schedule", frozenset({
     })),
@@ -71,7 +74,10 @@ ACTIVITIES: dict[str, str] = {
     "lessons", "class": "lessons", "session": "lessons", "train": "training", "run": "training", "бега": "training",
     "бег": "training", "jog": "training", "тренировк": "training", "трениру": "training", "gym": "training", "зал":
     "training", "meet": "meeting", "sync": "meeting", "call": "call", "звон": "call", "встреч": "meeting", "созвон":
-    "call", "standup": "meeting", "планерк": "meeting"
+    "call", "standup": "meeting", "планерк": "meeting", "хор": "choir", "choir": "choir", "репетиц": "choir",
+    "rehears": "choir", "пою": "choir", "sing": "choir", "плава": "swimming", "swim": "swimming", "бассейн": "swimming",
+    "заплыв": "swimming", "йог": "yoga", "yoga": "yoga", "терап": "therapy", "therap": "therapy", "психотерап":
+    "therapy", "шахмат": "chess", "chess": "chess", "танц": "dance", "danc": "dance"
 }
 
 DAY_WORDS = frozenset({
@@ -89,6 +95,7 @@ ACTIVITY_ALIASES = {
 # Words saying that something changed: the statement replaces what it contradicts.
 UPDATE_WORDS = frozenset({
     "anymor", "chang", "extend", "instead", "longer", "move", "moved", "new", "now", "postpon", "quit", "replac",
+    "push", "покончен", "закончил", "retir", "пенси",
     "resched", "stop", "switch", "upgrad", "апгрейд", "больш", "брос", "бросил", "вместо", "нов", "обновил",
     "переех", "перенес", "перенесл", "перешел", "перешл", "поменя", "продлил", "сдвин", "сдвинул", "сейчас", "смен",
     "сменил", "теперь", "уже"
@@ -138,11 +145,13 @@ RELATIONS_RU: dict[str, str] = {
 # Common Russian first-person verbs the endings rule (-аю, -яю, -юсь, -ую) misses.
 RU_FIRST_PERSON_VERBS = frozenset({
     "бегу", "вожу", "говорю", "готовлю", "еду", "езжу", "ем", "живу", "иду", "курю", "люблю", "могу", "ношу",
-    "пишу", "плаваю", "пью", "работаю", "сижу", "слушаю", "смотрю", "сплю", "учу", "ушел", "ушёл", "хожу", "хочу"
+    "пишу", "плаваю", "пью", "работаю", "сижу", "слушаю", "смотрю", "сплю", "учу", "ушел", "ушёл", "хожу", "хочу",
+    "пою", "живем", "живём", "едем", "идем", "гуляем", "работаем", "ездим", "ходим", "учимся", "держим"
 })
 
 # A clause starting with one of these starts a statement of its own ("…, and my friend Dima bought …").
 PERSON_OPENERS = frozenset({
+    "our", "наш", "наша", "наши", "нашего", "нашей",
     "my", "мое", "моего", "моей", "мои", "мой", "моя", "моё"
 })
 

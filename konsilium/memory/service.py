@@ -146,7 +146,7 @@ class MemoryService:
         extraction = self.extractor.extract(said, exchange)
         current = list(self.store.current_matrix().memories)
         operations: list[Operation] = []
-        statements = [s for s in extraction.statements if s.text.strip()]
+        statements = [_linked(s, current) for s in extraction.statements if s.text.strip()]
         vectors = self.embed([s.text for s in statements]) if statements else []
         from .extract import key_is_exclusive
 
@@ -288,6 +288,25 @@ class MemoryService:
             except Exception:  # the next notify retries from the cursor; nothing was half-applied
                 log.exception("memory extraction failed; it resumes from the last exchange processed")
                 time.sleep(1.0)
+
+
+def _linked(statement, current: list[Memory]):
+    """A statement that starts with the name of someone the memories already know ("Тимур теперь звукорежиссёр",
+    known as "husband Timur") and is not in the first person is about them."""
+    from dataclasses import replace
+
+    from .extract import speaks_of_self
+    from .people import person
+
+    first = statement.text.split(maxsplit=1)[0].strip(",.:;!?") if statement.text else ""
+    if statement.about != USER or not first[:1].isupper() or speaks_of_self(statement.text):
+        return statement
+    named = person(first)
+    for memory in current:
+        known = person(memory.about)
+        if known is not None and known.name and named is not None and named.matches(known):
+            return replace(statement, about=memory.about, kind="person")
+    return statement
 
 
 def learns_from(exchange: Exchange) -> bool:
