@@ -35,6 +35,11 @@ def one(text: str):
         ("I prefer short answers.", "user", "preference", "answer.style", False),
         ("The thesis deadline moved to June 30.", "user", "plan", "deadline:thesi", True),
         ("I love hiking in the mountains.", "user", "preference", None, False),
+        ("По средам в 19:00 пою в хоре при филармонии.", "user", "schedule", "schedule:choir", False),
+        ("Choir rehearsals moved to Thursdays, same time.", "user", "schedule", "schedule:choir", True),
+        ("Our son Miron is six.", "son Miron", "person", None, False),
+        ("Папа Виктор вышел на пенсию.", "папа Виктор", "person", None, True),
+        ("Дима, кстати, обновился — теперь у него RTX 5090.", "Дима", "person", "gpu", True),
     ],
 )
 def test_statements_get_who_what_and_whether_something_changed(text, about, kind, key, update):

@@ -137,3 +137,26 @@ def test_operations_and_the_cursor_commit_together_or_not_at_all(service):
 def test_the_store_needs_no_embedder_to_list(tmp_path):
     with ConversationLog(tmp_path / "c.sqlite3") as log:
         assert MemoryStore(log).list() == [] and MemoryStore(log).cursor() == 0
+
+
+def test_a_statement_opening_with_a_known_persons_name_updates_that_person_not_the_user(tmp_path, embedder):
+    from konsilium.memory import Exchange
+
+    log = ConversationLog(tmp_path / "c.sqlite3")
+    service = MemoryService(log, MemorySettings(), embedder=embedder)
+    said_by_user = [
+        "I work as a biology teacher.",
+        "My husband Timur is a sound engineer at the drama theatre.",
+        "Мы переехали! Теперь живём в Нижнем Новгороде: Тимур теперь звукорежиссёр в оперном театре.",
+    ]
+    for i, text in enumerate(said_by_user):
+        messages = [{"role": "user", "content": text}]
+        log.record(
+            Exchange(f"chatcmpl-{i}", 1.7e9 + i, "chat.completions", "konsilium", None, messages, "ok", "stop", [])
+        )
+        service.catch_up()
+    current = {m.text: m.about for m in service.store.list()}
+    assert current["Тимур теперь звукорежиссёр в оперном театре"] == "husband Timur"
+    assert current["I work as a biology teacher"] == "user"  # the user's own job is untouched
+    assert "My husband Timur is a sound engineer at the drama theatre" not in current  # superseded
+    log.close()
