@@ -84,13 +84,16 @@ def _watch_loop(home, roots, collection, embedder, debounce_s, stop_event, on_ru
         yield_on_timeout=True,
         raise_interrupt=False,
     )
+    watching = False
     while not stop_event.is_set():
         if pending:
             pending = not _run_once(home, roots, collection, embedder, on_run)
-        changes = next(watcher, None)
+        changes = next(watcher, None)  # the first call starts watching (watchfiles' generator is lazy)
         if changes is None:  # the watcher ended: stop was asked
             return
-        pending = pending or bool(changes)
+        # A note saved during the start-up catch-up run, before watching began, raised no event: look once more.
+        pending = pending or bool(changes) or not watching
+        watching = True
 
 
 def _run_once(home, roots, collection, embedder, on_run) -> bool:

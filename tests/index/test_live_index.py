@@ -167,3 +167,34 @@ def wait_for(condition, timeout: float = 90.0) -> None:  # generous: a loaded CI
             pass
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+def test_a_note_saved_while_the_watcher_catches_up_at_start_is_indexed_too(tmp_path, embedder):
+    """The start-up run indexes what changed while the server was off; a save during that run (before watching
+    began, so it raised no event) must not wait for the next unrelated save."""
+    from konsilium.index.watch import start_watching
+
+    vault = tmp_path / "vault"
+    write_vault(vault, NOTES)
+    home = open_home(tmp_path / "home")
+
+    class SavesDuringTheFirstRun:
+        """The real embedder; while it embeds the first batch, the user saves a new note."""
+
+        def __init__(self, inner):
+            self.inner, self.saved = inner, False
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def embed(self, texts):
+            if not self.saved:
+                self.saved = True
+                write_vault(vault, {"zoo/otter.md": "# Otter\nThe otter floats on its back cracking shells."})
+            return self.inner.embed(texts)
+
+    stop = start_watching(home, [vault], embedder=SavesDuringTheFirstRun(embedder), debounce_s=0.2)
+    try:
+        wait_for(lambda: found(Knowledge(home), "otter shells", "bm25") == {"zoo/otter.md"}, timeout=30)
+    finally:
+        stop()
