@@ -14,7 +14,7 @@ import httpx2
 import pytest
 import torch
 import yaml
-from adapters import edit_config, edit_weights, make_adapter, nan_weight, rank_zero
+from adapters import edit_config, edit_weights, make_adapter, nan_weight, rank_zero, tiny_llama
 from fake_engine import FakePrepared, FakeSlotsEngine
 from live_server import running_server
 from peft import LoraConfig
@@ -34,19 +34,7 @@ BACKTRACKING = "(.|.){0,25}X"  # 2^25 ways to fail on every module name, in PEFT
 
 @pytest.fixture(scope="module")
 def llama():
-    """A small Llama with real random weights: LoRA slots run on it in milliseconds."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=256,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 import torch
-from adapters import make_adapter
+from adapters import make_adapter, tiny_llama
 from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 
@@ -24,18 +24,7 @@ WEIGHTS = {"patterned": 1.0, "rslora": 0.5, "plain": 0.8}
 
 @pytest.fixture(scope="module")
 def llama():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=256,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama()
 
 
 @pytest.fixture(scope="module")
