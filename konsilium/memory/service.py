@@ -102,13 +102,14 @@ class MemoryService:
                 for rowid, exchange in batch:
                     learning = learns_from(exchange)
                     operations = self.learn(exchange) if learning else []
-                    past = self._past_conversation(rowid, exchange) if learning else None
-                    forgotten_from = self._sources_of_deleted(operations, exchange)
+                    asked_to_forget = any(op.event == "DELETE" for op in operations)  # it repeats what went
+                    past = self._past_conversation(rowid, exchange) if learning and not asked_to_forget else None
+                    # What forgetting takes besides the memory (notes, past conversations) goes first: the cursor
+                    # moves past this exchange with the operations, and a crash in between must not leave them.
+                    deleted = [self.store.get(op.target) for op in operations if op.event == "DELETE"]
+                    self.store.exclude_conversations(self._sources_of_deleted(operations, exchange))
+                    self._after_forgetting(deleted)
                     self.store.apply(operations, exchange.id, cursor=rowid, conversation=past)
-                    self.store.exclude_conversations(forgotten_from)
-                    deleted = [op.target for op in operations if op.event == "DELETE"]
-                    if deleted:
-                        self._after_forgetting([self.store.get(memory_id) for memory_id in deleted])
                     report.exchanges += 1
                     if progress is not None:
                         progress(report.exchanges, max(total, report.exchanges), exchange.id)
