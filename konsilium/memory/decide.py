@@ -21,6 +21,10 @@ from .records import USER, Memory, Operation, fingerprint, new_memory_id
 
 DUPLICATE_COSINE = 0.9  # USE-m3: a rephrasing of the same sentence scores 0.85-0.95, a different fact < 0.7
 CHANGE_COSINE = 0.35  # "Tutor sessions moved to Fridays" vs "занимаюсь по вторникам с репетитором": 0.40
+FAMILY_CHANGE_COSINE = 0.25  # the same kind of subject (two deadlines) needs less evidence that it is the same one
+# Keys whose suffix is a topic word in the user's language ("deadline:thesi" / "deadline:диплом"): the same subject
+# said in two languages has two keys, so a change is matched within the family by meaning.
+TOPIC_KEYS = ("deadline:",)
 FORGET_SCORE = 0.45  # cosine + stem overlap of a forget request with the memory it names
 FORGET_MARGIN = 0.15  # memories scoring this close to the best one are forgotten with it
 FORGET_KEY_BONUS = 0.3
@@ -69,6 +73,13 @@ def decide(said: Said, current: list[Memory], exclusive) -> Operation:
             newest = max(same_key, key=lambda m: m.created)
             memory.pinned = memory.pinned or newest.pinned  # a pinned fact stays pinned in its new version
             return Operation("UPDATE", memory, target=newest.id, reason=f"same subject ({statement.key})")
+    family = _family(statement.key) if statement.key and statement.key.startswith(TOPIC_KEYS) else None
+    kin = [(cosine, old) for cosine, old in scored if family and _family(old.key) == family]
+    if statement.update and kin and kin[0][0] >= FAMILY_CHANGE_COSINE:
+        # "the library deadline got pushed" vs "сдать нужно до 15 октября": both deadlines, topics in two languages
+        cosine, closest = kin[0]
+        memory.pinned = memory.pinned or closest.pinned
+        return Operation("UPDATE", memory, target=closest.id, reason=f"changed {family} (cosine {cosine:.2f})")
     if statement.update and scored and scored[0][0] >= CHANGE_COSINE:
         cosine, closest = scored[0]
         memory.pinned = memory.pinned or closest.pinned
@@ -93,6 +104,11 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         return []
     best = scored[0][0]
     return [(score, m) for score, m in scored if score >= max(FORGET_SCORE, best - FORGET_MARGIN)]
+
+
+def _family(key: str | None) -> str | None:
+    """ "deadline:thesis" → "deadline", "laptop.ram" → "laptop"."""
+    return key.split(":")[0].split(".")[0] if key else None
 
 
 def _cosine(a: np.ndarray | None, b: np.ndarray | None) -> float:

@@ -194,9 +194,10 @@ def _clauses(sentence: str) -> list[str]:
 
 def _names_a_subject(tokens: list[str]) -> bool:
     """ "phone is a Pixel 7a", "ноутбук — ThinkPad": a known subject with its own verb starts a clause."""
+    # "машина у нас — Skoda": a subject, then who has it
     return (
         len(tokens) >= 3
-        and tokens[1] in ("is", "are", "was", "это", "теперь")
+        and tokens[1] in ("is", "are", "was", "это", "теперь", "у")
         and _key([stem(tokens[0])])[0] is not None
     )
 
@@ -281,9 +282,8 @@ def _is_question_or_request(sentence: str) -> bool:
 
 def _first_person(text: str) -> bool:
     tokens = words(text)
-    return (
-        any(t in lx.FIRST_PERSON or t in lx.RU_FIRST_PERSON_VERBS or _RU_VERB_1SG.match(t) for t in tokens)
-        or "у меня" in text.lower()
+    return any(t in lx.FIRST_PERSON or t in lx.RU_FIRST_PERSON_VERBS or _RU_VERB_1SG.match(t) for t in tokens) or any(
+        phrase in text.lower() for phrase in ("у меня", "у нас")
     )
 
 

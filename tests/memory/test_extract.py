@@ -98,3 +98,8 @@ def test_a_pasted_document_keeps_only_what_the_user_asked_to_remember():
 def test_one_value_subjects_are_exclusive_lists_are_not():
     assert key_is_exclusive("job") and key_is_exclusive("schedule:tutor") and key_is_exclusive("laptop.ram")
     assert not key_is_exclusive("diet") and not key_is_exclusive("learning:language")
+
+
+def test_a_new_subject_after_a_comma_is_a_statement_of_its_own():
+    statements = extract(["На работу езжу на велосипеде, а машина у нас — Skoda Octavia."]).statements
+    assert [(s.text, s.key) for s in statements][-1] == ("А машина у нас — Skoda Octavia", "car")

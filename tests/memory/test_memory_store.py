@@ -160,3 +160,25 @@ def test_a_statement_opening_with_a_known_persons_name_updates_that_person_not_t
     assert current["I work as a biology teacher"] == "user"  # the user's own job is untouched
     assert "My husband Timur is a sound engineer at the drama theatre" not in current  # superseded
     log.close()
+
+
+def test_a_deadline_moved_in_another_language_replaces_the_old_one(tmp_path, embedder):
+    from konsilium.memory import Exchange
+
+    log = ConversationLog(tmp_path / "c.sqlite3")
+    service = MemoryService(log, MemorySettings(), embedder=embedder)
+    said_by_user = [
+        "Главный проект сейчас — конкурсная заявка на библиотеку в Елабуге, сдать нужно до 15 октября.",
+        "My laptop has 16 GB of RAM.",
+        "Also the Yelabuga library deadline got pushed to November 3.",
+    ]
+    for i, text in enumerate(said_by_user):
+        messages = [{"role": "user", "content": text}]
+        log.record(
+            Exchange(f"chatcmpl-{i}", 1.7e9 + i, "chat.completions", "konsilium", None, messages, "ok", "stop", [])
+        )
+        service.catch_up()
+    texts = [m.text for m in service.store.list()]
+    assert "Also the Yelabuga library deadline got pushed to November 3" in texts
+    assert not any("15 октября" in t for t in texts) and "My laptop has 16 GB of RAM" in texts
+    log.close()
