@@ -47,11 +47,34 @@ def _loads_the_real_model(item, tests_dir: Path) -> bool:
     return item.originalname in which
 
 
+# The files that take longest (subprocesses importing torch, whole-vault indexing, the real model), started first:
+# with a file per worker (make test's --dist loadfile), one of them picked up last would keep its worker busy
+# long after the other has finished.
+SLOWEST_FIRST = (
+    "cli/test_cli.py",
+    "index/test_indexing.py",
+    "cli/test_serve_and_ask.py",
+    "roles/test_roles_server.py",
+    "roles/test_validation.py",
+    "roles/test_stacking_and_slots.py",
+    "grounding/test_context.py",
+    "index/test_live_index.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
     tests_dir = Path(__file__).parent
     for item in items:
         if _loads_the_real_model(item, tests_dir):
             item.add_marker(pytest.mark.real_model)
+    rank = {name: position for position, name in enumerate(SLOWEST_FIRST)}
+
+    def weight(item) -> int:
+        path = Path(item.fspath)
+        module = path.relative_to(tests_dir).as_posix() if tests_dir in path.parents else ""
+        return rank.get(module, len(SLOWEST_FIRST))
+
+    items.sort(key=weight)  # stable: the order inside a file, and of the other files, is kept
 
 
 @pytest.fixture(scope="session")
