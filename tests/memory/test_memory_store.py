@@ -139,46 +139,42 @@ def test_the_store_needs_no_embedder_to_list(tmp_path):
         assert MemoryStore(log).list() == [] and MemoryStore(log).cursor() == 0
 
 
-def test_a_statement_opening_with_a_known_persons_name_updates_that_person_not_the_user(tmp_path, embedder):
+def current_after(service, said_by_user: list[str]) -> dict[str, str]:
+    """Each text as its own exchange, learned from in turn: the current memories' texts → whom they are about."""
     from konsilium.memory import Exchange
 
-    log = ConversationLog(tmp_path / "c.sqlite3")
-    service = MemoryService(log, MemorySettings(), embedder=embedder)
-    said_by_user = [
-        "I work as a biology teacher.",
-        "My husband Timur is a sound engineer at the drama theatre.",
-        "Мы переехали! Теперь живём в Нижнем Новгороде: Тимур теперь звукорежиссёр в оперном театре.",
-    ]
     for i, text in enumerate(said_by_user):
         messages = [{"role": "user", "content": text}]
-        log.record(
-            Exchange(f"chatcmpl-{i}", 1.7e9 + i, "chat.completions", "konsilium", None, messages, "ok", "stop", [])
+        exchange = Exchange(
+            f"chatcmpl-{i}", 1.7e9 + i, "chat.completions", "konsilium", None, messages, "ok", "stop", []
         )
+        service.store.log.record(exchange)
         service.catch_up()
-    current = {m.text: m.about for m in service.store.list()}
+    return {m.text: m.about for m in service.store.list()}
+
+
+def test_a_statement_opening_with_a_known_persons_name_updates_that_person_not_the_user(service):
+    current = current_after(
+        service,
+        [
+            "I work as a biology teacher.",
+            "My husband Timur is a sound engineer at the drama theatre.",
+            "Мы переехали! Теперь живём в Нижнем Новгороде: Тимур теперь звукорежиссёр в оперном театре.",
+        ],
+    )
     assert current["Тимур теперь звукорежиссёр в оперном театре"] == "husband Timur"
     assert current["I work as a biology teacher"] == "user"  # the user's own job is untouched
     assert "My husband Timur is a sound engineer at the drama theatre" not in current  # superseded
-    log.close()
 
 
-def test_a_deadline_moved_in_another_language_replaces_the_old_one(tmp_path, embedder):
-    from konsilium.memory import Exchange
-
-    log = ConversationLog(tmp_path / "c.sqlite3")
-    service = MemoryService(log, MemorySettings(), embedder=embedder)
-    said_by_user = [
-        "Главный проект сейчас — конкурсная заявка на библиотеку в Елабуге, сдать нужно до 15 октября.",
-        "My laptop has 16 GB of RAM.",
-        "Also the Yelabuga library deadline got pushed to November 3.",
-    ]
-    for i, text in enumerate(said_by_user):
-        messages = [{"role": "user", "content": text}]
-        log.record(
-            Exchange(f"chatcmpl-{i}", 1.7e9 + i, "chat.completions", "konsilium", None, messages, "ok", "stop", [])
-        )
-        service.catch_up()
-    texts = [m.text for m in service.store.list()]
-    assert "Also the Yelabuga library deadline got pushed to November 3" in texts
-    assert not any("15 октября" in t for t in texts) and "My laptop has 16 GB of RAM" in texts
-    log.close()
+def test_a_deadline_moved_in_another_language_replaces_the_old_one(service):
+    current = current_after(
+        service,
+        [
+            "Главный проект сейчас — конкурсная заявка на библиотеку в Елабуге, сдать нужно до 15 октября.",
+            "My laptop has 16 GB of RAM.",
+            "Also the Yelabuga library deadline got pushed to November 3.",
+        ],
+    )
+    assert "Also the Yelabuga library deadline got pushed to November 3" in current
+    assert not any("15 октября" in text for text in current) and "My laptop has 16 GB of RAM" in current
