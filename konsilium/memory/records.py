@@ -34,10 +34,13 @@ class Memory:
     exchange_id: str | None = None
     superseded_by: str | None = None
     vector: np.ndarray | None = field(default=None, repr=False)
+    stored_fingerprint: str | None = field(default=None, repr=False, compare=False)  # as the store computed it
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.text, self.about)
+        """Read from the store when it came from there: comparing a statement with thousands of memories must not
+        analyse each one's text again."""
+        return self.stored_fingerprint or fingerprint(self.text, self.about)
 
     def to_json(self) -> dict:
         """The API's and `--json`'s shape (no vector)."""

@@ -19,7 +19,7 @@ import numpy as np
 from .decide import Said, decide, forget_targets
 from .log import ConversationLog, Exchange
 from .recall import Recall, Recalled, conversation_text, new_user_text
-from .records import USER, Memory, Operation, new_memory_id
+from .records import USER, Memory, Operation, fingerprint, new_memory_id
 from .store import MemoryStore
 
 log = logging.getLogger("konsilium.memory")
@@ -100,15 +100,14 @@ class MemoryService:
                 if not batch:
                     break
                 for rowid, exchange in batch:
-                    learning = learns_from(exchange)
-                    operations = self.learn(exchange) if learning else []
-                    asked_to_forget = any(op.event == "DELETE" for op in operations)  # it repeats what went
-                    past = self._past_conversation(rowid, exchange) if learning and not asked_to_forget else None
+                    extraction = self._extract(exchange) if learns_from(exchange) else None
+                    operations = self.learn(exchange, extraction) if extraction is not None else []
+                    # An exchange that asks to forget repeats what it forgets: never a past conversation to offer.
+                    offer = extraction is not None and not extraction.forgets
+                    past = self._past_conversation(rowid, exchange) if offer else None
                     # What forgetting takes besides the memory (notes, past conversations) goes first: the cursor
                     # moves past this exchange with the operations, and a crash in between must not leave them.
-                    deleted = [self.store.get(op.target) for op in operations if op.event == "DELETE"]
-                    self.store.exclude_conversations(self._sources_of_deleted(operations, exchange))
-                    self._after_forgetting(deleted)
+                    self._after_forgetting([self.store.get(op.target) for op in operations if op.event == "DELETE"])
                     self.store.apply(operations, exchange.id, cursor=rowid, conversation=past)
                     report.exchanges += 1
                     if progress is not None:
@@ -130,30 +129,26 @@ class MemoryService:
         vectors = self.embed([text.split("\n", 1)[0], text])
         return PastConversation(rowid, exchange.id, exchange.time, vectors.reshape(-1))
 
-    def _sources_of_deleted(self, operations: list[Operation], exchange: Exchange) -> list[str]:
-        """Exchanges not to offer as past conversations any more: where forgotten memories came from, and the
-        exchange that asked to forget (it repeats what was forgotten)."""
-        deleted = [op.target for op in operations if op.event == "DELETE"]
-        if not deleted:
-            return []
-        sources = {self.store.get(memory_id).exchange_id for memory_id in deleted}
-        return sorted({source for source in sources if source} | {exchange.id})
-
-    def learn(self, exchange: Exchange) -> list[Operation]:
-        """The operations one exchange leads to (nothing is written here)."""
+    def _extract(self, exchange: Exchange):
+        """What the user's new words in `exchange` say (None: there are none)."""
         said = new_user_text(exchange.messages)
-        if not said:
+        return self.extractor.extract(said, exchange) if said else None
+
+    def learn(self, exchange: Exchange, extraction=None) -> list[Operation]:
+        """The operations one exchange leads to (nothing is written here); `extraction`: already read from it."""
+        extraction = extraction if extraction is not None else self._extract(exchange)
+        if extraction is None:
             return []
-        extraction = self.extractor.extract(said, exchange)
-        current = list(self.store.current_matrix().memories)
+        matrix = self.store.current_matrix()
+        current = list(matrix.memories)
         operations: list[Operation] = []
-        statements = [_linked(s, current) for s in extraction.statements if s.text.strip()]
+        statements = [_linked(s, matrix) for s in extraction.statements if s.text.strip()]
         vectors = self.embed([s.text for s in statements]) if statements else []
         from .extract import key_is_exclusive
 
         for statement, vector in zip(statements, vectors, strict=True):
             said_it = Said(statement, vector, exchange.time, exchange.id, self.extractor.origin)
-            if self.store.is_forgotten(said_it_fingerprint(statement), exchange.time):
+            if self.store.is_forgotten(fingerprint(statement.text, statement.about), exchange.time):
                 continue
             op = decide(said_it, current, key_is_exclusive)
             operations.append(op)
@@ -181,10 +176,16 @@ class MemoryService:
         if stored is None:
             return operations
         deleting = {o.target for o in operations if o.event == "DELETE"}
-        for memory_id in _unique(self.store._chain(stored)):
-            if memory_id not in deleting and self.store.get(memory_id).status != "forgotten":
-                operations.append(Operation("DELETE", target=memory_id, reason=reason))
-        return operations
+        return operations + [op for op in self._deletions(stored, reason) if op.target not in deleting]
+
+    def _deletions(self, memory_id: str, reason: str) -> list[Operation]:
+        """DELETE for a memory and every version of it (older or newer) not forgotten yet."""
+        chain = dict.fromkeys(self.store.chain(memory_id))
+        return [
+            Operation("DELETE", target=chain_id, reason=reason)
+            for chain_id in chain
+            if self.store.get(chain_id).status != "forgotten"
+        ]
 
     # --- the user's own actions -----------------------------------------------------------------------------
 
@@ -209,14 +210,11 @@ class MemoryService:
         return self.store.edit(memory_id, text, self.embed([text])[0])
 
     def forget(self, memory_id: str) -> list[Memory]:
-        """Forget a memory and the older versions it superseded; returns what was forgotten."""
-        memory = self.store.get(memory_id)
-        forgotten = []
-        for chain_id in _unique(self.store._chain(memory.id)):
-            if self.store.get(chain_id).status != "forgotten":
-                forgotten.append(self.store.forget(chain_id))
-        self._after_forgetting(forgotten)
-        return forgotten
+        """Forget a memory and the older versions it superseded (one transaction); returns what was forgotten."""
+        deletions = self._deletions(self.store.get(memory_id).id, "forgotten by the user")
+        self._after_forgetting([self.store.get(op.target) for op in deletions])
+        self.store.apply(deletions)
+        return [self.store.get(op.target) for op in deletions]
 
     def _after_forgetting(self, forgotten: list[Memory]) -> None:
         """What else forgetting takes: the exchanges they came from are never offered as past conversations
@@ -291,9 +289,10 @@ class MemoryService:
                 time.sleep(1.0)
 
 
-def _linked(statement, current: list[Memory]):
+def _linked(statement, matrix):
     """A statement that starts with the name of someone the memories already know ("Тимур теперь звукорежиссёр",
-    known as "husband Timur") and is not in the first person is about them."""
+    known as "husband Timur") and is not in the first person is about them. `matrix`: the current memories, with
+    the people they are about already parsed."""
     from dataclasses import replace
 
     from .extract import speaks_of_self
@@ -303,26 +302,15 @@ def _linked(statement, current: list[Memory]):
     if statement.about != USER or not first[:1].isupper() or speaks_of_self(statement.text):
         return statement
     named = person(first)
-    for memory in current:
-        known = person(memory.about)
-        if known is not None and known.name and named is not None and named.matches(known):
-            return replace(statement, about=memory.about, kind="person")
+    for row, known in matrix.people.items():
+        if known.name and named is not None and named.matches(known):
+            return replace(statement, about=matrix.memories[row].about, kind="person")
     return statement
 
 
 def learns_from(exchange: Exchange) -> bool:
     """Exchanges that teach: chat and `ask` turns whose user did not opt out (`konsilium.memory: false`)."""
     return exchange.endpoint in LEARN_FROM and not exchange.timings.get("memory_off")
-
-
-def said_it_fingerprint(statement) -> str:
-    from .records import fingerprint
-
-    return fingerprint(statement.text, statement.about)
-
-
-def _unique(ids: list[str]) -> list[str]:
-    return list(dict.fromkeys(ids))
 
 
 def _clean(text: str) -> str:

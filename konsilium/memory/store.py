@@ -32,6 +32,7 @@ _COLUMNS = (
     "exchange_id",
     "superseded_by",
     "vector",
+    "fingerprint",
 )
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM memories"
 CURSOR = "extracted_through"  # memory_state: the rowid of the last exchange the extractor processed
@@ -70,7 +71,6 @@ class PastConversation:
 class ConversationMatrix:
     generation: int
     exchange_ids: list[str]
-    times: list[float]
     vectors: np.ndarray
 
 
@@ -122,7 +122,7 @@ class MemoryStore:
 
     def history(self, memory_id: str) -> list[HistoryEvent]:
         """Every event of the memory and of those it superseded or that superseded it, oldest first."""
-        chain = self._chain(memory_id)
+        chain = self.chain(memory_id)
         marks = ", ".join("?" for _ in chain)
         rows = self.log.query(
             "SELECT memory_id, event, old_text, new_text, time, exchange_id, detail FROM memory_history "
@@ -131,7 +131,7 @@ class MemoryStore:
         )
         return [HistoryEvent(*row) for row in rows]
 
-    def _chain(self, memory_id: str) -> list[str]:
+    def chain(self, memory_id: str) -> list[str]:
         seen, todo = [], [self.get(memory_id).id]
         while todo:
             current = todo.pop()
@@ -223,9 +223,11 @@ class MemoryStore:
             for op in operations:
                 self._apply_one(db, op, exchange_id, now)
             if conversation is not None:
+                # An upsert, not REPLACE: reading the log again (`memory update --rebuild`) must keep an exchange
+                # excluded once a memory drawn from it was forgotten.
                 db.execute(
-                    "INSERT OR REPLACE INTO conversation_vectors (exchange_rowid, exchange_id, time, vector) "
-                    "VALUES (?, ?, ?, ?)",
+                    "INSERT INTO conversation_vectors (exchange_rowid, exchange_id, time, vector) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (exchange_rowid) DO UPDATE SET vector = excluded.vector",
                     (conversation.rowid, conversation.exchange_id, conversation.time, _blob(conversation.vector)),
                 )
                 _bump(db, CONVERSATIONS)
@@ -241,13 +243,10 @@ class MemoryStore:
             if self._conversations is not None and self._conversations.generation == generation:
                 return self._conversations
             rows = self.log.query(
-                "SELECT exchange_rowid, exchange_id, time, vector FROM conversation_vectors WHERE excluded = 0 "
-                "ORDER BY exchange_rowid"
+                "SELECT exchange_id, vector FROM conversation_vectors WHERE excluded = 0 ORDER BY exchange_rowid"
             )
-            vectors = np.stack([np.frombuffer(r[3], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 0))
-            self._conversations = ConversationMatrix(
-                generation, [r[1] for r in rows], [r[2] for r in rows], vectors.astype(np.float32)
-            )
+            vectors = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 0))
+            self._conversations = ConversationMatrix(generation, [r[0] for r in rows], vectors.astype(np.float32))
             return self._conversations
 
     def exclude_conversations(self, exchange_ids: list[str]) -> None:
@@ -281,13 +280,6 @@ class MemoryStore:
     def add(self, memory: Memory, reason: str = "added by the user") -> Memory:
         self.apply([Operation("ADD", memory, reason=reason)])
         return memory
-
-    def forget(self, memory_id: str, reason: str = "forgotten by the user", exchange_id: str | None = None) -> Memory:
-        memory = self.get(memory_id)
-        with self.log.transaction() as db:
-            self._forget(db, memory.id, time.time(), exchange_id, reason)
-            _bump(db)
-        return self.get(memory.id)
 
     def _forget(self, db, memory_id: str, now: float, exchange_id: str | None, reason: str) -> None:
         """The words go (text, stems, vector, and the text in its history); the tombstone keeps the fingerprint
@@ -402,8 +394,9 @@ def _blob(vector: np.ndarray | None) -> bytes | None:
 
 def _memory(row: tuple) -> Memory:
     values = dict(zip(_COLUMNS, row, strict=True))
-    blob = values.pop("vector")
+    blob, stored = values.pop("vector"), values.pop("fingerprint")
     return Memory(
         **values | {"pinned": bool(values["pinned"])},
         vector=np.frombuffer(blob, dtype=np.float32) if blob else None,
+        stored_fingerprint=stored,
     )

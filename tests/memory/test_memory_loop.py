@@ -232,3 +232,15 @@ def test_forgetting_in_chat_also_deletes_the_memorys_exported_note_and_nothing_e
     say(client, "Forget that I play the violin.")
     assert wait_for(lambda: memory.store.pending() == 0 and memory.store.count() == 0, 20)
     assert [p.name for p in (vault / "Memory").iterdir()] == ["my own note (mem-123456789abc).md"]
+
+
+def test_reading_the_log_again_keeps_forgotten_things_out_of_past_conversations(served):
+    client, _, memory, _ = served
+    say(client, "I have a dragon tattoo on my left arm.")
+    assert wait_for(lambda: memory.store.pending() == 0 and memory.store.count() == 1, 20)
+    say(client, "Forget that I have a dragon tattoo.")
+    assert wait_for(lambda: memory.store.pending() == 0 and memory.store.count() == 0, 20)
+    memory.store.reset_cursor()  # `konsilium memory update --rebuild`
+    memory.catch_up()
+    assert memory.store.count() == 0
+    assert memory.recall_conversations("Do I have a tattoo?") == []  # neither the telling nor the asking to forget
