@@ -76,6 +76,12 @@ class IndexSettings(_Section):
     collection: str = Field("vault", description="default collection (one LanceDB table each)")
     chunk_chars: int = Field(1200, ge=200, description="target chunk size in characters")
     chunk_overlap: int = Field(150, ge=0, description="characters repeated between split chunks")
+    commit_chunks: int = Field(
+        256,
+        ge=1,
+        description="chunks embedded between two commits: a crash re-does at most this many; each commit is a "
+        "table version",
+    )
     watch: bool = Field(False, description="`konsilium serve` re-indexes vault.paths as notes are saved (--watch)")
     watch_debounce_s: float = Field(1.5, ge=0.05, description="quiet time after a save before re-indexing")
 
@@ -116,6 +122,11 @@ class EngineSettings(_Section):
     )
     device: Device = Field("cpu", description="transformers engine only")
     dtype: Dtype = "auto"
+    gguf_cache: bool = Field(
+        True,
+        description="transformers: keep a converted copy of a GGUF model in $KONSILIUM_CACHE (default "
+        "~/.cache/konsilium; ~4 bytes a parameter) so that later starts skip the conversion (~40 s → ~1 s)",
+    )
     context_length: int = Field(0, ge=0, description="0: the model's own; set it for openai-upstream")
     upstream_url: str = Field("http://127.0.0.1:8001/v1", description="openai-upstream: base URL ending in /v1")
     upstream_api_key_env: str = Field(

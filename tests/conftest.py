@@ -11,6 +11,9 @@ import pytest
 from shared_data import HELP_VAULT, SAMPLE_VAULT, SEED_QUESTIONS, SHARED, needs  # noqa: F401 - re-exported
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The converted copy of the embedded GGUF model (engines/gguf_cache.py) is made by the first test that loads the
+# model and read by every later one, subprocesses included; kept beside the repo's pytest cache, not in ~/.cache.
+os.environ.setdefault("KONSILIUM_CACHE", str(Path(__file__).parent.parent / ".pytest_cache" / "konsilium"))
 
 # Tests that run the real embedded model (SmolLM2-135M GGUF) carry the `real_model` marker: explicitly, or here by
 # the fixtures that load it, or by module: every test of a module about the model itself (None), the tests using
@@ -23,6 +26,9 @@ REAL_MODEL_MODULES: dict[str, str | tuple[str, ...] | None] = {
     "engines/test_openai_upstream.py": None,
     "roles/test_stacking_and_slots.py": None,
     "grounding/test_context.py": "engine",
+    "engines/test_gguf_cache.py": (
+        "test_the_embedded_model_starts_from_its_copy_and_answers_exactly_as_from_the_gguf",
+    ),
     "engines/test_factory.py": (
         "test_the_default_settings_give_the_embedded_engine",
         "test_batching_limits_come_from_the_engine_settings",
@@ -51,14 +57,15 @@ def _loads_the_real_model(item, tests_dir: Path) -> bool:
 # with a file per worker (make test's --dist loadfile), one of them picked up last would keep its worker busy
 # long after the other has finished.
 SLOWEST_FIRST = (
-    "cli/test_cli.py",
     "index/test_indexing.py",
+    "cli/test_cli.py",
     "cli/test_serve_and_ask.py",
+    "engines/test_batching.py",
+    "roles/test_roles_cli.py",
+    "engines/test_gguf_cache.py",
     "roles/test_roles_server.py",
-    "roles/test_validation.py",
-    "roles/test_stacking_and_slots.py",
-    "grounding/test_context.py",
-    "index/test_live_index.py",
+    "memory/test_history_cli.py",
+    "engines/test_transformers_engine.py",
 )
 
 

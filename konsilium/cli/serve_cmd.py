@@ -63,24 +63,50 @@ def serve(
         if watch or h.config.index.watch:
             from ..index.watch import start_watching
 
-            stop_watching = start_watching(h, knowledge=app.state.pipeline.knowledge)
+            stop_watching = _saying_when_done(start_watching(h, knowledge=app.state.pipeline.knowledge))
     err.print(f"konsilium serves on http://{host}:{port}/v1 (Ctrl-C stops)", highlight=False, markup=False)
     try:
-        run_until_stopped(app, host, port)
+        run_until_stopped(app, host, port, on_stop=stop_watching)
     finally:
         if stop_watching is not None:
-            stop_watching()
+            stop_watching()  # if the server never started; a second call does nothing
+
+
+def _saying_when_done(stop):
+    done = []
+
+    def stop_once() -> None:
+        if not done:
+            done.append(True)
+            stop()  # an index run in progress commits its batch first
+            err.print("stopped watching the vault", highlight=False, markup=False)
+
+    return stop_once
 
 
 SHUTDOWN_GRACE_S = 5  # answers in progress get this long to end (they are stopped first), then the process exits
 
 
-def run_until_stopped(app, host: str, port: int) -> None:
+def run_until_stopped(app, host: str, port: int, on_stop=None) -> None:
     """uvicorn, with a shutdown that does not wait for answers still being generated: on Ctrl-C or SIGTERM every
-    answer in progress is stopped (streams end with an in-band error, others get 503) and logged as cancelled."""
+    answer in progress is stopped (streams end with an in-band error, others get 503) and logged as cancelled.
+    `on_stop` runs once the server has shut down, before a SIGTERM is raised again to end the process."""
+    import contextlib
+
     import uvicorn
 
     class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            # uvicorn re-raises a captured SIGTERM when this block ends, and its default action ends the process
+            # at once: what must still happen (the vault watcher's last commit) happens inside it.
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    if on_stop is not None:
+                        on_stop()
+
         def handle_exit(self, sig, frame) -> None:
             stopped = app.state.in_flight.cancel_all("the server is shutting down")
             if stopped and not self.should_exit:

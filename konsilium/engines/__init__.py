@@ -35,17 +35,17 @@ __all__ = [
 ]
 
 
-def load_embedded_default(device: str = "cpu", dtype: str | None = None):
+def load_embedded_default(device: str = "cpu", dtype: str | None = None, gguf_cache: bool = True):
     """The TransformersEngine on the embedded SmolLM2-135M-Instruct GGUF, loaded once per process."""
-    return _load_embedded(device, dtype)  # positional, so `f()` and `f("cpu", None)` share one cache entry
+    return _load_embedded(device, dtype, gguf_cache)  # positional: `f()` and `f("cpu")` share one cache entry
 
 
 @lru_cache(maxsize=4)
-def _load_embedded(device: str, dtype: str | None):
+def _load_embedded(device: str, dtype: str | None, gguf_cache: bool):
     from .transformers_engine import TransformersEngine
 
     folder, gguf_file = embedded_default()
-    return TransformersEngine(folder, gguf_file=gguf_file, device=device, dtype=dtype)
+    return TransformersEngine(folder, gguf_file=gguf_file, device=device, dtype=dtype, gguf_cache=gguf_cache)
 
 
 def load_engine(engine_settings: "EngineSettings | dict", lora_args: dict | None = None) -> Engine:

@@ -32,7 +32,9 @@ def _transformers(settings: EngineSettings) -> Engine:
     dtype = None if settings.dtype == "auto" else settings.dtype
     batching = settings.model_dump(include={"max_batch_size", "max_batch_tokens", "batch_invariant"})
     if settings.model == "embedded":
-        engine = load_embedded_default(settings.device, dtype)  # shared in a process (tests): set, not rebuilt
+        engine = load_embedded_default(
+            settings.device, dtype, settings.gguf_cache
+        )  # shared in a process (tests): set, not rebuilt
         if engine.batching != batching:
             engine.configure_batching(**batching)
         return engine
@@ -50,7 +52,9 @@ def _transformers(settings: EngineSettings) -> Engine:
         gguf_file = ggufs[0].name
     from .transformers_engine import TransformersEngine
 
-    return TransformersEngine(path, gguf_file=gguf_file, device=settings.device, dtype=dtype, **batching)
+    return TransformersEngine(
+        path, gguf_file=gguf_file, device=settings.device, dtype=dtype, gguf_cache=settings.gguf_cache, **batching
+    )
 
 
 def _openai_upstream(settings: EngineSettings) -> Engine:

@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import queue
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from ..config import EngineSettings  # noqa: E402
 from .batching import BatchScheduler  # noqa: E402
+from .gguf_cache import find_converted, store_converted  # noqa: E402
 from .lora_slots import LoraSlots, PreparedAdapter  # noqa: E402
 
 log = logging.getLogger("konsilium.engine")
@@ -61,6 +63,7 @@ class TransformersEngine(ChatViaTemplate):
         max_batch_size: int = BATCHING_DEFAULTS.max_batch_size,
         max_batch_tokens: int = BATCHING_DEFAULTS.max_batch_tokens,
         batch_invariant: bool = BATCHING_DEFAULTS.batch_invariant,
+        gguf_cache: bool = BATCHING_DEFAULTS.gguf_cache,
     ):
         path = Path(path_or_dir).expanduser()
         if path.is_file() and path.suffix == ".gguf":
@@ -74,16 +77,32 @@ class TransformersEngine(ChatViaTemplate):
         self.path, self.gguf_file, self.device = path.resolve(), gguf_file, torch.device(device)
         transformers.utils.logging.disable_progress_bar()
         transformers.utils.logging.set_verbosity_error()
-        kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path, **kwargs)
+        self.converted_copy = find_converted(self.path / gguf_file, dtype) if gguf_file and gguf_cache else None
+        try:
+            self.tokenizer, model = self._load(dtype)
+        except Exception:
+            if self.converted_copy is None:
+                raise
+            log.warning("the converted copy %s does not load: converting the GGUF file again", self.converted_copy)
+            shutil.rmtree(self.converted_copy, ignore_errors=True)
+            self.converted_copy = None
+            self.tokenizer, model = self._load(dtype)
+        if gguf_file and gguf_cache and self.converted_copy is None:
+            self.converted_copy = store_converted(self.path / gguf_file, dtype, model, self.tokenizer)
+        self.model = model.to(self.device).eval()
+        self._eos_ids = self._find_eos_ids()
+        self.configure_batching(max_batch_size, max_batch_tokens, batch_invariant)
+
+    def _load(self, dtype: str | None):
+        """(tokenizer, model on the CPU): from the converted copy of a GGUF file when there is one."""
+        source = self.converted_copy or self.path
+        kwargs = {"gguf_file": self.gguf_file} if self.gguf_file and self.converted_copy is None else {}
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         if dtype:
             kwargs["dtype"] = DTYPES[dtype]
         # transformers' GGUF converter draws a tqdm bar that ignores its progress-bar switch: keep stderr clean.
         with contextlib.redirect_stderr(io.StringIO()):
-            model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
-        self.model = model.to(self.device).eval()
-        self._eos_ids = self._find_eos_ids()
-        self.configure_batching(max_batch_size, max_batch_tokens, batch_invariant)
+            return tokenizer, AutoModelForCausalLM.from_pretrained(source, **kwargs)
 
     def configure_batching(
         self,

@@ -26,7 +26,6 @@ from .text import cyrillic_share, terms_string
 
 # Bump when chunking or analysis changes, so stored notes are re-chunked on the next run.
 PIPELINE_VERSION = "2"
-BATCH_CHUNKS = 256
 
 Progress = Callable[[int, int, str], None]  # (done, total, current path)
 
@@ -243,7 +242,7 @@ class Indexer:
                 report.updated += 1
             else:
                 report.added += 1
-            if len(pending_texts) >= BATCH_CHUNKS or len(notes) >= 200:
+            if len(pending_texts) >= self.home.config.index.commit_chunks or len(notes) >= 200:
                 flush()
         flush()
         if progress:

@@ -1,4 +1,6 @@
-"""The real `konsilium` command in subprocesses: JSON shapes scripts rely on, clear errors, crash safety."""
+"""The `konsilium` command: JSON shapes scripts rely on, clear errors, crash safety. Most commands run in this
+process through the real typer app (a process start costs ~10 s of imports); the real process where it is what is
+tested: exit status and stderr of the installed entry point, and a kill -9 mid-run."""
 
 from __future__ import annotations
 
@@ -9,14 +11,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from shared_data import HELP_VAULT, SAMPLE_VAULT, needs
+from typer.testing import CliRunner
+
+from konsilium.cli.main import app
 
 KONSILIUM = [sys.executable, "-m", "konsilium.cli.main"]
 
 
-def run(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run(home: Path, *args: str, check: bool = True) -> SimpleNamespace:
+    """`konsilium ARGS` with KONSILIUM_HOME=home, in this process: returncode, stdout and stderr as a process's."""
+    result = CliRunner().invoke(app, list(args), env={"KONSILIUM_HOME": str(home)})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    proc = SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"konsilium {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+def run_process(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "KONSILIUM_HOME": str(home)}
     proc = subprocess.run([*KONSILIUM, *args], capture_output=True, text=True, env=env, timeout=600)
     if check and proc.returncode != 0:
@@ -122,7 +139,7 @@ def test_eval_retrieval_scores_every_mode(small_home, tmp_path):
 
 def test_bad_input_gets_one_clear_line_and_a_nonzero_exit(tmp_path):
     home = tmp_path / "home"
-    proc = run(home, "index", str(tmp_path / "missing"), check=False)
+    proc = run_process(home, "index", str(tmp_path / "missing"), check=False)  # the entry point's own exit status
     assert proc.returncode == 1 and "not a directory" in proc.stderr and "Traceback" not in proc.stderr
     proc = run(home, "search", "anything", "--json", check=False)
     assert proc.returncode == 1 and json.loads(proc.stdout)["error"]["message"].startswith("the index is empty")
@@ -147,8 +164,10 @@ def test_config_show_json_prints_the_settings_in_force(tmp_path):
 def test_kill_9_mid_index_leaves_a_usable_index_and_the_next_run_completes(tmp_path, vault_copy):
     import lancedb
 
-    vault = vault_copy(HELP_VAULT, name="help", limit=4)  # ~60 notes, ~400 chunks: a run of 2 committed batches
+    vault = vault_copy(HELP_VAULT, name="help", limit=1)  # ~20 notes, ~150 chunks: a run of ~5 committed batches
     home = tmp_path / "home"
+    home.mkdir()
+    (home / "konsilium.yaml").write_text("index:\n  commit_chunks: 32\n", encoding="utf-8")
     env = {**os.environ, "KONSILIUM_HOME": str(home)}
     proc = subprocess.Popen(
         [*KONSILIUM, "index", str(vault), "--json"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -108,7 +108,10 @@ def test_ctrl_c_or_sigterm_stops_answers_in_progress_logs_them_and_exits_at_once
     tmp_path, slow_upstream, stop, exit_codes
 ):
     engine = {"kind": "openai-upstream", "upstream_url": slow_upstream, "model": "upstream", "context_length": 8192}
-    (tmp_path / "konsilium.yaml").write_text(json.dumps({"engine": engine}), encoding="utf-8")
+    vault = tmp_path / "vault"  # watched (index.watch), so that the watcher's stop is part of the shutdown
+    vault.mkdir()
+    config = {"engine": engine, "vault": {"paths": [str(vault)]}, "index": {"watch": True}}
+    (tmp_path / "konsilium.yaml").write_text(json.dumps(config), encoding="utf-8")
     server, client = start_serving(tmp_path)
     try:
         long = [{"role": "user", "content": "Write a very long story about a dragon."}]
@@ -126,6 +129,7 @@ def test_ctrl_c_or_sigterm_stops_answers_in_progress_logs_them_and_exits_at_once
             server.kill()
     assert server.returncode in exit_codes and "Traceback" not in stderr, (server.returncode, stderr)
     assert "stopping 1 answer(s) in progress" in stderr
+    assert "stopped watching the vault" in stderr
     with ConversationLog(log_path(_home(tmp_path))) as log:
         kept = log.get(first.id)
     assert kept.status == "cancelled" and kept.error == "the server is shutting down"

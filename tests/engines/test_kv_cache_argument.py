@@ -6,7 +6,7 @@ import threading
 import warnings
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from tiny_models import tiny_llama
 
 from konsilium.engines.batching import BatchScheduler, _probe_agrees
 
@@ -32,15 +32,6 @@ class Greedy:
     def fail(self, error: BaseException) -> None:
         self.error = error
         self.done.set()
-
-
-def tiny_llama() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64,
-    )  # fmt: skip
-    return LlamaForCausalLM(config).eval()
 
 
 def test_no_future_warning_from_the_cache_argument():

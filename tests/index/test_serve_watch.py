@@ -23,7 +23,7 @@ def test_serve_watch_indexes_the_configured_vault_while_serving(tmp_path, monkey
     (home / "konsilium.yaml").write_text(f"vault:\n  paths: [{vault}]\nembedder:\n  model: default\n")
     seen: list = []
 
-    def serve_until_indexed(_app, _host, _port):
+    def serve_until_indexed(_app, _host, _port, on_stop=None):
         knowledge = Knowledge(open_home(home))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -43,7 +43,7 @@ def test_serve_watch_indexes_the_configured_vault_while_serving(tmp_path, monkey
 def test_serve_watch_without_a_vault_fails_in_one_line(tmp_path, monkeypatch):
     fake_app = SimpleNamespace(state=SimpleNamespace(pipeline=SimpleNamespace(knowledge=None)))
     monkeypatch.setattr(serve_cmd, "build_app", lambda *a, **kw: fake_app)
-    monkeypatch.setattr(serve_cmd, "run_until_stopped", lambda *a: None)
+    monkeypatch.setattr(serve_cmd, "run_until_stopped", lambda *a, **kw: None)
     result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "serve", "--watch"])
     assert result.exit_code == 1
     assert "--watch needs a vault: set vault.paths in konsilium.yaml" in result.output

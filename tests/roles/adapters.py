@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+from tiny_models import tiny_llama  # noqa: F401 - re-exported for the role tests
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -140,19 +141,3 @@ def rename_modules(folder: Path, old: str = "q_proj", new: str = "qkv_proj") -> 
     config = json.loads((Path(folder) / CONFIG_FILE).read_text())
     targets = config["target_modules"]
     return edit_config(folder, target_modules=[new if t == old else t for t in targets])
-
-
-def tiny_llama() -> torch.nn.Module:
-    """A small Llama with real random weights (seeded): adapters and LoRA slots run on it in milliseconds."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=256,
-    )
-    return LlamaForCausalLM(config).eval()
