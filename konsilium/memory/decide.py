@@ -11,6 +11,7 @@ memories it names (stems or meaning, in either language) and the older versions 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,11 +21,14 @@ from .people import same_person as is_same_person
 from .records import USER, Memory, Operation, fingerprint, new_memory_id
 
 DUPLICATE_COSINE = 0.9  # USE-m3: a rephrasing of the same sentence scores 0.85-0.95, a different fact < 0.7
-CHANGE_COSINE = 0.35  # "Tutor sessions moved to Fridays" vs "занимаюсь по вторникам с репетитором": 0.40
+CHANGE_COSINE = 0.42  # "Tutor sessions moved to Fridays" vs "занимаюсь по вторникам с репетитором": 0.40
 FAMILY_CHANGE_COSINE = 0.25  # the same kind of subject (two deadlines) needs less evidence that it is the same one
 # Keys whose suffix is a topic word in the user's language ("deadline:thesi" / "deadline:диплом"): the same subject
 # said in two languages has two keys, so a change is matched within the family by meaning.
 TOPIC_KEYS = ("deadline:",)
+NAME_ONLY_CHANGE_COSINE = 0.6  # USE-m3 gives two unrelated sentences with one shared name ~0.4
+NAMED_CHANGE_COSINE = 0.15  # a change that names the same rare word as an older memory needs little meaning overlap
+DISTINCTIVE_LENGTH = 5
 FORGET_SCORE = 0.45  # cosine + stem overlap of a forget request with the memory it names
 FORGET_MARGIN = 0.15  # memories scoring this close to the best one are forgotten with it
 FORGET_KEY_BONUS = 0.3
@@ -80,11 +84,64 @@ def decide(said: Said, current: list[Memory], exclusive) -> Operation:
         cosine, closest = kin[0]
         memory.pinned = memory.pinned or closest.pinned
         return Operation("UPDATE", memory, target=closest.id, reason=f"changed {family} (cosine {cosine:.2f})")
-    if statement.update and scored and scored[0][0] >= CHANGE_COSINE:
-        cosine, closest = scored[0]
+    changed = [(cosine, old) for cosine, old in scored if cosine >= _change_threshold(statement, old.text)]
+    if statement.update and changed:
+        cosine, closest = changed[0]
         memory.pinned = memory.pinned or closest.pinned
         return Operation("UPDATE", memory, target=closest.id, reason=f"changed (cosine {cosine:.2f})")
+    if statement.update and statement.key is None:  # a keyed statement changes what has its key, no more
+        # "Виолончель теперь по четвергам" vs "по вторникам у меня виолончель…": the thing that changed is named
+        # in both (a rare word), while the sentences are too different for their cosine alone.
+        named = _distinctive(statement.text)
+        same_thing = [
+            (cosine, old)
+            for cosine, old in scored
+            if old.key not in AUTO_PINNED_KEYS
+            and cosine >= NAMED_CHANGE_COSINE
+            and named & _distinctive(old.text) - _names(old.text)
+        ]
+        if same_thing:
+            cosine, closest = same_thing[0]
+            memory.pinned = memory.pinned or closest.pinned
+            shared = ", ".join(sorted(named & _distinctive(closest.text)))
+            return Operation("UPDATE", memory, target=closest.id, reason=f"changed {shared} (cosine {cosine:.2f})")
     return Operation("ADD", memory, reason=f"new ({statement.kind})")
+
+
+def _change_threshold(statement, old: str) -> float:
+    """How close a change must be in meaning to replace `old`. Two of the user's sentences naming the same person
+    and nothing else in common are close only through the name ("Jonno's on nights now" / "Jonno games on a Steam
+    Deck"); about that person himself, his name is the subject and says nothing."""
+    new = statement.text
+    names = set(analyze(new)) & _names(old)
+    if statement.about == USER and names and not (_distinctive(new) & _distinctive(old)) - names:
+        return NAME_ONLY_CHANGE_COSINE
+    return CHANGE_COSINE
+
+
+def _names(text: str) -> set[str]:
+    """Stems of words capitalized inside a sentence: people's names ("My crewmate Jonno…"), which say who, not
+    what changed ("Jonno's on nights now" does not replace what Jonno plays on)."""
+    found = set()
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        for word in sentence.split()[1:]:
+            if word[:1].isupper():
+                found.update(analyze(word))
+    return found
+
+
+def _distinctive(text: str) -> set[str]:
+    """The stems that name a thing rather than a change or a time: long, and not an update, day or common word."""
+    from . import lexicon as lx
+
+    return {
+        term
+        for term in analyze(text)
+        if len(term) >= DISTINCTIVE_LENGTH
+        and not term.isdigit()
+        and term not in lx.COMMON_STEMS
+        and not any(term.startswith(w) for w in lx.UPDATE_WORDS | lx.DAY_WORDS if len(w) >= 4)
+    }
 
 
 def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory]) -> list[tuple[float, Memory]]:

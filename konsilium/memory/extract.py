@@ -25,6 +25,9 @@ from . import lexicon as lx
 MAX_MESSAGE_CHARS = 1500  # longer: a pasted document, not something said about oneself
 MAX_STATEMENT_CHARS = 300
 MIN_WORDS = 2
+USER_ABOUT = "user"
+_OBJECT_PRONOUNS = frozenset({"me", "мне", "меня", "мной", "нам", "нас"})
+DECLARATIVE_WORDS = 3  # a statement with no first-person word or known subject needs this many words to be kept
 
 _SENTENCES = re.compile(r"(?<=[.!?…])\s+|\n+")
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
@@ -42,6 +45,7 @@ _REMEMBER = re.compile(
 _NAME = re.compile(
     r"(?i:\bmy name is|\bi am|\bi'm|\bim|меня зовут|зовут меня|\bя\s*[-—–]?|\bэто)\s+(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b"
 )
+_NAME_HERE = re.compile(r"^(?P<name>[A-Z][a-z]+|[А-ЯЁ][а-яё]+)\s+(?:here|на связи)\b[\s,—–-]*(?P<rest>.*)$")
 _NOT_NAMES = {"Tired", "Fine", "Good", "Sorry", "Ready", "Back", "Here", "Not", "So", "Very", "Just", "Going", "Also"}
 _AGE = re.compile(r"\b(?:i am|i'm|мне)\s+(?P<age>\d{1,2})(?:\s*(?:years|y/?o|год|года|лет))?\b", re.IGNORECASE)
 _RELATION_EN = re.compile(
@@ -55,8 +59,22 @@ _RELATION_RU = re.compile(
 )
 # A relation and a name with no possessive, at the start: "Папа Виктор вышел на пенсию", "У брата Антона …".
 _RELATION_NAMED = re.compile(r"^(?i:(?:а\s+|и\s+)?(?:у\s+)?(?P<rel>[а-яёa-z]+))\s+(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b")
+# Someone introduced: "У меня брат Глеб", "Ещё у нас такса Шпрот, ему 6 лет", "I have a sister, Olya".
+_INTRODUCED = re.compile(
+    r"^(?i:(?:а\s+|и\s+|ещё\s+|еще\s+|also\s+)?(?:у\s+(?:меня|нас)\s+(?:есть\s+)?|i\s+have\s+(?:a\s+|an\s+)?|"
+    r"i've\s+got\s+(?:a\s+|an\s+)?|we\s+have\s+(?:a\s+|an\s+)?)(?P<rel>[a-zа-яё]+(?:\s+[a-zа-яё]+)?)),?\s+"
+    r"(?:(?i:called|named|по\s+имени)\s+)?(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b"
+)
+# "Мама у меня Линда, живёт в Суонси": the relation first, then whose, then the name.
+_INTRODUCED_AFTER = re.compile(r"^(?P<rel>[А-ЯЁа-яё]+)\s+у\s+(?:меня|нас)\s+(?:[—–-]\s+)?(?P<name>[А-ЯЁ][а-яё]+)\b")
+# "Stas, my apprentice, comes in on Wednesdays", "Муж, Костя, работает…": a name and who they are to the user.
+_APPOSITION = re.compile(
+    r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+),\s+(?i:(?:my|our|мой|моя|наш|наша)\s+)(?P<rel>[a-zа-яё]+(?:\s+[a-zа-яё]+)?),"
+)
 # Someone else as the subject: "Дима, кстати, обновился — теперь у него RTX 5090", "Anna says she …".
 _NAMED_SUBJECT = re.compile(r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b")
+# Russian verb endings (we-form, impersonal, infinitive) that no name has: "Кормим", "Придётся", "Купить".
+_VERB_FORM = re.compile(r"(?:ем|им|ём|ся|сь|ть|ешь|ишь)$")
 _THIRD_PERSON = frozenset(
     {
         "he",
@@ -66,6 +84,9 @@ _THIRD_PERSON = frozenset(
         "him",
         "they",
         "their",
+        "he's",
+        "she's",
+        "they're",
         "он",
         "она",
         "его",
@@ -88,6 +109,11 @@ _PAST_EN = re.compile(
 _PAST_RU = re.compile(r"^(?:только что\s+|наконец\s+|недавно\s+)?[а-яё]+(?:л|ла|ли|лся|лась|лись)\b", re.IGNORECASE)
 _RU_VERB_1SG = re.compile(r"^[а-яё]{3,}(?:аю|яю|юсь|аюсь|яюсь|ую|уюсь|ою|ею)$")  # бегаю, работаю, занимаюсь, рисую
 _RU_FIRST_PERSON_VERB = re.compile(r"^[а-яё]+(?:юсь|усь|аю|яю|ую|ею|ю|у)$")
+_ASKING_SPLIT = re.compile(r"\s*(?:[,;:]|\s[—–-])\s+")
+# Words that open the question part of a sentence besides QUESTION_WORDS: "…, will it run …?", "…, идеи есть?"
+_ASKING_OPENERS = frozenset(
+    {"will", "would", "is", "are", "do", "does", "can", "could", "should", "идеи", "есть", "so"}
+)
 _CLAUSE = re.compile(
     r"\s*[;,]\s+"
     r"|:\s+(?=[A-ZА-ЯЁ][a-zа-яё]+\s+(?:теперь|now|is|was|has|работает|живёт|живет)\b)"
@@ -135,7 +161,22 @@ def extract(user_messages: list[str]) -> Extraction:
                 statements.extend(_statements(remember.group("rest"), explicit=True))
             elif not pasted:
                 statements.extend(_statements(sentence, explicit=False))
-    return Extraction(_unique(statements), forgets)
+    return Extraction(_unique(_resolve_pronouns(statements)), forgets)
+
+
+def _resolve_pronouns(statements: list[Statement]) -> list[Statement]:
+    """ "У меня брат Глеб. Он пожарный": a statement about "someone" (a pronoun) is about the person named just
+    before it, and says so in its text, so that it stands alone ("брат Глеб: Он пожарный")."""
+    from dataclasses import replace
+
+    out, last = [], None
+    for statement in statements:
+        if statement.about == "someone" and last is not None:
+            statement = replace(statement, about=last, text=f"{last[:1].upper()}{last[1:]}: {statement.text}")
+        elif statement.about not in (USER_ABOUT, "someone"):
+            last = statement.about
+        out.append(statement)
+    return out
 
 
 def key_is_exclusive(key: str) -> bool:
@@ -156,10 +197,17 @@ def _sentences(text: str) -> list[str]:
 
 
 def _strip_greeting(sentence: str) -> str:
-    lowered = sentence.lower()
-    for greeting in lx.GREETINGS:
-        if lowered.startswith(greeting) and (len(sentence) == len(greeting) or not sentence[len(greeting)].isalpha()):
-            return sentence[len(greeting) :].lstrip(" ,!.—-")
+    """ "Ha, thanks. …", "Yes, write …", "Quick update: moved …": the openers go, what follows is judged alone."""
+    stripped = True
+    while stripped and sentence:
+        stripped = False
+        lowered = sentence.lower()
+        for greeting in lx.GREETINGS:
+            if lowered.startswith(greeting) and (
+                len(sentence) == len(greeting) or not sentence[len(greeting)].isalpha()
+            ):
+                sentence, stripped = sentence[len(greeting) :].lstrip(" ,!.—-:"), True
+                break
     return sentence
 
 
@@ -185,7 +233,13 @@ def _clauses(sentence: str) -> list[str]:
             or _names_a_subject(tokens)
             or part.lstrip()[:1].isupper()  # "…: Тимур теперь звукорежиссёр", "…, I moved"
         )
-        if starts_predicate and len(words(part)) >= MIN_WORDS and len(words(clauses[-1])) >= MIN_WORDS:
+        apposition = len(tokens) <= 3 and tokens[:1] in (["my"], ["мой"], ["моя"], ["our"], ["наш"], ["наша"])
+        if (
+            starts_predicate
+            and not apposition
+            and len(words(part)) >= MIN_WORDS
+            and len(words(clauses[-1])) >= MIN_WORDS
+        ):
             clauses.append(part)
         else:
             clauses[-1] = f"{clauses[-1]}, {part}"
@@ -210,8 +264,16 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
     if not sentence or len(sentence) > MAX_STATEMENT_CHARS and not explicit:
         return []
     if not explicit and _is_question_or_request(sentence):
-        return []
+        sentence = _said_before_asking(sentence)
+        if not sentence:
+            return []
     out = []
+    here = _NAME_HERE.match(sentence)
+    if here and here.group("name") not in _NOT_NAMES:  # "Owen here — paramedic, …": the name, then the rest
+        out.append(Statement(f"{here.group('name')} here", "user", "identity", "name", False, explicit))
+        sentence = here.group("rest").strip()
+        if len(words(sentence)) < DECLARATIVE_WORDS:
+            return out
     clauses = _clauses(sentence)
     first_person_sentence = _first_person(sentence)
     for index, clause in enumerate(clauses):
@@ -226,7 +288,7 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     tokens = words(text)
     if len(tokens) < MIN_WORDS and not explicit:
         return None
-    stems = [stem(t) for t in tokens]
+    stems = _stems(text)
     about = _about(text)
     name = _NAME.search(text)
     if about == "user" and name and name.group("name") not in _NOT_NAMES and not _mentions_concept(stems):
@@ -247,6 +309,9 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         or bool(_PAST_EN.match(text) or _PAST_RU.match(text))
         or key is not None
         and kind in ("schedule", "device", "plan")
+        # Said to a personal assistant, a plain statement with no other subject is about the speaker: "Allergic
+        # to penicillin btw", "Виолончель теперь по четвергам", "Live in a flat in Easton".
+        or _declarative(tokens)
     )
     if not personal:
         return None
@@ -257,6 +322,17 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     elif key is None:
         kind = "preference" if _likes(stems) else "fact"
     return Statement(text, about, kind, key, _says_change(stems), explicit)
+
+
+def _declarative(tokens: list[str]) -> bool:
+    """Enough words to say something, not only acknowledgements ("Ладно, подумаю", "Ok, got it"), and not a
+    definition of something ("Python is a programming language", "Квантование — это…"): general knowledge."""
+    if len(tokens) < DECLARATIVE_WORDS or all(t in lx.CHATTER for t in tokens):
+        return False
+    return not any(t in _DEFINING for t in tokens[1:3])
+
+
+_DEFINING = frozenset({"is", "are", "means", "refers", "это", "является", "являются", "означает"})
 
 
 def _tidy(clause: str) -> str:
@@ -280,6 +356,23 @@ def _is_question_or_request(sentence: str) -> bool:
     return not (_matches([stem(first)], lx.PREFERENCE_VERBS) and _preference([stem(t) for t in tokens]))
 
 
+def _said_before_asking(sentence: str) -> str:
+    """ "Gaming PC question: I've got an RTX 3060 12GB, will it run…?" → "I've got an RTX 3060 12GB": the
+    first-person parts before the question or request starts ("" when there are none)."""
+    kept = []
+    for part in _ASKING_SPLIT.split(sentence.rstrip("?").strip()):
+        tokens = words(part)
+        if not tokens or tokens[0] in lx.QUESTION_WORDS or tokens[0] in _ASKING_OPENERS or _is_request(tokens):
+            break
+        kept.append(part)
+    statement = ", ".join(part for part in kept if _first_person(part) or _mentions_concept(_stems(part)))
+    return statement if len(words(statement)) >= DECLARATIVE_WORDS else ""
+
+
+def _is_request(tokens: list[str]) -> bool:
+    return stem(tokens[0]) in lx.REQUEST_WORDS
+
+
 def _first_person(text: str) -> bool:
     tokens = words(text)
     return any(t in lx.FIRST_PERSON or t in lx.RU_FIRST_PERSON_VERBS or _RU_VERB_1SG.match(t) for t in tokens) or any(
@@ -287,20 +380,30 @@ def _first_person(text: str) -> bool:
     )
 
 
-def speaks_of_self(text: str) -> bool:
-    """Whether the text is in the first person (I, my, я, у меня, бегаю…)."""
+def speaks_of_self(text: str, as_subject: bool = False) -> bool:
+    """Whether the text is in the first person (I, my, я, у меня, бегаю…); `as_subject`: the user is its subject,
+    not only an object ("она мне посоветовала", "told me")."""
+    if as_subject:
+        text = " ".join(t for t in words(text) if t not in _OBJECT_PRONOUNS)
     return _first_person(text)
+
+
+def _stems(text: str) -> list[str]:
+    lowered = text.lower()
+    for phrase, meaning in lx.PHRASES.items():
+        lowered = lowered.replace(phrase, meaning)
+    return [stem(t) for t in words(lowered)]
 
 
 def subject_key(text: str) -> str | None:
     """The subject key a question is about ("Where do I work?" → job), to find the memories that answer it."""
-    stems = [stem(t) for t in words(text)]
+    stems = _stems(text)
     return _preference(stems) or _key(stems)[0]
 
 
 def subject_keys(text: str) -> set[str]:
     """Every subject a statement touches ("my laptop has 16 GB, phone is a Pixel 7a": laptop.ram and phone)."""
-    stems = [stem(t) for t in words(text)]
+    stems = _stems(text)
     keys = {key for key, _ in _keys(stems)}
     preference = _preference(stems)
     return keys | ({preference} if preference else set())
@@ -309,7 +412,10 @@ def subject_keys(text: str) -> set[str]:
 def _someone_else(text: str, tokens: list[str]) -> str:
     """A clause with no first person, whose subject is a name or a third-person pronoun, is about that person."""
     named = _NAMED_SUBJECT.match(text)
-    if named and named.group("name").lower() in _THIRD_PERSON | {"it", "this", "that", "это", "оно"}:
+    if named and (
+        named.group("name").lower() in _THIRD_PERSON | {"it", "this", "that", "это", "оно"}
+        or _VERB_FORM.search(named.group("name").lower())
+    ):
         named = None
     third = any(t in _THIRD_PERSON for t in tokens)
     if named and (third or len(tokens) > 1 and tokens[1] in ("says", "said", "говорит", "сказал", "сказала")):
@@ -320,6 +426,9 @@ def _someone_else(text: str, tokens: list[str]) -> str:
 def _about(text: str) -> str:
     """Whom the clause is about: a relation in subject position ("My sister Ira lives…", "У моего друга
     Игоря…") makes it about them; otherwise the user."""
+    match = _INTRODUCED.match(text) or _INTRODUCED_AFTER.match(text) or _APPOSITION.match(text)
+    if match and match.group("name") not in _NOT_NAMES:
+        return f"{_relation_word(match.group('rel'))} {match.group('name')}"
     match = _RELATION_EN.match(text)
     if match:
         rel = match.group("rel").lower()
@@ -339,6 +448,17 @@ def _about(text: str) -> str:
             if word.startswith(prefix):
                 return f"{nominative} {match.group('name')}"
     return "user"
+
+
+def _relation_word(words_: str) -> str:
+    """ "sister" / "сестру" → "сестра" (the lexicon's nominative), else the last word as said ("border collie")."""
+    last = words_.split()[-1].lower()
+    if last in lx.RELATIONS_EN:
+        return last
+    for prefix, nominative in lx.RELATIONS_RU.items():
+        if last.startswith(prefix):
+            return nominative
+    return last
 
 
 def _matches(stems: list[str], wanted: frozenset[str]) -> bool:
@@ -392,12 +512,28 @@ def _concept(prefix: list[str], stems: list[str]) -> tuple[str | None, str | Non
                 return key, kind
             continue
         if _matches(last, wanted):
+            if key == "home.city" and _matches(last, lx.MOVE_WORDS) and not _own_move(prefix):
+                continue
             if key == "laptop.ram" and not _matches(stems, lx.CONCEPTS[2][2]) and "gb" not in stems:
                 continue  # RAM of what? only a laptop's is keyed
             if key.endswith(":"):
                 return key + _topic(stems, wanted), kind
             return key, kind
     return None, None
+
+
+def _own_move(prefix: list[str]) -> bool:
+    """The move word opens the statement or follows its subject: a first-person word, a relation, a name's
+    "'s" ("Ellie's moving"); after any other word something else moved ("Bouldering moved to Sundays")."""
+    before = [s for s in prefix[:-1] if s not in ("just", "finally", "recently", "also", "недавн", "наконец", "ещё")]
+    if not before:
+        return True
+    subject = before[-1]
+    return (
+        any(s in lx.FIRST_PERSON for s in before)  # "Мы с Анной переехали"
+        or subject.endswith("'s")
+        or _relation_word(subject) != subject
+    )
 
 
 def _activity(stems: list[str]) -> str | None:
@@ -443,6 +579,7 @@ def _preference(stems: list[str]) -> str | None:
     "примеры кода давай на Scala"."""
     if _matches(stems, lx.CODE_WORDS) and _matches(stems, lx.EXAMPLE_WORDS):
         return "answer.code"
+    stems = stems + [part for s in stems if "-" in s for part in s.split("-") if part]  # "по-русски"
     about_answers = _matches(stems, lx.ANSWER_WORDS)
     if not about_answers:
         return None

@@ -11,7 +11,7 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "ram", "озу", "оператив", "памят"
     })),
     ("gpu", "device", frozenset({
-        "geforc", "gpu", "radeon", "rtx", "видеокарт", "видюх", "графическ"
+        "geforc", "gpu", "radeon", "rtx", "видеокарт", "видюх"
     })),
     ("laptop", "device", frozenset({
         "laptop", "macbook", "thinkpad", "макбук", "ноут", "ноутбук"
@@ -23,7 +23,7 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "iphon", "phone", "айфон", "смартфон", "телефон"
     })),
     ("car", "device", frozenset({
-        "car", "автомобил", "машин"
+        "car", "автомобил", "машин", "driv", "вож", "езж", "езд"
     })),
     ("deadline:", "plan", frozenset({
         "deadlin", "дедлайн", "сдач", "срок", "сдат", "сдать", "due"
@@ -35,9 +35,9 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
     })),
     ("job", "work", frozenset({
         "analyst", "backend", "career", "designer", "develop", "developer", "doctor", "employ", "engin", "frontend",
-        "hire", "job", "manag", "teacher", "work", "аналитик", "врач", "дизайнер", "должност", "инженер", "карьер",
-        "менеджер", "методист", "программист", "професс", "профессi", "работ", "работа", "разработчик", "уволи",
-        "устро", "учител"
+        "hire", "job", "manag", "quit", "teacher", "work", "аналитик", "врач", "дизайнер", "должност", "инженер",
+        "карьер", "менеджер", "методист", "программист", "професс", "профессi", "работ", "работа", "разработчик",
+        "уволи", "устро", "учител"
     })),
     ("home.city", "home", frozenset({
         "hometown", "live", "move", "relocat", "жив", "живу", "живут", "живём", "живёт", "жила", "переех"
@@ -50,12 +50,24 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
     })),
     ("diet", "health", frozenset({
         "allerg", "diet", "eat", "gluten", "lactos", "meat", "sugar", "vegan", "vegetarian", "аллерг", "веган",
-        "вегетариан", "глютен", "диет", "ем", "ест", "лактоз", "мяс", "сахар"
+        "вегетариан", "глютен", "диет", "лактоз", "мяс", "сахар"
     })),
     ("learning:language", "plan", frozenset({
         "learn", "studi", "изуча", "уч", "учу"
     })),
 ]
+
+# Long stems too common to show that two statements speak of the same thing.
+COMMON_STEMS = frozenset({
+    "about", "after", "again", "alway", "becaus", "befor", "could", "every", "first", "group", "morning", "never",
+    "other", "their", "there", "thing", "think", "which", "would", "week", "month", "evening", "today",
+    "всегд", "когда", "котор", "может", "можн", "нужн", "очень", "посл", "пожалуйст", "сейчас", "тольк", "утром",
+    "вечер", "недел", "месяц", "сегодн", "завтр", "работ", "work", "делат", "говор", "сказа",
+})
+# Words that name a subject only together: "what do I do for a living" is about the job, not where one lives.
+PHRASES = {"for a living": "job", "по профессии": "профессия", "на жизнь": "работа"}
+# Moving house is the subject's own move: "Moved to Kazan", "we moved", "Ellie's moving", not "Bouldering moved".
+MOVE_WORDS = frozenset({"move", "relocat", "переех"})
 
 # Only these keys hold one value at a time: a newer statement with the same key replaces the older one.
 EXCLUSIVE_PREFIXES = (
@@ -77,7 +89,12 @@ ACTIVITIES: dict[str, str] = {
     "call", "standup": "meeting", "планерк": "meeting", "хор": "choir", "choir": "choir", "репетиц": "choir",
     "rehears": "choir", "пою": "choir", "sing": "choir", "плава": "swimming", "swim": "swimming", "бассейн": "swimming",
     "заплыв": "swimming", "йог": "yoga", "yoga": "yoga", "терап": "therapy", "therap": "therapy", "психотерап":
-    "therapy", "шахмат": "chess", "chess": "chess", "танц": "dance", "danc": "dance"
+    "therapy", "шахмат": "chess", "chess": "chess", "танц": "dance", "danc": "dance", "boulder": "climbing",
+    "боулдеринг": "climbing", "climb": "climbing", "скалолаз": "climbing", "tennis": "tennis", "теннис": "tennis",
+    "football": "football", "футбол": "football", "box": "boxing", "бокс": "boxing", "pilates": "pilates",
+    "пилатес": "pilates", "cello": "cello", "виолончел": "cello", "guitar": "guitar", "гитар": "guitar",
+    "piano": "piano", "фортепиан": "piano", "пианино": "piano", "violin": "violin", "скрипк": "violin",
+    "pottery": "pottery", "керамик": "pottery", "гончар": "pottery"
 }
 
 DAY_WORDS = frozenset({
@@ -119,7 +136,16 @@ QUESTION_WORDS = frozenset({
 GREETINGS = (
     "hi", "hello", "hey", "привет", "здравствуй", "здравствуйте", "добрый день", "доброе утро", "добрый вечер",
     "good morning", "good evening",
+    # acknowledgements and openers that carry no fact: "Yes, write…" is a request, "Quick update: moved…" a move
+    "quick update", "update", "got it", "yes", "yeah", "yep", "nah", "ok", "okay", "ок", "окей", "ha", "haha", "thanks",
+    "thank you", "cool", "great", "figured", "good", "да", "ну", "ладно", "отлично", "хорошо", "спасибо",
+    "понятно", "ясно", "ага", "кстати", "btw", "big news",
 )
+# Plain acknowledgements or reactions, never a fact: a clause made only of these is dropped.
+CHATTER = frozenset({
+    "ok", "okay", "thanks", "thank", "you", "good", "great", "cool", "nice", "sure", "fine", "got", "it", "idea",
+    "ок", "спасибо", "понятно", "ладно", "подумаю", "идея", "хорошо", "отлично", "так", "и", "поставлю", "сделаю",
+})
 
 FIRST_PERSON = frozenset({
     "i", "i'd", "i'll", "i'm", "i've", "im", "me", "mine", "my", "our", "we", "we're", "меня", "мне", "мной", "мое",
@@ -128,10 +154,10 @@ FIRST_PERSON = frozenset({
 
 # Relations that make a statement about someone else, with the word used for `about`.
 RELATIONS_EN = (
-    "sister", "brother", "friend", "wife", "husband", "mother", "mom", "father", "dad", "son", "daughter", "boss",
-    "colleague", "partner", "girlfriend", "boyfriend", "neighbor", "neighbour", "cousin", "aunt", "uncle",
+    "sister", "brother", "friend", "wife", "husband", "mother", "mom", "mum", "father", "dad", "son", "daughter",
+    "boss", "colleague", "partner", "girlfriend", "boyfriend", "neighbor", "neighbour", "cousin", "aunt", "uncle",
     "grandmother", "grandfather", "grandma", "grandpa", "manager", "coach", "tutor", "teacher", "doctor", "kid",
-    "child",
+    "child", "dog", "cat", "puppy", "kitten", "pet",
 )
 
 RELATIONS_RU: dict[str, str] = {
@@ -139,7 +165,10 @@ RELATIONS_RU: dict[str, str] = {
     "муж", "мам": "мама", "мат": "мать", "пап": "папа", "отц": "отец", "отец": "отец", "сын": "сын", "доч": "дочь",
     "начальни": "начальник", "коллег": "коллега", "партн": "партнёр", "девушк": "девушка", "парн": "парень",
     "сосед": "сосед", "бабушк": "бабушка", "дедушк": "дедушка", "тёт": "тётя", "тет": "тётя", "дяд": "дядя",
-    "тренер": "тренер", "репетитор": "репетитор", "ребён": "ребёнок", "ребен": "ребёнок"
+    "тренер": "тренер", "репетитор": "репетитор", "ребён": "ребёнок", "ребен": "ребёнок",
+    # pets ("кот" and "пес" are left out: they begin "который", "песня")
+    "собак": "собака", "пёс": "пёс", "щен": "щенок", "кошк": "кошка", "котик": "кот", "котён": "кот",
+    "питом": "питомец",
 }
 
 # Common Russian first-person verbs the endings rule (-аю, -яю, -юсь, -ую) misses.

@@ -20,11 +20,14 @@ _TRANSLIT = str.maketrans(
 )  # fmt: skip
 _RELATION_EN = {
     "сестра": "sister", "брат": "brother", "друг": "friend", "подруга": "friend", "жена": "wife", "муж": "husband",
-    "мама": "mother", "мать": "mother", "mom": "mother", "папа": "father", "отец": "father", "dad": "father",
+    "мама": "mother", "мать": "mother", "mom": "mother", "mum": "mother", "папа": "father", "отец": "father",
+    "dad": "father",
     "сын": "son", "дочь": "daughter", "начальник": "boss", "коллега": "colleague", "партнёр": "partner",
     "девушка": "girlfriend", "парень": "boyfriend", "сосед": "neighbor", "neighbour": "neighbor",
     "бабушка": "grandmother", "grandma": "grandmother", "дедушка": "grandfather", "grandpa": "grandfather",
     "тётя": "aunt", "дядя": "uncle", "тренер": "coach", "репетитор": "tutor", "ребёнок": "child", "kid": "child",
+    "собака": "dog", "пёс": "dog", "щенок": "dog", "puppy": "dog", "кошка": "cat", "кот": "cat", "kitten": "cat",
+    "питомец": "pet",
 }  # fmt: skip
 _CAPITALIZED = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]{1,}\b")
 _WORD = re.compile(r"[a-zа-яё]+", re.IGNORECASE)
@@ -81,7 +84,7 @@ def person(about: str) -> Person | None:
 def mentioned(text: str) -> list[Person]:
     """The people a question names: relation words after a possessive ("моего друга", "my sister") and
     capitalized names after the first word."""
-    tokens = [w.lower() for w in _WORD.findall(text)]
+    tokens = [w.lower() for w in _WORD.findall(text.replace("'s ", " "))]  # "my dog's name"
     relations = [_relation(word) for before, word in zip(["", *tokens], tokens, strict=False) if before in _POSSESSIVE]
     relation = next((r for r in relations if r), None)
     names = [_latin(m.group(0)) for m in _CAPITALIZED.finditer(text) if m.start() > 0 and m.group(0) not in _NOT_NAMES]

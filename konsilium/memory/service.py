@@ -299,8 +299,8 @@ def _linked(statement, matrix):
     from .people import person
 
     first = statement.text.split(maxsplit=1)[0].strip(",.:;!?") if statement.text else ""
-    if statement.about != USER or not first[:1].isupper() or speaks_of_self(statement.text):
-        return statement
+    if statement.about != USER or not first[:1].isupper() or speaks_of_self(statement.text, as_subject=True):
+        return statement  # "Нина, кстати, дизайнер, она мне посоветовала" is still about Нина: "мне" is no subject
     named = person(first)
     for row, known in matrix.people.items():
         if known.name and named is not None and named.matches(known):

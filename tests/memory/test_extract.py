@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from konsilium.memory.extract import extract, key_is_exclusive
+from konsilium.memory.extract import extract, key_is_exclusive, subject_key
 
 
 def one(text: str):
@@ -103,3 +103,67 @@ def test_one_value_subjects_are_exclusive_lists_are_not():
 def test_a_new_subject_after_a_comma_is_a_statement_of_its_own():
     statements = extract(["На работу езжу на велосипеде, а машина у нас — Skoda Octavia."]).statements
     assert [(s.text, s.key) for s in statements][-1] == ("А машина у нас — Skoda Octavia", "car")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # no "I", no known subject: said to one's own assistant, a plain statement is about the speaker
+        ("Allergic to penicillin btw, found out the hard way at uni.", "Allergic to penicillin btw"),
+        ("Виолончель теперь по четвергам, в 18:30.", "Виолончель теперь по четвергам, в 18:30"),
+        ("Live in a tiny flat in Easton, Bristol.", "Live in a tiny flat in Easton, Bristol"),
+        # openers are not part of the fact
+        ("Quick update: moved to Kostroma last week.", "Moved to Kostroma last week"),
+        # what is said before the question is kept, the question is not
+        ("Gaming PC question: I've got an RTX 3060 12GB, will it run Cyberpunk?", "I've got an RTX 3060 12GB"),
+    ],
+)
+def test_statements_without_a_first_person_word_are_the_users(text, expected):
+    statements = extract([text]).statements
+    assert statements and statements[0].text.startswith(expected) and statements[0].about == "user", statements
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Yes, write a short description for the studio's VK page, in Russian please.",  # one request, no wish
+        "Ладно, подумаю.",
+        "Ok, got it, thanks!",
+        "Квантование — это хранение весов с меньшей точностью.",
+    ],
+)
+def test_acknowledgements_one_off_requests_and_definitions_are_not_memories(text):
+    assert extract([text]).statements == []
+
+
+def test_a_pronoun_is_the_person_named_just_before_and_the_memory_says_who():
+    statements = extract(["У меня брат Глеб. Он пожарный, служит в Вологде. Хочу подарить ему что-нибудь."]).statements
+    firefighter = next(s for s in statements if "пожарный" in s.text)
+    assert firefighter.about == "брат Глеб" and firefighter.text == "Брат Глеб: Он пожарный, служит в Вологде"
+    assert next(s for s in statements if "Хочу" in s.text).about == "user"
+
+
+@pytest.mark.parametrize(
+    ("text", "about"),
+    [
+        ("Мама у меня Линда, живёт в Суонси.", "мама Линда"),
+        ("Stas, my apprentice, comes in on Wednesdays and Saturdays.", "apprentice Stas"),
+        ("Ещё у нас собака Шпрот, ему 6 лет.", "собака Шпрот"),
+    ],
+)
+def test_people_and_pets_introduced_in_passing_are_who_the_statement_is_about(text, about):
+    assert extract([text]).statements[0].about == about
+
+
+def test_a_name_then_here_is_the_users_name_and_the_rest_a_fact_of_its_own():
+    statements = extract(["Owen here — paramedic, working ambulance shifts out of Southmead station."]).statements
+    assert [(s.text, s.key) for s in statements] == [
+        ("Owen here", "name"),
+        ("Paramedic, working ambulance shifts out of Southmead station", "job"),
+    ]
+
+
+def test_only_the_subjects_own_move_is_a_move_of_home():
+    assert one("Bouldering moved to Sunday mornings.").key != "home.city"
+    assert one("Мы с Анной переехали в Санкт-Петербург.").key == "home.city"
+    assert subject_key("What do I do for a living?") == "job"

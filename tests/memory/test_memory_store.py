@@ -178,3 +178,18 @@ def test_a_deadline_moved_in_another_language_replaces_the_old_one(service):
     )
     assert "Also the Yelabuga library deadline got pushed to November 3" in current
     assert not any("15 октября" in text for text in current) and "My laptop has 16 GB of RAM" in current
+
+
+def test_a_change_naming_the_same_thing_replaces_it_but_a_name_alone_does_not(service):
+    current = current_after(
+        service,
+        [
+            "Ещё: по вторникам в 19:00 у меня виолончель, так что вечер вторника занят.",
+            "My crewmate Jonno just games on a Steam Deck.",
+            "Виолончель теперь по четвергам, в 18:30.",
+            "Jonno's on nights now.",
+        ],
+    )
+    assert "Виолончель теперь по четвергам, в 18:30" in current
+    assert not any("вторникам" in text for text in current)  # the old lesson day is no longer current
+    assert "My crewmate Jonno just games on a Steam Deck" in current and "Jonno's on nights now" in current
