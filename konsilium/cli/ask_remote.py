@@ -1,6 +1,6 @@
-"""`konsilium ask` through a konsilium server already running on the configured address: the model is loaded
-once, in the server, instead of again in this process (minutes on a CPU). The server answers, cites and logs the
-exchange exactly as for any other client; this module only shows it."""
+"""`konsilium ask` and `search` through a konsilium server already running on the configured address: the model
+(and the embedder) are loaded once, in the server, instead of again in this process. The server answers, cites
+and logs the exchange exactly as for any other client; this module only shows it."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import time
 from .output import out
 
 PROBE_TIMEOUT_S = 0.5  # a local server answers /v1/models in milliseconds; nothing listening fails at once
+EMBED_TIMEOUT_S = 30.0
 
 
-def running_server(home):
-    """An openai client on the configured server if a konsilium answers there, else None."""
+def server_address(home) -> tuple[str, dict] | None:
+    """(base URL ending in /v1, auth headers) of the configured server if a konsilium answers there, else None."""
     import httpx2
 
     from ..server.settings import api_keys
@@ -24,13 +25,69 @@ def running_server(home):
     headers = {"authorization": f"Bearer {keys[0]}"} if keys else {}
     try:
         listing = httpx2.get(f"{base}/models", headers=headers, timeout=PROBE_TIMEOUT_S)
-    except httpx2.HTTPError:
+        if listing.status_code != 200:
+            return None
+        models = listing.json().get("data", [])
+    except (httpx2.HTTPError, ValueError, AttributeError):
         return None
-    if listing.status_code != 200 or not any(m.get("owned_by") == "konsilium" for m in listing.json().get("data", [])):
+    if not any(isinstance(m, dict) and m.get("owned_by") == "konsilium" for m in models):
+        return None
+    return base, headers
+
+
+def running_server(home):
+    """An openai client on the configured server if a konsilium answers there, else None."""
+    found = server_address(home)
+    if found is None:
         return None
     import openai
 
-    return openai.OpenAI(base_url=base, api_key=keys[0] if keys else "local", max_retries=0, timeout=None)
+    base, headers = found
+    key = headers["authorization"].removeprefix("Bearer ") if headers else "local"
+    return openai.OpenAI(base_url=base, api_key=key, max_retries=0, timeout=None)
+
+
+class ServedEmbedder:
+    """The collection's embedder, asked of the running server (`/v1/embeddings`, which has it loaded) instead of
+    loaded here: a `search` then starts in seconds, not after ~10 s of loading a model. Anything the server will
+    not do (another embedder, an error, gone) falls back to the local one, for good."""
+
+    def __init__(self, local, base: str, headers: dict):
+        self.local, self.base, self.headers = local, base, headers
+        self.name, self.multilingual = local.name, local.multilingual
+        self.served = True
+
+    @property
+    def dim(self) -> int:
+        return self.local.dim
+
+    def embed(self, texts: list[str]):
+
+        if self.served:
+            vectors = self._ask(texts)
+            if vectors is not None:
+                return vectors
+            self.served = False
+        return self.local.embed(texts)
+
+    def _ask(self, texts: list[str]):
+        import httpx2
+        import numpy as np
+
+        try:
+            answer = httpx2.post(
+                f"{self.base}/embeddings",
+                json={"model": self.name, "input": texts},
+                headers=self.headers,
+                timeout=EMBED_TIMEOUT_S,
+            )
+            if answer.status_code != 200:
+                return None
+            rows = sorted(answer.json()["data"], key=lambda item: item["index"])
+            vectors = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
+        except (httpx2.HTTPError, ValueError, KeyError, TypeError):
+            return None
+        return vectors if vectors.shape[0] == len(texts) else None
 
 
 def ask_server(

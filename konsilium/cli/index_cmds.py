@@ -107,6 +107,8 @@ def search(
             fail("the index is empty: run `konsilium index PATH` first", as_json)
         _quiet_model_loading()
         store, embedder = open_store(h, collection)
+        if mode != "bm25":
+            embedder = _served_if_running(h, embedder)
         retriever = Retriever(store, embedder, retrieval.candidates)
         if store.chunks.count_rows() == 0:
             fail("the index is empty: run `konsilium index PATH` first", as_json)
@@ -114,6 +116,14 @@ def search(
             _show(retriever.search(query, k, mode), as_json)
             return
         _interactive(retriever, k, mode, as_json)
+
+
+def _served_if_running(home, embedder):
+    """A running konsilium server embeds the question with the same model, already loaded."""
+    from .ask_remote import ServedEmbedder, server_address
+
+    found = server_address(home)
+    return ServedEmbedder(embedder, *found) if found else embedder
 
 
 def _interactive(retriever, k: int, mode: str, as_json: bool) -> None:

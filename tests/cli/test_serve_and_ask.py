@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import time
 import httpx2
 import openai
 import pytest
+from live_server import free_port
 from typer.testing import CliRunner
 
 from konsilium.cli.main import app
@@ -30,12 +30,6 @@ def run(home, *args, check=True, env=None):
     if check and proc.returncode != 0:
         raise AssertionError(f"konsilium {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
     return proc
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_serving_on_a_public_address_without_a_key_is_refused_before_loading_anything(tmp_path):
