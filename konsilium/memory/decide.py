@@ -11,12 +11,11 @@ memories it names (stems or meaning, in either language) and the older versions 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..index.text import analyze
+from ..index.text import analyze, sound_key
 from .people import same_person as is_same_person
 from .records import USER, Memory, Operation, fingerprint, new_memory_id
 
@@ -29,6 +28,7 @@ TOPIC_KEYS = ("deadline:",)
 NAME_ONLY_CHANGE_COSINE = 0.6  # USE-m3 gives two unrelated sentences with one shared name ~0.4
 NAMED_CHANGE_COSINE = 0.15  # a change that names the same rare word as an older memory needs little meaning overlap
 DISTINCTIVE_LENGTH = 5
+SOUND_PREFIX = "~"  # a capitalized word's sound key among the distinctive stems
 FORGET_SCORE = 0.45  # cosine + stem overlap of a forget request with the memory it names
 FORGET_MARGIN = 0.15  # memories scoring this close to the best one are forgotten with it
 FORGET_KEY_BONUS = 0.3
@@ -84,7 +84,8 @@ def decide(said: Said, current: list[Memory], exclusive) -> Operation:
         cosine, closest = kin[0]
         memory.pinned = memory.pinned or closest.pinned
         return Operation("UPDATE", memory, target=closest.id, reason=f"changed {family} (cosine {cosine:.2f})")
-    changed = [(cosine, old) for cosine, old in scored if cosine >= _change_threshold(statement, old.text)]
+    people = _people_names(current)
+    changed = [(cosine, old) for cosine, old in scored if cosine >= _change_threshold(statement, old.text, people)]
     if statement.update and changed:
         cosine, closest = changed[0]
         memory.pinned = memory.pinned or closest.pinned
@@ -98,50 +99,59 @@ def decide(said: Said, current: list[Memory], exclusive) -> Operation:
             for cosine, old in scored
             if old.key not in AUTO_PINNED_KEYS
             and cosine >= NAMED_CHANGE_COSINE
-            and named & _distinctive(old.text) - _names(old.text)
+            and _things(named & _distinctive(old.text), people)
         ]
         if same_thing:
             cosine, closest = same_thing[0]
             memory.pinned = memory.pinned or closest.pinned
-            shared = ", ".join(sorted(named & _distinctive(closest.text)))
+            shared = ", ".join(sorted(_things(named & _distinctive(closest.text), people)))
             return Operation("UPDATE", memory, target=closest.id, reason=f"changed {shared} (cosine {cosine:.2f})")
     return Operation("ADD", memory, reason=f"new ({statement.kind})")
 
 
-def _change_threshold(statement, old: str) -> float:
+def _change_threshold(statement, old: str, people: set[str]) -> float:
     """How close a change must be in meaning to replace `old`. Two of the user's sentences naming the same person
-    and nothing else in common are close only through the name ("Jonno's on nights now" / "Jonno games on a Steam
-    Deck"); about that person himself, his name is the subject and says nothing."""
-    new = statement.text
-    names = set(analyze(new)) & _names(old)
-    if statement.about == USER and names and not (_distinctive(new) & _distinctive(old)) - names:
+    and nothing else in common are close only through the name ("Jonno's on nights now" / "my crewmate Jonno games
+    on a Steam Deck"); about that person himself, his name is the subject and says nothing."""
+    shared = _distinctive(statement.text) & _distinctive(old)
+    if statement.about == USER and shared and not _things(shared, people):
         return NAME_ONLY_CHANGE_COSINE
     return CHANGE_COSINE
 
 
-def _names(text: str) -> set[str]:
-    """Stems of words capitalized inside a sentence: people's names ("My crewmate Jonno…"), which say who, not
-    what changed ("Jonno's on nights now" does not replace what Jonno plays on)."""
-    found = set()
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
-        for word in sentence.split()[1:]:
-            if word[:1].isupper():
-                found.update(analyze(word))
-    return found
+def _people_names(current: list[Memory]) -> set[str]:
+    """The names (in Latin letters) of the people the memories are about: "crewmate Jonno" → "jonno"."""
+    from .people import person
+
+    return {found.name for m in current if m.about != USER and (found := person(m.about)) and found.name}
+
+
+def _things(terms: set[str], people: set[str]) -> set[str]:
+    """`terms` without the names of known people (matched across scripts and grammatical cases)."""
+    from .people import latin, same_name
+
+    return {t for t in terms if not any(same_name(latin(t.removeprefix(SOUND_PREFIX)), name) for name in people)}
 
 
 def _distinctive(text: str) -> set[str]:
     """The stems that name a thing rather than a change or a time: long, and not an update, day or common word."""
     from . import lexicon as lx
 
-    return {
+    stems = {
         term
         for term in analyze(text)
         if len(term) >= DISTINCTIVE_LENGTH
         and not term.isdigit()
         and term not in lx.COMMON_STEMS
-        and not any(term.startswith(w) for w in lx.UPDATE_WORDS | lx.DAY_WORDS if len(w) >= 4)
+        and not any(term.startswith(w) or w.startswith(term) for w in lx.UPDATE_WORDS | lx.DAY_WORDS if len(w) >= 4)
     }
+    # Brands and names as they sound, so that "Вольво" and "Volvo" are one word.
+    sounds = {
+        SOUND_PREFIX + key[2:]
+        for word in text.split()
+        if word[:1].isupper() and (key := sound_key(word.strip(".,;:!?«»\"'()").lower()))
+    }
+    return stems | sounds
 
 
 def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory]) -> list[tuple[float, Memory]]:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..index.text import stem, words
+from ..index.text import analyze, stem, words
 from . import lexicon as lx
 
 MAX_MESSAGE_CHARS = 1500  # longer: a pasted document, not something said about oneself
@@ -65,8 +65,18 @@ _INTRODUCED = re.compile(
     r"i've\s+got\s+(?:a\s+|an\s+)?|we\s+have\s+(?:a\s+|an\s+)?)(?P<rel>[a-zа-яё]+(?:\s+[a-zа-яё]+)?)),?\s+"
     r"(?:(?i:called|named|по\s+имени)\s+)?(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b"
 )
+# A possessive, any noun and a name: "My crewmate Jonno games…", "Мой напарник Рустам из Уфы".
+_POSSESSED_NAMED = re.compile(
+    r"^(?:(?i:and|also|а|и|ещё|еще)\s+)?(?i:my|our|мой|моя|моё|мои|наш|наша)\s+(?P<rel>[a-zа-яё]+)\s+(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b"
+)
+# "У Миши тренировки поменяли", "У Сони английский по средам": what someone has.
+_AT_NAME = re.compile(r"^(?:(?i:а|и|ещё|еще)\s+)?(?i:у)\s+(?P<name>[А-ЯЁ][а-яё]+)\s+[а-яё]")
 # "Мама у меня Линда, живёт в Суонси": the relation first, then whose, then the name.
 _INTRODUCED_AFTER = re.compile(r"^(?P<rel>[А-ЯЁа-яё]+)\s+у\s+(?:меня|нас)\s+(?:[—–-]\s+)?(?P<name>[А-ЯЁ][а-яё]+)\b")
+# "wife's name is Olga", "my dog's name is Rex"
+_NAMED_AS = re.compile(
+    r"^(?i:(?:and\s+|also\s+)?(?:my\s+|our\s+)?)(?P<rel>[A-Za-z]+)'s\s+name\s+is\s+(?P<name>[A-Z][a-z]+)\b"
+)
 # "Stas, my apprentice, comes in on Wednesdays", "Муж, Костя, работает…": a name and who they are to the user.
 _APPOSITION = re.compile(
     r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+),\s+(?i:(?:my|our|мой|моя|наш|наша)\s+)(?P<rel>[a-zа-яё]+(?:\s+[a-zа-яё]+)?),"
@@ -143,7 +153,8 @@ class Extraction:
     forgets: list[ForgetRequest]
 
 
-def extract(user_messages: list[str]) -> Extraction:
+def extract(user_messages: list[str], before: str = "") -> Extraction:
+    """`before`: the user's previous message in the conversation, only to know whom a pronoun names."""
     statements: list[Statement] = []
     forgets: list[ForgetRequest] = []
     for message in user_messages:
@@ -161,15 +172,17 @@ def extract(user_messages: list[str]) -> Extraction:
                 statements.extend(_statements(remember.group("rest"), explicit=True))
             elif not pasted:
                 statements.extend(_statements(sentence, explicit=False))
-    return Extraction(_unique(_resolve_pronouns(statements)), forgets)
+    context = extract([before]).statements if before else []
+    last = next((s.about for s in reversed(context) if s.about not in (USER_ABOUT, "someone")), None)
+    return Extraction(_unique(_resolve_pronouns(statements, last)), forgets)
 
 
-def _resolve_pronouns(statements: list[Statement]) -> list[Statement]:
+def _resolve_pronouns(statements: list[Statement], last: str | None = None) -> list[Statement]:
     """ "У меня брат Глеб. Он пожарный": a statement about "someone" (a pronoun) is about the person named just
-    before it, and says so in its text, so that it stands alone ("брат Глеб: Он пожарный")."""
+    before it (`last`: in the previous message), and says so in its text ("Брат Глеб: Он пожарный")."""
     from dataclasses import replace
 
-    out, last = [], None
+    out = []
     for statement in statements:
         if statement.about == "someone" and last is not None:
             statement = replace(statement, about=last, text=f"{last[:1].upper()}{last[1:]}: {statement.text}")
@@ -232,6 +245,7 @@ def _clauses(sentence: str) -> list[str]:
             or first in lx.PERSON_OPENERS
             or _names_a_subject(tokens)
             or part.lstrip()[:1].isupper()  # "…: Тимур теперь звукорежиссёр", "…, I moved"
+            or _is_relation(first.split("'")[0])  # "…, wife's name is Olga"
         )
         apposition = len(tokens) <= 3 and tokens[:1] in (["my"], ["мой"], ["моя"], ["our"], ["наш"], ["наша"])
         if (
@@ -296,10 +310,10 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     age = _AGE.search(text)
     if about == "user" and age:
         return Statement(text, "user", "identity", "age", _says_change(stems), explicit)
-    if about == "user" and not _first_person(text):
+    if about == "user" and not speaks_of_self(text, as_subject=True):  # "Он … спорит со мной" is about him
         about = _someone_else(text, tokens)
     key, kind = _key(stems)
-    preference = _preference(stems)
+    preference = _preference(stems) if _addresses_answers(tokens) else None
     personal = (
         preference is not None
         or explicit
@@ -322,6 +336,26 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     elif key is None:
         kind = "preference" if _likes(stems) else "fact"
     return Statement(text, about, kind, key, _says_change(stems), explicit)
+
+
+def _addresses_answers(tokens: list[str]) -> bool:
+    """A wish about how the assistant answers is said to it: an imperative ("Keep answers short", "Отвечай…"),
+    "you", or the user's own preference ("I prefer…") — not "he actually answers the phone at night"."""
+    first = stem(tokens[0]) if tokens else ""
+    return (
+        _matches([first], lx.PREFERENCE_VERBS | lx.REQUEST_WORDS | _WISH_OPENERS)
+        or any(t in _YOU or t in lx.FIRST_PERSON for t in tokens)
+        # "…, so give code examples in Python": an imperative anywhere, not "he answers the phone"
+        or any(
+            t in _EN_IMPERATIVES or _RU_IMPERATIVE.match(t) and _matches([stem(t)], lx.PREFERENCE_VERBS) for t in tokens
+        )
+    )
+
+
+_EN_IMPERATIVES = frozenset({"give", "answer", "reply", "respond", "use", "format", "write", "keep", "show"})
+_YOU = frozenset({"you", "your", "ты", "тебя", "тебе", "твои", "твой", "вы", "вас", "вам"})
+_WISH_OPENERS = frozenset({"keep", "no", "без", "never", "always", "всегда", "никогда", "only", "только", "please"})
+_RU_IMPERATIVE = re.compile(r"^[а-яё]{3,}(?:ай|яй|ей|и|ите|айте|яйте)$")  # отвечай, пиши, давайте
 
 
 def _declarative(tokens: list[str]) -> bool:
@@ -347,7 +381,7 @@ def _is_question_or_request(sentence: str) -> bool:
     tokens = words(sentence)
     if not tokens:
         return True
-    first = tokens[0]
+    first = tokens[0].split("'")[0]  # "what's"
     if first in lx.QUESTION_WORDS and not sentence.rstrip().endswith("."):
         return True
     # "Отвечай коротко" is a standing wish (a preference); "Explain attention, in short" is one request.
@@ -362,7 +396,8 @@ def _said_before_asking(sentence: str) -> str:
     kept = []
     for part in _ASKING_SPLIT.split(sentence.rstrip("?").strip()):
         tokens = words(part)
-        if not tokens or tokens[0] in lx.QUESTION_WORDS or tokens[0] in _ASKING_OPENERS or _is_request(tokens):
+        opener = tokens[0].split("'")[0] if tokens else ""  # "what's", "how's"
+        if not tokens or opener in lx.QUESTION_WORDS or opener in _ASKING_OPENERS or _is_request(tokens):
             break
         kept.append(part)
     statement = ", ".join(part for part in kept if _first_person(part) or _mentions_concept(_stems(part)))
@@ -412,10 +447,7 @@ def subject_keys(text: str) -> set[str]:
 def _someone_else(text: str, tokens: list[str]) -> str:
     """A clause with no first person, whose subject is a name or a third-person pronoun, is about that person."""
     named = _NAMED_SUBJECT.match(text)
-    if named and (
-        named.group("name").lower() in _THIRD_PERSON | {"it", "this", "that", "это", "оно"}
-        or _VERB_FORM.search(named.group("name").lower())
-    ):
+    if named and (named.group("name").lower() in _THIRD_PERSON or not _is_name(named.group("name"))):
         named = None
     third = any(t in _THIRD_PERSON for t in tokens)
     if named and (third or len(tokens) > 1 and tokens[1] in ("says", "said", "говорит", "сказал", "сказала")):
@@ -426,9 +458,15 @@ def _someone_else(text: str, tokens: list[str]) -> str:
 def _about(text: str) -> str:
     """Whom the clause is about: a relation in subject position ("My sister Ira lives…", "У моего друга
     Игоря…") makes it about them; otherwise the user."""
-    match = _INTRODUCED.match(text) or _INTRODUCED_AFTER.match(text) or _APPOSITION.match(text)
-    if match and match.group("name") not in _NOT_NAMES:
+    match = _INTRODUCED.match(text) or _APPOSITION.match(text) or _POSSESSED_NAMED.match(text) or _NAMED_AS.match(text)
+    after = _INTRODUCED_AFTER.match(text)  # "Мама у меня Линда", not "Легковушка у нас Лада Гранта"
+    if after and _is_relation(after.group("rel")):
+        match = match or after
+    if match and _is_name(match.group("name")):
         return f"{_relation_word(match.group('rel'))} {match.group('name')}"
+    at = _AT_NAME.match(text)
+    if at and _is_name(at.group("name")) and not _first_person(text):
+        return at.group("name")
     match = _RELATION_EN.match(text)
     if match:
         rel = match.group("rel").lower()
@@ -448,6 +486,17 @@ def _about(text: str) -> str:
             if word.startswith(prefix):
                 return f"{nominative} {match.group('name')}"
     return "user"
+
+
+def _is_name(word: str) -> bool:
+    """A capitalized word that can be someone's name: not a stop word ("Ещё", "The"), not a verb form."""
+    return word not in _NOT_NAMES and bool(analyze(word)) and not _VERB_FORM.search(word.lower())
+
+
+def _is_relation(word: str) -> bool:
+    """ "мама", "мам" (a stem), "sister": a word for one of the user's people or pets."""
+    word = word.lower()
+    return word in lx.RELATIONS_EN or any(word.startswith(prefix) for prefix in lx.RELATIONS_RU)
 
 
 def _relation_word(words_: str) -> str:
@@ -514,12 +563,22 @@ def _concept(prefix: list[str], stems: list[str]) -> tuple[str | None, str | Non
         if _matches(last, wanted):
             if key == "home.city" and _matches(last, lx.MOVE_WORDS) and not _own_move(prefix):
                 continue
+            if key == "home.city" and len(prefix) > 1 and _is_relation(prefix[-2]):
+                continue  # "там мама живёт": the relation's home, said in passing
+            if key == "car" and _matches(last, lx.DRIVE_WORDS) and not _drives_something(prefix, stems):
+                continue
             if key == "laptop.ram" and not _matches(stems, lx.CONCEPTS[2][2]) and "gb" not in stems:
                 continue  # RAM of what? only a laptop's is keyed
             if key.endswith(":"):
                 return key + _topic(stems, wanted), kind
             return key, kind
     return None, None
+
+
+def _drives_something(prefix: list[str], stems: list[str]) -> bool:
+    """ "driving my Fiesta", "езжу на Ниве", "вожу Largus": a vehicle follows; "driving time" has none."""
+    after = stems[len(prefix) : len(prefix) + 1]
+    return bool(after) and (after[0] in lx.DRIVEN_OBJECT or prefix[-1].startswith("вож"))
 
 
 def _own_move(prefix: list[str]) -> bool:
@@ -532,7 +591,7 @@ def _own_move(prefix: list[str]) -> bool:
     return (
         any(s in lx.FIRST_PERSON for s in before)  # "Мы с Анной переехали"
         or subject.endswith("'s")
-        or _relation_word(subject) != subject
+        or _is_relation(subject)
     )
 
 

@@ -39,7 +39,9 @@ class RulesExtractor:
     origin = "rules"
 
     def extract(self, user_messages: list[str], exchange: Exchange) -> Extraction:
-        return extract(user_messages)
+        from .recall import previous_user_text
+
+        return extract(user_messages, before=previous_user_text(exchange.messages))
 
 
 class ModelExtractor:

@@ -23,7 +23,7 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "iphon", "phone", "айфон", "смартфон", "телефон"
     })),
     ("car", "device", frozenset({
-        "car", "автомобил", "машин", "driv", "вож", "езж", "езд"
+        "car", "автомобил", "машин", "легковушк", "легков", "drive", "вож", "езж", "езд"
     })),
     ("deadline:", "plan", frozenset({
         "deadlin", "дедлайн", "сдач", "срок", "сдат", "сдать", "due"
@@ -37,10 +37,13 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "analyst", "backend", "career", "designer", "develop", "developer", "doctor", "employ", "engin", "frontend",
         "hire", "job", "manag", "quit", "teacher", "work", "аналитик", "врач", "дизайнер", "должност", "инженер",
         "карьер", "менеджер", "методист", "программист", "професс", "профессi", "работ", "работа", "разработчик",
-        "уволи", "устро", "учител"
+        "уволи", "устро", "учител", "контор"
     })),
     ("home.city", "home", frozenset({
         "hometown", "live", "move", "relocat", "жив", "живу", "живут", "живём", "живёт", "жила", "переех"
+    })),
+    ("weight", "health", frozenset({
+        "weigh", "kg", "кг", "вес", "вешу", "килограмм", "kilo"
     })),
     ("allergy", "health", frozenset({
         "allerg", "аллерг", "аллергик"
@@ -66,13 +69,17 @@ COMMON_STEMS = frozenset({
 })
 # Words that name a subject only together: "what do I do for a living" is about the job, not where one lives.
 PHRASES = {"for a living": "job", "по профессии": "профессия", "на жизнь": "работа"}
+# Driving is about one's car only with what is driven after it: "driving my Fiesta", "езжу на Ниве", "вожу Largus";
+# not "driving time", "the driver medical".
+DRIVE_WORDS = frozenset({"drive", "вож", "езж", "езд"})
+DRIVEN_OBJECT = frozenset({"my", "a", "an", "the", "our", "на", "мою", "мой", "свою", "свой", "нашу", "наш"})
 # Moving house is the subject's own move: "Moved to Kazan", "we moved", "Ellie's moving", not "Bouldering moved".
 MOVE_WORDS = frozenset({"move", "relocat", "переех"})
 
 # Only these keys hold one value at a time: a newer statement with the same key replaces the older one.
 EXCLUSIVE_PREFIXES = (
     "answer.code", "salary", "name", "age", "job", "home.", "laptop", "gpu", "computer", "phone", "car",
-    "schedule:", "answer.language", "deadline:",
+    "schedule:", "answer.language", "deadline:", "weight",
 )
 
 LANGUAGES = frozenset({
@@ -111,7 +118,8 @@ ACTIVITY_ALIASES = {
 
 # Words saying that something changed: the statement replaces what it contradicts.
 UPDATE_WORDS = frozenset({
-    "anymor", "chang", "extend", "instead", "longer", "move", "moved", "new", "now", "postpon", "quit", "replac",
+    "anymor", "chang", "extend", "sold", "продал", "instead", "longer", "move", "moved", "new", "now", "postpon",
+    "quit", "replac",
     "push", "покончен", "закончил", "retir", "пенси",
     "resched", "stop", "switch", "upgrad", "апгрейд", "больш", "брос", "бросил", "вместо", "нов", "обновил",
     "переех", "перенес", "перенесл", "перешел", "перешл", "поменя", "продлил", "сдвин", "сдвинул", "сейчас", "смен",
@@ -139,12 +147,13 @@ GREETINGS = (
     # acknowledgements and openers that carry no fact: "Yes, write…" is a request, "Quick update: moved…" a move
     "quick update", "update", "got it", "yes", "yeah", "yep", "nah", "ok", "okay", "ок", "окей", "ha", "haha", "thanks",
     "thank you", "cool", "great", "figured", "good", "да", "ну", "ладно", "отлично", "хорошо", "спасибо",
-    "понятно", "ясно", "ага", "кстати", "btw", "big news",
+    "понятно", "ясно", "ага", "кстати", "btw", "big news", "понял", "поняла", "ещё", "еще", "всё", "короче",
 )
 # Plain acknowledgements or reactions, never a fact: a clause made only of these is dropped.
 CHATTER = frozenset({
     "ok", "okay", "thanks", "thank", "you", "good", "great", "cool", "nice", "sure", "fine", "got", "it", "idea",
     "ок", "спасибо", "понятно", "ладно", "подумаю", "идея", "хорошо", "отлично", "так", "и", "поставлю", "сделаю",
+    "понял", "поняла", "может", "быть", "потом", "иногда", "да", "это",
 })
 
 FIRST_PERSON = frozenset({

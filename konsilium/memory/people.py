@@ -29,6 +29,7 @@ _RELATION_EN = {
     "собака": "dog", "пёс": "dog", "щенок": "dog", "puppy": "dog", "кошка": "cat", "кот": "cat", "kitten": "cat",
     "питомец": "pet",
 }  # fmt: skip
+UNKNOWN = "someone"
 _CAPITALIZED = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]{1,}\b")
 _WORD = re.compile(r"[a-zа-яё]+", re.IGNORECASE)
 _POSSESSIVE = {
@@ -61,7 +62,7 @@ class Person:
 
     def matches(self, other: Person) -> bool:
         if self.name and other.name:
-            return _same_name(self.name, other.name)
+            return same_name(self.name, other.name)
         return bool(self.relation and other.relation and self.relation == other.relation)
 
 
@@ -75,9 +76,9 @@ def person(about: str) -> Person | None:
         if found and relation is None:
             relation = found
         elif word[:1].isupper():
-            name = _latin(word)
+            name = latin(word)
     if relation is None and name is None:
-        name = _latin(about.split()[0])
+        name = latin(about.split()[0])
     return Person(relation, name)
 
 
@@ -87,14 +88,17 @@ def mentioned(text: str) -> list[Person]:
     tokens = [w.lower() for w in _WORD.findall(text.replace("'s ", " "))]  # "my dog's name"
     relations = [_relation(word) for before, word in zip(["", *tokens], tokens, strict=False) if before in _POSSESSIVE]
     relation = next((r for r in relations if r), None)
-    names = [_latin(m.group(0)) for m in _CAPITALIZED.finditer(text) if m.start() > 0 and m.group(0) not in _NOT_NAMES]
+    names = [latin(m.group(0)) for m in _CAPITALIZED.finditer(text) if m.start() > 0 and m.group(0) not in _NOT_NAMES]
     if names:
         return [Person(relation, name) for name in names]
     return [Person(relation, None)] if relation else []
 
 
 def same_person(a: str, b: str) -> bool:
-    """Whether two `about` values name the same person (or both the user)."""
+    """Whether two `about` values name the same person (or both the user). "someone" (a pronoun nobody was
+    named for) is no one in particular: never the same as another."""
+    if UNKNOWN in (a, b):
+        return False
     first, second = person(a), person(b)
     if first is None or second is None:
         return first is None and second is None
@@ -110,11 +114,11 @@ def _relation(word: str) -> str | None:
     return None
 
 
-def _latin(word: str) -> str:
+def latin(word: str) -> str:
     return word.lower().translate(_TRANSLIT)
 
 
-def _same_name(a: str, b: str) -> bool:
+def same_name(a: str, b: str) -> bool:
     """Names in different cases share their stem: dima / dimy (Димы), alina / alinu; short names need two letters."""
     shorter = min(len(a), len(b))
     common = 0

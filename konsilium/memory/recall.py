@@ -151,6 +151,19 @@ class Recall:
         return hits
 
 
+def previous_user_text(messages: list[dict]) -> str:
+    """The user's last message before the new ones: who "she" in "Her birthday is in May" is."""
+    seen_assistant = False
+    for message in reversed(messages or []):
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "assistant":
+            seen_assistant = True
+        elif message.get("role") == "user" and seen_assistant:
+            return content_text(message.get("content")).strip()
+    return ""
+
+
 def new_user_text(messages: list[dict]) -> list[str]:
     """The user's messages after the last assistant message: what is new in this exchange (a chat client
     sends the whole conversation every time; earlier turns were learned from when they were new)."""

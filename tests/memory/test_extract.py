@@ -167,3 +167,22 @@ def test_only_the_subjects_own_move_is_a_move_of_home():
     assert one("Bouldering moved to Sunday mornings.").key != "home.city"
     assert one("Мы с Анной переехали в Санкт-Петербург.").key == "home.city"
     assert subject_key("What do I do for a living?") == "job"
+
+
+def test_a_pronoun_in_the_next_message_is_the_person_named_in_the_previous_one():
+    statements = extract(
+        ["Her birthday is November 3rd."], before="We live in Ryazan btw, wife's name is Olga."
+    ).statements
+    assert [(s.about, s.text) for s in statements] == [("wife Olga", "Wife Olga: Her birthday is November 3rd")]
+
+
+@pytest.mark.parametrize(
+    ("text", "is_preference"),
+    [
+        ("Way better than the old one, actually answers the phone at night.", False),  # about someone, not answers
+        ("New job is all Python, so give code examples in Python from now on.", True),
+        ("Keep answers short btw, a paragraph max unless I ask for more.", True),
+    ],
+)
+def test_a_wish_about_answers_is_said_to_the_assistant(text, is_preference):
+    assert any(s.kind == "preference" for s in extract([text]).statements) == is_preference

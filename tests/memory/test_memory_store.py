@@ -193,3 +193,19 @@ def test_a_change_naming_the_same_thing_replaces_it_but_a_name_alone_does_not(se
     assert "Виолончель теперь по четвергам, в 18:30" in current
     assert not any("вторникам" in text for text in current)  # the old lesson day is no longer current
     assert "My crewmate Jonno just games on a Steam Deck" in current and "Jonno's on nights now" in current
+
+
+def test_a_thing_named_in_another_script_is_the_same_thing_and_unknown_people_are_no_one(service):
+    current = current_after(
+        service,
+        [
+            "Тягач — Volvo FH 2019 года, пробег уже 640 тысяч.",
+            "Всё, продал Вольво. Теперь на Scania S500.",
+            "She's a nurse at the regional hospital.",  # "she": nobody named before
+            "The teacher changed her schedule.",
+        ],
+    )
+    assert not any("Volvo FH" in text for text in current)  # sold: no longer current
+    assert "Теперь на Scania S500" in current
+    # two unresolved pronouns are not one person: neither replaces the other
+    assert "She's a nurse at the regional hospital" in current and "The teacher changed her schedule" in current
