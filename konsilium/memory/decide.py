@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..index.text import analyze, sound_key
+from ..index.text import analyze, sound_key, words
 from .people import same_person as is_same_person
 from .records import USER, Memory, Operation, fingerprint, new_memory_id
 
@@ -137,19 +137,21 @@ def _distinctive(text: str) -> set[str]:
     """The stems that name a thing rather than a change or a time: long, and not an update, day or common word."""
     from . import lexicon as lx
 
-    stems = {
-        term
-        for term in analyze(text)
-        if len(term) >= DISTINCTIVE_LENGTH
-        and not term.isdigit()
-        and term not in lx.COMMON_STEMS
-        and not any(term.startswith(w) or w.startswith(term) for w in lx.UPDATE_WORDS | lx.DAY_WORDS if len(w) >= 4)
-    }
-    # Brands and names as they sound, so that "Вольво" and "Volvo" are one word.
+    def names_a_thing(term: str) -> bool:
+        return (
+            len(term) >= DISTINCTIVE_LENGTH
+            and not term.isdigit()
+            and term not in lx.COMMON_STEMS
+            and not any(term.startswith(w) or w.startswith(term) for w in lx.UPDATE_WORDS | lx.DAY_WORDS if len(w) >= 4)
+        )
+
+    stems = {term for term in analyze(text) if names_a_thing(term)}
+    # Words as they sound, so that "Вольво" / "Volvo" and "мастер-класс" / "master class" are one word.
     sounds = {
         SOUND_PREFIX + key[2:]
-        for word in text.split()
-        if word[:1].isupper() and (key := sound_key(word.strip(".,;:!?«»\"'()").lower()))
+        for word in words(text)
+        for part in word.split("-")
+        if (key := sound_key(part)) and any(names_a_thing(term) for term in analyze(part))
     }
     return stems | sounds
 

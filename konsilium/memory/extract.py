@@ -561,7 +561,7 @@ def _concept(prefix: list[str], stems: list[str]) -> tuple[str | None, str | Non
                 return key, kind
             continue
         if _matches(last, wanted):
-            if key == "home.city" and _matches(last, lx.MOVE_WORDS) and not _own_move(prefix):
+            if key == "home.city" and _matches(last, lx.MOVE_WORDS) and not _moves_home(prefix, stems):
                 continue
             if key == "home.city" and len(prefix) > 1 and _is_relation(prefix[-2]):
                 continue  # "там мама живёт": the relation's home, said in passing
@@ -579,6 +579,13 @@ def _drives_something(prefix: list[str], stems: list[str]) -> bool:
     """ "driving my Fiesta", "езжу на Ниве", "вожу Largus": a vehicle follows; "driving time" has none."""
     after = stems[len(prefix) : len(prefix) + 1]
     return bool(after) and (after[0] in lx.DRIVEN_OBJECT or prefix[-1].startswith("вож"))
+
+
+def _moves_home(prefix: list[str], stems: list[str]) -> bool:
+    """ "Moved to Kazan", "we moved here": the subject moves; "Moved the business account to Tochka" moves a
+    thing (an object follows the verb)."""
+    after = stems[len(prefix) : len(prefix) + 1]
+    return _own_move(prefix) and not (after and after[0] in lx.OBJECT_OPENERS)
 
 
 def _own_move(prefix: list[str]) -> bool:

@@ -75,6 +75,7 @@ DRIVE_WORDS = frozenset({"drive", "вож", "езж", "езд"})
 DRIVEN_OBJECT = frozenset({"my", "a", "an", "the", "our", "на", "мою", "мой", "свою", "свой", "нашу", "наш"})
 # Moving house is the subject's own move: "Moved to Kazan", "we moved", "Ellie's moving", not "Bouldering moved".
 MOVE_WORDS = frozenset({"move", "relocat", "переех"})
+OBJECT_OPENERS = frozenset({"the", "my", "our", "a", "an", "his", "her", "their", "all", "it", "them"})
 
 # Only these keys hold one value at a time: a newer statement with the same key replaces the older one.
 EXCLUSIVE_PREFIXES = (
@@ -118,7 +119,8 @@ ACTIVITY_ALIASES = {
 
 # Words saying that something changed: the statement replaces what it contradicts.
 UPDATE_WORDS = frozenset({
-    "anymor", "chang", "extend", "sold", "продал", "instead", "longer", "move", "moved", "new", "now", "postpon",
+    "anymor", "chang", "extend", "sold", "продал", "cancel", "отмен", "rais", "increas", "lower", "drop", "подня",
+    "повыс", "сниз", "instead", "longer", "move", "moved", "new", "now", "postpon",
     "quit", "replac",
     "push", "покончен", "закончил", "retir", "пенси",
     "resched", "stop", "switch", "upgrad", "апгрейд", "больш", "брос", "бросил", "вместо", "нов", "обновил",

@@ -165,6 +165,7 @@ def test_a_name_then_here_is_the_users_name_and_the_rest_a_fact_of_its_own():
 
 def test_only_the_subjects_own_move_is_a_move_of_home():
     assert one("Bouldering moved to Sunday mornings.").key != "home.city"
+    assert one("Moved the business account to Tochka bank.").key != "home.city"  # a thing moved, not the user
     assert one("Мы с Анной переехали в Санкт-Петербург.").key == "home.city"
     assert subject_key("What do I do for a living?") == "job"
 

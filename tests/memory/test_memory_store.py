@@ -209,3 +209,11 @@ def test_a_thing_named_in_another_script_is_the_same_thing_and_unknown_people_ar
     assert "Теперь на Scania S500" in current
     # two unresolved pronouns are not one person: neither replaces the other
     assert "She's a nurse at the regional hospital" in current and "The teacher changed her schedule" in current
+
+
+def test_a_change_said_in_the_other_language_replaces_the_thing_it_names_by_sound(service):
+    current = current_after(
+        service,
+        ["Master class price is 2500 rubles per person, 3 hours.", "Подняла цену мастер-класса до 3000."],
+    )
+    assert list(current) == ["Подняла цену мастер-класса до 3000"]
