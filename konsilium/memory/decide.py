@@ -12,6 +12,7 @@ memories it names (stems or meaning, in either language) and the older versions 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -84,9 +85,13 @@ def decide(said: Said, current: list[Memory], exclusive) -> Operation:
         cosine, closest = kin[0]
         memory.pinned = memory.pinned or closest.pinned
         return Operation("UPDATE", memory, target=closest.id, reason=f"changed {family} (cosine {cosine:.2f})")
-    people = _people_names(current)
-    changed = [(cosine, old) for cosine, old in scored if cosine >= _change_threshold(statement, old.text, people)]
-    if statement.update and changed:
+    people = _people_names(current) if statement.update else set()
+    changed = [
+        (cosine, old)
+        for cosine, old in scored
+        if statement.update and cosine >= CHANGE_COSINE and cosine >= _change_threshold(statement, old.text, people)
+    ]  # the cheap test first: the words of thousands of memories are read only for the few close ones
+    if changed:
         cosine, closest = changed[0]
         memory.pinned = memory.pinned or closest.pinned
         return Operation("UPDATE", memory, target=closest.id, reason=f"changed (cosine {cosine:.2f})")
@@ -133,7 +138,8 @@ def _things(terms: set[str], people: set[str]) -> set[str]:
     return {t for t in terms if not any(same_name(latin(t.removeprefix(SOUND_PREFIX)), name) for name in people)}
 
 
-def _distinctive(text: str) -> set[str]:
+@lru_cache(maxsize=20_000)
+def _distinctive(text: str) -> frozenset[str]:
     """The stems that name a thing rather than a change or a time: long, and not an update, day or common word."""
     from . import lexicon as lx
 
@@ -153,7 +159,7 @@ def _distinctive(text: str) -> set[str]:
         for part in word.split("-")
         if (key := sound_key(part)) and any(names_a_thing(term) for term in analyze(part))
     }
-    return stems | sounds
+    return frozenset(stems | sounds)
 
 
 def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory]) -> list[tuple[float, Memory]]:
