@@ -101,21 +101,32 @@ def search(
         h = home_from(ctx, home)
         retrieval = h.config.retrieval
         k, mode = k or retrieval.k, mode or retrieval.mode
-        from ..index.lance_store import stored_meta
+        from ..index.lance_store import generation, stored_meta
 
         if not stored_meta(h.index_dir, collection or h.config.index.collection):  # before loading any model
             fail("the index is empty: run `konsilium index PATH` first", as_json)
         _quiet_model_loading()
-        store, embedder = open_store(h, collection)
-        if mode != "bm25":
-            embedder = _served_if_running(h, embedder)
-        retriever = Retriever(store, embedder, retrieval.candidates)
-        if store.chunks.count_rows() == 0:
+        name = collection or h.config.index.collection
+
+        def open_retriever(previous=None):
+            """The collection's live generation; the embedder is kept when a rebuild kept the model."""
+            from ..index.indexer import resolve_model
+
+            same_model = previous is not None and resolve_model(h, name) == previous.store.model
+            kept = getattr(previous.embedder, "local", previous.embedder) if same_model else None  # unwrap served
+            store, embedder = open_store(h, name, kept)
+            if mode != "bm25":
+                embedder = _served_if_running(h, embedder)
+            return Retriever(store, embedder, retrieval.candidates)
+
+        retriever = open_retriever()
+        if retriever.store.chunks.count_rows() == 0:
             fail("the index is empty: run `konsilium index PATH` first", as_json)
         if query is not None:
             _show(retriever.search(query, k, mode), as_json)
             return
-        _interactive(retriever, k, mode, as_json)
+        _interactive(retriever, open_retriever, generation_of=lambda: generation(h.index_dir, name), k=k, mode=mode,
+                     as_json=as_json)  # fmt: skip
 
 
 def _served_if_running(home, embedder):
@@ -126,8 +137,10 @@ def _served_if_running(home, embedder):
     return ServedEmbedder(embedder, *found) if found else embedder
 
 
-def _interactive(retriever, k: int, mode: str, as_json: bool) -> None:
+def _interactive(retriever, reopen, generation_of, k: int, mode: str, as_json: bool) -> None:
+    """Questions until an empty line; an `index --rebuild` meanwhile is followed (its new generation is read)."""
     err.print("[dim]konsilium search — type a question, empty line or Ctrl-D to quit[/]")
+    opened = generation_of()
     while True:
         try:
             query = input("search> " if not as_json else "")
@@ -135,6 +148,8 @@ def _interactive(retriever, k: int, mode: str, as_json: bool) -> None:
             break
         if not query.strip():
             break
+        if (now := generation_of()) != opened:
+            retriever, opened = reopen(retriever), now
         _show(retriever.search(query, k, mode), as_json)
 
 
