@@ -86,9 +86,10 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def embedder():
-    from konsilium.index.embedder import SentenceTransformerEmbedder
+    from konsilium.config import EmbedderSettings
+    from konsilium.index.embedder import make_embedder
 
-    return SentenceTransformerEmbedder()
+    return make_embedder(EmbedderSettings(), "default")  # the bundled MiniLM, as `embedder.model: default` gives it
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ import numpy as np
 from konsilium.config import EmbedderSettings, Settings
 from konsilium.errors import EmbedderError
 
+from .mean_pooling import MeanPoolingEmbedder, mean_pooled_shape
+
 DEFAULT_MODEL = "default"
 USE_M3_MODEL = "use-m3"
 AUTO_MODEL = "auto"
@@ -71,10 +73,15 @@ class SentenceTransformerEmbedder:
         self, model: str = DEFAULT_MODEL, device: str = DEFAULTS.device, batch_size: int = DEFAULTS.batch_size
     ):
         self.path = resolve_model_path(model)
-        self.name = "all-MiniLM-L6-v2" if model == DEFAULT_MODEL else self.path.name
+        self.name = self.name_for(model, self.path)
         self.device = device
         self.batch_size = batch_size
         self._model = None
+
+    @staticmethod
+    def name_for(model: str, path: Path) -> str:
+        """The name stored with an index (a different name is a different embedder: the index must be rebuilt)."""
+        return "all-MiniLM-L6-v2" if model == DEFAULT_MODEL else path.name
 
     def _load(self):
         if self._model is None:
@@ -145,6 +152,11 @@ def make_embedder(settings: Settings | EmbedderSettings, model: str | None = Non
         model = DEFAULT_MODEL
     if model == USE_M3_MODEL:
         return UniversalSentenceEncoderEmbedder(batch_size=opts.batch_size)
+    path = resolve_model_path(model)
+    max_seq_length = mean_pooled_shape(path)
+    if max_seq_length is not None:  # the same vectors without importing sentence-transformers (seconds)
+        name = SentenceTransformerEmbedder.name_for(model, path)
+        return MeanPoolingEmbedder(path, name, max_seq_length, device=opts.device, batch_size=opts.batch_size)
     return SentenceTransformerEmbedder(model, device=opts.device, batch_size=opts.batch_size)
 
 
