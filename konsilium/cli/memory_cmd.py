@@ -80,17 +80,22 @@ def search(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="What to look for (any language).")],
     k: Annotated[int, typer.Option("--k", min=1, max=100)] = 10,
+    conversations: Annotated[
+        bool, typer.Option("--conversations", help="Search past exchanges instead ('what did we decide about X').")
+    ] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ):
     """Current memories by relevance to QUERY (meaning across languages, plus shared words)."""
     with user_errors(as_json):
-        hits = _service(ctx, home).search(query, k)
+        service = _service(ctx, home)
+        hits = service.search_conversations(query, k) if conversations else service.search(query, k)
     if as_json:
-        print_json({"memories": [h.memory.to_json() | {"score": round(h.score, 4)} for h in hits]})
+        key = "conversations" if conversations else "memories"
+        print_json({key: [h.memory.to_json() | {"score": round(h.score, 4)} for h in hits]})
         return
     if not hits:
-        out.print("No current memories.")
+        out.print("No past conversations." if conversations else "No current memories.")
         return
     out.print(_table([h.memory for h in hits], [h.score for h in hits]))
 

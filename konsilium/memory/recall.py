@@ -117,11 +117,14 @@ class Recall:
                 adjustments[row] -= KEY_BOOST
         return adjustments
 
-    def recall_conversations(self, query: str, exclude_text: str = "") -> list[Recalled]:
+    def recall_conversations(
+        self, query: str, exclude_text: str = "", k: int | None = None, floor: float | None = None
+    ) -> list[Recalled]:
         """Past exchanges relevant to `query` ("what did we decide about X last month"), best first, as
         memories of kind "conversation"; ones whose question is part of `exclude_text` (the chat being
         continued, which the client sends anyway) are left out."""
-        k, floor = self.settings.conversation_k, self.settings.conversation_min_relevance
+        k = self.settings.conversation_k if k is None else k
+        floor = self.settings.conversation_min_relevance if floor is None else floor
         matrix = self.store.conversation_matrix()
         if k <= 0 or not query.strip() or not matrix.exchange_ids:
             return []

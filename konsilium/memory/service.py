@@ -87,6 +87,11 @@ class MemoryService:
     def recall_conversations(self, query: str, exclude_text: str = "") -> list[Recalled]:
         return self.recaller.recall_conversations(query, exclude_text)
 
+    def search_conversations(self, query: str, k: int = 10) -> list[Recalled]:
+        """Past exchanges by meaning, best first, with no relevance floor ("what did we decide about X"): the
+        user reads the scores. Exchanges whose memories were forgotten are never among them."""
+        return self.recaller.recall_conversations(query, k=k, floor=-1.0)
+
     # --- learning -------------------------------------------------------------------------------------------
 
     def catch_up(self, limit: int | None = None, progress=None) -> CatchUp:

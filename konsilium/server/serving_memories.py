@@ -37,6 +37,7 @@ class MemoryPatch(_Body):
 class MemorySearch(_Body):
     query: str = Field(min_length=1, max_length=MAX_TEXT)
     k: int = Field(10, ge=1, le=100)
+    conversations: bool = Field(False, description="search past exchanges (kind 'conversation') instead")
 
 
 def memories_router(pipeline) -> APIRouter:
@@ -70,7 +71,9 @@ def memories_router(pipeline) -> APIRouter:
 
     @router.post("/v1/memories/search")
     async def search_memories(body: MemorySearch):
-        hits = await call(service().search, body.query, body.k)
+        memory = service()
+        search = memory.search_conversations if body.conversations else memory.search
+        hits = await call(search, body.query, body.k)
         return {"object": "list", "data": [hit.memory.to_json() | {"score": round(hit.score, 4)} for hit in hits]}
 
     @router.get("/v1/memories/{memory_id}")

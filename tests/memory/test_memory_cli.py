@@ -64,3 +64,27 @@ def test_memory_commands_add_search_pin_export_and_forget(tmp_path):
     assert missing.exit_code == 1 and "no memory 'mem-doesnotexist'" in missing.output
     both = run(home, "memory", "forget", added["id"], "--query", "x")
     assert both.exit_code == 2 and "one of them" in both.output
+
+
+def test_past_conversations_are_searchable_by_meaning_across_languages(tmp_path):
+    from konsilium.config import open_home
+    from konsilium.memory import ConversationLog, Exchange, log_path
+
+    home = tmp_path / "home"
+    said = {
+        "chatcmpl-db": ("Which database should the billing service use?", "We agreed on PostgreSQL, not MongoDB."),
+        "chatcmpl-cake": ("How long do I bake a sponge cake?", "About 30 minutes at 180 °C."),
+    }
+    with ConversationLog(log_path(open_home(home))) as log:
+        for i, (exchange_id, (question, answer)) in enumerate(said.items()):
+            messages = [{"role": "user", "content": question}]
+            log.record(
+                Exchange(exchange_id, 1.7e9 + i, "chat.completions", "konsilium", None, messages, answer, "stop", [])
+            )
+    assert run(home, "memory", "update").exit_code == 0  # the pass the server runs after every answer
+    found = json.loads(
+        run(home, "memory", "search", "Что мы решили насчёт базы данных?", "--conversations", "--json").stdout
+    )["conversations"]
+    assert [c["id"] for c in found] == ["chatcmpl-db", "chatcmpl-cake"]  # best first, the user reads the scores
+    assert "PostgreSQL" in found[0]["text"] and found[0]["kind"] == "conversation"
+    assert found[0]["score"] > found[1]["score"]

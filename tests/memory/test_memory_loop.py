@@ -244,3 +244,15 @@ def test_reading_the_log_again_keeps_forgotten_things_out_of_past_conversations(
     memory.catch_up()
     assert memory.store.count() == 0
     assert memory.recall_conversations("Do I have a tattoo?") == []  # neither the telling nor the asking to forget
+
+
+def test_the_api_searches_past_conversations_too(served):
+    import httpx2
+
+    client, _, memory, url = served
+    say(client, "Let's keep the billing service on PostgreSQL.")
+    assert wait_for(lambda: memory.store.pending() == 0, 20)
+    found = httpx2.post(
+        f"{url}/v1/memories/search", json={"query": "what database did we pick?", "conversations": True}
+    ).json()["data"]
+    assert found and found[0]["kind"] == "conversation" and "PostgreSQL" in found[0]["text"]
