@@ -37,6 +37,7 @@ _COLUMNS = (
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM memories"
 CURSOR = "extracted_through"  # memory_state: the rowid of the last exchange the extractor processed
 GENERATION = "generation"  # memory_state: bumped by every change, so other processes' caches notice
+PATCH_LIMIT = 5000  # history rows past which the current memories are read again in full
 EXPORTS = "export_folders"  # memory_state: JSON list of folders `memory export` wrote notes into
 CONVERSATIONS = "conversations_generation"  # the same for the past conversations' vectors
 
@@ -55,6 +56,8 @@ class CurrentMatrix:
     vectors: np.ndarray  # (n, dim) float32; rows of memories without a vector are zero
     people: dict[int, object] = field(default_factory=dict)  # row → people.Person, for memories about others
     row_of: dict[int, int] = field(default_factory=dict)  # SQLite rowid → row, to read full-text hits
+    rowids: list[int] = field(default_factory=list)  # row → SQLite rowid
+    history_seq: int = 0  # every change up to this memory_history row is in here
 
 
 @dataclass(frozen=True)
@@ -153,27 +156,52 @@ class MemoryStore:
         return bool(rows)
 
     def current_matrix(self) -> CurrentMatrix:
-        """The current memories with their vectors, cached until any process changes a memory."""
+        """The current memories with their vectors, cached until any process changes a memory. A change reads only
+        the memories it touched (every change writes a history row), not all of them again: at 100k memories a
+        full read takes seconds, and the memory thread changes something after most answers."""
         generation = self.generation()
         with self._cache_lock:
-            if self._cache is not None and self._cache.generation == generation:
-                return self._cache
-            rows = self.log.query(
-                f"SELECT rowid, {', '.join(_COLUMNS)} FROM memories WHERE status = 'current' ORDER BY rowid"
-            )
-            memories = [_memory(r[1:]) for r in rows]
-            dims = {m.vector.shape[0] for m in memories if m.vector is not None}
-            dim = dims.pop() if len(dims) == 1 else 0
-            vectors = np.zeros((len(memories), dim), dtype=np.float32)
-            for row, memory in enumerate(memories):
-                if memory.vector is not None and memory.vector.shape[0] == dim:
-                    vectors[row] = memory.vector
-            from .people import person
-
-            people = {row: person(m.about) for row, m in enumerate(memories) if m.about != "user"}
-            row_of = {r[0]: row for row, r in enumerate(rows)}
-            self._cache = CurrentMatrix(generation, memories, vectors, {r: p for r, p in people.items() if p}, row_of)
+            cache = self._cache
+            if cache is not None and cache.generation == generation:
+                return cache
+            changed = self._changed_since(cache) if cache is not None else None
+            if changed is None:
+                seq = self._history_seq()  # before reading: a change made meanwhile is read again next time
+                rows = self.log.query(
+                    f"SELECT rowid, {', '.join(_COLUMNS)} FROM memories WHERE status = 'current' ORDER BY rowid"
+                )
+                self._cache = _matrix(generation, seq, [r[0] for r in rows], [_memory(r[1:]) for r in rows])
+            else:
+                seq, ids = changed
+                self._cache = _patched(cache, generation, seq, ids, self._current_rows(ids))
             return self._cache
+
+    def _history_seq(self) -> int:
+        return int(self.log.query("SELECT COALESCE(MAX(seq), 0) FROM memory_history")[0][0])
+
+    def _changed_since(self, cache: CurrentMatrix) -> tuple[int, set[str]] | None:
+        """(history seq, ids of the memories changed after the cache was read), or None when so much changed
+        that reading everything is as cheap."""
+        rows = self.log.query(
+            "SELECT seq, memory_id FROM memory_history WHERE seq > ? ORDER BY seq LIMIT ?",
+            (cache.history_seq, PATCH_LIMIT + 1),
+        )
+        if len(rows) > PATCH_LIMIT:
+            return None
+        return (rows[-1][0] if rows else cache.history_seq), {r[1] for r in rows}
+
+    def _current_rows(self, ids: set[str]) -> list[tuple[int, Memory]]:
+        found = []
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 500):  # SQLite's limit on bound variables
+            part = ordered[start : start + 500]
+            marks = ", ".join("?" for _ in part)
+            rows = self.log.query(
+                f"SELECT rowid, {', '.join(_COLUMNS)} FROM memories WHERE status = 'current' AND id IN ({marks})",
+                tuple(part),
+            )
+            found.extend((r[0], _memory(r[1:])) for r in rows)
+        return sorted(found, key=lambda pair: pair[0])
 
     def lexical(self, query_terms: list[str], limit: int) -> dict[int, float]:
         """Memories sharing stems with the query (any status: the caller keeps the current ones): SQLite rowid →
@@ -356,6 +384,53 @@ def _insert(db, memory: Memory) -> None:
             _blob(memory.vector),
         ),
     )
+
+
+def _matrix(generation: int, seq: int, rowids: list[int], memories: list[Memory]) -> CurrentMatrix:
+    from .people import person
+
+    dims = {m.vector.shape[0] for m in memories if m.vector is not None}
+    dim = dims.pop() if len(dims) == 1 else 0
+    vectors = np.zeros((len(memories), dim), dtype=np.float32)
+    for row, memory in enumerate(memories):
+        if memory.vector is not None and memory.vector.shape[0] == dim:
+            vectors[row] = memory.vector
+    people = {row: found for row, m in enumerate(memories) if m.about != "user" and (found := person(m.about))}
+    row_of = {rowid: row for row, rowid in enumerate(rowids)}
+    return CurrentMatrix(generation, memories, vectors, people, row_of, list(rowids), seq)
+
+
+def _patched(cache: CurrentMatrix, generation: int, seq: int, ids: set[str], rows: list[tuple[int, Memory]]):
+    """`cache` without the memories `ids` names, plus those of them that are current now, in rowid order as a
+    full read gives them (an edited or re-pinned memory keeps its place). The kept rows' vectors and people are
+    reused: only what changed is parsed."""
+    from .people import person
+
+    dim = cache.vectors.shape[1] if cache.vectors.ndim == 2 else 0
+    added = [m for _, m in rows]
+    if not cache.memories or any(m.vector is not None and m.vector.shape[0] != dim for m in added):
+        kept = [(rowid, m) for rowid, m in zip(cache.rowids, cache.memories, strict=True) if m.id not in ids]
+        merged = sorted(kept + rows, key=lambda pair: pair[0])
+        return _matrix(generation, seq, [rowid for rowid, _ in merged], [m for _, m in merged])
+    keep = [row for row, m in enumerate(cache.memories) if m.id not in ids]
+    fresh = np.zeros((len(added), dim), dtype=np.float32)
+    for row, memory in enumerate(added):
+        if memory.vector is not None:
+            fresh[row] = memory.vector
+    rowids = np.asarray([cache.rowids[r] for r in keep] + [rowid for rowid, _ in rows], dtype=np.int64)
+    order = np.argsort(rowids, kind="stable")
+    vectors = np.concatenate([cache.vectors[keep], fresh])[order]
+    memories_before = [cache.memories[r] for r in keep] + added
+    people_before = {new: cache.people[old] for new, old in enumerate(keep) if old in cache.people}
+    for offset, memory in enumerate(added, start=len(keep)):
+        if memory.about != "user" and (found := person(memory.about)):
+            people_before[offset] = found
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    memories = [memories_before[i] for i in order]
+    people = {int(position[before]): found for before, found in people_before.items()}
+    ordered = rowids[order].tolist()
+    return CurrentMatrix(generation, memories, vectors, people, {r: i for i, r in enumerate(ordered)}, ordered, seq)
 
 
 def _text_of(db, memory_id: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
+import numpy as np
 import pytest
 
 from konsilium.config import MemorySettings
@@ -217,3 +218,38 @@ def test_a_change_said_in_the_other_language_replaces_the_thing_it_names_by_soun
         ["Master class price is 2500 rubles per person, 3 hours.", "Подняла цену мастер-класса до 3000."],
     )
     assert list(current) == ["Подняла цену мастер-класса до 3000"]
+
+
+def test_the_cached_current_memories_follow_every_kind_of_change_made_elsewhere(tmp_path, embedder):
+    """A server's cache is patched with what changed (read from the history), not read again in full: after adds,
+    updates, a forget, a pin and an edit made through another store (another process), it equals a fresh read."""
+    path = tmp_path / "c.sqlite3"
+    with ConversationLog(path) as mine_log, ConversationLog(path) as other_log:
+        mine = MemoryService(mine_log, MemorySettings(), embedder=embedder)
+        other = MemoryService(other_log, MemorySettings(), embedder=embedder)
+        first = other.add("I live in Kazan")
+        other.add("My sister Ira lives in Minsk", about="sister Ira")
+        doomed = other.add("I play chess on Sundays")
+        assert len(mine.store.current_matrix().memories) == 3  # cached now
+        moved = said(other, "I live in Perm")
+        other.store.apply([Operation("UPDATE", moved, target=first.id)])
+        other.forget(doomed.id)
+        other.store.set_pinned(moved.id, True)
+        other.edit(moved.id, "I live in Perm, on Lenina street")
+        other.add("My brother Oleg is a pilot", about="brother Oleg")
+        read = []
+        full_read = mine.store._current_rows
+        mine.store._current_rows = lambda ids: read.append(ids) or full_read(ids)
+        patched = mine.store.current_matrix()
+        assert read == [{moved.id, first.id, doomed.id, patched.memories[-1].id}]  # only what changed was read
+        with ConversationLog(path) as fresh_log:
+            fresh = MemoryStore(fresh_log).current_matrix()
+    assert [m.id for m in patched.memories] == [m.id for m in fresh.memories]
+    assert [(m.text, m.pinned) for m in patched.memories] == [(m.text, m.pinned) for m in fresh.memories]
+    assert np.allclose(patched.vectors, fresh.vectors)
+    assert patched.row_of == fresh.row_of and patched.people == fresh.people
+    assert {m.text for m in patched.memories} == {
+        "My sister Ira lives in Minsk",
+        "I live in Perm, on Lenina street",
+        "My brother Oleg is a pilot",
+    }
