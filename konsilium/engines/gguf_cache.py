@@ -12,7 +12,9 @@ written (read-only or full disk) costs a warning, never the start.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import hashlib
 import json
 import logging
@@ -64,6 +66,26 @@ def find_converted(gguf: Path, dtype: str | None) -> Path | None:
     except (OSError, ValueError):
         pass
     return None
+
+
+@contextlib.contextmanager
+def one_conversion_at_a_time(gguf: Path, dtype: str | None):
+    """Held while a process converts `gguf`: a second start of the same model waits and then reads the copy
+    instead of converting it too (two conversions at once take twice the CPU, and each minutes on a laptop).
+    Without a writable cache nothing is held."""
+    source = _source(gguf, dtype)
+    lock_path = _folder_for(source, cache_root()).with_suffix(".lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a")  # noqa: SIM115 - held for the whole block
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # releases the lock
 
 
 def store_converted(gguf: Path, dtype: str | None, model, tokenizer) -> Path | None:

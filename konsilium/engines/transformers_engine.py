@@ -29,7 +29,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from ..config import EngineSettings  # noqa: E402
 from .batching import BatchScheduler  # noqa: E402
-from .gguf_cache import find_converted, store_converted  # noqa: E402
+from .gguf_cache import find_converted, one_conversion_at_a_time, store_converted  # noqa: E402
 from .lora_slots import LoraSlots, PreparedAdapter  # noqa: E402
 
 log = logging.getLogger("konsilium.engine")
@@ -77,18 +77,21 @@ class TransformersEngine(ChatViaTemplate):
         self.path, self.gguf_file, self.device = path.resolve(), gguf_file, torch.device(device)
         transformers.utils.logging.disable_progress_bar()
         transformers.utils.logging.set_verbosity_error()
-        self.converted_copy = find_converted(self.path / gguf_file, dtype) if gguf_file and gguf_cache else None
-        try:
-            self.tokenizer, model = self._load(dtype)
-        except Exception:
-            if self.converted_copy is None:
-                raise
-            log.warning("the converted copy %s does not load: converting the GGUF file again", self.converted_copy)
-            shutil.rmtree(self.converted_copy, ignore_errors=True)
-            self.converted_copy = None
-            self.tokenizer, model = self._load(dtype)
-        if gguf_file and gguf_cache and self.converted_copy is None:
-            self.converted_copy = store_converted(self.path / gguf_file, dtype, model, self.tokenizer)
+        caching = bool(gguf_file and gguf_cache)
+        held = one_conversion_at_a_time(self.path / gguf_file, dtype) if caching else contextlib.nullcontext()
+        with held:  # another start converting the same file finishes first; this one then reads its copy
+            self.converted_copy = find_converted(self.path / gguf_file, dtype) if caching else None
+            try:
+                self.tokenizer, model = self._load(dtype)
+            except Exception:
+                if self.converted_copy is None:
+                    raise
+                log.warning("the converted copy %s does not load: converting the GGUF again", self.converted_copy)
+                shutil.rmtree(self.converted_copy, ignore_errors=True)
+                self.converted_copy = None
+                self.tokenizer, model = self._load(dtype)
+            if caching and self.converted_copy is None:
+                self.converted_copy = store_converted(self.path / gguf_file, dtype, model, self.tokenizer)
         self.model = model.to(self.device).eval()
         self._eos_ids = self._find_eos_ids()
         self.configure_batching(max_batch_size, max_batch_tokens, batch_invariant)

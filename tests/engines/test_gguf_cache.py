@@ -112,3 +112,32 @@ def test_the_embedded_model_starts_from_its_copy_and_answers_exactly_as_from_the
     again = TransformersEngine(folder, gguf_file=name)
     assert again.converted_copy == cached.converted_copy
     assert os.path.getsize(again.converted_copy / "model.safetensors") > 0
+
+
+def test_a_second_start_waits_for_the_conversion_in_progress_instead_of_converting_too(cache, gguf):
+    import threading
+    import time
+
+    from konsilium.engines.gguf_cache import one_conversion_at_a_time
+
+    order: list[str] = []
+    converting = threading.Event()
+
+    def first():
+        with one_conversion_at_a_time(gguf, None):
+            converting.set()
+            time.sleep(0.3)
+            store_converted(gguf, None, tiny_llama(), tiny_tokenizer())
+            order.append("first stored")
+
+    def second():
+        converting.wait(5)
+        with one_conversion_at_a_time(gguf, None):
+            order.append("second found a copy" if find_converted(gguf, None) else "second converts too")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert order == ["first stored", "second found a copy"]
