@@ -92,41 +92,28 @@ def search(
     as_json: JsonOption = False,
 ):
     """Search the indexed notes (hybrid BM25 + vectors + links by default)."""
-    from ..index.indexer import open_store
-    from ..index.retrieval import Retriever
-
     if mode is not None and mode not in MODES:
         fail(f"--mode {mode!r}: allowed values are {', '.join(MODES)}", as_json, code=2)
     with user_errors(as_json):
         h = home_from(ctx, home)
         retrieval = h.config.retrieval
         k, mode = k or retrieval.k, mode or retrieval.mode
-        from ..index.lance_store import generation, stored_meta
+        from ..grounding import Knowledge
+        from ..index.lance_store import stored_meta
 
-        if not stored_meta(h.index_dir, collection or h.config.index.collection):  # before loading any model
+        name = collection or h.config.index.collection
+        if not stored_meta(h.index_dir, name):  # before loading any model
             fail("the index is empty: run `konsilium index PATH` first", as_json)
         _quiet_model_loading()
-        name = collection or h.config.index.collection
-
-        def open_retriever(previous=None):
-            """The collection's live generation; the embedder is kept when a rebuild kept the model."""
-            from ..index.indexer import resolve_model
-
-            same_model = previous is not None and resolve_model(h, name) == previous.store.model
-            kept = getattr(previous.embedder, "local", previous.embedder) if same_model else None  # unwrap served
-            store, embedder = open_store(h, name, kept)
-            if mode != "bm25":
-                embedder = _served_if_running(h, embedder)
-            return Retriever(store, embedder, retrieval.candidates)
-
-        retriever = open_retriever()
-        if retriever.store.chunks.count_rows() == 0:
+        # Knowledge follows an `index --rebuild` (a new generation) for an interactive search left open.
+        served = None if mode == "bm25" else (lambda embedder: _served_if_running(h, embedder))
+        knowledge = Knowledge(h, wrap_embedder=served)
+        if knowledge.retriever(name).store.chunks.count_rows() == 0:
             fail("the index is empty: run `konsilium index PATH` first", as_json)
         if query is not None:
-            _show(retriever.search(query, k, mode), as_json)
+            _show(knowledge.retriever(name).search(query, k, mode), as_json)
             return
-        _interactive(retriever, open_retriever, generation_of=lambda: generation(h.index_dir, name), k=k, mode=mode,
-                     as_json=as_json)  # fmt: skip
+        _interactive(lambda: knowledge.retriever(name), k, mode, as_json)
 
 
 def _served_if_running(home, embedder):
@@ -137,10 +124,9 @@ def _served_if_running(home, embedder):
     return ServedEmbedder(embedder, *found) if found else embedder
 
 
-def _interactive(retriever, reopen, generation_of, k: int, mode: str, as_json: bool) -> None:
-    """Questions until an empty line; an `index --rebuild` meanwhile is followed (its new generation is read)."""
+def _interactive(live_retriever, k: int, mode: str, as_json: bool) -> None:
+    """Questions until an empty line, each to the collection's live retriever."""
     err.print("[dim]konsilium search — type a question, empty line or Ctrl-D to quit[/]")
-    opened = generation_of()
     while True:
         try:
             query = input("search> " if not as_json else "")
@@ -148,9 +134,7 @@ def _interactive(retriever, reopen, generation_of, k: int, mode: str, as_json: b
             break
         if not query.strip():
             break
-        if (now := generation_of()) != opened:
-            retriever, opened = reopen(retriever), now
-        _show(retriever.search(query, k, mode), as_json)
+        _show(live_retriever().search(query, k, mode), as_json)
 
 
 def _show(hits, as_json: bool) -> None:

@@ -30,8 +30,11 @@ class Passage:
 
 
 class Knowledge:
-    def __init__(self, home: Home):
+    def __init__(self, home: Home, wrap_embedder=None):
+        """`wrap_embedder`: applied to each embedder when it is made (the CLI's search has a running server
+        embed its questions)."""
         self.home = home
+        self._wrap_embedder = wrap_embedder
         self._retrievers: dict[str, tuple[tuple, object]] = {}  # collection -> (generation, retriever)
         self._embedders: dict[str, object] = {}
         self._lock = threading.Lock()
@@ -109,5 +112,6 @@ class Knowledge:
         if model not in self._embedders:
             from ..index.embedder import make_embedder
 
-            self._embedders[model] = make_embedder(self.home.config, model)
+            embedder = make_embedder(self.home.config, model)
+            self._embedders[model] = self._wrap_embedder(embedder) if self._wrap_embedder else embedder
         return self._embedders[model]

@@ -33,6 +33,10 @@ def home_beside_a_server(indexed_steps, tmp_path):
     shutil.copytree(indexed_steps.home / "index", home / "index")
     server_app = create_app(FakeEngine(), knowledge=Knowledge(open_home(indexed_steps.home)))
     with running_server(server_app) as url:
+        import httpx2
+
+        warm = httpx2.post(f"{url}/v1/embeddings", json={"model": "konsilium", "input": ["warm"]}, timeout=120)
+        assert warm.status_code == 200  # the server's embedder is loaded before any test patches embedders
         port = url.rsplit(":", 1)[1]
         (home / "konsilium.yaml").write_text(f"server:\n  port: {port}\n", encoding="utf-8")
         yield home
@@ -53,9 +57,9 @@ class NeverHere:
 
 
 def test_search_asks_the_running_server_to_embed_and_finds_the_same_notes(home_beside_a_server, monkeypatch):
-    from konsilium.index import indexer
+    from konsilium.index import embedder as embedders
 
-    make = indexer.make_embedder
+    make = embedders.make_embedder
     alone = home_beside_a_server.parent / "alone"  # the same index, configured to a port where nothing listens
     shutil.copytree(home_beside_a_server / "index", alone / "index")
     (alone / "konsilium.yaml").write_text(f"server:\n  port: {free_port()}\n", encoding="utf-8")
@@ -63,7 +67,7 @@ def test_search_asks_the_running_server_to_embed_and_finds_the_same_notes(home_b
         local = search(alone, "--mode", mode)
         assert local
         with monkeypatch.context() as patched:
-            patched.setattr(indexer, "make_embedder", lambda *a, **kw: NeverHere(make(*a, **kw)))
+            patched.setattr(embedders, "make_embedder", lambda *a, **kw: NeverHere(make(*a, **kw)))
             assert search(home_beside_a_server, "--mode", mode) == local
 
 
