@@ -42,9 +42,10 @@ def running_server(home):
         return None
     import openai
 
-    base, headers = found
-    key = headers["authorization"].removeprefix("Bearer ") if headers else "local"
-    return openai.OpenAI(base_url=base, api_key=key, max_retries=0, timeout=None)
+    from ..server.settings import api_keys
+
+    keys = api_keys(home.config.server.api_keys)
+    return openai.OpenAI(base_url=found[0], api_key=keys[0] if keys else "local", max_retries=0, timeout=None)
 
 
 class ServedEmbedder:
@@ -62,7 +63,6 @@ class ServedEmbedder:
         return self.local.dim
 
     def embed(self, texts: list[str]):
-
         if self.served:
             vectors = self._ask(texts)
             if vectors is not None:

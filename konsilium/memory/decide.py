@@ -86,11 +86,15 @@ def decide(said: Said, current: list[Memory], exclusive) -> Operation:
         memory.pinned = memory.pinned or closest.pinned
         return Operation("UPDATE", memory, target=closest.id, reason=f"changed {family} (cosine {cosine:.2f})")
     people = _people_names(current) if statement.update else set()
-    changed = [
-        (cosine, old)
-        for cosine, old in scored
-        if statement.update and cosine >= CHANGE_COSINE and cosine >= _change_threshold(statement, old.text, people)
-    ]  # the cheap test first: the words of thousands of memories are read only for the few close ones
+    changed = (
+        [
+            (cosine, old)
+            for cosine, old in scored
+            if cosine >= CHANGE_COSINE and cosine >= _change_threshold(statement, old.text, people)
+        ]  # the cheap test first: the words of thousands of memories are read only for the few close ones
+        if statement.update
+        else []
+    )
     if changed:
         cosine, closest = changed[0]
         memory.pinned = memory.pinned or closest.pinned
@@ -99,18 +103,14 @@ def decide(said: Said, current: list[Memory], exclusive) -> Operation:
         # "Виолончель теперь по четвергам" vs "по вторникам у меня виолончель…": the thing that changed is named
         # in both (a rare word), while the sentences are too different for their cosine alone.
         named = _distinctive(statement.text)
-        same_thing = [
-            (cosine, old)
-            for cosine, old in scored
-            if old.key not in AUTO_PINNED_KEYS
-            and cosine >= NAMED_CHANGE_COSINE
-            and _things(named & _distinctive(old.text), people)
-        ]
-        if same_thing:
-            cosine, closest = same_thing[0]
-            memory.pinned = memory.pinned or closest.pinned
-            shared = ", ".join(sorted(_things(named & _distinctive(closest.text), people)))
-            return Operation("UPDATE", memory, target=closest.id, reason=f"changed {shared} (cosine {cosine:.2f})")
+        for cosine, old in scored:  # best first
+            if old.key in AUTO_PINNED_KEYS or cosine < NAMED_CHANGE_COSINE:
+                continue
+            shared = _things(named & _distinctive(old.text), people)
+            if shared:
+                memory.pinned = memory.pinned or old.pinned
+                reason = f"changed {', '.join(sorted(shared))} (cosine {cosine:.2f})"
+                return Operation("UPDATE", memory, target=old.id, reason=reason)
     return Operation("ADD", memory, reason=f"new ({statement.kind})")
 
 

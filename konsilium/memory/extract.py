@@ -21,11 +21,11 @@ from functools import lru_cache
 
 from ..index.text import analyze, stem, words
 from . import lexicon as lx
+from .records import UNKNOWN, USER
 
 MAX_MESSAGE_CHARS = 1500  # longer: a pasted document, not something said about oneself
 MAX_STATEMENT_CHARS = 300
 MIN_WORDS = 2
-USER_ABOUT = "user"
 _OBJECT_PRONOUNS = frozenset({"me", "мне", "меня", "мной", "нам", "нас"})
 DECLARATIVE_WORDS = 3  # a statement with no first-person word or known subject needs this many words to be kept
 
@@ -172,8 +172,9 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
                 statements.extend(_statements(remember.group("rest"), explicit=True))
             elif not pasted:
                 statements.extend(_statements(sentence, explicit=False))
-    context = extract([before]).statements if before else []
-    last = next((s.about for s in reversed(context) if s.about not in (USER_ABOUT, "someone")), None)
+    last = None
+    if before and any(s.about == UNKNOWN for s in statements):  # only a pronoun needs the previous message
+        last = next((s.about for s in reversed(extract([before]).statements) if s.about not in (USER, UNKNOWN)), None)
     return Extraction(_unique(_resolve_pronouns(statements, last)), forgets)
 
 
@@ -184,9 +185,9 @@ def _resolve_pronouns(statements: list[Statement], last: str | None = None) -> l
 
     out = []
     for statement in statements:
-        if statement.about == "someone" and last is not None:
+        if statement.about == UNKNOWN and last is not None:
             statement = replace(statement, about=last, text=f"{last[:1].upper()}{last[1:]}: {statement.text}")
-        elif statement.about not in (USER_ABOUT, "someone"):
+        elif statement.about not in (USER, UNKNOWN):
             last = statement.about
         out.append(statement)
     return out
@@ -235,7 +236,7 @@ def _clauses(sentence: str) -> list[str]:
     parts = _CLAUSE.split(sentence)
     clauses = [parts[0]]
     for part in parts[1:]:
-        tokens = [t for t in words(part) if t not in ("and", "also", "и", "а", "но", "but")]
+        tokens = [t for t in words(part) if t not in lx.CONNECTIVES]
         first = (tokens or [""])[0]
         starts_predicate = (
             first in lx.FIRST_PERSON
@@ -284,7 +285,7 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
     out = []
     here = _NAME_HERE.match(sentence)
     if here and here.group("name") not in _NOT_NAMES:  # "Owen here — paramedic, …": the name, then the rest
-        out.append(Statement(f"{here.group('name')} here", "user", "identity", "name", False, explicit))
+        out.append(Statement(f"{here.group('name')} here", USER, "identity", "name", False, explicit))
         sentence = here.group("rest").strip()
         if len(words(sentence)) < DECLARATIVE_WORDS:
             return out
@@ -452,7 +453,7 @@ def _someone_else(text: str, tokens: list[str]) -> str:
     third = any(t in _THIRD_PERSON for t in tokens)
     if named and (third or len(tokens) > 1 and tokens[1] in ("says", "said", "говорит", "сказал", "сказала")):
         return named.group("name")
-    return "someone" if third and not named else "user"
+    return UNKNOWN if third and not named else USER
 
 
 def _about(text: str) -> str:
@@ -472,19 +473,11 @@ def _about(text: str) -> str:
         rel = match.group("rel").lower()
         return f"{rel} {match.group('name')}" if match.group("name") else rel
     match = _RELATION_RU.match(text)
-    if match:
-        word = match.group("rel").lower()
-        for prefix, nominative in lx.RELATIONS_RU.items():
-            if word.startswith(prefix):
-                return f"{nominative} {match.group('name')}" if match.group("name") else nominative
+    if match and (nominative := _nominative(match.group("rel"))):
+        return f"{nominative} {match.group('name')}" if match.group("name") else nominative
     match = _RELATION_NAMED.match(text)
-    if match:  # only with a name: "Другой вариант…" is no friend
-        word = match.group("rel").lower()
-        if word in lx.RELATIONS_EN:
-            return f"{word} {match.group('name')}"
-        for prefix, nominative in lx.RELATIONS_RU.items():
-            if word.startswith(prefix):
-                return f"{nominative} {match.group('name')}"
+    if match and (nominative := _nominative(match.group("rel"))):  # only with a name: "Другой вариант…" is no friend
+        return f"{nominative} {match.group('name')}"
     return "user"
 
 
@@ -493,21 +486,23 @@ def _is_name(word: str) -> bool:
     return word not in _NOT_NAMES and bool(analyze(word)) and not _VERB_FORM.search(word.lower())
 
 
-def _is_relation(word: str) -> bool:
-    """ "мама", "мам" (a stem), "sister": a word for one of the user's people or pets."""
+def _nominative(word: str) -> str | None:
+    """The lexicon's word for one of the user's people or pets: "sister" → "sister", "сестру" / "сестр" (a stem)
+    → "сестра"; None for any other word."""
     word = word.lower()
-    return word in lx.RELATIONS_EN or any(word.startswith(prefix) for prefix in lx.RELATIONS_RU)
+    if word in lx.RELATIONS_EN:
+        return word
+    return next((nominative for prefix, nominative in lx.RELATIONS_RU.items() if word.startswith(prefix)), None)
+
+
+def _is_relation(word: str) -> bool:
+    return _nominative(word) is not None
 
 
 def _relation_word(words_: str) -> str:
-    """ "sister" / "сестру" → "сестра" (the lexicon's nominative), else the last word as said ("border collie")."""
+    """The relation of "my border collie" / "сестру": the lexicon's word, else the last word as said."""
     last = words_.split()[-1].lower()
-    if last in lx.RELATIONS_EN:
-        return last
-    for prefix, nominative in lx.RELATIONS_RU.items():
-        if last.startswith(prefix):
-            return nominative
-    return last
+    return _nominative(last) or last
 
 
 def _matches(stems: list[str], wanted: frozenset[str]) -> bool:

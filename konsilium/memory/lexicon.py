@@ -151,6 +151,11 @@ GREETINGS = (
     "thank you", "cool", "great", "figured", "good", "да", "ну", "ладно", "отлично", "хорошо", "спасибо",
     "понятно", "ясно", "ага", "кстати", "btw", "big news", "понял", "поняла", "ещё", "еще", "всё", "короче",
 )
+# Words joining a clause to the one before: not its subject ("…, and my sister…", "Also Sonya's class moved…").
+CONNECTIVES = frozenset({"and", "also", "but", "и", "а", "но"})
+# What may open a clause before its subject: a connective, or an opener a sentence loses (GREETINGS) but a clause
+# inside it keeps.
+CLAUSE_OPENERS = CONNECTIVES | {"ещё", "еще", "кстати", "btw"}
 # Plain acknowledgements or reactions, never a fact: a clause made only of these is dropped.
 CHATTER = frozenset({
     "ok", "okay", "thanks", "thank", "you", "good", "great", "cool", "nice", "sure", "fine", "got", "it", "idea",

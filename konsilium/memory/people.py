@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 
 from . import lexicon as lx
-from .records import USER
+from .records import UNKNOWN, USER
 
 _TRANSLIT = str.maketrans(
     {
@@ -29,7 +29,6 @@ _RELATION_EN = {
     "собака": "dog", "пёс": "dog", "щенок": "dog", "puppy": "dog", "кошка": "cat", "кот": "cat", "kitten": "cat",
     "питомец": "pet",
 }  # fmt: skip
-UNKNOWN = "someone"
 _CAPITALIZED = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]{1,}\b")
 _WORD = re.compile(r"[a-zа-яё]+", re.IGNORECASE)
 _POSSESSIVE = {

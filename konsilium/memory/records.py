@@ -12,6 +12,7 @@ import numpy as np
 Status = Literal["current", "superseded", "forgotten"]
 Event = Literal["ADD", "UPDATE", "DELETE", "NOOP", "EDIT", "PIN", "UNPIN"]
 USER = "user"  # `about` of a statement about the user himself
+UNKNOWN = "someone"  # `about` of a statement whose pronoun names nobody known: no one in particular
 ORIGINS = ("rules", "model", "user")
 
 

@@ -294,19 +294,17 @@ class MemoryService:
                 time.sleep(1.0)
 
 
-_OPENERS = frozenset({"also", "and", "but", "а", "и", "ещё", "еще", "но", "кстати", "btw"})
-
-
 def _linked(statement, matrix):
     """A statement that starts with the name of someone the memories already know ("Тимур теперь звукорежиссёр",
     known as "husband Timur") and is not in the first person is about them. `matrix`: the current memories, with
     the people they are about already parsed."""
     from dataclasses import replace
 
+    from . import lexicon as lx
     from .extract import speaks_of_self
     from .people import person
 
-    opening = [w for w in statement.text.split()[:3] if w.lower().strip(",") not in _OPENERS]
+    opening = [w for w in statement.text.split()[:3] if w.lower().strip(",") not in lx.CLAUSE_OPENERS]
     first = opening[0].strip(",.:;!?") if opening else ""  # "Also Sonya's English class moved…" → "Sonya's"
     if statement.about != USER or not first[:1].isupper() or speaks_of_self(statement.text, as_subject=True):
         return statement  # "Нина, кстати, дизайнер, она мне посоветовала" is still about Нина: "мне" is no subject

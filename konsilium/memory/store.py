@@ -35,6 +35,7 @@ _COLUMNS = (
     "fingerprint",
 )
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM memories"
+_SELECT_WITH_ROWID = f"SELECT rowid, {', '.join(_COLUMNS)} FROM memories"
 CURSOR = "extracted_through"  # memory_state: the rowid of the last exchange the extractor processed
 GENERATION = "generation"  # memory_state: bumped by every change, so other processes' caches notice
 PATCH_LIMIT = 5000  # history rows past which the current memories are read again in full
@@ -167,9 +168,7 @@ class MemoryStore:
             changed = self._changed_since(cache) if cache is not None else None
             if changed is None:
                 seq = self._history_seq()  # before reading: a change made meanwhile is read again next time
-                rows = self.log.query(
-                    f"SELECT rowid, {', '.join(_COLUMNS)} FROM memories WHERE status = 'current' ORDER BY rowid"
-                )
+                rows = self.log.query(f"{_SELECT_WITH_ROWID} WHERE status = 'current' ORDER BY rowid")
                 self._cache = _matrix(generation, seq, [r[0] for r in rows], [_memory(r[1:]) for r in rows])
             else:
                 seq, ids = changed
@@ -197,7 +196,7 @@ class MemoryStore:
             part = ordered[start : start + 500]
             marks = ", ".join("?" for _ in part)
             rows = self.log.query(
-                f"SELECT rowid, {', '.join(_COLUMNS)} FROM memories WHERE status = 'current' AND id IN ({marks})",
+                f"{_SELECT_WITH_ROWID} WHERE status = 'current' AND id IN ({marks})",
                 tuple(part),
             )
             found.extend((r[0], _memory(r[1:])) for r in rows)
