@@ -27,7 +27,12 @@ def ask(
     temperature: Annotated[float, typer.Option("--temperature", min=0, max=2, help="0 is greedy.")] = 0.0,
     system: Annotated[str | None, typer.Option("--system", help="A system prompt of your own.")] = None,
     role: Annotated[
-        str | None, typer.Option("--role", "-r", help="Answer as this role (see `konsilium roles list`), or 'auto'.")
+        str | None,
+        typer.Option(
+            "--role",
+            "-r",
+            help="Answer as this role (see `konsilium roles list`), one of its versions (ROLE@N), or 'auto'.",
+        ),
     ] = None,
     local: Annotated[
         bool, typer.Option("--local", help="Load the model here even when a konsilium server is running.")
@@ -116,11 +121,15 @@ def _learn(pipeline) -> None:
 
 
 def _resolve_role(pipeline, request):
-    """`--role` (the base model when not given); an unknown role is one clear line naming the known ones."""
+    """`--role` (the base model when not given); an unknown role is one clear line naming the known ones, an unknown
+    version of a role one naming its versions."""
     from ..errors import ModelNotFoundError
+    from ..roles.registry import UnknownVersionError
 
     try:
         return pipeline.resolve(request)
+    except UnknownVersionError:
+        raise  # its message lists the role's versions
     except ModelNotFoundError:
         known = ", ".join(role.id for role in pipeline.roles.roles()) or "none yet (konsilium roles add)"  # not `auto`
         raise ValueError(f"unknown role {request.model!r}; roles: {known}") from None

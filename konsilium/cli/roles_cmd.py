@@ -1,4 +1,4 @@
-"""`konsilium roles list|show|add|remove` and `konsilium adapters list|add|remove`.
+"""`konsilium roles list|show|add|remove|versions|rollback` and `konsilium adapters list|add|remove`.
 
 Nothing here loads the base model: adapters are checked from their config and safetensors header (kind, rank,
 tensor pairs); the server checks shapes against the model when it loads them. Changes go to `roles.yaml`.
@@ -17,6 +17,7 @@ from rich.text import Text
 from ..roles.registry import RoleRegistry
 from ..roles.spec import LABELS, TIERS, AdapterSpec, RetrievalScope, RoleSpec, RoleSpecError
 from ..roles.validation import AdapterError, check_info, inspect_adapter
+from ..roles.versions import RoleVersion, list_versions, rollback
 from .output import HomeOption, JsonOption, err, home_from, out, print_json, safe, safe_line, user_errors
 
 roles_app = typer.Typer(help="Roles: model ids answering with LoRA adapters over the base model.", no_args_is_help=True)
@@ -84,11 +85,13 @@ def show_role(
         adapters = [
             {**adapter_json(registry, spec, max_rank), "weight": weight} for spec, weight in _known(registry, role)
         ]
-    if as_json:  # `adapters` keeps the shape `roles list` gives; the files' details come beside it
+    if as_json:  # `adapters` keeps the shape `roles list` gives (a versioned role's `version`, `versions` too)
         print_json({**role_json(registry, role), "adapter_details": adapters})
         return
     field = _field_printer()
     field("id", role.id)
+    if role.versions:
+        field("version", f"{role.model_id}, {len(role.versions)} in all (konsilium roles versions {role.id})")
     field("description", role.description or "-")
     field("label", role.label)
     if role.disclaimer:
@@ -217,10 +220,69 @@ def remove_role(
     with user_errors(as_json):
         registry, _ = _registry(ctx, home)
         role = registry.remove_role(role_id)
+        left = {spec.name for spec in registry.adapters()}
+        dropped = [name for name in registry.trained_adapters(role) if name not in left]
     if as_json:
-        print_json({"removed": role.id, "source": str(registry.file_path)})
+        removed = {"removed": role.id, "source": str(registry.file_path)}
+        print_json({**removed, "adapters_removed": dropped} if role.versions else removed)
         return
     out.print(f"removed role [cyan]{role.id}[/] from {registry.file_path}", highlight=False)
+    if dropped:
+        out.print(f"and the adapters of its versions: {', '.join(dropped)} (their folders are kept)", highlight=False)
+
+
+def _version_row(version: RoleVersion) -> tuple:
+    weights = ", ".join(f"{name}:{weight:g}" for name, weight in version.adapters.items()) or "base model alone"
+    created = version.created[:16].replace("T", " ") or "-"  # to the minute: the table stays narrow; --json has it all
+    cells = (version.model_id, version.adapter or "-", weights, created, version.card or "-")
+    marker = Text("*", style="bold green") if version.current else ""
+    return (marker, str(version.version), *(Text(safe_line(cell)) for cell in cells))
+
+
+@roles_app.command("versions")
+def role_versions(
+    ctx: typer.Context,
+    role_id: Annotated[str, typer.Argument(metavar="ID", help="The role id.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+):
+    """A role's trained versions (each a model id, ROLE@N); * marks the one the role id answers with."""
+    with user_errors(as_json):
+        registry, _ = _registry(ctx, home)
+        versions = list_versions(registry, role_id)
+    if as_json:
+        print_json([version.to_json() for version in versions])
+        return
+    if not versions:
+        out.print(f"[dim]role {safe_line(role_id)!r} has no versions yet; training adds them[/]", highlight=False)
+        return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("", "version", "model id", "adapter", "weights", "created", "card"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("version", "model id", "created"))
+    for version in versions:
+        table.add_row(*_version_row(version))
+    out.print(table)
+
+
+@roles_app.command("rollback")
+def rollback_role(
+    ctx: typer.Context,
+    role_id: Annotated[str, typer.Argument(metavar="ID", help="The role id.")],
+    to: Annotated[
+        int | None, typer.Option("--to", min=1, help="The version to make current (default: the previous one).")
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+):
+    """Make an older version (or any other) the one the role id answers with; no version is deleted."""
+    with user_errors(as_json):
+        registry, _ = _registry(ctx, home)
+        was = registry.role(role_id).model_id
+        version = rollback(registry, role_id, to)
+    if as_json:
+        print_json({**version.to_json(), "previous": was})
+        return
+    out.print(f"role [cyan]{version.role}[/] now answers as {version.model_id} (was {was})", highlight=False)
 
 
 # --- adapters -----------------------------------------------------------------------------------------------
@@ -368,15 +430,6 @@ def list_adapters(
     out.print(table)
 
 
-def _stored_path(path: Path, home_root: Path) -> Path:
-    """Absolute, or relative to the home when inside it (the home can then move with its adapters)."""
-    resolved = path.expanduser().resolve()
-    try:
-        return resolved.relative_to(home_root.resolve())
-    except ValueError:
-        return resolved
-
-
 @adapters_app.command("add")
 def add_adapter(
     ctx: typer.Context,
@@ -391,7 +444,7 @@ def add_adapter(
     """Check a PEFT LoRA folder and add it to roles.yaml; a broken one is refused with the reason."""
     with user_errors(as_json):
         registry, max_rank = _registry(ctx, home)
-        spec = AdapterSpec(name=name, path=_stored_path(path, registry.home_root), tier=tier, pinned=pinned)
+        spec = AdapterSpec(name=name, path=registry.stored_path(path), tier=tier, pinned=pinned)
         info = inspect_adapter(path)
         problems = check_info(info, max_rank)
         if problems:

@@ -9,9 +9,10 @@ from .registry import (
     RoleRegistry,
     UnknownAdapterNameError,
     UnknownRoleError,
+    UnknownVersionError,
     roles_file,
 )
-from .spec import AdapterSpec, RetrievalScope, RoleSpec, RoleSpecError
+from .spec import AdapterSpec, RetrievalScope, RoleSpec, RoleSpecError, VersionSpec
 from .validation import AdapterError, AdapterInfo, check_against, check_info, inspect_adapter, load_adapter_weights
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "RoleSpecError",
     "UnknownAdapterNameError",
     "UnknownRoleError",
+    "UnknownVersionError",
+    "VersionSpec",
     "check_against",
     "check_info",
     "inspect_adapter",

@@ -2,6 +2,9 @@
 (written by `konsilium roles|adapters add|remove`). The two files never define the same id, so there is no
 precedence to remember, and the CLI never rewrites the hand-edited file (its comments stay).
 
+A role may have trained versions (roles/versions.py): `sport@1`, `sport@2`, ... are then model ids as well, each
+answering with that version's adapters; `sport` answers with the current one.
+
 A running server calls `refresh()` on every request: one stat of each file (at most every half second) tells
 whether either changed, and only then are they read again, so roles added with the CLI appear without a restart.
 """
@@ -12,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +23,16 @@ from typing import Any
 import yaml
 
 from ..config import Home, open_home
-from ..errors import ConfigError
-from .spec import AdapterSpec, RoleSpec, check_role_id_free, parse_adapters, parse_roles
+from ..errors import ConfigError, ModelNotFoundError
+from .spec import (
+    AdapterSpec,
+    RoleSpec,
+    check_role_id_free,
+    parse_adapters,
+    parse_roles,
+    split_model_id,
+    versioned_id,
+)
 
 ROLES_FILE = "roles.yaml"
 _HEADER = (
@@ -40,6 +52,20 @@ class UnknownRoleError(RegistryError):
     def __init__(self, role_id: str, known: list[str]):
         super().__init__(f"unknown role {role_id!r}; known roles: {', '.join(known) or 'none'}")
         self.role_id, self.known = role_id, known
+
+
+class UnknownVersionError(ModelNotFoundError, RegistryError):
+    """`sport@7` for a role without a version 7: a model id that does not exist (HTTP 404 model_not_found) and, for
+    the CLI, bad input (a ValueError) like any other registry error."""
+
+    def __init__(self, role: RoleSpec, version: int):
+        known = ", ".join(versioned_id(role.id, n) for n in role.versions)
+        if known:
+            message = f"role {role.id!r} has no version {version}; its versions: {known} (current: {role.model_id})"
+        else:
+            message = f"role {role.id!r} has no versions; ask for {role.id!r} itself"
+        super().__init__(message)
+        self.role_id, self.version, self.known = role.id, version, list(role.versions)
 
 
 class UnknownAdapterNameError(RegistryError):
@@ -143,7 +169,7 @@ class RoleRegistry:
             for key in sorted(set(ours) & set(theirs)):
                 self._report(f"{kind} {key!r} is defined in both {config_path} and {file_path}; keep only one", strict)
         for role in self.roles():
-            for name in role.adapters:
+            for name in role.used_adapters():
                 if name not in self._all_adapters():
                     self._report(
                         f"role {role.id!r} ({self.role_source(role.id)}) uses adapter {name!r}, which is not "
@@ -254,7 +280,7 @@ class RoleRegistry:
             roles_changed=sorted(
                 r
                 for r in old_roles.keys() & new_roles.keys()
-                if old_roles[r] != new_roles[r] or any(a in changed_adapters for a in new_roles[r].adapters)
+                if old_roles[r] != new_roles[r] or any(a in changed_adapters for a in new_roles[r].used_adapters())
             ),
         )
 
@@ -281,9 +307,24 @@ class RoleRegistry:
     def __contains__(self, role_id: object) -> bool:
         return role_id in self._all_roles()
 
+    def role_at(self, model_id: str) -> RoleSpec:
+        """The role a model id names: `sport` as it is now, `sport@1` with version 1's adapters (UnknownRoleError,
+        UnknownVersionError)."""
+        role_id, version = split_model_id(model_id)
+        role = self.role(role_id)
+        if version is None:
+            return role
+        if version not in role.versions:
+            raise UnknownVersionError(role, version)
+        return role.at_version(version)
+
     def model_ids(self) -> list[str]:
-        """What `/v1/models` lists: the base model, then every role."""
+        """The base model, then every role."""
         return [self.base_model_id, *self.role_ids()]
+
+    def version_ids(self) -> list[str]:
+        """Every version of every role as a model id (`sport@1`, `sport@2`, ...)."""
+        return [versioned_id(role.id, n) for role in self.roles() for n in role.versions]
 
     def adapters(self) -> list[AdapterSpec]:
         return [self.adapter(name) for name in sorted(self._all_adapters())]
@@ -309,43 +350,63 @@ class RoleRegistry:
         return self.config_path if name in self._config_adapters else self.file_path
 
     def users_of(self, adapter_name: str) -> list[str]:
-        return [role.id for role in self.roles() if adapter_name in role.adapters]
+        """The roles answering with this adapter now or in one of their versions."""
+        return [role.id for role in self.roles() if adapter_name in role.used_adapters()]
 
     # --- changes (roles.yaml only) -------------------------------------------------------------------------
 
-    def add_role(self, spec: RoleSpec, replace: bool = False) -> None:
+    def add_role(self, spec: RoleSpec, replace: bool = False, new_adapters: Sequence[AdapterSpec] = ()) -> None:
+        """`new_adapters` are added in the same write, all checked first (a trained version's adapter comes with
+        the role version that uses it: never one without the other)."""
         check_role_id_free(spec, self.base_model_id)
         if spec.id in self._config_roles:
             raise RegistryError(f"role {spec.id!r} is defined in {self.config_path}; edit that file to change it")
         if spec.id in self._file_roles and not replace:
             raise RegistryError(f"role {spec.id!r} already exists in {self.file_path}; remove it first")
-        for name in spec.adapters:
-            if name not in self._all_adapters():
+        for adapter in new_adapters:
+            self._check_new_adapter(adapter, replace=False)
+        defined = {*self._all_adapters(), *(a.name for a in new_adapters)}
+        for name in spec.used_adapters():
+            if name not in defined:
                 known = ", ".join(sorted(self._all_adapters())) or "none"
                 raise RegistryError(
                     f"role {spec.id!r} uses adapter {name!r}, which is not defined; add it first with "
                     f"`konsilium adapters add {name} PATH` (known adapters: {known})"
                 )
+        self._file_adapters.update({adapter.name: adapter for adapter in new_adapters})
         self._file_roles[spec.id] = spec
         self._write()
 
     def remove_role(self, role_id: str) -> RoleSpec:
+        """The adapters the role's trained versions brought (`sport-v1`, ...) go with it unless another role uses
+        them (their folders stay), so the id can be trained again from version 1; other adapters stay."""
         # roles.yaml first: that also clears a copy that conflicts with konsilium.yaml.
         spec = self._file_roles.pop(role_id, None)
         if spec is None:
             if role_id in self._config_roles:
                 raise RegistryError(f"role {role_id!r} is defined in {self.config_path}; edit that file to remove it")
             raise UnknownRoleError(role_id, self.role_ids())
+        for name in self.trained_adapters(spec):
+            if name in self._file_adapters and not self.users_of(name):
+                del self._file_adapters[name]
         self._write()
         return spec
 
+    @staticmethod
+    def trained_adapters(role: RoleSpec) -> list[str]:
+        """The adapters the role's versions brought, oldest first."""
+        return [v.adapter for v in role.versions.values() if v.adapter is not None]
+
     def add_adapter(self, spec: AdapterSpec, replace: bool = False) -> None:
+        self._check_new_adapter(spec, replace)
+        self._file_adapters[spec.name] = spec
+        self._write()
+
+    def _check_new_adapter(self, spec: AdapterSpec, replace: bool) -> None:
         if spec.name in self._config_adapters:
             raise RegistryError(f"adapter {spec.name!r} is defined in {self.config_path}; edit that file to change it")
         if spec.name in self._file_adapters and not replace:
             raise RegistryError(f"adapter {spec.name!r} already exists in {self.file_path}; remove it first")
-        self._file_adapters[spec.name] = spec
-        self._write()
 
     def remove_adapter(self, name: str) -> AdapterSpec:
         if name in self._config_adapters and name not in self._file_adapters:
@@ -361,6 +422,15 @@ class RoleRegistry:
         spec = self._file_adapters.pop(name)
         self._write()
         return spec
+
+    def stored_path(self, path: Path) -> Path:
+        """How an adapter folder is written down: relative to the home when inside it (the home can then move with
+        its adapters), else absolute."""
+        resolved = path.expanduser().resolve()
+        try:
+            return resolved.relative_to(self.home_root.resolve())
+        except ValueError:
+            return resolved
 
     def _write(self) -> None:
         """Atomically: a crash leaves the old file or the new one, never half of one."""

@@ -7,6 +7,9 @@ router (`model: "auto"`) to one engine, and follows what the engine declares in 
 - PATHS (vLLM): the engine keeps its own tiers; a `PathAdapterPool` hands it folders (stacked roles written once);
 - UPSTREAM_MODELS (openai-upstream): an adapter name is an upstream model name, so a role stacks nothing;
 - NONE: the base model only.
+
+A role's trained versions are model ids too: `sport@1` is the role (its prompt, scope, topics, label) answering with
+version 1's adapters; `sport` answers with the current version.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from ..errors import ModelNotFoundError, RoleUnavailableError
 from .cache import AdapterCache, AdapterWaitCancelled, UnknownAdapterError
 from .path_adapters import PathAdapterPool, write_stacked
 from .routing import Route, Router, blocked_topic
-from .spec import ROUTING_ID, RoleSpec
+from .spec import ROUTING_ID, RoleSpec, split_model_id
 
 log = logging.getLogger("konsilium.roles")
 
@@ -54,7 +57,8 @@ class Resolution:
         """The response's `role` field: who answered, with its label, and how it was chosen (None: plain base)."""
         if self.role is None and self.route is None and self.declined is None:
             return None
-        body = {"id": self.role_id, "label": self.role.label if self.role else "neutral"}
+        # The id names what answered: `sport@2` for a versioned role (asked as `sport` or `sport@2`).
+        body = {"id": self.role.model_id if self.role else None, "label": self.role.label if self.role else "neutral"}
         if self.route is not None:
             body["routing"] = self.route.to_json()
         if self.declined is not None:
@@ -104,6 +108,7 @@ class RoleService:
         # `auto` is always listed (clients such as Open WebUI offer only what is listed); without roles it is the
         # base model, and the response's role.routing says so.
         ids = [self.base_model_id, *(role.id for role in self.roles()), ROUTING_ID]
+        ids += self.registry.version_ids() if self.registry is not None else []  # after the ids that were there
         return ids + [name for name in self.runtime_adapters if name not in ids]
 
     def warm_all(self) -> None:
@@ -131,9 +136,10 @@ class RoleService:
         for name in changes.adapters_removed + changes.adapters_changed:
             if name in self.cache:
                 self.cache.unregister(name)
-        for name in changes.roles_changed + changes.roles_removed:  # a stack is rebuilt from its new parts on use
-            if f"role:{name}" in self.cache:
-                self.cache.unregister(f"role:{name}")
+        changed = set(changes.roles_changed + changes.roles_removed)
+        for name in self.cache.names():  # a stack (`role:sport`, `role:sport@2`) is rebuilt from its new parts on use
+            if name.startswith("role:") and split_model_id(name.removeprefix("role:"))[0] in changed:
+                self.cache.unregister(name)
         for name in changes.adapters_added + changes.adapters_changed:
             spec = self.registry.adapter(name)
             self._register(spec.name, spec.path, spec.tier, spec.pinned, warm=False)
@@ -153,8 +159,8 @@ class RoleService:
             resolution = self.resolve(route.role or self.base_model_id)
             resolution.model, resolution.route = model, route
             return resolution
-        if self.registry is not None and model in self.registry:
-            role = self.registry.role(model)
+        if self.registry is not None and split_model_id(model)[0] in self.registry:
+            role = self.registry.role_at(model)  # `sport@1`: version 1's adapters (UnknownVersionError: a 404)
             blocked = self._blocked(role, query)
             if blocked is not None:  # the guard holds for named requests too: the neutral model answers
                 return Resolution(model, None, None, declined=f"{role.id} does not answer on {blocked!r}")
@@ -212,7 +218,7 @@ class RoleService:
             )
         if self.cache is None:
             raise RoleUnavailableError(f"role {role.id!r} needs adapters, which this engine cannot apply")
-        name = f"role:{role.id}"
+        name = f"role:{role.model_id}"  # each version stacks its own weights
         with self._lock:
             if name not in self.cache:
                 self.cache.register(name, self._stack_source(role), preferred="cpu", warm=False)
@@ -240,7 +246,8 @@ class RoleService:
             from .validation import load_adapter_weights
 
             parts = []
-            for spec, weight in self.registry.adapters_of(role.id):
+            for name, weight in role.adapters.items():  # this version's, not necessarily the current one's
+                spec = self.registry.adapter(name)
                 config, weights = load_adapter_weights(spec.path, self.max_rank)
                 parts.append((spec.name, config, weights, weight))
             return stack(parts)
@@ -258,7 +265,7 @@ class RoleService:
                     f"role {role.id!r} stacks adapters of rank {config.r} in all, over adapter_cache.max_rank "
                     f"{self.max_rank}"
                 )
-            return write_stacked(self.registry.home_root / ".stacked" / role.id, config, weights)
+            return write_stacked(self.registry.home_root / ".stacked" / role.model_id, config, weights)
 
         return build_folder
 

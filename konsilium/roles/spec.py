@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +23,8 @@ COLLECTION_RULE = "1-64 characters: letters, digits, '_' or '-'"
 TIERS = ("gpu", "cpu", "disk")
 LABELS = ("neutral", "alternative")
 ROUTING_ID = "auto"  # the model id that asks the router to pick a role
+VERSION_SEP = "@"  # `sport@2`: version 2 of role `sport`; never in a name, so never a role id
+_VERSIONED_ID = re.compile(rf"^(?P<role>.+){VERSION_SEP}(?P<version>[0-9]+)$")
 MAX_WEIGHT = 2.0
 
 Tier = Literal["gpu", "cpu", "disk"]
@@ -136,6 +139,33 @@ class RetrievalScope:
 
 
 @dataclass(frozen=True)
+class VersionSpec:
+    """One version of a role: the weights it answers with, the adapter that version brought (`<role>-v<N>`; None
+    for the version that recorded the role as it was before it was first trained), when it was recorded (ISO
+    time) and the training run's card (a path), if any."""
+
+    adapters: dict[str, float]
+    adapter: str | None = None
+    created: str = ""
+    card: str | None = None
+
+    def __post_init__(self):
+        for key, value in _version_fields("version", vars(self)).items():
+            object.__setattr__(self, key, value)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "version") -> VersionSpec:
+        # Checked here with the full key path; __post_init__ then finds nothing left to complain about.
+        body = _body(cls, where, data, skip=())
+        if "adapters" not in body:
+            raise RoleSpecError(f"{where}.adapters: required (the version's adapter weights)")
+        return cls(**_version_fields(where, body))
+
+    def to_dict(self) -> dict:
+        return {"adapter": self.adapter, "adapters": dict(self.adapters), "created": self.created, "card": self.card}
+
+
+@dataclass(frozen=True)
 class RoleSpec:
     """A role: the model id clients ask for, answering with a weighted stack of adapters over the base model."""
 
@@ -148,6 +178,10 @@ class RoleSpec:
     disclaimer: str = ""
     topics: tuple[str, ...] = ()  # allowed topics; empty: any
     blocked_topics: tuple[str, ...] = ()
+    # Trained versions (roles/versions.py): `adapters` is then always the current version's weights. A role without
+    # versions has neither key in its YAML, exactly as before versions existed.
+    version: int | None = None
+    versions: dict[int, VersionSpec] = field(default_factory=dict)
 
     def __post_init__(self):
         check_name("roles", self.id)
@@ -174,6 +208,49 @@ class RoleSpec:
         overlap = sorted(set(self.topics) & set(self.blocked_topics))
         if overlap:
             raise RoleSpecError(f"{where}.blocked_topics: {', '.join(overlap)} also listed in topics")
+        self._check_versions(where)
+
+    def _check_versions(self, where: str) -> None:
+        versions = _expect(f"{where}.versions", self.versions, Mapping)
+        for number in versions:
+            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+                raise RoleSpecError(f"{where}.versions.{number}: a version is a whole number from 1 on")
+        checked = {
+            n: versions[n]
+            if isinstance(versions[n], VersionSpec)
+            else VersionSpec.from_dict(versions[n], f"{where}.versions.{n}")
+            for n in sorted(versions)
+        }
+        object.__setattr__(self, "versions", checked)
+        if not checked:
+            if self.version is not None:
+                raise RoleSpecError(f"{where}.version: given, but the role has no versions")
+            return
+        _expect(f"{where}.version", self.version, int)
+        if self.version not in checked:
+            known = ", ".join(map(str, checked))
+            raise RoleSpecError(f"{where}.version: {self.version} is not one of the role's versions ({known})")
+        if self.adapters != checked[self.version].adapters:  # one truth: what `sport` answers with is `sport@N`'s
+            raise RoleSpecError(
+                f"{where}.adapters: {self.adapters} differs from versions.{self.version}.adapters "
+                f"{checked[self.version].adapters} (the current version's weights); make them the same"
+            )
+
+    @property
+    def model_id(self) -> str:
+        """The id that names exactly what answers: `sport@2` for a versioned role, else the role id."""
+        return self.id if self.version is None else versioned_id(self.id, self.version)
+
+    def used_adapters(self) -> list[str]:
+        """Every adapter the role answers with in any of its versions (the current ones first)."""
+        names = dict.fromkeys(self.adapters)
+        for version in self.versions.values():
+            names.update(dict.fromkeys(version.adapters))
+        return list(names)
+
+    def at_version(self, version: int) -> RoleSpec:
+        """The role answering with version `version`'s weights (a KeyError for a version it does not have)."""
+        return replace(self, version=version, adapters=dict(self.versions[version].adapters))
 
     @classmethod
     def from_dict(cls, role_id: str, data: Any) -> RoleSpec:
@@ -191,6 +268,11 @@ class RoleSpec:
             "topics": list(self.topics),
             "blocked_topics": list(self.blocked_topics),
             "retrieval": self.retrieval.to_dict() if self.retrieval is not None else None,
+            **(
+                {"version": self.version, "versions": {n: v.to_dict() for n, v in self.versions.items()}}
+                if self.versions
+                else {}
+            ),
         }
 
 
@@ -212,6 +294,23 @@ def _scope_fields(where: str, values: Mapping) -> dict:
     return checked
 
 
+def _version_fields(where: str, values: Mapping) -> dict:
+    checked = dict(values)
+    checked["adapters"] = _weights(f"{where}.adapters", checked.get("adapters"))
+    adapter = checked.get("adapter")
+    if adapter is not None:
+        check_name(f"{where}.adapter", adapter)
+        if adapter not in checked["adapters"]:
+            raise RoleSpecError(f"{where}.adapter: {adapter!r} is not among the version's adapters")
+    if isinstance(checked.get("created"), date):  # YAML reads an unquoted `2025-06-29T10:00:00Z` as a datetime
+        checked["created"] = checked["created"].isoformat()
+    if "created" in checked:
+        _expect(f"{where}.created", checked["created"], str)
+    if checked.get("card") is not None:
+        _expect(f"{where}.card", checked["card"], str)
+    return checked
+
+
 def _weights(where: str, value: Any) -> dict[str, float]:
     if not isinstance(value, Mapping):
         raise RoleSpecError(
@@ -226,6 +325,16 @@ def _weights(where: str, value: Any) -> dict[str, float]:
             raise RoleSpecError(f"{where}.{name}: weight {weight!r} is outside (0, {MAX_WEIGHT:g}]")
         weights[name] = float(weight)
     return weights
+
+
+def versioned_id(role_id: str, version: int) -> str:
+    return f"{role_id}{VERSION_SEP}{version}"
+
+
+def split_model_id(model: str) -> tuple[str, int | None]:
+    """`sport@2` -> ("sport", 2); any other id -> (id, None)."""
+    match = _VERSIONED_ID.match(model)
+    return (match["role"], int(match["version"])) if match else (model, None)
 
 
 def check_role_id_free(role: RoleSpec, base_model_id: str) -> None:

@@ -1,19 +1,22 @@
 """POST /v1/chat/completions: grounded in the vault by default, non-stream JSON and server-sent events.
 
 The turn pipeline does the work (role, notes, prompt, generation, citations, log); this module speaks OpenAI's
-chat shapes. `dual: true` answers twice, neutral first, each choice labelled with who answered.
+chat shapes. `dual: true` answers twice, neutral first, each choice labelled with who answered; `dual: "sport@1"`
+answers first as that model id instead (two versions of a role side by side: `model: "sport@2", dual: "sport@1"`).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from fastapi.responses import Response
 from starlette.requests import Request
 
-from ..errors import RequestError
+from ..errors import ModelNotFoundError, RequestError
 from ..pipeline import TextDelta, Turn, TurnEnd, TurnRequest
 from ..roles.runtime import Resolution
+from .errors import APIError
 from .protocol import (
     AssistantMessage,
     ChatCompletionChoice,
@@ -31,7 +34,7 @@ class OpenAIServingChat(OpenAIServing):
     async def create(self, request: ChatCompletionRequest, http_request: Request):
         self.refuse_unsupported(request)  # also: `konsilium` is an object of known options
         extra = request.konsilium or {}
-        dual = bool(extra.get("dual", (request.model_extra or {}).get("dual", False)))
+        dual = dual_option(extra.get("dual", (request.model_extra or {}).get("dual", False)))
         if dual and request.stream:
             raise RequestError("dual answers are not streamed; send stream: false", param="dual")
         turn_request = TurnRequest(
@@ -49,13 +52,18 @@ class OpenAIServingChat(OpenAIServing):
             started = await self.start_stream(http_request, turn)
             return ClosingStreamingResponse(self._events(started, turn, include_usage), media_type="text/event-stream")
         turns = [turn]
-        if dual:  # the neutral answer first, then the role's, side by side as two choices
+        if dual is True:  # the neutral answer first, then the role's, side by side as two choices
             if turn.resolution.role is None:
                 raise RequestError(
                     "dual needs a role: ask for a role's model id (or auto that picks one)", param="dual"
                 )
             neutral = Resolution(self.pipeline.roles.base_model_id, None, None)
             turns.insert(0, await self.prepare(turn_request, neutral))
+        elif dual:  # another model id first (its own record and prompt), e.g. the role's previous version
+            try:
+                turns.insert(0, await self.prepare(replace(turn_request, model=dual)))
+            except ModelNotFoundError as exc:
+                raise APIError(404, str(exc), code="model_not_found", param="dual") from exc
         results = [answers[0] for answers in await self.generate(http_request, turns)]
         choices = [
             ChatCompletionChoice(
@@ -117,6 +125,15 @@ class OpenAIServingChat(OpenAIServing):
         return self.relay(started, opening, on_delta, on_end, usage_event if include_usage else None)
 
 
+def dual_option(value) -> bool | str:
+    """`dual`: true (neutral first), false (or null), or the model id that answers first."""
+    if value is None:
+        return False
+    if isinstance(value, bool) or (isinstance(value, str) and value.strip()):
+        return value.strip() if isinstance(value, str) else value
+    raise RequestError('dual must be true, false or a model id (e.g. "sport@1")', param="dual")
+
+
 def memory_option(extra: dict) -> bool | None:
     """`konsilium.memory`: false keeps this exchange out of memory (none offered, nothing learned)."""
     value = extra.get("memory")
@@ -126,5 +143,6 @@ def memory_option(extra: dict) -> bool | None:
 
 
 def _choice_role(turn: Turn) -> dict:
-    """Who gave this choice of a dual answer: the neutral base model or the role, with its label."""
+    """Who gave this choice of a dual answer: the neutral base model or the role (`sport@1` for a version), with
+    its label."""
     return turn.role_json() or {"id": None, "label": "neutral"}
