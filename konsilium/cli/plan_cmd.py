@@ -1,4 +1,4 @@
-"""`konsilium plan` (memory/speed arithmetic for a model config), `plan storage` and `konsilium explain`.
+"""`konsilium plan` (memory/speed arithmetic for a model config), `plan train`, `plan storage`, `konsilium explain`.
 
 Deliberately imports only typer, rich and konsilium.plan: planning must not pay for torch, transformers or lancedb.
 """
@@ -19,14 +19,17 @@ from typer.core import TyperGroup
 from ..plan import Hardware, PlanError, analyze, apply_overrides, explain_file, load_config, parse_bytes, plan
 from ..plan.explain import change_kind
 from ..plan.fields import KIND_TEXT
+from ..plan.memory import CARDS
 from ..plan.storage import storage_plan
+from ..plan.training import TRAIN_MODES, TRAIN_PRECISIONS, training_plan
 
 _out = Console()
 _err = Console(stderr=True, soft_wrap=True)
 
 
 class _DefaultToModel(TyperGroup):
-    """`konsilium plan CONFIG ...` runs the hidden-by-default `model` command; `plan storage` stays a subcommand."""
+    """`konsilium plan CONFIG ...` runs the hidden-by-default `model` command; `plan train` and `plan storage` stay
+    subcommands."""
 
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
@@ -38,7 +41,7 @@ plan_app = typer.Typer(
     cls=_DefaultToModel,
     help="What a model config costs: parameters, weights, KV cache, fit on your GPUs, decode speed bound.\n\n"
     "Usage: konsilium plan CONFIG [--set field=value ...] with the options of `plan model`, "
-    "or konsilium plan storage --pages N.",
+    "konsilium plan train CONFIG (does a training run fit?), or konsilium plan storage --pages N.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -62,6 +65,10 @@ def _gb(n) -> str:
     if n is None:
         return "-"
     return f"{n / 1e9:,.2f} GB"
+
+
+def _gib(n) -> str:
+    return "-" if n is None else f"{n / 2**30:,.2f} GiB"
 
 
 def _params(n: int) -> str:
@@ -117,6 +124,20 @@ def _print_notes(result: dict) -> None:
     _out.print(f"[dim]context: {escape(result['context_scaling']['how'])}[/]", highlight=False)
     for note in result["notes"]:
         _out.print(f"[dim]note: {escape(note)}[/]", highlight=False)
+
+
+def _change_list(changes: dict) -> list[dict]:
+    """--set changes as JSON rows, each labelled inference knob / retraining / unknown."""
+    return [
+        {
+            "field": k,
+            "from": old,
+            "to": new,
+            "change": change_kind(k),
+            "change_text": KIND_TEXT.get(change_kind(k), ("unknown field: check before relying on it",))[0],
+        }
+        for k, (old, new) in changes.items()
+    ]
 
 
 @plan_app.command("model")
@@ -175,16 +196,7 @@ def plan_model(
     except (PlanError, OSError) as exc:
         _fail(str(exc), as_json)
         return
-    change_list = [
-        {
-            "field": k,
-            "from": old,
-            "to": new,
-            "change": change_kind(k),
-            "change_text": KIND_TEXT.get(change_kind(k), ("unknown field: check before relying on it",))[0],
-        }
-        for k, (old, new) in changes.items()
-    ]
+    change_list = _change_list(changes)
     if as_json:
         if compare:
             _print_json({"base": base, "changed": result, "changes": change_list})
@@ -209,6 +221,136 @@ def plan_model(
     for c in change_list:
         _out.print(f"{c['field']}: {c['from']!r} -> {c['to']!r}: {c['change_text']}", highlight=False)
     _print_notes(result)
+
+
+TRAIN_ROWS = [
+    ("frozen weights", "weights_bytes"),
+    ("trainable parameters (fp32)", "trainable_bytes"),
+    ("gradients (fp32)", "gradients_bytes"),
+    ("AdamW states (2 x fp32)", "optimizer_bytes"),
+    ("activations for backward", "activations_bytes"),
+    ("logits around the loss", "logits_bytes"),
+    ("CUDA context, allocator (fixed)", "overhead_bytes"),
+    ("total", "total_bytes"),
+]
+
+
+def _train_capacity(gpu_mem: str | None, card: str | None, ram: str | None, precision: str) -> tuple:
+    """(bytes to fit in, what they are) from one of --gpu-mem, --card, --ram; (None, None) without any."""
+    given = [name for name, value in (("--gpu-mem", gpu_mem), ("--card", card), ("--ram", ram)) if value]
+    if len(given) > 1:
+        raise PlanError(f"give one of --gpu-mem, --card, --ram, not {' and '.join(given)}")
+    if card:
+        if card.lower() not in CARDS:
+            raise PlanError(f"--card {card!r}: known cards are {', '.join(CARDS)}")
+        return CARDS[card.lower()][0], f"--card {card.lower()}"
+    if ram:
+        if precision == "4bit":  # the device check training_plan leaves to its caller
+            raise PlanError("--precision 4bit (QLoRA) needs a CUDA GPU with bitsandbytes; --ram plans a CPU run")
+        return parse_bytes(ram), f"--ram {ram}"
+    return (parse_bytes(gpu_mem), f"--gpu-mem {gpu_mem}") if gpu_mem else (None, None)
+
+
+def _train_verdict(r: dict, against: str | None) -> str:
+    if r["fits"] is None:
+        return "give --gpu-mem, --card or --ram to check whether it fits"
+    share = f"{_gib(r['total_bytes'])} of {_gib(r['capacity_bytes'])} ({against})"
+    if r["fits"]:
+        longest = f"longest --seq-len that fits: {r['max_seq_len_fits']:,}"
+        return f"fits: {share}, {_gib(r['headroom_bytes'])} to spare; {longest}"
+    fixed = r["total_bytes"] - r["activations_bytes"] - r["logits_bytes"]
+    hint = (
+        f"--seq-len {r['max_seq_len_fits']:,} would fit"
+        if r["max_seq_len_fits"]
+        else f"even --seq-len 1 does not fit: weights, trainable state and overhead alone take {_gib(fixed)}"
+    )
+    if not r["gradient_checkpointing"]:
+        with_ckpt = r["total_bytes"] - r["activations_bytes"] + r["activations_bytes_with_checkpointing"]
+        hint += f"; with gradient checkpointing it needs {_gib(with_ckpt)}"
+    return f"does not fit: needs {share}, {_gib(-r['headroom_bytes'])} short; {hint}"
+
+
+@plan_app.command("train")
+def plan_train(
+    config: Annotated[str, typer.Argument(help="config.json, a model directory, or a .gguf file.")],
+    sets: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a config field: --set num_hidden_layers=24.")
+    ] = None,
+    precision: Annotated[str, typer.Option(help=f"Training precision: {', '.join(TRAIN_PRECISIONS)}.")] = "bf16",
+    mode: Annotated[
+        str,
+        typer.Option(help=f"{' | '.join(TRAIN_MODES)}: LoRA on --targets; LoRA on q/k/v/o; MoE routers in full."),
+    ] = "lora",
+    rank: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
+    targets: Annotated[
+        str | None, typer.Option(help="Comma-separated linears for --mode lora (default q,k,v,o,gate,up,down).")
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Sequences per step (micro-batch).")] = 1,
+    seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")] = 1024,
+    gradient_checkpointing: Annotated[
+        bool, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute in backward.")
+    ] = True,
+    gpu_mem: Annotated[str | None, typer.Option("--gpu-mem", help="GPU memory to fit in: 24GB, 80GiB.")] = None,
+    card: Annotated[str | None, typer.Option(help="A known card: rtx4090, h100, rtx-pro-6000, ...")] = None,
+    ram: Annotated[str | None, typer.Option(help="RAM to fit in, for a CPU run: 64GB.")] = None,
+    as_json: JsonOpt = False,
+):
+    """Does a training run fit? Weights, LoRA, gradients, AdamW, activations, logits; exit 1 when it does not."""
+    try:
+        cfg, changes = apply_overrides(load_config(config), sets or [])
+        capacity, against = _train_capacity(gpu_mem, card, ram, precision.lower())
+        names = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
+        result = training_plan(
+            analyze(cfg),
+            precision=precision.lower(),
+            mode=mode.lower(),
+            rank=rank,
+            targets=names,
+            batch=batch,
+            seq_len=seq_len,
+            gradient_checkpointing=gradient_checkpointing,
+            capacity_bytes=capacity,
+        )
+    except (PlanError, OSError) as exc:
+        _fail(str(exc), as_json)
+        return
+    result["capacity_source"] = against
+    verdict = _train_verdict(result, against)
+    if as_json:
+        extra = {"error": {"message": verdict}} if result["fits"] is False else {}
+        _print_json({**result, "overrides": _change_list(changes), **extra})
+    else:
+        _print_train(config, sets, result)
+        if result["fits"] is not False:
+            _out.print(verdict, highlight=False)
+    if result["fits"] is False:
+        _err.print(f"[bold red]error:[/] {escape(verdict)}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _print_train(config: str, sets: list[str] | None, r: dict) -> None:
+    table = Table(title=f"{Path(config).name}" + (f" with {', '.join(sets)}" if sets else ""))
+    table.add_column(f"{r['mode']} training, {r['precision']}")
+    table.add_column("memory", justify="right")
+    for label, key in TRAIN_ROWS:
+        table.add_row(f"[bold]{label}[/]" if key == "total_bytes" else label, _gib(r[key]))
+    _out.print(table)
+    what = f"LoRA rank {r['rank']}" if r["mode"] != "router" else "in full"
+    modules = ", ".join(m.removeprefix("model.layers.*.") for m in r["trained_modules"])
+    ckpt = "with" if r["gradient_checkpointing"] else "without"
+    _out.print(
+        f"batch {r['batch']} x {r['seq_len']:,} tokens {ckpt} gradient checkpointing (activations "
+        f"{_gib(r['activations_bytes_with_checkpointing'])} with, "
+        f"{_gib(r['activations_bytes_without_checkpointing'])} without); trainable {r['trainable_params']:,} of "
+        f"{r['total_params']:,} parameters, {what}: {modules}",
+        highlight=False,
+    )
+    for warning in r["serving_warnings"]:
+        _out.print(f"[yellow]serving:[/] {escape(warning)}", highlight=False)
+    if r["needs"]:
+        _out.print(f"[dim]needs: {', '.join(r['needs'])}[/]", highlight=False)
+    for note in r["notes"]:
+        _out.print(f"[dim]note: {escape(note)}[/]", highlight=False)
 
 
 @plan_app.command("storage")

@@ -7,6 +7,7 @@ from .config_source import apply_overrides, load_config
 from .explain import explain_file
 from .memory import Hardware, parse_bytes, plan
 from .storage import storage_plan
+from .training import training_plan
 
 __all__ = [
     "Hardware",
@@ -19,4 +20,5 @@ __all__ = [
     "parse_bytes",
     "plan",
     "storage_plan",
+    "training_plan",
 ]
