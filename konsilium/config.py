@@ -32,6 +32,7 @@ __all__ = [
     "RetrievalSettings",
     "ServerSection",
     "Settings",
+    "TrainingSettings",
     "VaultSettings",
     "default_home",
     "defaults",
@@ -231,6 +232,34 @@ class MemorySettings(_Section):
     )
 
 
+class TrainingSettings(_Section):
+    """Defaults of `konsilium dataset build` and `konsilium train` (each has a command-line option too)."""
+
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when torch sees one, else the CPU")
+    precision: Literal["auto", "fp32", "bf16", "4bit"] = Field(
+        "auto", description="base weights while training; auto: fp32 on the CPU, bf16 on CUDA; 4bit: QLoRA (CUDA)"
+    )
+    rank: int = Field(16, ge=1, le=512, description="LoRA rank")
+    alpha: float = Field(32.0, gt=0, description="LoRA alpha (scale alpha/rank, or alpha/sqrt(rank) with rslora)")
+    rslora: bool = Field(False, description="rank-stabilised LoRA scaling")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    targets: list[str] = Field(
+        default_factory=list, description="module names that get LoRA; empty: every linear layer but the output head"
+    )
+    learning_rate: float = Field(1e-3, gt=0, le=1)
+    epochs: int = Field(3, ge=1, description="passes over the training split at most")
+    warmup_steps: int = Field(10, ge=0)
+    max_tokens: int = Field(512, ge=16, description="tokens per sequence; longer samples are cut into windows")
+    batch_tokens: int = Field(4096, ge=16, description="tokens per optimizer step (padded batch size)")
+    gradient_checkpointing: bool = Field(False, description="recompute activations: less memory, ~30% slower")
+    seed: int = Field(0, ge=0)
+    checkpoint_every_s: float = Field(120.0, gt=0, description="a crash loses at most this much training")
+    eval_fraction: float = Field(0.1, ge=0, lt=1, description="share of notes held out to measure the run")
+    chunk_chars: int = Field(2400, ge=200, description="note text is cut along its structure into pieces this long")
+    min_chars: int = Field(40, ge=0, description="shorter samples are dropped")
+    max_chars: int = Field(100_000, ge=1000, description="longer samples are dropped")
+
+
 class Settings(_Section):
     """All of konsilium.yaml. `adapters` and `roles` are free-form (names chosen by the user): they are checked
     by `konsilium.roles.spec` and kept here as the plain dicts it normalizes them to."""
@@ -243,6 +272,7 @@ class Settings(_Section):
     server: ServerSection = Field(default_factory=ServerSection)
     adapter_cache: AdapterCacheSettings = Field(default_factory=AdapterCacheSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
     adapters: dict[str, Any] = Field(default_factory=dict, description="PEFT LoRA folders (roles.spec)")
     roles: dict[str, Any] = Field(default_factory=dict, description="model ids answering with adapters (roles.spec)")
 

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..config import default_home, open_home
 from .index_cmds import MODES, _quiet_model_loading
-from .output import JsonOption, fail, out, print_json, progress_bar, safe_line, user_errors
+from .output import HomeOption, JsonOption, fail, home_from, out, print_json, progress_bar, safe_line, user_errors
 
 eval_app = typer.Typer(help="Measure quality.", no_args_is_help=True)
 
@@ -117,3 +117,54 @@ def memory(
         if q["hit"] is False or q["leak"]:
             why = "missed" if q["hit"] is False else "stale"
             out.print(f"[yellow]{why}[/] {escape(safe_line(q['question']))}: {escape(safe_line(str(q['memories'])))}")
+
+
+@eval_app.command("perplexity")
+def perplexity(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", help="The base model's id (or `base`), a role, or ROLE@N.")],
+    notes: Annotated[Path | None, typer.Option("--notes", help="A folder of notes, all of it measured.")] = None,
+    dataset: Annotated[Path | None, typer.Option("--dataset", help="A JSONL dataset file.")] = None,
+    split: Annotated[str, typer.Option("--split", help="--dataset: eval, train or all.")] = "eval",
+    context: Annotated[
+        int | None, typer.Option("--context", min=16, help="Tokens per window (default: training.max_tokens).")
+    ] = None,
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="An inference-time config override, e.g. num_experts_per_tok=16; repeatable."),
+    ] = None,
+    base: Annotated[Path | None, typer.Option("--base", help="Base model weights (default: the engine's).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+):
+    """Token-weighted perplexity of a model on held-out text, tokenized exactly as training tokenizes it."""
+    from ..training.measure import checked_overrides, measure
+    from ..training.samples import read_samples
+    from ..training.sources import Limits, notes_samples
+
+    if (notes is None) == (dataset is None):
+        fail("give --notes DIR or --dataset FILE (one of them)", as_json, code=2)
+    if split not in ("eval", "train", "all"):
+        fail(f"--split {split!r}: use eval, train or all", as_json, code=2)
+    with user_errors(as_json):
+        h = home_from(ctx, home)
+        settings = h.config.training
+        overrides = checked_overrides(assignments or [])
+        if notes is not None:
+            samples = notes_samples(notes, Limits.from_settings(settings, eval_fraction=0))
+        else:
+            samples = [s for s in read_samples(dataset, settings.eval_fraction) if split in ("all", s.split)]
+        if not samples:
+            fail(f"no text to measure in {notes or dataset}" + (f" (split {split})" if dataset else ""), as_json)
+        _quiet_model_loading()
+        with progress_bar(f"measuring {model}", enabled=not as_json) as progress:
+            result = measure(h, model, samples, context or settings.max_tokens, overrides, base, device, progress)
+    if as_json:
+        print_json(result)
+        return
+    out.print(
+        f"{escape(result['model'])}: perplexity [bold]{result['perplexity']}[/] over {result['tokens']} tokens "
+        f"({result['windows']} windows of at most {result['context']}; {result['tokens_per_s']} tok/s)",
+        highlight=False,
+    )

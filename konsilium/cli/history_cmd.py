@@ -10,7 +10,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from ..memory.log import ConversationLog, Exchange, content_text, log_path
+from ..memory.log import RATINGS, ConversationLog, Exchange, content_text, log_path
 from .output import HomeOption, JsonOption, fail, home_from, out, print_json, safe, safe_line, user_errors
 
 history_app = typer.Typer(
@@ -24,6 +24,9 @@ def _open_log(ctx: typer.Context, home) -> ConversationLog | None:
     """The home's log, or None when nothing was ever recorded (reading must not create it)."""
     path = log_path(home_from(ctx, home))
     return ConversationLog(path) if path.exists() else None
+
+
+RATING_NAMES = {value: name for name, value in RATINGS.items()}
 
 
 def _iso(unix: float) -> str:
@@ -51,6 +54,7 @@ def to_json(ex: Exchange) -> dict:
         "timings": ex.timings,
         "status": ex.status,
         "error": ex.error,
+        "rating": RATING_NAMES[ex.rating],
     }
 
 
@@ -160,6 +164,33 @@ def show(
     _print_exchange(ex)
 
 
+@history_app.command("rate")
+def rate(
+    ctx: typer.Context,
+    exchange_id: Annotated[str, typer.Argument(metavar="ID", help="The exchange id, or a unique start of it.")],
+    rating: Annotated[str, typer.Argument(metavar="RATING", help="good, bad or none (clears the mark).")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+):
+    """Mark an exchange good or bad: `konsilium dataset build --log --rated good` trains on the good ones."""
+    if rating not in RATINGS:
+        fail(f"rating {rating!r}: use one of {', '.join(RATINGS)}", as_json, code=2)
+    with user_errors(as_json):
+        log = _open_log(ctx, home)
+        ex = None
+        if log is not None:
+            with log:
+                ex = log.get(exchange_id) or _by_prefix(log, exchange_id, as_json)
+                if ex is not None:
+                    log.rate(ex.id, RATINGS[rating])
+        if ex is None:
+            fail(f"no conversation with id {exchange_id!r} (`konsilium history` lists them)", as_json)
+    if as_json:
+        print_json({"id": ex.id, "rating": rating})
+        return
+    out.print(f"rated {safe_line(ex.id)}: {rating}", highlight=False)
+
+
 def _by_prefix(log: ConversationLog, prefix: str, as_json: bool) -> Exchange | None:
     ids = log.ids_with_prefix(prefix, limit=6)
     if len(ids) > 1:
@@ -180,6 +211,8 @@ def _print_exchange(ex: Exchange) -> None:
         field("client", ex.client)
     field("status", ex.status + (f" ({ex.error})" if ex.error else ""))
     field("finish", ex.finish_reason or "-")
+    if ex.rating:
+        field("rating", RATING_NAMES[ex.rating])
     field("tokens", f"{ex.prompt_tokens} prompt + {ex.completion_tokens} completion")
     if ex.timings:
         field("timings", ", ".join(f"{k} {v}" for k, v in ex.timings.items()))

@@ -18,6 +18,7 @@ from .model_cmd import model_app
 from .plan_cmd import explain, plan_app
 from .roles_cmd import adapters_app, roles_app
 from .serve_cmd import serve
+from .train_cmds import dataset_app, train
 
 app = typer.Typer(
     help="konsilium: a private AI over your Obsidian vault, running entirely on this machine.",
@@ -45,8 +46,10 @@ app.command()(search)
 app.command()(stats)
 app.command()(serve)
 app.command()(ask)
+app.command()(train)
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
+app.add_typer(dataset_app, name="dataset")
 app.add_typer(import_app, name="import")
 app.add_typer(plan_app, name="plan")
 app.add_typer(model_app, name="model")

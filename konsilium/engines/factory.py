@@ -38,6 +38,21 @@ def _transformers(settings: EngineSettings) -> Engine:
         if engine.batching != batching:
             engine.configure_batching(**batching)
         return engine
+    path, gguf_file = local_model(settings)
+    from .transformers_engine import TransformersEngine
+
+    return TransformersEngine(
+        path, gguf_file=gguf_file, device=settings.device, dtype=dtype, gguf_cache=settings.gguf_cache, **batching
+    )
+
+
+def local_model(settings: EngineSettings) -> tuple[Path, str | None]:
+    """(folder, GGUF file name or None) of the configured model's weights on this machine: what the transformers
+    engine serves and what training and perplexity load."""
+    if settings.model == "embedded":
+        from .model_files import embedded_default
+
+        return embedded_default()
     path = Path(settings.model).expanduser()
     gguf_file = None
     if not path.exists():
@@ -50,11 +65,7 @@ def _transformers(settings: EngineSettings) -> Engine:
             found = f"{len(ggufs)} .gguf files" if ggufs else "no .gguf file"
             raise FileNotFoundError(f"engine.model: {path} has no config.json and {found}: name the model file")
         gguf_file = ggufs[0].name
-    from .transformers_engine import TransformersEngine
-
-    return TransformersEngine(
-        path, gguf_file=gguf_file, device=settings.device, dtype=dtype, gguf_cache=settings.gguf_cache, **batching
-    )
+    return path, gguf_file
 
 
 def _openai_upstream(settings: EngineSettings) -> Engine:

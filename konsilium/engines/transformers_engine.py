@@ -8,33 +8,21 @@ slots inside the model (`lora_slots.py`); each batch row names its own, so diffe
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
-import os
 import queue
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import torch
+
+from ..config import EngineSettings
+from .batching import BatchScheduler
+from .hf_loading import load_causal_lm
+from .lora_slots import LoraSlots, PreparedAdapter
 from .protocol import AdapterRequest, AdapterSupport, ChatViaTemplate, GenerationChunk, GenerationResult, SamplingParams
-
-# No downloads at run time, ever: a missing file must fail, not fetch.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-import torch  # noqa: E402
-import transformers  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
-
-from ..config import EngineSettings  # noqa: E402
-from .batching import BatchScheduler  # noqa: E402
-from .gguf_cache import find_converted, one_conversion_at_a_time, store_converted  # noqa: E402
-from .lora_slots import LoraSlots, PreparedAdapter  # noqa: E402
 
 log = logging.getLogger("konsilium.engine")
 BATCHING_DEFAULTS = EngineSettings()  # batching defaults live in the settings schema, not here
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 # Used only when a tokenizer ships no chat template (e.g. a base model): ChatML, which most small models know.
 CHATML_FALLBACK = (
@@ -65,47 +53,12 @@ class TransformersEngine(ChatViaTemplate):
         batch_invariant: bool = BATCHING_DEFAULTS.batch_invariant,
         gguf_cache: bool = BATCHING_DEFAULTS.gguf_cache,
     ):
-        path = Path(path_or_dir).expanduser()
-        if path.is_file() and path.suffix == ".gguf":
-            path, gguf_file = path.parent, path.name
-        if not path.exists():
-            raise FileNotFoundError(f"model path does not exist: {path}")
-        if gguf_file and not (path / gguf_file).is_file():
-            raise FileNotFoundError(f"GGUF file not found: {path / gguf_file}")
-        if dtype not in (None, *DTYPES):
-            raise ValueError(f"unknown dtype {dtype!r} (choose from {', '.join(DTYPES)})")
-        self.path, self.gguf_file, self.device = path.resolve(), gguf_file, torch.device(device)
-        transformers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.set_verbosity_error()
-        caching = bool(gguf_file and gguf_cache)
-        held = one_conversion_at_a_time(self.path / gguf_file, dtype) if caching else contextlib.nullcontext()
-        with held:  # another start converting the same file finishes first; this one then reads its copy
-            self.converted_copy = find_converted(self.path / gguf_file, dtype) if caching else None
-            try:
-                self.tokenizer, model = self._load(dtype)
-            except Exception:
-                if self.converted_copy is None:
-                    raise
-                log.warning("the converted copy %s does not load: converting the GGUF again", self.converted_copy)
-                shutil.rmtree(self.converted_copy, ignore_errors=True)
-                self.converted_copy = None
-                self.tokenizer, model = self._load(dtype)
-            if caching and self.converted_copy is None:
-                self.converted_copy = store_converted(self.path / gguf_file, dtype, model, self.tokenizer)
+        loaded = load_causal_lm(path_or_dir, gguf_file, dtype, gguf_cache)
+        self.path, self.gguf_file, self.device = loaded.path, loaded.gguf_file, torch.device(device)
+        self.tokenizer, self.converted_copy, model = loaded.tokenizer, loaded.converted_copy, loaded.model
         self.model = model.to(self.device).eval()
         self._eos_ids = self._find_eos_ids()
         self.configure_batching(max_batch_size, max_batch_tokens, batch_invariant)
-
-    def _load(self, dtype: str | None):
-        """(tokenizer, model on the CPU): from the converted copy of a GGUF file when there is one."""
-        source = self.converted_copy or self.path
-        kwargs = {"gguf_file": self.gguf_file} if self.gguf_file and self.converted_copy is None else {}
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        if dtype:
-            kwargs["dtype"] = DTYPES[dtype]
-        # transformers' GGUF converter draws a tqdm bar that ignores its progress-bar switch: keep stderr clean.
-        with contextlib.redirect_stderr(io.StringIO()):
-            return tokenizer, AutoModelForCausalLM.from_pretrained(source, **kwargs)
 
     def configure_batching(
         self,

@@ -60,3 +60,11 @@ def render_sources(sources: list[Source]) -> str:
     footnotes = {source.number: source.link_target() for source in sources}  # one per number, in order
     lines += [f"[^{number}]: [[{target}]]" for number, target in sorted(footnotes.items())]
     return "\n".join(lines) + "\n"
+
+
+_SOURCES_TAIL = re.compile(r"\n*---\nSources: [^\n]*\n(?:\n?\[\^\d+\]: [^\n]*\n?)*\s*\Z")
+
+
+def strip_sources(answer: str) -> str:
+    """The answer without the tail `render_sources` appended (what the model itself wrote)."""
+    return _SOURCES_TAIL.sub("", answer).rstrip()

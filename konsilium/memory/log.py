@@ -46,7 +46,10 @@ _COLUMNS = (
     "error",
     "client",
     "memories",
+    "rating",
 )
+_RECORDED = tuple(name for name in _COLUMNS if name != "rating")  # a rating is set by `rate` alone, never reset
+RATINGS = {"good": 1, "bad": -1, "none": 0}
 _JSON_COLUMNS = ("messages", "sources", "timings", "memories")
 
 
@@ -72,6 +75,7 @@ class Exchange:
     error: str | None = None
     client: str | None = None
     memories: list[str] = field(default_factory=list)  # ids of the memories the prompt carried
+    rating: int = 0  # the user's mark: 1 good, -1 bad, 0 none (training datasets select by it)
 
     @property
     def question(self) -> str:
@@ -173,7 +177,7 @@ class ConversationLog:
         """Store `exchange` (replacing one with the same id); it is on disk when this returns."""
         if not isinstance(exchange.id, str) or not exchange.id:
             raise ValueError("an exchange needs a non-empty string id")
-        row = {name: getattr(exchange, name) for name in _COLUMNS}
+        row = {name: getattr(exchange, name) for name in _RECORDED}
         for name in _JSON_COLUMNS:
             row[name] = _dumps(row[name] if row[name] is not None else ({} if name == "timings" else []))
         row["response"] = row["response"] or ""
@@ -203,10 +207,12 @@ class ConversationLog:
         offset: int = 0,
         model: str | None = None,
         since: float | None = None,
+        until: float | None = None,
+        rating: int | None = None,
     ) -> list[Exchange]:
         """Exchanges newest first; `search` keeps those whose messages or response hold every word of it
-        (case-insensitive, any script); `limit=None` means all."""
-        where, params = _filters(search, model, since)
+        (case-insensitive, any script); `since`/`until` bound the time; `limit=None` means all."""
+        where, params = _filters(search, model, since, until, rating)
         # The page's rowids first, then their rows: sorting thousands of search hits by time is cheap on
         # (time, rowid) and slow when every hit drags its whole row (messages, response) into the sort.
         order = "ORDER BY time DESC, rowid DESC"
@@ -215,8 +221,15 @@ class ConversationLog:
         limit = -1 if limit is None else max(0, int(limit))
         return [_exchange(r) for r in self._query(sql, (*params, limit, max(0, int(offset))))]
 
-    def count(self, search: str | None = None, model: str | None = None, since: float | None = None) -> int:
-        where, params = _filters(search, model, since)
+    def count(
+        self,
+        search: str | None = None,
+        model: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        rating: int | None = None,
+    ) -> int:
+        where, params = _filters(search, model, since, until, rating)
         return self._query(f"SELECT count(*) FROM exchanges{where}", params)[0][0]
 
     def after(self, rowid: int, limit: int = 100) -> list[tuple[int, Exchange]]:
@@ -224,6 +237,13 @@ class ConversationLog:
         memory extractor catching up)."""
         sql = f"SELECT rowid, {', '.join(_COLUMNS)} FROM exchanges WHERE rowid > ? ORDER BY rowid LIMIT ?"
         return [(row[0], _exchange(row[1:])) for row in self._query(sql, (int(rowid), int(limit)))]
+
+    def rate(self, exchange_id: str, rating: int) -> bool:
+        """Mark an exchange good (1), bad (-1) or neither (0); False when there is no such exchange."""
+        if rating not in RATINGS.values():
+            raise ValueError(f"a rating is one of {', '.join(RATINGS)}")
+        with self.transaction(f"rate exchange {exchange_id}") as db:
+            return db.execute("UPDATE exchanges SET rating = ? WHERE id = ?", (rating, exchange_id)).rowcount > 0
 
     def redact_user_text(self, exchange_id: str, replacement: str) -> bool:
         """Blank the user's new words in one exchange (its messages after the last assistant turn): what
@@ -293,7 +313,13 @@ def log_path(home) -> Path:
     return Path(home.memory_dir) / DB_NAME
 
 
-def _filters(search: str | None, model: str | None, since: float | None) -> tuple[str, tuple]:
+def _filters(
+    search: str | None,
+    model: str | None,
+    since: float | None,
+    until: float | None = None,
+    rating: int | None = None,
+) -> tuple[str, tuple]:
     clauses: list[str] = []
     params: list[Any] = []
     # Substring match on the folded text, so "контекст" also finds "контекста" and "контексте": words of three
@@ -313,6 +339,12 @@ def _filters(search: str | None, model: str | None, since: float | None) -> tupl
     if since is not None:
         clauses.append("time >= ?")
         params.append(float(since))
+    if until is not None:
+        clauses.append("time < ?")
+        params.append(float(until))
+    if rating is not None:
+        clauses.append("rating = ?")
+        params.append(int(rating))
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 

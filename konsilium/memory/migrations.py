@@ -231,3 +231,9 @@ CREATE TABLE conversation_vectors (
 ALTER TABLE exchanges ADD COLUMN memories TEXT NOT NULL DEFAULT '[]';
 """,
     )
+
+
+@migration
+def m004_ratings(db: sqlite3.Connection) -> None:
+    """The user's mark on an exchange (good / bad), so training datasets can take the good ones."""
+    _execute_script(db, "ALTER TABLE exchanges ADD COLUMN rating INTEGER NOT NULL DEFAULT 0;")

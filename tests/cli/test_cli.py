@@ -11,26 +11,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+from cli_runner import run
 from shared_data import HELP_VAULT, SAMPLE_VAULT, needs
-from typer.testing import CliRunner
-
-from konsilium.cli.main import app
 
 KONSILIUM = [sys.executable, "-m", "konsilium.cli.main"]
-
-
-def run(home: Path, *args: str, check: bool = True) -> SimpleNamespace:
-    """`konsilium ARGS` with KONSILIUM_HOME=home, in this process: returncode, stdout and stderr as a process's."""
-    result = CliRunner().invoke(app, list(args), env={"KONSILIUM_HOME": str(home)})
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    proc = SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"konsilium {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
-    return proc
 
 
 def run_process(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

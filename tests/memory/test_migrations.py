@@ -172,24 +172,27 @@ def test_a_new_migration_runs_once_on_an_existing_log(tmp_path, make, monkeypatc
         log.record(make(1))
     runs = []
 
-    def m004_reactions(db):
+    def reactions(db):
         runs.append(1)
         db.execute("CREATE TABLE reactions (exchange_id TEXT, emoji TEXT)")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m004_reactions])
+    number = len(migrations.MIGRATIONS) + 1
+    reactions.__name__ = f"m{number:03d}_reactions"
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, reactions])
     ConversationLog(path).close()
     ConversationLog(path).close()
     assert runs == [1]
-    assert [name for name, _ in applied(path)][-1] == "m004_reactions" and user_version(path) == 4
+    assert [name for name, _ in applied(path)][-1] == reactions.__name__ and user_version(path) == number
 
 
 def test_migrations_must_be_registered_in_number_order():
-    def m007_skipped_ahead(db):
+    def skipped_ahead(db):
         pass
 
     count = len(migrations.MIGRATIONS)
-    with pytest.raises(ValueError, match="out of order.*m004_"):
-        migrations.migration(m007_skipped_ahead)
+    skipped_ahead.__name__ = f"m{count + 3:03d}_skipped_ahead"
+    with pytest.raises(ValueError, match=f"out of order.*m{count + 1:03d}_"):
+        migrations.migration(skipped_ahead)
     assert len(migrations.MIGRATIONS) == count
 
 

@@ -1,0 +1,255 @@
+"""The LoRA training loop: PEFT adapters over the base model, AdamW, warmup then cosine decay, padded batches of
+similar-length windows, held-out perplexity after each epoch (the best adapter is kept), checkpoints on a timer.
+
+A plain loop rather than transformers' Trainer: resuming mid-epoch, a wall-clock budget (`--minutes`), the same
+loss as perplexity and a progress line with tokens/s are each a few lines here and would be callbacks there.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+
+from ..plan.training import ENGINE_TARGETS
+from .base_model import BaseModel, load
+from .batches import collate, epoch_order, plan_batches
+from .perplexity import perplexity, token_losses
+from .runs import Progress, RunDir
+from .samples import Sample
+from .tokens import Window, encode_all
+
+MIN_LR_SHARE = 0.1  # cosine decay ends at this share of the learning rate
+
+
+class TrainingStopped(Exception):
+    """Stopped on request (Ctrl-C): the run's checkpoint is saved and `--resume` continues it."""
+
+    def __init__(self, run: RunDir, step: int):
+        super().__init__(f"stopped at step {step}; the checkpoint is saved in {run.checkpoint}")
+        self.run, self.step = run, step
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    device: str = "cpu"
+    precision: str = "fp32"
+    rank: int = 16
+    alpha: float = 32.0
+    rslora: bool = False
+    dropout: float = 0.05
+    targets: tuple[str, ...] = ()
+    learning_rate: float = 1e-3
+    epochs: int = 3
+    warmup_steps: int = 10
+    max_tokens: int = 512
+    batch_tokens: int = 4096
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    checkpoint_every_s: float = 120.0
+    max_steps: int = 0  # 0: no limit
+    minutes: float = 0.0  # 0: no limit
+
+    @classmethod
+    def from_settings(cls, settings, **overrides) -> TrainOptions:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in settings.model_dump().items() if k in known}
+        values["targets"] = tuple(values.get("targets") or ())
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "targets": list(self.targets)}
+
+
+def default_targets(model) -> list[str] | str:
+    """The linear layers konsilium's engine serves LoRA on (attention and MLP projections) that this model has;
+    PEFT's "all-linear" (everything but the output head) for an architecture that names them otherwise."""
+    import torch
+
+    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    return [t for t in ENGINE_TARGETS if t in names] or "all-linear"
+
+
+def lora_config(options: TrainOptions, model):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=options.rank,
+        lora_alpha=options.alpha,
+        lora_dropout=options.dropout,
+        use_rslora=options.rslora,
+        target_modules=list(options.targets) or default_targets(model),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def learning_rate(options: TrainOptions, step: int, planned: int) -> float:
+    """Linear warmup, then cosine decay to MIN_LR_SHARE of the rate at the planned last step."""
+    if step < options.warmup_steps:
+        return options.learning_rate * (step + 1) / (options.warmup_steps + 1)
+    span = max(1, planned - options.warmup_steps)
+    done = min(1.0, (step - options.warmup_steps) / span)
+    return options.learning_rate * (MIN_LR_SHARE + (1 - MIN_LR_SHARE) * 0.5 * (1 + math.cos(math.pi * done)))
+
+
+@dataclass
+class Prepared:
+    model: object  # the PeftModel
+    tokenizer: object
+    train: list[Window]
+    held_out: list[Window]
+    batches: list[list[int]]
+
+
+def prepare(options: TrainOptions, base: BaseModel, samples: list[Sample], gguf_cache: bool = True) -> Prepared:
+    import torch
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    torch.manual_seed(options.seed)
+    tokenizer, model = load(base, options.device, options.precision, gguf_cache=gguf_cache)
+    train = encode_all([s for s in samples if s.split == "train"], tokenizer, options.max_tokens)
+    held_out = encode_all([s for s in samples if s.split == "eval"], tokenizer, options.max_tokens)
+    if not train:
+        raise ValueError("the dataset has no training samples left after tokenization (all held out or empty)")
+    if options.precision == "4bit":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=options.gradient_checkpointing)
+    elif options.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model.config.use_cache = False
+    model = get_peft_model(model, lora_config(options, model))
+    return Prepared(model, tokenizer, train, held_out, plan_batches(train, options.batch_tokens))
+
+
+def run_training(
+    run: RunDir,
+    options: TrainOptions,
+    prepared: Prepared,
+    progress: Callable[[int, int, str], None] | None = None,
+    resume: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+) -> Progress:
+    """Train until the epochs, `max_steps` or `minutes` run out (or Ctrl-C: TrainingStopped after a checkpoint)."""
+    import torch
+
+    model, device = prepared.model, next(prepared.model.parameters()).device
+    pad_id = prepared.tokenizer.pad_token_id
+    pad_id = prepared.tokenizer.eos_token_id if pad_id is None else pad_id
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate, weight_decay=0.0)
+    state = run.load_checkpoint(model, optimizer) if resume else Progress()
+    if not resume:
+        state.planned_steps = options.epochs * len(prepared.batches)
+        if options.max_steps:
+            state.planned_steps = min(state.planned_steps, options.max_steps)
+        if prepared.held_out:  # step 0: the adapter is still the identity, so this is the base model
+            state.evals.append(
+                {"step": 0, "epoch": 0, **perplexity(model, prepared.held_out, pad_id, options.batch_tokens)}
+            )
+            state.best_step, state.best_perplexity = 0, state.evals[-1]["perplexity"]
+    started, last_checkpoint = clock() - state.seconds, clock()
+    deadline = started + options.minutes * 60 if options.minutes else None
+    model.train()
+    try:
+        while state.epoch < options.epochs:
+            order = epoch_order(prepared.batches, options.seed, state.epoch)
+            while state.batch_in_epoch < len(order):
+                if _out_of_budget(options, state, deadline, clock):
+                    break
+                loss = _step(
+                    model,
+                    optimizer,
+                    options,
+                    state,
+                    [prepared.train[i] for i in order[state.batch_in_epoch]],
+                    pad_id,
+                    device,
+                    trainable,
+                )
+                state.batch_in_epoch += 1
+                state.seconds = clock() - started
+                if deadline and state.step == 5:  # the budget, not the epochs, decides where the decay ends
+                    per_step = state.seconds / state.step
+                    state.planned_steps = min(state.planned_steps, int((deadline - started) / per_step))
+                if progress:
+                    progress(
+                        state.step,
+                        state.planned_steps,
+                        f"loss {loss:.3f} · {state.tokens / max(state.seconds, 1e-9):.0f} tok/s",
+                    )
+                if clock() - last_checkpoint >= options.checkpoint_every_s:
+                    run.save_checkpoint(model, optimizer, state)
+                    last_checkpoint = clock()
+            if state.batch_in_epoch < len(order):  # the budget ran out mid-epoch
+                break
+            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+            _evaluate(run, model, prepared, options, state, pad_id)
+        if state.batch_in_epoch:  # stopped mid-epoch: measure what we have
+            _evaluate(run, model, prepared, options, state, pad_id)
+    except KeyboardInterrupt:
+        state.seconds = clock() - started
+        run.save_checkpoint(model, optimizer, state)
+        raise TrainingStopped(run, state.step) from None
+    state.seconds = clock() - started
+    run.save_checkpoint(model, optimizer, state)
+    return state
+
+
+def _out_of_budget(options: TrainOptions, state: Progress, deadline: float | None, clock) -> bool:
+    return bool((options.max_steps and state.step >= options.max_steps) or (deadline and clock() >= deadline))
+
+
+def _step(model, optimizer, options, state: Progress, windows: list[Window], pad_id: int, device, trainable) -> float:
+    import torch
+
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(options, state.step, state.planned_steps)
+    loss_sum, count = token_losses(model, collate(windows, pad_id, device))
+    loss = loss_sum / max(count, 1)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    state.step += 1
+    state.tokens += count
+    value = float(loss.detach())
+    state.losses.append(round(value, 5))
+    return value
+
+
+def _evaluate(run: RunDir, model, prepared: Prepared, options, state: Progress, pad_id: int) -> None:
+    if not prepared.held_out or (state.evals and state.evals[-1]["step"] == state.step):
+        return
+    measured = perplexity(model, prepared.held_out, pad_id, options.batch_tokens)
+    model.train()
+    state.evals.append({"step": state.step, "epoch": state.epoch, **measured})
+    if state.best_perplexity is None or measured["perplexity"] < state.best_perplexity:
+        state.best_step, state.best_perplexity = state.step, measured["perplexity"]
+        run.save_best(model)
+
+
+def peak_memory_bytes(device: str) -> int:
+    if device == "cuda":
+        import torch
+
+        return int(torch.cuda.max_memory_allocated())
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def summary(state: Progress, options: TrainOptions, batches_per_epoch: int) -> dict:
+    recent = state.losses[-20:]
+    return {
+        "steps": state.step,
+        "epochs": round(state.epoch + state.batch_in_epoch / max(batches_per_epoch, 1), 2),
+        "train_loss": round(sum(recent) / len(recent), 4) if recent else None,
+        "tokens": state.tokens,
+        "seconds": round(state.seconds, 1),
+        "tokens_per_s": round(state.tokens / state.seconds, 1) if state.seconds else None,
+        "held_out": state.evals,
+        "best_step": state.best_step,
+        "options": options.to_json(),
+    }
