@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
+from ..config import TrainingSettings
 from ..plan.training import ENGINE_TARGETS
 from .base_model import BaseModel, load
 from .batches import collate, epoch_order, plan_batches
@@ -32,23 +33,26 @@ class TrainingStopped(Exception):
         self.run, self.step = run, step
 
 
+_DEFAULTS = TrainingSettings()  # the defaults live in the settings schema, not here
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     device: str = "cpu"
     precision: str = "fp32"
-    rank: int = 16
-    alpha: float = 32.0
-    rslora: bool = False
-    dropout: float = 0.05
-    targets: tuple[str, ...] = ()
-    learning_rate: float = 1e-3
-    epochs: int = 3
-    warmup_steps: int = 10
-    max_tokens: int = 512
-    batch_tokens: int = 4096
-    gradient_checkpointing: bool = False
-    seed: int = 0
-    checkpoint_every_s: float = 120.0
+    rank: int = _DEFAULTS.rank
+    alpha: float = _DEFAULTS.alpha
+    rslora: bool = _DEFAULTS.rslora
+    dropout: float = _DEFAULTS.dropout
+    targets: tuple[str, ...] = tuple(_DEFAULTS.targets)
+    learning_rate: float = _DEFAULTS.learning_rate
+    epochs: int = _DEFAULTS.epochs
+    warmup_steps: int = _DEFAULTS.warmup_steps
+    max_tokens: int = _DEFAULTS.max_tokens
+    batch_tokens: int = _DEFAULTS.batch_tokens
+    gradient_checkpointing: bool = _DEFAULTS.gradient_checkpointing
+    seed: int = _DEFAULTS.seed
+    checkpoint_every_s: float = _DEFAULTS.checkpoint_every_s
     max_steps: int = 0  # 0: no limit
     minutes: float = 0.0  # 0: no limit
 
