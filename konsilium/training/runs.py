@@ -29,7 +29,8 @@ class Progress:
     batch_in_epoch: int = 0  # batches of `epoch` already done
     planned_steps: int = 0
     tokens: int = 0  # learned tokens seen
-    seconds: float = 0.0  # training time so far (across resumes)
+    seconds: float = 0.0  # wall time so far (across resumes), held-out measurements included
+    eval_seconds: float = 0.0  # of which measuring the held-out notes
     losses: list[float] = field(default_factory=list)  # mean loss of each step
     evals: list[dict] = field(default_factory=list)  # {"step", "epoch", "perplexity", "tokens"}
     best_step: int | None = None

@@ -183,7 +183,7 @@ def run_training(
                     progress(
                         state.step,
                         state.planned_steps,
-                        f"loss {loss:.3f} · {state.tokens / max(state.seconds, 1e-9):.0f} tok/s",
+                        f"loss {loss:.3f} · {state.tokens / max(state.seconds - state.eval_seconds, 1e-9):.0f} tok/s",
                     )
                 if clock() - last_checkpoint >= options.checkpoint_every_s:
                     run.save_checkpoint(model, optimizer, state)
@@ -228,7 +228,9 @@ def _step(model, optimizer, options, state: Progress, windows: list[Window], pad
 def _evaluate(run: RunDir, model, prepared: Prepared, options, state: Progress, pad_id: int) -> None:
     if not prepared.held_out or (state.evals and state.evals[-1]["step"] == state.step):
         return
+    started = time.monotonic()
     measured = perplexity(model, prepared.held_out, pad_id, options.batch_tokens)
+    state.eval_seconds += time.monotonic() - started
     model.train()
     state.evals.append({"step": state.step, "epoch": state.epoch, **measured})
     if state.best_perplexity is None or measured["perplexity"] < state.best_perplexity:
@@ -246,13 +248,14 @@ def peak_memory_bytes(device: str) -> int:
 
 def summary(state: Progress, options: TrainOptions, batches_per_epoch: int) -> dict:
     recent = state.losses[-20:]
+    training_s = state.seconds - state.eval_seconds
     return {
         "steps": state.step,
         "epochs": round(state.epoch + state.batch_in_epoch / max(batches_per_epoch, 1), 2),
         "train_loss": round(sum(recent) / len(recent), 4) if recent else None,
         "tokens": state.tokens,
         "seconds": round(state.seconds, 1),
-        "tokens_per_s": round(state.tokens / state.seconds, 1) if state.seconds else None,
+        "tokens_per_s": round(state.tokens / training_s, 1) if training_s > 0 else None,  # held-out time excluded
         "held_out": state.evals,
         "best_step": state.best_step,
         "options": options.to_json(),
