@@ -37,6 +37,9 @@ def build(
     ctx: typer.Context,
     out_file: Annotated[Path, typer.Option("--out", help="The JSONL file to write.")],
     notes: Annotated[list[Path] | None, typer.Option("--notes", help="A folder of notes; repeatable.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="--notes: only notes with this tag (nested too); repeatable.")
+    ] = None,
     jsonl: Annotated[
         list[Path] | None, typer.Option("--jsonl", help="A JSONL file in the common chat format; repeatable.")
     ] = None,
@@ -64,6 +67,8 @@ def build(
         fail("nothing to build from: give --notes DIR, --jsonl FILE or --log", as_json, code=2)
     if rated is not None and rated not in ("good", "bad"):
         fail(f"--rated {rated!r}: use good or bad", as_json, code=2)
+    if tag and not notes:
+        fail("--tag filters notes: add --notes DIR", as_json, code=2)
     if (role or since or until or search or rated) and not log:
         fail("--role, --since, --until, --search and --rated filter the log: add --log", as_json, code=2)
     with user_errors(as_json):
@@ -72,7 +77,7 @@ def build(
         collected = Collected()
         for folder in notes or []:
             with progress_bar(f"reading {folder.name or folder}", enabled=not as_json) as progress:
-                collect_notes(folder, limits, collected, progress)
+                collect_notes(folder, limits, collected, progress, tags=tuple(tag or ()))
         for file in jsonl or []:
             collect_jsonl(file, limits, collected)
         if log:

@@ -40,3 +40,10 @@ class Scope:
         clean_folders = tuple(dict.fromkeys(f.strip("/") for f in folders if f.strip("/")))
         clean_tags = tuple(dict.fromkeys(t for t in (normalize_tag(tag) for tag in tags) if t))
         return cls(clean_folders, clean_tags) if clean_folders or clean_tags else None
+
+    def admits_tags(self, tags: Iterable[str]) -> bool:
+        """Whether a note with `tags` passes the tag part of the scope (nested: `sport` admits `sport/running`)."""
+        if not self.tags:
+            return True
+        field = tags_field(tags)
+        return any(f"{SEPARATOR}{tag}{SEPARATOR}" in field or f"{SEPARATOR}{tag}/" in field for tag in self.tags)

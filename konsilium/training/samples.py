@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 SPLITS = ("train", "eval")
@@ -44,12 +45,24 @@ class Sample:
         return {**body, "source": self.source, "split": self.split}
 
 
+def _bucket(key: str) -> float:
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
+
+
 def split_for(key: str, eval_fraction: float) -> str:
-    """A stable split from a key (a note's path): the same note is held out in every build."""
-    if eval_fraction <= 0:
-        return "train"
-    bucket = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
-    return "eval" if bucket < eval_fraction else "train"
+    """A stable split from a key alone (a chat of a JSONL file, an exchange): held out with that probability."""
+    return "eval" if eval_fraction > 0 and _bucket(key) < eval_fraction else "train"
+
+
+def hold_out(samples: list[Sample], eval_fraction: float) -> list[Sample]:
+    """Hold out whole sources (notes): the ceil(share) of them with the lowest hash of their path, at least one
+    when there are two or more. The same notes are held out in every build of the same folder, and the share is
+    exact (a hash threshold alone may hold out none of 15 notes, or five)."""
+    sources = sorted({s.source for s in samples}, key=_bucket)
+    if eval_fraction <= 0 or len(sources) < 2:
+        return [replace(s, split="train") for s in samples]
+    held = set(sources[: min(len(sources) - 1, max(1, math.ceil(eval_fraction * len(sources))))])
+    return [replace(s, split="eval" if s.source in held else "train") for s in samples]
 
 
 def parse_sample(data: object, where: str, eval_fraction: float = 0.1) -> Sample:

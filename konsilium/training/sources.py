@@ -23,7 +23,7 @@ from ..vault.chunker import chunk_note
 from ..vault.encoding import looks_mojibake
 from ..vault.model import Note
 from ..vault.walker import Skipped, iter_vault_files, read_note
-from .samples import Sample, read_samples, split_for
+from .samples import Sample, hold_out, read_samples, split_for
 
 _SPACES = re.compile(r"\s+")
 
@@ -61,25 +61,23 @@ class Collected:
 def note_text_samples(note: Note, limits: Limits) -> list[Sample]:
     """A plain note as text pieces of about `chunk_chars` characters, cut along its structure (no overlap: a
     perplexity over these counts every token once)."""
-    split = split_for(note.path, limits.eval_fraction)
     pieces = []
     for chunk in chunk_note(note, max_chars=limits.chunk_chars, overlap_chars=0):
         head = f"# {note.title}\n" + (f"## {chunk.heading}\n" if chunk.heading else "")
-        pieces.append(Sample(text=f"{head}\n{chunk.text}", source=note.path, split=split))
+        pieces.append(Sample(text=f"{head}\n{chunk.text}", source=note.path))
     return pieces
 
 
 def note_chat_samples(note: Note, limits: Limits) -> list[Sample]:
     """A conversation note as chat samples of consecutive turns up to about twice `chunk_chars` each; every
     sample starts with a user turn and ends with an assistant turn (that is what gets learned)."""
-    split = split_for(note.path, limits.eval_fraction)
     samples, current, size = [], [], 0
     budget = 2 * limits.chunk_chars
     for turn in note.turns:
         if turn.role not in ("user", "assistant") or not turn.text.strip():
             continue
         if turn.role == "user" and current and current[-1]["role"] == "assistant" and size >= budget:
-            samples.append(Sample(messages=tuple(current), source=note.path, split=split))
+            samples.append(Sample(messages=tuple(current), source=note.path))
             current, size = [], 0
         if current and current[-1]["role"] == turn.role:  # two turns of one speaker in a row: one message
             current[-1] = {"role": turn.role, "content": current[-1]["content"] + "\n\n" + turn.text}
@@ -89,23 +87,33 @@ def note_chat_samples(note: Note, limits: Limits) -> list[Sample]:
     while current and current[-1]["role"] != "assistant":
         current.pop()
     if current:
-        samples.append(Sample(messages=tuple(current), source=note.path, split=split))
+        samples.append(Sample(messages=tuple(current), source=note.path))
     return samples
 
 
-def collect_notes(root: Path, limits: Limits, into: Collected, progress: Callable | None = None) -> None:
+def collect_notes(
+    root: Path, limits: Limits, into: Collected, progress: Callable | None = None, tags: tuple[str, ...] = ()
+) -> None:
+    """Every note under `root` (with any of `tags` when given: Obsidian's nesting, `sport` takes `#sport/run`)."""
+    from ..index.scope import Scope
+
+    scope = Scope.of(tags=tags)
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder of notes")
     paths = list(iter_vault_files(root, skipped=into.skipped_files))
+    found: list[Sample] = []
     for done, rel in enumerate(paths, 1):
         note = read_note(root, rel)
         if isinstance(note, Skipped):
             into.skipped_files.append(note)
+        elif scope is not None and not scope.admits_tags(note.tags):
+            into.drop("without the tags asked for", rel)
         else:
-            into.samples.extend(note_chat_samples(note, limits) if note.turns else note_text_samples(note, limits))
+            found.extend(note_chat_samples(note, limits) if note.turns else note_text_samples(note, limits))
         if progress:
             progress(done, len(paths), rel)
+    into.samples.extend(hold_out(found, limits.eval_fraction))  # each folder holds out its own share
 
 
 def notes_samples(root: Path, limits: Limits) -> list[Sample]:
