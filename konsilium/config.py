@@ -239,6 +239,11 @@ class TrainingSettings(_Section):
     precision: Literal["auto", "fp32", "bf16", "4bit"] = Field(
         "auto", description="base weights while training; auto: fp32 on the CPU, bf16 on CUDA; 4bit: QLoRA (CUDA)"
     )
+    mode: Literal["lora", "attention", "router"] = Field(
+        "lora",
+        description="lora: LoRA on `targets`; attention: on q/k/v/o only; router: an MoE's routers alone (refused: "
+        "no engine serves the result yet)",
+    )
     rank: int = Field(16, ge=1, le=512, description="LoRA rank")
     alpha: float = Field(32.0, gt=0, description="LoRA alpha (scale alpha/rank, or alpha/sqrt(rank) with rslora)")
     rslora: bool = Field(False, description="rank-stabilised LoRA scaling")

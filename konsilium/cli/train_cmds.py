@@ -187,6 +187,9 @@ def train(
     minutes: Annotated[float | None, typer.Option("--minutes", min=0.05, help="Stop after this long.")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Stop after this many steps.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Passes over the data at most.")] = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="lora (default targets), attention (q/k/v/o only) or router.")
+    ] = None,
     rank: Annotated[int | None, typer.Option("--rank", min=1, max=512, help="LoRA rank.")] = None,
     alpha: Annotated[float | None, typer.Option("--alpha", min=0.001, help="LoRA alpha.")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", min=1e-8, max=1, help="Learning rate.")] = None,
@@ -226,6 +229,7 @@ def train(
         else:
             options = TrainOptions.from_settings(
                 h.config.training,
+                mode=mode,
                 epochs=epochs,
                 rank=rank,
                 alpha=alpha,

@@ -36,6 +36,7 @@ from .serving_base import ServingLimits
 from .serving_chat import OpenAIServingChat
 from .serving_completions import OpenAIServingCompletion
 from .serving_embeddings import OpenAIServingEmbedding
+from .serving_exchanges import exchanges_router
 from .serving_memories import memories_router
 from .serving_models import AdapterNotFound, OpenAIServingModels
 from .settings import ServerSettings
@@ -121,6 +122,7 @@ def create_app(
         return await embeddings.create(request)
 
     app.include_router(memories_router(pipeline))
+    app.include_router(exchanges_router(pipeline))
 
     # The outermost middleware runs first: the Host name, then the key, before any byte of the body is read.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_body_bytes)

@@ -11,7 +11,7 @@ from pathlib import Path
 from .base_model import TrainingSetupError, base_model_of, choose_device, load, with_role
 from .perplexity import perplexity
 from .samples import Sample
-from .tokens import encode_all
+from .tokens import encode_all, pad_id
 
 BASE_ALIASES = ("base",)
 
@@ -62,8 +62,7 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="konsilium-ppl-") as workdir:
         if role is not None:
             model = with_role(model, registry, role, Path(workdir))
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        result = perplexity(model, windows, pad_id, home.config.training.batch_tokens, progress)
+        result = perplexity(model, windows, pad_id(tokenizer), home.config.training.batch_tokens, progress)
     seconds = time.monotonic() - started
     return {
         "model": model_id,

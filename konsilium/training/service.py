@@ -34,17 +34,40 @@ def memory_capacity(device: str) -> tuple[float, str]:
     return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")), "RAM"
 
 
-def fit_check(base: BaseModel, options: TrainOptions) -> dict:
-    """The planner's estimate for this run; TrainingSetupError with the numbers when it cannot fit."""
+def _shape(base: BaseModel):
+    """The planner's shape of the base model, None for an architecture it does not know."""
     from ..plan import analyze, load_config
     from ..plan.architectures import PlanError
-    from ..plan.training import training_plan
 
+    try:
+        return analyze(load_config(base.path / base.gguf_file if base.gguf_file else base.path))
+    except PlanError:
+        return None
+
+
+def fit_check(base: BaseModel, options: TrainOptions) -> dict:
+    """The planner's estimate for this run; TrainingSetupError with the numbers when it cannot fit, or with the
+    planner's reason when the run makes no sense (router mode: no engine serves the result; bad targets)."""
+    from ..plan.architectures import PlanError
+    from ..plan.training import TRAIN_MODES, training_plan
+
+    if options.mode not in TRAIN_MODES:
+        raise TrainingSetupError(f"--mode {options.mode!r}: allowed values are {', '.join(TRAIN_MODES)}")
+    shape = _shape(base)
+    if options.mode == "router":
+        reason = "the planner does not know this architecture" if shape is None else None
+        try:
+            reason = reason or training_plan(shape, mode="router")["serving_warnings"][0]
+        except PlanError as exc:  # a dense model: no router at all
+            reason = str(exc)
+        raise TrainingSetupError(f"--mode router is refused: {reason}")
+    if shape is None:  # say so, do not block the run
+        return {"fits": None, "note": "not estimated: the planner does not know this architecture"}
     capacity, what = memory_capacity(options.device)
     try:
-        shape = analyze(load_config(base.path / base.gguf_file if base.gguf_file else base.path))
         plan = training_plan(
             shape,
+            mode=options.mode,
             precision=options.precision,
             rank=options.rank,
             targets=list(options.targets) or None,
@@ -53,8 +76,8 @@ def fit_check(base: BaseModel, options: TrainOptions) -> dict:
             gradient_checkpointing=options.gradient_checkpointing,
             capacity_bytes=capacity,
         )
-    except PlanError as exc:  # an architecture the planner does not know: say so, do not block the run
-        return {"fits": None, "note": f"not estimated: {exc}"}
+    except PlanError as exc:
+        raise TrainingSetupError(str(exc)) from None
     if not plan["fits"]:
         gib = 1 << 30
         raise TrainingSetupError(

@@ -39,6 +39,11 @@ def encode(sample: Sample, tokenizer, max_tokens: int) -> list[Window]:
     return windows
 
 
+def pad_id(tokenizer) -> int:
+    """The id batches are padded with (masked out, never learned): the pad token, else end-of-text."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 def encode_all(samples: list[Sample], tokenizer, max_tokens: int) -> list[Window]:
     return [window for sample in samples for window in encode(sample, tokenizer, max_tokens)]
 

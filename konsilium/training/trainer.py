@@ -20,9 +20,10 @@ from .batches import collate, epoch_order, plan_batches
 from .perplexity import perplexity, token_losses
 from .runs import Progress, RunDir
 from .samples import Sample
-from .tokens import Window, encode_all
+from .tokens import Window, encode_all, pad_id
 
 MIN_LR_SHARE = 0.1  # cosine decay ends at this share of the learning rate
+ATTENTION_TARGETS = ENGINE_TARGETS[:4]  # q/k/v/o
 
 
 class TrainingStopped(Exception):
@@ -40,6 +41,7 @@ _DEFAULTS = TrainingSettings()  # the defaults live in the settings schema, not 
 class TrainOptions:
     device: str = "cpu"
     precision: str = "fp32"
+    mode: str = _DEFAULTS.mode
     rank: int = _DEFAULTS.rank
     alpha: float = _DEFAULTS.alpha
     rslora: bool = _DEFAULTS.rslora
@@ -68,13 +70,18 @@ class TrainOptions:
         return {**asdict(self), "targets": list(self.targets)}
 
 
-def default_targets(model) -> list[str] | str:
-    """The linear layers konsilium's engine serves LoRA on (attention and MLP projections) that this model has;
-    PEFT's "all-linear" (everything but the output head) for an architecture that names them otherwise."""
+def default_targets(model, mode: str = "lora") -> list[str] | str:
+    """The linear layers konsilium's engine serves LoRA on (attention and MLP projections; attention alone in
+    `attention` mode) that this model has; PEFT's "all-linear" (everything but the output head) for an
+    architecture that names them otherwise."""
     import torch
 
     names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
-    return [t for t in ENGINE_TARGETS if t in names] or "all-linear"
+    wanted = ATTENTION_TARGETS if mode == "attention" else ENGINE_TARGETS
+    found = [t for t in wanted if t in names]
+    if not found and mode == "attention":
+        raise ValueError(f"--mode attention: the model has none of {', '.join(wanted)}; name --targets instead")
+    return found or "all-linear"
 
 
 def lora_config(options: TrainOptions, model):
@@ -85,7 +92,7 @@ def lora_config(options: TrainOptions, model):
         lora_alpha=options.alpha,
         lora_dropout=options.dropout,
         use_rslora=options.rslora,
-        target_modules=list(options.targets) or default_targets(model),
+        target_modules=list(options.targets) or default_targets(model, options.mode),
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -141,8 +148,7 @@ def run_training(
     import torch
 
     model, device = prepared.model, next(prepared.model.parameters()).device
-    pad_id = prepared.tokenizer.pad_token_id
-    pad_id = prepared.tokenizer.eos_token_id if pad_id is None else pad_id
+    padding = pad_id(prepared.tokenizer)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate, weight_decay=0.0)
     state = run.load_checkpoint(model, optimizer) if resume else Progress()
@@ -152,7 +158,7 @@ def run_training(
             state.planned_steps = min(state.planned_steps, options.max_steps)
         if prepared.held_out:  # step 0: the adapter is still the identity, so this is the base model
             state.evals.append(
-                {"step": 0, "epoch": 0, **perplexity(model, prepared.held_out, pad_id, options.batch_tokens)}
+                {"step": 0, "epoch": 0, **perplexity(model, prepared.held_out, padding, options.batch_tokens)}
             )
             state.best_step, state.best_perplexity = 0, state.evals[-1]["perplexity"]
     started, last_checkpoint = clock() - state.seconds, clock()
@@ -170,7 +176,7 @@ def run_training(
                     options,
                     state,
                     [prepared.train[i] for i in order[state.batch_in_epoch]],
-                    pad_id,
+                    padding,
                     device,
                     trainable,
                 )
@@ -191,9 +197,9 @@ def run_training(
             if state.batch_in_epoch < len(order):  # the budget ran out mid-epoch
                 break
             state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-            _evaluate(run, model, prepared, options, state, pad_id)
+            _evaluate(run, model, prepared, options, state, padding)
         if state.batch_in_epoch:  # stopped mid-epoch: measure what we have
-            _evaluate(run, model, prepared, options, state, pad_id)
+            _evaluate(run, model, prepared, options, state, padding)
     except KeyboardInterrupt:
         state.seconds = clock() - started
         run.save_checkpoint(model, optimizer, state)
@@ -207,12 +213,12 @@ def _out_of_budget(options: TrainOptions, state: Progress, deadline: float | Non
     return bool((options.max_steps and state.step >= options.max_steps) or (deadline and clock() >= deadline))
 
 
-def _step(model, optimizer, options, state: Progress, windows: list[Window], pad_id: int, device, trainable) -> float:
+def _step(model, optimizer, options, state: Progress, windows: list[Window], padding: int, device, trainable) -> float:
     import torch
 
     for group in optimizer.param_groups:
         group["lr"] = learning_rate(options, state.step, state.planned_steps)
-    loss_sum, count = token_losses(model, collate(windows, pad_id, device))
+    loss_sum, count = token_losses(model, collate(windows, padding, device))
     loss = loss_sum / max(count, 1)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -225,11 +231,11 @@ def _step(model, optimizer, options, state: Progress, windows: list[Window], pad
     return value
 
 
-def _evaluate(run: RunDir, model, prepared: Prepared, options, state: Progress, pad_id: int) -> None:
+def _evaluate(run: RunDir, model, prepared: Prepared, options, state: Progress, padding: int) -> None:
     if not prepared.held_out or (state.evals and state.evals[-1]["step"] == state.step):
         return
     started = time.monotonic()
-    measured = perplexity(model, prepared.held_out, pad_id, options.batch_tokens)
+    measured = perplexity(model, prepared.held_out, padding, options.batch_tokens)
     state.eval_seconds += time.monotonic() - started
     model.train()
     state.evals.append({"step": state.step, "epoch": state.epoch, **measured})

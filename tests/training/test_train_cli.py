@@ -187,3 +187,18 @@ def test_rated_exchanges_from_the_log_become_a_dataset(tmp_path):
     assert json.loads(line)["messages"][-1] == {"role": "assistant", "content": "Forty minutes at threshold."}
     none = run(home, "dataset", "build", "--log", "--rated", "bad", "--out", str(tmp_path / "x.jsonl"), check=False)
     assert none.returncode == 1 and not (tmp_path / "x.jsonl").exists()
+
+
+def test_attention_mode_trains_q_k_v_o_only_and_router_mode_is_refused_with_the_reason(notes, tiny_base, tmp_path):
+    home = tmp_path / "home"
+    dataset = tmp_path / "d.jsonl"
+    run(home, "dataset", "build", "--notes", str(notes / "Sport"), "--out", str(dataset))
+    common = ["--dataset", str(dataset), "--base", str(tiny_base), "--max-steps", "1", "--max-tokens", "32"]
+    trained = json.loads(run(home, "train", "att", *common, "--mode", "attention", "--json").stdout)
+    config = json.loads((Path(trained["adapter_path"]) / "adapter_config.json").read_text())
+    assert sorted(config["target_modules"]) == ["k_proj", "o_proj", "q_proj", "v_proj"]
+    router = run(home, "train", "moe", *common, "--mode", "router", check=False)
+    assert router.returncode == 1 and "router" in router.stderr and "no router" in router.stderr
+    bogus = run(home, "train", "x", *common, "--mode", "experts", check=False)
+    assert bogus.returncode == 1 and "lora, attention, router" in bogus.stderr
+    assert not (home / "training" / "moe").exists() and not (home / "training" / "x").exists()
