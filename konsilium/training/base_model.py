@@ -82,7 +82,9 @@ def choose_precision(precision: str, device: str) -> str:
         try:
             import bitsandbytes  # noqa: F401
         except ImportError:
-            raise TrainingSetupError("precision 4bit (QLoRA) needs bitsandbytes: pip install bitsandbytes") from None
+            raise TrainingSetupError(
+                "precision 4bit (QLoRA) needs bitsandbytes: pip install 'konsilium[qlora]'"
+            ) from None
     if precision == "bf16" and device == "cpu":
         raise TrainingSetupError("precision bf16 on the CPU trains slowly and imprecisely here; use fp32")
     return precision
