@@ -43,11 +43,12 @@ def lab(
 def print_result(result: dict) -> None:
     text = result["text"]
     source = f"notes {text['notes']}" if "notes" in text else f"{text['dataset']} ({text['split']})"
-    table = Table(title=f"lab on {escape(source)}: {text['samples']} samples, {result['device']}")
-    for column in ("profile", "model", "overrides", "context", "thinking"):
-        table.add_column(column)
-    for column in ("perplexity", "tokens", "gen tok/s", "peak memory"):
-        table.add_column(column, justify="right")
+    sizes = ", ".join(f"{c['tokens']} tokens in windows of {c['context']}" for c in text["contexts"])
+    table = Table(title=f"lab on {escape(source)}: {text['samples']} samples ({sizes}), {result['device']}")
+    for column in ("profile", "model", "overrides"):
+        table.add_column(column, overflow="fold")
+    for column in ("context", "thinking", "perplexity", "gen tok/s", "peak memory"):
+        table.add_column(column, justify="left" if column == "thinking" else "right", no_wrap=True)
     for p in result["profiles"]:
         table.add_row(
             escape(safe_line(p["name"])),
@@ -56,11 +57,10 @@ def print_result(result: dict) -> None:
             str(p["context"]),
             {None: "–", True: "on", False: "off"}[p["thinking"]],
             f"{p['perplexity']:.3f}",
-            str(p["tokens"]),
             "–" if p["generation_tokens_per_s"] is None else f"{p['generation_tokens_per_s']:.1f}",
             _size(p["peak_memory_bytes"]),
         )
-    out.print(table)
+    _print(table)
     prompts = [a["prompt"] for a in result["profiles"][0]["answers"]]
     if prompts:
         answers = Table(title=f"sample answers (greedy, at most {result['max_new_tokens']} tokens)")
@@ -70,10 +70,24 @@ def print_result(result: dict) -> None:
         for p in result["profiles"]:
             cells = [escape(safe_line(_cut(a["text"].strip()))) for a in p["answers"]]
             answers.add_row(escape(safe_line(p["name"])), *cells)
-        out.print(answers)
+        _print(answers)
     for note in result["notes"]:
         out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     out.print(f"[dim]peak memory: {escape(result['peak_memory'])}[/]", highlight=False)
+
+
+def _print(table: Table) -> None:
+    """On a terminal, fitted to its width; piped (a file, a pager, a program), at its natural width: no column
+    squeezed to `perpl…` because a pipe reports 80 columns."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    natural, width = out.measure(table, options=out.options.update_width(10_000)).maximum, out.width
+    out.width = max(width, natural)  # print(width=) cannot widen past the console's own width
+    try:
+        out.print(table)
+    finally:
+        out.width = width
 
 
 def _cut(text: str) -> str:

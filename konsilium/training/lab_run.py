@@ -175,7 +175,7 @@ def answer(model, tokenizer, prompt: str, role, thinking: bool | None, max_new_t
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0],
     )
     started = time.monotonic()
-    with torch.no_grad():
+    with torch.inference_mode():
         out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
     new = out[0, ids.shape[1] :].tolist()  # .tolist() waits for the device: the time below is complete
     seconds = time.monotonic() - started
