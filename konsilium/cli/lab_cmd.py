@@ -33,7 +33,8 @@ def lab(
         h = home_from(ctx, home)
         spec = read_lab(profiles)
         _quiet_model_loading()
-        result = run_lab(h, spec, lambda profile: progress_bar(profile.name, enabled=not as_json))
+        # steps: the perplexity batches, then one per sample answer
+        result = run_lab(h, spec, lambda profile: progress_bar(profile.name, enabled=not as_json, unit="steps"))
     if as_json:
         print_json(result)
         return

@@ -86,7 +86,8 @@ class _Run:
         try:
             self.tokenizer, self.model = load_for_measuring(self.home, base, self.device, profile.overrides)
         except (ValueError, RuntimeError, TypeError) as exc:
-            raise LabError(f"profile {profile.name!r}: the model does not build with these settings: {exc}") from exc
+            settings = f" with set: {json.dumps(profile.overrides)}" if profile.overrides else ""
+            raise LabError(f"profile {profile.name!r}: the model does not load{settings}: {exc}") from exc
         if self.loaded is None and any(p.thinking is not None for p in self.lab.profiles):
             if not thinking_matters(self.tokenizer):
                 self._note("thinking on/off has no effect for this model: its chat template ignores enable_thinking")
