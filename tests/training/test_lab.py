@@ -179,3 +179,12 @@ def test_bad_profiles_exit_1_with_the_key_path_before_any_model_loads(trained, t
     missing = run(home, "lab", str(tmp_path / "none.yaml"), check=False)
     assert missing.returncode == 1 and "no such profiles file" in missing.stderr
     assert run(home, "lab", check=False).returncode == 2
+
+
+def test_thinking_is_noticed_only_where_the_chat_template_reads_it(tokenizer, monkeypatch):
+    from konsilium.training.lab_run import thinking_matters
+
+    assert not thinking_matters(tokenizer)  # SmolLM2's template
+    qwen3_like = "{{ messages }}{% if enable_thinking is defined and not enable_thinking %}<think></think>{% endif %}"
+    monkeypatch.setattr(tokenizer, "chat_template", qwen3_like)
+    assert thinking_matters(tokenizer)
