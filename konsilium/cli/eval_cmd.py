@@ -139,24 +139,17 @@ def perplexity(
     as_json: JsonOption = False,
 ):
     """Token-weighted perplexity of a model on held-out text, tokenized exactly as training tokenizes it."""
-    from ..training.measure import checked_overrides, measure
-    from ..training.samples import read_samples
-    from ..training.sources import Limits, notes_samples
+    from ..training.measure import SPLITS, checked_overrides, measure, text_samples
 
     if (notes is None) == (dataset is None):
         fail("give --notes DIR or --dataset FILE (one of them)", as_json, code=2)
-    if split not in ("eval", "train", "all"):
-        fail(f"--split {split!r}: use eval, train or all", as_json, code=2)
+    if split not in SPLITS:
+        fail(f"--split {split!r}: use {', '.join(SPLITS)}", as_json, code=2)
     with user_errors(as_json):
         h = home_from(ctx, home)
         settings = h.config.training
         overrides = checked_overrides(assignments or [])
-        if notes is not None:
-            samples = notes_samples(notes, Limits.from_settings(settings, eval_fraction=0))
-        else:
-            samples = [s for s in read_samples(dataset, settings.eval_fraction) if split in ("all", s.split)]
-        if not samples:
-            fail(f"no text to measure in {notes or dataset}" + (f" (split {split})" if dataset else ""), as_json)
+        samples = text_samples(settings, notes, dataset, split)
         _quiet_model_loading()
         with progress_bar(f"measuring {model}", enabled=not as_json) as progress:
             result = measure(h, model, samples, context or settings.max_tokens, overrides, base, device, progress)

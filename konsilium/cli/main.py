@@ -13,6 +13,7 @@ from .eval_cmd import eval_app
 from .history_cmd import history_app
 from .import_cmd import import_app
 from .index_cmds import index, search, stats
+from .lab_cmd import lab
 from .memory_cmd import memory_app
 from .model_cmd import model_app
 from .plan_cmd import explain, plan_app
@@ -47,6 +48,7 @@ app.command()(stats)
 app.command()(serve)
 app.command()(ask)
 app.command()(train)
+app.command()(lab)
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
 app.add_typer(dataset_app, name="dataset")

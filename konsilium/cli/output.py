@@ -103,14 +103,14 @@ def home_from(ctx: typer.Context, home: Path | None) -> Home:
 
 
 @contextmanager
-def progress_bar(label: str, enabled: bool = True):
+def progress_bar(label: str, enabled: bool = True, unit: str = "notes"):
     """A progress callback (done, total, item) on stderr: a bar on a terminal, else a plain line every few
     seconds or 10% (a log file or CI shows that a long run is alive); nothing when disabled."""
     if not enabled:
         yield lambda done, total, item: None
         return
     if not err.is_terminal:
-        yield ProgressLines(label)
+        yield ProgressLines(label, unit)
         return
     bar = Progress(
         TextColumn(f"[bold]{label}[/]"),

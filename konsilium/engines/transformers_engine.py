@@ -31,6 +31,31 @@ CHATML_FALLBACK = (
 )
 
 
+def render_chat(tokenizer, messages: list[dict], **template_args) -> str:
+    """Messages as the prompt the model answers (`template_args` reach the template, e.g. enable_thinking)."""
+    template = None if tokenizer.chat_template else CHATML_FALLBACK
+    return tokenizer.apply_chat_template(
+        messages, chat_template=template, tokenize=False, add_generation_prompt=True, **template_args
+    )
+
+
+def encode_prompt(tokenizer, text: str) -> list[int]:
+    # Prompts from the chat template already carry their special tokens; never add a second BOS.
+    bos = tokenizer.bos_token
+    return tokenizer(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"]
+
+
+def eos_token_ids(model, tokenizer) -> set[int]:
+    """Every token that ends an answer: the generation config may list several (an end-of-turn and an EOS)."""
+    ids: set[int] = set()
+    for source in (model.generation_config.eos_token_id, tokenizer.eos_token_id):
+        if isinstance(source, int):
+            ids.add(source)
+        elif source:
+            ids.update(source)
+    return ids
+
+
 class TransformersEngine(ChatViaTemplate):
     """Loads once; `generate` and `stream` may be called from any thread.
 
@@ -57,7 +82,7 @@ class TransformersEngine(ChatViaTemplate):
         self.path, self.gguf_file, self.device = loaded.path, loaded.gguf_file, torch.device(device)
         self.tokenizer, self.converted_copy, model = loaded.tokenizer, loaded.converted_copy, loaded.model
         self.model = model.to(self.device).eval()
-        self._eos_ids = self._find_eos_ids()
+        self._eos_ids = eos_token_ids(self.model, self.tokenizer)
         self.configure_batching(max_batch_size, max_batch_tokens, batch_invariant)
 
     def configure_batching(
@@ -116,15 +141,6 @@ class TransformersEngine(ChatViaTemplate):
         lora = self._scheduler.lora
         return sorted(lora.slot_of) if lora is not None else []
 
-    def _find_eos_ids(self) -> set[int]:
-        ids: set[int] = set()
-        for source in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
-            if isinstance(source, int):
-                ids.add(source)
-            elif source:
-                ids.update(source)
-        return ids
-
     # --- description ---------------------------------------------------------------------------------------
 
     @property
@@ -152,19 +168,13 @@ class TransformersEngine(ChatViaTemplate):
     # --- text <-> tokens -----------------------------------------------------------------------------------
 
     def _encode(self, text: str) -> list[int]:
-        # Prompts from the chat template already carry their special tokens; never add a second BOS.
-        bos = self.tokenizer.bos_token
-        add_special = not (bos and text.startswith(bos))
-        return self.tokenizer(text, add_special_tokens=add_special)["input_ids"]
+        return encode_prompt(self.tokenizer, text)
 
     def count_tokens(self, text: str) -> int:
         return len(self._encode(text))
 
     def apply_chat_template(self, messages: list[dict]) -> str:
-        template = None if self.tokenizer.chat_template else CHATML_FALLBACK
-        return self.tokenizer.apply_chat_template(
-            messages, chat_template=template, tokenize=False, add_generation_prompt=True
-        )
+        return render_chat(self.tokenizer, messages)
 
     # --- generation ----------------------------------------------------------------------------------------
 

@@ -92,11 +92,12 @@ def choose_precision(precision: str, device: str) -> str:
 
 def load(base: BaseModel, device: str, precision: str, config_overrides: dict | None = None, gguf_cache: bool = True):
     """(tokenizer, model on `device`) for training or measuring."""
+    import torch
+
     from ..engines.hf_loading import load_causal_lm
 
     kwargs = {"config_overrides": config_overrides} if config_overrides else {}
     if precision == "4bit":
-        import torch
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -111,7 +112,9 @@ def load(base: BaseModel, device: str, precision: str, config_overrides: dict | 
     loaded = load_causal_lm(base.path, base.gguf_file, dtype, gguf_cache, **kwargs)
     if precision == "4bit":
         return loaded.tokenizer, loaded.model
-    model = loaded.model.float() if precision == "fp32" else loaded.model
+    # .to(float32), not .float(): a GGUF read directly (its converted copy not made yet) counts as quantized, and
+    # transformers refuses .float() on those although the weights are already dequantized.
+    model = loaded.model.to(torch.float32) if precision == "fp32" else loaded.model
     return loaded.tokenizer, model.to(device)
 
 
