@@ -151,7 +151,7 @@ def perplexity(
         overrides = checked_overrides(assignments or [])
         samples = text_samples(settings, notes, dataset, split)
         _quiet_model_loading()
-        with progress_bar(f"measuring {model}", enabled=not as_json) as progress:
+        with progress_bar(f"measuring {model}", enabled=not as_json, unit="batches") as progress:
             result = measure(h, model, samples, context or settings.max_tokens, overrides, base, device, progress)
     if as_json:
         print_json(result)

@@ -103,14 +103,15 @@ def home_from(ctx: typer.Context, home: Path | None) -> Home:
 
 
 @contextmanager
-def progress_bar(label: str, enabled: bool = True, unit: str = "notes"):
+def progress_bar(label: str, enabled: bool = True, unit: str = "notes", status: bool = False):
     """A progress callback (done, total, item) on stderr: a bar on a terminal, else a plain line every few
-    seconds or 10% (a log file or CI shows that a long run is alive); nothing when disabled."""
+    seconds or 10% (a log file or CI shows that a long run is alive); nothing when disabled. `status`: the item is
+    a state worth keeping in those lines too (training's loss and tokens/s), not just the file at hand."""
     if not enabled:
         yield lambda done, total, item: None
         return
     if not err.is_terminal:
-        yield ProgressLines(label, unit)
+        yield ProgressLines(label, unit, status=status)
         return
     bar = Progress(
         TextColumn(f"[bold]{label}[/]"),
@@ -133,8 +134,16 @@ def progress_bar(label: str, enabled: bool = True, unit: str = "notes"):
 class ProgressLines:
     """Progress as lines for a stderr that is no terminal: `indexing: 120/900 notes (13%), about 2 min left`."""
 
-    def __init__(self, label: str, unit: str = "notes", every_s: float = 15.0, stream=None, clock=time.monotonic):
-        self.label, self.unit, self.every_s = label, unit, every_s
+    def __init__(
+        self,
+        label: str,
+        unit: str = "notes",
+        every_s: float = 15.0,
+        stream=None,
+        clock=time.monotonic,
+        status: bool = False,
+    ):
+        self.label, self.unit, self.every_s, self.status = label, unit, every_s, status
         self.stream, self.clock = stream or sys.stderr, clock
         self.started = clock()
         self.last_time = self.started
@@ -155,6 +164,8 @@ class ProgressLines:
         elapsed = now - self.started
         if not finished and done and elapsed >= 1:
             line += f", about {_duration(elapsed * (total - done) / done)} left"
+        if self.status and item:
+            line += f" · {safe_line(item)}"
         self.stream.write(line + "\n")
         self.stream.flush()
 

@@ -247,7 +247,7 @@ def train(
             )
             run = start_run(h, role, dataset, options, base)
         try:
-            with progress_bar(f"training {role}", enabled=not as_json) as progress:
+            with progress_bar(f"training {role}", enabled=not as_json, unit="steps", status=True) as progress:
                 result = train_run(h, run, progress=progress, resume=resume)
         except TrainingStopped as stopped:
             run.write_info(status="stopped")

@@ -115,3 +115,18 @@ def test_progress_lines_every_tenth_or_few_seconds_with_time_left():
     assert slow[0] == "indexing: 8/900 notes (0%), about 30 min left"
     assert "indexing: 122/900 notes (13%), about 26 min left" in slow
     assert slow[-1] == "indexing: 900/900 notes (100%)" and len(slow) < 140
+
+
+def test_training_progress_lines_keep_the_loss_and_speed_in_a_log():
+    import io
+
+    from konsilium.cli.output import ProgressLines
+
+    stream, now = io.StringIO(), [0.0]
+    progress = ProgressLines("training sport", unit="steps", stream=stream, clock=lambda: now[0], status=True)
+    for step in range(1, 11):
+        now[0] = step * 3.0
+        progress(step, 10, f"loss {3 - step / 10:.3f} · 120 tok/s")
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "training sport: 1/10 steps (10%), about 27 s left · loss 2.900 · 120 tok/s"
+    assert lines[-1] == "training sport: 10/10 steps (100%) · loss 2.000 · 120 tok/s"
