@@ -255,3 +255,26 @@ def test_completions_still_refuse_tools_and_formats_by_name(served):
     body = {"model": MODEL, "prompt": "hi", "tools": [WEATHER]}
     response = httpx2.post(f"{url}/v1/completions", json=body, timeout=30)
     assert response.status_code == 400 and response.json()["error"]["param"] == "tools"
+
+
+def test_an_upstream_is_handed_the_tools_and_format_and_its_calls_come_back(served):
+    from konsilium.engines.openai_upstream import OpenAIUpstreamEngine
+
+    _, back, _, back_url = served  # a konsilium on the fake engine stands as the OpenAI-compatible upstream
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    with running_server(create_app(OpenAIUpstreamEngine(f"{back_url}/v1", MODEL), model_id="front")) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=60)
+        whole = client.chat.completions.create(model="front", messages=ASK, tools=[WEATHER, TIME], tool_choice=named)
+        assert back.last.params.constraint.forces_calls and len(back.last.tools) == 2
+        assert back.last.params.constraint.tool_choice == named
+        (call,) = whole.choices[0].message.tool_calls
+        assert call.function.name == "get_weather" and json.loads(call.function.arguments) == EXPECTED_ARGUMENTS
+        chunks = list(
+            client.chat.completions.create(model="front", messages=ASK, tools=[WEATHER], tool_choice=named, stream=True)
+        )
+        pieces = [c.choices[0].delta.tool_calls[0] for c in chunks if c.choices and c.choices[0].delta.tool_calls]
+        assert pieces[0].function.name == "get_weather"
+        assert "".join(p.function.arguments or "" for p in pieces) == call.function.arguments
+        shaped = client.chat.completions.create(model="front", messages=ASK, response_format=PERSON)
+        assert json.loads(shaped.choices[0].message.content) == {"name": "x", "age": 0}
+        assert back.last.params.constraint.json_schema == PERSON["json_schema"]["schema"]
