@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,6 +72,7 @@ class TransformersEngine(ChatViaTemplate):
         self.model = model.to(self.device).eval()
         self._eos_ids = self._find_eos_ids()
         self._grammars = None  # structured.grammar.Grammars, made at the first constrained request
+        self._grammars_lock = threading.Lock()
         self.configure_batching(max_batch_size, max_batch_tokens, batch_invariant)
 
     def configure_batching(
@@ -181,10 +183,11 @@ class TransformersEngine(ChatViaTemplate):
     def token_mask(self, constraint):
         """A fresh grammar state for one sequence (`structured.grammar.TokenMask`); ConstraintError if the
         constraint cannot be compiled."""
-        if self._grammars is None:
-            from ..structured.grammar import Grammars
+        with self._grammars_lock:
+            if self._grammars is None:
+                from ..structured.grammar import Grammars
 
-            self._grammars = Grammars(self.tokenizer, self.model.config.vocab_size, self._eos_ids)
+                self._grammars = Grammars(self.tokenizer, self.model.config.vocab_size, self._eos_ids)
         return self._grammars.mask(constraint)
 
     # --- generation ----------------------------------------------------------------------------------------

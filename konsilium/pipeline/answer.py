@@ -3,7 +3,8 @@
 A turn that offers tools reads the text with the hermes reader (`structured.hermes`): `<tool_call>` blocks become
 `ToolCallDelta`s (id and name first, then argument pieces) and the rest stays text. The Sources tail is for prose
 answers only: an answer that calls tools or must be JSON (`response_format`) never gets it in its text (the
-`sources` field still lists the notes).
+`sources` field still lists the notes). A role's opening note goes before prose and beside calls the model chose
+to make (`tool_choice` auto), never before JSON or forced calls (`TurnRequest.constrained`).
 """
 
 from __future__ import annotations

@@ -56,9 +56,9 @@ class TurnRequest:
         return self.tool_use.for_engine() if self.tool_use is not None else None
 
     @property
-    def structured(self) -> bool:
-        """Tool calls or JSON may be the answer: no opening note goes before it (the role stays in `role`)."""
-        return self.params.constraint is not None or (self.tool_use is not None and self.tool_use.active)
+    def constrained(self) -> bool:
+        """The answer must be JSON or tool calls: no opening note goes before it (the role stays in `role`)."""
+        return self.params.constraint is not None
 
     @property
     def query(self) -> str:
@@ -153,7 +153,7 @@ class TurnPipeline:
                 self._check_prompt(prompt, request.params, resolution.adapter)
             return turn
         self._ground(turn)
-        if not request.structured:  # a note before JSON or a tool call would break it
+        if not request.constrained:  # a note before JSON or a forced call would break it
             turn.opening = opening_note(resolution.declined) + disclaimer(resolution.role)
         return turn
 
@@ -295,7 +295,7 @@ class TurnPipeline:
             reader.feed(result.text)
             _, tail, finish_reason = reader.finish(result.finish_reason)
             content = reader.content
-            content = turn.opening + content + tail if content is not None else None
+            content = turn.opening + content + tail if content is not None else turn.opening or None
             calls = tuple(reader.calls)
             answers.append(TurnResult(content, finish_reason, result.prompt_tokens, result.completion_tokens, calls))
             said.append(turn.opening + result.text + tail)

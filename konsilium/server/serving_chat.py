@@ -141,7 +141,8 @@ class OpenAIServingChat(OpenAIServing):
 
         calls_possible = turn.request.tool_use is not None and turn.request.tool_use.active
         # OpenAI opens an answer that may be tool calls with `content: null`, a text answer with "".
-        opening = chunk(DeltaMessage(role="assistant", content=None if calls_possible else turn.opening), role=role)
+        content = turn.opening or (None if calls_possible else "")
+        opening = chunk(DeltaMessage(role="assistant", content=content), role=role)
         return self.relay(started, opening, on_delta, on_end, usage_event if include_usage else None)
 
 

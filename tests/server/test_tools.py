@@ -278,3 +278,24 @@ def test_an_upstream_is_handed_the_tools_and_format_and_its_calls_come_back(serv
         shaped = client.chat.completions.create(model="front", messages=ASK, response_format=PERSON)
         assert json.loads(shaped.choices[0].message.content) == {"name": "x", "age": 0}
         assert back.last.params.constraint.json_schema == PERSON["json_schema"]["schema"]
+
+
+def test_an_alternative_role_warns_before_prose_and_calls_it_chose_but_never_inside_json(tmp_path):
+    import yaml
+
+    from konsilium.config import open_home
+    from konsilium.roles.registry import RoleRegistry
+    from konsilium.roles.runtime import RoleService
+
+    spec = {"roles": {"skeptic": {"description": "Doubts", "label": "alternative", "disclaimer": "Not neutral."}}}
+    (tmp_path / "konsilium.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    engine = FakeEngine()
+    roles = RoleService(engine, RoleRegistry.open(open_home(tmp_path)), base_model_id=MODEL)
+    with running_server(create_app(engine, roles=roles)) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=60)
+        shaped = client.chat.completions.create(model="skeptic", messages=ASK, response_format=PERSON)
+        called = client.chat.completions.create(model="skeptic", messages=ASK, tools=[WEATHER])
+        forced = client.chat.completions.create(model="skeptic", messages=ASK, tools=[WEATHER], tool_choice="required")
+    assert json.loads(shaped.choices[0].message.content) and shaped.model_extra["role"]["id"] == "skeptic"
+    assert called.choices[0].message.content.startswith("> [!warning] Alternative view: skeptic")
+    assert called.choices[0].message.tool_calls and forced.choices[0].message.content is None
