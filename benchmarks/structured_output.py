@@ -320,9 +320,9 @@ def main() -> None:
     tools = tool_runs(engine, args.max_tokens)
     batch = batch_runs(engine, args.batch_tokens)
     valid_rate = sum(row["valid"] for row in schemas + tools) / len(schemas + tools)
-    constrained = statistics.median(row["constrained_ms_per_token"] for row in schemas)
-    free = statistics.median(row["free_ms_per_token"] for row in schemas)
-    mask = statistics.median(row["mask_us_per_token"] for row in schemas)
+    constrained = round(statistics.median(row["constrained_ms_per_token"] for row in schemas), 2)
+    free = round(statistics.median(row["free_ms_per_token"] for row in schemas), 2)
+    mask = round(statistics.median(row["mask_us_per_token"] for row in schemas), 1)
     summary = {
         "valid_rate": round(valid_rate, 3),
         "median_constrained_ms_per_token": constrained,
