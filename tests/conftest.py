@@ -66,6 +66,7 @@ SLOWEST_FIRST = (
     "roles/test_roles_server.py",
     "memory/test_history_cli.py",
     "engines/test_transformers_engine.py",
+    "server/test_structured_output.py",
 )
 
 

@@ -18,6 +18,13 @@ answer), `chunk_delay_s`, `fail_after_chunks` (raises `FakeEngineFailure` mid-st
 `threading.Event` every chunk after the first waits for). Every request is kept in `received`; `streams_closed`,
 `streams_closed_early` and `open_streams` show that a stream was released.
 
+Tools and structured output: given `tools`, a chat whose last message is the user's is answered with a hermes
+`<tool_call>` to the first tool (the arguments: the smallest value its parameters schema allows, see `example`),
+streamed in pieces of a few characters; a chat whose last message is a tool result answers in words, with
+`tool: <the result>` in place of the user's words. A `constraint` is honoured the same way: forced calls go to its
+first tool, a JSON schema gets its smallest valid value as the answer (`constraint_support` says "token-mask";
+`FakeEngine(constraint_support=ConstraintSupport.NONE)` is an engine that cannot constrain).
+
 `FakeSlotsEngine` holds adapters in slots the way the transformers engine does (`configure_adapters`,
 `prepare_adapter`, `load_adapter`, `unload_adapter`, `loaded_adapters`), for roles tests that do not check numerics.
 """
@@ -25,6 +32,7 @@ answer), `chunk_delay_s`, `fail_after_chunks` (raises `FakeEngineFailure` mid-st
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections import deque
@@ -34,12 +42,13 @@ from dataclasses import dataclass, field
 from konsilium.engines.protocol import (
     AdapterRequest,
     AdapterSupport,
+    ConstraintSupport,
     GenerationChunk,
     GenerationResult,
     SamplingParams,
 )
 
-CHAT_ROLES = ("system", "user", "assistant", "tool")
+CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
 ASSISTANT_TURN = "<|assistant|>"
 
 
@@ -57,6 +66,7 @@ class Received:
     params: SamplingParams
     adapter: str | None
     prompt_tokens: int
+    tools: list[dict] | None = None
     text: str = ""  # what it answered (filled in when the answer is decided)
     finish_reason: str | None = None
 
@@ -77,6 +87,7 @@ class FakeEngine:
         self,
         context_length: int = 2048,
         *,
+        constraint_support: ConstraintSupport = ConstraintSupport.TOKEN_MASK,
         context_lengths: dict[str, int] | None = None,
         filler_words: int = 0,
         chunk_delay_s: float = 0.0,
@@ -84,6 +95,7 @@ class FakeEngine:
         gate: threading.Event | None = None,
     ):
         self._context_length = context_length
+        self.constraint_support = constraint_support
         self.context_lengths = dict(context_lengths or {})
         self.filler_words = filler_words
         self.chunk_delay_s = chunk_delay_s
@@ -133,17 +145,18 @@ class FakeEngine:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def apply_chat_template(self, messages: list[dict]) -> str:
-        lines = []
+    def apply_chat_template(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        lines = [f"<|tools|> {' '.join(tool['function']['name'] for tool in tools)}"] if tools else []
         for message in messages:
             role = message.get("role")
             if role not in CHAT_ROLES:
                 raise ValueError(f"the fake template has no place for role {role!r}")
-            lines.append(f"<|{role}|> {message.get('content') or ''}")
+            calls = " ".join(call["function"]["name"] for call in message.get("tool_calls") or [])
+            lines.append(f"<|{role}|> {message.get('content') or ''}" + (f" <|calls|> {calls}" if calls else ""))
         return "\n".join([*lines, ASSISTANT_TURN])
 
-    def count_chat_tokens(self, messages: list[dict]) -> int:
-        return self.count_tokens(self.apply_chat_template(messages))
+    def count_chat_tokens(self, messages: list[dict], tools: list[dict] | None = None) -> int:
+        return self.count_tokens(self.apply_chat_template(messages, tools))
 
     # --- generation ----------------------------------------------------------------------------------------
 
@@ -158,14 +171,22 @@ class FakeEngine:
         return FakeStream(self, self._answer("prompt", prompt, None, ["prompt", "|", *tail], params, adapter))
 
     def generate_chat(
-        self, messages: list[dict], params: SamplingParams, adapter: AdapterRequest | None = None
+        self,
+        messages: list[dict],
+        params: SamplingParams,
+        adapter: AdapterRequest | None = None,
+        tools: list[dict] | None = None,
     ) -> GenerationResult:
-        return self._result(self._chat(messages, params, adapter))
+        return self._result(self._chat(messages, params, adapter, tools))
 
     def stream_chat(
-        self, messages: list[dict], params: SamplingParams, adapter: AdapterRequest | None = None
+        self,
+        messages: list[dict],
+        params: SamplingParams,
+        adapter: AdapterRequest | None = None,
+        tools: list[dict] | None = None,
     ) -> Iterator[GenerationChunk]:
-        return FakeStream(self, self._chat(messages, params, adapter))
+        return FakeStream(self, self._chat(messages, params, adapter, tools))
 
     # --- the answer ----------------------------------------------------------------------------------------
 
@@ -173,15 +194,34 @@ class FakeEngine:
         """How the answer names the adapter it ran on."""
         return "base" if adapter is None else adapter.name
 
-    def _chat(self, messages: list[dict], params: SamplingParams, adapter: AdapterRequest | None) -> _Answer:
-        prompt = self.apply_chat_template(messages)  # raises ValueError for messages it cannot take
-        system = next((m.get("content") or "" for m in messages if m.get("role") == "system"), None)
+    def _chat(self, messages: list[dict], params: SamplingParams, adapter, tools: list[dict] | None) -> _Answer:
+        prompt = self.apply_chat_template(messages, tools)  # raises ValueError for messages it cannot take
+        system = next((m.get("content") or "" for m in messages if m.get("role") in ("system", "developer")), None)
         user = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
         notes = (system or "").count("<note ")
-        words = [f"notes={notes}", f"system={'yes' if system is not None else 'no'}", "|", *user.split()]
-        return self._answer("chat", prompt, messages, words, params, adapter)
+        structured = self._structured(messages, params.constraint, tools)
+        if structured is not None:
+            pieces = [structured[i : i + 6] for i in range(0, len(structured), 6)]
+            return self._answer("chat", prompt, messages, pieces, params, adapter, tools, raw=True)
+        said = user.split()
+        if messages and messages[-1].get("role") == "tool":
+            said = ["tool:", *(messages[-1].get("content") or "").split()]
+        words = [f"notes={notes}", f"system={'yes' if system is not None else 'no'}", "|", *said]
+        return self._answer("chat", prompt, messages, words, params, adapter, tools)
 
-    def _answer(self, kind, prompt, messages, words, params, adapter) -> _Answer:
+    @staticmethod
+    def _structured(messages: list[dict], constraint, tools: list[dict] | None) -> str | None:
+        """The text of a tool call or a JSON answer, when the request asks for one (None: words)."""
+        last_is_user = bool(messages) and messages[-1].get("role") == "user"
+        if constraint is not None and constraint.forces_calls or (constraint is None and tools and last_is_user):
+            function = (constraint.tools if constraint is not None else tools)[0]["function"]
+            call = {"name": function["name"], "arguments": example(function.get("parameters") or {})}
+            return f"<tool_call>\n{json.dumps(call, ensure_ascii=False)}\n</tool_call>"
+        if constraint is not None and constraint.json_schema is not None:
+            return json.dumps(example(constraint.json_schema), ensure_ascii=False)
+        return None
+
+    def _answer(self, kind, prompt, messages, words, params, adapter, tools=None, raw=False) -> _Answer:
         n_prompt = self.count_tokens(prompt)
         if n_prompt == 0:
             raise ValueError("the prompt is empty")
@@ -190,9 +230,12 @@ class FakeEngine:
         if room < 1:
             raise ValueError(f"the prompt has {n_prompt} tokens; the model's context is {context}")
         self._check_adapter(adapter)
-        words = [f"[{self.describe_adapter(adapter)}]", *words, *(f"w{i}" for i in range(self.filler_words))]
         budget = min(room, params.max_tokens or room)
-        pieces = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
+        if raw:  # pieces of a tool call or JSON, as they are
+            pieces = list(words)
+        else:
+            words = [f"[{self.describe_adapter(adapter)}]", *words, *(f"w{i}" for i in range(self.filler_words))]
+            pieces = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
         finish = "stop"
         if len(pieces) > budget:
             pieces, finish = pieces[:budget], "length"
@@ -208,7 +251,7 @@ class FakeEngine:
             before = "".join(pieces[:i])
             pieces = [*pieces[:i], text[len(before) : at]]
             finish = "stop"
-        record = Received(kind, prompt, messages, params, adapter.name if adapter else None, n_prompt)
+        record = Received(kind, prompt, messages, params, adapter.name if adapter else None, n_prompt, tools)
         record.text, record.finish_reason = "".join(pieces), finish
         with self._lock:
             self.received.append(record)
@@ -344,3 +387,39 @@ class FakeSlotsEngine(FakeEngine):
     def _check_adapter(self, adapter: AdapterRequest | None) -> None:
         if adapter is not None and adapter.name not in self.loaded_adapters():
             raise ValueError(f"adapter {adapter.name!r} is not loaded in this engine")
+
+
+def example(schema: dict, root: dict | None = None):
+    """The smallest value a JSON schema allows, for the subset tests use (types, const, enum, anyOf, $ref, bounds,
+    required properties, minItems, minLength)."""
+    root = root if root is not None else schema
+    if not isinstance(schema, dict):
+        return None
+    if "$ref" in schema:
+        target = root
+        for part in schema["$ref"].lstrip("#").strip("/").split("/"):
+            target = target[part] if part else target
+        return example(target, root)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return example(schema[key][0], root)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {name: example(properties.get(name, {}), root) for name in schema.get("required", [])}
+    if kind == "array":
+        return [example(schema.get("items") or {}, root) for _ in range(schema.get("minItems", 1))]
+    if kind in ("integer", "number"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1)
+        return int(low) if kind == "integer" else float(low)
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return "x" * max(1, schema.get("minLength", 1))

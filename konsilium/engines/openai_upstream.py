@@ -3,12 +3,16 @@ another konsilium); konsilium keeps retrieval, roles and its own API in front of
 
 Chat goes to the upstream's /v1/chat/completions as messages, so the upstream applies its model's own chat
 template; plain prompts go to /v1/completions. There is no tokenizer on this side: token counts are an upper
-estimate (`token_estimate`). The upstream's own 400 (a prompt over its context, say) comes back as ValueError,
-which the server answers with a 400; any other failure is an `UpstreamError` naming the URL and the status.
+estimate (`token_estimate`). Tools, `tool_choice` and `response_format` are passed on as the client sent them (the
+upstream constrains its output itself); the upstream's tool calls come back as hermes `<tool_call>` text, which
+the pipeline reads like any local model's, so one reader serves every engine. The upstream's own 400 (a prompt over
+its context, say) comes back as ValueError, which the server answers with a 400; any other failure is an
+`UpstreamError` naming the URL and the status.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +20,15 @@ from contextlib import contextmanager
 import openai
 
 from ..errors import UpstreamError
-from .protocol import AdapterRequest, AdapterSupport, FinishReason, GenerationChunk, GenerationResult, SamplingParams
+from .protocol import (
+    AdapterRequest,
+    AdapterSupport,
+    ConstraintSupport,
+    FinishReason,
+    GenerationChunk,
+    GenerationResult,
+    SamplingParams,
+)
 from .token_estimate import estimate_chat_tokens, estimate_tokens
 
 __all__ = ["OpenAIUpstreamEngine", "UpstreamError"]
@@ -33,6 +45,7 @@ class OpenAIUpstreamEngine:
 
     engine_name = "openai-upstream"
     adapter_support = AdapterSupport.UPSTREAM_MODELS
+    constraint_support = ConstraintSupport.UPSTREAM
 
     def __init__(
         self,
@@ -116,10 +129,12 @@ class OpenAIUpstreamEngine:
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text) + 1  # + a BOS token, as a local tokenizer counts it
 
-    def count_chat_tokens(self, messages: list[dict]) -> int:
-        return estimate_chat_tokens(messages)
+    def count_chat_tokens(self, messages: list[dict], tools: list[dict] | None = None) -> int:
+        calls = [m.get("tool_calls") for m in messages if m.get("tool_calls")]
+        extra = estimate_tokens(json.dumps([tools or [], calls], ensure_ascii=False)) if tools or calls else 0
+        return estimate_chat_tokens(messages) + extra
 
-    def apply_chat_template(self, messages: list[dict]) -> str:
+    def apply_chat_template(self, messages: list[dict], tools: list[dict] | None = None) -> str:
         """Plain ChatML, for estimates only: the upstream renders chat with its own template."""
         turns = "".join(f"<|im_start|>{m['role']}\n{m.get('content') or ''}<|im_end|>\n" for m in messages)
         return turns + "<|im_start|>assistant\n"
@@ -135,15 +150,25 @@ class OpenAIUpstreamEngine:
         return _result(choice.text or "", choice.finish_reason, response.usage, lambda: self.count_tokens(prompt))
 
     def generate_chat(
-        self, messages: list[dict], params: SamplingParams, adapter: AdapterRequest | None = None
+        self,
+        messages: list[dict],
+        params: SamplingParams,
+        adapter: AdapterRequest | None = None,
+        tools: list[dict] | None = None,
     ) -> GenerationResult:
         with self._errors():
             response = self._client.chat.completions.create(
-                model=self._model_for(adapter), messages=messages, **_sampling(params), **self._chat_extras()
+                model=self._model_for(adapter),
+                messages=_sent(messages),
+                **_sampling(params),
+                **_structured(params, tools),
+                **self._chat_extras(),
             )
         choice = response.choices[0]
-        text = choice.message.content or ""
-        return _result(text, choice.finish_reason, response.usage, lambda: self.count_chat_tokens(messages))
+        text = (choice.message.content or "") + "".join(
+            _call_text(call.function.name, call.function.arguments) for call in choice.message.tool_calls or []
+        )
+        return _result(text, choice.finish_reason, response.usage, lambda: self.count_chat_tokens(messages, tools))
 
     def stream(
         self, prompt: str, params: SamplingParams, adapter: AdapterRequest | None = None
@@ -159,18 +184,24 @@ class OpenAIUpstreamEngine:
         return _Relay(events, lambda choice: choice.text, self.count_tokens(prompt), self._errors)
 
     def stream_chat(
-        self, messages: list[dict], params: SamplingParams, adapter: AdapterRequest | None = None
+        self,
+        messages: list[dict],
+        params: SamplingParams,
+        adapter: AdapterRequest | None = None,
+        tools: list[dict] | None = None,
     ) -> Iterator[GenerationChunk]:
         with self._errors():
             events = self._client.chat.completions.create(
                 model=self._model_for(adapter),
-                messages=messages,
+                messages=_sent(messages),
                 stream=True,
                 stream_options={"include_usage": True},
                 **_sampling(params),
+                **_structured(params, tools),
                 **self._chat_extras(),
             )
-        return _Relay(events, lambda choice: choice.delta.content, self.count_chat_tokens(messages), self._errors)
+        calls = _CallsAsText()
+        return _Relay(events, calls.text_of, self.count_chat_tokens(messages, tools), self._errors, calls.close)
 
     def _chat_extras(self) -> dict:
         """A konsilium upstream would ground and cite the answer a second time: our prompt already carries the
@@ -214,8 +245,16 @@ class _Relay:
     event that follows it (`include_usage`); servers that send no usage get estimated counts instead.
     """
 
-    def __init__(self, events: openai.Stream, text_of: Callable, prompt_tokens: int, errors: Callable):
+    def __init__(
+        self,
+        events: openai.Stream,
+        text_of: Callable,
+        prompt_tokens: int,
+        errors: Callable,
+        closing: Callable[[], str] = str,
+    ):
         self._events = events
+        self._closing = closing  # text that ends what the events left open (a tool call's closing tag)
         self._chunks = self._relay(text_of, prompt_tokens, errors)
 
     def __iter__(self) -> _Relay:
@@ -251,7 +290,7 @@ class _Relay:
                     yield GenerationChunk(text, None, prompt_tokens, completion_tokens)
         if usage is not None:
             prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        yield GenerationChunk("".join(tail), _finish(finish), prompt_tokens, completion_tokens)
+        yield GenerationChunk("".join(tail) + self._closing(), _finish(finish), prompt_tokens, completion_tokens)
 
 
 def _sampling(params: SamplingParams) -> dict:
@@ -263,6 +302,56 @@ def _sampling(params: SamplingParams) -> dict:
     if params.seed is not None:
         kwargs["seed"] = params.seed
     return kwargs
+
+
+def _sent(messages: list[dict]) -> list[dict]:
+    """Messages as any OpenAI-compatible server takes them: `developer` (OpenAI's newer name) as `system`."""
+    return [dict(m, role="system") if m.get("role") == "developer" else m for m in messages]
+
+
+def _structured(params: SamplingParams, tools: list[dict] | None) -> dict:
+    """The request's tools, tool_choice and response_format, for the upstream to honour itself."""
+    constraint, kwargs = params.constraint, {}
+    if tools:
+        kwargs["tools"] = list(tools)
+        kwargs["tool_choice"] = (constraint.tool_choice if constraint is not None else None) or "auto"
+        if constraint is not None and not constraint.parallel:
+            kwargs["parallel_tool_calls"] = False
+    if constraint is not None and constraint.response_format is not None:
+        kwargs["response_format"] = constraint.response_format
+    return kwargs
+
+
+def _call_text(name: str, arguments: str | None) -> str:
+    """An upstream's tool call as the hermes text our reader takes (its arguments text kept exactly)."""
+    return f'<tool_call>\n{{"name": {json.dumps(name)}, "arguments": {arguments or "{}"}}}\n</tool_call>'
+
+
+class _CallsAsText:
+    """A stream's tool-call deltas (id and name first, then argument pieces) as hermes text, piece by piece."""
+
+    def __init__(self):
+        self._open: int | None = None  # the index of the call being written
+        self._arguments = False  # whether it got any argument text
+
+    def text_of(self, choice) -> str:
+        parts = [choice.delta.content or ""]
+        for call in choice.delta.tool_calls or []:
+            function = call.function
+            if function is not None and function.name and call.index != self._open:
+                parts.append(self.close())
+                parts.append(f'<tool_call>\n{{"name": {json.dumps(function.name)}, "arguments": ')
+                self._open, self._arguments = call.index, False
+            if function is not None and function.arguments and self._open is not None:
+                parts.append(function.arguments)
+                self._arguments = True
+        return "".join(parts)
+
+    def close(self) -> str:
+        if self._open is None:
+            return ""
+        self._open = None
+        return ("" if self._arguments else "{}") + "}\n</tool_call>"
 
 
 def _finish(reason: str | None) -> FinishReason:

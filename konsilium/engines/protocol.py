@@ -7,6 +7,12 @@ retrieval. Two entry points: plain prompts (`generate`/`stream`, for /v1/complet
 
 Adapters travel beside the sampling params as an explicit `AdapterRequest` (vLLM's `LoRARequest`), and each engine
 declares in `adapter_support` what it can do with one, so callers never guess from the methods an engine has.
+
+Structured output works the same way: `SamplingParams.constraint` says what the text must be (JSON valid against a
+schema, hermes-style `<tool_call>` blocks for given tools, or either), and `constraint_support` says how an engine
+honours it (a token mask per row, vLLM's structured outputs, an upstream's own parameters) or that it cannot. Chat
+calls take the request's `tools` (OpenAI function definitions) beside the messages: local engines show them to the
+model through its chat template (`konsilium.structured.template`), an upstream receives them as they are.
 """
 
 from __future__ import annotations
@@ -20,14 +26,52 @@ FinishReason = Literal["stop", "length"]
 
 
 @dataclass(frozen=True)
+class Constraint:
+    """What the generated text must be, decided by the server from OpenAI's `response_format` and `tool_choice`.
+
+    `json_schema`: the answer may be one JSON value valid against it (`{"type": "object"}` for `json_object`).
+    `tools`: the OpenAI tool definitions a call may name; the answer may be one or more hermes-style blocks
+    `<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>` (one only unless `parallel`). With both, the
+    answer is either; with one, it must be that. `response_format` and `tool_choice` keep the request's own values
+    for engines that pass them on (an upstream server) instead of constraining tokens themselves.
+    """
+
+    json_schema: dict | None = None
+    tools: tuple[dict, ...] = ()
+    parallel: bool = True
+    response_format: dict | None = None
+    tool_choice: str | dict | None = None
+
+    def __post_init__(self) -> None:
+        if self.json_schema is None and not self.tools:
+            raise ValueError("a constraint needs a JSON schema, tools to call, or both")
+
+    @property
+    def forces_calls(self) -> bool:
+        """The answer must be tool calls (tool_choice `required` or a named function)."""
+        return bool(self.tools) and self.json_schema is None
+
+
+class ConstraintSupport(StrEnum):
+    """How an engine honours `SamplingParams.constraint`."""
+
+    NONE = "none"  # it cannot: the server refuses requests that need one
+    TOKEN_MASK = "token-mask"  # a grammar masks each row's logits before sampling (transformers engine, llguidance)
+    GUIDED = "guided"  # the engine's own structured outputs (vLLM)
+    UPSTREAM = "upstream"  # passed on as OpenAI parameters; the upstream constrains (or not) by itself
+
+
+@dataclass(frozen=True)
 class SamplingParams:
-    """OpenAI-style sampling settings. `temperature == 0` means greedy; `max_tokens=None` runs to the context end."""
+    """OpenAI-style sampling settings. `temperature == 0` means greedy; `max_tokens=None` runs to the context end.
+    `constraint`: what the text must be (None: free text)."""
 
     max_tokens: int | None = 256
     temperature: float = 1.0
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    constraint: Constraint | None = None
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:
@@ -83,6 +127,7 @@ class Engine(Protocol):
     """A text generator. Implementations must be safe to call from several threads at once."""
 
     adapter_support: AdapterSupport
+    constraint_support: ConstraintSupport  # absent: NONE (see `constraint_support_of`)
 
     @property
     def context_length(self) -> int:
@@ -99,8 +144,9 @@ class Engine(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def apply_chat_template(self, messages: list[dict]) -> str:
-        """Render OpenAI-style messages ([{"role", "content"}]) into a prompt ending where the assistant speaks."""
+    def apply_chat_template(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        """Render OpenAI-style messages ([{"role", "content"}], assistant `tool_calls`, `tool` results) and the
+        tools offered into a prompt ending where the assistant speaks."""
         ...
 
     def generate(
@@ -113,19 +159,33 @@ class Engine(Protocol):
         """Yield text as it is decided; close the iterator to stop early (this releases the engine)."""
         ...
 
-    def count_chat_tokens(self, messages: list[dict]) -> int:
-        """Prompt tokens these messages take once rendered (an upper estimate where the tokenizer is remote)."""
+    def count_chat_tokens(self, messages: list[dict], tools: list[dict] | None = None) -> int:
+        """Prompt tokens these messages (and tools) take once rendered (an upper estimate where the tokenizer is
+        remote)."""
         ...
 
     def generate_chat(
-        self, messages: list[dict], params: SamplingParams, adapter: AdapterRequest | None = None
+        self,
+        messages: list[dict],
+        params: SamplingParams,
+        adapter: AdapterRequest | None = None,
+        tools: list[dict] | None = None,
     ) -> GenerationResult: ...
 
     def stream_chat(
-        self, messages: list[dict], params: SamplingParams, adapter: AdapterRequest | None = None
+        self,
+        messages: list[dict],
+        params: SamplingParams,
+        adapter: AdapterRequest | None = None,
+        tools: list[dict] | None = None,
     ) -> Iterator[GenerationChunk]:
         """As `stream`, for chat messages. Raises ValueError for messages the model cannot take."""
         ...
+
+
+def constraint_support_of(engine) -> ConstraintSupport:
+    """What `engine` declares (engines from before structured output declare nothing: NONE)."""
+    return ConstraintSupport(getattr(engine, "constraint_support", ConstraintSupport.NONE))
 
 
 class ChatViaTemplate:
@@ -134,15 +194,23 @@ class ChatViaTemplate:
     def context_length_for(self, adapter: AdapterRequest | None) -> int:
         return self.context_length  # an adapter never changes a local model's window
 
-    def count_chat_tokens(self, messages: list[dict]) -> int:
-        return self.count_tokens(self.apply_chat_template(messages))
+    def count_chat_tokens(self, messages: list[dict], tools: list[dict] | None = None) -> int:
+        return self.count_tokens(self.apply_chat_template(messages, tools))
 
     def generate_chat(
-        self, messages: list[dict], params: SamplingParams, adapter: AdapterRequest | None = None
+        self,
+        messages: list[dict],
+        params: SamplingParams,
+        adapter: AdapterRequest | None = None,
+        tools: list[dict] | None = None,
     ) -> GenerationResult:
-        return self.generate(self.apply_chat_template(messages), params, adapter)
+        return self.generate(self.apply_chat_template(messages, tools), params, adapter)
 
     def stream_chat(
-        self, messages: list[dict], params: SamplingParams, adapter: AdapterRequest | None = None
+        self,
+        messages: list[dict],
+        params: SamplingParams,
+        adapter: AdapterRequest | None = None,
+        tools: list[dict] | None = None,
     ) -> Iterator[GenerationChunk]:
-        return self.stream(self.apply_chat_template(messages), params, adapter)
+        return self.stream(self.apply_chat_template(messages, tools), params, adapter)

@@ -4,12 +4,16 @@ Generation is a manual decode loop over per-request KV caches, run by one schedu
 steps of concurrent requests into shared forward passes (continuous batching, see `batching.py`). Text handling
 stays per request and exact: stop sequences, token counts, per-request seeded sampling. LoRA adapters sit in
 slots inside the model (`lora_slots.py`); each batch row names its own, so different roles share one forward.
+A request with a `constraint` (JSON schema, forced tool calls) carries its own grammar state: its row's logits are
+masked to the tokens the grammar allows before that row is sampled (`structured/grammar.py`); other rows in the
+same forward are untouched.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +23,15 @@ from ..config import EngineSettings
 from .batching import BatchScheduler
 from .hf_loading import load_causal_lm
 from .lora_slots import LoraSlots, PreparedAdapter
-from .protocol import AdapterRequest, AdapterSupport, ChatViaTemplate, GenerationChunk, GenerationResult, SamplingParams
+from .protocol import (
+    AdapterRequest,
+    AdapterSupport,
+    ChatViaTemplate,
+    ConstraintSupport,
+    GenerationChunk,
+    GenerationResult,
+    SamplingParams,
+)
 
 log = logging.getLogger("konsilium.engine")
 BATCHING_DEFAULTS = EngineSettings()  # batching defaults live in the settings schema, not here
@@ -31,12 +43,12 @@ CHATML_FALLBACK = (
 )
 
 
-def render_chat(tokenizer, messages: list[dict], **template_args) -> str:
-    """Messages as the prompt the model answers (`template_args` reach the template, e.g. enable_thinking)."""
-    template = None if tokenizer.chat_template else CHATML_FALLBACK
-    return tokenizer.apply_chat_template(
-        messages, chat_template=template, tokenize=False, add_generation_prompt=True, **template_args
-    )
+def render_chat(tokenizer, messages: list[dict], tools: list[dict] | None = None, **template_args) -> str:
+    """Messages (and tools) as the prompt the model answers, through its own template (ChatML when it has none);
+    `template_args` reach the template, e.g. enable_thinking."""
+    from ..structured.template import render
+
+    return render(tokenizer, messages, tools, None if tokenizer.chat_template else CHATML_FALLBACK, **template_args)
 
 
 def encode_prompt(tokenizer, text: str) -> list[int]:
@@ -66,6 +78,7 @@ class TransformersEngine(ChatViaTemplate):
 
     engine_name = "transformers"
     adapter_support = AdapterSupport.SLOTS
+    constraint_support = ConstraintSupport.TOKEN_MASK
 
     def __init__(
         self,
@@ -83,6 +96,8 @@ class TransformersEngine(ChatViaTemplate):
         self.tokenizer, self.converted_copy, model = loaded.tokenizer, loaded.converted_copy, loaded.model
         self.model = model.to(self.device).eval()
         self._eos_ids = eos_token_ids(self.model, self.tokenizer)
+        self._grammars = None  # structured.grammar.Grammars, made at the first constrained request
+        self._grammars_lock = threading.Lock()
         self.configure_batching(max_batch_size, max_batch_tokens, batch_invariant)
 
     def configure_batching(
@@ -173,8 +188,18 @@ class TransformersEngine(ChatViaTemplate):
     def count_tokens(self, text: str) -> int:
         return len(self._encode(text))
 
-    def apply_chat_template(self, messages: list[dict]) -> str:
-        return render_chat(self.tokenizer, messages)
+    def apply_chat_template(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        return render_chat(self.tokenizer, messages, tools)
+
+    def token_mask(self, constraint):
+        """A fresh grammar state for one sequence (`structured.grammar.TokenMask`); ConstraintError if the
+        constraint cannot be compiled."""
+        with self._grammars_lock:
+            if self._grammars is None:
+                from ..structured.grammar import Grammars
+
+                self._grammars = Grammars(self.tokenizer, self.model.config.vocab_size, self._eos_ids)
+        return self._grammars.mask(constraint)
 
     # --- generation ----------------------------------------------------------------------------------------
 
@@ -198,7 +223,8 @@ class TransformersEngine(ChatViaTemplate):
         name = adapter.name if adapter is not None else None
         if name is not None and name not in self.loaded_adapters():
             raise ValueError(f"adapter {name!r} is not loaded in this engine")
-        request = _Request(self, prompt_ids, params, budget, name)
+        mask = self.token_mask(params.constraint) if params.constraint is not None else None
+        request = _Request(self, prompt_ids, params, budget, name, mask)
         scheduler = self._scheduler
         scheduler.submit(request)
         return _ChunkStream(request, scheduler)
@@ -215,8 +241,10 @@ class _Request:
         params: SamplingParams,
         budget: int,
         adapter: str | None,
+        mask=None,
     ):
         self.prompt_ids, self.reserve, self.cancelled = prompt_ids, len(prompt_ids) + budget, False
+        self._mask = mask  # the constraint's grammar state (None: free text, and nothing here costs a thing)
         self.adapter = adapter  # the LoRA slot's adapter this row runs with (None: the base model)
         self.chunks: queue.SimpleQueue = queue.SimpleQueue()
         self._tokenizer, self._eos_ids = engine.tokenizer, engine._eos_ids
@@ -232,14 +260,20 @@ class _Request:
         self._emitted = 0  # characters of the decoded completion already sent
 
     def choose(self, logits: torch.Tensor) -> int:
+        if self._mask is not None:  # this row only: the tokens its grammar allows next
+            self._mask.apply(logits, self._budget - len(self._out_ids))
         return _sample(logits, self._params, self._generator)
 
     def accept(self, token: int) -> bool:
         self._out_ids.append(token)
+        if self._mask is not None:
+            self._mask.consume(token)
         text = self._tokenizer.decode(self._out_ids, skip_special_tokens=True)
         cut = _first_stop(text, self._stops, self._emitted)
         if cut is not None:
             return self._send(text[self._emitted : cut], "stop")
+        if self._mask is not None and self._mask.done and token not in self._eos_ids:
+            return self._send(text[self._emitted :], "stop")  # the grammar is complete: nothing may follow
         if token in self._eos_ids or len(self._out_ids) >= self._budget:
             return self._send(text[self._emitted :], "stop" if token in self._eos_ids else "length")
         safe = _safe_end(text, self._stops)

@@ -2,8 +2,10 @@
 
 vLLM's AsyncLLMEngine runs on its own asyncio loop in a background thread; the protocol's blocking methods
 submit coroutines to that loop (`run_coroutine_threadsafe`), so any number of server threads generate at once
-and vLLM batches them. vllm is imported only when this engine is built: it is an optional extra that needs a
-CUDA machine, and CI has neither.
+and vLLM batches them. A request's `constraint` becomes vLLM's structured outputs (`structured_outputs_for`): a
+JSON schema as `json`, forced tool calls as a `grammar` in llguidance's Lark (vLLM's `guidance` backend, which
+its `auto` backend falls back to for grammars xgrammar cannot read). vllm is imported only when this engine is
+built: it is an optional extra that needs a CUDA machine, and CI has neither.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import EngineUnavailableError
-from .protocol import AdapterRequest, AdapterSupport, ChatViaTemplate, GenerationChunk, GenerationResult, SamplingParams
+from .protocol import (
+    AdapterRequest,
+    AdapterSupport,
+    ChatViaTemplate,
+    Constraint,
+    ConstraintSupport,
+    GenerationChunk,
+    GenerationResult,
+    SamplingParams,
+)
 
 INSTALL_HINT = "pip install 'konsilium[vllm]'"
 
@@ -43,6 +54,7 @@ class VLLMEngine(ChatViaTemplate):
 
     engine_name = "vllm"
     adapter_support = AdapterSupport.PATHS
+    constraint_support = ConstraintSupport.GUIDED
 
     def __init__(
         self,
@@ -157,10 +169,10 @@ class VLLMEngine(ChatViaTemplate):
     def count_tokens(self, text: str) -> int:
         return len(self._encode(text))
 
-    def apply_chat_template(self, messages: list[dict]) -> str:
-        return self.tokenizer.apply_chat_template(
-            messages, chat_template=self._template, tokenize=False, add_generation_prompt=True
-        )
+    def apply_chat_template(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        from ..structured.template import render
+
+        return render(self.tokenizer, messages, tools, self._template)
 
     # --- generation ----------------------------------------------------------------------------------------
 
@@ -185,8 +197,33 @@ class VLLMEngine(ChatViaTemplate):
             top_p=params.top_p,
             stop=list(params.stop) or None,
             seed=params.seed,
+            **structured_outputs_for(params.constraint),
         )
         return _Relay(self, prompt_ids, sampling, self.lora_request(adapter))
+
+
+def structured_outputs_for(constraint: Constraint | None) -> dict:
+    """vLLM SamplingParams arguments for a constraint: {} for free text, else {"structured_outputs": ...} with
+    vLLM's `StructuredOutputsParams` (vllm >= 0.11) built from `structured_outputs_kwargs`."""
+    kwargs = structured_outputs_kwargs(constraint)
+    if not kwargs:
+        return {}
+    from vllm.sampling_params import StructuredOutputsParams
+
+    return {"structured_outputs": StructuredOutputsParams(**kwargs)}
+
+
+def structured_outputs_kwargs(constraint: Constraint | None) -> dict:
+    """The fields of vLLM's StructuredOutputsParams for a constraint (pure, so it is tested without vLLM)."""
+    if constraint is None:
+        return {}
+    if constraint.tools:  # calls (or JSON instead): the hermes grammar, with each tool's argument schema
+        from ..structured.grammar import lark_grammar
+
+        return {"grammar": lark_grammar(constraint)}
+    if constraint.response_format == {"type": "json_object"}:
+        return {"json_object": True}
+    return {"json": constraint.json_schema}
 
 
 class LoraRequests:

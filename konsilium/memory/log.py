@@ -47,10 +47,13 @@ _COLUMNS = (
     "client",
     "memories",
     "rating",
+    "tool_calls",
+    "output",
 )
 _RECORDED = tuple(name for name in _COLUMNS if name != "rating")  # a rating is set by `rate` alone, never reset
 RATINGS = {"good": 1, "bad": -1, "none": 0}
-_JSON_COLUMNS = ("messages", "sources", "timings", "memories")
+_JSON_COLUMNS = ("messages", "sources", "timings", "memories", "tool_calls")
+OUTPUTS = ("text", "json", "tool_calls")  # what an answer was: prose, JSON for response_format, or tool calls
 
 
 class MemoryStoreError(RuntimeError):
@@ -65,7 +68,7 @@ class Exchange:
     model: str  # the model id the client asked for
     role: str | None  # the role (adapter) used, None for the base model
     messages: list[dict]  # the request messages as sent
-    response: str  # the full answer text as returned to the client (citations included)
+    response: str  # the full answer text as returned to the client (citations included; tool calls: the model's text)
     finish_reason: str | None
     sources: list[dict]  # [{"note", "heading", "score"}]
     prompt_tokens: int = 0
@@ -76,6 +79,8 @@ class Exchange:
     client: str | None = None
     memories: list[str] = field(default_factory=list)  # ids of the memories the prompt carried
     rating: int = 0  # the user's mark: 1 good, -1 bad, 0 none (training datasets select by it)
+    tool_calls: list[dict] = field(default_factory=list)  # the calls the answer made, as OpenAI returns them
+    output: str = "text"  # one of OUTPUTS: tool calls and JSON are not prose to learn facts or style from
 
     @property
     def question(self) -> str:

@@ -237,3 +237,16 @@ ALTER TABLE exchanges ADD COLUMN memories TEXT NOT NULL DEFAULT '[]';
 def m004_ratings(db: sqlite3.Connection) -> None:
     """The user's mark on an exchange (good / bad), so training datasets can take the good ones."""
     _execute_script(db, "ALTER TABLE exchanges ADD COLUMN rating INTEGER NOT NULL DEFAULT 0;")
+
+
+@migration
+def m005_tool_calls(db: sqlite3.Connection) -> None:
+    """Tool calling and structured output: the calls an answer made (OpenAI's shape, JSON) and what kind of answer
+    it was (`text`, `json` or `tool_calls`), so memory and training can leave the non-text ones alone."""
+    _execute_script(
+        db,
+        """
+ALTER TABLE exchanges ADD COLUMN tool_calls TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE exchanges ADD COLUMN output TEXT NOT NULL DEFAULT 'text';
+""",
+    )

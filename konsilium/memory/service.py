@@ -127,7 +127,7 @@ class MemoryService:
         from .store import PastConversation
 
         text = conversation_text(exchange)
-        if not text or exchange.status != "ok" or not self.settings.conversations:
+        if not text or exchange.status != "ok" or exchange.output != "text" or not self.settings.conversations:
             return None
         # Two vectors: the question alone (what it was about) and with the answer (what was decided); a query
         # matches the closer one.
@@ -316,8 +316,10 @@ def _linked(statement, matrix):
 
 
 def learns_from(exchange: Exchange) -> bool:
-    """Exchanges that teach: chat and `ask` turns whose user did not opt out (`konsilium.memory: false`)."""
-    return exchange.endpoint in LEARN_FROM and not exchange.timings.get("memory_off")
+    """Exchanges that teach: chat and `ask` turns whose user did not opt out (`konsilium.memory: false`). A turn
+    that asked for JSON (`response_format`) hands the model data to process, not the user's own words; tool results
+    are never user messages (`new_user_text` reads role "user" only)."""
+    return exchange.endpoint in LEARN_FROM and not exchange.timings.get("memory_off") and exchange.output != "json"
 
 
 def _clean(text: str) -> str:

@@ -1,12 +1,13 @@
 """The one turn pipeline: resolve the role → retrieve → prompt → generate → cite → record."""
 
 from .settings import GroundingSettings
-from .stream import TextDelta, TurnEnd, TurnStream
+from .stream import TextDelta, ToolCallDelta, TurnEnd, TurnStream
 from .turn import Turn, TurnPipeline, TurnRequest, TurnResult
 
 __all__ = [
     "GroundingSettings",
     "TextDelta",
+    "ToolCallDelta",
     "Turn",
     "TurnEnd",
     "TurnPipeline",

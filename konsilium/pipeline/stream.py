@@ -1,7 +1,8 @@
 """A streamed turn: text as the engine decides it, and a log record that stays exact whatever happens.
 
 `TurnStream` is a plain (blocking) iterator, so the server can drive it from worker threads and the CLI from its
-own loop. The caller shows `turn.opening` first (the record counts it as said). The stream yields `TextDelta`s,
+own loop. The caller shows `turn.opening` first (the record counts it as said). The stream yields `TextDelta`s
+(and, when the turn offers tools, `ToolCallDelta`s read from the model's `<tool_call>` blocks: see `answer.py`),
 then one `TurnEnd` after the exchange is committed; an engine failure is recorded as "error" and re-raised;
 closing it early (a client went away, Ctrl-C) records "cancelled" with what was said so far, and so does its
 `Cancellation` (a time limit, a shutdown), which then raises `TurnCancelled`. The adapter stays held until the
@@ -10,25 +11,25 @@ stream ends or is closed.
 
 from __future__ import annotations
 
+import collections
 import threading
 from dataclasses import dataclass
 
 from ..engines import GenerationChunk
+from .answer import AnswerReader, TextDelta, ToolCallDelta
 from .cancel import Cancellation
 from .turn import Turn, TurnPipeline, elapsed_ms, last_counts
 
-
-@dataclass(frozen=True)
-class TextDelta:
-    text: str
+__all__ = ["TextDelta", "ToolCallDelta", "TurnEnd", "TurnStream"]
 
 
 @dataclass(frozen=True)
 class TurnEnd:
     text: str  # the last piece: the engine's final text and the citations
-    finish_reason: str
+    finish_reason: str  # "stop", "length" or "tool_calls"
     prompt_tokens: int
     completion_tokens: int
+    tool_calls: tuple = ()  # every call the answer made (structured.hermes.ToolCall), already sent as deltas
 
 
 class TurnStream:
@@ -36,6 +37,8 @@ class TurnStream:
         self.pipeline, self.turn = pipeline, turn
         self.cancel = cancel or Cancellation()
         self._parts: list[str] = [turn.opening]  # the caller sends the opening before the first delta
+        self._reader = AnswerReader(turn)
+        self._queue: collections.deque = collections.deque()  # events read but not yet handed out
         self._last: GenerationChunk | None = None
         self._finished = self._closed = False
         self._lock = threading.Lock()  # close() may come from another thread while __next__ waits
@@ -53,8 +56,12 @@ class TurnStream:
     def __iter__(self) -> TurnStream:
         return self
 
-    def __next__(self) -> TextDelta | TurnEnd:
-        if self._finished or self._closed:
+    def __next__(self) -> TextDelta | ToolCallDelta | TurnEnd:
+        if self._closed:
+            raise StopIteration
+        if self._queue:
+            return self._queue.popleft()
+        if self._finished:
             raise StopIteration
         record = self.turn.record
         while True:
@@ -74,23 +81,36 @@ class TurnStream:
             if "first_token_ms" not in record.timings:
                 record.timings["first_token_ms"] = elapsed_ms(record)
             if chunk is None or chunk.finish_reason:
-                return self._finish(chunk)
+                self._finish(chunk)
+                return self._queue.popleft()
             self._last = chunk
             if chunk.text:
                 self._parts.append(chunk.text)
-                return TextDelta(chunk.text)
+                events = self._reader.feed(chunk.text)  # a tag in the making may hold its text back
+                if events:
+                    self._queue.extend(events[1:])
+                    return events[0]
 
-    def _finish(self, last: GenerationChunk | None) -> TurnEnd:
-        record = self.turn.record
+    def _finish(self, last: GenerationChunk | None) -> None:
+        """The end: the last events, then `TurnEnd`, queued once the exchange is committed."""
+        record, reader = self.turn.record, self._reader
         if last is None:
             last = GenerationChunk("", "stop", *last_counts(self._last))
         self._last = last
-        final = last.text + self.turn.tail()
-        self._parts.append(final)
-        record.finish_reason = last.finish_reason
+        # Without tools the last text goes out with the end, as it always has; with tools it is read like the rest.
+        events = reader.feed(last.text) if reader.reads_calls else []
+        if not reader.reads_calls:
+            reader.raw += last.text
+        more, tail, finish_reason = reader.finish(last.finish_reason)
+        final = tail if reader.reads_calls else last.text + tail
+        self._parts.append(last.text + tail)
+        record.finish_reason = finish_reason
+        record.tool_calls = [call.to_json() for call in reader.calls]
+        record.output = reader.output
         record.timings["total_ms"] = elapsed_ms(record)
         self._end("ok", None)  # durable before the caller sends the end
-        return TurnEnd(final, last.finish_reason, last.prompt_tokens, last.completion_tokens)
+        end = TurnEnd(final, finish_reason, last.prompt_tokens, last.completion_tokens, tuple(reader.calls))
+        self._queue.extend([*events, *more, end])
 
     def _end(self, status: str, error: str | None) -> None:
         with self._lock:

@@ -10,13 +10,15 @@ Errors are the ones in `konsilium.errors`: `RequestError` (bad input, HTTP 400),
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from ..engines import AdapterRequest, Engine, GenerationChunk, SamplingParams
+from ..engines import AdapterRequest, ConstraintSupport, Engine, GenerationChunk, SamplingParams
+from ..engines.protocol import constraint_support_of
 from ..errors import RequestError
 from ..grounding.citations import Source, render_sources
 from ..grounding.context import ContextLengthExceeded, RetrievalOptions, ground, retrieval_query
@@ -24,6 +26,8 @@ from ..memory import Exchange
 from ..roles.cache import AdapterWaitCancelled
 from ..roles.guard import disclaimer, opening_note, with_role_prompt
 from ..roles.runtime import Resolution, RoleService
+from ..structured.request import ConstraintError, ToolUse
+from .answer import AnswerReader
 from .cancel import Cancellation
 from .settings import GroundingSettings
 
@@ -45,6 +49,16 @@ class TurnRequest:
     retrieval: Any = None  # the request's `konsilium.retrieval` (None: the configured default)
     memory: bool | None = None  # the request's `konsilium.memory` (None: the configured default)
     client: str | None = None
+    tool_use: ToolUse | None = None  # the tools the model is offered (chat only); `params.constraint` shapes the text
+
+    @property
+    def tools(self) -> list[dict] | None:
+        return self.tool_use.for_engine() if self.tool_use is not None else None
+
+    @property
+    def constrained(self) -> bool:
+        """The answer must be JSON or tool calls: no opening note goes before it (the role stays in `role`)."""
+        return self.params.constraint is not None
 
     @property
     def query(self) -> str:
@@ -84,10 +98,11 @@ class Turn:
 
 @dataclass(frozen=True)
 class TurnResult:
-    content: str  # the whole answer as the user sees it: opening + generated text + citations
-    finish_reason: str
+    content: str | None  # the whole answer as the user sees it: opening + generated text + citations (None: calls)
+    finish_reason: str  # "stop", "length" or "tool_calls"
     prompt_tokens: int
     completion_tokens: int
+    tool_calls: tuple = ()  # structured.hermes.ToolCall
 
 
 class TurnPipeline:
@@ -115,6 +130,7 @@ class TurnPipeline:
     def prepare(self, request: TurnRequest, resolution: Resolution | None = None) -> Turn:
         """Blocking (searches the index, counts tokens). Raises RequestError for what the request got wrong."""
         resolution = resolution if resolution is not None else self.resolve(request)
+        self._check_constraint(request)
         if request.params.max_tokens is None and self.grounding.default_max_tokens:
             request.params = replace(request.params, max_tokens=self.grounding.default_max_tokens)
         record = Exchange(
@@ -137,8 +153,23 @@ class TurnPipeline:
                 self._check_prompt(prompt, request.params, resolution.adapter)
             return turn
         self._ground(turn)
-        turn.opening = opening_note(resolution.declined) + disclaimer(resolution.role)
+        if not request.constrained:  # a note before JSON or a forced call would break it
+            turn.opening = opening_note(resolution.declined) + disclaimer(resolution.role)
         return turn
+
+    def _check_constraint(self, request: TurnRequest) -> None:
+        """An engine that cannot constrain its text is not handed a request that needs it."""
+        constraint = request.params.constraint
+        if constraint is None or constraint_support_of(self.engine) is not ConstraintSupport.NONE:
+            return
+        engine = self.engine.info().get("engine", type(self.engine).__name__)
+        asked = "tool_choice" if constraint.forces_calls else "response_format"
+        raise RequestError(
+            f"the {engine} engine cannot constrain its output, which {asked} needs here; send tool_choice "
+            '"auto" (or no response_format) or use the transformers, vllm or openai-upstream engine',
+            param=asked,
+            code="unsupported_parameter",
+        )
 
     def retrieval_options(self, raw, resolution: Resolution) -> RetrievalOptions:
         """The request's `konsilium.retrieval`, narrowed to the role's scope."""
@@ -160,6 +191,9 @@ class TurnPipeline:
         options = self.retrieval_options(request.retrieval, resolution)
         messages = with_role_prompt(request.messages, resolution.role)
         params, context = request.params, self.engine.context_length_for(resolution.adapter)
+        count_chat_tokens = self.engine.count_chat_tokens
+        if request.tools:  # the tools take prompt room too
+            count_chat_tokens = functools.partial(count_chat_tokens, tools=request.tools)
         reserve = params.max_tokens or min(self.grounding.completion_reserve, context // 4)
         passages, started = [], time.perf_counter()
         if options.enabled and self.knowledge is not None:
@@ -178,7 +212,7 @@ class TurnPipeline:
                 messages,
                 passages,
                 self.engine.count_tokens,
-                self.engine.count_chat_tokens,
+                count_chat_tokens,
                 context,
                 reserve,
                 self.grounding.context_share,
@@ -255,13 +289,21 @@ class TurnPipeline:
             for call in calls:  # one engine call each; the engine batches concurrent requests itself
                 said.append("")
                 results.append(self._collect(turn, call, cancel, said))
-        answers = [
-            TurnResult(turn.opening + r.text + turn.tail(), r.finish_reason, r.prompt_tokens, r.completion_tokens)
-            for r in results
-        ]
+        answers, said = [], []
+        for result in results:
+            reader = AnswerReader(turn)
+            reader.feed(result.text)
+            _, tail, finish_reason = reader.finish(result.finish_reason)
+            content = reader.content
+            content = turn.opening + content + tail if content is not None else turn.opening or None
+            calls = tuple(reader.calls)
+            answers.append(TurnResult(content, finish_reason, result.prompt_tokens, result.completion_tokens, calls))
+            said.append(turn.opening + result.text + tail)
         record = turn.record
-        record.response = "\n\n".join(answer.content for answer in answers)
-        record.finish_reason = results[-1].finish_reason
+        record.response = "\n\n".join(said)  # the model's text (a call's markup included), as it was said
+        record.finish_reason = answers[-1].finish_reason
+        record.tool_calls = [call.to_json() for call in answers[-1].tool_calls]
+        record.output = reader.output
         record.prompt_tokens = sum(r.prompt_tokens for r in results)
         record.completion_tokens = sum(r.completion_tokens for r in results)
         record.timings["total_ms"] = elapsed_ms(record)
@@ -289,11 +331,15 @@ class TurnPipeline:
         return GenerationChunk(said[-1], last.finish_reason, last.prompt_tokens, last.completion_tokens)
 
     def _engine_stream(self, turn: Turn, call):
-        params, adapter = turn.request.params, turn.adapter
+        params, adapter, tools = turn.request.params, turn.adapter, turn.request.tools
         try:
             if turn.messages is not None:
+                if tools:
+                    return self.engine.stream_chat(call, params, adapter, tools=tools)
                 return self.engine.stream_chat(call, params, adapter)
             return self.engine.stream(call, params, adapter)
+        except ConstraintError as exc:  # a schema the engine's grammar cannot follow
+            raise RequestError(str(exc), param=exc.param, code="invalid_schema") from exc
         except ValueError as exc:  # the engine refused this input (too long, a template error)
             raise RequestError(str(exc), param="messages" if turn.messages is not None else "prompt") from exc
 

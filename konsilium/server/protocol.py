@@ -7,11 +7,12 @@ JSON can spell a lone UTF-16 surrogate (`"\\ud800"`), which no tokenizer, log or
 
 from __future__ import annotations
 
+import json
 import re
 import time
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 from pydantic_core import PydanticCustomError
 
 
@@ -103,12 +104,36 @@ class TextPart(BaseModel):
     text: str
 
 
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    arguments: str = "{}"  # JSON text, as OpenAI carries it (an object sent instead is dumped to text)
+
+    @field_validator("arguments", mode="before")
+    @classmethod
+    def arguments_as_text(cls, value):
+        return value if isinstance(value, str) or value is None else json.dumps(value, ensure_ascii=False)
+
+
+class ToolCall(BaseModel):
+    """A call an assistant message made (in a request's history) or makes (in a response)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None  # assistant: the calls it made
+    tool_call_id: str | None = None  # tool: the call this is the result of
 
     def text(self) -> str:
         if self.content is None:
@@ -116,6 +141,18 @@ class ChatMessage(BaseModel):
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content)
+
+    def as_turn_message(self) -> dict:
+        """The message as the pipeline, the engines and the log take it."""
+        message: dict = {"role": self.role, "content": self.text()}
+        if self.tool_calls:
+            message["tool_calls"] = [call.model_dump(include={"id", "type", "function"}) for call in self.tool_calls]
+            message["content"] = message["content"] or None
+        if self.role == "tool":
+            message["tool_call_id"] = self.tool_call_id
+            if self.name:
+                message["name"] = self.name
+        return message
 
 
 class StreamOptions(BaseModel):
@@ -140,6 +177,11 @@ class ChatCompletionRequest(RequestBody):
     stream_options: StreamOptions | None = None
     user: str | None = None
     konsilium: dict | None = Field(default=None, description='e.g. {"retrieval": false | {"collections": [..]}}')
+    # Tools and structured output: checked in konsilium.structured.request (clear messages naming the field).
+    tools: list | None = None
+    tool_choice: str | dict | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict | None = None
 
     def stop_list(self) -> list[str]:
         if self.stop is None:
@@ -156,15 +198,32 @@ class Usage(BaseModel):
     total_tokens: int
 
 
-class AssistantMessage(BaseModel):
+class WithoutNone(BaseModel):
+    """Leaves out the fields named in `omit_none` while they are None (OpenAI sends no `tool_calls: null`)."""
+
+    omit_none: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_none(self, handler):
+        data = handler(self)
+        return {key: value for key, value in data.items() if value is not None or key not in self.omit_none}
+
+
+FinishReason = Literal["stop", "length", "tool_calls"]
+
+
+class AssistantMessage(WithoutNone):
+    omit_none: ClassVar[tuple[str, ...]] = ("tool_calls",)
+
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
 
 
 class ChatCompletionChoice(BaseModel):
     index: int = 0
     message: AssistantMessage
-    finish_reason: Literal["stop", "length"]
+    finish_reason: FinishReason
     logprobs: None = None
     role: dict | None = None  # konsilium, dual answers only: who gave this choice ({"id", "label"})
 
@@ -181,15 +240,36 @@ class ChatCompletionResponse(BaseModel):
     role: dict | None = None  # konsilium: the role that answered ({"id", "label", "routing"})
 
 
-class DeltaMessage(BaseModel):
+class DeltaFunctionCall(WithoutNone):
+    omit_none: ClassVar[tuple[str, ...]] = ("name", "arguments")
+
+    name: str | None = None
+    arguments: str | None = None
+
+
+class DeltaToolCall(WithoutNone):
+    """A piece of a streamed call: the first has id, type and name; the next ones only argument text."""
+
+    omit_none: ClassVar[tuple[str, ...]] = ("id", "type", "function")
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: DeltaFunctionCall | None = None
+
+
+class DeltaMessage(WithoutNone):
+    omit_none: ClassVar[tuple[str, ...]] = ("tool_calls",)
+
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
 
 class ChatCompletionChunkChoice(BaseModel):
     index: int = 0
     delta: DeltaMessage
-    finish_reason: Literal["stop", "length"] | None = None
+    finish_reason: FinishReason | None = None
     logprobs: None = None
 
 

@@ -20,23 +20,23 @@ from starlette.responses import StreamingResponse
 from ..config import ServerSection
 from ..engines import SamplingParams
 from ..errors import RequestError, ServerBusyError
-from ..pipeline import TextDelta, Turn, TurnEnd, TurnPipeline, TurnRequest, TurnResult
+from ..pipeline import TextDelta, ToolCallDelta, Turn, TurnEnd, TurnPipeline, TurnRequest, TurnResult
 from ..pipeline.cancel import Cancellation, InFlight, TurnCancelled
 from .errors import APIError
 from .protocol import ErrorDetail, ErrorResponse, Usage
 
-# Parameters of OpenAI's API that change what an answer is; until they are implemented, ignoring them silently
-# would hand an agent a plain-text answer it cannot use, so they are refused by name.
+# Parameters of OpenAI's API that change what an answer is, where this endpoint does not implement them: ignoring
+# them silently would hand an agent a plain-text answer it cannot use, so they are refused by name. (Chat
+# completions take tools, tool_choice, parallel_tool_calls and response_format as fields of their own.)
 UNSUPPORTED = {
-    "tools": "tool calling is not supported yet; send the request without tools",
-    "tool_choice": "tool calling is not supported yet; send the request without tool_choice",
-    "functions": "function calling is not supported yet; send the request without functions",
-    "function_call": "function calling is not supported yet; send the request without function_call",
-    "parallel_tool_calls": "tool calling is not supported yet; send the request without parallel_tool_calls",
+    "tools": "tools are taken by /v1/chat/completions; send the request there",
+    "tool_choice": "tool_choice is taken by /v1/chat/completions; send the request there",
+    "parallel_tool_calls": "parallel_tool_calls is taken by /v1/chat/completions; send the request there",
+    "functions": "the legacy functions parameter is not supported; send tools instead",
+    "function_call": "the legacy function_call parameter is not supported; send tool_choice instead",
     "logprobs": "logprobs are not supported yet; send the request without logprobs",
     "top_logprobs": "logprobs are not supported yet; send the request without top_logprobs",
-    "response_format": "structured output is not supported yet; send the request without response_format (or with "
-    '{"type": "text"})',
+    "response_format": "response_format is taken by /v1/chat/completions; send the request there (or without it)",
 }
 # Values of those parameters that ask for nothing beyond a plain answer (compared with their JSON type: 0 is not
 # false here).
@@ -160,7 +160,7 @@ class OpenAIServing:
                 )
 
     @staticmethod
-    def sampling_params(request, max_tokens: int | None) -> SamplingParams:
+    def sampling_params(request, max_tokens: int | None, constraint=None) -> SamplingParams:
         try:
             return SamplingParams(
                 max_tokens=max_tokens,
@@ -168,6 +168,7 @@ class OpenAIServing:
                 top_p=1.0 if request.top_p is None else request.top_p,
                 stop=request.stop_list(),
                 seed=request.seed,
+                constraint=constraint,
             )
         except ValueError as exc:
             raise RequestError(str(exc)) from exc
@@ -180,7 +181,7 @@ class OpenAIServing:
         self,
         started,
         opening: str | None,
-        on_delta: Callable[[TextDelta], str],
+        on_delta: Callable[[TextDelta | ToolCallDelta], str],
         on_end: Callable[[TurnEnd], str],
         usage_event: Callable[[Usage], str] | None = None,
     ) -> AsyncIterator[str]:

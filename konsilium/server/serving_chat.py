@@ -3,6 +3,10 @@
 The turn pipeline does the work (role, notes, prompt, generation, citations, log); this module speaks OpenAI's
 chat shapes. `dual: true` answers twice, neutral first, each choice labelled with who answered; `dual: "sport@1"`
 answers first as that model id instead (two versions of a role side by side: `model: "sport@2", dual: "sport@1"`).
+
+Tools (`tools`, `tool_choice`, `parallel_tool_calls`) and `response_format` are checked and turned into what the
+model is shown and what its text must be by `structured.request`; the answer's `tool_calls` come from the
+pipeline, whole or as OpenAI's streamed deltas (the id and name first, then the arguments in pieces).
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from fastapi.responses import Response
 from starlette.requests import Request
 
 from ..errors import ModelNotFoundError, RequestError
-from ..pipeline import TextDelta, Turn, TurnEnd, TurnRequest
+from ..pipeline import TextDelta, ToolCallDelta, Turn, TurnEnd, TurnRequest
 from ..roles.runtime import Resolution
+from ..structured.request import structured_request
 from .errors import APIError
 from .protocol import (
     AssistantMessage,
@@ -24,7 +29,11 @@ from .protocol import (
     ChatCompletionChunkChoice,
     ChatCompletionRequest,
     ChatCompletionResponse,
+    DeltaFunctionCall,
     DeltaMessage,
+    DeltaToolCall,
+    FunctionCall,
+    ToolCall,
     Usage,
 )
 from .serving_base import ClosingStreamingResponse, OpenAIServing, dump, sse, usage
@@ -37,14 +46,18 @@ class OpenAIServingChat(OpenAIServing):
         dual = dual_option(extra.get("dual", (request.model_extra or {}).get("dual", False)))
         if dual and request.stream:
             raise RequestError("dual answers are not streamed; send stream: false", param="dual")
+        tool_use, constraint = structured_request(
+            request.tools, request.tool_choice, request.parallel_tool_calls, request.response_format
+        )
         turn_request = TurnRequest(
             endpoint="chat.completions",
             model=request.model,
-            params=self.sampling_params(request, request.max_completion_tokens or request.max_tokens),
-            messages=[{"role": message.role, "content": message.text()} for message in request.messages],
+            params=self.sampling_params(request, request.max_completion_tokens or request.max_tokens, constraint),
+            messages=[message.as_turn_message() for message in request.messages],
             retrieval=extra.get("retrieval"),
             memory=memory_option(extra),
             client=request.user,
+            tool_use=tool_use,
         )
         turn = await self.prepare(turn_request)
         if request.stream:
@@ -68,7 +81,7 @@ class OpenAIServingChat(OpenAIServing):
         choices = [
             ChatCompletionChoice(
                 index=index,
-                message=AssistantMessage(content=result.content),
+                message=AssistantMessage(content=result.content, tool_calls=tool_calls(result.tool_calls)),
                 finish_reason=result.finish_reason,
                 role=_choice_role(each) if dual else None,
             )
@@ -100,13 +113,18 @@ class OpenAIServingChat(OpenAIServing):
             )
             return sse(dump(body))
 
-        def on_delta(event: TextDelta) -> str:
-            return chunk(DeltaMessage(content=event.text))
+        def on_delta(event: TextDelta | ToolCallDelta) -> str:
+            if isinstance(event, TextDelta):
+                return chunk(DeltaMessage(content=event.text))
+            function = DeltaFunctionCall(name=event.name, arguments=event.arguments)
+            kind = "function" if event.id else None
+            piece = DeltaToolCall(index=event.index, id=event.id, type=kind, function=function)
+            return chunk(DeltaMessage(tool_calls=[piece]))
 
         def on_end(end: TurnEnd) -> str:
-            return chunk(
-                DeltaMessage(content=end.text), end.finish_reason, sources=sources, memories=memories, role=role
-            )
+            content = None if end.tool_calls and not end.text else end.text
+            extra = {"sources": sources, "memories": memories, "role": role}
+            return chunk(DeltaMessage(content=content), end.finish_reason, **extra)
 
         def usage_event(counts: Usage) -> str:
             body = ChatCompletionChunk(
@@ -121,8 +139,18 @@ class OpenAIServingChat(OpenAIServing):
             )
             return sse(dump(body))
 
-        opening = chunk(DeltaMessage(role="assistant", content=turn.opening), role=role)
+        calls_possible = turn.request.tool_use is not None and turn.request.tool_use.active
+        # OpenAI opens an answer that may be tool calls with `content: null`, a text answer with "".
+        content = turn.opening or (None if calls_possible else "")
+        opening = chunk(DeltaMessage(role="assistant", content=content), role=role)
         return self.relay(started, opening, on_delta, on_end, usage_event if include_usage else None)
+
+
+def tool_calls(calls) -> list[ToolCall] | None:
+    """An answer's calls (structured.hermes.ToolCall) in the response's shape; None when it made none."""
+    if not calls:
+        return None
+    return [ToolCall(id=call.id, function=FunctionCall(name=call.name, arguments=call.arguments)) for call in calls]
 
 
 def dual_option(value) -> bool | str:

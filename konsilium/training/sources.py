@@ -133,6 +133,11 @@ def collect_exchanges(exchanges: Iterable, limits: Limits, into: Collected) -> N
         if exchange.status != "ok" or not (exchange.response or "").strip():
             into.drop("exchange without an answer (error or cancelled)", exchange.id)
             continue
+        if getattr(exchange, "output", "text") != "text" or any(
+            isinstance(m, dict) and (m.get("role") == "tool" or m.get("tool_calls")) for m in exchange.messages or []
+        ):
+            into.drop("a tool-calling or JSON exchange (not a chat to learn from)", exchange.id)
+            continue
         messages = [
             {"role": "system" if m.get("role") == "developer" else m.get("role"), "content": m.get("content")}
             for m in exchange.messages or []

@@ -233,11 +233,9 @@ def test_a_lone_surrogate_is_a_400_naming_the_field(url, engine, path, body, par
     [
         ({"logprobs": True}, "logprobs"),
         ({"top_logprobs": 3}, "top_logprobs"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
-        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}, "response_format"),
         ({"n": 2}, "n"),
+        ({"functions": [{"name": "f"}]}, "functions"),
         ({"konsilium": {"retrival": False}}, "konsilium.retrival"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
     ],
 )
 def test_a_parameter_that_would_change_the_answer_is_refused_by_name(url, engine, fields, param):
@@ -277,7 +275,7 @@ def test_the_official_client_names_the_refused_parameter(url):
         client.chat.completions.create(model="konsilium", messages=QUESTION, logprobs=True, top_logprobs=2)
     assert caught.value.body["param"] in {"logprobs", "top_logprobs"}
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="konsilium", messages=QUESTION, response_format={"type": "json_object"})
+        client.chat.completions.create(model="konsilium", messages=QUESTION, extra_body={"function_call": "auto"})
     assert caught.value.body["code"] == "unsupported_parameter"
 
 

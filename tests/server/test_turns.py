@@ -113,12 +113,11 @@ def test_dual_choices_say_which_is_neutral_and_which_is_the_role(served):
 @pytest.mark.parametrize(
     "param,value",
     [
-        ("tools", [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]),
         ("functions", [{"name": "get_weather", "parameters": {"type": "object"}}]),
-        ("tool_choice", "required"),
+        ("function_call", {"name": "get_weather"}),
     ],
 )
-def test_tools_are_refused_by_name_until_they_are_supported(served, param, value):
+def test_legacy_functions_are_refused_by_name(served, param, value):  # tools: tests/server/test_tools.py
     client, engine = served[0], served[1]
     before = len(engine.received)
     with pytest.raises(openai.BadRequestError) as caught:

@@ -1,0 +1,79 @@
+"""The engine's text read as the answer: plain text, or content and tool calls, the same way streamed or whole.
+
+A turn that offers tools reads the text with the hermes reader (`structured.hermes`): `<tool_call>` blocks become
+`ToolCallDelta`s (id and name first, then argument pieces) and the rest stays text. The Sources tail is for prose
+answers only: an answer that calls tools or must be JSON (`response_format`) never gets it in its text (the
+`sources` field still lists the notes). A role's opening note goes before prose and beside calls the model chose
+to make (`tool_choice` auto), never before JSON or forced calls (`TurnRequest.constrained`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..structured.hermes import CallDelta, ContentDelta, HermesReader, ToolCall
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of tool call `index`: its first piece has `id` and `name`, the next ones more `arguments`."""
+
+    index: int
+    arguments: str = ""
+    id: str | None = None
+    name: str | None = None
+
+
+class AnswerReader:
+    """One engine call's text in, the answer's events out; `finish` gives the end (tail and finish reason)."""
+
+    def __init__(self, turn):
+        tool_use, params = turn.request.tool_use, turn.request.params
+        self._turn = turn
+        self._hermes = HermesReader(tool_use.parallel) if tool_use is not None and tool_use.active else None
+        self._json = params.constraint is not None and params.constraint.json_schema is not None
+        self.raw = ""  # the model's own text, as generated
+
+    @property
+    def reads_calls(self) -> bool:
+        return self._hermes is not None
+
+    def feed(self, text: str) -> list:
+        self.raw += text
+        if self._hermes is None:
+            return [TextDelta(text)] if text else []
+        return [_event(event) for event in self._hermes.feed(text)]
+
+    def finish(self, finish_reason: str) -> tuple[list, str, str]:
+        """(the last events, the tail to append, the finish reason): `tool_calls` when the answer made calls."""
+        events = [_event(event) for event in self._hermes.finish()] if self._hermes is not None else []
+        calls = self.calls
+        tail = "" if calls or self._json else self._turn.tail()
+        return events, tail, "tool_calls" if calls and finish_reason == "stop" else finish_reason
+
+    @property
+    def calls(self) -> list[ToolCall]:
+        return list(self._hermes.calls) if self._hermes is not None else []
+
+    @property
+    def content(self) -> str | None:
+        """The text beside the calls (None when the calls are all there is); the whole text without tools."""
+        return self._hermes.answer if self._hermes is not None else self.raw
+
+    @property
+    def output(self) -> str:
+        """What kind of answer it was, for the log: `tool_calls`, `json` or `text`."""
+        return "tool_calls" if self.calls else "json" if self._json else "text"
+
+
+def _event(event):
+    if isinstance(event, ContentDelta):
+        return TextDelta(event.text)
+    if isinstance(event, CallDelta):
+        return ToolCallDelta(event.index, event.arguments, event.id, event.name)
+    raise TypeError(f"unknown reader event {event!r}")
