@@ -52,15 +52,15 @@ CHAT_TEMPLATE = (
 )
 
 
-def corpus() -> list[str]:
-    """Text to train on: this repository's Markdown and Python, in ~2,000-character pieces."""
+def corpus(limit: int | None = None) -> list[str]:
+    """Text to train on: this repository's Markdown and Python, in ~2,000-character pieces (the first `limit`)."""
     texts = []
     for path in sorted(ROOT.glob("**/*.md")) + sorted((ROOT / "konsilium").glob("**/*.py")):
         if ".venv" in path.parts or ".git" in path.parts:
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
         texts += [text[i : i + 2000] for i in range(0, len(text), 2000)]
-    return texts
+    return texts[:limit]
 
 
 def build_model(folder: Path, shape: dict, texts: list[str], vocab: int) -> None:
@@ -156,7 +156,7 @@ def main() -> None:
     from konsilium.training.base_model import BaseModel
     from konsilium.training.samples import Sample
 
-    texts = corpus()
+    texts = corpus(60 if args.tiny else None)
     samples = [Sample(text=t, source=str(i), split="eval" if i % 20 == 0 else "train") for i, t in enumerate(texts)]
     precisions = ["bf16"] if args.device == "cuda" else ["fp32"]
     if args.device == "cuda":
@@ -168,7 +168,7 @@ def main() -> None:
             print("bitsandbytes is not installed: QLoRA (4bit) skipped")
     rows = []
     with tempfile.TemporaryDirectory(prefix="konsilium-gpu-train-") as tmp:
-        build_model(Path(tmp), TINY if args.tiny else QWEN3_0_6B, texts, 4096 if args.tiny else 32000)
+        build_model(Path(tmp), TINY if args.tiny else QWEN3_0_6B, texts, 1024 if args.tiny else 32000)
         base = BaseModel(Path(tmp), None)
         for precision in precisions:
             rows.append(train_once(base, samples, args.device, precision, args))

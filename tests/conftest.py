@@ -67,6 +67,8 @@ SLOWEST_FIRST = (
     "memory/test_history_cli.py",
     "engines/test_transformers_engine.py",
     "server/test_structured_output.py",
+    "training/test_training_runs.py",
+    "benchmarks/test_gpu_training_script.py",
 )
 
 

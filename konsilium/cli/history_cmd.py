@@ -151,13 +151,7 @@ def show(
 ):
     """Print one exchange in full: messages, answer, sources, tokens and timings."""
     with user_errors(as_json):
-        log = _open_log(ctx, home)
-        ex = None
-        if log is not None:
-            with log:
-                ex = log.get(exchange_id) or _by_prefix(log, exchange_id, as_json)
-        if ex is None:
-            fail(f"no conversation with id {exchange_id!r} (`konsilium history` lists them)", as_json)
+        ex = _exchange(ctx, home, exchange_id, as_json)
     if as_json:
         print_json(to_json(ex))
         return
@@ -176,19 +170,26 @@ def rate(
     if rating not in RATINGS:
         fail(f"rating {rating!r}: use one of {', '.join(RATINGS)}", as_json, code=2)
     with user_errors(as_json):
-        log = _open_log(ctx, home)
-        ex = None
-        if log is not None:
-            with log:
-                ex = log.get(exchange_id) or _by_prefix(log, exchange_id, as_json)
-                if ex is not None:
-                    log.rate(ex.id, RATINGS[rating])
-        if ex is None:
-            fail(f"no conversation with id {exchange_id!r} (`konsilium history` lists them)", as_json)
+        ex = _exchange(ctx, home, exchange_id, as_json, then=lambda log, ex: log.rate(ex.id, RATINGS[rating]))
     if as_json:
         print_json({"id": ex.id, "rating": rating})
         return
     out.print(f"rated {safe_line(ex.id)}: {rating}", highlight=False)
+
+
+def _exchange(ctx: typer.Context, home, exchange_id: str, as_json: bool, then=None) -> Exchange:
+    """The exchange with this id or unique id prefix (else exit 1 saying so); `then(log, exchange)` runs while the
+    log is open."""
+    log = _open_log(ctx, home)
+    ex = None
+    if log is not None:
+        with log:
+            ex = log.get(exchange_id) or _by_prefix(log, exchange_id, as_json)
+            if ex is not None and then is not None:
+                then(log, ex)
+    if ex is None:
+        fail(f"no conversation with id {exchange_id!r} (`konsilium history` lists them)", as_json)
+    return ex
 
 
 def _by_prefix(log: ConversationLog, prefix: str, as_json: bool) -> Exchange | None:

@@ -9,24 +9,11 @@ to make (`tool_choice` auto), never before JSON or forced calls (`TurnRequest.co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..structured.hermes import CallDelta as ToolCallDelta
+from ..structured.hermes import ContentDelta as TextDelta
+from ..structured.hermes import HermesReader, ToolCall
 
-from ..structured.hermes import CallDelta, ContentDelta, HermesReader, ToolCall
-
-
-@dataclass(frozen=True)
-class TextDelta:
-    text: str
-
-
-@dataclass(frozen=True)
-class ToolCallDelta:
-    """A piece of tool call `index`: its first piece has `id` and `name`, the next ones more `arguments`."""
-
-    index: int
-    arguments: str = ""
-    id: str | None = None
-    name: str | None = None
+__all__ = ["AnswerReader", "TextDelta", "ToolCallDelta"]
 
 
 class AnswerReader:
@@ -47,11 +34,11 @@ class AnswerReader:
         self.raw += text
         if self._hermes is None:
             return [TextDelta(text)] if text else []
-        return [_event(event) for event in self._hermes.feed(text)]
+        return self._hermes.feed(text)
 
     def finish(self, finish_reason: str) -> tuple[list, str, str]:
         """(the last events, the tail to append, the finish reason): `tool_calls` when the answer made calls."""
-        events = [_event(event) for event in self._hermes.finish()] if self._hermes is not None else []
+        events = self._hermes.finish() if self._hermes is not None else []
         calls = self.calls
         tail = "" if calls or self._json else self._turn.tail()
         return events, tail, "tool_calls" if calls and finish_reason == "stop" else finish_reason
@@ -69,11 +56,3 @@ class AnswerReader:
     def output(self) -> str:
         """What kind of answer it was, for the log: `tool_calls`, `json` or `text`."""
         return "tool_calls" if self.calls else "json" if self._json else "text"
-
-
-def _event(event):
-    if isinstance(event, ContentDelta):
-        return TextDelta(event.text)
-    if isinstance(event, CallDelta):
-        return ToolCallDelta(event.index, event.arguments, event.id, event.name)
-    raise TypeError(f"unknown reader event {event!r}")

@@ -8,26 +8,17 @@ def tiny_base(tmp_path_factory):
     """A HF model folder: a 2-layer Llama (hidden 64, seeded random weights) with the embedded model's real
     tokenizer and chat template, so training, resuming and perplexity run in seconds on real PEFT and
     transformers code."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from tiny_models import tiny_llama
 
     from konsilium.engines.model_files import embedded_default
     from konsilium.training.base_model import BaseModel, load_tokenizer
 
     tokenizer = load_tokenizer(BaseModel(*embedded_default()))
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tokenizer),
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+    model = tiny_llama(
+        vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
     )
     folder = tmp_path_factory.mktemp("tiny-base")
-    LlamaForCausalLM(config).save_pretrained(folder)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
