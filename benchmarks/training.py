@@ -32,7 +32,7 @@ HELP_VAULT = ROOT.parent / "shared" / "obsidian-help-en"
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "training.json"
 
 
-def plain_loop_tokens_per_s(base, samples, settings, seconds: float) -> dict:
+def plain_loop_tokens_per_s(base, samples, settings, learning_rate: float, seconds: float) -> dict:
     """The reference: PEFT's get_peft_model, one window a step through transformers' own loss, AdamW."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -53,7 +53,7 @@ def plain_loop_tokens_per_s(base, samples, settings, seconds: float) -> dict:
         ),
     )
     model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
     tokens, steps, started = 0, 0, None
     for window in windows * 100:
         ids = torch.tensor([window.input_ids])
@@ -108,7 +108,8 @@ def main() -> None:
         run = start_run(home, "bench", dataset, TrainOptions.from_settings(settings, minutes=args.minutes))
         result = train(home, run)
         after = {"held_out": ppl("bench", held_out), "control": ppl("bench", control)}
-        plain = plain_loop_tokens_per_s(base_model_of(home), samples, settings, args.plain_seconds)
+        lr = result["options"]["learning_rate"]  # resolved for the model's size
+        plain = plain_loop_tokens_per_s(base_model_of(home), samples, settings, lr, args.plain_seconds)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     def change(which: str) -> float:

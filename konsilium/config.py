@@ -251,7 +251,12 @@ class TrainingSettings(_Section):
     targets: list[str] = Field(
         default_factory=list, description="module names that get LoRA; empty: every linear layer but the output head"
     )
-    learning_rate: float = Field(2e-3, gt=0, le=1)
+    learning_rate: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="null: by model size (2e-3 under 1B parameters, 1e-3 under 4B, 5e-4 under 15B, 2e-4 above)",
+    )
     epochs: int = Field(3, ge=1, description="passes over the training split at most")
     warmup_steps: int = Field(10, ge=0)
     max_tokens: int = Field(512, ge=16, description="tokens per sequence; longer samples are cut into windows")

@@ -15,7 +15,7 @@ from pathlib import Path
 from .base_model import BaseModel, TrainingSetupError, base_model_of, choose_device, choose_precision
 from .runs import CARD_FILE, RunDir
 from .samples import file_digest, read_samples
-from .trainer import TrainOptions, peak_memory_bytes, prepare, run_training, summary
+from .trainer import TrainOptions, default_learning_rate, peak_memory_bytes, prepare, run_training, summary
 
 
 def memory_capacity(device: str) -> tuple[float, str]:
@@ -99,6 +99,9 @@ def start_run(home, role: str, dataset: Path, options: TrainOptions, base_path: 
     base = base_model_of(home, base_path)
     device = choose_device(options.device)
     options = replace(options, device=device, precision=choose_precision(options.precision, device))
+    if options.learning_rate is None:
+        shape = _shape(base)
+        options = replace(options, learning_rate=default_learning_rate(shape.total_params if shape else None))
     fit = fit_check(base, options)
     run = RunDir.create(home.root, role)
     run.write_info(

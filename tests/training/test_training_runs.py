@@ -123,3 +123,22 @@ def state_of(run: RunDir):
     from konsilium.training.runs import Progress
 
     return Progress(**json.loads((run.checkpoint / "progress.json").read_text()))
+
+
+def test_the_learning_rate_follows_the_model_size_unless_given(tiny_base, tmp_path):
+    from konsilium.config import open_home
+    from konsilium.training.samples import write_samples
+    from konsilium.training.service import start_run
+    from konsilium.training.trainer import default_learning_rate
+
+    assert default_learning_rate(135_000_000) == 2e-3 and default_learning_rate(30_500_000_000) == 2e-4
+    assert default_learning_rate(8_000_000_000) == 5e-4 and default_learning_rate(None) == 1e-3
+    home = open_home(tmp_path / "home")
+    dataset = tmp_path / "d.jsonl"
+    write_samples(samples(), dataset)
+    chosen = start_run(home, "auto", dataset, TrainOptions.from_settings(home.config.training), str(tiny_base))
+    assert chosen.info()["options"]["learning_rate"] == 2e-3  # a tiny model: the small-model rate, recorded
+    given = start_run(
+        home, "given", dataset, TrainOptions.from_settings(home.config.training, learning_rate=1e-4), str(tiny_base)
+    )
+    assert given.info()["options"]["learning_rate"] == 1e-4
