@@ -176,8 +176,27 @@ def test_bad_requests_are_400_and_an_unknown_previous_id_is_404(served):
         )
     with pytest.raises(openai.BadRequestError, match="tools.0..type must be .function"):
         client.responses.create(model=MODEL, input="x", tools=[{"type": "web_search"}])
+    with pytest.raises(openai.BadRequestError, match="konsilium.dual"):
+        client.responses.create(model=MODEL, input="x", extra_body={"konsilium": {"dual": True}})
+    quiet = client.responses.create(
+        model=MODEL, input="x", extra_body={"konsilium": {"retrieval": False, "memory": False}}
+    )
+    assert quiet.status == "completed"
     with pytest.raises(openai.NotFoundError) as caught:
         client.responses.create(model=MODEL, input="x", previous_response_id="resp_nope")
     assert caught.value.code == "previous_response_not_found"
     missing = httpx2.post(f"{url}/v1/responses", json={"model": MODEL})
     assert missing.status_code == 400 and "input" in missing.json()["error"]["message"]
+
+
+def test_a_failure_mid_stream_is_an_error_event_and_the_log_keeps_it(served):
+    client, engine, log, _ = served
+    engine.fail_after_chunks = 2
+    try:
+        events = list(client.responses.create(model=MODEL, input="This will break", stream=True))
+    finally:
+        engine.fail_after_chunks = None
+    assert events[0].type == "response.created" and events[-1].type == "error"
+    assert "fake engine failed" in events[-1].message
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    assert log.get(events[0].response.id).status == "error"
