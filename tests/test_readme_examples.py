@@ -106,18 +106,23 @@ def server(readme, tmp_path_factory):
 
 def test_the_readme_has_the_chat_examples_this_test_runs(readme):
     assert sum("/v1/chat/completions" in example.line for example in curl_examples(readme)) >= 4
+    assert any("/v1/responses" in example.line for example in curl_examples(readme))
     assert any("chat.completions.create" in block for block in blocks(readme, "python"))
 
 
 def test_every_curl_chat_example_runs_as_written(readme, server):
     for example in curl_examples(readme):
         request = as_request(example.args)
-        if request.path != "/v1/chat/completions":
+        if request.path not in ("/v1/chat/completions", "/v1/responses"):
             continue
         response = httpx2.post(server + request.path, content=request.body, headers=request.headers, timeout=120)
         assert response.status_code == 200, f"{example.line}\n-> {response.status_code} {response.text}"
         body = json.loads(request.body)
         answer = response.json()
+        if request.path == "/v1/responses":
+            assert answer["object"] == "response" and answer["status"] == "completed", example.line
+            assert "[base]" in answer["output"][0]["content"][0]["text"] and answer["sources"], example.line
+            continue
         assert answer["model"] == body["model"] and answer["choices"], example.line
         if body.get("dual"):
             assert [choice["role"]["label"] for choice in answer["choices"]][0] == "neutral", example.line

@@ -64,7 +64,7 @@ class MemoryStoreError(RuntimeError):
 class Exchange:
     id: str  # the API response id, e.g. "chatcmpl-…"
     time: float  # unix time the request arrived
-    endpoint: str  # "chat.completions" | "completions" | "ask"
+    endpoint: str  # "chat.completions" | "responses" | "completions" | "ask"
     model: str  # the model id the client asked for
     role: str | None  # the role (adapter) used, None for the base model
     messages: list[dict]  # the request messages as sent

@@ -23,7 +23,7 @@ from .records import USER, Memory, Operation, fingerprint, new_memory_id
 from .store import MemoryStore
 
 log = logging.getLogger("konsilium.memory")
-LEARN_FROM = ("chat.completions", "ask")  # raw completions carry no conversation to learn from
+LEARN_FROM = ("chat.completions", "responses", "ask")  # raw completions carry no conversation to learn from
 BATCH = 100
 
 

@@ -32,8 +32,9 @@ from .cancel import Cancellation
 from .settings import GroundingSettings
 
 log = logging.getLogger("konsilium.turn")
-Endpoint = Literal["chat.completions", "completions", "ask"]
-ID_PREFIXES = {"chat.completions": "chatcmpl", "completions": "cmpl", "ask": "ask"}
+Endpoint = Literal["chat.completions", "completions", "ask", "responses"]
+# Each endpoint's ids as OpenAI spells them ("chatcmpl-…", "resp_…").
+ID_PREFIXES = {"chat.completions": "chatcmpl-", "completions": "cmpl-", "ask": "ask-", "responses": "resp_"}
 
 
 @dataclass
@@ -134,7 +135,7 @@ class TurnPipeline:
         if request.params.max_tokens is None and self.grounding.default_max_tokens:
             request.params = replace(request.params, max_tokens=self.grounding.default_max_tokens)
         record = Exchange(
-            id=f"{ID_PREFIXES[request.endpoint]}-{uuid.uuid4().hex}",
+            id=f"{ID_PREFIXES[request.endpoint]}{uuid.uuid4().hex}",
             time=time.time(),
             endpoint=request.endpoint,
             model=request.model,

@@ -1,7 +1,8 @@
 """`create_app(engine, ...)`: the OpenAI-compatible API on one engine.
 
 Endpoints: `GET /v1/models` (the base model, every role, `auto`), `POST /v1/chat/completions` (grounded in the
-vault when a `Knowledge` is given), `POST /v1/completions`, `POST /v1/embeddings`, and for adapters vLLM's
+vault when a `Knowledge` is given), `POST /v1/responses` (the same turn in the Responses API's shapes),
+`POST /v1/completions`, `POST /v1/embeddings`, and for adapters vLLM's
 `POST /v1/load_lora_adapter`, `POST /v1/unload_lora_adapter` plus `GET /v1/adapters` (where each one lives),
 and `/v1/memories` (serving_memories.py).
 Every error a client sees is OpenAI-shaped JSON with a 4xx/5xx status; tracebacks go to the server log only.
@@ -30,6 +31,7 @@ from .protocol import (
     EmbeddingRequest,
     LoadLoraAdapterRequest,
     ModelList,
+    ResponsesRequest,
     UnloadLoraAdapterRequest,
 )
 from .serving_base import ServingLimits
@@ -39,6 +41,7 @@ from .serving_embeddings import OpenAIServingEmbedding
 from .serving_exchanges import exchanges_router
 from .serving_memories import memories_router
 from .serving_models import AdapterNotFound, OpenAIServingModels
+from .serving_responses import OpenAIServingResponses
 from .settings import ServerSettings
 
 log = logging.getLogger("konsilium.server")
@@ -89,6 +92,7 @@ def create_app(
     app.state.in_flight = limits.in_flight  # `konsilium serve` stops every answer in progress when it shuts down
     chat = OpenAIServingChat(pipeline, limits)
     completions = OpenAIServingCompletion(pipeline, limits)
+    responses = OpenAIServingResponses(pipeline, limits)
     embeddings = OpenAIServingEmbedding(knowledge, model_id)
     models = OpenAIServingModels(roles)
     _install_error_handlers(app)
@@ -112,6 +116,10 @@ def create_app(
     @app.post("/v1/chat/completions")
     async def chat_completions(request: ChatCompletionRequest, raw: Request):
         return await chat.create(request, raw)
+
+    @app.post("/v1/responses")
+    async def create_response(request: ResponsesRequest, raw: Request):
+        return await responses.create(request, raw)
 
     @app.post("/v1/completions")
     async def create_completion(request: CompletionRequest, raw: Request):

@@ -373,3 +373,33 @@ class LoadLoraAdapterRequest(RequestBody):
 
 class UnloadLoraAdapterRequest(RequestBody):
     lora_name: str
+
+
+# --- responses (POST /v1/responses) --------------------------------------------------------------------------
+
+
+class ResponsesRequest(RequestBody):
+    """OpenAI's Responses API request; `input` items and the tool shapes are read in serving_responses.py."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    input: str | list[dict] = Field(min_length=1)
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    tools: list | None = None
+    tool_choice: str | dict | None = None
+    parallel_tool_calls: bool | None = None
+    text: dict | None = None
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    stream: bool = False
+    store: bool | None = None  # accepted: every exchange is logged (that is what previous_response_id reads)
+    metadata: dict | None = None  # accepted and echoed
+    user: str | None = None
+    konsilium: dict | None = Field(default=None, description='e.g. {"retrieval": false, "memory": false}')
+    seed: ClassVar[None] = None
+
+    def stop_list(self) -> list[str]:
+        return []

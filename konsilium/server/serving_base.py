@@ -184,11 +184,14 @@ class OpenAIServing:
         on_delta: Callable[[TextDelta | ToolCallDelta], str],
         on_end: Callable[[TurnEnd], str],
         usage_event: Callable[[Usage], str] | None = None,
+        on_error: Callable[[str], list[str]] | None = None,
+        done: bool = True,
     ) -> AsyncIterator[str]:
         """SSE events of a streamed turn (`started` from `start_stream`): the opening, a chunk per delta, the last
         chunk, the usage chunk when asked for (`stream_options.include_usage`), then `[DONE]`. The stream is closed
         whatever happens: at the end (a no-op), on an error or a time limit (reported in-band: the headers are
-        gone), and when the client goes away (the turn is then logged as cancelled with what was said)."""
+        gone), and when the client goes away (the turn is then logged as cancelled with what was said). The Responses
+        API gives its own `on_error` events and no `[DONE]` (`done=False`)."""
         stream, cancel, deadline = started
         try:
             if opening is not None:
@@ -200,9 +203,10 @@ class OpenAIServing:
                 yield on_end(event)
                 if usage_event is not None:
                     yield usage_event(usage(event.prompt_tokens, event.completion_tokens))
-                yield sse("[DONE]")
+                if done:
+                    yield sse("[DONE]")
         except Exception as exc:
-            for item in error_events(str(exc) or type(exc).__name__):
+            for item in (on_error or error_events)(str(exc) or type(exc).__name__):
                 yield item
         finally:
             stream.close()
