@@ -27,8 +27,19 @@ from .protocol import ResponsesRequest
 from .serving_base import KONSILIUM_KEYS, ClosingStreamingResponse, OpenAIServing
 from .serving_chat import memory_option
 
-# Fields of the Responses API taken without effect: they do not change what the answer is.
-IGNORED = ("service_tier", "prompt_cache_key", "safety_identifier", "stream_options", "truncation", "user")
+# Fields of the Responses API taken without effect: they do not change what the answer is. `include` asks for extra
+# output fields we do not produce; `reasoning` (effort) is sent by reasoning-aware clients such as n8n's node and
+# has nothing to steer until thinking control lands (the vLLM issue): refusing it would break those clients.
+IGNORED = (
+    "service_tier",
+    "prompt_cache_key",
+    "safety_identifier",
+    "stream_options",
+    "truncation",
+    "user",
+    "include",
+    "reasoning",
+)
 ROLES = ("system", "developer", "user", "assistant")
 TEXT_PARTS = ("input_text", "output_text", "text")
 

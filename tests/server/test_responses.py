@@ -168,8 +168,10 @@ def test_text_format_json_schema_constrains_the_engine(served):
 
 def test_bad_requests_are_400_and_an_unknown_previous_id_is_404(served):
     client, _, _, url = served
-    with pytest.raises(openai.BadRequestError, match="reasoning"):
-        client.responses.create(model=MODEL, input="x", reasoning={"effort": "high"})
+    with pytest.raises(openai.BadRequestError, match="background"):
+        client.responses.create(model=MODEL, input="x", background=True)
+    # what reasoning-aware clients send by default is taken (nothing to steer yet), not refused
+    assert client.responses.create(model=MODEL, input="x", reasoning={"effort": "low"}, include=[]).output_text
     with pytest.raises(openai.BadRequestError, match="input_image"):
         client.responses.create(
             model=MODEL, input=[{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]
