@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import resource
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
@@ -23,6 +24,8 @@ from .samples import Sample
 from .tokens import Window, encode_all, pad_id
 
 MIN_LR_SHARE = 0.1  # cosine decay ends at this share of the learning rate
+# PEFT asks transformers 5 a deprecated question on every forward in training: noise for the user, not a problem.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 ATTENTION_TARGETS = ENGINE_TARGETS[:4]  # q/k/v/o
 
 
