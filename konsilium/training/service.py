@@ -45,15 +45,15 @@ def _shape(base: BaseModel):
         return None
 
 
-def fit_check(base: BaseModel, options: TrainOptions) -> dict:
-    """The planner's estimate for this run; TrainingSetupError with the numbers when it cannot fit, or with the
-    planner's reason when the run makes no sense (router mode: no engine serves the result; bad targets)."""
+def fit_check(shape, options: TrainOptions) -> dict:
+    """The planner's estimate for this run (`shape`: the base model's, None when the planner does not know it);
+    TrainingSetupError with the numbers when it cannot fit, or with the planner's reason when the run makes no
+    sense (router mode: no engine serves the result; bad targets)."""
     from ..plan.architectures import PlanError
     from ..plan.training import TRAIN_MODES, training_plan
 
     if options.mode not in TRAIN_MODES:
         raise TrainingSetupError(f"--mode {options.mode!r}: allowed values are {', '.join(TRAIN_MODES)}")
-    shape = _shape(base)
     if options.mode == "router":
         reason = "the planner does not know this architecture" if shape is None else None
         try:
@@ -99,10 +99,10 @@ def start_run(home, role: str, dataset: Path, options: TrainOptions, base_path: 
     base = base_model_of(home, base_path)
     device = choose_device(options.device)
     options = replace(options, device=device, precision=choose_precision(options.precision, device))
+    shape = _shape(base)  # read once: the learning rate and the fit check both need it
     if options.learning_rate is None:
-        shape = _shape(base)
         options = replace(options, learning_rate=default_learning_rate(shape.total_params if shape else None))
-    fit = fit_check(base, options)
+    fit = fit_check(shape, options)
     run = RunDir.create(home.root, role)
     run.write_info(
         role=role,
@@ -152,8 +152,12 @@ def train(
     prepared = prepare(options, base, samples, gguf_cache=home.config.engine.gguf_cache)
     state = run_training(run, options, prepared, progress=progress, resume=resume)
     result = summary(state, options, len(prepared.batches))
-    before = state.evals[0]["perplexity"] if state.evals else None
-    result["held_out_perplexity"] = {"before": before, "after": state.best_perplexity, "tokens": _eval_tokens(state)}
+    first = state.evals[0] if state.evals else {}  # step 0: the base model on the held-out notes
+    result["held_out_perplexity"] = {
+        "before": first.get("perplexity"),
+        "after": state.best_perplexity,
+        "tokens": first.get("tokens"),
+    }
     result["peak_memory_bytes"] = peak_memory_bytes(options.device)
     card = {
         "role": info["role"],
@@ -175,7 +179,3 @@ def train(
         result.update(version=version.version, model_id=version.model_id, adapter=version.adapter)
     run.write_info(status="finished", result={k: v for k, v in result.items() if k != "options"})
     return result
-
-
-def _eval_tokens(state) -> int | None:
-    return state.evals[0]["tokens"] if state.evals else None
