@@ -214,7 +214,7 @@ class MemorySettings(_Section):
     )
     top_k: int = Field(5, ge=0, le=50, description="relevant current memories offered with each question at most")
     min_relevance: float = Field(
-        0.2, ge=0, le=2, description="a memory scoring lower (cosine + matched words) is not offered"
+        0.1, ge=0, le=2, description="a memory scoring lower (cosine + matched words) is not offered"
     )
     pinned_tokens: int = Field(256, ge=0, description="token budget of the pinned core profile, in every prompt")
     conversations: bool = Field(

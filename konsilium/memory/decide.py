@@ -33,6 +33,10 @@ SOUND_PREFIX = "~"  # a capitalized word's sound key among the distinctive stems
 FORGET_SCORE = 0.45  # cosine + stem overlap of a forget request with the memory it names
 FORGET_MARGIN = 0.15  # memories scoring this close to the best one are forgotten with it
 FORGET_KEY_BONUS = 0.3
+FORGET_OTHERS_PENALTY = 0.3  # someone else's memory, for a request that names no one
+FORGET_COSINE = 0.25  # the closest memory in meaning is forgotten when it is this close ...
+FORGET_COSINE_LEAD = 0.12  # ... and clearly closer than any other
+SOUND_WEIGHT = 0.5  # a shared word start across scripts is weaker evidence than a shared stem ("stomach"/"стоматолог")
 # The core profile pins itself: who the user is and how he wants answers go into every prompt.
 AUTO_PINNED_KEYS = ("name", "answer.language", "answer.style", "answer.code")
 
@@ -156,29 +160,59 @@ def _distinctive(text: str) -> frozenset[str]:
     sounds = {
         SOUND_PREFIX + key[2:]
         for word in words(text)
-        for part in word.split("-")
+        for part in word.split("'")[0].split("-")  # "Leyla's" sounds like "Лейлы"
         if (key := sound_key(part)) and any(names_a_thing(term) for term in analyze(part))
     }
     return frozenset(stems | sounds)
 
 
 def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory]) -> list[tuple[float, Memory]]:
-    """The current memories a forget request names, best first: meaning (cosine), shared stems, and the same
-    subject key ("forget that I run on weekends" names "Теперь бегаю по выходным": schedule:training)."""
+    """The current memories a forget request names, best first: meaning (cosine), shared stems (a person's name
+    only when nothing else is named: "про Нику забудь"), the same subject key ("forget that I run on weekends"
+    names "Теперь бегаю по выходным": schedule:training), and whose it is (a request naming nobody forgets the
+    user's own memories: "forget my stomach stuff" is not "Лейла — стоматолог")."""
     from .extract import subject_key
+    from .people import mentioned
 
+    people = _people_names(current)
     wanted, key = set(analyze(query)), subject_key(query)
-    scored = []
+    things = _things(wanted, people) if people else wanted
+    wanted = things or wanted
+    named = frozenset(_things(set(_distinctive(query)), people)) or _distinctive(query)
+    about_others = bool(mentioned(query)) or len(things) < len(set(analyze(query)))
+    scored, cosines = [], []
     for memory in current:
         have = set(analyze(memory.text))
         overlap = len(wanted & have) / len(wanted) if wanted else 0.0
+        if named:  # "забудь про терапию" names "seeing a therapist": the same word in the other script
+            overlap = max(overlap, SOUND_WEIGHT * len(named & _distinctive(memory.text)) / len(named))
         same_key = FORGET_KEY_BONUS if key is not None and memory.key == key else 0.0
-        scored.append((_cosine(vector, memory.vector) + overlap + same_key, memory))
+        cosine = _cosine(vector, memory.vector)
+        others = FORGET_OTHERS_PENALTY if memory.about != USER and not about_others else 0.0
+        scored.append((cosine + overlap + same_key - others, memory))
+        cosines.append((cosine, memory))
     scored.sort(key=lambda p: -p[0])
-    if not scored or scored[0][0] < FORGET_SCORE:
+    cosines.sort(key=lambda p: -p[0])
+    if not scored or not wanted:
         return []
     best = scored[0][0]
-    return [(score, m) for score, m in scored if score >= max(FORGET_SCORE, best - FORGET_MARGIN)]
+    named_ = [(score, m) for score, m in scored if score >= max(FORGET_SCORE, best - FORGET_MARGIN)]
+    # Said in the other language, a fact shares no word with the request, only meaning: the clearly closest memory
+    # ("сюрприз для Лейлы" / "a surprise trip to Montenegro for Leyla's birthday": 0.34, the next 0.18).
+    top, runner_up = cosines[0], (cosines[1][0] if len(cosines) > 1 else 0.0)
+    if top[0] >= FORGET_COSINE and top[0] - runner_up >= FORGET_COSINE_LEAD and top[1] not in [m for _, m in named_]:
+        named_.append((top[0], top[1]))
+    if not named_:
+        return []
+    # What was said together goes together: "я лечусь от гастрита, пью омепразол" is one confidence, and
+    # "forget my stomach stuff" names both halves, the second only faintly.
+    said_with = {m.exchange_id for _, m in named_ if m.exchange_id}
+    floor = min(score for score, _ in named_) - FORGET_MARGIN
+    return named_ + [
+        (score, m)
+        for score, m in scored
+        if m.exchange_id in said_with and m not in [n for _, n in named_] and score >= floor
+    ]
 
 
 def _family(key: str | None) -> str | None:

@@ -31,10 +31,27 @@ DECLARATIVE_WORDS = 3  # a statement with no first-person word or known subject 
 
 _SENTENCES = re.compile(r"(?<=[.!?…])\s+|\n+")
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
+# "Забудь, что …", "Oh and forget the whole neighbour business", "By the way, please forget …", "Про долг забудь".
+_FORGET_OPENERS = (
+    r"(?:(?:and|also|oh|so|ok|okay|well|btw|anyway|actually|by\s+the\s+way|one\s+more\s+thing|ну|и|а|также|"
+    r"кстати|да|ещё|еще|слушай|короче|ладно|ок|в\s+общем),?\s+){0,3}"
+)
+_FORGET_VERB = r"(?:forget|scratch|забудь(?:те)?|не\s+помни|больше\s+не\s+помни|(?:удали|сотри)(?:те)?\s+из\s+памяти)"
 _FORGET = re.compile(
-    r"^(?:(?:and|also|oh|ну|и|а|также|кстати),?\s+)?(?:please\s+|пожалуйста,?\s+)?"
-    r"(?:forget|забудь(?:те)?|не\s+помни|больше\s+не\s+помни)\b[\s,:—-]*"
-    r"(?:about\s+|that\s+|что\s+|про\s+|об?\s+)?(?P<rest>.+)$",
+    r"^" + _FORGET_OPENERS + r"(?:please\s+|пожалуйста,?\s+)?(?:just\s+)?" + _FORGET_VERB + r"\b[\s,:—-]*"
+    r"(?:(?:please|пожалуйста)[\s,]+)?(?:about\s+|that\s+|what\s+i\s+(?:said|told\s+you|mentioned)\s+about\s+|"
+    r"что\s+|про\s+|об?\s+)?(?P<rest>.+)$",
+    re.IGNORECASE,
+)
+_FORGET_AFTER = re.compile(
+    r"^" + _FORGET_OPENERS + r"(?:про|об?|about)\s+(?P<rest>.+?),?\s+" + _FORGET_VERB + r"(?:\s+вс[её])?[\s.!]*$",
+    re.IGNORECASE,
+)
+# Words of a forget request that name no fact: "the whole neighbour business", "the meds stuff I told you".
+_FORGET_NOISE = re.compile(
+    r"\b(?:the\s+whole|whole|stuff|things?|business|thingy|all\s+that|everything|"
+    r"(?:that\s+|what\s+)?i\s+(?:told\s+you|said|mentioned)(?:\s+about)?|"
+    r"(?:что\s+)?я\s+(?:рассказывал|рассказывала|говорил|говорила|писал|писала)(?:\s+(?:про|о|об))?|всё|все)\b",
     re.IGNORECASE,
 )
 _REMEMBER = re.compile(
@@ -117,6 +134,7 @@ _PAST_EN = re.compile(
     re.IGNORECASE,
 )
 _PAST_RU = re.compile(r"^(?:только что\s+|наконец\s+|недавно\s+)?[а-яё]+(?:л|ла|ли|лся|лась|лись)\b", re.IGNORECASE)
+_NUMBER_UNIT = re.compile(r"(\d)([a-zа-яё]{1,3})\b")
 _RU_VERB_1SG = re.compile(r"^[а-яё]{3,}(?:аю|яю|юсь|аюсь|яюсь|ую|уюсь|ою|ею)$")  # бегаю, работаю, занимаюсь, рисую
 _RU_FIRST_PERSON_VERB = re.compile(r"^[а-яё]+(?:юсь|усь|аю|яю|ую|ею|ю|у)$")
 _ASKING_SPLIT = re.compile(r"\s*(?:[,;:]|\s[—–-])\s+")
@@ -129,6 +147,24 @@ _CLAUSE = re.compile(
     r"|:\s+(?=[A-ZА-ЯЁ][a-zа-яё]+\s+(?:теперь|now|is|was|has|работает|живёт|живет)\b)"
     r"|\s+(?:and|а также|и ещё|и еще)\s+(?=(?:i|my|я|мой|моя|мои|у меня)\b)",
     re.I,
+)
+
+_PROFESSION = r"(?:[\w-]+\s+){0,2}?[\w-]*(?:" + "|".join(lx.PROFESSIONS_EN + lx.PROFESSIONS_RU) + r")"
+# A statement about the user's own job, not one that only names work ("Protein plan works", "На работу езжу на
+# Brompton", "Был у врача", "the Dribbble hiring challenge"): an exclusive key must not replace his job by mistake.
+_STATES_A_JOB = re.compile(
+    r"\b(?:i|we)\b[\w\s']{0,20}?\bwork(?:s|ed|ing)?\b(?!\s+out)|\bwork(?:ing|ed)?\s+(?:as|at|for|in)\b"
+    r"|\b(?:i'm|i am|im|as an?)\s+(?:now\s+|currently\s+|still\s+)?(?:an?\s+|the\s+)?"
+    + _PROFESSION
+    + r"|\bquit\s+(?:my\s+)?(?:old\s+|current\s+|the\s+)?(?:job|work|position|company|[A-ZА-ЯЁ])"
+    r"|\bsigned\s+with\b|\b(?:resigned|fired|laid\s+off|promoted|retired|hired)\b|\bjoined\s+[A-Z]"
+    r"|\b(?:new|my|old|a|the)\s+job\b|\bjob\s+(?:at|as|offer)\b|\bfor\s+a\s+living\b"
+    r"|\bработа(?:ю|ем|л|ла|ли)\b|\b(?:я|теперь|сейчас|стал|стала)\s+(?:уже\s+|теперь\s+|сейчас\s+)?"
+    + _PROFESSION
+    + r"|\bустрои(?:лся|лась|лись)\b|\bуволи(?:лся|лась|лись)\b|\bуш[её]?л[аи]?\s+(?:из|с)\b"
+    r"|\bсмени(?:л|ла)\s+(?:работу|контору|место|компанию)|\bоффер|\bпо\s+профессии\b|\bдолжност"
+    r"|^[\w-]*(?:" + "|".join(lx.PROFESSIONS_EN + lx.PROFESSIONS_RU) + r")\w*\s*[,—–:]",
+    re.IGNORECASE,
 )
 
 
@@ -161,9 +197,10 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
         text = _CODE.sub(" ", message or "")
         pasted = len(text) > MAX_MESSAGE_CHARS
         for sentence in _sentences(text):
-            forget = _FORGET.match(sentence)
+            forget = _FORGET.match(sentence) or _FORGET_AFTER.match(sentence)
             if forget and not pasted:
-                query = _first_clause(forget.group("rest"))
+                query = _first_clause(_FORGET_NOISE.sub(" ", forget.group("rest")))
+                query = re.sub(r"\s+", " ", query).strip(" ,.")
                 if query:
                     forgets.append(ForgetRequest(query))
                 continue
@@ -227,7 +264,9 @@ def _strip_greeting(sentence: str) -> str:
 
 def _first_clause(text: str) -> str:
     """`я учу испанский, я бросила` → `я учу испанский`: what to forget, without why."""
-    return re.split(r"\s*[,;]\s+|\s+(?:because|since|потому что|так как)\s+", text.strip().rstrip(".!…"))[0].strip()
+    return re.split(r"\s*[,;]\s+|\s+[—–]\s+|\s+(?:because|since|потому что|так как)\s+", text.strip().rstrip(".!…"))[
+        0
+    ].strip()
 
 
 def _clauses(sentence: str) -> list[str]:
@@ -314,6 +353,8 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     if about == "user" and not speaks_of_self(text, as_subject=True):  # "Он … спорит со мной" is about him
         about = _someone_else(text, tokens)
     key, kind = _key(stems)
+    if about == USER and (key == "job" or key is None):  # "Я UX-дизайнер в банке" names no lexicon word
+        key, kind = ("job", "work") if _STATES_A_JOB.search(text) else (key if key != "job" else None, kind)
     preference = _preference(stems) if _addresses_answers(tokens) else None
     personal = (
         preference is not None
@@ -425,7 +466,7 @@ def speaks_of_self(text: str, as_subject: bool = False) -> bool:
 
 
 def _stems(text: str) -> list[str]:
-    lowered = text.lower()
+    lowered = _NUMBER_UNIT.sub(r"\1 \2", text.lower())  # "50mg", "16GB": the unit names the subject
     for phrase, meaning in lx.PHRASES.items():
         lowered = lowered.replace(phrase, meaning)
     return [stem(t) for t in words(lowered)]
@@ -633,6 +674,17 @@ def _topic(stems: list[str], skip: frozenset[str]) -> str:
 
 def _says_change(stems: list[str]) -> bool:
     return _matches(stems, lx.UPDATE_WORDS)
+
+
+def replaces_something(text: str) -> bool:
+    """Whether a statement says something changed and replaces what was ("So pescatarian now", "Upgraded to a
+    4090"), not only adds to it ("Now I also swim on Sundays")."""
+    stems = _stems(text)
+    if not _says_change(stems):
+        return False
+    tokens = set(words(text))
+    adds = bool(tokens & lx.ADDITION_WORDS) or "as well" in text.lower()
+    return not adds or bool(tokens & lx.REPLACEMENT_WORDS) or _matches(stems, lx.REPLACEMENT_STEMS)
 
 
 def _preference(stems: list[str]) -> str | None:

@@ -20,10 +20,13 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "comput", "desktop", "workstat", "компьютер", "пк"
     })),
     ("phone", "device", frozenset({
-        "iphon", "phone", "айфон", "смартфон", "телефон"
+        "iphon", "phone", "айфон", "смартфон", "телефон", "pixel", "galaxy", "samsung", "xiaomi", "redmi", "oneplus",
+        "самсунг", "сяоми", "пиксел"
     })),
     ("car", "device", frozenset({
-        "car", "автомобил", "машин", "легковушк", "легков", "drive", "вож", "езж", "езд"
+        "car", "автомобил", "машин", "легковушк", "легков", "drive", "вож", "езж", "езд", "skoda", "volvo", "toyota",
+        "hyundai", "renault", "volkswagen", "mazda", "nissan", "tesla", "haval", "chery", "geely", "шкод", "вольв",
+        "тойот", "хендай", "хундай", "рено", "фольксваген", "мазд", "ниссан", "тесл", "хавейл", "чери", "джили"
     })),
     ("deadline:", "plan", frozenset({
         "deadlin", "дедлайн", "сдач", "срок", "сдат", "сдать", "due"
@@ -49,7 +52,11 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "allerg", "аллерг", "аллергик"
     })),
     ("salary", "work", frozenset({
-        "earn", "incom", "salari", "доход", "зарплат", "оклад", "получа"
+        "earn", "incom", "salari", "доход", "зарплат", "оклад", "получа", "зарабатыва", "заработ"
+    })),
+    ("medication", "health", frozenset({
+        "med", "meds", "medic", "medicin", "medicat", "pill", "tablet", "dose", "dosag", "mg", "mcg", "таблет",
+        "лекарств", "препарат", "доз", "дозировк", "мг", "мкг"
     })),
     ("diet", "health", frozenset({
         "allerg", "diet", "eat", "gluten", "lactos", "meat", "sugar", "vegan", "vegetarian", "аллерг", "веган",
@@ -90,8 +97,9 @@ LANGUAGES = frozenset({
 
 # The activity a schedule is about; with a day or time word in the sentence it gives "schedule:<activity>".
 ACTIVITIES: dict[str, str] = {
-    "tutor": "tutor", "репетитор": "tutor", "lesson": "lessons", "урок": "lessons", "заняти": "lessons", "занима":
-    "lessons", "class": "lessons", "session": "lessons", "train": "training", "run": "training", "бега": "training",
+    "tutor": "tutor", "репетитор": "tutor", "lesson": "lessons", "урок": "lessons", "заняти": "lessons",
+    "занят": "lessons", "занима": "lessons",
+    "class": "lessons", "session": "lessons", "train": "training", "run": "training", "бега": "training",
     "бег": "training", "jog": "training", "тренировк": "training", "трениру": "training", "gym": "training", "зал":
     "training", "meet": "meeting", "sync": "meeting", "call": "call", "звон": "call", "встреч": "meeting", "созвон":
     "call", "standup": "meeting", "планерк": "meeting", "хор": "choir", "choir": "choir", "репетиц": "choir",
@@ -119,14 +127,17 @@ ACTIVITY_ALIASES = {
 
 # Words saying that something changed: the statement replaces what it contradicts.
 UPDATE_WORDS = frozenset({
-    "anymor", "chang", "extend", "sold", "продал", "cancel", "отмен", "rais", "increas", "lower", "drop", "подня",
-    "повыс", "сниз", "instead", "longer", "move", "moved", "new", "now", "postpon",
-    "quit", "replac",
-    "push", "покончен", "закончил", "retir", "пенси",
-    "resched", "stop", "switch", "upgrad", "апгрейд", "больш", "брос", "бросил", "вместо", "нов", "обновил",
-    "переех", "перенес", "перенесл", "перешел", "перешл", "поменя", "продлил", "сдвин", "сдвинул", "сейчас", "смен",
-    "сменил", "теперь", "уже"
+    "anymor", "chang", "extend", "sold", "продал", "bought", "купил", "взял", "final", "cancel", "отмен", "rais",
+    "increas", "lower", "drop", "подня", "повыс", "сниз", "instead", "longer", "move", "moved", "new", "now",
+    "postpon", "quit", "replac", "push", "покончен", "закончил", "retir", "пенси", "resched", "stop", "switch",
+    "upgrad", "апгрейд", "больш", "брос", "бросил", "вместо", "нов", "обновил", "переех", "перенес", "перенесл",
+    "перешел", "перешл", "поменя", "продлил", "сдвин", "сдвинул", "сейчас", "смен", "сменил", "теперь", "уже"
 })
+
+# A change that adds ("Now I also swim") rather than replaces, unless it says it replaces ("also … instead").
+ADDITION_WORDS = frozenset({"also", "too", "тоже", "также"})
+REPLACEMENT_WORDS = frozenset({"instead", "anymore", "вместо", "больше"})
+REPLACEMENT_STEMS = frozenset({"switch", "replac", "sold", "продал", "смен", "поменя", "переех"})
 
 # First words of requests to the assistant: not statements about the user.
 REQUEST_WORDS = frozenset({
@@ -219,4 +230,23 @@ PREFERENCE_VERBS = frozenset({
     "answer", "format", "give", "repli", "respond", "use", "дава", "давай", "используй", "ответ", "отвеча", "пиш"
 })
 
+# fmt: on
+
+# fmt: off
+# Professions, as word beginnings: "I'm a sound engineer", "я продуктовый дизайнер", "Работаю су-шефом".
+PROFESSIONS_EN = (
+    "accountant", "analyst", "architect", "artist", "barista", "chef", "consultant", "cook", "dentist",
+    "designer", "developer", "director", "doctor", "driver", "editor", "electrician", "engineer", "founder",
+    "journalist", "lawyer", "lecturer", "manager", "marketer", "mechanic", "medic", "nurse", "officer", "owner",
+    "paramedic", "pharmacist", "photographer", "pilot", "plumber", "professor", "programmer", "researcher",
+    "scientist", "teacher", "tester", "translator", "trucker", "vet", "writer", "co-owner",
+)
+PROFESSIONS_RU = (
+    "инженер", "разработчик", "программист", "дизайнер", "аналитик", "учител", "преподавател", "врач", "медсестр",
+    "фельдшер", "повар", "шеф", "су-шеф", "менеджер", "архитектор", "юрист", "бухгалтер", "переводчи", "писател",
+    "исследовател", "консультант", "водител", "дальнобойщик", "пилот", "ветеринар", "фармацевт", "стоматолог",
+    "художни", "фотограф", "маркетолог", "тестировщик", "администратор", "основател", "владел", "совладел",
+    "бариста", "электрик", "механик", "журналист", "редактор", "методист", "продав", "директор", "руководител",
+    "тимлид", "диспетчер", "реставратор", "керамист", "тренер", "парамедик",
+)
 # fmt: on

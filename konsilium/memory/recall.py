@@ -3,13 +3,14 @@ it (meaning across languages, the question's words, its subject and whose it is)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..index.text import analyze
 from .log import Exchange, content_text
-from .records import Memory
+from .records import USER, Memory
 
 LEXICAL_WEIGHT = 0.5  # share of the query's stems a memory holds, added to its cosine
 # A memory with the subject key the question asks about ("Where do I live?" → home.city) gets this much more:
@@ -20,6 +21,19 @@ OTHERS_PENALTY = 0.3  # a memory about someone else, for a question that names n
 CANDIDATES = 50
 LEXICAL_CANDIDATES = 200  # full-text hits of any status; the current ones among them are scored
 CONVERSATION_ANSWER_CHARS = 500
+SPARE = 3  # candidates beyond k, so that dropping superseded ones still leaves k
+# Two memories answering one question, the newer saying it changed ("So pescatarian now" after "vegetarian for 6
+# years": cosine 0.43), are one subject: the older is stale even where the write-time decision missed it. Unrelated
+# statements of one person score 0.1-0.3 with USE-m3.
+READ_CHANGE_COSINE = 0.33
+SUPERSEDER_RELEVANCE = 0.2  # a change replaces an older memory only where it answers the question itself
+READ_CHANGE_COSINE_KEYED = 0.4  # an older keyed memory was already weighed against keyed changes when written
+_NUMBER = re.compile(r"\d+(?:[.,:]\d+)?")
+RESTATED_COSINE = 0.6  # USE-m3: one sentence with another number 0.65-0.85; two facts of one subject 0.3-0.55
+_CAPITALIZED = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]{2,}")
+# Statements about someone else share their name, which alone makes them 0.3-0.5 close ("Katya's cat Pushok…" /
+# "Катя получила повышение, теперь…"): their change must be closer in meaning.
+READ_CHANGE_COSINE_NAMED = 0.55
 
 
 @dataclass
@@ -64,8 +78,9 @@ class Recall:
         pinned = [Recalled(m, 0.0, pinned=True) for m in current.memories if m.pinned]
         if not query.strip() or k <= 0 or not current.memories:
             return pinned
-        hits = self.search(query, k + len(pinned), current)
-        return pinned + [hit for hit in hits if hit.score >= floor and not hit.memory.pinned][:k]
+        hits = self.search(query, k + len(pinned) + SPARE, current)
+        relevant = [hit for hit in hits if hit.score >= floor and not hit.memory.pinned]
+        return pinned + newest_on_each_subject(relevant)[:k]
 
     def search(self, query: str, k: int = 10, current=None) -> list[Recalled]:
         """Current memories by relevance: meaning (cosine, across languages) plus the query's words they hold."""
@@ -100,14 +115,17 @@ class Recall:
         from .people import mentioned
         from .records import key_tokens
 
-        asked, people = subject_key(query), mentioned(query)
+        asked = subject_key(query)
+        known = with_relations(current.people)  # "my wife" finds "Anna teaches piano" once "my wife Anna" was said
+        # A capitalized word names someone only if a memory is about them: "the capital of France" names no one.
+        people = [p for p in mentioned(query) if p.relation or any(p.matches(whose) for whose in known.values())]
         on_subject = self.store.with_token(key_tokens(asked)[1]) if asked else set()
         adjustments: dict[int, float] = {}
         for rowid in on_subject:
             row = current.row_of.get(rowid)
             if row is not None:
                 adjustments[row] = KEY_BOOST
-        for row, whose in current.people.items():
+        for row, whose in known.items():
             if people and any(p.matches(whose) for p in people):
                 adjustments[row] = adjustments.get(row, 0.0) + PERSON_BOOST
             elif not people:
@@ -152,6 +170,66 @@ class Recall:
             )
             hits.append(Recalled(snippet, float(cosines[row])))
         return hits
+
+
+def with_relations(people: dict[int, object]) -> dict[int, object]:
+    """Each memory's person with the relation the user gave them anywhere: a memory about "Anna" is about
+    "wife Anna" when another memory says "my wife Anna"."""
+    from .people import Person, same_name
+
+    named = [p for p in people.values() if p.relation and p.name]
+    out = {}
+    for row, whose in people.items():
+        if whose.relation is None and whose.name:
+            relation = next((p.relation for p in named if same_name(p.name, whose.name)), None)
+            whose = Person(relation, whose.name) if relation else whose
+        out[row] = whose
+    return out
+
+
+def newest_on_each_subject(hits: list[Recalled]) -> list[Recalled]:
+    """`hits` (best first) without the memories a newer one among them replaces: the same person, close in
+    meaning, the newer one saying that something changed."""
+    from .extract import replaces_something
+    from .people import same_person
+
+    stale: set[str] = set()
+    for newer in hits:
+        if newer.score < SUPERSEDER_RELEVANCE or newer.memory.vector is None:
+            continue
+        changes = replaces_something(newer.memory.text)
+        for older in hits:
+            memory = older.memory
+            if (
+                memory.created < newer.memory.created
+                and memory.vector is not None
+                and memory.vector.shape == newer.memory.vector.shape
+                and same_person(memory.about, newer.memory.about)
+                and _replaces(newer.memory, memory, changes)
+            ):
+                stale.add(memory.id)
+    return [hit for hit in hits if hit.memory.id not in stale]
+
+
+def _replaces(newer: Memory, older: Memory, says_change: bool) -> bool:
+    cosine = float(older.vector @ newer.vector)
+    if says_change and cosine >= _change_cosine(older, newer):
+        return True
+    # The same sentence again with another number: "rating around 1450" → "my lichess rapid rating is 1520".
+    numbers = [set(_NUMBER.findall(m.text)) for m in (older, newer)]
+    return cosine >= RESTATED_COSINE and bool(numbers[0]) and bool(numbers[1]) and numbers[0] != numbers[1]
+
+
+def _change_cosine(older: Memory, newer: Memory) -> float:
+    """How close a newer statement must be to replace an older one at read time."""
+    from .people import latin, same_name
+
+    if older.key and newer.key and older.key != newer.key:
+        return float("inf")  # two subjects the extractor told apart: a GPU upgrade leaves the laptop's RAM alone
+    names = [{latin(w) for w in _CAPITALIZED.findall(m.text)} for m in (older, newer)]
+    if older.about != USER or any(same_name(a, b) for a in names[0] for b in names[1]):
+        return READ_CHANGE_COSINE_NAMED
+    return READ_CHANGE_COSINE_KEYED if older.key and not newer.key else READ_CHANGE_COSINE
 
 
 def previous_user_text(messages: list[dict]) -> str:
