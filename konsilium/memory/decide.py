@@ -26,6 +26,7 @@ FAMILY_CHANGE_COSINE = 0.25  # the same kind of subject (two deadlines) needs le
 # Keys whose suffix is a topic word in the user's language ("deadline:thesi" / "deadline:диплом"): the same subject
 # said in two languages has two keys, so a change is matched within the family by meaning.
 TOPIC_KEYS = ("deadline:",)
+UNKEYED_OVER_KEYED = 0.6
 NAME_ONLY_CHANGE_COSINE = 0.6  # USE-m3 gives two unrelated sentences with one shared name ~0.4
 NAMED_CHANGE_COSINE = 0.15  # a change that names the same rare word as an older memory needs little meaning overlap
 DISTINCTIVE_LENGTH = 5
@@ -54,6 +55,30 @@ class Said:
 
 def decide(said: Said, current: list[Memory], exclusive) -> Operation:
     """The operation for one statement against the current memories (`exclusive(key)`: one value at a time)."""
+    operation = _decide(said, current, exclusive)
+    if operation.event == "UPDATE" and operation.memory is not None:
+        old = next((m for m in current if m.id == operation.target), None)
+        if old is not None and _fuller_name(old.about, operation.memory.about):
+            # "Ellie's moving to Edinburgh" replaces "My sister Ellie … in Glasgow": she stays "sister Ellie"
+            operation.memory.about = old.about
+    return operation
+
+
+def _fuller_name(old: str, new: str) -> bool:
+    """Whether `old` names the same person as `new` and says more: "husband Timur" for "Тимур"."""
+    from .people import person
+
+    before, after = person(old), person(new)
+    return (
+        before is not None
+        and after is not None
+        and is_same_person(old, new)
+        and bool(before.relation)
+        and not after.relation
+    )
+
+
+def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
     statement = said.statement
     memory = Memory(
         id=new_memory_id(),
@@ -90,6 +115,10 @@ def decide(said: Said, current: list[Memory], exclusive) -> Operation:
         memory.pinned = memory.pinned or closest.pinned
         return Operation("UPDATE", memory, target=closest.id, reason=f"changed {family} (cosine {cosine:.2f})")
     people = _people_names(current) if statement.update else set()
+    if statement.key is None and statement.about == USER:
+        # A statement with no subject key replaces a keyed one (a job, a city) only when it says nearly the same:
+        # "На новой работе решили собирать дизайн-систему в Figma" changes no job.
+        scored = [(c, old) for c, old in scored if not (old.key and exclusive(old.key)) or c >= UNKEYED_OVER_KEYED]
     changed = (
         [
             (cosine, old)

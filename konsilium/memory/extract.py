@@ -90,6 +90,18 @@ _POSSESSED_NAMED = re.compile(
 _AT_NAME = re.compile(r"^(?:(?i:а|и|ещё|еще)\s+)?(?i:у)\s+(?P<name>[А-ЯЁ][а-яё]+)\s+[а-яё]")
 # "Мама у меня Линда, живёт в Суонси": the relation first, then whose, then the name.
 _INTRODUCED_AFTER = re.compile(r"^(?P<rel>[А-ЯЁа-яё]+)\s+у\s+(?:меня|нас)\s+(?:[—–-]\s+)?(?P<name>[А-ЯЁ][а-яё]+)\b")
+_TAG_QUESTION = re.compile(
+    r",?\s*\b(?:ладно|хорошо|ок|окей|договорились|ok|okay|please|пожалуйста|right|yeah)\s*\?+\s*$", re.IGNORECASE
+)
+# Who someone is, then the name: "Мой помощник в мастерской — Лёва", "My new flatmate is Tom".
+_NAMED_LAST = re.compile(
+    r"^(?i:my|our|мой|моя|моё|наш|наша)\s+(?P<rel>[a-zа-яё]+)(?:\s+[\w-]+){0,3}\s+(?:[—–-]|is|это)\s+"
+    r"(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)[.!]?$"
+)
+# Connectives and openers before a clause's subject.
+_OPENERS = re.compile(r"^(?:(?:and|also|but|so|и|а|но|ещё|еще|кстати|btw)\b[\s,:—–-]*)+", re.IGNORECASE)
+# A relation, then whose, with no name: "Мама у меня в Челябинске живёт", "Брат у нас пилот".
+_RELATION_FIRST = re.compile(r"^(?P<rel>[А-ЯЁа-яё]+)\s+у\s+(?:меня|нас)\b(?!\s+[—–-]?\s*[А-ЯЁ])")
 # "wife's name is Olga", "my dog's name is Rex"
 _NAMED_AS = re.compile(
     r"^(?i:(?:and\s+|also\s+)?(?:my\s+|our\s+)?)(?P<rel>[A-Za-z]+)'s\s+name\s+is\s+(?P<name>[A-Z][a-z]+)\b"
@@ -140,7 +152,7 @@ _RU_FIRST_PERSON_VERB = re.compile(r"^[а-яё]+(?:юсь|усь|аю|яю|ую|
 _ASKING_SPLIT = re.compile(r"\s*(?:[,;:]|\s[—–-])\s+")
 # Words that open the question part of a sentence besides QUESTION_WORDS: "…, will it run …?", "…, идеи есть?"
 _ASKING_OPENERS = frozenset(
-    {"will", "would", "is", "are", "do", "does", "can", "could", "should", "идеи", "есть", "so"}
+    {"will", "would", "is", "are", "do", "does", "can", "could", "should", "идеи", "есть", "so", "any"}
 )
 _CLAUSE = re.compile(
     r"\s*[;,]\s+"
@@ -193,6 +205,7 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
     """`before`: the user's previous message in the conversation, only to know whom a pronoun names."""
     statements: list[Statement] = []
     forgets: list[ForgetRequest] = []
+    carried = ""
     for message in user_messages:
         text = _CODE.sub(" ", message or "")
         pasted = len(text) > MAX_MESSAGE_CHARS
@@ -207,8 +220,15 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
             remember = _REMEMBER.match(sentence)
             if remember:
                 statements.extend(_statements(remember.group("rest"), explicit=True))
+                carried = ""
             elif not pasted:
-                statements.extend(_statements(sentence, explicit=False))
+                found = _statements(f"{carried}, {sentence[:1].lower()}{sentence[1:]}" if carried else sentence, False)
+                statements.extend(found)
+                # "Мастерская переехала!! Теперь на Некрасова, 41": too short to keep alone, it says what the next
+                # sentence is about.
+                short = not found and 0 < len(words(sentence)) < DECLARATIVE_WORDS and "?" not in sentence
+                carried = sentence.rstrip("!.… ") if short else ""
+        carried = ""
     last = None
     if before and any(s.about == UNKNOWN for s in statements):  # only a pronoun needs the previous message
         last = next((s.about for s in reversed(extract([before]).statements) if s.about not in (USER, UNKNOWN)), None)
@@ -287,7 +307,7 @@ def _clauses(sentence: str) -> list[str]:
             or part.lstrip()[:1].isupper()  # "…: Тимур теперь звукорежиссёр", "…, I moved"
             or _is_relation(first.split("'")[0])  # "…, wife's name is Olga"
         )
-        apposition = len(tokens) <= 3 and tokens[:1] in (["my"], ["мой"], ["моя"], ["our"], ["наш"], ["наша"])
+        apposition = len(tokens) <= 4 and tokens[:1] in (["my"], ["мой"], ["моя"], ["our"], ["наш"], ["наша"])
         if (
             starts_predicate
             and not apposition
@@ -317,6 +337,7 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
     sentence = sentence.strip()
     if not sentence or len(sentence) > MAX_STATEMENT_CHARS and not explicit:
         return []
+    sentence = _TAG_QUESTION.sub("", sentence)  # "отвечай коротко, без воды, ладно?" is a wish, not a question
     if not explicit and _is_question_or_request(sentence):
         sentence = _said_before_asking(sentence)
         if not sentence:
@@ -442,7 +463,11 @@ def _said_before_asking(sentence: str) -> str:
         if not tokens or opener in lx.QUESTION_WORDS or opener in _ASKING_OPENERS or _is_request(tokens):
             break
         kept.append(part)
-    statement = ", ".join(part for part in kept if _first_person(part) or _mentions_concept(_stems(part)))
+    # "И подруга Катя, она ветеринар, в июне переезжает в Тбилиси — что подарить ей?": all said about her
+    about_someone = bool(kept) and _about(kept[0]) not in (USER, UNKNOWN)
+    statement = ", ".join(
+        part for part in kept if about_someone or _first_person(part) or _mentions_concept(_stems(part))
+    )
     return statement if len(words(statement)) >= DECLARATIVE_WORDS else ""
 
 
@@ -488,7 +513,11 @@ def subject_keys(text: str) -> set[str]:
 
 def _someone_else(text: str, tokens: list[str]) -> str:
     """A clause with no first person, whose subject is a name or a third-person pronoun, is about that person."""
+    text = _OPENERS.sub("", text)  # "Also Sonya is doing gymnastics now"
+    tokens = words(text)
     named = _NAMED_SUBJECT.match(text)
+    if named and named.group("name").lower() in lx.GIVEN_NAMES:  # "Артём ездит на Kia Rio"
+        return named.group("name")
     if named and (named.group("name").lower() in _THIRD_PERSON or not _is_name(named.group("name"))):
         named = None
     third = any(t in _THIRD_PERSON for t in tokens)
@@ -500,7 +529,17 @@ def _someone_else(text: str, tokens: list[str]) -> str:
 def _about(text: str) -> str:
     """Whom the clause is about: a relation in subject position ("My sister Ira lives…", "У моего друга
     Игоря…") makes it about them; otherwise the user."""
-    match = _INTRODUCED.match(text) or _APPOSITION.match(text) or _POSSESSED_NAMED.match(text) or _NAMED_AS.match(text)
+    text = _OPENERS.sub("", text)  # "И ещё: у меня дочка Соня, ей 6 лет"
+    first = _RELATION_FIRST.match(text)  # "Мама у меня в Челябинске живёт"
+    if first and (nominative := _nominative(first.group("rel"))):
+        return nominative
+    match = (
+        _INTRODUCED.match(text)
+        or _APPOSITION.match(text)
+        or _POSSESSED_NAMED.match(text)
+        or _NAMED_AS.match(text)
+        or _NAMED_LAST.match(text)
+    )
     after = _INTRODUCED_AFTER.match(text)  # "Мама у меня Линда", not "Легковушка у нас Лада Гранта"
     if after and _is_relation(after.group("rel")):
         match = match or after

@@ -118,7 +118,9 @@ def latin(word: str) -> str:
 
 
 def same_name(a: str, b: str) -> bool:
-    """Names in different cases share their stem: dima / dimy (Димы), alina / alinu; short names need two letters."""
+    """Names in different cases share their stem: dima / dimy (Димы), alina / alinu; short names need two letters.
+    Transliterations of ё and е differ: Artyom / Артём (artem)."""
+    a, b = (n.replace("yo", "e").replace("ye", "e") for n in (a, b))
     shorter = min(len(a), len(b))
     common = 0
     for x, y in zip(a, b, strict=False):

@@ -19,7 +19,7 @@ import numpy as np
 from .decide import Said, decide, forget_targets
 from .log import ConversationLog, Exchange
 from .recall import Recall, Recalled, conversation_text, new_user_text
-from .records import USER, Memory, Operation, fingerprint, new_memory_id
+from .records import UNKNOWN, USER, Memory, Operation, fingerprint, new_memory_id
 from .store import MemoryStore
 
 log = logging.getLogger("konsilium.memory")
@@ -306,9 +306,13 @@ def _linked(statement, matrix):
 
     opening = [w for w in statement.text.split()[:3] if w.lower().strip(",") not in lx.CLAUSE_OPENERS]
     first = opening[0].strip(",.:;!?") if opening else ""  # "Also Sonya's English class moved…" → "Sonya's"
-    if statement.about != USER or not first[:1].isupper() or speaks_of_self(statement.text, as_subject=True):
+    bare = person(statement.about) if statement.about not in (USER, UNKNOWN) else None
+    if bare is not None and bare.relation is None:  # the extractor found a name alone: "Тимур" is "husband Timur"
+        named = bare
+    elif statement.about != USER or not first[:1].isupper() or speaks_of_self(statement.text, as_subject=True):
         return statement  # "Нина, кстати, дизайнер, она мне посоветовала" is still about Нина: "мне" is no subject
-    named = person(first)
+    else:
+        named = person(first)
     for row, known in matrix.people.items():
         if known.name and named is not None and named.matches(known):
             return replace(statement, about=matrix.memories[row].about, kind="person")
