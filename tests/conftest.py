@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,6 +12,23 @@ import pytest
 from shared_data import HELP_VAULT, SAMPLE_VAULT, SEED_QUESTIONS, SHARED, needs  # noqa: F401 - re-exported
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _share_the_cores_between_workers() -> None:
+    """Under pytest-xdist each worker (and the konsilium processes it starts, which inherit the setting) gets its
+    share of the cores for torch's threads. With torch's default of a thread per core, `make test`'s 2 workers on
+    2 cores ran 4 busy threads that wait on one another: files on the real model or the embedder took 2-6× longer.
+    OMP_NUM_THREADS set by the caller wins."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2 or "OMP_NUM_THREADS" in os.environ:
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:  # imported before this file by a plugin: the variable is read at import
+        sys.modules["torch"].set_num_threads(threads)
+
+
+_share_the_cores_between_workers()
 # The converted copy of the embedded GGUF model (engines/gguf_cache.py) is made by the first test that loads the
 # model and read by every later one, subprocesses included; kept beside the repo's pytest cache, not in ~/.cache.
 os.environ.setdefault("KONSILIUM_CACHE", str(Path(__file__).parent.parent / ".pytest_cache" / "konsilium"))
@@ -57,18 +75,21 @@ def _loads_the_real_model(item, tests_dir: Path) -> bool:
 # with a file per worker (make test's --dist loadfile), one of them picked up last would keep its worker busy
 # long after the other has finished.
 SLOWEST_FIRST = (
-    "index/test_indexing.py",
-    "cli/test_cli.py",
     "cli/test_serve_and_ask.py",
-    "engines/test_batching.py",
-    "roles/test_roles_cli.py",
     "engines/test_gguf_cache.py",
-    "roles/test_roles_server.py",
-    "memory/test_history_cli.py",
-    "engines/test_transformers_engine.py",
-    "server/test_structured_output.py",
+    "index/test_indexing.py",
     "training/test_training_runs.py",
+    "memory/test_memory_cli.py",
+    "training/test_train_cli.py",
+    "cli/test_cli.py",
+    "index/test_mean_pooling.py",
     "benchmarks/test_gpu_training_script.py",
+    "server/test_structured_output.py",
+    "roles/test_stacking_and_slots.py",
+    "roles/test_validation.py",
+    "engines/test_batching.py",
+    "index/test_live_index.py",
+    "memory/test_memory_crash.py",
 )
 
 

@@ -4,22 +4,23 @@ note text and paths as text (citations intact, control characters visible)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
-KONSILIUM = [sys.executable, "-m", "konsilium.cli.main"]
+from konsilium.cli.main import app
 
 
-def run(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "80"}
-    proc = subprocess.run(
-        [*KONSILIUM, *args, "--home", str(home)], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc
+def run(home: Path, *args: str) -> Result:
+    """`konsilium ARGS --home HOME` in this process (a process start costs seconds of imports); its stdout and
+    stderr are pipes here too, not a terminal."""
+    result = CliRunner().invoke(app, [*args, "--home", str(home)], env={"COLUMNS": "80"})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code == 0, result.stderr
+    return result
 
 
 @pytest.fixture(scope="module")

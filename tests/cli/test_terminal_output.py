@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
+from konsilium.cli.main import app
 from konsilium.cli.output import safe
 from konsilium.memory.log import ConversationLog, Exchange
 
@@ -26,6 +29,15 @@ def run(home: Path, *args: str, columns: int = 80) -> subprocess.CompletedProces
     )
     assert proc.returncode == 0, proc.stderr
     return proc
+
+
+def run_here(home: Path, *args: str, columns: int = 80) -> Result:
+    """The same through the real typer app in this process (a process start costs seconds of imports)."""
+    result = CliRunner().invoke(app, [*args, "--home", str(home)], env={"COLUMNS": str(columns)})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code == 0, result.stderr
+    return result
 
 
 def assert_inert(text: str) -> None:
@@ -60,15 +72,15 @@ def logged_home(tmp_path):
 
 
 def test_history_list_and_show_neutralize_escape_sequences(logged_home):
-    listed = run(logged_home, "history", columns=200).stdout
+    listed = run_here(logged_home, "history", columns=200).stdout
     assert_inert(listed)
     assert "\\x1b]2;owned\\x07" in listed
-    shown = run(logged_home, "history", "show", "chatcmpl-hostile1").stdout
+    shown = run_here(logged_home, "history", "show", "chatcmpl-hostile1").stdout
     assert_inert(shown)
     assert "Hi\\x1b]2;owned\\x07there\\x1b[2J\\x0dover\\x9b31m" in shown
     assert "[[evil\\x1b]2;owned\\x07.md]]" in shown
     # --json keeps the stored text exactly (JSON escapes it; scripts get what was said).
-    raw = json.loads(run(logged_home, "history", "show", "chatcmpl-hostile1", "--json").stdout)
+    raw = json.loads(run_here(logged_home, "history", "show", "chatcmpl-hostile1", "--json").stdout)
     assert raw["messages"][0]["content"] == HOSTILE
 
 

@@ -1,5 +1,6 @@
-"""`konsilium history` as the user runs it: the installed command in a subprocess, over a log written with the
-Python API."""
+"""`konsilium history` as the user runs it, over a log written with the Python API: through the real typer app in
+this process (a process start costs seconds of imports), and the installed command in a subprocess where the
+process is what is tested (its exit status and output, `--home` given to the group, a writer in another process)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,27 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
+from konsilium.cli.main import app
 from konsilium.memory import DB_NAME, ConversationLog
 
 _SCRIPT = Path(sys.executable).parent / "konsilium"
 KONSILIUM = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "konsilium.cli.main"]
 
 
-def run(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess:
+def run(home: Path, *args: str, code: int = 0) -> Result:
+    """`konsilium --home HOME ARGS` in this process: its exit code checked; stdout and stderr apart."""
+    result = CliRunner().invoke(app, ["--home", str(home), *args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code == code, f"konsilium {' '.join(args)} exited {result.exit_code}: {result.stderr}"
+    return result
+
+
+def run_process(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess:
+    """The installed `konsilium --home HOME ARGS` in a subprocess."""
     proc = subprocess.run([*KONSILIUM, "--home", str(home), *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == code, f"konsilium {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
     return proc
@@ -51,10 +65,10 @@ def home(tmp_path, make):
 
 def test_an_empty_log_lists_nothing_and_creates_nothing(tmp_path):
     root = tmp_path / "fresh"
-    assert json.loads(run(root, "history", "--json").stdout) == []
+    assert json.loads(run_process(root, "history", "--json").stdout) == []  # the installed command's own output
     assert "no conversations recorded yet" in run(root, "history").stdout
     assert not (root / "memory" / DB_NAME).exists()  # reading never creates the log
-    run(root, "history", "show", "chatcmpl-x", code=1)
+    run_process(root, "history", "show", "chatcmpl-x", code=1)
 
 
 def test_json_lists_newest_first_with_the_documented_keys(home):
@@ -116,7 +130,7 @@ def test_a_log_that_is_not_sqlite_is_one_clear_line(tmp_path):
     path = tmp_path / "home" / "memory" / DB_NAME
     path.parent.mkdir(parents=True)
     path.write_text("not a database at all\n" * 100)
-    proc = run(tmp_path / "home", "history", code=1)
+    proc = run_process(tmp_path / "home", "history", code=1)
     assert "not a usable konsilium conversation log" in proc.stderr and "Traceback" not in proc.stderr
     assert DB_NAME in proc.stderr.replace("\n", "")
 

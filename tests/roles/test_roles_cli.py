@@ -1,5 +1,7 @@
-"""`konsilium roles` and `konsilium adapters` as the user runs them: subprocesses over a temporary home, with
-real PEFT adapter folders (made on a small Llama: the CLI checks files, not shapes against the model)."""
+"""`konsilium roles` and `konsilium adapters` as the user runs them over a temporary home, with real PEFT adapter
+folders (made on a small Llama: the CLI checks files, not shapes against the model). Through the real typer app in
+this process (a process start costs seconds of imports); the installed command in a subprocess where its own exit
+status and stderr are checked."""
 
 from __future__ import annotations
 
@@ -11,17 +13,31 @@ from pathlib import Path
 import pytest
 import yaml
 from adapters import edit_config, make_adapter
+from click.testing import Result
+from typer.testing import CliRunner
+
+from konsilium.cli.main import app
 
 KONSILIUM = [sys.executable, "-m", "konsilium.cli.main"]
 
 
-def run(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess:
+def run(home: Path, *args: str, code: int = 0) -> Result:
+    """`konsilium --home HOME ARGS` in this process: its exit code checked; stdout and stderr apart."""
+    result = CliRunner().invoke(app, ["--home", str(home), *args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code == code, f"konsilium {' '.join(args)} exited {result.exit_code}: {result.stderr}"
+    return result
+
+
+def run_process(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess:
+    """The real `konsilium --home HOME ARGS` in a subprocess."""
     proc = subprocess.run([*KONSILIUM, "--home", str(home), *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == code, f"konsilium {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
     return proc
 
 
-def error_of(proc: subprocess.CompletedProcess) -> str:
+def error_of(proc: subprocess.CompletedProcess | Result) -> str:
     """The one error line; with --json also the same message on stdout."""
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -39,7 +55,7 @@ def folders(tiny_llama, tmp_path_factory):
 
 
 def test_an_empty_home_lists_nothing(tmp_path):
-    assert json.loads(run(tmp_path, "roles", "list", "--json").stdout) == []
+    assert json.loads(run_process(tmp_path, "roles", "list", "--json").stdout) == []
     assert json.loads(run(tmp_path, "adapters", "list", "--json").stdout) == []
     assert "no roles yet" in run(tmp_path, "roles", "list").stdout
     assert "no adapters yet" in run(tmp_path, "adapters", "list").stdout
@@ -66,7 +82,7 @@ def test_adapters_add_list_remove(tmp_path, folders):
 
 def test_a_broken_adapter_is_refused_with_the_reason(tmp_path, folders):
     _, big, ia3 = folders
-    proc = run(tmp_path, "adapters", "add", "big", str(big), code=1)
+    proc = run_process(tmp_path, "adapters", "add", "big", str(big), code=1)  # the real process's exit and stderr
     assert error_of(proc) == (
         f"adapter 'big' refused: {big}: rank 128 is over the configured maximum 64 (adapter_cache.max_rank)"
     )
