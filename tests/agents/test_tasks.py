@@ -292,3 +292,33 @@ def test_konsilium_task_on_the_command_line_stops_for_approval_then_continues(co
     assert "Wrote [[Inbox/From the CLI]]." in shown.stdout and "Used: write_note" in shown.stdout
     missing = run(council.home.root, "task", "show", "task_nope", check=False)
     assert missing.returncode == 1 and "no task" in missing.stderr
+
+
+def test_cancelling_a_running_task_stops_its_model_call(council):
+    from live_server import wait_for
+
+    council.engine.gate = threading.Event()  # the council's answer stalls after its first piece
+    try:
+        council.engine.script.clear()
+        started = council.http.post("/tasks", json={"input": "Think slowly."}).json()
+        assert started["status"] == "running"
+        assert wait_for(lambda: council.engine.open_streams == 1)
+        cancelled = council.http.post(f"/tasks/{started['id']}/cancel", json={}).json()
+        assert cancelled["status"] == "cancelled"
+        council.engine.gate.set()
+        assert wait_for(lambda: council.engine.open_streams == 0)
+        shown = council.http.get(f"/tasks/{started['id']}").json()
+        assert shown["status"] == "cancelled" and shown["result"] is None
+    finally:
+        council.engine.gate = None
+
+
+def test_the_readme_workers_example_is_valid_configuration():
+    from pathlib import Path
+
+    from konsilium.config import parse_settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in readme.split("```yaml\n")[1:] if b.startswith("agent:")).split("```")[0]
+    settings = parse_settings(yaml.safe_load(block))
+    assert settings.workers[0].name == "coder" and settings.agent.max_steps == 8
