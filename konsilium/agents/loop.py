@@ -67,7 +67,9 @@ class TaskRunner:
         max_steps: int | None = None,
         max_seconds: float | None = None,
         client: str | None = None,
+        conversation: list[dict] | None = None,
     ) -> Task:
+        """A new task (saved, not yet run); `conversation`: the chat it continues (its last user message: the goal)."""
         if not isinstance(goal, str) or not goal.strip():
             raise RequestError("the task is empty: say what the council should do", param="input")
         if max_steps is not None and not 1 <= max_steps <= 100:
@@ -81,7 +83,7 @@ class TaskRunner:
             "spent_s": 0.0,
         }
         task = Task(id=new_task_id(), goal=goal.strip(), model=model or self.model, options=options)
-        task.messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": task.goal}]
+        task.messages = [{"role": "system", "content": SYSTEM}, *(conversation or [{"role": "user", "content": goal}])]
         self.store.save(task)
         return task
 

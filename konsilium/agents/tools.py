@@ -60,6 +60,10 @@ class ToolRegistry:
     def add(self, tool: Tool) -> None:
         self.tools[tool.name] = tool
 
+    def read_only(self) -> ToolRegistry:
+        """The tools without effects: what runs where nobody can approve (a chat completion)."""
+        return ToolRegistry([tool for tool in self.tools.values() if tool.effect is None])
+
     def specs(self) -> list[dict]:
         return [tool.spec() for tool in self.tools.values()]
 

@@ -322,3 +322,32 @@ def test_the_readme_workers_example_is_valid_configuration():
     block = next(b for b in readme.split("```yaml\n")[1:] if b.startswith("agent:")).split("```")[0]
     settings = parse_settings(yaml.safe_load(block))
     assert settings.workers[0].name == "coder" and settings.agent.max_steps == 8
+
+
+def test_a_chat_completion_may_opt_in_to_the_councils_read_only_tools(council):
+    import openai
+
+    client = openai.OpenAI(base_url=f"{council.url}/v1", api_key="x", max_retries=0, timeout=30)
+    council.engine.script.clear()
+    council.engine.script.extend([tool_call("search_vault", query="sleep"), "Eight hours, says [[health/Sleep]]."])
+    ask = [{"role": "user", "content": "How long should I sleep?"}]
+    answer = client.chat.completions.create(
+        model="konsilium", messages=ask, extra_body={"konsilium": {"tools": "builtin"}}
+    )
+    content = answer.choices[0].message.content
+    assert content.startswith("Eight hours, says [[health/Sleep]].") and "Used: search_vault" in content
+    assert answer.model_extra["task"]["used"] == ["search_vault"] and answer.model_extra["sources"] == [
+        {"note": "health/Sleep"}
+    ]
+    offered = {tool["function"]["name"] for tool in council.engine.last.tools}
+    assert "search_vault" in offered and "write_note" not in offered and "ask_careful" not in offered  # no effects
+    # Never mixed with the client's own tools, and only on request.
+    tools = [{"type": "function", "function": {"name": "mine", "parameters": {"type": "object", "properties": {}}}}]
+    with pytest.raises(openai.BadRequestError, match="cannot be combined"):
+        client.chat.completions.create(
+            model="konsilium", messages=ask, tools=tools, extra_body={"konsilium": {"tools": "builtin"}}
+        )
+    with pytest.raises(openai.BadRequestError, match="builtin"):
+        client.chat.completions.create(model="konsilium", messages=ask, extra_body={"konsilium": {"tools": "all"}})
+    plain = client.chat.completions.create(model="konsilium", messages=ask)
+    assert council.engine.last.tools is None and "task" not in (plain.model_extra or {})
