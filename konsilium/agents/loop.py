@@ -5,10 +5,11 @@
 
 Bounded: at most `max_steps` model calls and `max_seconds` of running; when either runs out, one last call without
 tools asks for the report from what was gathered. Safe with a small model: the first call must call a tool
-(grammar-constrained where the engine can), a call to a tool that does not exist or with bad arguments is an
-error result the model reads, and nothing with effects runs without approval: such a call (write_note, a worker
-marked `confirm: true`) pauses the task as `awaiting_approval` until `approve(id, True/False)`, unless the task was
-started pre-approved. Read-only calls of one answer run at once, side by side.
+without effects (grammar-constrained where the engine can; string arguments have a maxLength so they end in time),
+a call to a tool that does not exist or with bad arguments is an error result the model reads, and nothing with
+effects runs without approval: such a call (write_note, a worker marked `confirm: true`) pauses the task as
+`awaiting_approval` until `approve(id, True/False)`, unless the task was started pre-approved. Read-only calls of
+one answer run at once, side by side.
 
 Every model call goes through the turn pipeline (endpoint `task`, logged as an exchange with its tool calls);
 the task itself (plan, steps, messages, pending action, result) is saved after every change (`store.TaskStore`),
@@ -36,7 +37,9 @@ log = logging.getLogger("konsilium.tasks")
 RESULT_CHARS = 4000  # of a tool's result kept in a step (the model gets it whole)
 PLAN_SCHEMA = {
     "type": "object",
-    "properties": {"steps": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 8}},
+    "properties": {
+        "steps": {"type": "array", "items": {"type": "string", "maxLength": 160}, "minItems": 1, "maxItems": 6}
+    },
     "required": ["steps"],
 }
 SYSTEM = (
@@ -184,9 +187,10 @@ class TaskRunner:
         specs = self.registry.specs() if tools else []
         first = task.options["model_calls"] == 0
         can_constrain = constraint_support_of(self.pipeline.engine) is not ConstraintSupport.NONE
-        force = tools and first and can_constrain  # a small model must start by looking something up
+        force = tools and first and can_constrain  # a small model must start by looking something up:
+        lookups = tuple(self.registry.read_only().specs())  # a call to a tool without effects
         tool_use = ToolUse(tuple(specs), "required" if force else "auto", True) if specs else None
-        constraint = Constraint(tools=tuple(specs), parallel=True) if force else None
+        constraint = Constraint(tools=lookups, parallel=True) if force and lookups else None
         result, record = self._generate(task, task.messages, cancel, tool_use=tool_use, constraint=constraint)
         task.options["model_calls"] += 1
         calls = [call.to_json() for call in result.tool_calls]

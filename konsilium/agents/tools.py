@@ -109,7 +109,8 @@ class VaultTools:
         self.settings = home.config.agent
 
     def tools(self) -> list[Tool]:
-        query = {"type": "string", "description": "what to look for, in the words of the notes"}
+        # maxLength: under a grammar (forced calls) a small model's string ends in time, so its arguments parse.
+        query = {"type": "string", "maxLength": 200, "description": "what to look for, in the words of the notes"}
         k = {"type": "integer", "minimum": 1, "maximum": 20, "description": "how many results"}
         tools = [
             Tool(
@@ -123,7 +124,9 @@ class VaultTools:
                 "Read one note of the vault by its wikilink, e.g. [[Note]] or [[folder/Note#Heading]].",
                 {
                     "type": "object",
-                    "properties": {"wikilink": {"type": "string", "description": "[[Note]] or [[path#Heading]]"}},
+                    "properties": {
+                        "wikilink": {"type": "string", "maxLength": 300, "description": "[[Note]] or [[path#Heading]]"}
+                    },
                     "required": ["wikilink"],
                 },
                 self.read_note,
@@ -145,7 +148,11 @@ class VaultTools:
                 {
                     "type": "object",
                     "properties": {
-                        "title": {"type": "string", "description": "the note's title (its file name)"},
+                        "title": {
+                            "type": "string",
+                            "maxLength": 120,
+                            "description": "the note's title (its file name)",
+                        },
                         "text": {"type": "string", "description": "the note's Markdown text"},
                     },
                     "required": ["title", "text"],

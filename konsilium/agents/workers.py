@@ -18,7 +18,11 @@ from .tools import Tool, ToolResult
 QUESTION_SCHEMA = {
     "type": "object",
     "properties": {
-        "question": {"type": "string", "description": "what to ask, with everything the worker needs to know"}
+        "question": {
+            "type": "string",
+            "maxLength": 4000,
+            "description": "what to ask, with everything the worker needs to know",
+        }
     },
     "required": ["question"],
 }
