@@ -74,7 +74,7 @@ def worker():
 
 @pytest.fixture(scope="module")
 def slow_worker():
-    engine = FakeEngine(context_length=4096, chunk_delay_s=0.1)  # ~0.5 s for a short answer
+    engine = FakeEngine(context_length=4096, chunk_delay_s=0.05)  # ~0.3 s for a short answer
     with running_server(create_app(engine, model_id="slow-model")) as url:
         yield engine, f"{url}/v1"
 
@@ -89,7 +89,7 @@ def council(tmp_path_factory, worker, slow_worker):
     workers = [
         {"name": "helper", "base_url": worker[1], "model": "helper-model", "good_for": ["docker"]},
         {"name": "careful", "base_url": worker[1], "model": "helper-model", "confirm": True},
-        {"name": "slow", "base_url": slow_worker[1], "model": "slow-model", "timeout_s": 0.2},
+        {"name": "slow", "base_url": slow_worker[1], "model": "slow-model", "timeout_s": 0.1},
         {"name": "gone", "base_url": f"http://127.0.0.1:{free_port()}/v1", "model": "x", "timeout_s": 5},
     ]
     home = write_home(root / "home", vault, workers)
@@ -224,7 +224,7 @@ def test_a_slow_or_unreachable_worker_is_a_clear_error_in_its_step(council):
     task = council.start("Ask both.", [both, "Neither answered."])
     assert task["status"] == "done" and task["result"] == "Neither answered."
     slow, gone = (s for s in task["steps"] if s["kind"] == "tool")
-    assert not slow["ok"] and "did not answer within 0.2 s" in slow["result"]
+    assert not slow["ok"] and "did not answer within 0.1 s" in slow["result"]
     assert not gone["ok"] and "cannot be reached" in gone["result"]
     assert task["used"] == []  # failed calls are not listed as used
 
