@@ -208,7 +208,7 @@ def test_a_task_can_be_cancelled_and_unknown_ids_are_404(council):
     assert council.http.post("/tasks", json={"input": ""}).status_code == 400
 
 
-def test_the_step_bound_ends_a_task_with_a_report_from_what_was_found(council):
+def test_the_step_and_time_bounds_end_a_task_with_a_report_from_what_was_found(council):
     searches = [tool_call("search_vault", query="sleep")] * 5
     task = council.start("Keep searching.", searches, max_steps=2)
     assert task["status"] == "done"
@@ -217,6 +217,10 @@ def test_the_step_bound_ends_a_task_with_a_report_from_what_was_found(council):
     assert "limit of 2 steps" in task["result"]  # the fake echoes the request for the final report
     assert council.engine.received[-1].tools is None  # the report is asked for without tools
     assert task["notes"] == ["health/Sleep"]
+    # Out of time before the first call: the report at once, from nothing found.
+    hurried = council.start("Keep searching.", searches, max_seconds=0.001)
+    models = [s for s in hurried["steps"] if s["kind"] == "model"]
+    assert hurried["status"] == "done" and len(models) == 1 and models[0]["limit"] == "time"
 
 
 def test_a_slow_or_unreachable_worker_is_a_clear_error_in_its_step(council):
