@@ -11,7 +11,9 @@ loaded here. Either way the task, its steps and its model calls are kept in the 
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from typing import Annotated
 
 import typer
@@ -19,6 +21,7 @@ import typer
 from .output import HomeOption, JsonOption, err, fail, home_from, out, print_json, user_errors
 
 ACTIONS = ("approve", "reject", "cancel", "show")
+POLL_S = 0.25  # how often a running task is looked at
 
 
 def task(
@@ -50,19 +53,50 @@ def task(
         if action == "cancel":
             return _show(tasks.cancel(words[1]), as_json)
         if action in ("approve", "reject"):
-            view = tasks.approve(words[1], action == "approve")
+            view = _follow(tasks, tasks.approve(words[1], action == "approve"), as_json)
         else:
-            if not as_json:
-                err.print("the council is working on it…", highlight=False, markup=False)
-            view = tasks.start(goal, approve, max_steps)
+            view = _follow(tasks, tasks.start(goal, approve, max_steps), as_json)
         while view["status"] == "awaiting_approval":
             if as_json or not sys.stdin.isatty():
                 break  # a program decides: `konsilium task approve ID` continues
             pending = view["pending"]
             err.print(f"the council wants to call {pending['tool']}: {pending['why']}", highlight=False, markup=False)
             err.print(f"  arguments: {pending['arguments']}", highlight=False, markup=False)
-            view = tasks.approve(view["id"], typer.confirm("approve?", default=False, err=True))
+            view = _follow(
+                tasks, tasks.approve(view["id"], typer.confirm("approve?", default=False, err=True)), as_json
+            )
         _show(view, as_json)
+
+
+def _follow(tasks, view: dict, as_json: bool) -> dict:
+    """Poll a running task until it stops, telling each step on stderr as it happens; Ctrl-C cancels it."""
+    shown = len(view["steps"])
+    try:
+        while True:
+            if not as_json:
+                for step in view["steps"][shown:]:
+                    err.print(_step_line(step), highlight=False, markup=False)
+            shown = len(view["steps"])
+            if view["status"] != "running":
+                return view
+            time.sleep(POLL_S)
+            view = tasks.show(view["id"])
+    except KeyboardInterrupt:
+        tasks.cancel(view["id"])
+        err.print(f"cancelled task {view['id']}", highlight=False, markup=False)
+        raise typer.Exit(130) from None
+
+
+def _step_line(step: dict) -> str:
+    if step["kind"] == "plan":
+        return "plan: " + "; ".join(step["plan"]) if step["plan"] else "plan: (none)"
+    if step["kind"] == "model":
+        calls = ", ".join(call["name"] for call in step["calls"])
+        return f"step {step['n']}: " + (f"calls {calls}" if calls else "writes the report")
+    mark = "ok" if step["ok"] else "failed"
+    arguments = json.dumps(step["arguments"], ensure_ascii=False)[:120]
+    result = " ".join(step["result"].split())[:160]
+    return f"  {step['tool']} {arguments} → {mark}: {result}"
 
 
 def _show(view: dict, as_json: bool) -> None:
@@ -101,7 +135,7 @@ def _tasks(home, local: bool, as_json: bool):
 
 
 class RemoteTasks:
-    """`/v1/tasks` of a running server; each call waits for the task's next stop."""
+    """`/v1/tasks` of a running server (which runs the task on while this process polls it)."""
 
     def __init__(self, base: str, headers: dict):
         import httpx2
@@ -116,11 +150,11 @@ class RemoteTasks:
         return data
 
     def start(self, goal: str, approve: bool, max_steps: int | None) -> dict:
-        body = {"input": goal, "approve": approve, "wait": True, "max_steps": max_steps}
+        body = {"input": goal, "approve": approve, "max_steps": max_steps}
         return self._call("POST", "/tasks", {k: v for k, v in body.items() if v is not None})
 
     def approve(self, task_id: str, approved: bool) -> dict:
-        return self._call("POST", f"/tasks/{task_id}/approve", {"approve": approved, "wait": True})
+        return self._call("POST", f"/tasks/{task_id}/approve", {"approve": approved})
 
     def cancel(self, task_id: str) -> dict:
         return self._call("POST", f"/tasks/{task_id}/cancel", {})
@@ -138,6 +172,7 @@ class LocalTasks:
 
         self.home = home
         self._runner = None
+        self._plain = None
         self._make = lambda: task_runner(assemble(home, load_configured_engine(home), warm_adapters=False), home)
 
     @property
@@ -154,21 +189,35 @@ class LocalTasks:
         return data
 
     def _store(self):
-        from ..agents import TaskStore
-        from ..memory import ConversationLog
+        """The runner's store once the model is loaded; else the log alone (showing a task needs no model)."""
+        if self._runner is not None:
+            return self._runner.store
+        if self._plain is None:
+            from ..agents import TaskStore
+            from ..memory import ConversationLog
 
-        return TaskStore(ConversationLog.open_home(self.home))
+            self._plain = TaskStore(ConversationLog.open_home(self.home))
+        return self._plain
 
     def start(self, goal: str, approve: bool, max_steps: int | None) -> dict:
         task = self.runner.create(goal, approve=approve, max_steps=max_steps, client="cli")
-        return self._view(self.runner.run(task.id))
+        return self._go_on(task)
 
     def approve(self, task_id: str, approved: bool) -> dict:
-        task = self.runner.approve(task_id, approved)
-        return self._view(self.runner.run(task.id) if task.status == "running" else task)
+        return self._go_on(self.runner.approve(task_id, approved))
+
+    def _go_on(self, task) -> dict:
+        """Run the task on in a thread of this process, as a server would; the caller polls `show`."""
+        import threading
+
+        if task.status == "running":
+            threading.Thread(target=self.runner.run, args=(task.id,), daemon=True, name="task").start()
+        return self._view(task)
 
     def cancel(self, task_id: str) -> dict:
-        store = self._store()  # no model needed to cancel or show
+        if self._runner is not None:  # running here: its model call is stopped too
+            return self._view(self._runner.cancel(task_id))
+        store = self._store()
         task = store.find(task_id)
         if task is None:
             raise ValueError(f"no task {task_id!r}")
