@@ -147,7 +147,7 @@ class TaskRunner:
 
     def _loop(self, task: Task, cancel: Cancellation, started: float) -> None:
         options = task.options
-        if not task.plan:
+        if not any(step["kind"] == "plan" for step in task.steps):  # once: not again after an approval
             self._plan(task, cancel)
         while True:
             if cancel.is_set:

@@ -174,6 +174,7 @@ def test_writing_a_note_waits_for_approval_and_never_overwrites(council):
     assert done["status"] == "done" and [p.name for p in inbox.iterdir()] == ["n8n .. .. summary.md"]
     assert (inbox / "n8n .. .. summary.md").read_text(encoding="utf-8") == "n8n runs in docker.\n"
     assert done["notes"] == ["Inbox/n8n .. .. summary"] and done["steps"][-2].get("approved")
+    assert [s["kind"] for s in done["steps"]] == ["plan", "model", "tool", "model"]  # planned once, not again
     # The same title again (pre-approved): a new note beside it, the first one untouched.
     again = council.start(goal, [tool_call("write_note", title="n8n/../../summary", text="other"), "ok"], approve=True)
     assert again["status"] == "done"
