@@ -17,7 +17,7 @@ import pytest
 import yaml
 from cli_runner import run
 from fake_engine import FakeEngine, tool_call
-from live_server import free_port, running_server
+from live_server import running_server
 
 from konsilium.agents import ToolRegistry, VaultTools, Worker
 from konsilium.config import WorkerSettings, open_home
@@ -90,14 +90,14 @@ def council(tmp_path_factory, worker, slow_worker):
         {"name": "helper", "base_url": worker[1], "model": "helper-model", "good_for": ["docker"]},
         {"name": "careful", "base_url": worker[1], "model": "helper-model", "confirm": True},
         {"name": "slow", "base_url": slow_worker[1], "model": "slow-model", "timeout_s": 0.1},
-        {"name": "gone", "base_url": f"http://127.0.0.1:{free_port()}/v1", "model": "x", "timeout_s": 5},
+        {"name": "gone", "base_url": "http://127.0.0.1:1/v1", "model": "x", "timeout_s": 5},  # port 1: nobody listens
     ]
     home = write_home(root / "home", vault, workers)
     engine = FakeEngine(context_length=16384)
     log = ConversationLog(root / "home" / "memory" / "conversations.sqlite3")
     pipeline = TurnPipeline(engine, RoleService(engine, base_model_id="konsilium"), WordIndex(home, vault), log)
     with running_server(create_app(engine, pipeline=pipeline)) as url:
-        http = httpx.Client(base_url=f"{url}/v1", timeout=30)
+        http = httpx.Client(base_url=f"{url}/v1", timeout=120)  # a loaded machine is slow, not wrong
         yield SimpleCouncil(http, engine, log, vault, home, url, workers)
     log.close()
 
@@ -332,7 +332,7 @@ def test_the_readme_workers_example_is_valid_configuration():
 def test_a_chat_completion_may_opt_in_to_the_councils_read_only_tools(council):
     import openai
 
-    client = openai.OpenAI(base_url=f"{council.url}/v1", api_key="x", max_retries=0, timeout=30)
+    client = openai.OpenAI(base_url=f"{council.url}/v1", api_key="x", max_retries=0, timeout=120)
     council.engine.script.clear()
     council.engine.script.extend([tool_call("search_vault", query="sleep"), "Eight hours, says [[health/Sleep]]."])
     ask = [{"role": "user", "content": "How long should I sleep?"}]
