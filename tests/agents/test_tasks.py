@@ -202,6 +202,7 @@ def test_a_task_can_be_cancelled_and_unknown_ids_are_404(council):
     cancelled = council.http.post(f"/tasks/{task['id']}/cancel", json={}).json()
     assert cancelled["status"] == "cancelled" and cancelled["pending"] is None
     assert council.http.get(f"/tasks/{task['id']}").json()["status"] == "cancelled"
+    assert task["id"] in [listed["id"] for listed in council.http.get("/tasks").json()["data"]]
     assert council.http.post(f"/tasks/{task['id']}/approve", json={}).status_code == 409
     assert not (council.vault / "Inbox" / "x.md").exists()
     missing = council.http.get("/tasks/task_nope")
