@@ -23,6 +23,7 @@ __all__ = [
     "ENGINE_KINDS",
     "RETRIEVAL_MODES",
     "AdapterCacheSettings",
+    "AgentSettings",
     "ConfigError",
     "EmbedderSettings",
     "EngineSettings",
@@ -34,6 +35,7 @@ __all__ = [
     "Settings",
     "TrainingSettings",
     "VaultSettings",
+    "WorkerSettings",
     "default_home",
     "defaults",
     "open_home",
@@ -272,6 +274,34 @@ class TrainingSettings(_Section):
     max_chars: int = Field(100_000, ge=1000, description="longer samples are dropped")
 
 
+class AgentSettings(_Section):
+    """`konsilium task` and /v1/tasks: how far the council's task loop may go on its own."""
+
+    inbox: str = Field(
+        "Inbox", description="vault folder (relative to the first of vault.paths) the write_note tool writes into"
+    )
+    max_steps: int = Field(8, ge=1, le=100, description="model calls a task may make before it must report")
+    max_seconds: float = Field(600.0, gt=0, description="a task reports with what it has after this long")
+    search_k: int = Field(5, ge=1, le=50, description="passages a search_vault call returns by default")
+    note_chars: int = Field(6000, ge=200, description="read_note returns at most this many characters of a note")
+
+
+class WorkerSettings(_Section):
+    """One entry of `workers:`: another OpenAI-compatible server the council may ask (`ask_<name>`)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,40}$", description="the tool is ask_<name>")
+    base_url: str = Field(description="its base URL, ending in /v1")
+    model: str = Field(description="the model id it is asked with")
+    description: str = ""
+    good_for: list[str] = Field(default_factory=list, description="what to ask it, shown to the council")
+    api_key: str | None = None
+    api_key_env: str | None = Field(None, description="environment variable holding its key (preferred)")
+    timeout_s: float = Field(120.0, gt=0, description="an answer taking longer is a tool error, not a crash")
+    max_concurrent: int = Field(2, ge=1, description="calls in progress at once; more wait (up to timeout_s)")
+    max_tokens: int = Field(1024, ge=1)
+    confirm: bool = Field(False, description="ask the user before each call (it has effects or costs)")
+
+
 class Settings(_Section):
     """All of konsilium.yaml. `adapters` and `roles` are free-form (names chosen by the user): they are checked
     by `konsilium.roles.spec` and kept here as the plain dicts it normalizes them to."""
@@ -285,6 +315,10 @@ class Settings(_Section):
     adapter_cache: AdapterCacheSettings = Field(default_factory=AdapterCacheSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    workers: list[WorkerSettings] = Field(
+        default_factory=list, description="other OpenAI-compatible servers the council may ask (agents.workers)"
+    )
     adapters: dict[str, Any] = Field(default_factory=dict, description="PEFT LoRA folders (roles.spec)")
     roles: dict[str, Any] = Field(default_factory=dict, description="model ids answering with adapters (roles.spec)")
 
@@ -297,6 +331,17 @@ SECTIONS: dict[str, type[_Section]] = {
 }
 FREE_SECTIONS = tuple(name for name in Settings.model_fields if name not in SECTIONS)
 FREE_SECTION_EXAMPLES = {
+    "workers": """\
+# workers:             # e.g.: each is offered to `konsilium task` as a tool ask_<name>
+#   - name: coder
+#     base_url: http://127.0.0.1:8001/v1
+#     model: qwen2.5-coder
+#     description: A coding model
+#     good_for: [python, sql]
+#     api_key_env: CODER_API_KEY   # or api_key: ...
+#     timeout_s: 120
+#     max_concurrent: 2
+#     confirm: false        # true: the user approves each call""",
     "adapters": """\
 # adapters:            # e.g. (in place of the {} above): PEFT LoRA folders with adapter_config.json
 #   core:
@@ -386,6 +431,7 @@ def parse_settings(raw: Any, source: str = CONFIG_NAME) -> Settings:
             raise ConfigError(f"{section}: unknown section; allowed sections: {', '.join(Settings.model_fields)}")
     fixed = {section: values for section, values in raw.items() if section not in FREE_SECTIONS and values is not None}
     settings = _check(Settings, fixed)
+    settings = settings.model_copy(update={"workers": parse_workers(raw.get("workers"))})
     # Imported here: the roles package (registry) imports this module.
     from .roles.spec import parse_adapters, parse_roles
 
@@ -397,6 +443,29 @@ def parse_settings(raw: Any, source: str = CONFIG_NAME) -> Settings:
             "roles": {role_id: spec.to_dict() for role_id, spec in roles.items()},
         }
     )
+
+
+def parse_workers(raw: Any) -> list[WorkerSettings]:
+    """`workers:` (a list of servers) typed; a mistake is one line naming the entry and the key."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ConfigError("workers: expected a list of workers (name, base_url, model, ...)")
+    workers, names = [], set()
+    for index, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"workers[{index}]: expected a mapping (name, base_url, model, ...)")
+        try:
+            worker = WorkerSettings.model_validate(entry)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = ".".join(str(part) for part in error["loc"])
+            raise ConfigError(f"workers[{index}].{key}: {error['msg']}") from None
+        if worker.name in names:
+            raise ConfigError(f"workers[{index}].name: {worker.name!r} is given twice")
+        names.add(worker.name)
+        workers.append(worker)
+    return workers
 
 
 def parse_section(section: str, raw: dict) -> Any:
@@ -431,7 +500,7 @@ def render_default_yaml() -> str:
                 comment = f"  # one of: {', '.join(choices)}" + (f"; {help_text}" if help_text else "")
             lines.append(f"  {key}: {_flow(values[section][key])}{comment}")
     for section in FREE_SECTIONS:
-        lines.append(f"{section}: {{}}")
+        lines.append(f"{section}: {_flow(values[section])}")
         lines.append(FREE_SECTION_EXAMPLES[section])
     return "\n".join(lines) + "\n"
 

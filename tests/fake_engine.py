@@ -25,6 +25,10 @@ streamed in pieces of a few characters; a chat whose last message is a tool resu
 first tool, a JSON schema gets its smallest valid value as the answer (`constraint_support` says "token-mask";
 `FakeEngine(constraint_support=ConstraintSupport.NONE)` is an engine that cannot constrain).
 
+Scripted answers, for agent loops: `script` (a list of texts, `tool_call(name, **arguments)` builds one) answers
+chat requests that offer tools, one text each in order, before any of the above; once it is used up the fake
+answers as usual.
+
 `FakeSlotsEngine` holds adapters in slots the way the transformers engine does (`configure_adapters`,
 `prepare_adapter`, `load_adapter`, `unload_adapter`, `loaded_adapters`), for roles tests that do not check numerics.
 """
@@ -93,8 +97,10 @@ class FakeEngine:
         chunk_delay_s: float = 0.0,
         fail_after_chunks: int | None = None,
         gate: threading.Event | None = None,
+        script: list[str] | None = None,
     ):
         self._context_length = context_length
+        self.script: deque[str] = deque(script or [])
         self.constraint_support = constraint_support
         self.context_lengths = dict(context_lengths or {})
         self.filler_words = filler_words
@@ -199,7 +205,9 @@ class FakeEngine:
         system = next((m.get("content") or "" for m in messages if m.get("role") in ("system", "developer")), None)
         user = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
         notes = (system or "").count("<note ")
-        structured = self._structured(messages, params.constraint, tools)
+        structured = self._scripted(params.constraint, tools)
+        if structured is None:
+            structured = self._structured(messages, params.constraint, tools)
         if structured is not None:
             pieces = [structured[i : i + 6] for i in range(0, len(structured), 6)]
             return self._answer("chat", prompt, messages, pieces, params, adapter, tools, raw=True)
@@ -208,6 +216,13 @@ class FakeEngine:
             said = ["tool:", *(messages[-1].get("content") or "").split()]
         words = [f"notes={notes}", f"system={'yes' if system is not None else 'no'}", "|", *said]
         return self._answer("chat", prompt, messages, words, params, adapter, tools)
+
+    def _scripted(self, constraint, tools: list[dict] | None) -> str | None:
+        """The next scripted text, for a request that offers tools (None: nothing scripted)."""
+        if not tools and not (constraint is not None and constraint.tools):
+            return None
+        with self._lock:
+            return self.script.popleft() if self.script else None
 
     @staticmethod
     def _structured(messages: list[dict], constraint, tools: list[dict] | None) -> str | None:
@@ -387,6 +402,11 @@ class FakeSlotsEngine(FakeEngine):
     def _check_adapter(self, adapter: AdapterRequest | None) -> None:
         if adapter is not None and adapter.name not in self.loaded_adapters():
             raise ValueError(f"adapter {adapter.name!r} is not loaded in this engine")
+
+
+def tool_call(name: str, **arguments) -> str:
+    """The hermes text of one call, as a scripted answer (several joined: parallel calls)."""
+    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments}, ensure_ascii=False)}\n</tool_call>"
 
 
 def example(schema: dict, root: dict | None = None):

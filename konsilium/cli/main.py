@@ -19,6 +19,7 @@ from .model_cmd import model_app
 from .plan_cmd import explain, plan_app
 from .roles_cmd import adapters_app, roles_app
 from .serve_cmd import serve
+from .task_cmd import task
 from .train_cmds import dataset_app, train
 
 app = typer.Typer(
@@ -47,6 +48,7 @@ app.command()(search)
 app.command()(stats)
 app.command()(serve)
 app.command()(ask)
+app.command()(task)
 app.command()(train)
 app.command()(lab)
 app.add_typer(config_app, name="config")

@@ -250,3 +250,30 @@ ALTER TABLE exchanges ADD COLUMN tool_calls TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE exchanges ADD COLUMN output TEXT NOT NULL DEFAULT 'text';
 """,
     )
+
+
+@migration
+def m006_tasks(db: sqlite3.Connection) -> None:
+    """`konsilium task` and /v1/tasks: a task's goal, plan, steps (each model call, tool call and result), the
+    action waiting for the user's approval and the final report, so a task can be continued from another process."""
+    _execute_script(
+        db,
+        """
+CREATE TABLE tasks (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    goal TEXT NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,             -- running, awaiting_approval, done, failed, cancelled
+    plan TEXT NOT NULL DEFAULT '[]',  -- JSON list of step descriptions
+    steps TEXT NOT NULL DEFAULT '[]', -- JSON list of {"n", "kind", ...}
+    messages TEXT NOT NULL DEFAULT '[]', -- JSON: the conversation the loop continues from
+    pending TEXT,                     -- JSON: the call waiting for approval
+    result TEXT,
+    error TEXT,
+    options TEXT NOT NULL DEFAULT '{}' -- JSON: max_steps, max_seconds, approve, client
+);
+CREATE INDEX tasks_by_time ON tasks (created);
+""",
+    )

@@ -32,9 +32,15 @@ from .cancel import Cancellation
 from .settings import GroundingSettings
 
 log = logging.getLogger("konsilium.turn")
-Endpoint = Literal["chat.completions", "completions", "ask", "responses"]
+Endpoint = Literal["chat.completions", "completions", "ask", "responses", "task"]
 # Each endpoint's ids as OpenAI spells them ("chatcmpl-…", "resp_…").
-ID_PREFIXES = {"chat.completions": "chatcmpl-", "completions": "cmpl-", "ask": "ask-", "responses": "resp_"}
+ID_PREFIXES = {
+    "chat.completions": "chatcmpl-",
+    "completions": "cmpl-",
+    "ask": "ask-",
+    "responses": "resp_",
+    "task": "taskstep-",  # a model call of `konsilium task` (agents.loop)
+}
 
 
 @dataclass

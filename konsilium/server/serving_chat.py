@@ -41,6 +41,10 @@ from .serving_base import ClosingStreamingResponse, OpenAIServing, dump, sse, us
 
 class OpenAIServingChat(OpenAIServing):
     async def create(self, request: ChatCompletionRequest, http_request: Request):
+        if isinstance(request.konsilium, dict) and "tools" in request.konsilium:  # opt-in: the council's own tools
+            from .serving_tasks import builtin_tools_answer
+
+            return await builtin_tools_answer(self, request, http_request)
         self.refuse_unsupported(request)  # also: `konsilium` is an object of known options
         extra = request.konsilium or {}
         dual = dual_option(extra.get("dual", (request.model_extra or {}).get("dual", False)))

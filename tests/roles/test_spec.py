@@ -173,10 +173,12 @@ def test_default_yaml_shows_the_shape_of_roles_in_comments(tmp_path):
     assert yaml.safe_load(text) == defaults()  # as written: no roles, no adapters
     assert "adapters: {}\n# adapters:" in text and "roles: {}\n# roles:" in text
     # The commented example, uncommented (and its trailing comments cut), is a valid configuration.
-    example = [line[2:] for line in text.splitlines() if line.startswith(("# adapters:", "# roles:", "#   "))]
+    starts = ("# workers:", "# adapters:", "# roles:", "#   ")
+    example = [line[2:] for line in text.splitlines() if line.startswith(starts)]
     raw = yaml.safe_load("\n".join(line.split("  #")[0].rstrip() for line in example))
     raw["adapters"]["sport"] = {"path": "adapters/sport"}
     settings = validate(raw)
     assert settings["roles"]["coach"]["adapters"] == {"core": 1.0, "sport": 0.8}
+    assert settings["workers"][0]["name"] == "coder" and settings["workers"][0]["good_for"] == ["python", "sql"]
     home = open_home(tmp_path / "h")
     assert home.config.roles == {} and home.config.adapter_cache.max_loaded == 8
