@@ -60,7 +60,7 @@ def write_config(home: Path, adapters: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(indexed_steps, embedder, tmp_path_factory):
+def served(indexed_steps, tmp_path_factory):
     root = tmp_path_factory.mktemp("web")
     home_dir = Path(shutil.copytree(indexed_steps.home, root / "home"))  # the index is re-run by a test: a copy
     model = tiny_llama()
@@ -72,7 +72,7 @@ def served(indexed_steps, embedder, tmp_path_factory):
     home = open_home(home_dir)
     knowledge = Knowledge(home)
     log = ConversationLog(root / "log.sqlite3")
-    memory = MemoryService(log, MemorySettings(), embedder=embedder)
+    memory = MemoryService(log, MemorySettings(), embedder=knowledge.embedder())  # one embedder loaded, not two
     engine = FakeSlotsEngine(context_length=8192)
     roles = RoleService(
         engine, RoleRegistry.open(home), cache_settings=home.config.adapter_cache, embed=knowledge.embedder().embed
@@ -132,7 +132,22 @@ def test_the_role_picker_switches_who_answers_and_dual_shows_both(served):
     whos = page.locator(".duo .msg.assistant .who").all_inner_texts()
     assert whos[0] == "base model" and whos[1].startswith("coach")
     page.uncheck("#dual")
+    page.select_option("#model", "auto")
+    ask(page, "Как тренироваться перед марафоном?")
+    page.wait_for_selector(".msg.assistant:not([data-streaming]) .answer:has-text('марафоном')")
+    assert last_answer(page).locator(".who").inner_text().startswith("auto chose ")  # and whom it chose
     page.select_option("#model", "konsilium")
+
+
+def test_markup_in_an_answer_is_shown_as_text_and_markdown_is_rendered(served):
+    page = served.page
+    page.goto(f"{served.url}/#/chat")
+    page.click("#new-chat")
+    ask(page, "<img src=x onerror=alert(1)> **bold** `code`")  # the fake engine says the question back
+    answer = last_answer(page).locator(".answer")
+    answer.locator("strong", has_text="bold").wait_for()
+    assert answer.locator("img").count() == 0 and "<img src=x onerror=alert(1)>" in answer.inner_text()
+    assert answer.locator("code", has_text="code").count() == 1
 
 
 def test_stop_ends_the_answer_and_the_engine_stream(served):
@@ -176,6 +191,8 @@ def test_a_memory_is_forgotten_after_the_confirmation(served):
     page.goto(f"{served.url}/#/memory")
     row = page.locator(f"tr[data-id='{memory['id']}']")
     row.wait_for()
+    row.locator("button", has_text="History").click()
+    row.locator(".history li", has_text="add").wait_for()
     screenshot(page, "memory")
     row.locator("button.forget").click()
     page.locator("#confirm[open]").wait_for()

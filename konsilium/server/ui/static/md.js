@@ -1,9 +1,15 @@
 // A small Markdown renderer that builds DOM nodes, never HTML strings: notes and model output are untrusted, so
 // every character of them ends up as text. Blocks: fenced code, headings, lists, quotes, rules, paragraphs.
-// Inline: `code`, **bold**, *em*, [text](http(s) links only), [[wikilinks]], footnote marks [^n].
+// Tables (GFM pipes). Inline: `code`, **bold**, *em*, [text](http(s), mailto and obsidian links only), [[wikilinks]], footnote marks [^n].
 
 const SAFE_URL = /^(https?:|mailto:|obsidian:)/i;
 const INLINE = /(`+)([\s\S]*?[^`])\1(?!`)|\*\*([^\n]+?)\*\*|__([^\n]+?)__|\*([^*\s][^*]*)\*|_([^_\s][^_]*)_|\[\[([^\]\n]+)\]\]|\[\^([^\]\s]+)\]|\[([^\]\n]+)\]\(([^)\s]+)\)/g;
+
+const TABLE_RULE = /^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$/;
+
+function cells(line) {
+  return line.trim().replace(/^\|/, "").replace(/\|$/, "").split("|").map((cell) => cell.trim());
+}
 
 function el(tag, cls) {
   const node = document.createElement(tag);
@@ -44,7 +50,7 @@ export function inline(text, parent) {
 }
 
 export function render(markdown, root = el("div")) {
-  const lines = String(markdown || "").replace(/\r\n?/g, "\n").split("\n");
+  const lines = String(markdown || "").replace(/\r\n?/g, "\n").replace(/<!--[\s\S]*?-->/g, "").split("\n");
   let i = 0;
   let para = [];
   const flush = () => {
@@ -73,6 +79,21 @@ export function render(markdown, root = el("div")) {
       flush();
       root.append(inline(heading[2], el(`h${Math.min(6, heading[1].length + 2)}`)));
       i++;
+      continue;
+    }
+    if (/^\s*\|/.test(line) && i + 1 < lines.length && TABLE_RULE.test(lines[i + 1])) {
+      flush();
+      const table = el("table");
+      const head = el("tr");
+      cells(line).forEach((cell) => head.append(inline(cell, el("th"))));
+      table.append(head);
+      i += 2;
+      while (i < lines.length && /^\s*\|/.test(lines[i])) {
+        const tr = el("tr");
+        cells(lines[i++]).forEach((cell) => tr.append(inline(cell, el("td"))));
+        table.append(tr);
+      }
+      root.append(table);
       continue;
     }
     if (/^\s*([-*_])(\s*\1){2,}\s*$/.test(line)) { flush(); root.append(el("hr")); i++; continue; }

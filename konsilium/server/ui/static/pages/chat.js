@@ -102,10 +102,7 @@ async function openConversation(id) {
       .map((m) => ({ role: m.role, content: typeof m.content === "string" ? m.content : (m.content || []).map((p) => p.text || "").join("") }));
     state.conversationId = id;
     showThread();
-    for (const message of state.messages) {
-      if (message.role === "user") addUser(message.content);
-      else addAnswer().finish(message.content);
-    }
+    showEarlier(state.messages.length);
     state.messages.push({ role: "assistant", content: exchange.response });
     const last = addAnswer({ id: exchange.role, label: "" });
     last.finish(exchange.response);
@@ -115,9 +112,28 @@ async function openConversation(id) {
   } catch (error) { fail(error); }
 }
 
-function addUser(text) {
+// A long conversation shows its last messages at once and older ones on demand, a batch at a time: rendering
+// thousands of messages in one go would freeze the page.
+const BATCH = 100;
+
+function showEarlier(end) {
+  const start = Math.max(0, end - BATCH);
+  const batch = document.createDocumentFragment();
+  for (const message of state.messages.slice(start, end)) {
+    if (message.role === "user") addUser(message.content, batch);
+    else addAnswer(null, "", batch).finish(message.content);
+  }
+  const button = ui.messages.querySelector(".earlier");
+  if (button) button.remove();
+  ui.messages.prepend(batch);
+  if (start > 0) {
+    ui.messages.prepend(h("button", { class: "link earlier", onclick: () => showEarlier(start) }, t("chat.earlier", start)));
+  }
+}
+
+function addUser(text, parent = ui.messages) {
   document.getElementById("empty")?.remove();
-  ui.messages.append(h("div", { class: "msg user" }, h("div", { class: "who" }, t("chat.you")), h("div", { class: "body" }, text)));
+  parent.append(h("div", { class: "msg user" }, h("div", { class: "who" }, t("chat.you")), h("div", { class: "body" }, text)));
 }
 
 function roleText(role, model) {
@@ -242,8 +258,8 @@ async function askStreamed(model) {
   try {
     const response = await request("/v1/chat/completions", { method: "POST", body, signal: state.controller.signal });
     for await (const chunk of events(response)) {
-      if (chunk.role !== undefined && chunk.choices && chunk.choices[0] && chunk.choices[0].delta.role) answer.setRole(chunk.role);
       const choice = chunk.choices && chunk.choices[0];
+      if (choice && choice.delta && choice.delta.role) answer.setRole(chunk.role || null); // the opening chunk
       if (choice && choice.delta && choice.delta.content) answer.append(choice.delta.content);
       if (choice && choice.finish_reason) {
         answer.showSources(chunk.sources);
