@@ -181,6 +181,9 @@ def test_an_old_conversation_is_listed_found_and_continued(served):
     page.wait_for_selector(".msg.assistant:not([data-streaming]) .answer:has-text('сколько')")
     sent = [m["role"] for m in engine.last.messages if m["role"] != "system"]
     assert sent == ["user", "assistant", "user"]  # the old turn went with the new question
+    latest = served.log.list(limit=1)[0].id
+    page.wait_for_selector(f"#conversations button[data-id='{latest}']")
+    assert items.count() == 1  # the conversation is listed once, at its latest turn
     page.fill("#conv-search", "")
 
 
@@ -212,7 +215,7 @@ def test_an_adapter_is_loaded_and_pinned_from_the_council_page(served):
     page.click("#load-form button[type=submit]")
     page.wait_for_selector("tr[data-adapter='extra'] .unload")
     page.locator("tr[data-adapter='sport'] .pin").click()
-    page.wait_for_selector("tr[data-adapter='sport'] .tier:has-text('📌')")
+    page.wait_for_selector("tr[data-adapter='sport'] .tier .pinned")
     with httpx.Client(base_url=served.url) as client:
         adapters = {a["name"]: a for a in client.get("/v1/adapters").json()["data"]}
         assert adapters["extra"]["runtime"] and adapters["sport"]["pinned"]
@@ -246,6 +249,20 @@ def test_the_plan_page_plans_and_explains_a_posted_config(served):
     assert "qwen3_moe" in page.locator("#plan-table").inner_text()
     assert page.locator("#plan-explain code", has_text="num_experts").count() >= 1
     screenshot(page, "plan")
+
+
+def test_the_ui_endpoints_refuse_what_they_cannot_serve(served):
+    with httpx.Client(base_url=served.url) as client:
+        page = client.get("/")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert client.get("/ui/app.js").headers["content-type"].startswith("text/javascript")
+        for note in ("../../../etc/passwd", "steps/missing.md"):
+            missing = client.get("/v1/ui/note", params={"note": note})
+            assert missing.status_code == 404 and missing.json()["error"]["code"] == "note_not_found"
+        bad = client.post("/v1/ui/plan", json={"config": {"hidden_size": 8}})
+        assert bad.status_code == 400 and bad.json()["error"]["message"]
+        unknown = client.post("/v1/ui/search", json={"query": "x", "collection": "nope"})
+        assert unknown.status_code == 404 and "nope" in unknown.json()["error"]["message"]
 
 
 def test_a_server_with_an_api_key_asks_for_it_once(served, indexed_steps):

@@ -5,7 +5,8 @@ const KEY = "konsilium.key";
 export const lang = (navigator.language || "en").toLowerCase().startsWith("ru") ? "ru" : "en";
 
 export function t(key, ...args) {
-  let text = (LABELS[lang] && LABELS[lang][key]) || LABELS.en[key] || key;
+  const labels = LABELS[lang] && key in LABELS[lang] ? LABELS[lang] : LABELS.en;
+  let text = key in labels ? labels[key] : key;
   args.forEach((arg, i) => { text = text.replace(`{${i}}`, arg); });
   return text;
 }

@@ -219,7 +219,7 @@ function sourcesPanel(sources) {
 
 function memoriesPanel(memories) {
   return h("details", { class: "memories" }, h("summary", {}, t("chat.memories", memories.length)),
-    h("ul", {}, memories.map((m) => h("li", { dataset: { id: m.id } }, m.text, m.pinned ? " 📌" : ""))));
+    h("ul", {}, memories.map((m) => h("li", { dataset: { id: m.id } }, m.text, m.pinned ? h("span", { class: "badge" }, ` ${t("memory.pinned")}`) : null))));
 }
 
 function busy(on) {

@@ -50,13 +50,13 @@ async function refresh() {
       h("thead", {}, h("tr", {}, ["name", "tier", "preferred", "size", "in_use", "actions"].map((k) => h("th", {}, t(`council.${k}`))))),
       h("tbody", {}, list.data.map((a) => h("tr", { dataset: { adapter: a.name } },
         h("td", {}, a.name, a.runtime ? h("span", { class: "badge" }, " runtime") : null),
-        h("td", { class: "tier" }, (a.tier || "–").toUpperCase(), a.pinned ? " 📌" : ""),
+        h("td", { class: "tier" }, (a.tier || "–").toUpperCase(), " ", a.pinned ? h("span", { class: "badge pinned" }, t("council.pinned")) : null),
         h("td", {}, a.preferred_tier),
         h("td", { class: "num" }, bytes(a.bytes)),
         h("td", { class: "num" }, String(a.in_use)),
-        h("td", { class: "row" },
+        h("td", {}, h("div", { class: "row" },
           h("button", { class: "link pin", onclick: () => pin(a.name, !a.pinned) }, a.pinned ? t("council.unpin") : t("council.pin")),
-          a.runtime ? h("button", { class: "link danger unload", onclick: () => unload(a.name) }, t("council.unload")) : null)))))
+          a.runtime ? h("button", { class: "link danger unload", onclick: () => unload(a.name) }, t("council.unload")) : null))))))
       : h("p", { class: "muted" }, t("council.no_adapters")));
   } catch (error) { fail(error); clearInterval(timer); }
 }

@@ -46,11 +46,11 @@ function row(memory) {
   const history = h("div", { class: "history", hidden: true });
   const cell = h("td", {}, text, history);
   const forgotten = memory.status && memory.status !== "current";
-  const actions = h("td", { class: "row" },
+  const actions = h("td", {}, h("div", { class: "row" },
     h("button", { class: "link", onclick: () => edit(memory, cell) , disabled: forgotten }, t("memory.edit")),
     h("button", { class: "link", onclick: () => pin(memory), disabled: forgotten }, memory.pinned ? t("memory.unpin") : t("memory.pin")),
     h("button", { class: "link", onclick: () => showHistory(memory, history) }, t("memory.history")),
-    h("button", { class: "link danger forget", onclick: () => forget(memory), disabled: forgotten }, t("memory.forget")));
+    h("button", { class: "link danger forget", onclick: () => forget(memory), disabled: forgotten }, t("memory.forget"))));
   return h("tr", { dataset: { id: memory.id } }, cell, h("td", {}, memory.about || ""), h("td", {}, memory.kind || ""),
     h("td", {}, when(memory.created)), actions);
 }
