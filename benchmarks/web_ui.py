@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -226,6 +227,7 @@ def print_table(facts: dict, long_messages: int) -> None:
         ("longest main-thread task: listing, searching", f"{log['longest_task_listing_ms']:.1f} ms", "< 50 ms"),
         ("longest main-thread task: opening it", f"{log['longest_task_opening_ms']:.1f} ms", "< 50 ms"),
     ]
+    print(f"load average {facts['load_average_before'][0]:.1f} before, {facts['load_average_after'][0]:.1f} after")
     print(f"{'measure':<48}{'value':>12}  goal")
     for label, value, goal in rows:
         print(f"{label:<48}{value:>12}  {goal}")
@@ -246,7 +248,7 @@ def main() -> None:
 
     if available() is not None:
         sys.exit(f"cannot run: {available()}")
-    facts = {"provenance": provenance()}
+    facts = {"provenance": provenance(), "load_average_before": os.getloadavg()}
     with tempfile.TemporaryDirectory() as folder, chromium() as browser:
         engine = stamping_engine()
         with running_server(create_app(engine)) as url:
@@ -256,6 +258,7 @@ def main() -> None:
         long_id = fill_log(log, options.conversations, options.long_messages)
         with running_server(create_app(stamping_engine(), conversation_log=log)) as url:
             facts["log"] = long_log(browser, url, long_id, options.conversations, options.long_messages)
+    facts["load_average_after"] = os.getloadavg()  # browser, server and benchmark share these cores
     print_table(facts, options.long_messages)
     options.json.parent.mkdir(parents=True, exist_ok=True)
     options.json.write_text(json.dumps(facts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -132,9 +132,11 @@ export function bytes(n) {
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
+// One formatter for every date: making one per call costs ~0.1 ms, 20 ms for a page of the conversation list.
+const DATES = new Intl.DateTimeFormat(lang === "ru" ? "ru-RU" : "en-GB", { dateStyle: "short", timeStyle: "short" });
+
 export function when(seconds) {
-  if (!seconds) return "–";
-  return new Date(seconds * 1000).toLocaleString(lang === "ru" ? "ru-RU" : "en-GB", { dateStyle: "short", timeStyle: "short" });
+  return seconds ? DATES.format(new Date(seconds * 1000)) : "–";
 }
 
 let infoCache = null;
