@@ -201,6 +201,7 @@ def ui_router(pipeline) -> APIRouter:
                 "collections": pipeline.knowledge.collections() if pipeline.knowledge else [],
                 "default_collection": pipeline.knowledge.default_collection if pipeline.knowledge else None,
                 "roles": [_role_json(role) for role in roles.roles()],
+                "adapter_budget": _budget(roles.cache),
             }
 
         return await call(gather)
@@ -306,6 +307,14 @@ def ui_router(pipeline) -> APIRouter:
         return {"object": "adapter", "name": name, "pinned": body.pinned}
 
     return router
+
+
+def _budget(cache) -> dict | None:
+    """What fits where: the adapter cache's byte budgets per tier and its device slots (None: no such cache)."""
+    budget = getattr(cache, "budget", None)
+    if budget is None:
+        return None
+    return {"gpu_bytes": budget.get("gpu"), "cpu_bytes": budget.get("cpu"), "slots": getattr(cache, "max_loaded", None)}
 
 
 def _role_json(role) -> dict:

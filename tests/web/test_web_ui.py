@@ -214,6 +214,7 @@ def test_an_adapter_is_loaded_and_pinned_from_the_council_page(served):
     page.fill("#lora-path", str(served.adapters["extra"]))
     page.click("#load-form button[type=submit]")
     page.wait_for_selector("tr[data-adapter='extra'] .unload")
+    assert page.locator("#adapter-fit").inner_text().startswith("On the GPU: 2 of 3 slots")
     page.locator("tr[data-adapter='sport'] .pin").click()
     page.wait_for_selector("tr[data-adapter='sport'] .tier .pinned")
     with httpx.Client(base_url=served.url) as client:

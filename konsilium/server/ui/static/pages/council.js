@@ -4,6 +4,8 @@ import { api, bytes, fail, h, serverInfo, t } from "../core.js";
 
 let timer = null;
 let adaptersBox = null;
+let fitBox = null;
+let budget = null;
 
 export async function render(main) {
   const info = await serverInfo(true).catch((error) => { fail(error); return null; });
@@ -12,7 +14,9 @@ export async function render(main) {
   main.append(h("p", { class: "muted" }, `${t("council.engine")}: ${engine.engine} · ${engine.architecture || ""} · ${engine.dtype || ""} · ${engine.device || ""} · adapters: ${info.adapter_support}`));
   main.append(h("h2", {}, t("council.roles")), rolesTable(info.roles));
   adaptersBox = h("div", { id: "adapters" });
-  main.append(h("h2", {}, t("council.adapters")), adaptersBox, loadForm(info));
+  fitBox = h("p", { id: "adapter-fit", class: "muted" });
+  budget = info.adapter_budget;
+  main.append(h("h2", {}, t("council.adapters")), fitBox, adaptersBox, loadForm(info));
   await refresh();
   timer = setInterval(refresh, 2000); // live: tiers move as requests come and go
 }
@@ -46,6 +50,7 @@ function rolesTable(roles) {
 async function refresh() {
   try {
     const list = await api("/v1/adapters");
+    showFit(list.data);
     adaptersBox.replaceChildren(list.data.length ? h("table", {},
       h("thead", {}, h("tr", {}, ["name", "tier", "preferred", "size", "in_use", "actions"].map((k) => h("th", {}, t(`council.${k}`))))),
       h("tbody", {}, list.data.map((a) => h("tr", { dataset: { adapter: a.name } },
@@ -59,6 +64,16 @@ async function refresh() {
           a.runtime ? h("button", { class: "link danger unload", onclick: () => unload(a.name) }, t("council.unload")) : null))))))
       : h("p", { class: "muted" }, t("council.no_adapters")));
   } catch (error) { fail(error); clearInterval(timer); }
+}
+
+// What sits on the GPU and in RAM against the cache's budgets (adapter_cache.gpu_bytes, cpu_bytes, max_loaded).
+function showFit(adapters) {
+  if (!budget) { fitBox.textContent = ""; return; }
+  const on = (tier) => adapters.filter((a) => a.tier === tier);
+  const sum = (list) => list.reduce((total, a) => total + (a.bytes || 0), 0);
+  const gpu = on("gpu");
+  fitBox.textContent = t("council.fit", gpu.length, budget.slots, bytes(sum(gpu)), bytes(budget.gpu_bytes),
+    bytes(sum(on("cpu"))), bytes(budget.cpu_bytes));
 }
 
 function loadForm(info) {
