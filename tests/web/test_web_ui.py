@@ -73,6 +73,7 @@ def served(indexed_steps, tmp_path_factory):
     knowledge = Knowledge(home)
     log = ConversationLog(root / "log.sqlite3")
     memory = MemoryService(log, MemorySettings(), embedder=knowledge.embedder())  # one embedder loaded, not two
+    memory.add("У меня RTX 4090 с 24 ГБ", pinned=True)  # a pinned memory goes with every question
     engine = FakeSlotsEngine(context_length=8192)
     roles = RoleService(
         engine, RoleRegistry.open(home), cache_settings=home.config.adapter_cache, embed=knowledge.embedder().embed
@@ -112,6 +113,7 @@ def test_a_question_streams_its_answer_with_sources_that_open_in_obsidian(served
     assert parsed.scheme == "obsidian" and query["vault"] == [served.vault.name]
     assert (served.vault / query["file"][0]).is_file()  # the link opens a note that exists
     assert answer.locator(".source .passage").first.inner_text().strip()  # the passage the answer was given
+    assert "RTX 4090" in answer.locator("details.memories").text_content()  # the memories it used (folded)
     answer.locator(".preview-toggle").first.click()
     assert answer.locator(".preview").first.inner_text().strip()
     screenshot(page, "chat")
