@@ -150,6 +150,17 @@ def test_markup_in_an_answer_is_shown_as_text_and_markdown_is_rendered(served):
     answer.locator("strong", has_text="bold").wait_for()
     assert answer.locator("img").count() == 0 and "<img src=x onerror=alert(1)>" in answer.inner_text()
     assert answer.locator("code", has_text="code").count() == 1
+    rendered = page.evaluate(
+        """async () => {
+          const { render } = await import('/ui/md.js');
+          const root = render('[x](javascript:alert(1)) [ok](https://example.org) <script>alert(1)</script>\\n\\n'
+            + '| a | b |\\n|---|---|\\n| **1** | 2 |\\n\\n```\\n<b>code</b>\\n```');
+          return { html: root.innerHTML, links: [...root.querySelectorAll('a')].map((a) => a.href) };
+        }"""
+    )
+    assert rendered["links"] == ["https://example.org/"]  # a javascript: link stays text
+    assert "<script>" not in rendered["html"] and "&lt;script&gt;" in rendered["html"]
+    assert "<td><strong>1</strong></td>" in rendered["html"] and "&lt;b&gt;code&lt;/b&gt;" in rendered["html"]
 
 
 def test_stop_ends_the_answer_and_the_engine_stream(served):

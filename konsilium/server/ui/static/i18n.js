@@ -32,7 +32,8 @@ export const LABELS = {
     "plan.config": "Model config.json", "plan.paste": "Paste a config.json here, or choose a file", "plan.dtype": "weights dtype",
     "plan.kv": "KV cache dtype", "plan.context": "context (tokens)", "plan.gpu": "GPU memory (e.g. 24GB)", "plan.run": "Plan",
     "plan.compare": "Compare with a second setting", "plan.explain": "What each field means", "plan.field": "field",
-    "plan.value": "value", "plan.meaning": "meaning", "plan.change": "change", "plan.setting": "setting {0}",
+    "plan.value": "value", "plan.meaning": "meaning", "plan.change": "change", "plan.setting": "setting {0}", "plan.yes": "yes", "plan.no": "no",
+    "plan.row.model_type": "model type", "plan.row.total_params": "total parameters", "plan.row.active_params": "active parameters / token", "plan.row.bits_per_weight": "bits per weight", "plan.row.weights_bytes": "weights", "plan.row.kv_bytes_per_token": "KV bytes / token", "plan.row.kv_cache_bytes": "KV cache", "plan.row.activation_bytes_estimate": "activations + workspace", "plan.row.total_bytes": "total", "plan.row.fits": "fits on GPU", "plan.row.max_context_fits": "largest context that fits", "plan.row.trained_context": "trained context", "plan.row.decode_tokens_per_s_upper_bound": "decode tokens/s (upper bound)",
   },
   ru: {
     loading: "Загрузка…",
@@ -66,6 +67,7 @@ export const LABELS = {
     "plan.config": "config.json модели", "plan.paste": "Вставьте config.json или выберите файл", "plan.dtype": "тип весов",
     "plan.kv": "тип KV-кэша", "plan.context": "контекст (токены)", "plan.gpu": "память GPU (напр. 24GB)", "plan.run": "Рассчитать",
     "plan.compare": "Сравнить со вторым вариантом", "plan.explain": "Что значит каждое поле", "plan.field": "поле",
-    "plan.value": "значение", "plan.meaning": "смысл", "plan.change": "изменение", "plan.setting": "вариант {0}",
+    "plan.value": "значение", "plan.meaning": "смысл", "plan.change": "изменение", "plan.setting": "вариант {0}", "plan.yes": "да", "plan.no": "нет",
+    "plan.row.model_type": "тип модели", "plan.row.total_params": "всего параметров", "plan.row.active_params": "активных параметров на токен", "plan.row.bits_per_weight": "бит на вес", "plan.row.weights_bytes": "веса", "plan.row.kv_bytes_per_token": "байт KV на токен", "plan.row.kv_cache_bytes": "KV-кэш", "plan.row.activation_bytes_estimate": "активации и рабочая память", "plan.row.total_bytes": "всего", "plan.row.fits": "помещается на GPU", "plan.row.max_context_fits": "наибольший контекст, который помещается", "plan.row.trained_context": "контекст обучения", "plan.row.decode_tokens_per_s_upper_bound": "токенов/с при генерации (верхняя граница)",
   },
 };

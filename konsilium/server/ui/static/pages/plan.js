@@ -3,19 +3,19 @@
 import { api, bytes, fail, h, lang, t } from "../core.js";
 
 const ROWS = [
-  ["model type", "model_type", String],
-  ["total parameters", "total_params", (v) => `${(v / 1e9).toFixed(3)} B`],
-  ["active parameters / token", "active_params", (v) => `${(v / 1e9).toFixed(3)} B`],
-  ["bits per weight", "bits_per_weight", String],
-  ["weights", "weights_bytes", bytes],
-  ["KV bytes / token", "kv_bytes_per_token", (v) => Math.round(v).toLocaleString()],
-  ["KV cache", "kv_cache_bytes", bytes],
-  ["activations + workspace", "activation_bytes_estimate", bytes],
-  ["total", "total_bytes", bytes],
-  ["fits on GPU", "fits", (v) => (v === null || v === undefined ? "–" : v ? "yes" : "no")],
-  ["largest context that fits", "max_context_fits", (v) => (v ? v.toLocaleString() : "–")],
-  ["trained context", "trained_context", (v) => (v ? v.toLocaleString() : "–")],
-  ["decode tokens/s (upper bound)", "decode_tokens_per_s_upper_bound", (v) => (v ? v.toFixed(1) : "–")],
+  ["plan.row.model_type", "model_type", String],
+  ["plan.row.total_params", "total_params", (v) => `${(v / 1e9).toFixed(3)} B`],
+  ["plan.row.active_params", "active_params", (v) => `${(v / 1e9).toFixed(3)} B`],
+  ["plan.row.bits_per_weight", "bits_per_weight", String],
+  ["plan.row.weights_bytes", "weights_bytes", bytes],
+  ["plan.row.kv_bytes_per_token", "kv_bytes_per_token", (v) => Math.round(v).toLocaleString()],
+  ["plan.row.kv_cache_bytes", "kv_cache_bytes", bytes],
+  ["plan.row.activation_bytes_estimate", "activation_bytes_estimate", bytes],
+  ["plan.row.total_bytes", "total_bytes", bytes],
+  ["plan.row.fits", "fits", (v) => (v === null || v === undefined ? "–" : v ? t("plan.yes") : t("plan.no"))],
+  ["plan.row.max_context_fits", "max_context_fits", (v) => (v ? v.toLocaleString() : "–")],
+  ["plan.row.trained_context", "trained_context", (v) => (v ? v.toLocaleString() : "–")],
+  ["plan.row.decode_tokens_per_s_upper_bound", "decode_tokens_per_s_upper_bound", (v) => (v ? v.toFixed(1) : "–")],
 ];
 const DTYPES = ["bf16", "fp16", "fp8", "int8", "int4", "q4_k_m", "q8_0"];
 const KV = ["bf16", "fp16", "fp8", "int8", "q8_0", "q4_0"];
@@ -58,7 +58,7 @@ export async function render(main) {
 function planTable(plans) {
   return h("table", { id: "plan-table", class: "card" },
     h("thead", {}, h("tr", {}, h("th", {}), plans.map((p, i) => h("th", { class: "num" }, `${t("plan.setting", i + 1)}: ${p.setting.dtype}, ${p.setting.context.toLocaleString()}${p.setting.gpu_mem ? `, ${p.setting.gpu_mem}` : ""}`)))),
-    h("tbody", {}, ROWS.map(([label, key, format]) => h("tr", {}, h("td", {}, label),
+    h("tbody", {}, ROWS.map(([label, key, format]) => h("tr", {}, h("td", {}, t(label)),
       plans.map((p) => h("td", { class: "num" }, p[key] === undefined || p[key] === null ? "–" : format(p[key])))))));
 }
 
