@@ -150,9 +150,10 @@ def vault_roots(knowledge, collection: str) -> list[Path]:
     return [Path(root) for root in roots if Path(root).is_dir()]
 
 
-def _last_run(index_dir: Path, collection: str) -> float | None:
-    """When the collection's tables last changed (a committed index run)."""
-    times = [p.stat().st_mtime for p in Path(index_dir).glob(f"*__{collection}*.lance/_versions/*")]
+def _last_run(store) -> float | None:
+    """When the collection's live chunk table last changed (a committed index run)."""
+    versions = Path(store.dir) / f"{store.chunks.name}.lance" / "_versions"
+    times = [p.stat().st_mtime for p in versions.glob("*")] if versions.is_dir() else []
     return max(times) if times else None
 
 
@@ -277,7 +278,7 @@ def ui_router(pipeline) -> APIRouter:
                         "chunks": store.chunks.count_rows(),
                         "embedder": store.embedder_name,
                         "vaults": [str(p) for p in vault_roots(known, name)],
-                        "last_run": _last_run(known.home.index_dir, name),
+                        "last_run": _last_run(store),
                     }
                 )
             return {"collections": collections, "default": known.default_collection, "job": job.snapshot()}
@@ -288,6 +289,8 @@ def ui_router(pipeline) -> APIRouter:
     async def reindex(body: IndexBody):
         known = knowledge()
         name = body.collection or known.default_collection
+        if name != known.default_collection:
+            collection_of(name)  # another collection must exist: its vault folders are known from its index
         return job.start(known, name)
 
     @router.get("/v1/ui/index/job")
