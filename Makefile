@@ -50,6 +50,7 @@ run: setup
 # index, a loaded model) are built once: most tests wait on subprocesses, sockets and disk as much as on a core.
 TEST_WORKERS ?= 2
 test: setup
+	tests/web/install_chromium.sh  # the web UI tests drive Debian's Chromium
 	$(BIN)/ruff check konsilium tests benchmarks
 	$(BIN)/ruff format --check konsilium tests benchmarks
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile

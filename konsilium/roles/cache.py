@@ -130,6 +130,16 @@ class AdapterBook:
             self._free(entry)
             del self._entries[name]
 
+    def set_pinned(self, name: str, pinned: bool) -> None:
+        """Pin an adapter on the device (it is brought there now and never evicted) or let it go again."""
+        with self._lock:
+            entry = self._get(name)
+            entry.pinned = pinned
+            if pinned:
+                entry.preferred = "gpu"
+        if pinned:
+            self.warm(name)
+
     def names(self) -> list[str]:
         with self._lock:
             return [name for name, entry in self._entries.items() if not entry.removed]

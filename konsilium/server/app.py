@@ -4,7 +4,8 @@ Endpoints: `GET /v1/models` (the base model, every role, `auto`), `POST /v1/chat
 vault when a `Knowledge` is given), `POST /v1/responses` (the same turn in the Responses API's shapes),
 `POST /v1/completions`, `POST /v1/embeddings`, and for adapters vLLM's
 `POST /v1/load_lora_adapter`, `POST /v1/unload_lora_adapter` plus `GET /v1/adapters` (where each one lives),
-`/v1/memories` (serving_memories.py) and `/v1/tasks`, the council's task loop (serving_tasks.py).
+`/v1/memories` (serving_memories.py), `/v1/tasks`, the council's task loop (serving_tasks.py). The web UI is
+served at `/` (server/ui/), its own endpoints at `/v1/ui/*` (serving_ui.py).
 Every error a client sees is OpenAI-shaped JSON with a 4xx/5xx status; tracebacks go to the server log only.
 """
 
@@ -43,7 +44,9 @@ from .serving_memories import memories_router
 from .serving_models import AdapterNotFound, OpenAIServingModels
 from .serving_responses import OpenAIServingResponses
 from .serving_tasks import tasks_router
+from .serving_ui import ui_router
 from .settings import ServerSettings
+from .ui import mount_ui
 
 log = logging.getLogger("konsilium.server")
 # Each open stream waits for its next chunk in a worker thread; anyio's default of 40 would cap concurrent
@@ -133,6 +136,8 @@ def create_app(
     app.include_router(memories_router(pipeline))
     app.include_router(exchanges_router(pipeline))
     app.include_router(tasks_router(pipeline))
+    app.include_router(ui_router(pipeline))
+    mount_ui(app)
 
     # The outermost middleware runs first: the Host name, then the key, before any byte of the body is read.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_body_bytes)

@@ -22,13 +22,14 @@ async def _send_error(send, status: int, body: bytes, extra_headers=()) -> None:
 
 
 class APIKeyMiddleware:
-    """Every request needs `Authorization: Bearer <key>` with one of `keys` (compared in constant time)."""
+    """Every API request needs `Authorization: Bearer <key>` with one of `keys` (compared in constant time). The
+    web UI's page and assets (outside `/v1`) hold no data and load without one: its login form asks for the key."""
 
     def __init__(self, app, keys: tuple[str, ...]):
         self.app, self.keys = app, tuple(key.encode() for key in keys)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not self.keys:
+        if scope["type"] != "http" or not self.keys or _is_ui_asset(scope.get("path", "")):
             return await self.app(scope, receive, send)
         given = dict(scope.get("headers") or ()).get(b"authorization", b"")
         scheme, _, token = given.partition(b" ")
@@ -40,6 +41,11 @@ class APIKeyMiddleware:
         )
         status, body = _error(401, message, "invalid_api_key")
         await _send_error(send, status, body, [(b"www-authenticate", b"Bearer")])
+
+
+def _is_ui_asset(path: str) -> bool:
+    """The web UI's page (`/`) and its assets (`/ui/...`): public files, no data."""
+    return path in ("/", "/ui") or path.startswith("/ui/")
 
 
 class BodyTooLarge(HTTPException):

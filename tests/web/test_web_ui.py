@@ -1,0 +1,303 @@
+"""The web UI in a real headless Chromium against a real server: a question streamed with its sources (an Obsidian
+link to a note that exists, a preview), switching role and dual answers, stop, continuing a conversation from the
+log, forgetting a memory after the confirmation, loading and pinning an adapter, the vault's index and search
+playground, the planner, and the login form when the server needs an API key.
+
+The server is the real app on uvicorn with a real index (three sample notes), log, memory store, role registry and
+PEFT adapter folders; the generator is the fake slots engine (tests/fake_engine.py), whose answer names the adapter
+it ran on. Screenshots of each page at 1280x800 go to tests/.artifacts/screenshots (or $KONSILIUM_SCREENSHOTS)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.parse
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx2 as httpx
+import pytest
+import yaml
+from browser import available, chromium, new_page, screenshot
+from fake_engine import FakeSlotsEngine
+from live_server import running_server, wait_for
+from roles.adapters import make_adapter  # tests/roles/adapters.py: real PEFT folders in milliseconds
+from tiny_models import tiny_llama
+
+from konsilium.config import MemorySettings, open_home
+from konsilium.grounding import Knowledge
+from konsilium.memory import ConversationLog
+from konsilium.memory.service import MemoryService
+from konsilium.pipeline import TurnPipeline
+from konsilium.roles.registry import RoleRegistry
+from konsilium.roles.runtime import RoleService
+from konsilium.server import create_app
+from konsilium.server.settings import ServerSettings
+
+pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
+
+QUESTION = "Какая видеокарта нужна под локальную модель?"
+PLAN_CONFIG = Path(__file__).parents[1] / "plan" / "fixtures" / "qwen3-30b-a3b-config.json"
+KEY = "s3cret-key"
+
+
+def write_config(home: Path, adapters: dict) -> None:
+    config = {
+        "adapter_cache": {"max_loaded": 3, "runtime_loading": True, "runtime_folders": [str(adapters["extra"].parent)]},
+        "adapters": {"sport": {"path": str(adapters["sport"])}},
+        "roles": {
+            "coach": {
+                "description": "Sports training plans and recovery",
+                "adapters": {"sport": 1.0},
+                "label": "alternative",
+                "disclaimer": "A training philosophy, not medical advice.",
+                "retrieval": {"folders": ["steps"]},
+            },
+            "tutor": {"description": "A patient tutor", "system_prompt": "Answer briefly."},
+        },
+    }
+    (home / "konsilium.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def served(indexed_steps, tmp_path_factory):
+    root = tmp_path_factory.mktemp("web")
+    home_dir = Path(shutil.copytree(indexed_steps.home, root / "home"))  # the index is re-run by a test: a copy
+    model = tiny_llama()
+    adapters = {
+        "sport": make_adapter(model, root / "adapters" / "sport", rank=8, seed=1, scale=0.3),
+        "extra": make_adapter(model, root / "runtime" / "extra", rank=4, seed=3, scale=0.3),
+    }
+    write_config(home_dir, adapters)
+    home = open_home(home_dir)
+    knowledge = Knowledge(home)
+    log = ConversationLog(root / "log.sqlite3")
+    memory = MemoryService(log, MemorySettings(), embedder=knowledge.embedder())  # one embedder loaded, not two
+    memory.add("У меня RTX 4090 с 24 ГБ", pinned=True)  # a pinned memory goes with every question
+    engine = FakeSlotsEngine(context_length=8192)
+    roles = RoleService(
+        engine, RoleRegistry.open(home), cache_settings=home.config.adapter_cache, embed=knowledge.embedder().embed
+    )
+    pipeline = TurnPipeline(engine, roles, knowledge, log, memory=memory)
+    with running_server(create_app(engine, pipeline=pipeline)) as url, chromium() as browser:
+        page = new_page(browser)
+        page.set_default_timeout(15_000)
+        yield SimpleNamespace(
+            url=url, page=page, browser=browser, engine=engine, vault=indexed_steps.vault, log=log, adapters=adapters
+        )
+        page.close()
+
+
+def ask(page, text: str) -> None:
+    page.fill("#prompt", text)
+    page.press("#prompt", "Enter")
+
+
+def last_answer(page):
+    return page.locator(".msg.assistant").last
+
+
+def test_a_question_streams_its_answer_with_sources_that_open_in_obsidian(served):
+    page = served.page
+    page.goto(f"{served.url}/#/chat")
+    ask(page, QUESTION)
+    answer = last_answer(page)
+    answer.locator(".answer", has_text="notes=").wait_for()
+    page.wait_for_selector(".msg.assistant:not([data-streaming])")
+    assert "[base] notes=" in answer.locator(".answer").inner_text()
+    link = answer.locator(".source a.obsidian").first
+    link.wait_for()
+    href = link.get_attribute("href")
+    parsed = urllib.parse.urlparse(href)
+    query = urllib.parse.parse_qs(parsed.query)
+    assert parsed.scheme == "obsidian" and query["vault"] == [served.vault.name]
+    assert (served.vault / query["file"][0]).is_file()  # the link opens a note that exists
+    assert answer.locator(".source .passage").first.inner_text().strip()  # the passage the answer was given
+    assert "RTX 4090" in answer.locator("details.memories").text_content()  # the memories it used (folded)
+    answer.locator(".preview-toggle").first.click()
+    assert answer.locator(".preview").first.inner_text().strip()
+    screenshot(page, "chat")
+
+
+def test_the_role_picker_switches_who_answers_and_dual_shows_both(served):
+    page, engine = served.page, served.engine
+    page.goto(f"{served.url}/#/chat")
+    page.click("#new-chat")
+    page.select_option("#model", "coach")
+    ask(page, "How should I train for a marathon?")
+    page.wait_for_selector(".msg.assistant:not([data-streaming]) .answer:has-text('notes=')")
+    assert last_answer(page).locator(".who").inner_text().startswith("coach")
+    assert engine.last.adapter is not None  # the role's adapter answered
+    page.check("#dual")
+    ask(page, "And recovery?")
+    page.wait_for_selector(".duo .msg.assistant >> nth=1")
+    whos = page.locator(".duo .msg.assistant .who").all_inner_texts()
+    assert whos[0] == "base model" and whos[1].startswith("coach")
+    page.uncheck("#dual")
+    page.select_option("#model", "auto")
+    ask(page, "Как тренироваться перед марафоном?")
+    page.wait_for_selector(".msg.assistant:not([data-streaming]) .answer:has-text('марафоном')")
+    assert last_answer(page).locator(".who").inner_text().startswith("auto chose ")  # and whom it chose
+    page.select_option("#model", "konsilium")
+
+
+def test_markup_in_an_answer_is_shown_as_text_and_markdown_is_rendered(served):
+    page = served.page
+    page.goto(f"{served.url}/#/chat")
+    page.click("#new-chat")
+    ask(page, "<img src=x onerror=alert(1)> **bold** `code`")  # the fake engine says the question back
+    answer = last_answer(page).locator(".answer")
+    answer.locator("strong", has_text="bold").wait_for()
+    assert answer.locator("img").count() == 0 and "<img src=x onerror=alert(1)>" in answer.inner_text()
+    assert answer.locator("code", has_text="code").count() == 1
+    rendered = page.evaluate(
+        """async () => {
+          const { render } = await import('/ui/md.js');
+          const root = render('[x](javascript:alert(1)) [ok](https://example.org) <script>alert(1)</script>\\n\\n'
+            + '| a | b |\\n|---|---|\\n| **1** | 2 |\\n\\n```\\n<b>code</b>\\n```');
+          return { html: root.innerHTML, links: [...root.querySelectorAll('a')].map((a) => a.href) };
+        }"""
+    )
+    assert rendered["links"] == ["https://example.org/"]  # a javascript: link stays text
+    assert "<script>" not in rendered["html"] and "&lt;script&gt;" in rendered["html"]
+    assert "<td><strong>1</strong></td>" in rendered["html"] and "&lt;b&gt;code&lt;/b&gt;" in rendered["html"]
+
+
+def test_stop_ends_the_answer_and_the_engine_stream(served):
+    page, engine = served.page, served.engine
+    page.goto(f"{served.url}/#/chat")
+    page.click("#new-chat")
+    engine.chunk_delay_s, engine.filler_words = 0.02, 400  # 8 s of answer unless it is stopped
+    closed = engine.streams_closed_early
+    try:
+        ask(page, "Tell me everything")
+        last_answer(page).locator(".answer", has_text="w3").wait_for()
+        page.keyboard.press("Escape")
+        last_answer(page).locator(".stopped").wait_for()
+        assert wait_for(lambda: engine.streams_closed_early > closed, 5)  # the engine was stopped, not run out
+    finally:
+        engine.chunk_delay_s, engine.filler_words = 0.0, 0
+    assert page.locator("#send").is_visible()
+    assert wait_for(lambda: served.log.list(limit=1)[0].status == "cancelled")
+
+
+def test_an_old_conversation_is_listed_found_and_continued(served):
+    page, engine = served.page, served.engine
+    page.goto(f"{served.url}/#/chat")
+    page.fill("#conv-search", "видеокарта")
+    page.wait_for_selector("#conversations[data-search='видеокарта'] button[data-id]")
+    items = page.locator("#conversations button[data-id]")
+    assert items.count() == 1 and "видеокарта" in items.first.inner_text()
+    items.first.click()
+    page.wait_for_selector(".msg.user:has-text('видеокарта')")
+    ask(page, "А сколько памяти?")
+    page.wait_for_selector(".msg.assistant:not([data-streaming]) .answer:has-text('сколько')")
+    sent = [m["role"] for m in engine.last.messages if m["role"] != "system"]
+    assert sent == ["user", "assistant", "user"]  # the old turn went with the new question
+    latest = served.log.list(limit=1)[0].id
+    page.wait_for_selector(f"#conversations button[data-id='{latest}']")
+    assert items.count() == 1  # the conversation is listed once, at its latest turn
+    page.fill("#conv-search", "")
+
+
+def test_a_memory_is_forgotten_after_the_confirmation(served):
+    page = served.page
+    with httpx.Client(base_url=served.url) as client:
+        memory = client.post("/v1/memories", json={"text": "My GPU is an RTX 4090"}).json()
+    page.goto(f"{served.url}/#/memory")
+    row = page.locator(f"tr[data-id='{memory['id']}']")
+    row.wait_for()
+    row.locator("button", has_text="History").click()
+    row.locator(".history li", has_text="add").wait_for()
+    screenshot(page, "memory")
+    row.locator("button.forget").click()
+    page.locator("#confirm[open]").wait_for()
+    page.click("#confirm-yes")
+    row.wait_for(state="detached")
+    with httpx.Client(base_url=served.url) as client:
+        assert client.get(f"/v1/memories/{memory['id']}").json()["status"] == "forgotten"
+
+
+def test_an_adapter_is_loaded_and_pinned_from_the_council_page(served):
+    page = served.page
+    page.goto(f"{served.url}/#/council")
+    page.wait_for_selector("#roles tr[data-role='coach']")
+    assert "sport × 1" in page.locator("#roles tr[data-role='coach']").inner_text()
+    page.fill("#lora-name", "extra")
+    page.fill("#lora-path", str(served.adapters["extra"]))
+    page.click("#load-form button[type=submit]")
+    page.wait_for_selector("tr[data-adapter='extra'] .unload")
+    assert page.locator("#adapter-fit").inner_text().startswith("On the GPU: 2 of 3 slots")
+    page.locator("tr[data-adapter='sport'] .pin").click()
+    page.wait_for_selector("tr[data-adapter='sport'] .tier .pinned")
+    with httpx.Client(base_url=served.url) as client:
+        adapters = {a["name"]: a for a in client.get("/v1/adapters").json()["data"]}
+        assert adapters["extra"]["runtime"] and adapters["sport"]["pinned"]
+        assert "extra" in [m["id"] for m in client.get("/v1/models").json()["data"]]
+    screenshot(page, "council")
+
+
+def test_the_vault_page_reindexes_with_progress_and_compares_search_modes(served):
+    page = served.page
+    page.goto(f"{served.url}/#/vault")
+    page.wait_for_selector("tr[data-collection] .notes:has-text('3')")
+    page.click("button.reindex")
+    page.wait_for_selector("#index-job .ok")  # the run's report: 3 notes, unchanged
+    assert "3" in page.locator("#index-job .ok").inner_text()
+    page.fill("#playground-query", "видеокарта")
+    page.press("#playground-query", "Enter")
+    for mode in ("bm25", "dense", "hybrid"):
+        page.wait_for_selector(f"#playground [data-mode='{mode}'] .hit")
+    screenshot(page, "vault")
+
+
+def test_the_plan_page_plans_and_explains_a_posted_config(served):
+    page = served.page
+    page.goto(f"{served.url}/#/plan")
+    page.fill("#plan-config", PLAN_CONFIG.read_text(encoding="utf-8"))
+    page.check("#plan-compare")
+    page.click("#plan-config ~ button[type=submit], form button[type=submit]")
+    page.wait_for_selector("#plan-table")
+    header = page.locator("#plan-table thead th").all_inner_texts()
+    assert len(header) == 3  # the two settings side by side
+    assert "qwen3_moe" in page.locator("#plan-table").inner_text()
+    assert page.locator("#plan-explain code", has_text="num_experts").count() >= 1
+    screenshot(page, "plan")
+
+
+def test_the_ui_endpoints_refuse_what_they_cannot_serve(served):
+    with httpx.Client(base_url=served.url) as client:
+        page = client.get("/")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert client.get("/ui/app.js").headers["content-type"].startswith("text/javascript")
+        for note in ("../../../etc/passwd", "steps/missing.md"):
+            missing = client.get("/v1/ui/note", params={"note": note})
+            assert missing.status_code == 404 and missing.json()["error"]["code"] == "note_not_found"
+        bad = client.post("/v1/ui/plan", json={"config": {"hidden_size": 8}})
+        assert bad.status_code == 400 and bad.json()["error"]["message"]
+        unknown = client.post("/v1/ui/search", json={"query": "x", "collection": "nope"})
+        assert unknown.status_code == 404 and "nope" in unknown.json()["error"]["message"]
+
+
+def test_a_server_with_an_api_key_asks_for_it_once(served, indexed_steps):
+    engine = FakeSlotsEngine()
+    app = create_app(engine, settings=ServerSettings(api_keys=(KEY,)))
+    with running_server(app) as url:
+        assert httpx.get(f"{url}/").status_code == 200  # the page itself needs no key
+        assert httpx.get(f"{url}/v1/ui/info").status_code == 401
+        page = new_page(served.browser, locale="ru-RU")
+        try:
+            page.goto(f"{url}/#/chat")
+            page.locator("#login[open]").wait_for()
+            assert page.locator("#login h2").inner_text() == "API-ключ"  # Russian labels for a Russian browser
+            page.fill("#login-key", "wrong")
+            page.press("#login-key", "Enter")
+            page.locator("#login-error", has_text="ключ").wait_for()
+            page.fill("#login-key", KEY)
+            page.press("#login-key", "Enter")
+            page.wait_for_selector("#model option[value='konsilium']", state="attached")
+            ask(page, "Привет")
+            page.wait_for_selector(".msg.assistant .answer:has-text('Привет')")
+            assert json.loads(page.evaluate("JSON.stringify(sessionStorage)"))["konsilium.key"] == KEY
+        finally:
+            page.close()
