@@ -34,23 +34,30 @@ _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
 # "Забудь, что …", "Oh and forget the whole neighbour business", "By the way, please forget …", "Про долг забудь".
 _FORGET_OPENERS = (
     r"(?:(?:and|also|oh|so|ok|okay|well|btw|anyway|actually|by\s+the\s+way|one\s+more\s+thing|ну|и|а|также|"
-    r"кстати|да|ещё|еще|слушай|короче|ладно|ок|в\s+общем),?\s+){0,3}"
+    r"кстати|да|ещё|еще|слушай|короче|ладно|ок|в\s+общем|вот|и\s+вот\s+ещё|и\s+вот\s+еще)[,:]?\s+){0,3}"
 )
-_FORGET_VERB = r"(?:forget|scratch|забудь(?:те)?|не\s+помни|больше\s+не\s+помни|(?:удали|сотри)(?:те)?\s+из\s+памяти)"
+_FORGET_VERB = (
+    r"(?:forget|scratch|nvm(?=\s+(?:the|about|what|my))|never\s+mind(?=\s+(?:the|about|what|my))|забудь(?:те)?|"
+    r"не\s+помни|больше\s+не\s+помни|(?:удали|сотри)(?:те)?\s+из\s+памяти)"
+)
 _FORGET = re.compile(
     r"^" + _FORGET_OPENERS + r"(?:please\s+|пожалуйста,?\s+)?(?:just\s+)?" + _FORGET_VERB + r"\b[\s,:—-]*"
-    r"(?:(?:please|пожалуйста)[\s,]+)?(?:about\s+|that\s+|what\s+i\s+(?:said|told\s+you|mentioned)\s+about\s+|"
+    r"(?:(?:please|пожалуйста)[\s,]+)?(?:(?:всё|все|everything)\s+)?(?:about\s+|that\s+|what\s+i\s+(?:said|told\s+you|mentioned)\s+about\s+|"
     r"что\s+|про\s+|об?\s+)?(?P<rest>.+)$",
     re.IGNORECASE,
 )
 _FORGET_AFTER = re.compile(
-    r"^" + _FORGET_OPENERS + r"(?:про|об?|about)\s+(?P<rest>.+?),?\s+" + _FORGET_VERB + r"(?:\s+вс[её])?[\s.!]*$",
+    r"^"
+    + _FORGET_OPENERS
+    + r"(?:про|об?|about)\s+(?P<rest>.+?),?\s+"
+    + _FORGET_VERB
+    + r"(?:\s+вс[её])?(?:,?\s+(?:пожалуйста|please))?(?:[\s,.!—–-].*)?$",
     re.IGNORECASE,
 )
 # Words of a forget request that name no fact: "the whole neighbour business", "the meds stuff I told you".
 _FORGET_NOISE = re.compile(
     r"\b(?:the\s+whole|whole|stuff|things?|business|thingy|all\s+that|everything|"
-    r"(?:that\s+|what\s+)?i\s+(?:told\s+you|said|mentioned)(?:\s+about)?|"
+    r"(?:that\s+|what\s+)?i\s+(?:told\s+(?:you|u)|said|mentioned)(?:\s+about)?|"
     r"(?:что\s+)?я\s+(?:рассказывал|рассказывала|говорил|говорила|писал|писала)(?:\s+(?:про|о|об))?|всё|все)\b",
     re.IGNORECASE,
 )
@@ -60,7 +67,8 @@ _REMEMBER = re.compile(
     re.IGNORECASE,
 )
 _NAME = re.compile(
-    r"(?i:\bmy name is|\bi am|\bi'm|\bim|меня зовут|зовут меня|\bя\s*[-—–]?|\bэто)\s+(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b"
+    r"(?i:\bmy name is|\bi am|\bi'm|\bim|меня зовут|зовут меня|\bя\s*[-—–]?|\bэто)\s+"
+    r"(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b"
 )
 _NAME_HERE = re.compile(r"^(?P<name>[A-Z][a-z]+|[А-ЯЁ][а-яё]+)\s+(?:here|на связи)\b[\s,—–-]*(?P<rest>.*)$")
 _NOT_NAMES = {"Tired", "Fine", "Good", "Sorry", "Ready", "Back", "Here", "Not", "So", "Very", "Just", "Going", "Also"}
@@ -68,7 +76,7 @@ _AGE = re.compile(r"\b(?:i am|i'm|мне)\s+(?P<age>\d{1,2})(?:\s*(?:years|y/?o|
 _RELATION_EN = re.compile(
     r"^(?i:(?:and\s+|also\s+)?(?:my|our)\s+(?:(?:best|old|little|younger|older|elder|big)\s+)?(?P<rel>"
     + "|".join(lx.RELATIONS_EN)
-    + r")s?)(?:,?\s+(?P<name>[A-Z][a-z]+))?\b",
+    + r")s?)(?:,?\s+(?P<name>[A-Za-z][a-z]+))?\b",
 )
 _RELATION_RU = re.compile(
     r"^(?i:(?:а\s+|и\s+|ещё\s+|еще\s+)?(?:у\s+)?(?:мо(?:я|й|и|ё|е|его|ей|ему|ю|ими|им|их)|наш(?:а|и|его|ей|ему|им|их)?)\s+"
@@ -84,7 +92,7 @@ _INTRODUCED = re.compile(
 )
 # A possessive, any noun and a name: "My crewmate Jonno games…", "Мой напарник Рустам из Уфы".
 _POSSESSED_NAMED = re.compile(
-    r"^(?:(?i:and|also|а|и|ещё|еще)\s+)?(?i:my|our|мой|моя|моё|мои|наш|наша)\s+(?P<rel>[a-zа-яё]+)\s+(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b"
+    r"^(?:(?i:and|also|а|и|ещё|еще)\s+)?(?i:my|our|мой|моя|моё|мои|наш|наша)\s+(?P<rel>[a-zа-яё]+)\s+(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b"
 )
 # "У Миши тренировки поменяли", "У Сони английский по средам": what someone has.
 _AT_NAME = re.compile(r"^(?:(?i:а|и|ещё|еще)\s+)?(?i:у)\s+(?P<name>[А-ЯЁ][а-яё]+)\s+[а-яё]")
@@ -111,7 +119,7 @@ _APPOSITION = re.compile(
     r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+),\s+(?i:(?:my|our|мой|моя|наш|наша)\s+)(?P<rel>[a-zа-яё]+(?:\s+[a-zа-яё]+)?),"
 )
 # Someone else as the subject: "Дима, кстати, обновился — теперь у него RTX 5090", "Anna says she …".
-_NAMED_SUBJECT = re.compile(r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b")
+_NAMED_SUBJECT = re.compile(r"^(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b")
 # Russian verb endings (we-form, impersonal, infinitive) that no name has: "Кормим", "Придётся", "Купить".
 _VERB_FORM = re.compile(r"(?:ем|им|ём|ся|сь|ть|ешь|ишь)$")
 _THIRD_PERSON = frozenset(
@@ -212,7 +220,9 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
         for sentence in _sentences(text):
             forget = _FORGET.match(sentence) or _FORGET_AFTER.match(sentence)
             if forget and not pasted:
-                query = _first_clause(_FORGET_NOISE.sub(" ", forget.group("rest")))
+                rest = _FORGET_NOISE.sub(" ", forget.group("rest"))
+                # "Про деньги, которые я шурину должен, забудьте": what to forget is all before the verb
+                query = rest if forget.re is _FORGET_AFTER else _first_clause(rest)
                 query = re.sub(r"\s+", " ", query).strip(" ,.")
                 if query:
                     forgets.append(ForgetRequest(query))
@@ -365,7 +375,7 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         return None
     stems = _stems(text)
     about = _about(text)
-    name = _NAME.search(text)
+    name = next((m for m in _NAME.finditer(text) if _is_name(m.group("name"))), None)
     if about == "user" and name and name.group("name") not in _NOT_NAMES and not _mentions_concept(stems):
         return Statement(text, "user", "identity", "name", False, explicit)
     age = _AGE.search(text)
@@ -550,8 +560,8 @@ def _about(text: str) -> str:
         return at.group("name")
     match = _RELATION_EN.match(text)
     if match:
-        rel = match.group("rel").lower()
-        return f"{rel} {match.group('name')}" if match.group("name") else rel
+        rel, name = match.group("rel").lower(), match.group("name")
+        return f"{rel} {name}" if name and _is_name(name) else rel
     match = _RELATION_RU.match(text)
     if match and (nominative := _nominative(match.group("rel"))):
         return f"{nominative} {match.group('name')}" if match.group("name") else nominative
@@ -563,7 +573,12 @@ def _about(text: str) -> str:
 
 def _is_name(word: str) -> bool:
     """A capitalized word that can be someone's name: not a stop word ("Ещё", "The"), not a verb form."""
-    return word not in _NOT_NAMES and bool(analyze(word)) and not _VERB_FORM.search(word.lower())
+    return (
+        (word[:1].isupper() or word.lower() in lx.GIVEN_NAMES)  # "im timur, 19": known names written small
+        and word not in _NOT_NAMES
+        and bool(analyze(word))
+        and not _VERB_FORM.search(word.lower())
+    )
 
 
 def _nominative(word: str) -> str | None:

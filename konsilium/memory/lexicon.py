@@ -127,7 +127,8 @@ ACTIVITY_ALIASES = {
 
 # Words saying that something changed: the statement replaces what it contradicts.
 UPDATE_WORDS = frozenset({
-    "anymor", "chang", "extend", "sold", "продал", "bought", "купил", "взял", "final", "cancel", "отмен", "rais",
+    "anymor", "chang", "extend", "sold", "продал", "bought", "купил", "взял", "final", "ditch", "cancel", "отмен",
+    "rais",
     "increas", "lower", "drop", "подня", "повыс", "сниз", "instead", "longer", "move", "moved", "new", "now",
     "postpon", "quit", "replac", "push", "покончен", "закончил", "retir", "пенси", "resched", "stop", "switch",
     "upgrad", "апгрейд", "больш", "брос", "бросил", "вместо", "нов", "обновил", "переех", "перенес", "перенесл",
@@ -136,7 +137,7 @@ UPDATE_WORDS = frozenset({
 
 # A change that adds ("Now I also swim") rather than replaces, unless it says it replaces ("also … instead").
 ADDITION_WORDS = frozenset({"also", "too", "тоже", "также"})
-REPLACEMENT_WORDS = frozenset({"instead", "anymore", "вместо", "больше"})
+REPLACEMENT_WORDS = frozenset({"instead", "anymore", "вместо", "больше", "ditched"})
 REPLACEMENT_STEMS = frozenset({"switch", "replac", "sold", "продал", "смен", "поменя", "переех"})
 
 # First words of requests to the assistant: not statements about the user.
@@ -281,6 +282,8 @@ GIVEN_NAMES = frozenset({
     "ryan", "sam", "sara", "sarah", "sophie", "steve", "tom", "tim", "tony", "will", "zoe", "mei", "ana", "sofia",
     "marco", "luca", "hans", "lars", "sven", "pierre", "marie", "carlos", "maria", "juan", "ahmed", "ali", "omar",
     "fatima", "yuki", "kenji", "chen", "li", "wei", "sonya", "katya", "dasha", "masha", "sasha", "misha", "dima",
-    "anya", "lena", "olga", "igor", "oleg", "sergey", "artem", "timur", "vera", "nina", "ivan", "boris",
+    "anya", "lena", "olga", "igor", "oleg", "sergey", "artem", "timur", "vera", "nina", "ivan", "boris", "karl",
+    "nik", "nico", "jan", "eva", "lukas", "felix", "emil", "finn", "tobias", "jonas", "mateo",
+    "gwen", "rhys", "dylan", "owen", "gareth", "bethan", "megan", "sian", "ieuan", "dafydd", "huw", "catrin",
 })
 # fmt: on
