@@ -150,9 +150,11 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
 def _change_threshold(statement, old: str, people: set[str]) -> float:
     """How close a change must be in meaning to replace `old`. Two of the user's sentences naming the same person
     and nothing else in common are close only through the name ("Jonno's on nights now" / "my crewmate Jonno games
-    on a Steam Deck"); about that person himself, his name is the subject and says nothing."""
+    on a Steam Deck")."""
     shared = _distinctive(statement.text) & _distinctive(old)
-    if statement.about == USER and shared and not _things(shared, people):
+    if shared and not _things(shared, people):
+        # about someone else too: "Katya's cat Pushok is less impressed" changes nothing of "Katya's birthday is 9
+        # November" (a wrongly replaced fact is lost; a missed change still loses to the newer one when recalled)
         return NAME_ONLY_CHANGE_COSINE
     return CHANGE_COSINE
 

@@ -109,7 +109,11 @@ _NAMED_LAST = re.compile(
 # Connectives and openers before a clause's subject.
 _OPENERS = re.compile(r"^(?:(?:and|also|but|so|и|а|но|ещё|еще|кстати|btw)\b[\s,:—–-]*)+", re.IGNORECASE)
 # A relation, then whose, with no name: "Мама у меня в Челябинске живёт", "Брат у нас пилот".
-_RELATION_FIRST = re.compile(r"^(?P<rel>[А-ЯЁа-яё]+)\s+у\s+(?:меня|нас)\b(?!\s+[—–-]?\s*[А-ЯЁ])")
+_RELATION_FIRST = re.compile(
+    r"^(?P<rel>[А-ЯЁа-яё]+)\s+(?:у\s+(?:меня|нас)\b(?!\s+[—–-]?\s*[А-ЯЁ])|(?:мой|моя|мои|наш|наша|наши)\b"
+    r"(?:\s+(?P<name>[А-ЯЁ][а-яё]+))?)"
+)
+_WHOSE = re.compile(r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)'s\s+(?!name\b)")
 # "wife's name is Olga", "my dog's name is Rex"
 _NAMED_AS = re.compile(
     r"^(?i:(?:and\s+|also\s+)?(?:my\s+|our\s+)?)(?P<rel>[A-Za-z]+)'s\s+name\s+is\s+(?P<name>[A-Z][a-z]+)\b"
@@ -173,13 +177,14 @@ _PROFESSION = r"(?:[\w-]+\s+){0,2}?[\w-]*(?:" + "|".join(lx.PROFESSIONS_EN + lx.
 # A statement about the user's own job, not one that only names work ("Protein plan works", "На работу езжу на
 # Brompton", "Был у врача", "the Dribbble hiring challenge"): an exclusive key must not replace his job by mistake.
 _STATES_A_JOB = re.compile(
-    r"\b(?:i|we)\b[\w\s']{0,20}?\bwork(?:s|ed|ing)?\b(?!\s+out)|\bwork(?:ing|ed)?\s+(?:as|at|for|in)\b"
+    r"\b(?:i|we)\b[\w\s']{0,20}?\bwork(?:s|ed|ing)?\b(?!\s+(?:out|from\s+home|remotely|late|overtime|nights|weekends))"
+    r"|\bwork(?:ing|ed)?\s+(?:as|at|for|in)\b"
     r"|\b(?:i'm|i am|im|as an?)\s+(?:now\s+|currently\s+|still\s+)?(?:an?\s+|the\s+)?"
     + _PROFESSION
     + r"|\bquit\s+(?:my\s+)?(?:old\s+|current\s+|the\s+)?(?:job|work|position|company|[A-ZА-ЯЁ])"
     r"|\bsigned\s+with\b|\b(?:resigned|fired|laid\s+off|promoted|retired|hired)\b|\bjoined\s+[A-Z]"
     r"|\b(?:new|my|old|a|the)\s+job\b|\bjob\s+(?:at|as|offer)\b|\bfor\s+a\s+living\b"
-    r"|\bработа(?:ю|ем|л|ла|ли)\b|\b(?:я|теперь|сейчас|стал|стала)\s+(?:уже\s+|теперь\s+|сейчас\s+)?"
+    r"|\bработа(?:ю|ем|л|ла|ли)\b(?!\s+(?:из\s+дома|дома|удал|на\s+удал|с\s+утра|по\s|допоздна|много|мало|без\s))|\b(?:я|теперь|сейчас|стал|стала)\s+(?:уже\s+|теперь\s+|сейчас\s+)?"
     + _PROFESSION
     + r"|\bустрои(?:лся|лась|лись)\b|\bуволи(?:лся|лась|лись)\b|\bуш[её]?л[аи]?\s+(?:из|с)\b"
     r"|\bсмени(?:л|ла)\s+(?:работу|контору|место|компанию)|\bоффер|\bпо\s+профессии\b|\bдолжност"
@@ -384,8 +389,8 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     if about == "user" and not speaks_of_self(text, as_subject=True):  # "Он … спорит со мной" is about him
         about = _someone_else(text, tokens)
     key, kind = _key(stems)
-    if about == USER and (key == "job" or key is None):  # "Я UX-дизайнер в банке" names no lexicon word
-        key, kind = ("job", "work") if _STATES_A_JOB.search(text) else (key if key != "job" else None, kind)
+    if about == USER and key == "job" and not _STATES_A_JOB.search(text):
+        key, kind = None, None
     preference = _preference(stems) if _addresses_answers(tokens) else None
     personal = (
         preference is not None
@@ -540,9 +545,13 @@ def _about(text: str) -> str:
     """Whom the clause is about: a relation in subject position ("My sister Ira lives…", "У моего друга
     Игоря…") makes it about them; otherwise the user."""
     text = _OPENERS.sub("", text)  # "И ещё: у меня дочка Соня, ей 6 лет"
-    first = _RELATION_FIRST.match(text)  # "Мама у меня в Челябинске живёт"
+    first = _RELATION_FIRST.match(text)  # "Мама у меня в Челябинске живёт", "Внук мой Миша ходит на плавание"
     if first and (nominative := _nominative(first.group("rel"))):
-        return nominative
+        name = first.group("name")
+        return f"{nominative} {name}" if name and _is_name(name) else nominative
+    whose = _WHOSE.match(text)  # "Tyoma's training moved to Mondays"
+    if whose and _is_name(whose.group("name")) and not _first_person(text):
+        return whose.group("name")
     match = (
         _INTRODUCED.match(text)
         or _APPOSITION.match(text)
@@ -730,11 +739,18 @@ def _says_change(stems: list[str]) -> bool:
     return _matches(stems, lx.UPDATE_WORDS)
 
 
+def replaces_explicitly(text: str) -> bool:
+    """ "сменила мне препарат", "switched to espresso", "X instead": the statement says the old value is gone (a
+    second allergy "появилась аллергия на морепродукты" adds one)."""
+    stems = _stems(text)
+    return bool(set(words(text)) & lx.REPLACEMENT_WORDS) or _matches(stems, lx.REPLACEMENT_STEMS)
+
+
 def replaces_something(text: str) -> bool:
     """Whether a statement says something changed and replaces what was ("So pescatarian now", "Upgraded to a
     4090"), not only adds to it ("Now I also swim on Sundays")."""
     stems = _stems(text)
-    if not _says_change(stems):
+    if not (_says_change(stems) or _matches(stems, lx.READ_CHANGE_WORDS)):
         return False
     tokens = set(words(text))
     adds = bool(tokens & lx.ADDITION_WORDS) or "as well" in text.lower()

@@ -127,18 +127,20 @@ ACTIVITY_ALIASES = {
 
 # Words saying that something changed: the statement replaces what it contradicts.
 UPDATE_WORDS = frozenset({
-    "anymor", "chang", "extend", "sold", "продал", "bought", "купил", "взял", "final", "ditch", "cancel", "отмен",
-    "rais",
-    "increas", "lower", "drop", "подня", "повыс", "сниз", "instead", "longer", "move", "moved", "new", "now",
-    "postpon", "quit", "replac", "push", "покончен", "закончил", "retir", "пенси", "resched", "stop", "switch",
-    "upgrad", "апгрейд", "больш", "брос", "бросил", "вместо", "нов", "обновил", "переех", "перенес", "перенесл",
-    "перешел", "перешл", "поменя", "продлил", "сдвин", "сдвинул", "сейчас", "смен", "сменил", "теперь", "уже"
+    "anymor", "chang", "extend", "sold", "продал", "cancel", "отмен", "rais", "increas", "lower", "drop", "подня",
+    "повыс", "сниз", "instead", "longer", "move", "moved", "new", "now", "postpon", "quit", "replac", "push",
+    "покончен", "закончил", "retir", "пенси", "resched", "stop", "switch", "upgrad", "апгрейд", "больш", "брос",
+    "бросил", "вместо", "нов", "обновил", "переех", "перенес", "перенесл", "перешел", "перешл", "поменя", "продлил",
+    "сдвин", "сдвинул", "сейчас", "смен", "сменил", "теперь", "уже"
 })
 
+# More words of change, only for telling at read time which of two memories answering one question is the newer
+# value ("bought a Brompton", "finally 1520"): when writing, they would let unrelated news replace old facts.
+READ_CHANGE_WORDS = frozenset({"bought", "купил", "взял", "final", "ditch", "swap"})
 # A change that adds ("Now I also swim") rather than replaces, unless it says it replaces ("also … instead").
 ADDITION_WORDS = frozenset({"also", "too", "тоже", "также"})
 REPLACEMENT_WORDS = frozenset({"instead", "anymore", "вместо", "больше", "ditched"})
-REPLACEMENT_STEMS = frozenset({"switch", "replac", "sold", "продал", "смен", "поменя", "переех"})
+REPLACEMENT_STEMS = frozenset({"switch", "swap", "replac", "sold", "продал", "смен", "поменя", "переех"})
 
 # First words of requests to the assistant: not statements about the user.
 REQUEST_WORDS = frozenset({
@@ -162,6 +164,7 @@ GREETINGS = (
     "quick update", "update", "got it", "yes", "yeah", "yep", "nah", "ok", "okay", "ок", "окей", "ha", "haha", "thanks",
     "thank you", "cool", "great", "figured", "good", "да", "ну", "ладно", "отлично", "хорошо", "спасибо",
     "понятно", "ясно", "ага", "кстати", "btw", "big news", "понял", "поняла", "ещё", "еще", "всё", "короче",
+    "новости", "новость", "news",
 )
 # Words joining a clause to the one before: not its subject ("…, and my sister…", "Also Sonya's class moved…").
 CONNECTIVES = frozenset({"and", "also", "but", "и", "а", "но"})
@@ -185,7 +188,8 @@ RELATIONS_EN = (
     "sister", "brother", "friend", "wife", "husband", "mother", "mom", "mum", "father", "dad", "son", "daughter",
     "boss", "colleague", "partner", "girlfriend", "boyfriend", "neighbor", "neighbour", "cousin", "aunt", "uncle",
     "grandmother", "grandfather", "grandma", "grandpa", "manager", "coach", "tutor", "teacher", "doctor", "kid",
-    "child", "dog", "cat", "puppy", "kitten", "pet",
+    "child", "dog", "cat", "puppy", "kitten", "pet", "grandson", "granddaughter", "grandchild", "ex", "parents",
+    "nephew", "niece", "roommate", "flatmate", "housemate", "crewmate", "apprentice", "assistant",
 )
 
 RELATIONS_RU: dict[str, str] = {
@@ -197,6 +201,9 @@ RELATIONS_RU: dict[str, str] = {
     # pets ("кот" and "пес" are left out: they begin "который", "песня")
     "собак": "собака", "пёс": "пёс", "щен": "щенок", "кошк": "кошка", "котик": "кот", "котён": "кот",
     "питом": "питомец",
+    "внук": "внук", "внучк": "внучка", "бывш": "бывший", "родител": "родители", "племянни": "племянник",
+    "шурин": "шурин", "зят": "зять", "свекров": "свекровь", "тёщ": "тёща", "тещ": "тёща", "невестк": "невестка",
+    "помощни": "помощник",
 }
 
 # Common Russian first-person verbs the endings rule (-аю, -яю, -юсь, -ую) misses.

@@ -27,7 +27,9 @@ _RELATION_EN = {
     "бабушка": "grandmother", "grandma": "grandmother", "дедушка": "grandfather", "grandpa": "grandfather",
     "тётя": "aunt", "дядя": "uncle", "тренер": "coach", "репетитор": "tutor", "ребёнок": "child", "kid": "child",
     "собака": "dog", "пёс": "dog", "щенок": "dog", "puppy": "dog", "кошка": "cat", "кот": "cat", "kitten": "cat",
-    "питомец": "pet",
+    "питомец": "pet", "внук": "grandson", "внучка": "granddaughter", "бывший": "ex",
+    "родители": "parents", "племянник": "nephew", "помощник": "assistant", "flatmate": "roommate",
+    "housemate": "roommate",
 }  # fmt: skip
 _CAPITALIZED = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]{1,}\b")
 _WORD = re.compile(r"[a-zа-яё]+", re.IGNORECASE)

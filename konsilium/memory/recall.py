@@ -27,7 +27,12 @@ SPARE = 3  # candidates beyond k, so that dropping superseded ones still leaves 
 # statements of one person score 0.1-0.3 with USE-m3.
 READ_CHANGE_COSINE = 0.33
 SUPERSEDER_RELEVANCE = 0.2  # a change replaces an older memory only where it answers the question itself
-READ_CHANGE_COSINE_KEYED = 0.4  # an older keyed memory was already weighed against keyed changes when written
+READ_CHANGE_COSINE_KEYED = 0.4
+READ_CHANGE_COSINE_SAME_KEY = 0.2  # one subject key (not exclusive, or missed when written): a change needs little
+# Two memories that both answer the question well (cosine + words >= 0.5) are about its subject: "Дима платит
+# алименты 400 евро" and "Дима теперь платит 550" (the same person's name alone would ask 0.55).
+BOTH_ANSWER = 0.5
+READ_CHANGE_COSINE_BOTH_ANSWER = 0.25  # an older keyed memory was already weighed against keyed changes when written
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)?")
 RESTATED_COSINE = 0.6  # USE-m3: one sentence with another number 0.65-0.85; two facts of one subject 0.3-0.55
 _CAPITALIZED = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]{2,}")
@@ -205,30 +210,38 @@ def newest_on_each_subject(hits: list[Recalled]) -> list[Recalled]:
                 and memory.vector is not None
                 and memory.vector.shape == newer.memory.vector.shape
                 and same_person(memory.about, newer.memory.about)
-                and _replaces(newer.memory, memory, changes)
+                and _replaces(newer.memory, memory, changes, both_answer=min(older.score, newer.score) >= BOTH_ANSWER)
             ):
                 stale.add(memory.id)
     return [hit for hit in hits if hit.memory.id not in stale]
 
 
-def _replaces(newer: Memory, older: Memory, says_change: bool) -> bool:
+def _replaces(newer: Memory, older: Memory, says_change: bool, both_answer: bool = False) -> bool:
     cosine = float(older.vector @ newer.vector)
-    if says_change and cosine >= _change_cosine(older, newer):
+    if says_change and cosine >= _change_cosine(older, newer, both_answer):
         return True
     # The same sentence again with another number: "rating around 1450" → "my lichess rapid rating is 1520".
     numbers = [set(_NUMBER.findall(m.text)) for m in (older, newer)]
     return cosine >= RESTATED_COSINE and bool(numbers[0]) and bool(numbers[1]) and numbers[0] != numbers[1]
 
 
-def _change_cosine(older: Memory, newer: Memory) -> float:
+def _change_cosine(older: Memory, newer: Memory, both_answer: bool = False) -> float:
     """How close a newer statement must be to replace an older one at read time."""
+    from .extract import key_is_exclusive, replaces_explicitly
     from .people import latin, same_name
 
     if older.key and newer.key and older.key != newer.key:
         return float("inf")  # two subjects the extractor told apart: a GPU upgrade leaves the laptop's RAM alone
+    if older.key and older.key == newer.key and (key_is_exclusive(older.key) or replaces_explicitly(newer.text)):
+        return READ_CHANGE_COSINE_SAME_KEY  # "Пью лизиноприл" → "сменила мне препарат — теперь амлодипин 5 мг"
     names = [{latin(w) for w in _CAPITALIZED.findall(m.text)} for m in (older, newer)]
     if older.about != USER or any(same_name(a, b) for a in names[0] for b in names[1]):
-        return READ_CHANGE_COSINE_NAMED
+        # a name shared makes both answer a question naming them: they must share something else to be one subject
+        shared = {t for t in set(analyze(older.text)) & set(analyze(newer.text)) if len(t) >= 4}
+        named_only = not {t for t in shared if not any(same_name(latin(t), n) for n in names[0] | names[1])}
+        return READ_CHANGE_COSINE_BOTH_ANSWER if both_answer and not named_only else READ_CHANGE_COSINE_NAMED
+    if both_answer:
+        return READ_CHANGE_COSINE_BOTH_ANSWER  # the question itself says they are one subject
     return READ_CHANGE_COSINE_KEYED if older.key and not newer.key else READ_CHANGE_COSINE
 
 

@@ -187,3 +187,73 @@ def test_a_pronoun_in_the_next_message_is_the_person_named_in_the_previous_one()
 )
 def test_a_wish_about_answers_is_said_to_the_assistant(text, is_preference):
     assert any(s.kind == "preference" for s in extract([text]).statements) == is_preference
+
+
+@pytest.mark.parametrize(
+    ("text", "query"),
+    [
+        ("Oh and forget the whole neighbour business, we settled it.", "neighbour"),
+        ("By the way, forget the meds stuff I told you, I'd rather not have that stored.", "the meds"),
+        ("Забудь, пожалуйста, что я собеседовалась в Ozon — передумала.", "я собеседовалась в Ozon"),
+        ("забудь всё про мой долг карлу, я отдал", "мой долг карлу"),
+        (
+            "Да, и вот ещё: про деньги, которые я шурину должен, забудьте всё, мы разобрались.",
+            "деньги, которые я шурину должен",
+        ),
+        ("Про Ника забудь, всё, проехали.", "Ника"),
+        ("and nvm the ink thing i told u about, my mom would kill me", "the ink"),
+    ],
+)
+def test_forget_requests_are_understood_however_they_are_phrased(text, query):
+    extraction = extract([text])
+    assert [f.query for f in extraction.forgets] == [query]
+    assert not any("forget" in s.text.lower() or "забуд" in s.text.lower() for s in extraction.statements)
+
+
+@pytest.mark.parametrize("text", ["I always forget my keys.", "Never mind, I found it.", "Don't forget the milk."])
+def test_forget_as_an_ordinary_word_is_no_request(text):
+    assert extract([text]).forgets == []
+
+
+@pytest.mark.parametrize(
+    ("text", "about"),
+    [
+        ("Артём ездит на Kia Rio 2019, страховка у него кончается в апреле.", "Артём"),
+        ("Мама у меня в Челябинске живёт, на пенсии.", "мама"),
+        ("И ещё: у меня дочка Соня, ей 6 лет, ходит на плавание.", "дочь Соня"),
+        ("Мой помощник в мастерской — Лёва.", "помощник Лёва"),
+        ("My roommate karl works nights at a pizza place.", "roommate karl"),
+        ("Легковушка у нас Лада Гранта.", "user"),
+    ],
+)
+def test_whom_a_statement_is_about(text, about):
+    assert extract([text]).statements[0].about == about
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("I work at Nordex on rotor blade testing.", "job"),
+        ("Работаю су-шефом в ресторане «Ложка».", "job"),
+        ("Бюро оставило меня на удалёнке, так что работаю из дома.", None),
+        ("Protein plan works.", None),
+        ("На работу езжу на своём складном велосипеде.", None),
+        ("Был у врача — давление 160 на 100.", None),
+        ("Also I need to submit my portfolio for the Dribbble hiring challenge by April 12.", None),
+    ],
+)
+def test_only_a_statement_about_ones_job_gets_the_job_key(text, key):
+    """The job key is exclusive: a stray one would replace the user's real job."""
+    assert extract([text]).statements[0].key == key
+
+
+def test_a_question_keeps_the_facts_said_before_it_and_a_tag_question_keeps_the_wish():
+    about_her = extract(["И подруга Катя, она ветеринар, в июне переезжает в Тбилиси — что подарить ей на прощание?"])
+    assert [(s.about, "Тбилиси" in s.text) for s in about_her.statements] == [("подруга Катя", True)]
+    wish = extract(["Сразу просьба: отвечай коротко, без воды, ладно?"]).statements
+    assert [s.key for s in wish] == ["answer.style"]
+
+
+def test_a_short_sentence_says_what_the_next_one_is_about():
+    (statement,) = extract(["Мастерская переехала!! Теперь на Некрасова, 41, места в два раза больше."]).statements
+    assert statement.text.startswith("Мастерская переехала, теперь на Некрасова") and statement.update

@@ -253,3 +253,61 @@ def test_the_cached_current_memories_follow_every_kind_of_change_made_elsewhere(
         "I live in Perm, on Lenina street",
         "My brother Oleg is a pilot",
     }
+
+
+def test_forgetting_takes_what_was_said_together_and_not_someone_elses_memory(service):
+    current = current_after(
+        service,
+        [
+            "Моя девушка Лейла — стоматолог, у неё скоро конференция.",
+            "Ещё я лечусь от гастрита, пью омепразол.",
+            "Forget about my stomach stuff, it's private.",
+        ],
+    )
+    assert list(current) == ["Моя девушка Лейла — стоматолог, у неё скоро конференция"]
+
+
+def test_a_forget_request_in_the_other_language_finds_the_closest_memory(service):
+    current = current_after(
+        service,
+        [
+            "I'm planning a surprise trip to Montenegro for Leyla's birthday.",
+            "I want to open my own bistro.",
+            "И забудь про сюрприз для Лейлы, она всё узнала.",
+        ],
+    )
+    assert list(current) == ["I want to open my own bistro"]
+
+
+def test_the_newest_of_two_memories_answering_a_question_is_offered_when_it_says_it_changed(service):
+    current_after(
+        service,
+        [
+            "Also vegetarian here, for like 6 years.",
+            "I play chess on Saturdays.",
+            "Started eating fish again. So pescatarian now I guess.",
+            "My lichess rapid rating is around 1450.",
+            "And my lichess rapid rating is finally 1520 lol.",
+        ],
+    )
+    diet = [r.memory.text for r in service.recall("What's my diet like these days?")]
+    assert any("pescatarian" in text for text in diet) and not any("vegetarian" in text for text in diet)
+    rating = [r.memory.text for r in service.recall("What's my lichess rating?")]
+    assert any("1520" in text for text in rating) and not any("1450" in text for text in rating)
+    assert any("chess on Saturdays" in r.memory.text for r in service.recall("What do I do on Saturdays?"))
+
+
+def test_a_statement_without_a_subject_key_does_not_replace_the_users_job(service):
+    current = current_after(
+        service,
+        [
+            "С 1 апреля я продуктовый дизайнер в Яндекс Go!",
+            "На новой работе решили собирать дизайн-систему в Figma, с токенами.",
+        ],
+    )
+    assert "С 1 апреля я продуктовый дизайнер в Яндекс Go" in current
+
+
+def test_my_wife_finds_what_was_said_about_her_by_name(service):
+    current_after(service, ["My wife Anna and our son Leo moved with me.", "Anna teaches piano at a music school."])
+    assert any("piano" in r.memory.text for r in service.recall("What does my wife do for a living?"))
