@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from .ask_remote import ask_server, running_server
-from .output import HomeOption, JsonOption, err, fail, home_from, out, print_json, user_errors
+from .output import HomeOption, JsonOption, LocalOption, err, fail, home_from, out, print_json, user_errors
 
 
 def ask(
@@ -34,9 +34,7 @@ def ask(
             help="Answer as this role (see `konsilium roles list`), one of its versions (ROLE@N), or 'auto'.",
         ),
     ] = None,
-    local: Annotated[
-        bool, typer.Option("--local", help="Load the model here even when a konsilium server is running.")
-    ] = False,
+    local: LocalOption = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ):

@@ -59,6 +59,9 @@ HomeOption = Annotated[
     typer.Option("--home", help="State directory (default: $KONSILIUM_HOME or ~/.konsilium).", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+LocalOption = Annotated[
+    bool, typer.Option("--local", help="Load the model here even when a konsilium server is running.")
+]
 
 # Errors we expect from bad input: shown as one clear line, never as a traceback.
 USER_ERRORS = (

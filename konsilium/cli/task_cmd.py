@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from .output import HomeOption, JsonOption, err, fail, home_from, out, print_json, user_errors
+from .output import HomeOption, JsonOption, LocalOption, err, fail, home_from, out, print_json, user_errors
 
 ACTIONS = ("approve", "reject", "cancel", "show")
 POLL_S = 0.25  # how often a running task is looked at
@@ -34,9 +34,7 @@ def task(
     max_steps: Annotated[
         int | None, typer.Option("--max-steps", min=1, max=100, help="Model calls at most (default: agent.max_steps).")
     ] = None,
-    local: Annotated[
-        bool, typer.Option("--local", help="Load the model here even when a konsilium server is running.")
-    ] = False,
+    local: LocalOption = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ):

@@ -8,33 +8,12 @@ import json
 import subprocess
 import sys
 from datetime import datetime
-from pathlib import Path
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from cli_runner import KONSILIUM, run_process
+from cli_runner import run_with_home as run
 
-from konsilium.cli.main import app
 from konsilium.memory import DB_NAME, ConversationLog
-
-_SCRIPT = Path(sys.executable).parent / "konsilium"
-KONSILIUM = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "konsilium.cli.main"]
-
-
-def run(home: Path, *args: str, code: int = 0) -> Result:
-    """`konsilium --home HOME ARGS` in this process: its exit code checked; stdout and stderr apart."""
-    result = CliRunner().invoke(app, ["--home", str(home), *args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == code, f"konsilium {' '.join(args)} exited {result.exit_code}: {result.stderr}"
-    return result
-
-
-def run_process(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess:
-    """The installed `konsilium --home HOME ARGS` in a subprocess."""
-    proc = subprocess.run([*KONSILIUM, "--home", str(home), *args], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == code, f"konsilium {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
-    return proc
 
 
 @pytest.fixture

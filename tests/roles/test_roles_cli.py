@@ -7,34 +7,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 from adapters import edit_config, make_adapter
+from cli_runner import run_process
+from cli_runner import run_with_home as run
 from click.testing import Result
-from typer.testing import CliRunner
-
-from konsilium.cli.main import app
-
-KONSILIUM = [sys.executable, "-m", "konsilium.cli.main"]
-
-
-def run(home: Path, *args: str, code: int = 0) -> Result:
-    """`konsilium --home HOME ARGS` in this process: its exit code checked; stdout and stderr apart."""
-    result = CliRunner().invoke(app, ["--home", str(home), *args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == code, f"konsilium {' '.join(args)} exited {result.exit_code}: {result.stderr}"
-    return result
-
-
-def run_process(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess:
-    """The real `konsilium --home HOME ARGS` in a subprocess."""
-    proc = subprocess.run([*KONSILIUM, "--home", str(home), *args], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == code, f"konsilium {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
-    return proc
 
 
 def error_of(proc: subprocess.CompletedProcess | Result) -> str:
