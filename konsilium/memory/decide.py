@@ -231,8 +231,10 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     # Said in the other language, a fact shares no word with the request, only meaning: the clearly closest memory
     # ("сюрприз для Лейлы" / "a surprise trip to Montenegro for Leyla's birthday": 0.34, the next 0.18).
     top, runner_up = cosines[0], (cosines[1][0] if len(cosines) > 1 else 0.0)
-    if top[0] >= FORGET_COSINE and top[0] - runner_up >= FORGET_COSINE_LEAD and top[1] not in [m for _, m in named_]:
+    chosen = {m.id for _, m in named_}
+    if top[0] >= FORGET_COSINE and top[0] - runner_up >= FORGET_COSINE_LEAD and top[1].id not in chosen:
         named_.append((top[0], top[1]))
+        chosen.add(top[1].id)
     if not named_:
         return []
     # What was said together goes together: "я лечусь от гастрита, пью омепразол" is one confidence, and
@@ -240,9 +242,7 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     said_with = {m.exchange_id for _, m in named_ if m.exchange_id}
     floor = min(score for score, _ in named_) - FORGET_MARGIN
     return named_ + [
-        (score, m)
-        for score, m in scored
-        if m.exchange_id in said_with and m not in [n for _, n in named_] and score >= floor
+        (score, m) for score, m in scored if m.exchange_id in said_with and m.id not in chosen and score >= floor
     ]
 
 

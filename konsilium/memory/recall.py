@@ -27,12 +27,13 @@ SPARE = 3  # candidates beyond k, so that dropping superseded ones still leaves 
 # statements of one person score 0.1-0.3 with USE-m3.
 READ_CHANGE_COSINE = 0.33
 SUPERSEDER_RELEVANCE = 0.2  # a change replaces an older memory only where it answers the question itself
-READ_CHANGE_COSINE_KEYED = 0.4
-READ_CHANGE_COSINE_SAME_KEY = 0.2  # one subject key (not exclusive, or missed when written): a change needs little
+READ_CHANGE_COSINE_KEYED = 0.4  # an older keyed memory was already weighed against keyed changes when written
+# One subject key, exclusive or said to be replaced ("сменила препарат"): a change needs little more.
+READ_CHANGE_COSINE_SAME_KEY = 0.2
 # Two memories that both answer the question well (cosine + words >= 0.5) are about its subject: "Дима платит
 # алименты 400 евро" and "Дима теперь платит 550" (the same person's name alone would ask 0.55).
 BOTH_ANSWER = 0.5
-READ_CHANGE_COSINE_BOTH_ANSWER = 0.25  # an older keyed memory was already weighed against keyed changes when written
+READ_CHANGE_COSINE_BOTH_ANSWER = 0.25
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)?")
 RESTATED_COSINE = 0.6  # USE-m3: one sentence with another number 0.65-0.85; two facts of one subject 0.3-0.55
 _CAPITALIZED = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]{2,}")
