@@ -38,7 +38,9 @@ _FORGET_OPENERS = (
 )
 _FORGET_VERB = (
     r"(?:forget|scratch|nvm(?=\s+(?:the|about|what|my))|never\s+mind(?=\s+(?:the|about|what|my))|забудь(?:те)?|"
-    r"не\s+помни|больше\s+не\s+помни|(?:удали|сотри)(?:те)?\s+из\s+памяти)"
+    r"не\s+помни|больше\s+не\s+помни|(?:удали|сотри)(?:те)?\s+из\s+памяти|"
+    r"(?:удали|сотри)(?:те)?(?:\s+(?:инфу|информацию|данные|всё|все))?(?=\s+(?:про|о|об)\s)|"
+    r"(?:delete|remove|erase)\s+(?:the\s+)?(?:info|information|stuff|everything)\s+(?=about\s))"
 )
 _FORGET = re.compile(
     r"^" + _FORGET_OPENERS + r"(?:please\s+|пожалуйста,?\s+)?(?:just\s+)?" + _FORGET_VERB + r"\b[\s,:—-]*"

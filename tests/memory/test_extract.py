@@ -202,6 +202,7 @@ def test_a_wish_about_answers_is_said_to_the_assistant(text, is_preference):
         ),
         ("Про Ника забудь, всё, проехали.", "Ника"),
         ("and nvm the ink thing i told u about, my mom would kill me", "the ink"),
+        ("удали инфу про мою зарплату", "мою зарплату"),
     ],
 )
 def test_forget_requests_are_understood_however_they_are_phrased(text, query):
