@@ -29,7 +29,7 @@ MIN_WORDS = 2
 _OBJECT_PRONOUNS = frozenset({"me", "мне", "меня", "мной", "нам", "нас"})
 DECLARATIVE_WORDS = 3  # a statement with no first-person word or known subject needs this many words to be kept
 
-_SENTENCES = re.compile(r"(?<=[.!?…])\s+|\n+")
+_SENTENCES = re.compile(r"(?<=[.!?…\U0001F300-\U0001FAFF\u2600-\u27BF])\s+(?=[A-ZА-ЯЁ])|(?<=[.!?…])\s+|\n+")
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
 # "Забудь, что …", "Oh and forget the whole neighbour business", "By the way, please forget …", "Про долг забудь".
 _FORGET_OPENERS = (
@@ -160,6 +160,7 @@ _PAST_EN = re.compile(
     re.IGNORECASE,
 )
 _PAST_RU = re.compile(r"^(?:только что\s+|наконец\s+|недавно\s+)?[а-яё]+(?:л|ла|ли|лся|лась|лись)\b", re.IGNORECASE)
+_PLACE = re.compile(r"(?<=\s)[A-ZА-ЯЁ][a-zа-яё]+|\b(?:в|to|in)\s+[a-zа-яё]{3,}")  # a name after the first word
 _NUMBER_UNIT = re.compile(r"(\d)([a-zа-яё]{1,3})\b")
 _RU_VERB_1SG = re.compile(r"^[а-яё]{3,}(?:аю|яю|юсь|аюсь|яюсь|ую|уюсь|ою|ею)$")  # бегаю, работаю, занимаюсь, рисую
 _RU_FIRST_PERSON_VERB = re.compile(r"^[а-яё]+(?:юсь|усь|аю|яю|ую|ею|ю|у)$")
@@ -393,6 +394,8 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     key, kind = _key(stems)
     if about == USER and key == "job" and not _STATES_A_JOB.search(text):
         key, kind = None, None
+    if key == "home.city" and not _PLACE.search(text):
+        key, kind = None, None  # "Переехали, новая квартира побольше": a new flat, not a new city
     preference = _preference(stems) if _addresses_answers(tokens) else None
     personal = (
         preference is not None
@@ -483,7 +486,9 @@ def _said_before_asking(sentence: str) -> str:
     # "И подруга Катя, она ветеринар, в июне переезжает в Тбилиси — что подарить ей?": all said about her
     about_someone = bool(kept) and _about(kept[0]) not in (USER, UNKNOWN)
     statement = ", ".join(
-        part for part in kept if about_someone or _first_person(part) or _mentions_concept(_stems(part))
+        part
+        for part in kept
+        if about_someone or _first_person(part) or _mentions_concept(_stems(part)) or _PAST_RU.match(part.strip())
     )
     return statement if len(words(statement)) >= DECLARATIVE_WORDS else ""
 

@@ -258,3 +258,13 @@ def test_a_question_keeps_the_facts_said_before_it_and_a_tag_question_keeps_the_
 def test_a_short_sentence_says_what_the_next_one_is_about():
     (statement,) = extract(["Мастерская переехала!! Теперь на Некрасова, 41, места в два раза больше."]).statements
     assert statement.text.startswith("Мастерская переехала, теперь на Некрасова") and statement.update
+
+
+def test_what_was_said_before_an_emoji_and_a_question_is_kept():
+    (statement,) = extract(["Перешла на memoQ, наконец-то 🎉 Как импортировать туда мой старый termbase?"]).statements
+    assert statement.text.startswith("Перешла на memoQ") and statement.update
+
+
+def test_a_move_names_a_new_city_only_with_a_place():
+    assert extract(["We moved to Kazan last weekend!!"]).statements[0].key == "home.city"
+    assert extract(["Переехали, новая квартира побольше, у каждого ребёнка своя комната."]).statements[0].key is None
