@@ -35,6 +35,7 @@ FORGET_SCORE = 0.45  # cosine + stem overlap of a forget request with the memory
 FORGET_MARGIN = 0.15  # memories scoring this close to the best one are forgotten with it
 FORGET_KEY_BONUS = 0.3
 FORGET_OTHERS_PENALTY = 0.3  # someone else's memory, for a request that names no one
+FORGET_PERSON_BONUS = 0.2  # a memory naming the person the request names (less than a subject key: a name alone)
 FORGET_COSINE = 0.25  # the closest memory in meaning is forgotten when it is this close ...
 FORGET_COSINE_LEAD = 0.12  # ... and clearly closer than any other
 SOUND_WEIGHT = 0.5  # a shared word start across scripts is weaker evidence than a shared stem ("stomach"/"стоматолог")
@@ -203,7 +204,7 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     names "Теперь бегаю по выходным": schedule:training), and whose it is (a request naming nobody forgets the
     user's own memories: "forget my stomach stuff" is not "Лейла — стоматолог")."""
     from .extract import subject_key
-    from .people import mentioned
+    from .people import latin, mentioned, same_name
 
     people = _people_names(current)
     wanted, key = set(analyze(query)), subject_key(query)
@@ -211,6 +212,8 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     wanted = things or wanted
     named = frozenset(_things(set(_distinctive(query)), people)) or _distinctive(query)
     about_others = bool(mentioned(query)) or len(things) < len(set(analyze(query)))
+    # "забудь про мой долг карлу" names Karl: "I owe karl 90€" is about the debt and names him
+    named_people = {latin(t) for t in set(analyze(query)) - set(things)} if people else set()
     scored, cosines = [], []
     for memory in current:
         have = set(analyze(memory.text))
@@ -220,7 +223,10 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         same_key = FORGET_KEY_BONUS if key is not None and memory.key == key else 0.0
         cosine = _cosine(vector, memory.vector)
         others = FORGET_OTHERS_PENALTY if memory.about != USER and not about_others else 0.0
-        scored.append((cosine + overlap + same_key - others, memory))
+        names_them = named_people and any(
+            same_name(latin(w), n) for w in words(f"{memory.about} {memory.text}") for n in named_people
+        )
+        scored.append((cosine + overlap + same_key - others + (FORGET_PERSON_BONUS if names_them else 0.0), memory))
         cosines.append((cosine, memory))
     scored.sort(key=lambda p: -p[0])
     cosines.sort(key=lambda p: -p[0])
