@@ -169,10 +169,10 @@ class VLLMEngine(ChatViaTemplate):
     def count_tokens(self, text: str) -> int:
         return len(self._encode(text))
 
-    def apply_chat_template(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+    def apply_chat_template(self, messages: list[dict], tools: list[dict] | None = None, **template_args) -> str:
         from ..structured.template import render
 
-        return render(self.tokenizer, messages, tools, self._template)
+        return render(self.tokenizer, messages, tools, self._template, **template_args)
 
     # --- generation ----------------------------------------------------------------------------------------
 
