@@ -119,14 +119,14 @@ def split(text: str, opened: bool = False) -> tuple[str, str]:
 
 class Budgeted(Iterator[GenerationChunk]):
     """An engine stream whose reasoning stops after `budget` tokens: the block is closed and the model continues
-    with the answer from a prompt that ends with its reasoning and `</think>` (`restart(text) -> stream`)."""
+    with the answer from a prompt that ends with its reasoning and `</think>` (`restart(text, tokens used)`)."""
 
     def __init__(
         self,
         tokens: Iterator[GenerationChunk],
         budget: int,
         count_tokens: Callable[[str], int],
-        restart: Callable[[str], Iterator[GenerationChunk]],
+        restart: Callable[[str, int], Iterator[GenerationChunk]],
         opened: bool = False,
     ):
         self._tokens, self._budget, self._count, self._restart = tokens, budget, count_tokens, restart
@@ -154,7 +154,7 @@ class Budgeted(Iterator[GenerationChunk]):
             self._cut = True
             self._base = (chunk.prompt_tokens, chunk.completion_tokens)
             self._close_inner()
-            self._tokens = self._restart(self._said + BUDGET_CLOSE)
+            self._tokens = self._restart(self._said + BUDGET_CLOSE, chunk.completion_tokens)
             return replace(chunk, text=chunk.text + BUDGET_CLOSE)
         return chunk
 

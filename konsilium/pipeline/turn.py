@@ -58,6 +58,7 @@ class TurnRequest:
     memory: bool | None = None  # the request's `konsilium.memory` (None: the configured default)
     client: str | None = None
     tool_use: ToolUse | None = None  # the tools the model is offered (chat only); `params.constraint` shapes the text
+    thinking_switch: bool | None = None  # `/think` or `/no_think` that ended the user's message (taken off it)
 
     @property
     def tools(self) -> list[dict] | None:
@@ -147,9 +148,11 @@ class TurnPipeline:
         """Blocking (searches the index, counts tokens). Raises RequestError for what the request got wrong."""
         resolution = resolution if resolution is not None else self.resolve(request)
         self._check_constraint(request)
-        sent, switch = request.messages, None
+        sent = request.messages
         if request.messages is not None:  # Qwen3's `/think` / `/no_think` is an instruction, not the question
             request.messages, switch = soft_switch(request.messages)
+            if switch is not None:  # kept for a second prepare of the same request (dual answers)
+                request.thinking_switch = switch
         if request.params.max_tokens is None and self.grounding.default_max_tokens:
             request.params = replace(request.params, max_tokens=self.grounding.default_max_tokens)
         record = Exchange(
@@ -172,7 +175,11 @@ class TurnPipeline:
                 self._check_prompt(prompt, request.params, resolution.adapter)
             return turn
         turn.thinking = next(
-            (v for v in (request.params.thinking, switch, getattr(resolution.role, "thinking", None)) if v is not None),
+            (
+                v
+                for v in (request.params.thinking, request.thinking_switch, getattr(resolution.role, "thinking", None))
+                if v is not None
+            ),
             None,
         )
         self._ground(turn)
@@ -403,8 +410,10 @@ class TurnPipeline:
             return tokens
         prompt = render(turn.messages, params, turn.request.tools)
 
-        def restart(said: str):
-            return self.engine.stream(prompt + said, replace(params, thinking_budget=None), turn.adapter)
+        def restart(said: str, used: int):  # the answer gets what is left of max_tokens
+            left = max(1, params.max_tokens - used) if params.max_tokens else None
+            rest = replace(params, thinking_budget=None, max_tokens=left)
+            return self.engine.stream(prompt + said, rest, turn.adapter)
 
         return Budgeted(tokens, params.thinking_budget, self.engine.count_tokens, restart, turn.thinking_open)
 

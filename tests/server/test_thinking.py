@@ -166,6 +166,9 @@ def test_a_thinking_budget_closes_the_block_and_the_answer_follows(served):
         if c.choices
     )
     assert streamed == "The user"
+    short = ask(client, max_tokens=5, extra_body={"konsilium": {"thinking_budget": 2}})
+    assert short.choices[0].message.content.startswith("[base] after\n") and short.choices[0].finish_reason == "length"
+    assert short.usage.completion_tokens == 5  # 3 thinking ("<think>", "The", "user") + 2 of the answer
 
 
 def test_an_upstreams_reasoning_content_is_kept_and_thinking_off_is_passed_on(served, front):
@@ -211,20 +214,25 @@ def test_the_splitter_holds_tags_split_across_chunks_and_knows_a_block_opened_in
     assert soft_switch([{"role": "user", "content": "a/b"}])[1] is None
 
 
-def test_the_transformers_engine_hands_enable_thinking_to_the_chat_template():
+def test_a_local_engine_hands_enable_thinking_to_the_chat_template():
     from konsilium.engines import SamplingParams
-    from konsilium.engines.transformers_engine import TransformersEngine
+    from konsilium.engines.protocol import ChatViaTemplate
+    from konsilium.structured.template import render
 
-    class Tokenizer:  # the template call as transformers makes it, with Qwen3's switch
+    class Tokenizer:  # the template call as transformers makes it
         chat_template = "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>{% endif %}"
 
         def apply_chat_template(self, messages, chat_template=None, **kwargs):
             self.kwargs = kwargs
             return "prompt"
 
-    engine = object.__new__(TransformersEngine)  # the rendering alone: no model is loaded
-    engine.tokenizer = Tokenizer()
-    messages = [{"role": "user", "content": "Hi"}]
+    class Local(ChatViaTemplate):  # rendering as the transformers and vllm engines do (without loading torch)
+        tokenizer = Tokenizer()
+
+        def apply_chat_template(self, messages, tools=None, **template_args):
+            return render(self.tokenizer, messages, tools, None, **template_args)
+
+    engine, messages = Local(), [{"role": "user", "content": "Hi"}]
     engine.render_chat_prompt(messages, SamplingParams(thinking=False))
     assert engine.tokenizer.kwargs["enable_thinking"] is False
     engine.render_chat_prompt(messages, SamplingParams())
