@@ -15,6 +15,7 @@ import yaml
 from fake_engine import FakeEngine
 from live_server import running_server
 
+from konsilium.cli.history_cmd import to_json
 from konsilium.config import open_home
 from konsilium.engines.openai_upstream import OpenAIUpstreamEngine
 from konsilium.grounding.knowledge import Passage
@@ -97,6 +98,7 @@ def test_the_reasoning_comes_back_apart_from_the_answer_and_is_kept_apart_in_the
     record = log.get(response.id)
     assert record.reasoning == REASONING and "Zanzibar" not in record.response
     assert log.list(search="Zanzibar") == []  # what conversations are recalled from holds no reasoning
+    assert to_json(record)["reasoning"] == REASONING  # `konsilium history show --json`
 
 
 def test_streamed_reasoning_comes_first_as_reasoning_content_deltas(served):
