@@ -145,6 +145,13 @@ class EngineSettings(_Section):
     )
     tensor_parallel_size: int = Field(1, ge=1, description="vllm only")
     gpu_memory_utilization: float = Field(0.9, ge=0.05, description="vllm only")
+    # vllm only; `konsilium plan model CONFIG --gpu-mem … --gpus N --nodes M` recommends them.
+    pipeline_parallel_size: int = Field(1, ge=1, description="vllm: pipeline stages (across nodes)")
+    distributed_executor_backend: Literal["mp", "ray"] | None = Field(
+        None, description="vllm: 'ray' for more than one node (a Ray cluster you start); None: vLLM's choice"
+    )
+    enable_expert_parallel: bool = Field(False, description="vllm: whole experts per GPU for a mixture of experts")
+    quantization: str | None = Field(None, description="vllm: e.g. fp8 (None: as the checkpoint is)")
 
 
 class ServerSection(_Section):

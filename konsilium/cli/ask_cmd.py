@@ -45,7 +45,7 @@ def ask(
         fail("the question is empty", as_json, code=2)
     with user_errors(as_json):
         from ..engines import SamplingParams
-        from ..pipeline import TextDelta, TurnRequest
+        from ..pipeline import ReasoningDelta, TextDelta, TurnEnd, TurnRequest
         from ..pipeline.assemble import assemble, load_configured_engine
 
         h = home_from(ctx, home)
@@ -84,7 +84,10 @@ def ask(
                 if isinstance(event, TextDelta):
                     if not as_json:
                         out.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
-                else:
+                elif isinstance(event, ReasoningDelta):  # the model thinking aloud: shown apart, dimmed
+                    if not as_json:
+                        err.print(event.text, end="", style="dim", markup=False, highlight=False, soft_wrap=True)
+                elif isinstance(event, TurnEnd):
                     end = event
         except KeyboardInterrupt:
             stream.close()  # logged as cancelled, with what was said

@@ -44,6 +44,7 @@ def to_json(ex: Exchange) -> dict:
         "client": ex.client,
         "messages": ex.messages,
         "response": ex.response,
+        **({"reasoning": ex.reasoning} if ex.reasoning else {}),  # thinking mode: the model's <think> text
         "finish_reason": ex.finish_reason,
         "sources": ex.sources,
         "usage": {
@@ -220,6 +221,9 @@ def _print_exchange(ex: Exchange) -> None:
     for message in ex.messages:
         out.rule(Text(safe_line(message.get("role", "?")), style="bold"), align="left")
         out.print(Text(safe(content_text(message.get("content")))))
+    if ex.reasoning:
+        out.rule(Text("reasoning", style="bold"), align="left")
+        out.print(Text(safe(ex.reasoning), style="dim"))
     out.rule(Text("answer", style="bold green"), align="left")
     out.print(Text(safe(ex.response)))
     if ex.sources:

@@ -156,7 +156,11 @@ def plan_model(
     ] = "q_proj,k_proj,v_proj,o_proj",
     adapters: Annotated[int, typer.Option(help="How many adapters are loaded at once.")] = 0,
     gpu_mem: Annotated[str | None, typer.Option("--gpu-mem", help="Memory per GPU: 24GB, 80GiB, 96GB.")] = None,
-    gpus: Annotated[int, typer.Option(help="Number of GPUs (tensor parallel).")] = 1,
+    gpus: Annotated[int, typer.Option(help="GPUs per node (tensor parallel within a node).")] = 1,
+    nodes: Annotated[int, typer.Option(help="Nodes (pipeline parallel across them, over a Ray cluster).")] = 1,
+    utilization: Annotated[
+        float, typer.Option("--gpu-memory-utilization", help="Share of each GPU vLLM may use.")
+    ] = 0.9,
     card: Annotated[str | None, typer.Option(help="A known card: h100, rtx4090, rtx-pro-6000, ...")] = None,
     cpu_mem: Annotated[str | None, typer.Option("--cpu-mem", help="RAM for offloaded weights: 128GB.")] = None,
     bandwidth: Annotated[float | None, typer.Option(help="GPU memory bandwidth in GB/s.")] = None,
@@ -170,9 +174,11 @@ def plan_model(
         cfg, changes = apply_overrides(base_cfg, sets or [])
         if compare and not changes:
             raise PlanError("--compare needs at least one --set FIELD=VALUE to compare against")
+        if nodes < 1:
+            raise PlanError("--nodes must be at least 1")
         hw = Hardware(
             gpu_mem=parse_bytes(gpu_mem) if gpu_mem else None,
-            gpus=gpus,
+            gpus=gpus * nodes,
             cpu_mem=parse_bytes(cpu_mem) if cpu_mem else None,
             bandwidth=bandwidth,
             cpu_bandwidth=cpu_bandwidth,
@@ -191,8 +197,12 @@ def plan_model(
             adapters=adapters,
             hw=hw,
         )
-        result = plan(analyze(cfg), **knobs)
+        shape = analyze(cfg)
+        result = plan(shape, **knobs)
         base = plan(analyze(base_cfg), **knobs) if compare else None
+        if hw.gpu_mem or card:
+            capacity = result.get("gpu_mem_bytes") or hw.gpu_mem
+            result["parallel"] = _parallel(config, shape, cfg, result, capacity, gpus, nodes, utilization, knobs)
     except (PlanError, OSError) as exc:
         _fail(str(exc), as_json)
         return
@@ -221,6 +231,38 @@ def plan_model(
     for c in change_list:
         _out.print(f"{c['field']}: {c['from']!r} -> {c['to']!r}: {c['change_text']}", highlight=False)
     _print_notes(result)
+    if "parallel" in result:
+        _print_parallel(result["parallel"])
+
+
+def _parallel(config, shape, cfg, result, gpu_mem, gpus, nodes, utilization, knobs) -> dict:
+    """The TP/PP split, its `vllm serve` line and konsilium.yaml engine section."""
+    from ..plan.parallel import command_line, engine_section, recommend, vllm_serve_args
+
+    path = Path(config)
+    model = str(path.parent if path.suffix == ".json" else path)  # vLLM takes the folder that holds config.json
+    split = recommend(shape, cfg, result, gpu_mem, gpus, nodes, utilization)
+    args = vllm_serve_args(model, split, result, knobs["lora_rank"], knobs["adapters"])
+    return {**split, "vllm_serve": command_line(args), "engine": engine_section(model, split, result)}
+
+
+def _print_parallel(split: dict) -> None:
+    tp, pp = split["tensor_parallel_size"], split["pipeline_parallel_size"]
+    ep = ", expert parallel" if split["enable_expert_parallel"] else ""
+    verdict = "fits" if split["fits"] else "[red]does not fit[/]"
+    _out.print(
+        f"split: TP {tp} x PP {pp} = {split['gpus_used']} GPUs{ep}: {_gb(split['per_gpu_bytes'])} a GPU of "
+        f"{_gb(split['usable_per_gpu_bytes'])} usable — {verdict}",
+        highlight=False,
+    )
+    for note in split["notes"]:
+        _out.print(f"[dim]note: {escape(note)}[/]", highlight=False)
+    _out.print("\n# vLLM as the upstream:", markup=False, highlight=False)
+    _out.print(split["vllm_serve"], markup=False, highlight=False, soft_wrap=True)
+    _out.print("\n# or in-process, konsilium.yaml:\nengine:", markup=False, highlight=False)
+    for key, value in split["engine"].items():
+        shown = json.dumps(value) if isinstance(value, bool) else value
+        _out.print(f"  {key}: {shown}", markup=False, highlight=False)
 
 
 TRAIN_ROWS = [

@@ -91,5 +91,8 @@ def _vllm(settings: EngineSettings, lora_args: dict) -> Engine:
         gpu_memory_utilization=settings.gpu_memory_utilization,
         dtype=settings.dtype,
         context_length=settings.context_length,
+        **settings.model_dump(
+            include={"pipeline_parallel_size", "distributed_executor_backend", "enable_expert_parallel", "quantization"}
+        ),
         **lora_args,
     )

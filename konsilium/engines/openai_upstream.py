@@ -162,11 +162,15 @@ class OpenAIUpstreamEngine:
                 messages=_sent(messages),
                 **_sampling(params),
                 **_structured(params, tools),
-                **self._chat_extras(),
+                **self._chat_extras(params),
             )
         choice = response.choices[0]
-        text = (choice.message.content or "") + "".join(
-            _call_text(call.function.name, call.function.arguments) for call in choice.message.tool_calls or []
+        text = (
+            _reasoning_text(choice.message)
+            + (choice.message.content or "")
+            + "".join(
+                _call_text(call.function.name, call.function.arguments) for call in choice.message.tool_calls or []
+            )
         )
         return _result(text, choice.finish_reason, response.usage, lambda: self.count_chat_tokens(messages, tools))
 
@@ -198,20 +202,26 @@ class OpenAIUpstreamEngine:
                 stream_options={"include_usage": True},
                 **_sampling(params),
                 **_structured(params, tools),
-                **self._chat_extras(),
+                **self._chat_extras(params),
             )
         calls = _CallsAsText()
         return _Relay(events, calls.text_of, self.count_chat_tokens(messages, tools), self._errors, calls.close)
 
-    def _chat_extras(self) -> dict:
+    def _chat_extras(self, params: SamplingParams | None = None) -> dict:
         """A konsilium upstream would ground and cite the answer a second time: our prompt already carries the
-        notes, so ask it for a plain answer. Other servers get no unknown fields (strict ones reject them)."""
+        notes, so ask it for a plain answer. Other servers get no unknown fields (strict ones reject them), but
+        thinking on or off, which vLLM and SGLang take as `chat_template_kwargs`."""
+        body: dict = {}
+        if params is not None and params.thinking is not None:
+            body["chat_template_kwargs"] = {"enable_thinking": params.thinking}
         if self._konsilium is None:
             try:
                 self._konsilium = any(getattr(card, "owned_by", None) == "konsilium" for card in self._listing())
             except (UpstreamError, ValueError):
-                return {}  # the request itself will report the upstream's trouble
-        return {"extra_body": {"konsilium": {"retrieval": False}}} if self._konsilium else {}
+                return {"extra_body": body} if body else {}  # the request itself will report the upstream's trouble
+        if self._konsilium:
+            body["konsilium"] = {"retrieval": False}
+        return {"extra_body": body} if body else {}
 
     # --- errors --------------------------------------------------------------------------------------------
 
@@ -333,9 +343,18 @@ class _CallsAsText:
     def __init__(self):
         self._open: int | None = None  # the index of the call being written
         self._arguments = False  # whether it got any argument text
+        self._thinking = False  # inside the upstream's reasoning, which we write back as a <think> block
 
     def text_of(self, choice) -> str:
-        parts = [choice.delta.content or ""]
+        reasoning = _reasoning_of(choice.delta)
+        parts = []
+        if reasoning:
+            parts.append(reasoning if self._thinking else "<think>" + reasoning)
+            self._thinking = True
+        if self._thinking and (choice.delta.content or choice.delta.tool_calls):
+            parts.append("</think>")
+            self._thinking = False
+        parts.append(choice.delta.content or "")
         for call in choice.delta.tool_calls or []:
             function = call.function
             if function is not None and function.name and call.index != self._open:
@@ -348,10 +367,25 @@ class _CallsAsText:
         return "".join(parts)
 
     def close(self) -> str:
+        if self._thinking:
+            self._thinking = False
+            return "</think>"
         if self._open is None:
             return ""
         self._open = None
         return ("" if self._arguments else "{}") + "}\n</tool_call>"
+
+
+def _reasoning_of(message) -> str:
+    """An upstream's reasoning (vLLM with a reasoning parser: `reasoning_content`, newer ones `reasoning`)."""
+    extra = getattr(message, "model_extra", None) or {}
+    return extra.get("reasoning_content") or extra.get("reasoning") or ""
+
+
+def _reasoning_text(message) -> str:
+    """The reasoning as the `<think>` block our reader splits off again (empty when there was none)."""
+    reasoning = _reasoning_of(message)
+    return f"<think>{reasoning}</think>" if reasoning else ""
 
 
 def _finish(reason: str | None) -> FinishReason:

@@ -72,8 +72,12 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     constraint: Constraint | None = None
+    thinking: bool | None = None  # the chat template's enable_thinking (None: the template's default)
+    thinking_budget: int | None = None  # reasoning tokens at most, then the answer (pipeline.thinking.Budgeted)
 
     def __post_init__(self) -> None:
+        if self.thinking_budget is not None and self.thinking_budget < 1:
+            raise ValueError(f"thinking_budget must be at least 1, got {self.thinking_budget}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {self.max_tokens}")
         if self.temperature < 0:
@@ -197,6 +201,13 @@ class ChatViaTemplate:
     def count_chat_tokens(self, messages: list[dict], tools: list[dict] | None = None) -> int:
         return self.count_tokens(self.apply_chat_template(messages, tools))
 
+    def render_chat_prompt(self, messages: list[dict], params: SamplingParams, tools: list[dict] | None = None) -> str:
+        """The prompt for a chat call: the template with `enable_thinking` when the request says (templates that
+        do not read it render the same)."""
+        if params.thinking is None:
+            return self.apply_chat_template(messages, tools)
+        return self.apply_chat_template(messages, tools, enable_thinking=params.thinking)
+
     def generate_chat(
         self,
         messages: list[dict],
@@ -204,7 +215,7 @@ class ChatViaTemplate:
         adapter: AdapterRequest | None = None,
         tools: list[dict] | None = None,
     ) -> GenerationResult:
-        return self.generate(self.apply_chat_template(messages, tools), params, adapter)
+        return self.generate(self.render_chat_prompt(messages, params, tools), params, adapter)
 
     def stream_chat(
         self,
@@ -213,4 +224,4 @@ class ChatViaTemplate:
         adapter: AdapterRequest | None = None,
         tools: list[dict] | None = None,
     ) -> Iterator[GenerationChunk]:
-        return self.stream(self.apply_chat_template(messages, tools), params, adapter)
+        return self.stream(self.render_chat_prompt(messages, params, tools), params, adapter)

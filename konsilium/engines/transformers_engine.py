@@ -188,8 +188,8 @@ class TransformersEngine(ChatViaTemplate):
     def count_tokens(self, text: str) -> int:
         return len(self._encode(text))
 
-    def apply_chat_template(self, messages: list[dict], tools: list[dict] | None = None) -> str:
-        return render_chat(self.tokenizer, messages, tools)
+    def apply_chat_template(self, messages: list[dict], tools: list[dict] | None = None, **template_args) -> str:
+        return render_chat(self.tokenizer, messages, tools, **template_args)
 
     def token_mask(self, constraint):
         """A fresh grammar state for one sequence (`structured.grammar.TokenMask`); ConstraintError if the

@@ -66,7 +66,10 @@ class VLLMEngine(ChatViaTemplate):
         max_loras: int = 8,
         max_lora_rank: int = 64,
         max_cpu_loras: int | None = None,
+        **parallel,
     ):
+        """`parallel`: pipeline_parallel_size, distributed_executor_backend, enable_expert_parallel, quantization
+        (EngineSettings), passed to vLLM as they are; defaults are left out for vLLM versions without them."""
         self._vllm = import_vllm()  # first: without vLLM nothing else here matters
         if str(model) == "embedded":
             raise ValueError(
@@ -93,6 +96,7 @@ class VLLMEngine(ChatViaTemplate):
             max_loras=max_loras,
             max_lora_rank=max_lora_rank,
             max_cpu_loras=max(max_cpu_loras or max_loras, max_loras),
+            **{key: value for key, value in parallel.items() if value not in (None, False, 1)},
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="konsilium-vllm", daemon=True)
@@ -169,10 +173,10 @@ class VLLMEngine(ChatViaTemplate):
     def count_tokens(self, text: str) -> int:
         return len(self._encode(text))
 
-    def apply_chat_template(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+    def apply_chat_template(self, messages: list[dict], tools: list[dict] | None = None, **template_args) -> str:
         from ..structured.template import render
 
-        return render(self.tokenizer, messages, tools, self._template)
+        return render(self.tokenizer, messages, tools, self._template, **template_args)
 
     # --- generation ----------------------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ _COLUMNS = (
     "rating",
     "tool_calls",
     "output",
+    "reasoning",
 )
 _RECORDED = tuple(name for name in _COLUMNS if name != "rating")  # a rating is set by `rate` alone, never reset
 RATINGS = {"good": 1, "bad": -1, "none": 0}
@@ -81,6 +82,7 @@ class Exchange:
     rating: int = 0  # the user's mark: 1 good, -1 bad, 0 none (training datasets select by it)
     tool_calls: list[dict] = field(default_factory=list)  # the calls the answer made, as OpenAI returns them
     output: str = "text"  # one of OUTPUTS: tool calls and JSON are not prose to learn facts or style from
+    reasoning: str = ""  # the model's `<think>` text, kept apart: never the answer, never learned from
 
     @property
     def question(self) -> str:

@@ -277,3 +277,10 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_by_time ON tasks (created);
 """,
     )
+
+
+@migration
+def m007_reasoning(db: sqlite3.Connection) -> None:
+    """Thinking mode: the model's reasoning (`reasoning_content`) in a column of its own, so that the response stays
+    the answer alone (what search, memory and training read)."""
+    _execute_script(db, "ALTER TABLE exchanges ADD COLUMN reasoning TEXT NOT NULL DEFAULT '';")

@@ -2,7 +2,8 @@
 
 `TurnStream` is a plain (blocking) iterator, so the server can drive it from worker threads and the CLI from its
 own loop. The caller shows `turn.opening` first (the record counts it as said). The stream yields `TextDelta`s
-(and, when the turn offers tools, `ToolCallDelta`s read from the model's `<tool_call>` blocks: see `answer.py`),
+(`ReasoningDelta`s for a `<think>` block, and, when the turn offers tools, `ToolCallDelta`s read from the model's
+`<tool_call>` blocks: see `answer.py`),
 then one `TurnEnd` after the exchange is committed; an engine failure is recorded as "error" and re-raised;
 closing it early (a client went away, Ctrl-C) records "cancelled" with what was said so far, and so does its
 `Cancellation` (a time limit, a shutdown), which then raises `TurnCancelled`. The adapter stays held until the
@@ -16,11 +17,11 @@ import threading
 from dataclasses import dataclass
 
 from ..engines import GenerationChunk
-from .answer import AnswerReader, TextDelta, ToolCallDelta
+from .answer import AnswerReader, ReasoningDelta, TextDelta, ToolCallDelta
 from .cancel import Cancellation
 from .turn import Turn, TurnPipeline, elapsed_ms, last_counts
 
-__all__ = ["TextDelta", "ToolCallDelta", "TurnEnd", "TurnStream"]
+__all__ = ["ReasoningDelta", "TextDelta", "ToolCallDelta", "TurnEnd", "TurnStream"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class TurnStream:
     def __init__(self, pipeline: TurnPipeline, turn: Turn, cancel: Cancellation | None = None):
         self.pipeline, self.turn = pipeline, turn
         self.cancel = cancel or Cancellation()
-        self._parts: list[str] = [turn.opening]  # the caller sends the opening before the first delta
+        self._tail = ""  # the citations, once the answer is done (the caller sends the opening before all)
         self._reader = AnswerReader(turn)
         self._queue: collections.deque = collections.deque()  # events read but not yet handed out
         self._last: GenerationChunk | None = None
@@ -56,7 +57,7 @@ class TurnStream:
     def __iter__(self) -> TurnStream:
         return self
 
-    def __next__(self) -> TextDelta | ToolCallDelta | TurnEnd:
+    def __next__(self) -> TextDelta | ReasoningDelta | ToolCallDelta | TurnEnd:
         if self._closed:
             raise StopIteration
         if self._queue:
@@ -85,7 +86,6 @@ class TurnStream:
                 return self._queue.popleft()
             self._last = chunk
             if chunk.text:
-                self._parts.append(chunk.text)
                 events = self._reader.feed(chunk.text)  # a tag in the making may hold its text back
                 if events:
                     self._queue.extend(events[1:])
@@ -97,13 +97,13 @@ class TurnStream:
         if last is None:
             last = GenerationChunk("", "stop", *last_counts(self._last))
         self._last = last
-        # Without tools the last text goes out with the end, as it always has; with tools it is read like the rest.
-        events = reader.feed(last.text) if reader.reads_calls else []
-        if not reader.reads_calls:
+        # A raw completion's last text goes out with the end, as it always has; a chat's is read like the rest.
+        events = reader.feed(last.text) if reader.splits else []
+        if not reader.splits:
             reader.raw += last.text
         more, tail, finish_reason = reader.finish(last.finish_reason)
-        final = tail if reader.reads_calls else last.text + tail
-        self._parts.append(last.text + tail)
+        final = tail if reader.splits else last.text + tail
+        self._tail = tail
         record.finish_reason = finish_reason
         record.tool_calls = [call.to_json() for call in reader.calls]
         record.output = reader.output
@@ -129,7 +129,8 @@ class TurnStream:
 
     def _commit(self, status: str, error: str | None) -> None:
         try:
-            self.pipeline.end_turn(self.turn, status, error, "".join(self._parts), self._last)
+            said = self.turn.opening + self._reader.said + self._tail
+            self.pipeline.end_turn(self.turn, status, error, said, self._last, self._reader.reasoning)
         finally:
             self._release()
 

@@ -30,6 +30,7 @@ from ..structured.request import ConstraintError, ToolUse
 from .answer import AnswerReader
 from .cancel import Cancellation
 from .settings import GroundingSettings
+from .thinking import Budgeted, soft_switch, split
 
 log = logging.getLogger("konsilium.turn")
 Endpoint = Literal["chat.completions", "completions", "ask", "responses", "task"]
@@ -57,6 +58,7 @@ class TurnRequest:
     memory: bool | None = None  # the request's `konsilium.memory` (None: the configured default)
     client: str | None = None
     tool_use: ToolUse | None = None  # the tools the model is offered (chat only); `params.constraint` shapes the text
+    thinking_switch: bool | None = None  # `/think` or `/no_think` that ended the user's message (taken off it)
 
     @property
     def tools(self) -> list[dict] | None:
@@ -85,6 +87,13 @@ class Turn:
     memories: list = field(default_factory=list)  # the memories the prompt carries (memory.service.Recalled)
     show_sources: bool = False
     opening: str = ""  # the answer starts with it (an alternative view's label, a declined role's note)
+    thinking: bool | None = None  # thinking mode: the request's, its soft switch, the role's (None: the template's)
+    thinking_open: bool = False  # the prompt opens the <think> block: the text starts inside it
+
+    @property
+    def params(self) -> SamplingParams:
+        """What the engine is asked for: the request's sampling with this turn's thinking mode."""
+        return replace(self.request.params, thinking=self.thinking)
 
     @property
     def adapter(self) -> AdapterRequest | None:
@@ -110,6 +119,7 @@ class TurnResult:
     prompt_tokens: int
     completion_tokens: int
     tool_calls: tuple = ()  # structured.hermes.ToolCall
+    reasoning: str | None = None  # the `<think>` block's text (None: the model did not reason)
 
 
 class TurnPipeline:
@@ -138,6 +148,11 @@ class TurnPipeline:
         """Blocking (searches the index, counts tokens). Raises RequestError for what the request got wrong."""
         resolution = resolution if resolution is not None else self.resolve(request)
         self._check_constraint(request)
+        sent = request.messages
+        if request.messages is not None:  # Qwen3's `/think` / `/no_think` is an instruction, not the question
+            request.messages, switch = soft_switch(request.messages)
+            if switch is not None:  # kept for a second prepare of the same request (dual answers)
+                request.thinking_switch = switch
         if request.params.max_tokens is None and self.grounding.default_max_tokens:
             request.params = replace(request.params, max_tokens=self.grounding.default_max_tokens)
         record = Exchange(
@@ -146,7 +161,7 @@ class TurnPipeline:
             endpoint=request.endpoint,
             model=request.model,
             role=resolution.role_id,
-            messages=request.messages or [{"role": "user", "content": prompt} for prompt in request.prompts or []],
+            messages=sent or [{"role": "user", "content": prompt} for prompt in request.prompts or []],
             response="",
             finish_reason=None,
             sources=[],
@@ -159,10 +174,30 @@ class TurnPipeline:
             for prompt in request.prompts or [""]:
                 self._check_prompt(prompt, request.params, resolution.adapter)
             return turn
+        turn.thinking = next(
+            (
+                v
+                for v in (request.params.thinking, request.thinking_switch, getattr(resolution.role, "thinking", None))
+                if v is not None
+            ),
+            None,
+        )
         self._ground(turn)
+        turn.thinking_open = self._opens_thinking(turn)
         if not request.constrained:  # a note before JSON or a forced call would break it
             turn.opening = opening_note(resolution.declined) + disclaimer(resolution.role)
         return turn
+
+    def _opens_thinking(self, turn: Turn) -> bool:
+        """Whether the rendered prompt ends inside a `<think>` block (templates that open it for the model)."""
+        render = getattr(self.engine, "render_chat_prompt", None)
+        if render is None or turn.thinking is False:
+            return False
+        try:
+            prompt = render(turn.messages, turn.params, turn.request.tools)
+        except Exception:  # the engine call itself reports a template that fails
+            return False
+        return prompt.rstrip().endswith("<think>")
 
     def _check_constraint(self, request: TurnRequest) -> None:
         """An engine that cannot constrain its text is not handed a request that needs it."""
@@ -296,18 +331,21 @@ class TurnPipeline:
             for call in calls:  # one engine call each; the engine batches concurrent requests itself
                 said.append("")
                 results.append(self._collect(turn, call, cancel, said))
-        answers, said = [], []
+        answers, said, reasoning = [], [], []
         for result in results:
             reader = AnswerReader(turn)
             reader.feed(result.text)
             _, tail, finish_reason = reader.finish(result.finish_reason)
             content = reader.content
             content = turn.opening + content + tail if content is not None else turn.opening or None
-            calls = tuple(reader.calls)
-            answers.append(TurnResult(content, finish_reason, result.prompt_tokens, result.completion_tokens, calls))
-            said.append(turn.opening + result.text + tail)
+            calls, thought = tuple(reader.calls), reader.reasoning or None
+            counts = (result.prompt_tokens, result.completion_tokens)
+            answers.append(TurnResult(content, finish_reason, *counts, calls, thought))
+            said.append(turn.opening + reader.said + tail)
+            reasoning.append(reader.reasoning)
         record = turn.record
         record.response = "\n\n".join(said)  # the model's text (a call's markup included), as it was said
+        record.reasoning = "\n\n".join(r for r in reasoning if r)  # kept apart: never cited or learned from
         record.finish_reason = answers[-1].finish_reason
         record.tool_calls = [call.to_json() for call in answers[-1].tool_calls]
         record.output = reader.output
@@ -328,32 +366,69 @@ class TurnPipeline:
                         break
             except Exception as exc:
                 if not cancel.is_set:
-                    self.end_turn(turn, "error", str(exc) or type(exc).__name__, "\n\n".join(said), last)
+                    response, reasoning = self._split(turn, said)
+                    self.end_turn(turn, "error", str(exc) or type(exc).__name__, response, last, reasoning)
                     raise
         if cancel.is_set:
-            self.end_turn(turn, "cancelled", cancel.reason, "\n\n".join(said), last)
+            response, reasoning = self._split(turn, said)
+            self.end_turn(turn, "cancelled", cancel.reason, response, last, reasoning)
             raise cancel.error()
         if last is None or not last.finish_reason:  # an engine stream that ended without saying why
             last = GenerationChunk("", "stop", *last_counts(last))
         return GenerationChunk(said[-1], last.finish_reason, last.prompt_tokens, last.completion_tokens)
 
+    @staticmethod
+    def _split(turn: Turn, said: list[str]) -> tuple[str, str]:
+        """(response, reasoning) of text said so far, for a turn that ends early."""
+        if turn.messages is None:
+            return "\n\n".join(said), ""
+        parts = [split(text, turn.thinking_open) for text in said]
+        return "\n\n".join(content for _, content in parts), "\n\n".join(r for r, _ in parts if r)
+
     def _engine_stream(self, turn: Turn, call):
-        params, adapter, tools = turn.request.params, turn.adapter, turn.request.tools
+        params, adapter, tools = turn.params, turn.adapter, turn.request.tools
         try:
             if turn.messages is not None:
-                if tools:
-                    return self.engine.stream_chat(call, params, adapter, tools=tools)
-                return self.engine.stream_chat(call, params, adapter)
+                tokens = (
+                    self.engine.stream_chat(call, params, adapter, tools=tools)
+                    if tools
+                    else self.engine.stream_chat(call, params, adapter)
+                )
+                return self._budgeted(turn, tokens)
             return self.engine.stream(call, params, adapter)
         except ConstraintError as exc:  # a schema the engine's grammar cannot follow
             raise RequestError(str(exc), param=exc.param, code="invalid_schema") from exc
         except ValueError as exc:  # the engine refused this input (too long, a template error)
             raise RequestError(str(exc), param="messages" if turn.messages is not None else "prompt") from exc
 
-    def end_turn(self, turn: Turn, status: str, error: str | None, response: str, last: GenerationChunk | None) -> None:
+    def _budgeted(self, turn: Turn, tokens):
+        """A thinking budget: after that many reasoning tokens the block is closed and the answer continues from
+        the prompt, the reasoning and `</think>` (engines that render their own prompt; an upstream ignores it)."""
+        params = turn.params
+        render = getattr(self.engine, "render_chat_prompt", None)
+        if params.thinking_budget is None or params.thinking is False or render is None:
+            return tokens
+        prompt = render(turn.messages, params, turn.request.tools)
+
+        def restart(said: str, used: int):  # the answer gets what is left of max_tokens
+            left = max(1, params.max_tokens - used) if params.max_tokens else None
+            rest = replace(params, thinking_budget=None, max_tokens=left)
+            return self.engine.stream(prompt + said, rest, turn.adapter)
+
+        return Budgeted(tokens, params.thinking_budget, self.engine.count_tokens, restart, turn.thinking_open)
+
+    def end_turn(
+        self,
+        turn: Turn,
+        status: str,
+        error: str | None,
+        response: str,
+        last: GenerationChunk | None,
+        reasoning: str = "",
+    ) -> None:
         """Commit how a turn ended (streamed or not): what was said, and the token counts of its last chunk."""
         record = turn.record
-        record.status, record.error, record.response = status, error, response
+        record.status, record.error, record.response, record.reasoning = status, error, response, reasoning
         record.prompt_tokens, record.completion_tokens = last_counts(last)
         self.record(record)
 

@@ -178,6 +178,7 @@ class RoleSpec:
     disclaimer: str = ""
     topics: tuple[str, ...] = ()  # allowed topics; empty: any
     blocked_topics: tuple[str, ...] = ()
+    thinking: bool | None = None  # thinking mode for this role's answers (None: the request's or the template's)
     # Trained versions (roles/versions.py): `adapters` is then always the current version's weights. A role without
     # versions has neither key in its YAML, exactly as before versions existed.
     version: int | None = None
@@ -205,6 +206,8 @@ class RoleSpec:
             )
         object.__setattr__(self, "topics", _strings(f"{where}.topics", self.topics))
         object.__setattr__(self, "blocked_topics", _strings(f"{where}.blocked_topics", self.blocked_topics))
+        if self.thinking is not None:
+            _expect(f"{where}.thinking", self.thinking, bool)
         overlap = sorted(set(self.topics) & set(self.blocked_topics))
         if overlap:
             raise RoleSpecError(f"{where}.blocked_topics: {', '.join(overlap)} also listed in topics")
@@ -268,6 +271,7 @@ class RoleSpec:
             "topics": list(self.topics),
             "blocked_topics": list(self.blocked_topics),
             "retrieval": self.retrieval.to_dict() if self.retrieval is not None else None,
+            **({"thinking": self.thinking} if self.thinking is not None else {}),
             **(
                 {"version": self.version, "versions": {n: v.to_dict() for n, v in self.versions.items()}}
                 if self.versions

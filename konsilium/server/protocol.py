@@ -182,6 +182,7 @@ class ChatCompletionRequest(RequestBody):
     tool_choice: str | dict | None = None
     parallel_tool_calls: bool | None = None
     response_format: dict | None = None
+    chat_template_kwargs: dict | None = None  # vLLM's: {"enable_thinking": false} (the only key konsilium reads)
 
     def stop_list(self) -> list[str]:
         if self.stop is None:
@@ -213,10 +214,11 @@ FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 class AssistantMessage(WithoutNone):
-    omit_none: ClassVar[tuple[str, ...]] = ("tool_calls",)
+    omit_none: ClassVar[tuple[str, ...]] = ("tool_calls", "reasoning_content")
 
     role: Literal["assistant"] = "assistant"
     content: str | None
+    reasoning_content: str | None = None  # vLLM's field: the model's `<think>` text, apart from the answer
     tool_calls: list[ToolCall] | None = None
 
 
@@ -259,10 +261,11 @@ class DeltaToolCall(WithoutNone):
 
 
 class DeltaMessage(WithoutNone):
-    omit_none: ClassVar[tuple[str, ...]] = ("tool_calls",)
+    omit_none: ClassVar[tuple[str, ...]] = ("tool_calls", "reasoning_content")
 
     role: Literal["assistant"] | None = None
     content: str | None = None
+    reasoning_content: str | None = None
     tool_calls: list[DeltaToolCall] | None = None
 
 

@@ -46,7 +46,7 @@ HARMLESS = {
     "response_format": ({"type": "text"},),
 }
 # What the `konsilium` extra body field may hold.
-KONSILIUM_KEYS = ("dual", "retrieval", "memory")
+KONSILIUM_KEYS = ("dual", "retrieval", "memory", "thinking", "thinking_budget")
 
 
 class ClosingStreamingResponse(StreamingResponse):

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from starlette.requests import Request
 
 from ..errors import ModelNotFoundError, RequestError
-from ..pipeline import TextDelta, ToolCallDelta, Turn, TurnEnd, TurnRequest
+from ..pipeline import ReasoningDelta, TextDelta, ToolCallDelta, Turn, TurnEnd, TurnRequest
 from ..roles.runtime import Resolution
 from ..structured.request import structured_request
 from .errors import APIError
@@ -53,10 +53,11 @@ class OpenAIServingChat(OpenAIServing):
         tool_use, constraint = structured_request(
             request.tools, request.tool_choice, request.parallel_tool_calls, request.response_format
         )
+        params = self.sampling_params(request, request.max_completion_tokens or request.max_tokens, constraint)
         turn_request = TurnRequest(
             endpoint="chat.completions",
             model=request.model,
-            params=self.sampling_params(request, request.max_completion_tokens or request.max_tokens, constraint),
+            params=replace(params, **thinking_options(extra, request.chat_template_kwargs)),
             messages=[message.as_turn_message() for message in request.messages],
             retrieval=extra.get("retrieval"),
             memory=memory_option(extra),
@@ -85,7 +86,9 @@ class OpenAIServingChat(OpenAIServing):
         choices = [
             ChatCompletionChoice(
                 index=index,
-                message=AssistantMessage(content=result.content, tool_calls=tool_calls(result.tool_calls)),
+                message=AssistantMessage(
+                    content=result.content, reasoning_content=result.reasoning, tool_calls=tool_calls(result.tool_calls)
+                ),
                 finish_reason=result.finish_reason,
                 role=_choice_role(each) if dual else None,
             )
@@ -117,7 +120,9 @@ class OpenAIServingChat(OpenAIServing):
             )
             return sse(dump(body))
 
-        def on_delta(event: TextDelta | ToolCallDelta) -> str:
+        def on_delta(event: TextDelta | ReasoningDelta | ToolCallDelta) -> str:
+            if isinstance(event, ReasoningDelta):
+                return chunk(DeltaMessage(reasoning_content=event.text))
             if isinstance(event, TextDelta):
                 return chunk(DeltaMessage(content=event.text))
             function = DeltaFunctionCall(name=event.name, arguments=event.arguments)
@@ -164,6 +169,22 @@ def dual_option(value) -> bool | str:
     if isinstance(value, bool) or (isinstance(value, str) and value.strip()):
         return value.strip() if isinstance(value, str) else value
     raise RequestError('dual must be true, false or a model id (e.g. "sport@1")', param="dual")
+
+
+def thinking_options(extra: dict, template_kwargs: dict | None) -> dict:
+    """`konsilium.thinking` / `thinking_budget`, or vLLM's `chat_template_kwargs.enable_thinking`, as sampling
+    settings (absent: the soft switch, the role or the template decides)."""
+    thinking = extra.get("thinking")
+    if thinking is None and isinstance(template_kwargs, dict):
+        thinking = template_kwargs.get("enable_thinking")
+    if thinking is not None and not isinstance(thinking, bool):
+        raise RequestError("konsilium.thinking must be true or false", param="konsilium.thinking")
+    budget = extra.get("thinking_budget")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+        raise RequestError(
+            "konsilium.thinking_budget must be a whole number of tokens, at least 1", param="konsilium.thinking_budget"
+        )
+    return {"thinking": thinking, "thinking_budget": budget}
 
 
 def memory_option(extra: dict) -> bool | None:

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from ..errors import RequestError
-from ..pipeline import TextDelta, ToolCallDelta, Turn, TurnEnd, TurnRequest
+from ..pipeline import ReasoningDelta, TextDelta, ToolCallDelta, Turn, TurnEnd, TurnRequest
 from ..structured.request import structured_request
 from .errors import APIError
 from .protocol import ResponsesRequest
@@ -333,6 +333,8 @@ class _Events:
         return {"item_id": message["id"], "output_index": self.output.index(message), "content_index": 0}
 
     def delta(self, event: TextDelta | ToolCallDelta) -> str:
+        if isinstance(event, ReasoningDelta):  # not part of the Responses output here; kept in the log
+            return ""
         if isinstance(event, TextDelta):
             return self.text(event.text) if event.text else ""
         out = ""

@@ -162,3 +162,25 @@ def test_batching_limits_come_from_the_engine_settings():
         "max_batch_tokens": 32768,
         "batch_invariant": False,
     }
+
+
+def test_vllm_gets_the_parallel_settings_as_they_are(monkeypatch):
+    import konsilium.engines.vllm_engine as vllm_engine
+
+    built = {}
+    monkeypatch.setattr(vllm_engine, "VLLMEngine", lambda model, **kwargs: built.update(kwargs, model=model))
+    parallel = dict(
+        tensor_parallel_size=4,
+        pipeline_parallel_size=2,
+        distributed_executor_backend="ray",
+        enable_expert_parallel=True,
+        quantization="fp8",
+    )
+    load_engine(settings(kind="vllm", model="/models/qwen3-235b", gpu_memory_utilization=0.85, **parallel))
+    assert built == {
+        **parallel,
+        "model": "/models/qwen3-235b",
+        "gpu_memory_utilization": 0.85,
+        "dtype": "auto",
+        "context_length": 0,
+    }

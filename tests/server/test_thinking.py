@@ -1,0 +1,241 @@
+"""Thinking mode through the real server and the official `openai` client: a `<think>` block comes back as
+`reasoning_content` (whole and streamed, before the content), stays out of the answer, its Sources, log search and
+memory, is kept in the log's own field, follows the request's switches (konsilium.thinking, chat_template_kwargs,
+`/no_think`) and a role's `thinking:`, and stops at a thinking budget with the answer after it.
+
+The engine is the fake with a reasoning block before its usual answer (the block's `</think>` arrives split in two
+chunks, as a tokenizer may cut it); it thinks unless told `enable_thinking: false`.
+"""
+
+from __future__ import annotations
+
+import openai
+import pytest
+import yaml
+from fake_engine import FakeEngine
+from live_server import running_server
+
+from konsilium.cli.history_cmd import to_json
+from konsilium.config import open_home
+from konsilium.engines.openai_upstream import OpenAIUpstreamEngine
+from konsilium.grounding.knowledge import Passage
+from konsilium.memory import ConversationLog
+from konsilium.pipeline.thinking import ThinkSplitter, soft_switch, split
+from konsilium.roles.registry import RoleRegistry
+from konsilium.roles.runtime import RoleService
+from konsilium.server import create_app
+
+MODEL = "konsilium-test"
+THOUGHT = ["<think>", "\nThe", " user", " asks;", " Zanzibar", " is", " unrelated.", "\n</th", "ink>", "\n\n"]
+REASONING = "The user asks; Zanzibar is unrelated."
+
+
+class ThinkingFake(FakeEngine):
+    """Reasons before answering unless the template is told not to; a prompt that ends with a closed block (a spent
+    budget) is answered with `after budget`."""
+
+    def render_chat_prompt(self, messages, params, tools=None) -> str:
+        return self.apply_chat_template(messages, tools)
+
+    def stream(self, prompt, params, adapter=None):
+        if prompt.endswith("</think>\n\n"):
+            from fake_engine import FakeStream
+
+            return FakeStream(self, self._answer("prompt", prompt, None, ["after", "budget"], params, adapter))
+        return super().stream(prompt, params, adapter)
+
+    def _answer(self, kind, prompt, messages, words, params, adapter, tools=None, raw=False):
+        answer = super()._answer(kind, prompt, messages, words, params, adapter, tools, raw)
+        if kind == "chat" and not raw and params.thinking is not False:
+            answer.pieces[:0] = THOUGHT
+            answer.record.text = "".join(answer.pieces)
+        return answer
+
+
+class Notes:
+    default_collection = "vault"
+
+    def collections(self) -> list[str]:
+        return ["vault"]
+
+    def search(self, query, k, *args, **kwargs) -> list[Passage]:
+        return [Passage("vault", "travel/Paris.md", "Paris", "Weather", "Paris is mild in spring.", 0.9, 0.8)]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("thinking")
+    roles = {"roles": {"quiet": {"description": "answers without thinking", "thinking": False}}}
+    (root / "konsilium.yaml").write_text(yaml.safe_dump(roles), encoding="utf-8")
+    log = ConversationLog(root / "log.sqlite3")
+    engine = ThinkingFake(context_length=4096)
+    roles = RoleService(engine, RoleRegistry.open(open_home(root)), base_model_id=MODEL)
+    app = create_app(engine, model_id=MODEL, knowledge=Notes(), conversation_log=log, roles=roles)
+    with running_server(app) as url:
+        yield openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=60), engine, log, url
+
+
+@pytest.fixture(scope="module")
+def front(served):
+    """A konsilium over the first one as its upstream: the reasoning arrives as `reasoning_content` there."""
+    engine = OpenAIUpstreamEngine(f"{served[3]}/v1", MODEL, timeout_s=60)
+    with running_server(create_app(engine, model_id="front")) as url:
+        yield openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=60)
+
+
+def ask(client, text="What is the weather in Paris?", **extra):
+    return client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": text}], **extra)
+
+
+def test_the_reasoning_comes_back_apart_from_the_answer_and_is_kept_apart_in_the_log(served):
+    client, _, log, _ = served
+    response = ask(client)
+    message = response.choices[0].message
+    assert message.model_extra["reasoning_content"] == REASONING
+    assert message.content.startswith("[base] notes=1 system=yes | What is the weather in Paris?")
+    assert "Zanzibar" not in message.content and "think>" not in message.content
+    assert "Sources: [[Paris]]" in message.content  # the Sources tail follows the answer, not the reasoning
+    record = log.get(response.id)
+    assert record.reasoning == REASONING and "Zanzibar" not in record.response
+    assert log.list(search="Zanzibar") == []  # what conversations are recalled from holds no reasoning
+    assert to_json(record)["reasoning"] == REASONING  # `konsilium history show --json`
+
+
+def test_streamed_reasoning_comes_first_as_reasoning_content_deltas(served):
+    client, _, log, _ = served
+    reasoning, content, order = "", "", []
+    for chunk in ask(client, stream=True):
+        if not chunk.choices:
+            continue
+        delta = chunk.choices[0].delta
+        if (delta.model_extra or {}).get("reasoning_content"):
+            reasoning += delta.model_extra["reasoning_content"]
+            order.append("reasoning")
+        if delta.content:
+            content += delta.content
+            order.append("content")
+        last_id = chunk.id
+    assert reasoning == REASONING
+    assert order.index("content") > len(order) - order[::-1].index("reasoning") - 1  # all reasoning, then content
+    assert content.startswith("[base] notes=1") and "Zanzibar" not in content and "think>" not in content
+    record = log.get(last_id)
+    assert record.reasoning == REASONING and record.response == content
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"extra_body": {"konsilium": {"thinking": False}}},
+        {"extra_body": {"chat_template_kwargs": {"enable_thinking": False}}},
+    ],
+)
+def test_thinking_off_reaches_the_template_and_gives_no_reasoning(served, extra):
+    client, engine, _, _ = served
+    message = ask(client, **extra).choices[0].message
+    assert engine.last.params.thinking is False
+    assert "reasoning_content" not in message.model_extra and message.content.startswith("[base]")
+
+
+def test_the_soft_switch_is_honoured_and_taken_off_the_question(served):
+    client, engine, log, _ = served
+    response = ask(client, "What is the weather in Paris? /no_think")
+    assert engine.last.params.thinking is False
+    assert engine.last.messages[-1]["content"] == "What is the weather in Paris?"
+    assert response.choices[0].message.content.startswith("[base] notes=1 system=yes | What is the weather in Paris?")
+    assert log.get(response.id).messages[-1]["content"].endswith("/no_think")  # the log keeps what was sent
+    ask(client, "And tomorrow? /think", extra_body={"konsilium": {"thinking": False}})
+    assert engine.last.params.thinking is False  # the request's own setting wins over the switch
+
+
+def test_a_role_that_does_not_think(served):
+    client, engine, _, _ = served
+    response = client.chat.completions.create(model="quiet", messages=[{"role": "user", "content": "Hi"}])
+    assert engine.last.params.thinking is False
+    assert "reasoning_content" not in response.choices[0].message.model_extra
+
+
+def test_a_thinking_budget_closes_the_block_and_the_answer_follows(served):
+    client, engine, log, _ = served
+    response = ask(client, extra_body={"konsilium": {"thinking_budget": 2}})
+    message = response.choices[0].message
+    assert message.model_extra["reasoning_content"] == "The user"
+    assert message.content.startswith("[base] after budget")
+    assert engine.last.prompt.endswith("The user\n</think>\n\n")  # the answer continued from the closed block
+    assert log.get(response.id).reasoning == "The user"
+    streamed = "".join(
+        c.choices[0].delta.model_extra.get("reasoning_content") or ""
+        for c in ask(client, stream=True, extra_body={"konsilium": {"thinking_budget": 2}})
+        if c.choices
+    )
+    assert streamed == "The user"
+    short = ask(client, max_tokens=5, extra_body={"konsilium": {"thinking_budget": 2}})
+    assert short.choices[0].message.content.startswith("[base] after\n") and short.choices[0].finish_reason == "length"
+    assert short.usage.completion_tokens == 5  # 3 thinking ("<think>", "The", "user") + 2 of the answer
+
+
+def test_an_upstreams_reasoning_content_is_kept_and_thinking_off_is_passed_on(served, front):
+    _, engine, _, _ = served
+    message = front.chat.completions.create(model="front", messages=[{"role": "user", "content": "Hi"}])
+    assert message.choices[0].message.model_extra["reasoning_content"] == REASONING
+    assert "Zanzibar" not in message.choices[0].message.content
+    streamed = [
+        c.choices[0].delta
+        for c in front.chat.completions.create(model="front", messages=[{"role": "user", "content": "Hi"}], stream=True)
+        if c.choices
+    ]
+    assert "".join((d.model_extra or {}).get("reasoning_content") or "" for d in streamed) == REASONING
+    assert "Zanzibar" not in "".join(d.content or "" for d in streamed)
+    front.chat.completions.create(
+        model="front", messages=[{"role": "user", "content": "Hi"}], extra_body={"konsilium": {"thinking": False}}
+    )
+    assert engine.last.params.thinking is False  # sent on as chat_template_kwargs.enable_thinking
+
+
+def test_bad_thinking_options_are_refused_by_name(served):
+    client, _, _, _ = served
+    for bad, param in (
+        ({"thinking": "yes"}, "konsilium.thinking"),
+        ({"thinking_budget": 0}, "konsilium.thinking_budget"),
+    ):
+        with pytest.raises(openai.BadRequestError) as caught:
+            ask(client, extra_body={"konsilium": bad})
+        assert caught.value.body["param"] == param
+
+
+def test_the_splitter_holds_tags_split_across_chunks_and_knows_a_block_opened_in_the_prompt():
+    splitter = ThinkSplitter()
+    pieces = [p for text in ("<th", "ink>a b</", "think>\n\nanswer <b>") for p in splitter.feed(text)]
+    pieces += splitter.finish()
+    assert ("".join(t for k, t in pieces if k == "reasoning"), "".join(t for k, t in pieces if k == "content")) == (
+        "a b",
+        "answer <b>",
+    )
+    assert split("thought\n</think>\n\nanswer", opened=True) == ("thought", "answer")
+    assert split("no block at all") == ("", "no block at all")
+    assert soft_switch([{"role": "user", "content": "hi /think"}]) == ([{"role": "user", "content": "hi"}], True)
+    assert soft_switch([{"role": "user", "content": "a/b"}])[1] is None
+
+
+def test_a_local_engine_hands_enable_thinking_to_the_chat_template():
+    from konsilium.engines import SamplingParams
+    from konsilium.engines.protocol import ChatViaTemplate
+    from konsilium.structured.template import render
+
+    class Tokenizer:  # the template call as transformers makes it
+        chat_template = "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>{% endif %}"
+
+        def apply_chat_template(self, messages, chat_template=None, **kwargs):
+            self.kwargs = kwargs
+            return "prompt"
+
+    class Local(ChatViaTemplate):  # rendering as the transformers and vllm engines do (without loading torch)
+        tokenizer = Tokenizer()
+
+        def apply_chat_template(self, messages, tools=None, **template_args):
+            return render(self.tokenizer, messages, tools, None, **template_args)
+
+    engine, messages = Local(), [{"role": "user", "content": "Hi"}]
+    engine.render_chat_prompt(messages, SamplingParams(thinking=False))
+    assert engine.tokenizer.kwargs["enable_thinking"] is False
+    engine.render_chat_prompt(messages, SamplingParams())
+    assert "enable_thinking" not in engine.tokenizer.kwargs  # unset: the template's own default
