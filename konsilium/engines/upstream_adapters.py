@@ -37,10 +37,10 @@ def upstream_name(name: str) -> str:
 
 
 def probe_lora_loading(url: str, api_key: str | None, timeout_s: float = 10) -> tuple[bool, str]:
-    """Whether the upstream loads adapters at run time, and why we think so: unloading an unknown adapter is
-    answered with an OpenAI-style error (400/404) where the endpoint exists; a missing route is FastAPI's
-    {"detail": "Not Found"} (vLLM without runtime updating) or konsilium's "Unknown endpoint"; 403 is a konsilium
-    that does not allow it."""
+    """Whether the upstream loads adapters at run time, and why we think so: where the endpoint exists, unloading
+    an adapter it does not know is answered with a 400/404 naming that adapter (vLLM, konsilium); a missing route
+    is a 404 that names none (vLLM without runtime updating, llama.cpp, Ollama); 403 is a konsilium that does not
+    allow it."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         answer = httpx.post(
@@ -54,7 +54,7 @@ def probe_lora_loading(url: str, api_key: str | None, timeout_s: float = 10) -> 
         body = None
     error = body.get("error") if isinstance(body, dict) else None
     message = (error.get("message") if isinstance(error, dict) else None) or ""
-    if answer.status_code in (400, 404) and isinstance(error, dict) and not message.startswith("Unknown endpoint"):
+    if answer.status_code in (400, 404) and PROBE_NAME in message:  # it looked for the adapter: the endpoint is there
         return True, "the upstream serves /v1/load_lora_adapter"
     if answer.status_code == 403:
         return False, f"the upstream refuses runtime adapters: {message}"

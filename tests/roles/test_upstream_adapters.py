@@ -16,7 +16,7 @@ import yaml
 from adapters import make_adapter
 from cli_runner import run
 from fake_engine import FakeSlotsEngine
-from live_server import running_server
+from live_server import running_server, wait_for
 
 from konsilium.config import open_home
 from konsilium.engines import AdapterRequest, AdapterSupport, SamplingParams
@@ -164,3 +164,11 @@ def test_model_info_says_what_the_upstream_supports(world, tmp_path):
     info = json.loads(run(tmp_path, "model", "info", "--json").stdout)
     assert info["lora_loading"] is True and "load_lora_adapter" in info["lora_loading_reason"]
     assert [r["url"] for r in info["replicas"]] == world["urls"] and all(r["up"] for r in info["replicas"])
+
+
+def test_a_streamed_role_answer_releases_its_replica_and_adapter(world):
+    events = world["client"].chat.completions.create(model="runner", messages=QUESTION, max_tokens=40, stream=True)
+    text = "".join(event.choices[0].delta.content or "" for event in events if event.choices)
+    assert text.startswith("[sport#")
+    replicas = world["front"].pool.replicas
+    assert wait_for(lambda: all(r.in_flight == 0 and not r.using for r in replicas))  # nothing held after it
