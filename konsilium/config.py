@@ -138,7 +138,9 @@ class EngineSettings(_Section):
     upstream_lora_loading: Literal["auto", "on", "off"] = Field(
         "auto", description="openai-upstream: load role adapters into it (/v1/load_lora_adapter); auto: ask it"
     )
-    upstream_max_loras: int = Field(0, ge=0, description="openai-upstream: adapters held per replica (0: 4)")
+    upstream_max_loras: int = Field(
+        0, ge=0, description="openai-upstream: adapters held per replica (0: vLLM's max_lora from its /metrics, else 4)"
+    )
     upstream_dead_s: float = Field(30.0, gt=0, description="openai-upstream: a failed replica is skipped this long")
     upstream_api_key_env: str = Field(
         "KONSILIUM_UPSTREAM_API_KEY", description="openai-upstream: environment variable holding its key"

@@ -37,7 +37,13 @@ from .protocol import (
     SamplingParams,
 )
 from .token_estimate import estimate_chat_tokens, estimate_tokens
-from .upstream_adapters import AdapterLoadError, UpstreamAdapters, probe_lora_loading
+from .upstream_adapters import (
+    DEFAULT_MAX_LORAS,
+    AdapterLoadError,
+    UpstreamAdapters,
+    probe_lora_loading,
+    reported_max_loras,
+)
 from .upstream_replicas import Replica, ReplicaPool
 
 __all__ = ["OpenAIUpstreamEngine", "UpstreamError"]
@@ -78,6 +84,9 @@ class OpenAIUpstreamEngine:
         self.model = model  # None until the upstream's listing names its first model
         self.model = model or self._first_model()
         self.lora_loading, self.lora_reason = self._lora_loading(lora_loading, api_key)
+        self.max_loras_source = "engine.upstream_max_loras"
+        if self.lora_loading and not max_loras:
+            max_loras, self.max_loras_source = self._detected_max_loras(api_key)
         self.adapters = UpstreamAdapters(api_key, max_loras) if self.lora_loading else None
         self.adapter_support = AdapterSupport.PATHS if self.lora_loading else AdapterSupport.UPSTREAM_MODELS
 
@@ -90,6 +99,14 @@ class OpenAIUpstreamEngine:
             if supported or not reason.startswith("not reachable"):
                 return supported, reason
         return False, reason
+
+    def _detected_max_loras(self, api_key: str | None) -> tuple[int, str]:
+        timeout = min(LISTING_TIMEOUT_S, self.timeout_s)
+        for replica in self.pool.replicas:
+            found = reported_max_loras(replica.url, api_key, timeout)
+            if found:
+                return found, f"max_lora in {replica.url.removesuffix('/v1')}/metrics"
+        return DEFAULT_MAX_LORAS, "default (the upstream reports none)"
 
     def _model_for(self, adapter: AdapterRequest | None) -> str:
         if adapter is None or self.adapters is not None:  # a loaded adapter runs in the base model's window
@@ -125,6 +142,7 @@ class OpenAIUpstreamEngine:
             "lora_loading": self.lora_loading,
             "lora_loading_reason": self.lora_reason,
             "max_loras": self.adapters.max_loras if self.adapters is not None else None,
+            "max_loras_source": self.max_loras_source if self.adapters is not None else None,
             "replicas": self.pool.status(),
         }
 

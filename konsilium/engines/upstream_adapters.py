@@ -23,6 +23,8 @@ log = logging.getLogger("konsilium.engines")
 DEFAULT_MAX_LORAS = 4
 PROBE_NAME = "konsilium-probe-no-such-adapter"
 UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+# vLLM's Prometheus gauge carries its --max-loras as a label (once its scheduler has run).
+MAX_LORA_METRIC = re.compile(r'^vllm:lora_requests_info\{[^}]*\bmax_lora="(\d+)"', re.MULTILINE)
 
 
 @dataclass
@@ -64,6 +66,22 @@ def probe_lora_loading(url: str, api_key: str | None, timeout_s: float = 10) -> 
     )
 
 
+def max_loras_in_metrics(text: str) -> int | None:
+    """vLLM's `max_lora` label from its /metrics text; None when it is not there."""
+    found = MAX_LORA_METRIC.search(text)
+    return int(found.group(1)) if found and int(found.group(1)) > 0 else None
+
+
+def reported_max_loras(url: str, api_key: str | None, timeout_s: float = 10) -> int | None:
+    """What the upstream says its adapter budget is: vLLM's /metrics (at the server root, not under /v1)."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        answer = httpx.get(f"{url.removesuffix('/v1')}/metrics", headers=headers, timeout=timeout_s)
+    except httpx.HTTPError:
+        return None
+    return max_loras_in_metrics(answer.text) if answer.status_code == 200 else None
+
+
 class AdapterLoadError(RuntimeError):
     """The upstream answered a load with an error (a folder it cannot read, a rank over its max_lora_rank)."""
 
@@ -73,8 +91,8 @@ class AdapterLoadError(RuntimeError):
 
 
 class UpstreamAdapters:
-    def __init__(self, api_key: str | None, max_loras: int = 0, timeout_s: float = 120):
-        self.max_loras = max_loras or DEFAULT_MAX_LORAS
+    def __init__(self, api_key: str | None, max_loras: int, timeout_s: float = 120):
+        self.max_loras = max_loras
         self.timeout_s = timeout_s
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._wanted: dict[str, _Wanted] = {}  # adapters handed to us ahead of use (pinned ones never evicted)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
 import openai
@@ -21,6 +22,7 @@ from live_server import running_server, wait_for
 from konsilium.config import open_home
 from konsilium.engines import AdapterRequest, AdapterSupport, SamplingParams
 from konsilium.engines.openai_upstream import OpenAIUpstreamEngine
+from konsilium.engines.upstream_adapters import max_loras_in_metrics
 from konsilium.roles.registry import RoleRegistry
 from konsilium.roles.runtime import RoleService
 from konsilium.server import create_app
@@ -172,3 +174,21 @@ def test_a_streamed_role_answer_releases_its_replica_and_adapter(world):
     assert text.startswith("[sport#")
     replicas = world["front"].pool.replicas
     assert wait_for(lambda: all(r.in_flight == 0 and not r.using for r in replicas))  # nothing held after it
+
+
+def test_the_adapter_budget_defaults_to_what_vllm_reports():
+    scrape = (
+        "# TYPE vllm:lora_requests_info gauge\n"
+        'vllm:lora_requests_info{max_lora="8",running_lora_adapters="coach",waiting_lora_adapters=""} 1.7e+09\n'
+    )
+    assert max_loras_in_metrics(scrape) == 8
+    assert max_loras_in_metrics("vllm:num_requests_running 2.0\n") is None  # no LoRA metric yet: the default, 4
+
+
+def test_many_concurrent_agents_share_the_replicas_and_each_loads_an_adapter_once(world):
+    before = [len(e.received) for e in world["engines"]]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: ask(world["client"], "coach"), range(16)))
+    assert len(set(answers)) == 1 and answers[0].startswith("[role-coach#")
+    assert all(len(e.received) > b for e, b in zip(world["engines"], before, strict=True))
+    assert all(e.loads.count("role-coach") <= 1 for e in world["engines"])
