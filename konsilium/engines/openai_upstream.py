@@ -75,6 +75,7 @@ class OpenAIUpstreamEngine:
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         self.pool = ReplicaPool(urls, api_key, timeout_s, dead_s)
         self.base_url = self.pool.replicas[0].url
+        self._client = self.pool.replicas[0].client  # the first replica's, for callers that need one client
         self.timeout_s = timeout_s
         self._configured_context = context_length
         self._contexts: dict[str, int] = {}  # per upstream model
