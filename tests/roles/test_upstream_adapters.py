@@ -166,6 +166,8 @@ def test_model_info_says_what_the_upstream_supports(world, tmp_path):
     info = json.loads(run(tmp_path, "model", "info", "--json").stdout)
     assert info["lora_loading"] is True and "load_lora_adapter" in info["lora_loading_reason"]
     assert [r["url"] for r in info["replicas"]] == world["urls"] and all(r["up"] for r in info["replicas"])
+    shown = run(tmp_path, "model", "info").stdout
+    assert all(f"replica: {url} up" in shown for url in world["urls"])
 
 
 def test_a_streamed_role_answer_releases_its_replica_and_adapter(world):
