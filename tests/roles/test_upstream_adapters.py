@@ -17,7 +17,7 @@ import yaml
 from adapters import make_adapter
 from cli_runner import run
 from fake_engine import FakeSlotsEngine
-from live_server import running_server, wait_for
+from live_server import free_port, running_server, wait_for
 
 from konsilium.config import open_home
 from konsilium.engines import AdapterRequest, AdapterSupport, SamplingParams
@@ -31,7 +31,7 @@ QUESTION = [{"role": "user", "content": "how do I train for a marathon?"}]
 PARAMS = SamplingParams(max_tokens=40, temperature=0)
 
 
-def upstream_server(stack: contextlib.ExitStack, root, name: str):
+def upstream_server(stack: contextlib.ExitStack, root, name: str, port: int = 0):
     """A konsilium upstream that loads adapters at run time from anywhere under `root`."""
     home = root / name
     home.mkdir()
@@ -39,7 +39,7 @@ def upstream_server(stack: contextlib.ExitStack, root, name: str):
     (home / "konsilium.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
     engine = FakeSlotsEngine()
     roles = RoleService(engine, RoleRegistry.open(open_home(home)), cache_settings=open_home(home).config.adapter_cache)
-    url = stack.enter_context(running_server(create_app(engine, roles=roles)))
+    url = stack.enter_context(running_server(create_app(engine, roles=roles), port))
     return engine, f"{url}/v1"
 
 
@@ -194,3 +194,19 @@ def test_many_concurrent_agents_share_the_replicas_and_each_loads_an_adapter_onc
     assert len(set(answers)) == 1 and answers[0].startswith("[role-coach#")
     assert all(len(e.received) > b for e, b in zip(world["engines"], before, strict=True))
     assert all(e.loads.count("role-coach") <= 1 for e in world["engines"])
+
+
+def test_a_replica_that_comes_back_is_used_again_after_its_pause(world):
+    port = free_port()
+    with contextlib.ExitStack() as stack:
+        live, live_url = upstream_server(stack, world["root"], "steady")
+        late_url = f"http://127.0.0.1:{port}/v1"
+        front = OpenAIUpstreamEngine([late_url, live_url], "konsilium", lora_loading="on", dead_s=0.5)
+        sport = AdapterRequest("sport", world["folders"]["sport"])
+        assert front.generate_chat(QUESTION, PARAMS, sport).text.startswith("[sport#")  # the late one is not up yet
+        assert [r["up"] for r in front.info()["replicas"]] == [False, True]
+        late, _ = upstream_server(stack, world["root"], "late", port)
+        assert wait_for(lambda: front.info()["replicas"][0]["up"], 5)  # its pause is over: it is tried again
+        for _ in range(2):
+            assert front.generate_chat(QUESTION, PARAMS, sport).text.startswith("[sport#")
+        assert late.received and late.loads == ["sport"]  # back in the pool, with the adapter loaded there
