@@ -131,7 +131,17 @@ class EngineSettings(_Section):
         "~/.cache/konsilium; ~4 bytes a parameter) so that later starts skip the conversion (~40 s → ~1 s)",
     )
     context_length: int = Field(0, ge=0, description="0: the model's own; set it for openai-upstream")
-    upstream_url: str = Field("http://127.0.0.1:8001/v1", description="openai-upstream: base URL ending in /v1")
+    upstream_url: str | list[str] = Field(
+        "http://127.0.0.1:8001/v1",
+        description="openai-upstream: base URL ending in /v1, or a list of replicas of one model",
+    )
+    upstream_lora_loading: Literal["auto", "on", "off"] = Field(
+        "auto", description="openai-upstream: load role adapters into it (/v1/load_lora_adapter); auto: ask it"
+    )
+    upstream_max_loras: int = Field(
+        0, ge=0, description="openai-upstream: adapters held per replica (0: vLLM's max_lora from its /metrics, else 4)"
+    )
+    upstream_dead_s: float = Field(30.0, gt=0, description="openai-upstream: a failed replica is skipped this long")
     upstream_api_key_env: str = Field(
         "KONSILIUM_UPSTREAM_API_KEY", description="openai-upstream: environment variable holding its key"
     )

@@ -18,9 +18,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(app):
-    """Yield the base URL (http://127.0.0.1:PORT) while `app` is served; stop it afterwards."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+def running_server(app, port: int = 0):
+    """Yield the base URL (http://127.0.0.1:PORT) while `app` is served; stop it afterwards. `port`: 0, any free one."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

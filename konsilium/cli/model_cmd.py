@@ -32,5 +32,11 @@ def info(ctx: typer.Context, home: HomeOption = None, as_json: JsonOption = Fals
         print_json(data)
         return
     for key, value in data.items():
+        if key == "replicas":  # one line each: where, up or down, what it holds
+            for replica in value:
+                state = "up" if replica["up"] else f"down ({replica['error']})"
+                line = f"{replica['url']} {state}, {replica['in_flight']} in flight, adapters: {replica['adapters']}"
+                out.print(f"{'replica':>14}: {safe_line(line)}", highlight=False, markup=False)
+            continue
         shown = "-" if value is None else (f"{value:,}" if key in ("parameters", "context_length") else value)
         out.print(f"{key:>14}: {safe_line(shown)}", highlight=False, markup=False)

@@ -79,6 +79,9 @@ def _openai_upstream(settings: EngineSettings) -> Engine:
         api_key=os.environ.get(key_env) if key_env else None,
         context_length=settings.context_length,
         timeout_s=settings.upstream_timeout_s,
+        lora_loading=settings.upstream_lora_loading,
+        max_loras=settings.upstream_max_loras,
+        dead_s=settings.upstream_dead_s,
     )
 
 

@@ -8,6 +8,11 @@ upstream constrains its output itself); the upstream's tool calls come back as h
 the pipeline reads like any local model's, so one reader serves every engine. The upstream's own 400 (a prompt over
 its context, say) comes back as ValueError, which the server answers with a 400; any other failure is an
 `UpstreamError` naming the URL and the status.
+
+Several base URLs are replicas of one model (`upstream_replicas`). Where the upstream loads adapters at run time
+(vLLM with runtime LoRA updating, or another konsilium), the engine declares PATHS like the vllm engine: a role's
+adapter folder (a stacked role's written folder) is loaded into the replica that answers, on first use
+(`upstream_adapters`); otherwise an adapter names an upstream model (UPSTREAM_MODELS).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
+import httpx
 import openai
 
 from ..errors import UpstreamError
@@ -30,48 +37,82 @@ from .protocol import (
     SamplingParams,
 )
 from .token_estimate import estimate_chat_tokens, estimate_tokens
+from .upstream_adapters import (
+    DEFAULT_MAX_LORAS,
+    AdapterLoadError,
+    UpstreamAdapters,
+    probe_lora_loading,
+    reported_max_loras,
+)
+from .upstream_replicas import Replica, ReplicaPool
 
 __all__ = ["OpenAIUpstreamEngine", "UpstreamError"]
 
 DEFAULT_CONTEXT = 8192
 LISTING_TIMEOUT_S = 10  # a model listing is quick: a dead upstream must not hold a request for the full timeout
 CONTEXT_KEYS = ("max_model_len", "context_length", "max_context_length")  # vLLM's, then other servers' names
-PLACEHOLDER_KEY = "EMPTY"
+DOWN_STATUSES = (502, 503, 504)  # a replica answering these is skipped, and the request goes to another
 
 
 class OpenAIUpstreamEngine:
-    """Thread-safe (the openai client is). A request's adapter names another upstream model (e.g. a vLLM
-    `--lora-modules` name for a role)."""
+    """Thread-safe (the openai client is). `base_url`: one URL or a list of replicas. `lora_loading`: "auto"
+    (ask the upstream), "on" or "off"."""
 
     engine_name = "openai-upstream"
-    adapter_support = AdapterSupport.UPSTREAM_MODELS
     constraint_support = ConstraintSupport.UPSTREAM
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | list[str],
         model: str | None,
         api_key: str | None = None,
         context_length: int = 0,
         timeout_s: float = 600,
+        lora_loading: str = "auto",
+        max_loras: int = 0,
+        dead_s: float = 30,
     ):
-        self.base_url = base_url.rstrip("/")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        self.pool = ReplicaPool(urls, api_key, timeout_s, dead_s)
+        self.base_url = self.pool.replicas[0].url
+        self._client = self.pool.replicas[0].client  # the first replica's, for callers that need one client
         self.timeout_s = timeout_s
         self._configured_context = context_length
-        # Always an explicit key: given None, the client would read $OPENAI_API_KEY and send the user's OpenAI
-        # key to this server. Local servers ignore the placeholder.
-        self._client = openai.OpenAI(
-            base_url=self.base_url, api_key=api_key or PLACEHOLDER_KEY, max_retries=0, timeout=timeout_s
-        )
-        # Likewise $OPENAI_ORG_ID, $OPENAI_PROJECT_ID and $OPENAI_ADMIN_KEY are no business of this server.
-        self._client.organization = self._client.project = self._client.admin_api_key = None
         self._contexts: dict[str, int] = {}  # per upstream model
         self._lock = threading.Lock()
         self._konsilium: bool | None = None  # is the upstream itself a konsilium (decided at the first chat)
+        self.adapters: UpstreamAdapters | None = None  # set below, once the upstream said whether it loads them
+        self.model = model  # None until the upstream's listing names its first model
         self.model = model or self._first_model()
+        self.lora_loading, self.lora_reason = self._lora_loading(lora_loading, api_key)
+        self.max_loras_source = "engine.upstream_max_loras"
+        if self.lora_loading and not max_loras:
+            max_loras, self.max_loras_source = self._detected_max_loras(api_key)
+        self.adapters = UpstreamAdapters(api_key, max_loras) if self.lora_loading else None
+        self.adapter_support = AdapterSupport.PATHS if self.lora_loading else AdapterSupport.UPSTREAM_MODELS
+
+    def _lora_loading(self, setting: str, api_key: str | None) -> tuple[bool, str]:
+        if setting != "auto":
+            return setting == "on", f"engine.upstream_lora_loading: {setting}"
+        reason = ""
+        for replica in self.pool.replicas:  # the first one that answers decides
+            supported, reason = probe_lora_loading(replica.url, api_key, min(LISTING_TIMEOUT_S, self.timeout_s))
+            if supported or not reason.startswith("not reachable"):
+                return supported, reason
+        return False, reason
+
+    def _detected_max_loras(self, api_key: str | None) -> tuple[int, str]:
+        timeout = min(LISTING_TIMEOUT_S, self.timeout_s)
+        for replica in self.pool.replicas:
+            found = reported_max_loras(replica.url, api_key, timeout)
+            if found:
+                return found, f"max_lora in {replica.url.removesuffix('/v1')}/metrics"
+        return DEFAULT_MAX_LORAS, "default (the upstream reports none)"
 
     def _model_for(self, adapter: AdapterRequest | None) -> str:
-        return adapter.name if adapter is not None else self.model
+        if adapter is None or self.adapters is not None:  # a loaded adapter runs in the base model's window
+            return self.model
+        return adapter.name
 
     # --- description ---------------------------------------------------------------------------------------
 
@@ -99,6 +140,11 @@ class OpenAIUpstreamEngine:
             "device": "remote",
             "parameters": None,
             "model": self.model,
+            "lora_loading": self.lora_loading,
+            "lora_loading_reason": self.lora_reason,
+            "max_loras": self.adapters.max_loras if self.adapters is not None else None,
+            "max_loras_source": self.max_loras_source if self.adapters is not None else None,
+            "replicas": self.pool.status(),
         }
 
     def models(self) -> list[str]:
@@ -106,8 +152,8 @@ class OpenAIUpstreamEngine:
         return [card.id for card in self._listing()]
 
     def _listing(self) -> list:
-        with self._errors():
-            return list(self._client.with_options(timeout=min(LISTING_TIMEOUT_S, self.timeout_s)).models.list())
+        timeout = min(LISTING_TIMEOUT_S, self.timeout_s)
+        return self._on_replica(None, lambda client, _: list(client.with_options(timeout=timeout).models.list()))
 
     def _first_model(self) -> str:
         ids = self.models()
@@ -142,10 +188,9 @@ class OpenAIUpstreamEngine:
     # --- generation ----------------------------------------------------------------------------------------
 
     def generate(self, prompt: str, params: SamplingParams, adapter: AdapterRequest | None = None) -> GenerationResult:
-        with self._errors():
-            response = self._client.completions.create(
-                model=self._model_for(adapter), prompt=prompt, **_sampling(params)
-            )
+        response = self._on_replica(
+            adapter, lambda client, model: client.completions.create(model=model, prompt=prompt, **_sampling(params))
+        )
         choice = response.choices[0]
         return _result(choice.text or "", choice.finish_reason, response.usage, lambda: self.count_tokens(prompt))
 
@@ -156,14 +201,13 @@ class OpenAIUpstreamEngine:
         adapter: AdapterRequest | None = None,
         tools: list[dict] | None = None,
     ) -> GenerationResult:
-        with self._errors():
-            response = self._client.chat.completions.create(
-                model=self._model_for(adapter),
-                messages=_sent(messages),
-                **_sampling(params),
-                **_structured(params, tools),
-                **self._chat_extras(params),
-            )
+        extras = self._chat_extras(params)
+        response = self._on_replica(
+            adapter,
+            lambda client, model: client.chat.completions.create(
+                model=model, messages=_sent(messages), **_sampling(params), **_structured(params, tools), **extras
+            ),
+        )
         choice = response.choices[0]
         text = (
             _reasoning_text(choice.message)
@@ -177,15 +221,14 @@ class OpenAIUpstreamEngine:
     def stream(
         self, prompt: str, params: SamplingParams, adapter: AdapterRequest | None = None
     ) -> Iterator[GenerationChunk]:
-        with self._errors():
-            events = self._client.completions.create(
-                model=self._model_for(adapter),
-                prompt=prompt,
-                stream=True,
-                stream_options={"include_usage": True},
-                **_sampling(params),
+        def start(client, model):
+            return client.completions.create(
+                model=model, prompt=prompt, stream=True, stream_options={"include_usage": True}, **_sampling(params)
             )
-        return _Relay(events, lambda choice: choice.text, self.count_tokens(prompt), self._errors)
+
+        events, replica, done = self._on_replica(adapter, start, streaming=True)
+        errors = partial(self._errors, replica)
+        return _Relay(events, lambda choice: choice.text, self.count_tokens(prompt), errors, done)
 
     def stream_chat(
         self,
@@ -194,18 +237,23 @@ class OpenAIUpstreamEngine:
         adapter: AdapterRequest | None = None,
         tools: list[dict] | None = None,
     ) -> Iterator[GenerationChunk]:
-        with self._errors():
-            events = self._client.chat.completions.create(
-                model=self._model_for(adapter),
+        extras = self._chat_extras(params)
+
+        def start(client, model):
+            return client.chat.completions.create(
+                model=model,
                 messages=_sent(messages),
                 stream=True,
                 stream_options={"include_usage": True},
                 **_sampling(params),
                 **_structured(params, tools),
-                **self._chat_extras(params),
+                **extras,
             )
+
+        events, replica, done = self._on_replica(adapter, start, streaming=True)
         calls = _CallsAsText()
-        return _Relay(events, calls.text_of, self.count_chat_tokens(messages, tools), self._errors, calls.close)
+        tokens = self.count_chat_tokens(messages, tools)
+        return _Relay(events, calls.text_of, tokens, partial(self._errors, replica), done, calls.close)
 
     def _chat_extras(self, params: SamplingParams | None = None) -> dict:
         """A konsilium upstream would ground and cite the answer a second time: our prompt already carries the
@@ -223,29 +271,135 @@ class OpenAIUpstreamEngine:
             body["konsilium"] = {"retrieval": False}
         return {"extra_body": body} if body else {}
 
+    # --- replicas and adapters ----------------------------------------------------------------------------
+
+    # --- PATHS surface (roles/path_adapters.py): adapters loaded into the upstream by folder -----------------
+
+    def add_adapter(self, name: str, path, pinned: bool = False) -> None:
+        """Known ahead of use; loaded into a replica when a request there first needs it. Pinned: never evicted."""
+        self._adapters().add(name, str(path), pinned)
+
+    def remove_adapter(self, name: str) -> None:
+        self._adapters().remove(name, self.pool.replicas)
+
+    def resident_adapters(self) -> set[str]:
+        return {name for replica in self.pool.replicas for name in replica.loaded}
+
+    def _adapters(self) -> UpstreamAdapters:
+        if self.adapters is None:
+            raise ValueError(f"the upstream at {self.base_url} does not load adapters at run time ({self.lora_reason})")
+        return self.adapters
+
+    def _on_replica(self, adapter: AdapterRequest | None, call: Callable, streaming: bool = False):
+        """`call(client, model)` on the least-loaded healthy replica, with the adapter loaded there; an unreachable
+        replica (or one answering 502/503/504) is marked down and the next one tried. Streaming: (events, replica,
+        done), where `done` ends the request's claim on the replica and its adapter."""
+        tried: set[Replica] = set()
+        while True:
+            replica = self.pool.pick(tried)
+            claim = [None]  # the adapter name this request holds on the replica, once loaded there
+            try:
+                with self._errors(replica):
+                    result = self._attempt(replica, adapter, call, claim)
+            except UpstreamError as exc:
+                self._end(replica, claim[0])
+                if exc.status is None and not isinstance(exc, _Inconclusive) or exc.status in DOWN_STATUSES:
+                    self.pool.failed(replica, str(exc))
+                    if self.adapters is not None:
+                        self.adapters.forget_all(replica)  # if it comes back, it was restarted: it holds none
+                    tried.add(replica)
+                    if len(tried) < len(self.pool.replicas):
+                        continue
+                raise
+            except BaseException:
+                self._end(replica, claim[0])
+                raise
+            self.pool.answered(replica)
+            if streaming:
+                return result, replica, _once(partial(self._end, replica, claim[0]))
+            self._end(replica, claim[0])
+            return result
+
+    def _attempt(self, replica: Replica, adapter: AdapterRequest | None, call: Callable, claim: list):
+        """One try on one replica. A 404 for an adapter we had loaded there (the upstream restarted and lost it)
+        loads it again and retries once."""
+        if adapter is None or self.adapters is None:
+            return call(replica.client, self._model_for(adapter))
+        try:
+            model = self.adapters.ensure(replica, adapter.name, adapter.path)
+            claim[0] = adapter.name
+            try:
+                return call(replica.client, model)
+            except openai.NotFoundError:
+                self.adapters.forget(replica, adapter.name)
+                self.adapters.release(replica, adapter.name)
+                claim[0] = None
+                model = self.adapters.ensure(replica, adapter.name, adapter.path)
+                claim[0] = adapter.name
+                return call(replica.client, model)
+        except httpx.TransportError as exc:
+            raise _Unreachable(replica.url, exc) from exc
+
+    def _end(self, replica: Replica, adapter_name: str | None) -> None:
+        if adapter_name is not None:
+            self.adapters.release(replica, adapter_name)
+        self.pool.done(replica)
+
     # --- errors --------------------------------------------------------------------------------------------
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self, replica: Replica):
         """openai's exceptions as ours: a 400/422 is the caller's input (ValueError), the rest is the upstream's."""
-        try:
-            yield
-        except openai.APITimeoutError as exc:
-            where = _url(exc, self.base_url)
-            raise UpstreamError(f"the upstream at {where} did not answer in {self.timeout_s:g}s") from exc
-        except openai.APIConnectionError as exc:
-            reason = _one_line(str(exc.__cause__ or exc))
-            raise UpstreamError(f"cannot reach the upstream at {_url(exc, self.base_url)}: {reason}") from exc
-        except openai.APIStatusError as exc:
-            message = _message(exc)
-            if exc.status_code in (400, 422):
-                raise ValueError(message or f"the upstream at {self.base_url} rejected the request") from exc
-            raise UpstreamError(
-                f"the upstream at {_url(exc, self.base_url)} answered HTTP {exc.status_code}: {message}",
-                status=exc.status_code,
-            ) from exc
-        except openai.APIError as exc:  # e.g. an error event inside a stream, after the 200
-            raise UpstreamError(f"the upstream at {self.base_url} failed: {_message(exc)}") from exc
+        return _upstream_errors(replica.url, self.timeout_s)
+
+
+class _Inconclusive(UpstreamError):
+    """A failure that does not mark the replica down (a timeout: the request may just be long; an error event
+    inside a stream)."""
+
+
+class _Unreachable(Exception):
+    def __init__(self, url: str, exc: Exception):
+        super().__init__(f"{type(exc).__name__}: {exc}")
+        self.url = url
+
+
+def _once(action: Callable[[], None]) -> Callable[[], None]:
+    lock, done = threading.Lock(), []
+
+    def run() -> None:
+        with lock:
+            if done:
+                return
+            done.append(True)
+        action()
+
+    return run
+
+
+@contextmanager
+def _upstream_errors(base_url: str, timeout_s: float) -> Iterator[None]:
+    try:
+        yield
+    except _Unreachable as exc:
+        raise UpstreamError(f"cannot reach the upstream at {exc.url}: {_one_line(str(exc))}") from exc
+    except AdapterLoadError as exc:
+        raise UpstreamError(str(exc), status=exc.status) from exc
+    except openai.APITimeoutError as exc:
+        where = _url(exc, base_url)
+        raise _Inconclusive(f"the upstream at {where} did not answer in {timeout_s:g}s") from exc
+    except openai.APIConnectionError as exc:
+        reason = _one_line(str(exc.__cause__ or exc))
+        raise UpstreamError(f"cannot reach the upstream at {_url(exc, base_url)}: {reason}") from exc
+    except openai.APIStatusError as exc:
+        message = _message(exc)
+        if exc.status_code in (400, 422):
+            raise ValueError(message or f"the upstream at {base_url} rejected the request") from exc
+        raise UpstreamError(
+            f"the upstream at {_url(exc, base_url)} answered HTTP {exc.status_code}: {message}",
+            status=exc.status_code,
+        ) from exc
+    except openai.APIError as exc:  # e.g. an error event inside a stream, after the 200
+        raise _Inconclusive(f"the upstream at {base_url} failed: {_message(exc)}") from exc
 
 
 class _Relay:
@@ -261,9 +415,11 @@ class _Relay:
         text_of: Callable,
         prompt_tokens: int,
         errors: Callable,
+        done: Callable[[], None],
         closing: Callable[[], str] = str,
     ):
         self._events = events
+        self._done = done  # ends the request's claim on its replica (and adapter): once, at the end or on close
         self._closing = closing  # text that ends what the events left open (a tool call's closing tag)
         self._chunks = self._relay(text_of, prompt_tokens, errors)
 
@@ -282,22 +438,26 @@ class _Relay:
             self._chunks.close()
         except ValueError:  # "generator already executing": another thread is reading it right now
             pass
+        self._done()
 
     def _relay(self, text_of: Callable, prompt_tokens: int, errors: Callable) -> Iterator[GenerationChunk]:
         completion_tokens, finish, usage, tail = 0, None, None, []
-        with errors():
-            for event in self._events:
-                usage = event.usage or usage
-                if not event.choices:
-                    continue
-                choice = event.choices[0]
-                text = text_of(choice) or ""
-                completion_tokens += 1 if text else 0  # one token per event, until the usage says better
-                finish = finish or choice.finish_reason
-                if finish:
-                    tail.append(text)
-                elif text:
-                    yield GenerationChunk(text, None, prompt_tokens, completion_tokens)
+        try:
+            with errors():
+                for event in self._events:
+                    usage = event.usage or usage
+                    if not event.choices:
+                        continue
+                    choice = event.choices[0]
+                    text = text_of(choice) or ""
+                    completion_tokens += 1 if text else 0  # one token per event, until the usage says better
+                    finish = finish or choice.finish_reason
+                    if finish:
+                        tail.append(text)
+                    elif text:
+                        yield GenerationChunk(text, None, prompt_tokens, completion_tokens)
+        finally:
+            self._done()
         if usage is not None:
             prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
         yield GenerationChunk("".join(tail) + self._closing(), _finish(finish), prompt_tokens, completion_tokens)

@@ -4,8 +4,10 @@
 `OpenAIServingModels`). It ties the registry (what is defined), the adapter tiers (where adapters are) and the
 router (`model: "auto"`) to one engine, and follows what the engine declares in `adapter_support`:
 - SLOTS (transformers): our tiered `AdapterCache` brings adapters into the engine's slots;
-- PATHS (vLLM): the engine keeps its own tiers; a `PathAdapterPool` hands it folders (stacked roles written once);
-- UPSTREAM_MODELS (openai-upstream): an adapter name is an upstream model name, so a role stacks nothing;
+- PATHS (vLLM, or an openai-upstream that loads adapters at run time): the engine keeps its own tiers; a
+  `PathAdapterPool` hands it folders (stacked roles written once);
+- UPSTREAM_MODELS (an openai-upstream that cannot load adapters): an adapter name is an upstream model name, so a
+  role stacks nothing;
 - NONE: the base model only.
 
 A role's trained versions are model ids too: `sport@1` is the role (its prompt, scope, topics, label) answering with
@@ -214,7 +216,8 @@ class RoleService:
             weights = ", ".join(f"{name}: {weight:g}" for name, weight in role.adapters.items())
             raise RoleUnavailableError(
                 f"role {role.id!r} combines adapters ({weights}); an upstream serves one model per request, "
-                "so a role on openai-upstream names one adapter at weight 1.0"
+                "so a role on this openai-upstream names one adapter at weight 1.0 (an upstream that loads adapters "
+                "at run time, vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, stacks them)"
             )
         if self.cache is None:
             raise RoleUnavailableError(f"role {role.id!r} needs adapters, which this engine cannot apply")

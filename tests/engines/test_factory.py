@@ -6,6 +6,7 @@ import importlib.abc
 import json
 import subprocess
 import sys
+from unittest.mock import ANY
 
 import pytest
 import typer
@@ -130,7 +131,14 @@ def test_model_info_describes_the_configured_upstream(tmp_path, embedded_upstrea
         "device": "remote",
         "parameters": None,
         "model": embedded_upstream.model,
+        # This upstream is a konsilium that does not allow runtime adapters: roles name its models instead.
+        "lora_loading": False,
+        "lora_loading_reason": ANY,
+        "max_loras": None,
+        "max_loras_source": None,
+        "replicas": [{"url": embedded_upstream.base_url, "up": True, "in_flight": 0, "adapters": [], "error": None}],
     }
+    assert "runtime_loading: true" in json.loads(result.stdout)["lora_loading_reason"]
     shown = model_info(tmp_path)
     assert shown.exit_code == 0 and "openai-upstream" in shown.stdout and "remote" in shown.stdout
 
