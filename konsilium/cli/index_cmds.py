@@ -144,16 +144,16 @@ def search(
         retrieval = h.config.retrieval
         k, mode = k or retrieval.k, mode or retrieval.mode
         from ..grounding import Knowledge
-        from ..index.lance_store import stored_meta
+        from ..index.indexer import stored_meta
 
         name = collection or h.config.index.collection
-        if not stored_meta(h.index_dir, name):  # before loading any model
+        if not stored_meta(h, name):  # before loading any model
             fail("the index is empty: run `konsilium index PATH` first", as_json)
         _quiet_model_loading()
         # Knowledge follows an `index --rebuild` (a new generation) for an interactive search left open.
         served = None if mode == "bm25" else (lambda embedder: _served_if_running(h, embedder))
         knowledge = Knowledge(h, wrap_embedder=served)
-        if knowledge.retriever(name).store.chunks.count_rows() == 0:
+        if knowledge.retriever(name).store.count_chunks() == 0:
             fail("the index is empty: run `konsilium index PATH` first", as_json)
         if query is not None:
             _show(knowledge.retriever(name).search(query, k, mode), as_json)

@@ -120,6 +120,27 @@ def stored_meta(home: Home, collection: str, store: str | None = None) -> dict:
     return lance_meta(home.index_dir, collection)
 
 
+def list_collections(home: Home) -> list[str]:
+    """The collections indexed in the configured store."""
+    if store_kind(home) == "qdrant":
+        from .qdrant_store import list_collections as qdrant_collections
+
+        return qdrant_collections(qdrant_client(home))
+    from .lance_store import list_collections as lance_collections
+
+    return lance_collections(home.index_dir)
+
+
+def generation(home: Home, collection: str) -> tuple:
+    """What a reader must reopen on when it changes (a rebuild swapped in, another embedder)."""
+    if store_kind(home) == "qdrant":
+        meta = stored_meta(home, collection)
+        return "qdrant", meta.get("tables", ""), meta.get("embedder"), meta.get("dim"), meta.get("model")
+    from .lance_store import generation as lance_generation
+
+    return lance_generation(home.index_dir, collection)
+
+
 def resolve_model(
     home: Home, collection: str, roots: list[Path] | None = None, rebuild: bool = False, store: str | None = None
 ) -> str:

@@ -11,7 +11,8 @@ import pytest
 from cli_runner import run_with_home
 from shared_data import SAMPLE_VAULT
 
-from konsilium.config import open_home
+from konsilium.config import Home, open_home
+from konsilium.grounding import Knowledge
 from konsilium.index.indexer import Indexer, open_store
 from konsilium.index.retrieval import Retriever
 from konsilium.index.scope import Scope
@@ -27,10 +28,11 @@ QUESTIONS = [
 ]
 
 
-def _copy_vault(target, per_folder: int = 3):
-    """The smallest notes of each folder of the sample vault (embedding costs time)."""
+def _copy_vault(target, per_folder: int = 4, max_bytes: int = 12_000):
+    """The smallest notes of each folder of the sample vault (embedding costs time): 7 notes, 35 KB."""
     for folder in sorted({p.parent for p in SAMPLE_VAULT.rglob("*.md")}):
-        for note in sorted(folder.glob("*.md"), key=lambda p: p.stat().st_size)[:per_folder]:
+        smallest = sorted(folder.glob("*.md"), key=lambda p: p.stat().st_size)[:per_folder]
+        for note in (n for n in smallest if n.stat().st_size < max_bytes):
             dest = target / note.relative_to(SAMPLE_VAULT)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(note, dest)
@@ -175,3 +177,16 @@ def test_migrate_both_ways_keeps_counts_and_results(indexed, remembering, tmp_pa
     assert (back["notes"], back["chunks"]) == (moved["notes"], moved["chunks"])
     for mode, tops in expected.items():
         assert _top(_retriever(h, remembering, "lance"), mode) == tops, mode
+
+
+def test_with_index_store_qdrant_the_answers_search_qdrant_within_a_scope(indexed, remembering):
+    home, _, _ = indexed
+    index = home.config.index.model_copy(update={"store": "qdrant"})
+    settings = home.config.model_copy(update={"index": index})
+    knowledge = Knowledge(Home(home.root, settings), wrap_embedder=lambda _: remembering)
+    assert knowledge.collections() == ["vault"]
+    folder = "0_chatgpt"
+    passages = knowledge.search(QUESTIONS[0], 5, folders=(folder,))
+    assert passages and all(p.note.startswith(folder + "/") for p in passages)
+    lance = Knowledge(home, wrap_embedder=lambda _: remembering).search(QUESTIONS[0], 5, folders=(folder,))
+    assert [(p.note, p.heading) for p in passages] == [(p.note, p.heading) for p in lance]
