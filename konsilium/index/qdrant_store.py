@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import os
 import time
 import uuid
 from collections import Counter
@@ -49,13 +50,20 @@ _CLIENTS: dict[str, QdrantClient] = {}  # embedded storage admits one client per
 
 
 def client_for(url: str | None, path: Path | None = None) -> QdrantClient:
+    """A client of the server at `url` (its key from $QDRANT_API_KEY), or of the embedded storage at `path`."""
     key = url or str(Path(path).resolve())
     if key not in _CLIENTS:
         if url:
-            _CLIENTS[key] = QdrantClient(url=url)
+            _CLIENTS[key] = QdrantClient(url=url, api_key=os.environ.get("QDRANT_API_KEY") or None)
         else:
             Path(path).mkdir(parents=True, exist_ok=True)
-            _CLIENTS[key] = QdrantClient(path=str(path))
+            try:
+                _CLIENTS[key] = QdrantClient(path=str(path))
+            except RuntimeError as exc:  # the folder is locked by another process
+                raise StoreError(
+                    f"embedded Qdrant at {path} is open in another process (a running `konsilium serve`?); "
+                    "embedded Qdrant admits one process: stop it, or run a Qdrant server and set index.qdrant_url"
+                ) from exc
     return _CLIENTS[key]
 
 

@@ -190,3 +190,16 @@ def test_with_index_store_qdrant_the_answers_search_qdrant_within_a_scope(indexe
     assert passages and all(p.note.startswith(folder + "/") for p in passages)
     lance = Knowledge(home, wrap_embedder=lambda _: remembering).search(QUESTIONS[0], 5, folders=(folder,))
     assert [(p.note, p.heading) for p in passages] == [(p.note, p.heading) for p in lance]
+
+
+def test_embedded_qdrant_open_elsewhere_is_a_clear_error(tmp_path):
+    from qdrant_client import QdrantClient
+
+    from konsilium.errors import StoreError
+
+    holder = QdrantClient(path=str(tmp_path))  # as another process's lock would (the lock is per open file)
+    try:
+        with pytest.raises(StoreError, match="index.qdrant_url"):
+            qdrant_store.client_for(None, tmp_path)
+    finally:
+        holder.close()
