@@ -270,19 +270,33 @@ class QdrantStore:
             self._meta["avgdl"] = float(np.mean([len(_tokens(c.terms)) for c in chunks])) or 1.0
         self._write_meta()
         # As in LanceStore, the manifest (notes) is written last: a half-written note still looks changed.
-        self.client.delete(self.chunks_name, qm.FilterSelector(filter=_keys_filter(keys)))
+        self._delete_chunks(keys)
+        self._count_lengths(sum(len(_tokens(c.terms)) for c in chunks), len(chunks))
         for start in range(0, len(chunks), _BATCH):
             points = [self._chunk_point(c) for c in chunks[start : start + _BATCH]]
             self.client.upsert(self.chunks_name, points)
         note_points = [qm.PointStruct(id=_point_id(n.note_key), vector={}, payload=dict(n.__dict__)) for n in notes]
         self.client.upsert(self.notes_name, note_points)
+        self._write_meta()
+
+    def _count_lengths(self, terms: int, chunks: int) -> None:
+        """The running total of chunk lengths, so finish() knows the average without reading every chunk."""
+        self._meta["dl_total"] = self._meta.get("dl_total", 0) + terms
+        self._meta["dl_chunks"] = self._meta.get("dl_chunks", 0) + chunks
+
+    def _delete_chunks(self, keys: list[str]) -> None:
+        old = list(self._scroll_chunks(_keys_filter(keys), ["dl"]))
+        self._count_lengths(-sum(p.payload.get("dl", 0) for p in old), -len(old))
+        self.client.delete(self.chunks_name, qm.FilterSelector(filter=_keys_filter(keys)))
 
     def _chunk_point(self, c: ChunkRecord) -> qm.PointStruct:
         payload = {
             name: getattr(c, name)
             for name in ("note_key", "note", "title", "heading", "text", "terms", "text_hash", "ordinal")
         }
-        payload.update(folders=_ancestors(c.note), tags=_tag_ancestors(c.tags), tag_names=list(c.tags))
+        payload.update(
+            folders=_ancestors(c.note), tags=_tag_ancestors(c.tags), tag_names=list(c.tags), dl=len(_tokens(c.terms))
+        )
         vector = {
             "dense": np.asarray(c.vector, dtype=np.float32).tolist(),
             "bm25": doc_sparse(c.terms, self._meta["avgdl"]),
@@ -293,7 +307,9 @@ class QdrantStore:
         for start in range(0, len(note_keys), 500):
             part = note_keys[start : start + 500]
             self.client.delete(self.notes_name, qm.FilterSelector(filter=_keys_filter(part)))
-            self.client.delete(self.chunks_name, qm.FilterSelector(filter=_keys_filter(part)))
+            self._delete_chunks(part)
+        if note_keys:
+            self._write_meta()
 
     def finish(self) -> None:
         self._refresh_avgdl()
@@ -311,10 +327,14 @@ class QdrantStore:
     def _refresh_avgdl(self) -> None:
         """Rewrite the stored BM25 weights when the average chunk length has moved (the first index, a vault that
         grew): the weights are relative to it."""
-        lengths = [len(_tokens(p.payload["terms"])) for p in self._scroll_chunks(None, ["terms"])]
-        if not lengths:
+        count = self.count_chunks()
+        if not count:
             return
-        real = float(np.mean(lengths))
+        if self._meta.get("dl_chunks") != count:  # a run was killed between its writes: count again
+            lengths = [len(_tokens(p.payload["terms"])) for p in self._scroll_chunks(None, ["terms"])]
+            self._meta.update(dl_total=sum(lengths), dl_chunks=len(lengths))
+            self._write_meta()
+        real = self._meta["dl_total"] / self._meta["dl_chunks"]
         if abs(real - self._meta.get("avgdl", 0.0)) <= AVGDL_DRIFT * real:
             return
         self._meta["avgdl"] = real

@@ -155,6 +155,9 @@ def test_edits_and_deletions_reach_the_qdrant_index(tmp_path, remembering):
     assert [h.text for h in store.search_bm25("cucumb trelli", 5)] == ["Cucumbers climb a trellis."]
     assert store.search_bm25("tomato", 5) == [] and store.search_bm25("chain", 5) == []
     assert set(store.notes()) == {f"{vault.resolve().as_posix()}::a.md"}
+    # BM25's average chunk length is kept up to date through edits and deletions without reading every chunk.
+    lengths = [len(p.payload["terms"].split()) for p in store._scroll_chunks(None, ["terms"])]
+    assert (store._meta["dl_total"], store._meta["dl_chunks"]) == (sum(lengths), len(lengths))
 
 
 # -- migration ----------------------------------------------------------------------------------------------------
