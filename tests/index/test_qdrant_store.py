@@ -206,3 +206,21 @@ def test_embedded_qdrant_open_elsewhere_is_a_clear_error(tmp_path):
             qdrant_store.client_for(None, tmp_path)
     finally:
         holder.close()
+
+
+def test_index_and_eval_retrieval_take_store_qdrant(tmp_path, remembering, monkeypatch):
+    monkeypatch.setattr("konsilium.index.indexer.make_embedder", lambda config, model: remembering)
+    vault = tmp_path / "vault"
+    (vault / "Garden").mkdir(parents=True)
+    (vault / "Garden" / "tomatoes.md").write_text("# Tomatoes\nThey need sun and water.\n", encoding="utf-8")
+    (vault / "bikes.md").write_text("# Bikes\nLubricate the chain every month.\n", encoding="utf-8")
+    home = tmp_path / "home"
+    indexed = json.loads(run_with_home(home, "index", str(vault), "--store", "qdrant", "--json").stdout)
+    assert (indexed["notes"], indexed["chunks"]) == (2, 2)
+    assert (home / "qdrant").is_dir() and not list((home / "index").glob("*.lance"))  # nothing went to LanceDB
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question": "chain lubrication", "expected": ["bikes.md"]}) + "\n")
+    args = ["eval", "retrieval", "--vault", str(vault), "--questions", str(questions), "--home", str(home)]
+    result = json.loads(run_with_home(home, *args, "--store", "qdrant", "--json").stdout)
+    assert result["index"]["unchanged"] == 2  # the index written by `konsilium index --store qdrant`
+    assert {mode: scores["hit"] for mode, scores in result["modes"].items()} == {"hybrid": 1, "dense": 1, "bm25": 1}
