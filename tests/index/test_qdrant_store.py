@@ -12,6 +12,7 @@ from cli_runner import run_with_home
 from shared_data import SAMPLE_VAULT
 
 from konsilium.config import Home, open_home
+from konsilium.errors import StoreError
 from konsilium.grounding import Knowledge
 from konsilium.index.indexer import Indexer, open_store
 from konsilium.index.retrieval import Retriever
@@ -198,8 +199,6 @@ def test_with_index_store_qdrant_the_answers_search_qdrant_within_a_scope(indexe
 def test_embedded_qdrant_open_elsewhere_is_a_clear_error(tmp_path):
     from qdrant_client import QdrantClient
 
-    from konsilium.errors import StoreError
-
     holder = QdrantClient(path=str(tmp_path))  # as another process's lock would (the lock is per open file)
     try:
         with pytest.raises(StoreError, match="index.qdrant_url"):
@@ -224,3 +223,25 @@ def test_index_and_eval_retrieval_take_store_qdrant(tmp_path, remembering, monke
     result = json.loads(run_with_home(home, *args, "--store", "qdrant", "--json").stdout)
     assert result["index"]["unchanged"] == 2  # the index written by `konsilium index --store qdrant`
     assert {mode: scores["hit"] for mode, scores in result["modes"].items()} == {"hybrid": 1, "dense": 1, "bm25": 1}
+
+
+def test_a_rebuild_replaces_the_live_collections_only_when_it_finishes(tmp_path):
+    client = qdrant_store.client_for(None, tmp_path)
+    vector = np.ones(DIM, dtype=np.float32) / np.sqrt(DIM)
+
+    def write(store, name: str) -> None:
+        chunk = ChunkRecord(f"/v::{name}", name, name, "", "w", "w", name, 0, vector)
+        store.replace_notes([NoteRecord(f"/v::{name}", "/v", name, "h", name)], [chunk])
+
+    live = qdrant_store.QdrantStore(client, "r", "test-embedder", DIM)
+    write(live, "old.md")
+    live.finish()
+    rebuild = qdrant_store.QdrantStore(client, "r", "test-embedder", DIM, rebuild=True)
+    write(rebuild, "new.md")
+    assert [h.note for h in live.search_bm25("w", 5)] == ["old.md"]  # readers keep the live index meanwhile
+    rebuild.finish()
+    assert live.follow() and [h.note for h in live.search_bm25("w", 5)] == ["new.md"]
+    names = {c.name for c in client.get_collections().collections}
+    assert names == {qdrant_store.META, rebuild.chunks_name, rebuild.notes_name}  # the old ones are gone
+    with pytest.raises(StoreError, match="--rebuild"):
+        qdrant_store.QdrantStore(client, "r", "other-embedder", DIM)
