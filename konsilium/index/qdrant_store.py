@@ -75,6 +75,7 @@ def close_clients() -> None:
 
 
 def _embedded(client: QdrantClient) -> bool:
+    # The client exposes no public flag; embedded mode warns on (and ignores) payload indexes.
     return type(client._client).__name__ == "QdrantLocal"
 
 
@@ -152,16 +153,6 @@ def list_collections(client: QdrantClient) -> list[str]:
         return []
     points, _ = client.scroll(META, limit=10_000, with_payload=["collection"])
     return sorted(p.payload["collection"] for p in points)
-
-
-def drop_collection(client: QdrantClient, collection: str) -> None:
-    meta = read_meta(client, collection)
-    suffix = meta.get("tables", "")
-    for name in (f"{collection}__chunks{suffix}", f"{collection}__notes{suffix}"):
-        if client.collection_exists(name):
-            client.delete_collection(name)
-    if meta:
-        client.delete(META, qm.PointIdsList(points=[_point_id(collection)]))
 
 
 class QdrantStore:
