@@ -77,6 +77,12 @@ class VaultSettings(_Section):
 
 class IndexSettings(_Section):
     collection: str = Field("vault", description="default collection (one LanceDB table each)")
+    store: Literal["lance", "qdrant"] = Field(
+        "lance", description="where the index lives: embedded LanceDB, or Qdrant (pip install 'konsilium[qdrant]')"
+    )
+    qdrant_url: str | None = Field(
+        None, description="a Qdrant server or cluster (http://host:6333); none: embedded Qdrant under the home"
+    )
     chunk_chars: int = Field(1200, ge=200, description="target chunk size in characters")
     chunk_overlap: int = Field(150, ge=0, description="characters repeated between split chunks")
     commit_chunks: int = Field(

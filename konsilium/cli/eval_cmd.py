@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..config import default_home, open_home
-from .index_cmds import MODES, _quiet_model_loading
+from .index_cmds import MODES, StoreOption, _quiet_model_loading
 from .output import HomeOption, JsonOption, fail, home_from, out, print_json, progress_bar, safe_line, user_errors
 
 eval_app = typer.Typer(help="Measure quality.", no_args_is_help=True)
@@ -29,6 +29,7 @@ def retrieval(
     ] = None,
     mode: Annotated[list[str] | None, typer.Option(help="Modes to score (default: all).")] = None,
     details: Annotated[bool, typer.Option(help="Include per-question ranks in --json.")] = False,
+    store: StoreOption = None,
     as_json: JsonOption = False,
 ):
     """Index VAULT and score hit@k and MRR@10 for every retrieval mode."""
@@ -46,7 +47,7 @@ def retrieval(
             fail(f"{vault}: not a directory", as_json)
         _quiet_model_loading()
         h = open_home(home or eval_cache(Path((ctx.obj or {}).get("home") or default_home()), vault))
-        indexer = Indexer(h, roots=[vault])
+        indexer = Indexer(h, roots=[vault], store=store)
         with progress_bar("indexing", enabled=not as_json) as progress:
             report = indexer.run([vault], progress)
         retriever = Retriever(indexer.store, indexer.embedder, h.config.retrieval.candidates)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand
 
 # The index modules (LanceDB, torch) are imported inside the commands, so `konsilium plan` and `--help`
 # start fast.
@@ -24,6 +25,10 @@ from .output import (
     safe_line,
     user_errors,
 )
+
+StoreOption = Annotated[
+    str | None, typer.Option("--store", help="lance or qdrant [default: index.store].", show_default=False)
+]
 
 
 def _quiet_model_loading() -> None:
@@ -48,10 +53,13 @@ def index(
     rebuild: Annotated[
         bool, typer.Option(help="Index from scratch; the new index replaces the old one when complete.")
     ] = False,
+    store: StoreOption = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ):
-    """Index Markdown notes: incremental, resumable, with a progress bar."""
+    """Index Markdown notes: incremental, resumable, with a progress bar.
+
+    `konsilium index migrate --to qdrant|lance` copies a collection between the stores, vectors included."""
     from ..index.indexer import Indexer
 
     with user_errors(as_json):
@@ -63,7 +71,7 @@ def index(
             if not root.expanduser().is_dir():
                 fail(f"{root}: not a directory (give the vault folder)", as_json)
         _quiet_model_loading()
-        indexer = Indexer(h, collection, roots=roots, rebuild=rebuild)
+        indexer = Indexer(h, collection, roots=roots, rebuild=rebuild, store=store)
         with progress_bar("indexing", enabled=not as_json) as progress:
             report = indexer.run(roots, progress)
     if as_json:
@@ -78,6 +86,43 @@ def index(
         err.print(f"[yellow]skipped[/] {escape(safe_line(item['path']))}: {escape(item['reason'])}", highlight=False)
     for item in report.warnings:
         err.print(f"[dim]note[/] {escape(safe_line(item['path']))}: {escape(item['warning'])}", highlight=False)
+
+
+def migrate(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="The store to copy into: qdrant or lance.")],
+    collection: Annotated[str | None, typer.Option(help="Collection to copy.")] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+):
+    """Copy a collection from the other store into `--to`, with its vectors (nothing is re-embedded)."""
+    from ..index.migrate import migrate as run_migration
+
+    with user_errors(as_json):
+        h = home_from(ctx, home)
+        with progress_bar(f"migrating to {to}", enabled=not as_json) as progress:
+            result = run_migration(h, to, collection, progress)
+    if as_json:
+        print_json(result)
+        return
+    out.print(
+        f"{result['collection']}: [bold]{result['notes']}[/] notes, [bold]{result['chunks']}[/] chunks copied "
+        f"from {result['from']} to {result['to']} in {result['seconds']:.1f}s"
+    )
+
+
+class IndexCommand(TyperCommand):
+    """`konsilium index migrate ...` runs `migrate`: `index` takes folders, so it cannot be a plain group."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        if args and args[0] == "migrate":
+            command = typer.main.get_command_from_info(
+                typer.models.CommandInfo(name="migrate", callback=migrate),
+                pretty_exceptions_short=True,
+                rich_markup_mode="markdown",
+            )
+            return command.make_context(f"{info_name} migrate", list(args[1:]), parent=parent, **extra)
+        return super().make_context(info_name, args, parent=parent, **extra)
 
 
 def search(
@@ -99,16 +144,16 @@ def search(
         retrieval = h.config.retrieval
         k, mode = k or retrieval.k, mode or retrieval.mode
         from ..grounding import Knowledge
-        from ..index.lance_store import stored_meta
+        from ..index.indexer import stored_meta
 
         name = collection or h.config.index.collection
-        if not stored_meta(h.index_dir, name):  # before loading any model
+        if not stored_meta(h, name):  # before loading any model
             fail("the index is empty: run `konsilium index PATH` first", as_json)
         _quiet_model_loading()
         # Knowledge follows an `index --rebuild` (a new generation) for an interactive search left open.
         served = None if mode == "bm25" else (lambda embedder: _served_if_running(h, embedder))
         knowledge = Knowledge(h, wrap_embedder=served)
-        if knowledge.retriever(name).store.chunks.count_rows() == 0:
+        if knowledge.retriever(name).store.count_chunks() == 0:
             fail("the index is empty: run `konsilium index PATH` first", as_json)
         if query is not None:
             _show(knowledge.retriever(name).search(query, k, mode), as_json)
@@ -166,6 +211,13 @@ def stats(
         h = home_from(ctx, home)
         _quiet_model_loading()
         store, _ = open_store(h, collection)
+        if getattr(store, "client", None) is not None:  # Qdrant: counts only; the byte measurements read Lance files
+            data = store.stats()
+            if as_json:
+                print_json(data)
+            else:
+                out.print(f"collection {data['collection']} (qdrant) — {data['notes']} notes, {data['chunks']} chunks")
+            return
         # The same measurement and projection as `plan storage --from-index`: one computation, one answer.
         from ..plan.lance_files import measured_index, store_bytes
         from ..plan.storage import PAGE_CHARS, storage_plan

@@ -12,7 +12,7 @@ from .config_cmd import config_app
 from .eval_cmd import eval_app
 from .history_cmd import history_app
 from .import_cmd import import_app
-from .index_cmds import index, search, stats
+from .index_cmds import IndexCommand, index, search, stats
 from .lab_cmd import lab
 from .memory_cmd import memory_app
 from .model_cmd import model_app
@@ -43,7 +43,7 @@ def main(
     ctx.obj = {"home": home}
 
 
-app.command()(index)
+app.command(cls=IndexCommand)(index)
 app.command()(search)
 app.command()(stats)
 app.command()(serve)

@@ -49,9 +49,9 @@ class Knowledge:
         return self.home.config.index.collection
 
     def collections(self) -> list[str]:
-        from ..index.lance_store import list_collections
+        from ..index.indexer import list_collections
 
-        return list_collections(self.home.index_dir)
+        return list_collections(self.home)
 
     def search(
         self,
@@ -86,10 +86,10 @@ class Knowledge:
         return passages[:k]
 
     def retriever(self, collection: str):
-        from ..index.lance_store import generation
+        from ..index.indexer import generation
 
         with self._lock:
-            current = generation(self.home.index_dir, collection)
+            current = generation(self.home, collection)
             cached = self._retrievers.get(collection)
             if cached is None or cached[0] != current:
                 from ..index.indexer import open_store, resolve_model

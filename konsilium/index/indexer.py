@@ -20,7 +20,7 @@ from ..vault.chunker import chunk_note
 from ..vault.model import Note
 from ..vault.walker import Skipped, iter_vault_files, read_note
 from .embedder import AUTO_MODEL, DEFAULT_MODEL, Embedder, choose_for_text, make_embedder
-from .lance_store import LanceStore, stored_meta, stored_model
+from .lance_store import LanceStore
 from .store import ChunkRecord, NoteRecord
 from .text import cyrillic_share, terms_string
 
@@ -92,13 +92,64 @@ def vault_cyrillic_share(roots: list[Path], sample: int = 300, head_bytes: int =
     return cyrillic / letters if letters else 0.0
 
 
-def resolve_model(home: Home, collection: str, roots: list[Path] | None = None, rebuild: bool = False) -> str:
+STORES = ("lance", "qdrant")
+
+
+def store_kind(home: Home, store: str | None = None) -> str:
+    kind = store or home.config.index.store
+    if kind not in STORES:
+        raise IndexError_(f"store {kind!r}: use {' or '.join(STORES)}")
+    return kind
+
+
+def qdrant_client(home: Home):
+    """The configured Qdrant server, or the embedded one under the home (one client per process)."""
+    from .qdrant_store import client_for
+
+    return client_for(home.config.index.qdrant_url, home.root / "qdrant")
+
+
+def stored_meta(home: Home, collection: str, store: str | None = None) -> dict:
+    """What the collection's store records about it (embedder, dim, model); empty before the first index."""
+    if store_kind(home, store) == "qdrant":
+        from .qdrant_store import read_meta
+
+        return read_meta(qdrant_client(home), collection)
+    from .lance_store import stored_meta as lance_meta
+
+    return lance_meta(home.index_dir, collection)
+
+
+def list_collections(home: Home) -> list[str]:
+    """The collections indexed in the configured store."""
+    if store_kind(home) == "qdrant":
+        from .qdrant_store import list_collections as qdrant_collections
+
+        return qdrant_collections(qdrant_client(home))
+    from .lance_store import list_collections as lance_collections
+
+    return lance_collections(home.index_dir)
+
+
+def generation(home: Home, collection: str) -> tuple:
+    """What a reader must reopen on when it changes (a rebuild swapped in, another embedder)."""
+    if store_kind(home) == "qdrant":
+        meta = stored_meta(home, collection)
+        return "qdrant", meta.get("tables", ""), meta.get("embedder"), meta.get("dim"), meta.get("model")
+    from .lance_store import generation as lance_generation
+
+    return lance_generation(home.index_dir, collection)
+
+
+def resolve_model(
+    home: Home, collection: str, roots: list[Path] | None = None, rebuild: bool = False, store: str | None = None
+) -> str:
     """The embedder model for a collection: as configured, or for `auto` the one it was built with (unless it is
     being rebuilt), or the one that suits the vaults' language."""
     model = home.config.embedder.model
     if model != AUTO_MODEL:
         return model
-    built = None if rebuild else stored_model(home.index_dir, collection)
+    built = None if rebuild else stored_meta(home, collection, store).get("model")
     if built:
         return built
     return choose_for_text(vault_cyrillic_share(roots)) if roots else DEFAULT_MODEL
@@ -110,16 +161,22 @@ def open_store(
     embedder: Embedder | None = None,
     roots: list[Path] | None = None,
     rebuild: bool = False,
+    store: str | None = None,
 ):
-    """The collection's store and embedder; with `rebuild`, a new generation that replaces the live one when the
-    run finishes (readers never lose the tables they have open)."""
+    """The collection's store (`store`, default `index.store`) and embedder; with `rebuild`, a new generation that
+    replaces the live one when the run finishes (readers never lose the tables they have open)."""
     name = collection or home.config.index.collection
-    model = resolve_model(home, name, roots, rebuild)
+    kind = store_kind(home, store)
+    model = resolve_model(home, name, roots, rebuild, kind)
     embedder = embedder or make_embedder(home.config, model)
-    built = {} if rebuild else stored_meta(home.index_dir, name)
+    built = {} if rebuild else stored_meta(home, name, kind)
     # The stored size when it is the same embedder: asking the embedder loads its model (seconds), which a BM25
     # search or `stats` never needs.
     dim = built["dim"] if built.get("embedder") == embedder.name and built.get("dim") else embedder.dim
+    if kind == "qdrant":
+        from .qdrant_store import QdrantStore
+
+        return QdrantStore(qdrant_client(home), name, embedder.name, dim, model=model, rebuild=rebuild), embedder
     return LanceStore(home.index_dir, name, embedder.name, dim, model=model, rebuild=rebuild), embedder
 
 
@@ -131,10 +188,11 @@ class Indexer:
         embedder: Embedder | None = None,
         roots: list[Path] | None = None,
         rebuild: bool = False,
+        store: str | None = None,
     ):
         self.home = home
         # `roots` only matter for `embedder.model: auto` on a new collection: they decide its language.
-        self.store, self.embedder = open_store(home, collection, embedder, roots, rebuild)
+        self.store, self.embedder = open_store(home, collection, embedder, roots, rebuild, store)
         index = home.config.index
         self.fingerprint = "|".join([PIPELINE_VERSION, str(index.chunk_chars), str(index.chunk_overlap)])
 

@@ -462,6 +462,29 @@ class LanceStore:
         # Lance's "dot" distance is 1 - dot; our vectors are unit length, so this is cosine similarity.
         return self._hits(query.to_arrow(), lambda t: [1.0 - d for d in t["_distance"].to_pylist()])
 
+    def count_chunks(self) -> int:
+        return self.chunks.count_rows()
+
+    def all_chunks(self):
+        """Every stored chunk with its vector, in batches (for `konsilium index migrate`)."""
+        from .scope import stored_tags
+
+        for batch in self.chunks.search().limit(None).to_batches(batch_size=1024):
+            rows = batch.to_pylist()
+            for r in rows:
+                yield ChunkRecord(
+                    r["note_key"],
+                    r["note"],
+                    r["title"],
+                    r["heading"],
+                    r["text"],
+                    r["terms"],
+                    r["text_hash"],
+                    r["ordinal"],
+                    np.asarray(r["vector"], dtype=np.float32),
+                    stored_tags(r["tags"]),
+                )
+
     def links(self) -> list[NoteRecord]:
         return list(self.notes().values())
 
