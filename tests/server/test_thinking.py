@@ -13,12 +13,12 @@ import openai
 import pytest
 import yaml
 from fake_engine import FakeEngine
+from fake_notes import OneNoteVault as Notes
 from live_server import running_server
 
 from konsilium.cli.history_cmd import to_json
 from konsilium.config import open_home
 from konsilium.engines.openai_upstream import OpenAIUpstreamEngine
-from konsilium.grounding.knowledge import Passage
 from konsilium.memory import ConversationLog
 from konsilium.pipeline.thinking import ThinkSplitter, soft_switch, split
 from konsilium.roles.registry import RoleRegistry
@@ -50,16 +50,6 @@ class ThinkingFake(FakeEngine):
             answer.pieces[:0] = THOUGHT
             answer.record.text = "".join(answer.pieces)
         return answer
-
-
-class Notes:
-    default_collection = "vault"
-
-    def collections(self) -> list[str]:
-        return ["vault"]
-
-    def search(self, query, k, *args, **kwargs) -> list[Passage]:
-        return [Passage("vault", "travel/Paris.md", "Paris", "Weather", "Paris is mild in spring.", 0.9, 0.8)]
 
 
 @pytest.fixture(scope="module")

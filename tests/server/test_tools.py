@@ -15,10 +15,10 @@ import httpx2
 import openai
 import pytest
 from fake_engine import FakeEngine
+from fake_notes import OneNoteVault as Notes
 from live_server import running_server
 
 from konsilium.engines import ConstraintSupport
-from konsilium.grounding.knowledge import Passage
 from konsilium.memory import ConversationLog
 from konsilium.server import create_app
 
@@ -53,18 +53,6 @@ PERSON = {
         },
     },
 }
-
-
-class Notes:
-    """An indexed vault where every question finds one relevant note."""
-
-    default_collection = "vault"
-
-    def collections(self) -> list[str]:
-        return ["vault"]
-
-    def search(self, query, k, *args, **kwargs) -> list[Passage]:
-        return [Passage("vault", "travel/Paris.md", "Paris", "Weather", "Paris is mild in spring.", 0.9, 0.8)]
 
 
 @pytest.fixture(scope="module")
