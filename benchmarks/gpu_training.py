@@ -63,10 +63,12 @@ def corpus(limit: int | None = None) -> list[str]:
     return texts[:limit]
 
 
-def build_model(folder: Path, shape: dict, texts: list[str], vocab: int) -> None:
+def build_model(folder: Path, shape: dict, texts: list[str], vocab: int, moe: bool = False) -> None:
+    """A random-weight Qwen3 (Qwen3-MoE with `moe`: `shape` then holds the expert fields too) and a byte-level
+    tokenizer trained on `texts`, saved in `folder` in bf16."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM
 
     tokenizer = Tokenizer(models.BPE(unk_token=None))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -81,7 +83,8 @@ def build_model(folder: Path, shape: dict, texts: list[str], vocab: int) -> None
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(folder)
     torch.manual_seed(0)
-    config = Qwen3Config(
+    config_class, model_class = (Qwen3MoeConfig, Qwen3MoeForCausalLM) if moe else (Qwen3Config, Qwen3ForCausalLM)
+    config = config_class(
         vocab_size=len(fast),
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
@@ -89,7 +92,7 @@ def build_model(folder: Path, shape: dict, texts: list[str], vocab: int) -> None
         dtype="bfloat16",
         **shape,
     )
-    Qwen3ForCausalLM(config).to(torch.bfloat16).save_pretrained(folder)
+    model_class(config).to(torch.bfloat16).save_pretrained(folder)
 
 
 def train_once(base, samples, device: str, precision: str, args) -> dict:
