@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from ..engines import GenerationChunk
+from ..structured.hermes import partial_suffix
 
 OPEN, CLOSE = "<think>", "</think>"
 BUDGET_CLOSE = "\n</think>\n\n"  # what a budget that runs out writes, as Qwen3's documentation does
@@ -67,7 +68,7 @@ class ThinkSplitter:
                     self._emit(out, "reasoning", self._held[:at].rstrip("\n"))
                     self._held, self.state = self._held[at + len(CLOSE) :], "after"
                     continue
-                body = self._held[: len(self._held) - _partial_tag(self._held, CLOSE)].rstrip("\n")
+                body = self._held[: len(self._held) - partial_suffix(self._held, CLOSE)].rstrip("\n")
                 self._emit(out, "reasoning", body)
                 self._held = self._held[len(body) :]
                 break
@@ -99,14 +100,6 @@ class ThinkSplitter:
                 self.reasoning += text
             else:
                 self.content += text
-
-
-def _partial_tag(text: str, tag: str) -> int:
-    """How many characters at the end of `text` could be the start of `tag`."""
-    for n in range(min(len(tag) - 1, len(text)), 0, -1):
-        if text.endswith(tag[:n]):
-            return n
-    return 0
 
 
 def split(text: str, opened: bool = False) -> tuple[str, str]:

@@ -88,7 +88,7 @@ class HermesReader:
             if self._open is None:
                 at = self._pending.find(START)
                 if at < 0:
-                    keep = _partial_suffix(self._pending, START)
+                    keep = partial_suffix(self._pending, START)
                     self._text(self._pending[: len(self._pending) - keep], events)
                     self._pending = self._pending[len(self._pending) - keep :]
                     break
@@ -193,7 +193,7 @@ def read(text: str, parallel: bool = True) -> HermesReader:
     return reader
 
 
-def _partial_suffix(text: str, token: str) -> int:
+def partial_suffix(text: str, token: str) -> int:
     """Length of the longest end of `text` that is a beginning of `token` (held: the next piece may complete it)."""
     for size in range(min(len(token) - 1, len(text)), 0, -1):
         if text.endswith(token[:size]):
