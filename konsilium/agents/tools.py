@@ -189,7 +189,10 @@ class VaultTools:
 
     def read_note(self, arguments: dict) -> ToolResult:
         link = _text(arguments, "wikilink", 500)
-        path, heading = parse_wikilink(link)
+        from ..vault.markdown import parse_link
+
+        parsed = parse_link(link)
+        path, heading = (parsed.target, parsed.heading or parsed.block or "") if parsed else ("", "")
         if not path:
             return ToolResult.error(f"{link!r} names no note")
         found = self._resolve(path)
@@ -284,18 +287,6 @@ def note_file_name(title: str) -> str:
     name = _UNSAFE.sub(" ", name)
     name = " ".join(name.split()).strip(" .")
     return name[:120].rstrip(" .") or "Note"
-
-
-def parse_wikilink(link: str) -> tuple[str, str]:
-    """(note path, heading) of `[[path#Heading|alias]]`, `path#Heading` or `path`."""
-    inner = link.strip()
-    if inner.startswith("!"):
-        inner = inner[1:]
-    if inner.startswith("[[") and inner.endswith("]]"):
-        inner = inner[2:-2]
-    inner = inner.split("|", 1)[0]
-    path, _, heading = inner.partition("#")
-    return path.strip(), heading.strip().lstrip("^")
 
 
 def _inside(path: Path, root: Path) -> bool:

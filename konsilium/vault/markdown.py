@@ -397,6 +397,13 @@ def _subpath(sub: str) -> tuple[str | None, str | None]:
     return heading or None, block or None
 
 
+def parse_link(text: str) -> Link | None:
+    """A wikilink as written (`[[path#Heading|alias]]`, `![[…]]`) or bare (`path#Heading`); None if it is neither."""
+    inner = text.strip()
+    m = _WIKILINK.fullmatch(inner) or _WIKILINK.fullmatch(f"[[{inner.removeprefix('!')}]]")
+    return _parse_wikilink(m) if m else None
+
+
 def _parse_wikilink(m: re.Match) -> Link:
     """`[[target#heading^block|alias]]` (also `\\|` as written inside tables)."""
     inner = m.group(2).replace("\\|", "|")
