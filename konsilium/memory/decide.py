@@ -207,13 +207,13 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     from .people import latin, mentioned, same_name
 
     people = _people_names(current)
-    wanted, key = set(analyze(query)), subject_key(query)
-    things = _things(wanted, people) if people else wanted
-    wanted = things or wanted
+    stems, key = set(analyze(query)), subject_key(query)
+    things = _things(stems, people)
+    wanted = things or stems
     named = frozenset(_things(set(_distinctive(query)), people)) or _distinctive(query)
-    about_others = bool(mentioned(query)) or len(things) < len(set(analyze(query)))
     # "забудь про мой долг карлу" names Karl: "I owe karl 90€" is about the debt and names him
-    named_people = {latin(t) for t in set(analyze(query)) - set(things)} if people else set()
+    named_people = {latin(t) for t in stems - things}
+    about_others = bool(mentioned(query)) or bool(named_people)
     scored, cosines = [], []
     for memory in current:
         have = set(analyze(memory.text))

@@ -109,7 +109,7 @@ _NAMED_LAST = re.compile(
     r"(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)[.!]?$"
 )
 # Connectives and openers before a clause's subject.
-_OPENERS = re.compile(r"^(?:(?:and|also|but|so|и|а|но|ещё|еще|кстати|btw)\b[\s,:—–-]*)+", re.IGNORECASE)
+_OPENERS = re.compile(r"^(?:(?:" + "|".join(sorted(lx.CLAUSE_OPENERS | {"so"})) + r")\b[\s,:—–-]*)+", re.IGNORECASE)
 # A relation, then whose, with no name: "Мама у меня в Челябинске живёт", "Брат у нас пилот".
 _RELATION_FIRST = re.compile(
     r"^(?P<rel>[А-ЯЁа-яё]+)\s+(?:у\s+(?:меня|нас)\b(?!\s+[—–-]?\s*[А-ЯЁ])|(?:мой|моя|мои|наш|наша|наши)\b"
@@ -390,7 +390,7 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     if about == "user" and age:
         return Statement(text, "user", "identity", "age", _says_change(stems), explicit)
     if about == "user" and not speaks_of_self(text, as_subject=True):  # "Он … спорит со мной" is about him
-        about = _someone_else(text, tokens)
+        about = _someone_else(text)
     key, kind = _key(stems)
     if about == USER and key == "job" and not _STATES_A_JOB.search(text):
         key, kind = None, None
@@ -533,7 +533,7 @@ def subject_keys(text: str) -> set[str]:
     return keys | ({preference} if preference else set())
 
 
-def _someone_else(text: str, tokens: list[str]) -> str:
+def _someone_else(text: str) -> str:
     """A clause with no first person, whose subject is a name or a third-person pronoun, is about that person."""
     text = _OPENERS.sub("", text)  # "Also Sonya is doing gymnastics now"
     tokens = words(text)
@@ -749,8 +749,7 @@ def _says_change(stems: list[str]) -> bool:
 def replaces_explicitly(text: str) -> bool:
     """ "сменила мне препарат", "switched to espresso", "X instead": the statement says the old value is gone (a
     second allergy "появилась аллергия на морепродукты" adds one)."""
-    stems = _stems(text)
-    return bool(set(words(text)) & lx.REPLACEMENT_WORDS) or _matches(stems, lx.REPLACEMENT_STEMS)
+    return _says_replaced(set(words(text)), _stems(text))
 
 
 def replaces_something(text: str) -> bool:
@@ -761,7 +760,11 @@ def replaces_something(text: str) -> bool:
         return False
     tokens = set(words(text))
     adds = bool(tokens & lx.ADDITION_WORDS) or "as well" in text.lower()
-    return not adds or bool(tokens & lx.REPLACEMENT_WORDS) or _matches(stems, lx.REPLACEMENT_STEMS)
+    return not adds or _says_replaced(tokens, stems)
+
+
+def _says_replaced(tokens: set[str], stems: list[str]) -> bool:
+    return bool(tokens & lx.REPLACEMENT_WORDS) or _matches(stems, lx.REPLACEMENT_STEMS)
 
 
 def _preference(stems: list[str]) -> str | None:
