@@ -21,6 +21,7 @@ from functools import lru_cache
 
 from ..index.text import analyze, stem, words
 from . import lexicon as lx
+from .forget_requests import forget_query
 from .records import UNKNOWN, USER
 
 MAX_MESSAGE_CHARS = 1500  # longer: a pasted document, not something said about oneself
@@ -31,38 +32,6 @@ DECLARATIVE_WORDS = 3  # a statement with no first-person word or known subject 
 
 _SENTENCES = re.compile(r"(?<=[.!?…\U0001F300-\U0001FAFF\u2600-\u27BF])\s+(?=[A-ZА-ЯЁ])|(?<=[.!?…])\s+|\n+")
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
-# "Забудь, что …", "Oh and forget the whole neighbour business", "By the way, please forget …", "Про долг забудь".
-_FORGET_OPENERS = (
-    r"(?:(?:and|also|oh|so|ok|okay|well|btw|anyway|actually|by\s+the\s+way|one\s+more\s+thing|ну|и|а|также|"
-    r"кстати|да|ещё|еще|слушай|короче|ладно|ок|в\s+общем|вот|и\s+вот\s+ещё|и\s+вот\s+еще)[,:]?\s+){0,3}"
-)
-_FORGET_VERB = (
-    r"(?:forget|scratch|nvm(?=\s+(?:the|about|what|my))|never\s+mind(?=\s+(?:the|about|what|my))|забудь(?:те)?|"
-    r"не\s+помни|больше\s+не\s+помни|(?:удали|сотри)(?:те)?\s+из\s+памяти|"
-    r"(?:удали|сотри)(?:те)?(?:\s+(?:инфу|информацию|данные|всё|все))?(?=\s+(?:про|о|об)\s)|"
-    r"(?:delete|remove|erase)\s+(?:the\s+)?(?:info|information|stuff|everything)\s+(?=about\s))"
-)
-_FORGET = re.compile(
-    r"^" + _FORGET_OPENERS + r"(?:please\s+|пожалуйста,?\s+)?(?:just\s+)?" + _FORGET_VERB + r"\b[\s,:—-]*"
-    r"(?:(?:please|пожалуйста)[\s,]+)?(?:(?:всё|все|everything)\s+)?(?:about\s+|that\s+|what\s+i\s+(?:said|told\s+you|mentioned)\s+about\s+|"
-    r"что\s+|про\s+|об?\s+)?(?P<rest>.+)$",
-    re.IGNORECASE,
-)
-_FORGET_AFTER = re.compile(
-    r"^"
-    + _FORGET_OPENERS
-    + r"(?:про|об?|about)\s+(?P<rest>.+?),?\s+"
-    + _FORGET_VERB
-    + r"(?:\s+вс[её])?(?:,?\s+(?:пожалуйста|please))?(?:[\s,.!—–-].*)?$",
-    re.IGNORECASE,
-)
-# Words of a forget request that name no fact: "the whole neighbour business", "the meds stuff I told you".
-_FORGET_NOISE = re.compile(
-    r"\b(?:the\s+whole|whole|stuff|things?|business|thingy|all\s+that|everything|"
-    r"(?:that\s+|what\s+)?i\s+(?:told\s+(?:you|u)|said|mentioned)(?:\s+about)?|"
-    r"(?:что\s+)?я\s+(?:рассказывал|рассказывала|говорил|говорила|писал|писала)(?:\s+(?:про|о|об))?|всё|все)\b",
-    re.IGNORECASE,
-)
 _REMEMBER = re.compile(
     r"^(?:please\s+|пожалуйста,?\s+)?(?:remember|запомни(?:те)?|не\s+забудь|note\s+that|keep\s+in\s+mind|"
     r"имей\s+в\s+виду|учти)\b[\s,:—-]*(?:that\s+|что\s+)?(?P<rest>.+)$",
@@ -226,12 +195,8 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
         text = _CODE.sub(" ", message or "")
         pasted = len(text) > MAX_MESSAGE_CHARS
         for sentence in _sentences(text):
-            forget = _FORGET.match(sentence) or _FORGET_AFTER.match(sentence)
-            if forget and not pasted:
-                rest = _FORGET_NOISE.sub(" ", forget.group("rest"))
-                # "Про деньги, которые я шурину должен, забудьте": what to forget is all before the verb
-                query = rest if forget.re is _FORGET_AFTER else _first_clause(rest)
-                query = re.sub(r"\s+", " ", query).strip(" ,.")
+            query = None if pasted else forget_query(sentence)
+            if query is not None:  # a forget request is never a statement, even when it names nothing
                 if query:
                     forgets.append(ForgetRequest(query))
                 continue
@@ -298,13 +263,6 @@ def _strip_greeting(sentence: str) -> str:
                 sentence, stripped = sentence[len(greeting) :].lstrip(" ,!.—-:"), True
                 break
     return sentence
-
-
-def _first_clause(text: str) -> str:
-    """`я учу испанский, я бросила` → `я учу испанский`: what to forget, without why."""
-    return re.split(r"\s*[,;]\s+|\s+[—–]\s+|\s+(?:because|since|потому что|так как)\s+", text.strip().rstrip(".!…"))[
-        0
-    ].strip()
 
 
 def _clauses(sentence: str) -> list[str]:

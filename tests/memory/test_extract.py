@@ -203,6 +203,14 @@ def test_a_wish_about_answers_is_said_to_the_assistant(text, is_preference):
         ("Про Ника забудь, всё, проехали.", "Ника"),
         ("and nvm the ink thing i told u about, my mom would kill me", "the ink"),
         ("удали инфу про мою зарплату", "мою зарплату"),
+        ("That stuff I told you about the overdraft — bin it, would you?", "the overdraft"),
+        ("Слушай, ту тему про мозгоправа и вторники — сотри, ладно?", "мозгоправа и вторники"),
+        ("And delete the note about my blood test number too, please.", "my blood test number"),
+        ("and pls forget the thing about the pills my psychiatrist gave me, ok?", "the pills my psychiatrist gave me"),
+        ("Please don't remember my address.", "my address"),
+        ("Удали то, что я говорил о кредите.", "кредите"),
+        ("Это больше не актуально, сотри про абонемент.", "абонемент"),
+        ("Please remove my old address from your memory.", "my old address"),
     ],
 )
 def test_forget_requests_are_understood_however_they_are_phrased(text, query):
@@ -211,7 +219,19 @@ def test_forget_requests_are_understood_however_they_are_phrased(text, query):
     assert not any("forget" in s.text.lower() or "забуд" in s.text.lower() for s in extraction.statements)
 
 
-@pytest.mark.parametrize("text", ["I always forget my keys.", "Never mind, I found it.", "Don't forget the milk."])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I always forget my keys.",
+        "Never mind, I found it.",
+        "Don't forget the milk.",
+        "Delete the old branch first, then rebase.",
+        "Remove the duplicates from this list: a, b, a.",
+        "I deleted the app about a week ago.",
+        "Don't remember the exact date, but it was in May.",
+        "Слушай, я удалил инстаграм, и теперь больше времени.",
+    ],
+)
 def test_forget_as_an_ordinary_word_is_no_request(text):
     assert extract([text]).forgets == []
 

@@ -1,0 +1,103 @@
+"""Forget requests in the user's words: "Забудь, что я учу испанский", "Про гараж забудьте", "That stuff about the
+overdraft — bin it, would you?", "delete the note about my blood test", "Please don't remember my address".
+
+`forget_query(sentence)` returns what to forget (the words that name it, without "the stuff I told you about"),
+or None when the sentence asks nothing of the kind. Verbs that only mean forgetting ("forget", "забудь", "don't
+remember") make a request wherever they stand as an imperative; verbs that also name ordinary work ("delete",
+"remove", "сотри", "удали": "Delete the old branch first") only with a word for what was said ("the note about",
+"то, что я говорил о", "из памяти") or after a topic the user told ("the overdraft stuff — bin it")."""
+
+from __future__ import annotations
+
+import re
+
+_OPENERS = (
+    r"(?:(?:and|also|oh|so|ok|okay|well|btw|anyway|actually|by\s+the\s+way|one\s+more\s+thing|ну|и|а|также|"
+    r"кстати|да|ещё|еще|слушай|короче|ладно|ок|в\s+общем|вот|и\s+вот\s+ещё|и\s+вот\s+еще)[,:]?\s+){0,3}"
+)
+_PLEASE = r"(?:please|pls|plz|пожалуйста|плиз)"
+# Only forgetting: an imperative of these is a request.
+_ONLY_FORGET = (
+    r"(?:forget|scratch(?=\s+(?:the|that|what|my|about|everything|all))|nvm(?=\s+(?:the|about|what|my))|"
+    r"never\s+mind(?=\s+(?:the|about|what|my))|забудь(?:те)?|"
+    r"(?:больше\s+)?не\s+(?:помни|запоминай|храни)(?:те)?|"
+    r"(?:don'?t|do\s+not|never)\s+(?:remember|keep|store|save)(?=\s+(?:my|about|that\s+i|what\s+i|this|it|that)\b))"
+)
+# Also ordinary work: a request only with a word for what was said.
+_ALSO_WORK = (
+    r"(?:delete|remove|erase|wipe|bin|ditch|drop|clear|discard|удали(?:те)?|сотри(?:те)?|выкинь(?:те)?|"
+    r"убери(?:те)?|вычеркни(?:те)?)"
+)
+_SAID = (
+    r"(?:(?:that\s+|what\s+)?i\s+(?:told\s+(?:you|u)|said|mentioned|shared|wrote)|"
+    r"(?:что\s+)?я\s+(?:рассказывал|говорил|писал|упоминал|сказал)а?)"
+)
+# "the note about", "everything about", "то, что я говорил о", "инфу про", "из памяти": what was said, then its topic.
+_SAID_THING = (
+    r"(?:(?:the|that|this|my|all|any)\s+)?(?:notes?|things?|stuff|bits?|parts?|info|information|memor(?:y|ies)|"
+    r"records?|entr(?:y|ies)|facts?|everything|details?)(?:\s+" + _SAID + r")?\s+(?:about|on|regarding|re)\s+"
+    r"|what\s+i\s+(?:told\s+(?:you|u)|said|mentioned|shared|wrote)\s+about\s+"
+    r"|(?:инфу|информацию|данные|запись|записи|заметку|всё|все|то)(?:,?\s+" + _SAID + r")?\s+(?:про|о|об)\s+"
+    r"|(?:из\s+памяти\s+)"
+)
+_FROM_MEMORY = r"\b(?:from\s+(?:your\s+|the\s+)?memory|из\s+(?:своей\s+|твоей\s+)?памяти)\b"
+_VERB_FIRST = re.compile(
+    r"^" + _OPENERS + r"(?:" + _PLEASE + r",?\s+)?(?:just\s+|actually\s+)?"
+    r"(?:" + _ONLY_FORGET + r"\b|" + _ALSO_WORK + r"\s+(?=" + _SAID_THING + r"|.*" + _FROM_MEMORY + r"))[\s,:—–-]*"
+    r"(?:" + _PLEASE + r"[\s,]+)?(?P<rest>.*)$",
+    re.IGNORECASE,
+)
+# The topic first: "Про X забудь", "That stuff I told you about X — bin it, would you?", "ту тему про X — сотри".
+_TOPIC_FIRST = re.compile(
+    r"^" + _OPENERS + r"(?:(?:that|the|this|all\s+the|ту|эту|всю)\s+)?(?:stuff|things?|business|bit|part|"
+    r"тему|историю|инфу|информацию)?\s*(?:" + _SAID + r"\s+)?(?:about|про|об?)\s+(?P<rest>.+?)[,:]?\s*[—–-]*\s+"
+    r"(?:(?:so|just|then|и|так\s+что)\s+)?(?:" + _PLEASE + r",?\s+)?(?:" + _ONLY_FORGET + r"|" + _ALSO_WORK + r")"
+    r"(?:\s+(?:it|that|this|them|это|её|ее|его|их|вс[её]))?(?:,?\s+" + _PLEASE + r")?(?:[\s,.!?—–-].*)?$",
+    re.IGNORECASE,
+)
+# After a clause, an imperative with its topic: "Это больше не актуально, сотри про абонемент".
+_VERB_LATER = re.compile(
+    r"(?:[,;:—–]|\s(?:and|so|и|а|так\s+что))\s+(?:" + _PLEASE + r",?\s+)?(?:just\s+|actually\s+)?"
+    r"(?:" + _ONLY_FORGET + r"|" + _ALSO_WORK + r")\s+(?:вс[её]\s+|everything\s+)?"
+    r"(?:about|про|об?|that|что|" + _SAID_THING + r")\s*(?P<rest>.+)$",
+    re.IGNORECASE,
+)
+_LEAD = re.compile(
+    r"^(?:(?:" + _PLEASE + r")[\s,]+)?(?:(?:всё|все|everything)\s+)?(?:" + _SAID_THING + r"|about\s+|that\s+|"
+    r"what\s+i\s+(?:said|told\s+you|mentioned)\s+about\s+|что\s+|про\s+|об?\s+)?",
+    re.IGNORECASE,
+)
+# Words that name no fact: "the whole neighbour business", "the meds stuff I told you".
+_NOISE = re.compile(
+    r"\b(?:the\s+whole|whole|stuff|things?|business|thingy|all\s+that|everything|"
+    r"(?:that\s+|what\s+)?i\s+(?:told\s+(?:you|u)|said|mentioned)(?:\s+about)?|"
+    r"(?:что\s+)?я\s+(?:рассказывал|рассказывала|говорил|говорила|писал|писала)(?:\s+(?:про|о|об))?|всё|все)\b",
+    re.IGNORECASE,
+)
+_WHY = re.compile(r"\s*[,;]\s+|\s+[—–]\s+|\s+(?:because|since|потому что|так как)\s+")
+
+
+def forget_query(sentence: str) -> str | None:
+    """What `sentence` asks to forget ("" when it names nothing: "forget it"), or None when it asks no such
+    thing."""
+    first = _VERB_FIRST.match(sentence)
+    if first:
+        return _tidy(_first_clause(_LEAD.sub("", first.group("rest"))))
+    topic = _TOPIC_FIRST.match(sentence)
+    if topic:  # all before the verb names it: "про деньги, которые я шурину должен, забудьте"
+        return _tidy(topic.group("rest"))
+    later = _VERB_LATER.search(sentence)
+    if later:
+        return _tidy(_first_clause(later.group("rest")))
+    return None
+
+
+def _first_clause(text: str) -> str:
+    """`я учу испанский, я бросила` → `я учу испанский`: what to forget, without why."""
+    return _WHY.split(text.strip().rstrip(".!…?"))[0].strip()
+
+
+def _tidy(text: str) -> str:
+    text = _NOISE.sub(" ", re.sub(_FROM_MEMORY, " ", text, flags=re.IGNORECASE))
+    text = re.sub(r"\s+(?:too|as\s+well|тоже|также)$", "", re.sub(r"\s+", " ", text).strip(" ,.!?"))
+    return text.strip(" ,.!?")
