@@ -194,12 +194,18 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
     for message in user_messages:
         text = _CODE.sub(" ", message or "")
         pasted = len(text) > MAX_MESSAGE_CHARS
+        previous, said_before = "", len(statements)
         for sentence in _sentences(text):
             query = None if pasted else forget_query(sentence)
-            if query is not None:  # a forget request is never a statement, even when it names nothing
+            if query is not None:  # a forget request is never a statement
+                if not query and previous:
+                    # "Гараж передумал продавать. Это больше не актуально, сотри": the sentence before names it
+                    query, statements[said_before:] = previous, []
                 if query:
                     forgets.append(ForgetRequest(query))
+                previous, said_before = "", len(statements)
                 continue
+            previous, said_before = sentence.rstrip(".!… "), len(statements)
             remember = _REMEMBER.match(sentence)
             if remember:
                 statements.extend(_statements(remember.group("rest"), explicit=True))
@@ -496,6 +502,13 @@ def _someone_else(text: str) -> str:
     text = _OPENERS.sub("", text)  # "Also Sonya is doing gymnastics now"
     tokens = words(text)
     named = _NAMED_SUBJECT.match(text)
+    if (
+        named
+        and len(tokens) > 1
+        and tokens[1] in _OBJECT_OPENERS_EN
+        and named.group("name").lower() not in lx.GIVEN_NAMES
+    ):
+        return USER  # "Put the money towards a John Deere, he…", "Sold the ewes": the user's verb and its object
     if named and named.group("name").lower() in lx.GIVEN_NAMES:  # "Артём ездит на Kia Rio"
         return named.group("name")
     if named and (named.group("name").lower() in _THIRD_PERSON or not _is_name(named.group("name"))):
@@ -504,6 +517,12 @@ def _someone_else(text: str) -> str:
     if named and (third or len(tokens) > 1 and tokens[1] in ("says", "said", "говорит", "сказал", "сказала")):
         return named.group("name")
     return UNKNOWN if third and not named else USER
+
+
+# Words that follow a verb, never a name: "Put the money…", "Got my results".
+_OBJECT_OPENERS_EN = frozenset({"the", "a", "an", "my", "our", "his", "her", "their", "its", "some", "this", "that"})
+# "I have the Goethe exam", "У меня на Пасху…": no one is introduced after a determiner.
+_NOT_RELATIONS = frozenset({"the", "this", "that", "my", "our", "no", "to", "on", "at", "in", "на", "в", "по"})
 
 
 def _about(text: str) -> str:
@@ -517,8 +536,11 @@ def _about(text: str) -> str:
     whose = _WHOSE.match(text)  # "Tyoma's training moved to Mondays"
     if whose and _is_name(whose.group("name")) and not _first_person(text):
         return whose.group("name")
+    introduced = _INTRODUCED.match(text)
+    if introduced and introduced.group("rel").split()[0].lower() in _NOT_RELATIONS:
+        introduced = None
     match = (
-        _INTRODUCED.match(text)
+        introduced
         or _APPOSITION.match(text)
         or _POSSESSED_NAMED.match(text)
         or _NAMED_AS.match(text)

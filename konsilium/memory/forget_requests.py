@@ -37,13 +37,14 @@ _SAID_THING = (
     r"(?:(?:the|that|this|my|all|any)\s+)?(?:notes?|things?|stuff|bits?|parts?|info|information|memor(?:y|ies)|"
     r"records?|entr(?:y|ies)|facts?|everything|details?)(?:\s+" + _SAID + r")?\s+(?:about|on|regarding|re)\s+"
     r"|what\s+i\s+(?:told\s+(?:you|u)|said|mentioned|shared|wrote)\s+about\s+"
-    r"|(?:инфу|информацию|данные|запись|записи|заметку|всё|все|то)(?:,?\s+" + _SAID + r")?\s+(?:про|о|об)\s+"
+    r"|(?:(?:инфу|информацию|данные|запись|записи|заметку|всё|все|то)(?:,?\s+" + _SAID + r")?|,?\s*что\s+я\s+\w+)"
+    r"\s+(?:про|о|об)\s+"
     r"|(?:из\s+памяти\s+)"
 )
 _FROM_MEMORY = r"\b(?:from\s+(?:your\s+|the\s+)?memory|из\s+(?:своей\s+|твоей\s+)?памяти)\b"
 _VERB_FIRST = re.compile(
     r"^" + _OPENERS + r"(?:" + _PLEASE + r",?\s+)?(?:just\s+|actually\s+)?"
-    r"(?:" + _ONLY_FORGET + r"\b|" + _ALSO_WORK + r"\s+(?=" + _SAID_THING + r"|.*" + _FROM_MEMORY + r"))[\s,:—–-]*"
+    r"(?:" + _ONLY_FORGET + r"\b|" + _ALSO_WORK + r"\b\s*(?=" + _SAID_THING + r"|.*" + _FROM_MEMORY + r"))[\s,:—–-]*"
     r"(?:" + _PLEASE + r"[\s,]+)?(?P<rest>.*)$",
     re.IGNORECASE,
 )
@@ -51,7 +52,13 @@ _VERB_FIRST = re.compile(
 _TOPIC_FIRST = re.compile(
     r"^" + _OPENERS + r"(?:(?:that|the|this|all\s+the|ту|эту|всю)\s+)?(?:stuff|things?|business|bit|part|"
     r"тему|историю|инфу|информацию)?\s*(?:" + _SAID + r"\s+)?(?:about|про|об?)\s+(?P<rest>.+?)[,:]?\s*[—–-]*\s+"
-    r"(?:(?:so|just|then|и|так\s+что)\s+)?(?:" + _PLEASE + r",?\s+)?(?:" + _ONLY_FORGET + r"|" + _ALSO_WORK + r")"
+    r"(?:(?:so|just|then|и|так\s+что|тоже|too|also)\s+)?(?:"
+    + _PLEASE
+    + r",?\s+)?(?:"
+    + _ONLY_FORGET
+    + r"|"
+    + _ALSO_WORK
+    + r")"
     r"(?:\s+(?:it|that|this|them|это|её|ее|его|их|вс[её]))?(?:,?\s+" + _PLEASE + r")?(?:[\s,.!?—–-].*)?$",
     re.IGNORECASE,
 )
@@ -61,6 +68,24 @@ _VERB_LATER = re.compile(
     r"(?:" + _ONLY_FORGET + r"|" + _ALSO_WORK + r")\s+(?:вс[её]\s+|everything\s+)?"
     r"(?:about|про|об?|that|что|" + _SAID_THING + r")\s*(?P<rest>.+)$",
     re.IGNORECASE,
+)
+_OUTDATED = (
+    r"(?:(?:это|that'?s|it'?s|this\s+is|that\s+is|it\s+is)\s+)?(?:уже\s+|всё\s+|больше\s+|no\s+longer\s+|not\s+)?"
+    r"(?:не\s+актуально|неактуально|не\s+нужно|relevant|irrelevant|outdated|needed|old\s+news)"
+)
+# The verb last, after what it names: "А собеседование в «Ветмастере» — это больше не актуально, сотри", "And the
+# cardiology thing from March — forget it, it was just a pulled muscle".
+_VERB_LAST = re.compile(
+    r"^(?P<rest>.+?)\s*(?:[—–-]+|,)\s*(?:"
+    + _OUTDATED
+    + r"\s*[,.—–-]*\s*)?(?:(?:so|just|then|и|так\s+что|тоже|also)\s+)?"
+    r"(?:" + _PLEASE + r",?\s+)?(?:" + _ONLY_FORGET + r"|" + _ALSO_WORK + r")"
+    r"(?:\s+(?:it|that|this|them|это|её|ее|его|их|вс[её]))?(?:,?\s+" + _PLEASE + r")?(?:[\s,.!?—–-].*)?$",
+    re.IGNORECASE,
+)
+# A request that names nothing: "forget it", "это больше не актуально, сотри", "Забудь об этом".
+_NAMES_NOTHING = re.compile(
+    r"^(?:" + _OUTDATED + r"|it|that|this|this\s+one|это|этом|этого|об\s+этом|про\s+это|всё\s+это)?$", re.IGNORECASE
 )
 _LEAD = re.compile(
     r"^(?:(?:" + _PLEASE + r")[\s,]+)?(?:(?:всё|все|everything)\s+)?(?:" + _SAID_THING + r"|about\s+|that\s+|"
@@ -89,6 +114,9 @@ def forget_query(sentence: str) -> str | None:
     later = _VERB_LATER.search(sentence)
     if later:
         return _tidy(_first_clause(later.group("rest")))
+    last = _VERB_LAST.match(sentence)
+    if last:
+        return _tidy(last.group("rest"))
     return None
 
 
@@ -100,4 +128,5 @@ def _first_clause(text: str) -> str:
 def _tidy(text: str) -> str:
     text = _NOISE.sub(" ", re.sub(_FROM_MEMORY, " ", text, flags=re.IGNORECASE))
     text = re.sub(r"\s+(?:too|as\s+well|тоже|также)$", "", re.sub(r"\s+", " ", text).strip(" ,.!?"))
-    return text.strip(" ,.!?")
+    text = re.sub(r"^(?:and|also|so|и|а|ну)\s+", "", text.strip(" ,.!?—–-"), flags=re.IGNORECASE)
+    return "" if _NAMES_NOTHING.match(text) else text

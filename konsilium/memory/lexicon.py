@@ -136,7 +136,10 @@ UPDATE_WORDS = frozenset({
 
 # More words of change, only for telling at read time which of two memories answering one question is the newer
 # value ("bought a Brompton", "finally 1520"): when writing, they would let unrelated news replace old facts.
-READ_CHANGE_WORDS = frozenset({"bought", "купил", "взял", "final", "ditch", "swap"})
+READ_CHANGE_WORDS = frozenset({
+    "bought", "купил", "взял", "final", "ditch", "swap", "instal", "установ", "подключ", "перевел", "избав", "rid",
+    "расста", "наконец",
+})
 # A change that adds ("Now I also swim") rather than replaces, unless it says it replaces ("also … instead").
 ADDITION_WORDS = frozenset({"also", "too", "тоже", "также"})
 REPLACEMENT_WORDS = frozenset({"instead", "anymore", "вместо", "больше", "ditched"})
@@ -165,6 +168,9 @@ GREETINGS = (
     "thank you", "cool", "great", "figured", "good", "да", "ну", "ладно", "отлично", "хорошо", "спасибо",
     "понятно", "ясно", "ага", "кстати", "btw", "big news", "понял", "поняла", "ещё", "еще", "всё", "короче",
     "новости", "новость", "news",
+    # interjections: "Oh, and Owain rang…" is about Owain, not someone called "Oh"
+    "oh", "ah", "wow", "ugh", "hmm", "lol", "well", "anyway", "cheers", "супер", "класс", "круто", "ой", "ох", "ах",
+    "эх", "блин", "слушай", "короч", "кароч",
 )
 # Words joining a clause to the one before: not its subject ("…, and my sister…", "Also Sonya's class moved…").
 CONNECTIVES = frozenset({"and", "also", "but", "и", "а", "но"})

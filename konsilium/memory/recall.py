@@ -27,6 +27,9 @@ SPARE = 3  # candidates beyond k, so that dropping superseded ones still leaves 
 # statements of one person score 0.1-0.3 with USE-m3.
 READ_CHANGE_COSINE = 0.33
 SUPERSEDER_RELEVANCE = 0.2  # a change replaces an older memory only where it answers the question itself
+# ... and not far less than the older one does: "Меня перевели в реанимацию" (0.2) is no news about a sprained
+# ankle the question asks for (0.88), though both are health and work talk close enough in meaning.
+SUPERSEDER_SHARE = 0.25
 READ_CHANGE_COSINE_KEYED = 0.4  # an older keyed memory was already weighed against keyed changes when written
 # One subject key, exclusive or said to be replaced ("сменила препарат"): a change needs little more.
 READ_CHANGE_COSINE_SAME_KEY = 0.2
@@ -208,6 +211,7 @@ def newest_on_each_subject(hits: list[Recalled]) -> list[Recalled]:
             memory = older.memory
             if (
                 memory.created < newer.memory.created
+                and newer.score >= SUPERSEDER_SHARE * older.score
                 and memory.vector is not None
                 and memory.vector.shape == newer.memory.vector.shape
                 and same_person(memory.about, newer.memory.about)
