@@ -228,6 +228,7 @@ def ui_router(pipeline) -> APIRouter:
             "role": exchange.role,
             "messages": exchange.messages,
             "response": exchange.response,
+            "reasoning": exchange.reasoning or None,  # the answer's `<think>` text, shown folded above it
             "sources": exchange.sources,
             "memories": exchange.memories,
             "status": exchange.status,

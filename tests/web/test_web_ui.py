@@ -1,7 +1,8 @@
 """The web UI in a real headless Chromium against a real server: a question streamed with its sources (an Obsidian
 link to a note that exists, a preview), switching role and dual answers, stop, continuing a conversation from the
-log, forgetting a memory after the confirmation, loading and pinning an adapter, the vault's index and search
-playground, the planner, and the login form when the server needs an API key.
+log, the model's reasoning folded above its answer (streamed and from the log), forgetting a memory after the
+confirmation, loading and pinning an adapter, the vault's index and search playground, the planner, and the login
+form when the server needs an API key.
 
 The server is the real app on uvicorn with a real index (three sample notes), log, memory store, role registry and
 PEFT adapter folders; the generator is the fake slots engine (tests/fake_engine.py), whose answer names the adapter
@@ -198,6 +199,38 @@ def test_an_old_conversation_is_listed_found_and_continued(served):
     page.wait_for_selector(f"#conversations button[data-id='{latest}']")
     assert items.count() == 1  # the conversation is listed once, at its latest turn
     page.fill("#conv-search", "")
+
+
+THOUGHTS = "The user asks about <b>cards</b>; the notes say 24 GB."
+
+
+def test_the_reasoning_is_shown_folded_above_the_answer_and_again_from_the_log(served):
+    page, engine = served.page, served.engine
+    page.goto(f"{served.url}/#/chat")
+    page.click("#new-chat")
+    engine.thoughts = THOUGHTS
+    try:
+        ask(page, "Which card fits best?")
+        page.wait_for_selector(".msg.assistant:not([data-streaming]) .answer:has-text('fits best')")
+    finally:
+        engine.thoughts = ""
+    answer = last_answer(page)
+    thinking = answer.locator("details.thinking")
+    assert thinking.get_attribute("open") is None and not thinking.locator(".thought").is_visible()  # folded
+    assert thinking.locator("summary").inner_text() == "Thinking"
+    assert thinking.locator(".thought").text_content() == THOUGHTS and thinking.locator("b").count() == 0  # as text
+    assert "24 GB" not in answer.locator(".answer").inner_text()  # not part of the answer
+    assert answer.evaluate("box => box.querySelector('.thinking').nextElementSibling.className") == "answer"
+    thinking.locator("summary").click()
+    assert thinking.locator(".thought").is_visible()
+    screenshot(page, "chat-thinking")
+    latest = served.log.list(limit=1)[0]
+    assert latest.reasoning == THOUGHTS
+    page.click("#new-chat")
+    page.click(f"#conversations button[data-id='{latest.id}']")
+    loaded = last_answer(page).locator("details.thinking .thought")
+    loaded.wait_for(state="attached")
+    assert loaded.text_content() == THOUGHTS and not loaded.is_visible()  # the log's answer, folded again
 
 
 def test_a_memory_is_forgotten_after_the_confirmation(served):

@@ -1,5 +1,6 @@
-// Chat: streamed answers in Markdown, who answered (auto's choice shown, dual side by side), each answer's sources
-// (title, heading, the passage, an Obsidian link and a preview) and memories, stop, and the conversation log.
+// Chat: streamed answers in Markdown, who answered (auto's choice shown, dual side by side), the model's reasoning
+// folded above its answer, each answer's sources (title, heading, the passage, an Obsidian link and a preview) and
+// memories, stop, and the conversation log.
 import { api, events, fail, h, request, serverInfo, status, t, when } from "../core.js";
 import { render as markdown } from "../md.js";
 
@@ -105,6 +106,7 @@ async function openConversation(id) {
     showEarlier(state.messages.length);
     state.messages.push({ role: "assistant", content: exchange.response });
     const last = addAnswer({ id: exchange.role, label: "" });
+    last.think(exchange.reasoning || "");
     last.finish(exchange.response);
     last.showSources(exchange.sources || []);
     markCurrent();
@@ -142,13 +144,17 @@ function roleText(role, model) {
   return (model === "auto" ? t("chat.auto_chose", name) : name) + label;
 }
 
-// One answer's block: who, the text (re-rendered as it streams), then sources and memories.
+// One answer's block: who, its reasoning (folded, plain text: it is not the answer), the text (re-rendered as it
+// streams), then sources and memories.
 function addAnswer(role = null, model = "", parent = ui.messages) {
   document.getElementById("empty")?.remove();
   const who = h("div", { class: "who" }, role ? roleText(role, model) : "");
+  const thoughtLabel = h("summary", {}, t("chat.thinking_now"));
+  const thought = h("div", { class: "thought" });
+  const thinking = h("details", { class: "thinking", hidden: true }, thoughtLabel, thought);
   const body = h("div", { class: "answer" });
   const extra = h("div");
-  const box = h("div", { class: "msg assistant" }, who, body, extra);
+  const box = h("div", { class: "msg assistant" }, who, thinking, body, extra);
   parent.append(box);
   let text = "";
   let scheduled = false;
@@ -156,14 +162,21 @@ function addAnswer(role = null, model = "", parent = ui.messages) {
   return {
     box,
     setRole(r) { who.textContent = roleText(r, model); who.dataset.role = (r && r.id) || ""; },
+    think(piece) {
+      if (!piece) return;
+      thinking.hidden = false;
+      thought.append(piece);
+      keepScrolled();
+    },
     append(piece) {
       const first = !text;
+      thoughtLabel.textContent = t("chat.thinking"); // the answer has begun: the thinking is over
       text += piece;
       if (first) paint(); // the first words show at once; later ones at most once a frame
       else if (!scheduled) { scheduled = true; requestAnimationFrame(paint); }
       keepScrolled();
     },
-    finish(whole) { if (whole !== undefined) text = whole; paint(); },
+    finish(whole) { if (whole !== undefined) text = whole; thoughtLabel.textContent = t("chat.thinking"); paint(); },
     stopped() { box.append(h("div", { class: "stopped" }, t("chat.stopped"))); },
     get text() { return text; },
     showSources(sources) { if (sources && sources.length) extra.append(sourcesPanel(sources)); },
@@ -260,6 +273,7 @@ async function askStreamed(model) {
     for await (const chunk of events(response)) {
       const choice = chunk.choices && chunk.choices[0];
       if (choice && choice.delta && choice.delta.role) answer.setRole(chunk.role || null); // the opening chunk
+      if (choice && choice.delta && choice.delta.reasoning_content) answer.think(choice.delta.reasoning_content);
       if (choice && choice.delta && choice.delta.content) answer.append(choice.delta.content);
       if (choice && choice.finish_reason) {
         answer.showSources(chunk.sources);
@@ -288,6 +302,7 @@ async function askDual(model) {
     for (const choice of response.choices) {
       const answer = addAnswer(choice.role, model === "auto" ? "" : model, row);
       answer.setRole(choice.role);
+      answer.think(choice.message.reasoning_content || "");
       answer.finish(choice.message.content || "");
     }
     if (response.sources) row.after(sourcesPanel(response.sources));
