@@ -1,8 +1,8 @@
 """The web UI in a real headless Chromium against a real server: a question streamed with its sources (an Obsidian
 link to a note that exists, a preview), switching role and dual answers, stop, continuing a conversation from the
-log, the model's reasoning folded above its answer (streamed and from the log), forgetting a memory after the
-confirmation, loading and pinning an adapter, the vault's index and search playground, the planner, and the login
-form when the server needs an API key.
+log, the model's reasoning folded above its answer (streamed and from the log), a wikilink in an answer opening the
+note's preview, forgetting a memory after the confirmation, loading and pinning an adapter, the vault's index and
+search playground, the planner, and the login form when the server needs an API key.
 
 The server is the real app on uvicorn with a real index (three sample notes), log, memory store, role registry and
 PEFT adapter folders; the generator is the fake slots engine (tests/fake_engine.py), whose answer names the adapter
@@ -231,6 +231,26 @@ def test_the_reasoning_is_shown_folded_above_the_answer_and_again_from_the_log(s
     loaded = last_answer(page).locator("details.thinking .thought")
     loaded.wait_for(state="attached")
     assert loaded.text_content() == THOUGHTS and not loaded.is_visible()  # the log's answer, folded again
+
+
+def test_a_wikilink_in_an_answer_opens_the_notes_preview(served):
+    page = served.page
+    page.goto(f"{served.url}/#/chat")
+    page.click("#new-chat")
+    ask(page, "Compare [[25_под_мою_видеокарта_как|my card note]] with [[Nowhere at all]] for VRAM")  # said back
+    page.wait_for_selector(".msg.assistant:not([data-streaming]) .answer:has-text('my card note')")
+    answer = last_answer(page)
+    unknown = answer.locator(".answer .wikilink.unresolved", has_text="Nowhere at all")
+    assert unknown.evaluate("node => node.tagName") == "SPAN" and unknown.locator("a").count() == 0  # plain text
+    assert answer.locator(".source .preview:visible").count() == 0
+    answer.locator(".answer a.wikilink", has_text="my card note").click()
+    preview = answer.locator(".source[data-note='steps/25_под_мою_видеокарта_как.md'] .preview").first
+    preview.wait_for()
+    assert "Под мою видеокарта" in preview.inner_text()  # the note itself, as its Preview button shows it
+    # The Sources line's footnotes link to a heading inside the note: still that note's preview.
+    footnote = answer.locator(".answer a.wikilink[data-heading]:not([data-heading=''])").first
+    assert footnote.get_attribute("data-note") == "steps/25_под_мою_видеокарта_как.md"
+    screenshot(page, "chat-wikilink")
 
 
 def test_a_memory_is_forgotten_after_the_confirmation(served):

@@ -1,7 +1,8 @@
 // Chat: streamed answers in Markdown, who answered (auto's choice shown, dual side by side), the model's reasoning
-// folded above its answer, each answer's sources (title, heading, the passage, an Obsidian link and a preview) and
-// memories, stop, and the conversation log.
+// folded above its answer, each answer's sources (title, heading, the passage, an Obsidian link and a preview; the
+// answer's [[wikilinks]] to them open that preview) and memories, stop, and the conversation log.
 import { api, events, fail, h, request, serverInfo, status, t, when } from "../core.js";
+import { findHeading, linkNotes } from "../links.js";
 import { render as markdown } from "../md.js";
 
 const state = { messages: [], controller: null, conversationId: null, notes: new Map(), search: "", offset: 0, listRequests: 0 };
@@ -158,7 +159,14 @@ function addAnswer(role = null, model = "", parent = ui.messages) {
   parent.append(box);
   let text = "";
   let scheduled = false;
-  const paint = () => { scheduled = false; body.replaceChildren(markdown(text)); };
+  let done = false; // wikilinks are resolved once the answer is whole and its sources are known
+  let sources = [];
+  let openNote = () => {};
+  const paint = () => {
+    scheduled = false;
+    body.replaceChildren(markdown(text));
+    if (done) linkNotes(body, sources, (note, heading) => openNote(note, heading));
+  };
   return {
     box,
     setRole(r) { who.textContent = roleText(r, model); who.dataset.role = (r && r.id) || ""; },
@@ -176,10 +184,21 @@ function addAnswer(role = null, model = "", parent = ui.messages) {
       else if (!scheduled) { scheduled = true; requestAnimationFrame(paint); }
       keepScrolled();
     },
-    finish(whole) { if (whole !== undefined) text = whole; thoughtLabel.textContent = t("chat.thinking"); paint(); },
+    finish(whole) {
+      if (whole !== undefined) text = whole;
+      thoughtLabel.textContent = t("chat.thinking");
+      done = true;
+      paint();
+    },
     stopped() { box.append(h("div", { class: "stopped" }, t("chat.stopped"))); },
     get text() { return text; },
-    showSources(sources) { if (sources && sources.length) extra.append(sourcesPanel(sources)); },
+    showSources(list) {
+      if (!list || !list.length) return;
+      const panel = sourcesPanel(list);
+      extra.append(panel.element);
+      this.linkTo(list, panel.open);
+    },
+    linkTo(list, open) { sources = list; openNote = open; if (done) paint(); },
     showMemories(memories) { if (memories && memories.length) extra.append(memoriesPanel(memories)); },
   };
 }
@@ -200,25 +219,39 @@ export function obsidianUrl(vaultName, note) {
   return `obsidian://open?vault=${encodeURIComponent(vaultName)}&file=${encodeURIComponent(note)}`;
 }
 
+// The sources of an answer; `open(note, heading)` shows a note's preview there (for the answer's wikilinks).
 function sourcesPanel(sources) {
   const panel = h("details", { class: "sources", open: true }, h("summary", {}, t("chat.sources", sources.length)));
+  const previews = new Map(); // note -> show its preview, at a heading
   sources.forEach((source, index) => {
     const passage = h("div", { class: "passage" });
     const link = h("a", { class: "obsidian", href: "#", hidden: true }, t("chat.open"));
     const preview = h("div", { class: "preview", hidden: true });
     const toggle = h("button", { class: "link preview-toggle", type: "button" }, t("chat.preview"));
-    toggle.addEventListener("click", async () => {
-      if (!preview.hidden) { preview.hidden = true; toggle.textContent = t("chat.preview"); return; }
+    const show = async () => {
       const info = await noteInfo(source.note);
       preview.replaceChildren(info.error ? h("p", { class: "error" }, info.error) : markdown(info.text));
       preview.hidden = false;
       toggle.textContent = t("chat.hide");
+    };
+    toggle.addEventListener("click", () => {
+      if (preview.hidden) return show();
+      preview.hidden = true;
+      toggle.textContent = t("chat.preview");
     });
-    panel.append(h("div", { class: "source", dataset: { note: source.note } },
+    const item = h("div", { class: "source", dataset: { note: source.note } },
       h("div", {}, h("strong", {}, `${index + 1}. ${source.title || source.note}`),
         source.heading ? h("span", { class: "muted" }, ` — ${source.heading}`) : null),
       h("div", { class: "muted", style: "font-size:.85em" }, source.note),
-      passage, h("div", { class: "row" }, link, toggle), preview));
+      passage, h("div", { class: "row" }, link, toggle), preview);
+    panel.append(item);
+    if (!previews.has(source.note)) {
+      previews.set(source.note, async (heading) => {
+        panel.open = true;
+        if (preview.hidden) await show();
+        (findHeading(preview, heading) || item).scrollIntoView({ block: "nearest" });
+      });
+    }
     noteInfo(source.note).then((info) => {
       if (info.error) { passage.textContent = info.error; return; }
       link.href = obsidianUrl(info.vault_name, info.note);
@@ -227,7 +260,7 @@ function sourcesPanel(sources) {
       passage.textContent = match ? match.text : "";
     });
   });
-  return panel;
+  return { element: panel, open: (note, heading) => previews.get(note)?.(heading) };
 }
 
 function memoriesPanel(memories) {
@@ -299,13 +332,15 @@ async function askDual(model) {
     const response = await api("/v1/chat/completions", {
       method: "POST", body: { model, messages: state.messages, konsilium: { dual: true } }, signal: state.controller.signal,
     });
+    const panel = response.sources && response.sources.length ? sourcesPanel(response.sources) : null;
     for (const choice of response.choices) {
       const answer = addAnswer(choice.role, model === "auto" ? "" : model, row);
       answer.setRole(choice.role);
       answer.think(choice.message.reasoning_content || "");
       answer.finish(choice.message.content || "");
+      if (panel) answer.linkTo(response.sources, panel.open);
     }
-    if (response.sources) row.after(sourcesPanel(response.sources));
+    if (panel) row.after(panel.element);
     // the conversation goes on with the role's answer (the second)
     state.messages.push({ role: "assistant", content: response.choices[response.choices.length - 1].message.content || "" });
     state.conversationId = response.id;
