@@ -1,8 +1,8 @@
 """The web UI in a real headless Chromium against a real server: a question streamed with its sources (an Obsidian
 link to a note that exists, a preview), switching role and dual answers, stop, continuing a conversation from the
 log, the model's reasoning folded above its answer (streamed and from the log), a wikilink in an answer opening the
-note's preview, forgetting a memory after the confirmation, loading and pinning an adapter, the vault's index and
-search playground, the planner, and the login form when the server needs an API key.
+note's preview, Obsidian callouts as boxes, forgetting a memory after the confirmation, loading and pinning an
+adapter, the vault's index and search playground, the planner, and the login form when the server needs an API key.
 
 The server is the real app on uvicorn with a real index (three sample notes), log, memory store, role registry and
 PEFT adapter folders; the generator is the fake slots engine (tests/fake_engine.py), whose answer names the adapter
@@ -251,6 +251,40 @@ def test_a_wikilink_in_an_answer_opens_the_notes_preview(served):
     footnote = answer.locator(".answer a.wikilink[data-heading]:not([data-heading=''])").first
     assert footnote.get_attribute("data-note") == "steps/25_под_мою_видеокарта_как.md"
     screenshot(page, "chat-wikilink")
+
+
+def test_obsidian_callouts_render_as_labelled_boxes(served):
+    page = served.page
+    page.goto(f"{served.url}/#/chat")
+    page.click("#new-chat")
+    ask(page, "How much VRAM for a longer context?")
+    page.wait_for_selector(".msg.assistant:not([data-streaming]) .answer:has-text('longer context')")
+    source = last_answer(page).locator(".source").first
+    source.locator(".preview-toggle").click()
+    # Every sample note opens with `>[!nexus_user] **User** - <date>`: a box labelled with its type and title.
+    callout = source.locator(".preview .callout[data-callout='nexus_user']")
+    callout.wait_for()
+    assert callout.locator(".callout-type").inner_text().lower() == "nexus_user"
+    assert callout.locator(".callout-name strong").inner_text() == "User"
+    assert "[!nexus_user]" not in source.locator(".preview").inner_text() and callout.locator(".callout-body").count()
+    screenshot(page, "chat-callout")
+    boxes = page.evaluate(
+        """async () => {
+          const { render } = await import('/ui/md.js');
+          const root = render('> [!Tip]- Folded <b>x</b>\\n> hidden **body**\\n\\n> [!warning]+ Open\\n> shown\\n\\n'
+            + '> [!note]\\n> no title\\n\\n> just a quote');
+          return [...root.children].map((box) => ({
+            tag: box.tagName, type: box.dataset.callout || null, open: box.open ?? null,
+            title: box.querySelector('.callout-name')?.textContent ?? null, html: box.innerHTML }));
+        }"""
+    )
+    folded, opened, untitled, plain = boxes
+    assert (folded["tag"], folded["type"], folded["open"]) == ("DETAILS", "tip", False)  # `-`: folded shut
+    assert folded["title"] == "Folded <b>x</b>" and "&lt;b&gt;" in folded["html"]  # the title stays text
+    assert "<strong>body</strong>" in folded["html"]
+    assert (opened["tag"], opened["type"], opened["open"]) == ("DETAILS", "warning", True)  # `+`: foldable, open
+    assert (untitled["tag"], untitled["type"], untitled["title"]) == ("DIV", "note", None)  # no marker: no folding
+    assert plain["tag"] == "BLOCKQUOTE" and plain["type"] is None
 
 
 def test_a_memory_is_forgotten_after_the_confirmation(served):
