@@ -160,12 +160,12 @@ function addAnswer(role = null, model = "", parent = ui.messages) {
   let text = "";
   let scheduled = false;
   let done = false; // wikilinks are resolved once the answer is whole and its sources are known
-  let sources = [];
+  let sources = null; // null: not known (an earlier answer of a logged conversation), its links stay as they are
   let openNote = () => {};
   const paint = () => {
     scheduled = false;
     body.replaceChildren(markdown(text));
-    if (done) linkNotes(body, sources, (note, heading) => openNote(note, heading));
+    if (done && sources) linkNotes(body, sources, (note, heading) => openNote(note, heading));
   };
   return {
     box,
@@ -193,7 +193,7 @@ function addAnswer(role = null, model = "", parent = ui.messages) {
     stopped() { box.append(h("div", { class: "stopped" }, t("chat.stopped"))); },
     get text() { return text; },
     showSources(list) {
-      if (!list || !list.length) return;
+      if (!list || !list.length) { this.linkTo([], () => {}); return; }
       const panel = sourcesPanel(list);
       extra.append(panel.element);
       this.linkTo(list, panel.open);
@@ -338,7 +338,7 @@ async function askDual(model) {
       answer.setRole(choice.role);
       answer.think(choice.message.reasoning_content || "");
       answer.finish(choice.message.content || "");
-      if (panel) answer.linkTo(response.sources, panel.open);
+      answer.linkTo(panel ? response.sources : [], panel ? panel.open : () => {});
     }
     if (panel) row.after(panel.element);
     // the conversation goes on with the role's answer (the second)
