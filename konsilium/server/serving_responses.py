@@ -339,13 +339,9 @@ class _Events:
             item = {key: value for key, value in self.message.items() if key != "text"}
             out += self.event("response.output_item.added", output_index=len(self.output) - 1, item=item)
             part = {"type": "output_text", "text": "", "annotations": []}
-            out += self.event("response.content_part.added", **self._where(), part=part)
+            out += self.event("response.content_part.added", **self._at(self.message), part=part)
         self.message["text"] += text
-        return out + self.event("response.output_text.delta", **self._where(), delta=text, logprobs=[])
-
-    def _where(self) -> dict:
-        message = self.message
-        return {"item_id": message["id"], "output_index": self.output.index(message), "content_index": 0}
+        return out + self.event("response.output_text.delta", **self._at(self.message), delta=text, logprobs=[])
 
     def think(self, text: str) -> str:
         out = ""

@@ -57,7 +57,12 @@ class ThinkingFake(FakeEngine):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("thinking")
-    roles = {"roles": {"quiet": {"description": "answers without thinking", "thinking": False}}}
+    roles = {
+        "roles": {
+            "quiet": {"description": "answers without thinking", "thinking": False},
+            "coach": {"description": "training plans", "label": "alternative", "disclaimer": "Not medical advice."},
+        }
+    }
     (root / "konsilium.yaml").write_text(yaml.safe_dump(roles), encoding="utf-8")
     log = ConversationLog(root / "log.sqlite3")
     engine = ThinkingFake(context_length=4096)
@@ -218,6 +223,18 @@ def test_the_responses_api_streams_the_reasoning_before_the_answer(served):
     assert reasoning.content[0].text == REASONING and message.type == "message"
     assert final.output_text.startswith("[base] notes=1") and "Zanzibar" not in final.output_text
     assert log.get(final.id).reasoning == REASONING
+
+
+def test_a_roles_opening_note_follows_the_reasoning_in_the_message(served):
+    client, *_ = served
+    whole = client.responses.create(model="coach", input="How do I train?")
+    with client.responses.stream(model="coach", input="How do I train?") as stream:
+        streamed = stream.get_final_response()
+    for response in (whole, streamed):
+        assert [item.type for item in response.output] == ["reasoning", "message"]
+        assert response.output_text.startswith("> [!warning]") and "Not medical advice." in response.output_text
+        assert response.output[0].content[0].text == REASONING
+    assert streamed.output_text == whole.output_text
 
 
 def test_bad_thinking_options_are_refused_by_name(served):
