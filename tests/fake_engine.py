@@ -14,9 +14,10 @@ the answer before them (finish_reason "stop"), an answer that ends by itself fin
 one word per chunk, the last chunk carrying the finish reason.
 
 Knobs for error and timing tests: `context_length` (and per adapter `context_lengths`), `filler_words` (a longer
-answer), `chunk_delay_s`, `fail_after_chunks` (raises `FakeEngineFailure` mid-stream), and `gate` (a
-`threading.Event` every chunk after the first waits for). Every request is kept in `received`; `streams_closed`,
-`streams_closed_early` and `open_streams` show that a stream was released.
+answer), `thoughts` (a chat answer starts with a `<think>` block of these words unless the request turns thinking
+off, as a Qwen3 model's does), `chunk_delay_s`, `fail_after_chunks` (raises `FakeEngineFailure` mid-stream), and
+`gate` (a `threading.Event` every chunk after the first waits for). Every request is kept in `received`;
+`streams_closed`, `streams_closed_early` and `open_streams` show that a stream was released.
 
 Tools and structured output: given `tools`, a chat whose last message is the user's is answered with a hermes
 `<tool_call>` to the first tool (the arguments: the smallest value its parameters schema allows, see `example`),
@@ -94,6 +95,7 @@ class FakeEngine:
         constraint_support: ConstraintSupport = ConstraintSupport.TOKEN_MASK,
         context_lengths: dict[str, int] | None = None,
         filler_words: int = 0,
+        thoughts: str = "",
         chunk_delay_s: float = 0.0,
         fail_after_chunks: int | None = None,
         gate: threading.Event | None = None,
@@ -104,6 +106,7 @@ class FakeEngine:
         self.constraint_support = constraint_support
         self.context_lengths = dict(context_lengths or {})
         self.filler_words = filler_words
+        self.thoughts = thoughts
         self.chunk_delay_s = chunk_delay_s
         self.fail_after_chunks = fail_after_chunks
         self.gate = gate
@@ -251,6 +254,9 @@ class FakeEngine:
         else:
             words = [f"[{self.describe_adapter(adapter)}]", *words, *(f"w{i}" for i in range(self.filler_words))]
             pieces = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
+            if self.thoughts and kind == "chat" and params.thinking is not False:
+                thought = [word if i == 0 else f" {word}" for i, word in enumerate(self.thoughts.split())]
+                pieces[:0] = ["<think>\n", *thought, "\n</think>\n\n"]
         finish = "stop"
         if len(pieces) > budget:
             pieces, finish = pieces[:budget], "length"

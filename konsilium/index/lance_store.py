@@ -465,6 +465,28 @@ class LanceStore:
     def count_chunks(self) -> int:
         return self.chunks.count_rows()
 
+    def count_notes(self) -> int:
+        return self.notes_table.count_rows()
+
+    def vaults(self) -> list[str]:
+        rows = self.notes_table.search().select(["vault"]).limit(None).to_arrow()
+        return sorted(set(rows["vault"].to_pylist()))
+
+    def find_note(self, note: str) -> NoteRecord | None:
+        rows = self.notes_table.search().where(f"note = {_quote(note)}").limit(None).to_list()
+        rows.sort(key=lambda row: row["vault"])  # the same vault wins every time, and in every store
+        return NoteRecord(**{k: rows[0][k] for k in NoteRecord.__dataclass_fields__}) if rows else None
+
+    def note_chunks(self, note_key: str) -> list[StoredChunk]:
+        query = self.chunks.search().where(f"note_key = {_quote(note_key)}").select(_SHOWN).limit(None)
+        return sorted(self._hits(query.to_arrow(), lambda t: [0.0] * t.num_rows), key=lambda c: c.ordinal)
+
+    def last_changed(self) -> float | None:
+        """The newest version of the live chunk table: every committed write (and compaction) adds one."""
+        versions = self.dir / f"{self.chunks.name}.lance" / "_versions"
+        times = [p.stat().st_mtime for p in versions.glob("*")] if versions.is_dir() else []
+        return max(times) if times else None
+
     def all_chunks(self):
         """Every stored chunk with its vector, in batches (for `konsilium index migrate`)."""
         from .scope import stored_tags

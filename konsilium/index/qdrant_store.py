@@ -217,19 +217,22 @@ class QdrantStore:
             return  # the rebuild's meta is written when it swaps in
         if not self.client.collection_exists(META):
             self.client.create_collection(META, vectors_config={})
-        payload = {**self._meta, "collection": self.collection, "tables": self.suffix}
+        payload = {**self._meta, "collection": self.collection, "tables": self.suffix, "changed": time.time()}
         self.client.upsert(META, [qm.PointStruct(id=_point_id(self.collection), vector={}, payload=payload)])
 
     # -- writes ---------------------------------------------------------------------------------------------
     def notes(self) -> dict[str, NoteRecord]:
-        found: dict[str, NoteRecord] = {}
+        return {p.payload["note_key"]: NoteRecord(**p.payload) for p in self._scroll_notes(None, True)}
+
+    def _scroll_notes(self, flt: qm.Filter | None, payload):
         offset = None
         while True:
-            points, offset = self.client.scroll(self.notes_name, limit=1000, offset=offset, with_payload=True)
-            for p in points:
-                found[p.payload["note_key"]] = NoteRecord(**p.payload)
+            points, offset = self.client.scroll(
+                self.notes_name, scroll_filter=flt, limit=1000, offset=offset, with_payload=payload
+            )
+            yield from points
             if offset is None:
-                return found
+                return
 
     def _scroll_chunks(self, flt: qm.Filter | None, payload, vectors: bool = False):
         offset = None
@@ -383,6 +386,26 @@ class QdrantStore:
 
     def count_chunks(self) -> int:
         return self.client.count(self.chunks_name).count
+
+    def count_notes(self) -> int:
+        return self.client.count(self.notes_name).count
+
+    def vaults(self) -> list[str]:
+        return sorted({p.payload["vault"] for p in self._scroll_notes(None, ["vault"])})
+
+    def find_note(self, note: str) -> NoteRecord | None:
+        match = qm.Filter(must=[qm.FieldCondition(key="note", match=qm.MatchValue(value=note))])
+        found = sorted((p.payload for p in self._scroll_notes(match, True)), key=lambda d: d["vault"])
+        return NoteRecord(**found[0]) if found else None
+
+    def note_chunks(self, note_key: str) -> list[StoredChunk]:
+        points = self._scroll_chunks(_keys_filter([note_key]), self._SHOWN)
+        chunks = [StoredChunk(**{k: p.payload[k] for k in self._SHOWN}, score=0.0) for p in points]
+        return sorted(chunks, key=lambda c: c.ordinal)
+
+    def last_changed(self) -> float | None:
+        """Recorded with the collection's meta on every write (None: written before it was recorded)."""
+        return read_meta(self.client, self.collection).get("changed")
 
     def all_chunks(self):
         """Every stored chunk with its vector, in batches (for `konsilium index migrate`)."""

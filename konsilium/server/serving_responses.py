@@ -4,9 +4,12 @@ A request becomes the `TurnRequest` a chat request would: `instructions` is a sy
 `previous_response_id` puts the logged exchange (its messages, then its answer and calls) before the new `input`,
 `input` items (messages, `function_call`, `function_call_output`) become chat messages, the flat function tools,
 `tool_choice` and `text.format` become chat's `tools`, `tool_choice` and `response_format` and are checked by
-`structured.request`. The answer comes back as output items (a `message` with `output_text`, `function_call`s),
-whole or as the Responses API's named stream events (`response.created` … `response.completed`), each with its
-`sequence_number`. The response id is the logged exchange's id, so a later `previous_response_id` finds it.
+`structured.request`. The answer comes back as output items (a `reasoning` item with the model's `<think>` text
+as `reasoning_text` first, as vLLM and OpenAI give it, then a `message` with `output_text`, `function_call`s), whole
+or as the Responses API's named stream events (`response.created` … `response.completed`; the reasoning as
+`response.reasoning_text.delta` / `.done`), each with its `sequence_number`. Reasoning items sent back in `input`
+are taken and dropped: a past turn's reasoning is not shown to the model again (Qwen3's template drops it too).
+The response id is the logged exchange's id, so a later `previous_response_id` finds it.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ class OpenAIServingResponses(OpenAIServing):
             started = await self.start_stream(http_request, turn)
             return ClosingStreamingResponse(shape.events(self, started), media_type="text/event-stream")
         [[result]] = await self.generate(http_request, [turn])
-        output = []
+        output = [reasoning_item(f"rs_{uuid.uuid4().hex}", result.reasoning, "completed")] if result.reasoning else []
         if result.content is not None or not result.tool_calls:
             output.append(message_item(f"msg_{uuid.uuid4().hex}", result.content or "", "completed"))
         output += [call_item(call.id, call.name, call.arguments, "completed") for call in result.tool_calls]
@@ -186,6 +189,8 @@ def input_messages(raw) -> list[dict]:
                 last["content"] = last["content"] or None
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "reasoning":  # a client managing its own context sends our reasoning items back
+            continue
         elif kind == "function_call_output":
             call_id = item.get("call_id")
             if not isinstance(call_id, str):
@@ -200,7 +205,8 @@ def input_messages(raw) -> list[dict]:
             messages.append(message)
         else:
             raise RequestError(
-                f"{where}.type {kind!r} is not supported: send message, function_call or function_call_output items",
+                f"{where}.type {kind!r} is not supported: send message, function_call, function_call_output or "
+                "reasoning items",
                 param=f"{where}.type",
                 code="unsupported_parameter",
             )
@@ -229,6 +235,12 @@ def message_item(item_id: str, text: str, status: str) -> dict:
         [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] if status == "completed" else []
     )
     return {"type": "message", "id": item_id, "status": status, "role": "assistant", "content": content}
+
+
+def reasoning_item(item_id: str, text: str, status: str) -> dict:
+    """vLLM's shape: the text as one `reasoning_text` part, no summary (nothing summarizes it)."""
+    content = [{"type": "reasoning_text", "text": text}] if status == "completed" else []
+    return {"type": "reasoning", "id": item_id, "summary": [], "content": content, "status": status}
 
 
 def call_item(call_id: str, name: str, arguments: str, status: str) -> dict:
@@ -297,8 +309,7 @@ class Shape:
         state = _Events(self)
         first = state.event("response.created", response=self.response([], None, 0, 0))
         first += state.event("response.in_progress", response=self.response([], None, 0, 0))
-        if self.turn.opening:
-            first += state.text(self.turn.opening)
+        state.opening = self.turn.opening or ""  # goes out with the message, after any reasoning
         return serving.relay(started, first, state.delta, state.end, on_error=state.error, done=False)
 
 
@@ -308,7 +319,10 @@ class _Events:
         self.sequence = 0
         self.output: list[dict] = []
         self.message: dict | None = None  # the message item while it is open, with its text so far
+        self.reasoning: dict | None = None  # the reasoning item while it is open, with its text so far
         self.calls: dict[int, dict] = {}  # a call's index in the answer -> its item
+        self.done: dict[str, dict] = {}  # an item's id -> the item as completed (reasoning, once the answer starts)
+        self.opening = ""  # the role's opening note, not yet sent
 
     def event(self, kind: str, **fields) -> str:
         body = {"type": kind, "sequence_number": self.sequence, **fields}
@@ -316,28 +330,53 @@ class _Events:
         return f"event: {kind}\ndata: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     def text(self, text: str) -> str:
-        out = ""
+        out = self.close_reasoning()
         if self.message is None:
+            text, self.opening = self.opening + text, ""
             self.message = message_item(f"msg_{uuid.uuid4().hex}", "", "in_progress")
             self.message["text"] = ""
             self.output.append(self.message)
             item = {key: value for key, value in self.message.items() if key != "text"}
             out += self.event("response.output_item.added", output_index=len(self.output) - 1, item=item)
             part = {"type": "output_text", "text": "", "annotations": []}
-            out += self.event("response.content_part.added", **self._where(), part=part)
+            out += self.event("response.content_part.added", **self._at(self.message), part=part)
         self.message["text"] += text
-        return out + self.event("response.output_text.delta", **self._where(), delta=text, logprobs=[])
+        return out + self.event("response.output_text.delta", **self._at(self.message), delta=text, logprobs=[])
 
-    def _where(self) -> dict:
-        message = self.message
-        return {"item_id": message["id"], "output_index": self.output.index(message), "content_index": 0}
+    def think(self, text: str) -> str:
+        out = ""
+        if self.reasoning is None:
+            self.reasoning = reasoning_item(f"rs_{uuid.uuid4().hex}", "", "in_progress") | {"text": ""}
+            self.output.append(self.reasoning)
+            item = {key: value for key, value in self.reasoning.items() if key != "text"}
+            out += self.event("response.output_item.added", output_index=len(self.output) - 1, item=item)
+            part = {"type": "reasoning_text", "text": ""}
+            out += self.event("response.content_part.added", **self._at(self.reasoning), part=part)
+        self.reasoning["text"] += text
+        return out + self.event("response.reasoning_text.delta", **self._at(self.reasoning), delta=text)
 
-    def delta(self, event: TextDelta | ToolCallDelta) -> str:
-        if isinstance(event, ReasoningDelta):  # not part of the Responses output here; kept in the log
+    def close_reasoning(self) -> str:
+        """The reasoning's done events, once the answer (text or a call) begins or the turn ends."""
+        item, self.reasoning = self.reasoning, None
+        if item is None:
             return ""
+        text, where = item["text"], self._at(item)
+        out = self.event("response.reasoning_text.done", **where, text=text)
+        out += self.event("response.content_part.done", **where, part={"type": "reasoning_text", "text": text})
+        self.done[item["id"]] = reasoning_item(item["id"], text, "completed")
+        return out + self.event(
+            "response.output_item.done", output_index=where["output_index"], item=self.done[item["id"]]
+        )
+
+    def _at(self, item: dict) -> dict:
+        return {"item_id": item["id"], "output_index": self.output.index(item), "content_index": 0}
+
+    def delta(self, event: TextDelta | ReasoningDelta | ToolCallDelta) -> str:
+        if isinstance(event, ReasoningDelta):
+            return self.think(event.text) if event.text else ""
         if isinstance(event, TextDelta):
             return self.text(event.text) if event.text else ""
-        out = ""
+        out = self.text("") if self.opening else self.close_reasoning()  # the opening goes beside the calls
         if event.index not in self.calls:
             item = call_item(event.id or f"call_{uuid.uuid4().hex}", event.name or "", "", "in_progress")
             self.calls[event.index] = item
@@ -351,9 +390,15 @@ class _Events:
         return out
 
     def end(self, end: TurnEnd) -> str:
-        out = self.text(end.text) if end.text or (not self.output) else ""
+        answered = self.message is not None or self.calls
+        out = self.close_reasoning()
+        if end.text or self.opening or not answered:
+            out += self.text(end.text)
         done = []
         for index, item in enumerate(self.output):
+            if item["id"] in self.done:  # closed when the answer began
+                done.append(self.done[item["id"]])
+                continue
             if item is self.message:
                 text = item.pop("text")
                 part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}

@@ -4,7 +4,8 @@ What the server is (`info`: roles with their adapters, weights, scope and versio
 the conversation log as a list of conversations (search, continue one), a note and its passages for a source's
 preview with its Obsidian link, the index's status and a re-index with progress, the search playground (BM25, dense
 and hybrid side by side), the planner on a posted config.json, and pinning an adapter on the device. Everything
-reuses the CLI's functions (memory.log, index, plan); what touches SQLite, LanceDB or an embedder runs in a worker
+reuses the CLI's functions (memory.log, index, plan) and reads the index only through the ChunkStore
+protocol (LanceDB or Qdrant alike); what touches SQLite, a store or an embedder runs in a worker
 thread. These sit under `/v1`, so the API key guards them as it guards the rest of the API.
 """
 
@@ -140,21 +141,10 @@ class IndexJob:
 
 def vault_roots(knowledge, collection: str) -> list[Path]:
     """The vault folders a collection was indexed from (else the configured `vault.paths`)."""
-    roots = []
-    if collection in knowledge.collections():
-        notes = knowledge.retriever(collection).store.notes_table
-        rows = notes.search().select(["vault"]).limit(None).to_list()
-        roots = sorted({row["vault"] for row in rows})
+    roots = knowledge.retriever(collection).store.vaults() if collection in knowledge.collections() else []
     if not roots:
         roots = [str(Path(p).expanduser()) for p in knowledge.home.config.vault.paths]
     return [Path(root) for root in roots if Path(root).is_dir()]
-
-
-def _last_run(store) -> float | None:
-    """When the collection's live chunk table last changed (a committed index run)."""
-    versions = Path(store.dir) / f"{store.chunks.name}.lance" / "_versions"
-    times = [p.stat().st_mtime for p in versions.glob("*")] if versions.is_dir() else []
-    return max(times) if times else None
 
 
 def ui_router(pipeline) -> APIRouter:
@@ -238,6 +228,7 @@ def ui_router(pipeline) -> APIRouter:
             "role": exchange.role,
             "messages": exchange.messages,
             "response": exchange.response,
+            "reasoning": exchange.reasoning or None,  # the answer's `<think>` text, shown folded above it
             "sources": exchange.sources,
             "memories": exchange.memories,
             "status": exchange.status,
@@ -274,11 +265,11 @@ def ui_router(pipeline) -> APIRouter:
                 collections.append(
                     {
                         "name": name,
-                        "notes": store.notes_table.count_rows(),
-                        "chunks": store.chunks.count_rows(),
+                        "notes": store.count_notes(),
+                        "chunks": store.count_chunks(),
                         "embedder": store.embedder_name,
                         "vaults": [str(p) for p in vault_roots(known, name)],
-                        "last_run": _last_run(store),
+                        "last_run": store.last_changed(),
                     }
                 )
             return {"collections": collections, "default": known.default_collection, "job": job.snapshot()}
@@ -336,16 +327,11 @@ def _role_json(role) -> dict:
 
 def _note_preview(knowledge, collection: str, note: str) -> dict:
     """A note of the index: its vault (for the Obsidian link), its passages by heading and the start of its text."""
-    from ..index.lance_store import _quote
-
     store = knowledge.retriever(collection).store
-    where = f"note = {_quote(note)}"
-    records = store.notes_table.search().where(where).select(["vault", "title"]).limit(1).to_list()
-    if not records:
+    record = store.find_note(note)
+    if record is None:
         raise APIError(404, f"no note {note!r} in collection {collection!r}", "note_not_found", "note")
-    vault = Path(records[0]["vault"])
-    chunks = store.chunks.search().where(where).select(["heading", "text", "ordinal"]).limit(None).to_list()
-    chunks.sort(key=lambda row: row["ordinal"])
+    vault = Path(record.vault)
     path = (vault / note).resolve()
     text = ""
     if path.is_relative_to(vault.resolve()) and path.is_file():  # never a file outside the vault
@@ -353,11 +339,11 @@ def _note_preview(knowledge, collection: str, note: str) -> dict:
             text = fh.read(PREVIEW_CHARS)
     return {
         "note": note,
-        "title": records[0]["title"],
+        "title": record.title,
         "collection": collection,
         "vault": str(vault),
         "vault_name": vault.name,
-        "passages": [{"heading": row["heading"], "text": row["text"]} for row in chunks],
+        "passages": [{"heading": c.heading, "text": c.text} for c in store.note_chunks(record.note_key)],
         "text": text,
         "truncated": len(text) >= PREVIEW_CHARS,
     }

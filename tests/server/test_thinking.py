@@ -1,7 +1,9 @@
 """Thinking mode through the real server and the official `openai` client: a `<think>` block comes back as
 `reasoning_content` (whole and streamed, before the content), stays out of the answer, its Sources, log search and
 memory, is kept in the log's own field, follows the request's switches (konsilium.thinking, chat_template_kwargs,
-`/no_think`) and a role's `thinking:`, and stops at a thinking budget with the answer after it.
+`/no_think`) and a role's `thinking:`, and stops at a thinking budget with the answer after it. The Responses API
+gives it as a `reasoning` output item before the message (whole, and as `response.reasoning_text.*` events that the
+client's own accumulator puts together), and takes such an item back in `input` without showing it to the model.
 
 The engine is the fake with a reasoning block before its usual answer (the block's `</think>` arrives split in two
 chunks, as a tokenizer may cut it); it thinks unless told `enable_thinking: false`.
@@ -55,7 +57,12 @@ class ThinkingFake(FakeEngine):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("thinking")
-    roles = {"roles": {"quiet": {"description": "answers without thinking", "thinking": False}}}
+    roles = {
+        "roles": {
+            "quiet": {"description": "answers without thinking", "thinking": False},
+            "coach": {"description": "training plans", "label": "alternative", "disclaimer": "Not medical advice."},
+        }
+    }
     (root / "konsilium.yaml").write_text(yaml.safe_dump(roles), encoding="utf-8")
     log = ConversationLog(root / "log.sqlite3")
     engine = ThinkingFake(context_length=4096)
@@ -179,6 +186,55 @@ def test_an_upstreams_reasoning_content_is_kept_and_thinking_off_is_passed_on(se
         model="front", messages=[{"role": "user", "content": "Hi"}], extra_body={"konsilium": {"thinking": False}}
     )
     assert engine.last.params.thinking is False  # sent on as chat_template_kwargs.enable_thinking
+
+
+def test_the_responses_api_gives_the_reasoning_as_an_item_before_the_message(served):
+    client, engine, log, _ = served
+    response = client.responses.create(model=MODEL, input="What is the weather in Paris?")
+    reasoning, message = response.output
+    assert reasoning.type == "reasoning" and reasoning.summary == [] and reasoning.status == "completed"
+    assert [(part.type, part.text) for part in reasoning.content] == [("reasoning_text", REASONING)]
+    assert message.type == "message" and response.output_text.startswith("[base] notes=1 system=yes | What is")
+    assert "Zanzibar" not in response.output_text and "think>" not in response.output_text
+    assert log.get(response.id).reasoning == REASONING
+    # A client keeping its own context sends the items back; the model is not shown its old reasoning.
+    history = [item.model_dump(exclude_none=True) for item in response.output]
+    again = client.responses.create(model=MODEL, input=[*history, {"role": "user", "content": "And tomorrow?"}])
+    assert again.output_text.startswith("[base]") and "Zanzibar" not in str(engine.last.messages)
+    quiet = client.responses.create(model="quiet", input="Hi")  # a role that does not think: no reasoning item
+    assert [item.type for item in quiet.output] == ["message"]
+
+
+def test_the_responses_api_streams_the_reasoning_before_the_answer(served):
+    client, _, log, _ = served
+    with client.responses.stream(model=MODEL, input="What is the weather in Paris?") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [event.type for event in events]
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    deltas = [event.delta for event in events if event.type == "response.reasoning_text.delta"]
+    assert "".join(deltas) == REASONING and len(deltas) > 1  # piece by piece, as the model thinks
+    (done,) = [event for event in events if event.type == "response.reasoning_text.done"]
+    assert done.text == REASONING and done.output_index == 0
+    assert kinds.index("response.output_text.delta") > done.sequence_number  # all the reasoning, then the answer
+    assert kinds[2:4] == ["response.output_item.added", "response.content_part.added"]
+    assert events[2].item.type == "reasoning" and events[3].part.type == "reasoning_text"
+    reasoning, message = final.output  # the client's accumulator builds the same items as the whole response
+    assert reasoning.content[0].text == REASONING and message.type == "message"
+    assert final.output_text.startswith("[base] notes=1") and "Zanzibar" not in final.output_text
+    assert log.get(final.id).reasoning == REASONING
+
+
+def test_a_roles_opening_note_follows_the_reasoning_in_the_message(served):
+    client, *_ = served
+    whole = client.responses.create(model="coach", input="How do I train?")
+    with client.responses.stream(model="coach", input="How do I train?") as stream:
+        streamed = stream.get_final_response()
+    for response in (whole, streamed):
+        assert [item.type for item in response.output] == ["reasoning", "message"]
+        assert response.output_text.startswith("> [!warning]") and "Not medical advice." in response.output_text
+        assert response.output[0].content[0].text == REASONING
+    assert streamed.output_text == whole.output_text
 
 
 def test_bad_thinking_options_are_refused_by_name(served):

@@ -1,7 +1,8 @@
 """The web UI in a real headless Chromium against a real server: a question streamed with its sources (an Obsidian
 link to a note that exists, a preview), switching role and dual answers, stop, continuing a conversation from the
-log, forgetting a memory after the confirmation, loading and pinning an adapter, the vault's index and search
-playground, the planner, and the login form when the server needs an API key.
+log, the model's reasoning folded above its answer (streamed and from the log), a wikilink in an answer opening the
+note's preview, Obsidian callouts as boxes, forgetting a memory after the confirmation, loading and pinning an
+adapter, the vault's index and search playground, the planner, and the login form when the server needs an API key.
 
 The server is the real app on uvicorn with a real index (three sample notes), log, memory store, role registry and
 PEFT adapter folders; the generator is the fake slots engine (tests/fake_engine.py), whose answer names the adapter
@@ -91,6 +92,12 @@ def served(indexed_steps, tmp_path_factory):
 def ask(page, text: str) -> None:
     page.fill("#prompt", text)
     page.press("#prompt", "Enter")
+
+
+def asked_over_http(served, model: str, question: str) -> None:
+    """What an earlier test leaves behind, for a test that pytest-xdist ran on a worker of its own."""
+    body = {"model": model, "messages": [{"role": "user", "content": question}]}
+    httpx.post(f"{served.url}/v1/chat/completions", json=body, timeout=60).raise_for_status()
 
 
 def last_answer(page):
@@ -183,6 +190,8 @@ def test_stop_ends_the_answer_and_the_engine_stream(served):
 
 def test_an_old_conversation_is_listed_found_and_continued(served):
     page, engine = served.page, served.engine
+    if not served.log.count("видеокарта"):  # the first test asked it on another pytest-xdist worker
+        asked_over_http(served, "konsilium", QUESTION)
     page.goto(f"{served.url}/#/chat")
     page.fill("#conv-search", "видеокарта")
     page.wait_for_selector("#conversations[data-search='видеокарта'] button[data-id]")
@@ -198,6 +207,92 @@ def test_an_old_conversation_is_listed_found_and_continued(served):
     page.wait_for_selector(f"#conversations button[data-id='{latest}']")
     assert items.count() == 1  # the conversation is listed once, at its latest turn
     page.fill("#conv-search", "")
+
+
+THOUGHTS = "The user asks about <b>cards</b>; the notes say 24 GB."
+
+
+def test_the_reasoning_is_shown_folded_above_the_answer_and_again_from_the_log(served):
+    page, engine = served.page, served.engine
+    page.goto(f"{served.url}/#/chat")
+    page.click("#new-chat")
+    engine.thoughts = THOUGHTS
+    try:
+        ask(page, "Which card fits best?")
+        page.wait_for_selector(".msg.assistant:not([data-streaming]) .answer:has-text('fits best')")
+    finally:
+        engine.thoughts = ""
+    answer = last_answer(page)
+    thinking = answer.locator("details.thinking")
+    assert thinking.get_attribute("open") is None and not thinking.locator(".thought").is_visible()  # folded
+    assert thinking.locator("summary").inner_text() == "Thinking"
+    assert thinking.locator(".thought").text_content() == THOUGHTS and thinking.locator("b").count() == 0  # as text
+    assert "24 GB" not in answer.locator(".answer").inner_text()  # not part of the answer
+    assert answer.evaluate("box => box.querySelector('.thinking').nextElementSibling.className") == "answer"
+    thinking.locator("summary").click()
+    assert thinking.locator(".thought").is_visible()
+    screenshot(page, "chat-thinking")
+    latest = served.log.list(limit=1)[0]
+    assert latest.reasoning == THOUGHTS
+    page.click("#new-chat")
+    page.click(f"#conversations button[data-id='{latest.id}']")
+    loaded = last_answer(page).locator("details.thinking .thought")
+    loaded.wait_for(state="attached")
+    assert loaded.text_content() == THOUGHTS and not loaded.is_visible()  # the log's answer, folded again
+
+
+def test_a_wikilink_in_an_answer_opens_the_notes_preview(served):
+    page = served.page
+    page.goto(f"{served.url}/#/chat")
+    page.click("#new-chat")
+    ask(page, "Compare [[25_под_мою_видеокарта_как|my card note]] with [[Nowhere at all]] for VRAM")  # said back
+    page.wait_for_selector(".msg.assistant:not([data-streaming]) .answer:has-text('my card note')")
+    answer = last_answer(page)
+    unknown = answer.locator(".answer .wikilink.unresolved", has_text="Nowhere at all")
+    assert unknown.evaluate("node => node.tagName") == "SPAN" and unknown.locator("a").count() == 0  # plain text
+    assert answer.locator(".source .preview:visible").count() == 0
+    answer.locator(".answer a.wikilink", has_text="my card note").click()
+    preview = answer.locator(".source[data-note='steps/25_под_мою_видеокарта_как.md'] .preview").first
+    preview.wait_for()
+    assert "Под мою видеокарта" in preview.inner_text()  # the note itself, as its Preview button shows it
+    # The Sources line's footnotes link to a heading inside the note: still that note's preview.
+    footnote = answer.locator(".answer a.wikilink[data-heading]:not([data-heading=''])").first
+    assert footnote.get_attribute("data-note") == "steps/25_под_мою_видеокарта_как.md"
+    screenshot(page, "chat-wikilink")
+
+
+def test_obsidian_callouts_render_as_labelled_boxes(served):
+    page = served.page
+    page.goto(f"{served.url}/#/chat")
+    page.click("#new-chat")
+    ask(page, "How much VRAM for a longer context?")
+    page.wait_for_selector(".msg.assistant:not([data-streaming]) .answer:has-text('longer context')")
+    source = last_answer(page).locator(".source").first
+    source.locator(".preview-toggle").click()
+    # Every sample note opens with `>[!nexus_user] **User** - <date>`: a box labelled with its type and title.
+    callout = source.locator(".preview .callout[data-callout='nexus_user']")
+    callout.wait_for()
+    assert callout.locator(".callout-type").inner_text().lower() == "nexus_user"
+    assert callout.locator(".callout-name strong").inner_text() == "User"
+    assert "[!nexus_user]" not in source.locator(".preview").inner_text() and callout.locator(".callout-body").count()
+    screenshot(page, "chat-callout")
+    boxes = page.evaluate(
+        """async () => {
+          const { render } = await import('/ui/md.js');
+          const root = render('> [!Tip]- Folded <b>x</b>\\n> hidden **body**\\n\\n> [!warning]+ Open\\n> shown\\n\\n'
+            + '> [!note]\\n> no title\\n\\n> just a quote');
+          return [...root.children].map((box) => ({
+            tag: box.tagName, type: box.dataset.callout || null, open: box.open ?? null,
+            title: box.querySelector('.callout-name')?.textContent ?? null, html: box.innerHTML }));
+        }"""
+    )
+    folded, opened, untitled, plain = boxes
+    assert (folded["tag"], folded["type"], folded["open"]) == ("DETAILS", "tip", False)  # `-`: folded shut
+    assert folded["title"] == "Folded <b>x</b>" and "&lt;b&gt;" in folded["html"]  # the title stays text
+    assert "<strong>body</strong>" in folded["html"]
+    assert (opened["tag"], opened["type"], opened["open"]) == ("DETAILS", "warning", True)  # `+`: foldable, open
+    assert (untitled["tag"], untitled["type"], untitled["title"]) == ("DIV", "note", None)  # no marker: no folding
+    assert plain["tag"] == "BLOCKQUOTE" and plain["type"] is None
 
 
 def test_a_memory_is_forgotten_after_the_confirmation(served):
@@ -220,6 +315,7 @@ def test_a_memory_is_forgotten_after_the_confirmation(served):
 
 def test_an_adapter_is_loaded_and_pinned_from_the_council_page(served):
     page = served.page
+    asked_over_http(served, "coach", "How should I train?")  # its adapter is on the GPU, whichever tests ran here
     page.goto(f"{served.url}/#/council")
     page.wait_for_selector("#roles tr[data-role='coach']")
     assert "sport × 1" in page.locator("#roles tr[data-role='coach']").inner_text()

@@ -1,10 +1,12 @@
 // A small Markdown renderer that builds DOM nodes, never HTML strings: notes and model output are untrusted, so
-// every character of them ends up as text. Blocks: fenced code, headings, lists, quotes, rules, paragraphs.
+// every character of them ends up as text. Blocks: fenced code, headings, lists, quotes (Obsidian's `> [!type] Title`
+// callouts as labelled boxes, folded by `-`, foldable by `+`), rules, paragraphs.
 // Tables (GFM pipes). Inline: `code`, **bold**, *em*, [text](http(s), mailto and obsidian links only), [[wikilinks]], footnote marks [^n].
 
 const SAFE_URL = /^(https?:|mailto:|obsidian:)/i;
 const INLINE = /(`+)([\s\S]*?[^`])\1(?!`)|\*\*([^\n]+?)\*\*|__([^\n]+?)__|\*([^*\s][^*]*)\*|_([^_\s][^_]*)_|\[\[([^\]\n]+)\]\]|\[\^([^\]\s]+)\]|\[([^\]\n]+)\]\(([^)\s]+)\)/g;
 
+const CALLOUT = /^\[!([\w-]+)\]([+-]?)[ \t]*(.*)$/;
 const TABLE_RULE = /^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$/;
 
 function cells(line) {
@@ -47,6 +49,25 @@ export function inline(text, parent) {
   }
   if (last < text.length) parent.append(text.slice(last));
   return parent;
+}
+
+// A quote's lines (without their `>`): a blockquote, or a callout box when its first line is `[!type] Title`.
+function quote(lines) {
+  const callout = lines[0].match(CALLOUT);
+  if (!callout) return render(lines.join("\n"), el("blockquote"));
+  const [, type, fold, title] = callout;
+  const box = el(fold ? "details" : "div", "callout");
+  box.dataset.callout = type.toLowerCase(); // Obsidian's types are case-insensitive
+  if (fold === "+") box.open = true;
+  const head = el(fold ? "summary" : "div", "callout-title");
+  const label = el("span", "callout-type");
+  label.textContent = type.toLowerCase();
+  head.append(label);
+  if (title.trim()) head.append(" ", inline(title.trim(), el("span", "callout-name")));
+  box.append(head);
+  const body = lines.slice(1).join("\n");
+  if (body.trim()) box.append(render(body, el("div", "callout-body")));
+  return box;
 }
 
 export function render(markdown, root = el("div")) {
@@ -121,7 +142,7 @@ export function render(markdown, root = el("div")) {
       flush();
       const quoted = [];
       while (i < lines.length && /^\s*>/.test(lines[i])) quoted.push(lines[i++].replace(/^\s*>\s?/, ""));
-      root.append(render(quoted.join("\n"), el("blockquote")));
+      root.append(quote(quoted));
       continue;
     }
     if (!line.trim()) { flush(); i++; continue; }

@@ -1,6 +1,8 @@
-// Chat: streamed answers in Markdown, who answered (auto's choice shown, dual side by side), each answer's sources
-// (title, heading, the passage, an Obsidian link and a preview) and memories, stop, and the conversation log.
+// Chat: streamed answers in Markdown, who answered (auto's choice shown, dual side by side), the model's reasoning
+// folded above its answer, each answer's sources (title, heading, the passage, an Obsidian link and a preview; the
+// answer's [[wikilinks]] to them open that preview) and memories, stop, and the conversation log.
 import { api, events, fail, h, request, serverInfo, status, t, when } from "../core.js";
+import { findHeading, linkNotes } from "../links.js";
 import { render as markdown } from "../md.js";
 
 const state = { messages: [], controller: null, conversationId: null, notes: new Map(), search: "", offset: 0, listRequests: 0 };
@@ -105,6 +107,7 @@ async function openConversation(id) {
     showEarlier(state.messages.length);
     state.messages.push({ role: "assistant", content: exchange.response });
     const last = addAnswer({ id: exchange.role, label: "" });
+    last.think(exchange.reasoning || "");
     last.finish(exchange.response);
     last.showSources(exchange.sources || []);
     markCurrent();
@@ -142,31 +145,60 @@ function roleText(role, model) {
   return (model === "auto" ? t("chat.auto_chose", name) : name) + label;
 }
 
-// One answer's block: who, the text (re-rendered as it streams), then sources and memories.
+// One answer's block: who, its reasoning (folded, plain text: it is not the answer), the text (re-rendered as it
+// streams), then sources and memories.
 function addAnswer(role = null, model = "", parent = ui.messages) {
   document.getElementById("empty")?.remove();
   const who = h("div", { class: "who" }, role ? roleText(role, model) : "");
+  const thoughtLabel = h("summary", {}, t("chat.thinking_now"));
+  const thought = h("div", { class: "thought" });
+  const thinking = h("details", { class: "thinking", hidden: true }, thoughtLabel, thought);
   const body = h("div", { class: "answer" });
   const extra = h("div");
-  const box = h("div", { class: "msg assistant" }, who, body, extra);
+  const box = h("div", { class: "msg assistant" }, who, thinking, body, extra);
   parent.append(box);
   let text = "";
   let scheduled = false;
-  const paint = () => { scheduled = false; body.replaceChildren(markdown(text)); };
+  let done = false; // wikilinks are resolved once the answer is whole and its sources are known
+  let sources = null; // null: not known (an earlier answer of a logged conversation), its links stay as they are
+  let openNote = () => {};
+  const paint = () => {
+    scheduled = false;
+    body.replaceChildren(markdown(text));
+    if (done && sources) linkNotes(body, sources, (note, heading) => openNote(note, heading));
+  };
   return {
     box,
     setRole(r) { who.textContent = roleText(r, model); who.dataset.role = (r && r.id) || ""; },
+    think(piece) {
+      if (!piece) return;
+      thinking.hidden = false;
+      thought.append(piece);
+      keepScrolled();
+    },
     append(piece) {
       const first = !text;
+      thoughtLabel.textContent = t("chat.thinking"); // the answer has begun: the thinking is over
       text += piece;
       if (first) paint(); // the first words show at once; later ones at most once a frame
       else if (!scheduled) { scheduled = true; requestAnimationFrame(paint); }
       keepScrolled();
     },
-    finish(whole) { if (whole !== undefined) text = whole; paint(); },
+    finish(whole) {
+      if (whole !== undefined) text = whole;
+      thoughtLabel.textContent = t("chat.thinking");
+      done = true;
+      paint();
+    },
     stopped() { box.append(h("div", { class: "stopped" }, t("chat.stopped"))); },
     get text() { return text; },
-    showSources(sources) { if (sources && sources.length) extra.append(sourcesPanel(sources)); },
+    showSources(list) {
+      if (!list || !list.length) { this.linkTo([], () => {}); return; }
+      const panel = sourcesPanel(list);
+      extra.append(panel.element);
+      this.linkTo(list, panel.open);
+    },
+    linkTo(list, open) { sources = list; openNote = open; if (done) paint(); },
     showMemories(memories) { if (memories && memories.length) extra.append(memoriesPanel(memories)); },
   };
 }
@@ -187,25 +219,39 @@ export function obsidianUrl(vaultName, note) {
   return `obsidian://open?vault=${encodeURIComponent(vaultName)}&file=${encodeURIComponent(note)}`;
 }
 
+// The sources of an answer; `open(note, heading)` shows a note's preview there (for the answer's wikilinks).
 function sourcesPanel(sources) {
   const panel = h("details", { class: "sources", open: true }, h("summary", {}, t("chat.sources", sources.length)));
+  const previews = new Map(); // note -> show its preview, at a heading
   sources.forEach((source, index) => {
     const passage = h("div", { class: "passage" });
     const link = h("a", { class: "obsidian", href: "#", hidden: true }, t("chat.open"));
     const preview = h("div", { class: "preview", hidden: true });
     const toggle = h("button", { class: "link preview-toggle", type: "button" }, t("chat.preview"));
-    toggle.addEventListener("click", async () => {
-      if (!preview.hidden) { preview.hidden = true; toggle.textContent = t("chat.preview"); return; }
+    const show = async () => {
       const info = await noteInfo(source.note);
       preview.replaceChildren(info.error ? h("p", { class: "error" }, info.error) : markdown(info.text));
       preview.hidden = false;
       toggle.textContent = t("chat.hide");
+    };
+    toggle.addEventListener("click", () => {
+      if (preview.hidden) return show();
+      preview.hidden = true;
+      toggle.textContent = t("chat.preview");
     });
-    panel.append(h("div", { class: "source", dataset: { note: source.note } },
+    const item = h("div", { class: "source", dataset: { note: source.note } },
       h("div", {}, h("strong", {}, `${index + 1}. ${source.title || source.note}`),
         source.heading ? h("span", { class: "muted" }, ` — ${source.heading}`) : null),
       h("div", { class: "muted", style: "font-size:.85em" }, source.note),
-      passage, h("div", { class: "row" }, link, toggle), preview));
+      passage, h("div", { class: "row" }, link, toggle), preview);
+    panel.append(item);
+    if (!previews.has(source.note)) {
+      previews.set(source.note, async (heading) => {
+        panel.open = true;
+        if (preview.hidden) await show();
+        (findHeading(preview, heading) || item).scrollIntoView({ block: "nearest" });
+      });
+    }
     noteInfo(source.note).then((info) => {
       if (info.error) { passage.textContent = info.error; return; }
       link.href = obsidianUrl(info.vault_name, info.note);
@@ -214,7 +260,7 @@ function sourcesPanel(sources) {
       passage.textContent = match ? match.text : "";
     });
   });
-  return panel;
+  return { element: panel, open: (note, heading) => previews.get(note)?.(heading) };
 }
 
 function memoriesPanel(memories) {
@@ -260,6 +306,7 @@ async function askStreamed(model) {
     for await (const chunk of events(response)) {
       const choice = chunk.choices && chunk.choices[0];
       if (choice && choice.delta && choice.delta.role) answer.setRole(chunk.role || null); // the opening chunk
+      if (choice && choice.delta && choice.delta.reasoning_content) answer.think(choice.delta.reasoning_content);
       if (choice && choice.delta && choice.delta.content) answer.append(choice.delta.content);
       if (choice && choice.finish_reason) {
         answer.showSources(chunk.sources);
@@ -285,12 +332,15 @@ async function askDual(model) {
     const response = await api("/v1/chat/completions", {
       method: "POST", body: { model, messages: state.messages, konsilium: { dual: true } }, signal: state.controller.signal,
     });
+    const panel = response.sources && response.sources.length ? sourcesPanel(response.sources) : null;
     for (const choice of response.choices) {
       const answer = addAnswer(choice.role, model === "auto" ? "" : model, row);
       answer.setRole(choice.role);
+      answer.think(choice.message.reasoning_content || "");
       answer.finish(choice.message.content || "");
+      answer.linkTo(panel ? response.sources : [], panel ? panel.open : () => {});
     }
-    if (response.sources) row.after(sourcesPanel(response.sources));
+    if (panel) row.after(panel.element);
     // the conversation goes on with the role's answer (the second)
     state.messages.push({ role: "assistant", content: response.choices[response.choices.length - 1].message.content || "" });
     state.conversationId = response.id;
