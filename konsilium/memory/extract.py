@@ -42,6 +42,11 @@ _NAME = re.compile(
     r"(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b"
 )
 _NAME_HERE = re.compile(r"^(?P<name>[A-Z][a-z]+|[А-ЯЁ][а-яё]+)\s+(?:here|на связи)\b[\s,—–-]*(?P<rest>.*)$")
+# "I'm Lena, 34, biology teacher in Tver": the name, then more about the user.
+_NAME_FIRST = re.compile(
+    r"^(?P<intro>(?i:my\s+name\s+is|i\s+am|i'm|im|меня\s+зовут|я|это)\s+(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+))"
+    r"\s*(?:,|\s[—–-])\s*(?P<rest>.+)$"
+)
 _NOT_NAMES = {"Tired", "Fine", "Good", "Sorry", "Ready", "Back", "Here", "Not", "So", "Very", "Just", "Going", "Also"}
 _AGE = re.compile(r"\b(?:i am|i'm|мне)\s+(?P<age>\d{1,2})(?:\s*(?:years|y/?o|год|года|лет))?\b", re.IGNORECASE)
 _RELATION_EN = re.compile(
@@ -250,7 +255,7 @@ def key_is_exclusive(key: str) -> bool:
 def _sentences(text: str) -> list[str]:
     out = []
     for part in _SENTENCES.split(text):
-        part = _strip_greeting(part.strip().strip("-•*> \t"))
+        part = _strip_greeting(part.strip().strip("-•*> \t)("))
         if part:
             out.append(part)
     return out
@@ -266,7 +271,7 @@ def _strip_greeting(sentence: str) -> str:
             if lowered.startswith(greeting) and (
                 len(sentence) == len(greeting) or not sentence[len(greeting)].isalpha()
             ):
-                sentence, stripped = sentence[len(greeting) :].lstrip(" ,!.—-:"), True
+                sentence, stripped = sentence[len(greeting) :].lstrip(" ,!.—-:)("), True
                 break
     return sentence
 
@@ -331,6 +336,15 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
         sentence = here.group("rest").strip()
         if len(words(sentence)) < DECLARATIVE_WORDS:
             return out
+    intro = _NAME_FIRST.match(sentence)
+    if intro and _is_name(intro.group("name")) and intro.group("name") not in _NOT_NAMES:
+        rest = intro.group("rest").strip()
+        # "я настя, 27, медсестра в областной, отделение кардиологии": the pinned name alone, the job its own memory
+        # that a transfer can replace; "меня зовут Геннадий Петрович, можно просто Петрович" stays one
+        if _mentions_concept(_stems(rest)) and len(words(rest)) >= MIN_WORDS:
+            out.append(Statement(_tidy(intro.group("intro")), USER, "identity", "name", False, explicit))
+            found = (_statement(clause, explicit, inherits_person=True) for clause in _clauses(rest))
+            return out + [statement for statement in found if statement is not None]
     clauses = _clauses(sentence)
     first_person_sentence = _first_person(sentence)
     for index, clause in enumerate(clauses):

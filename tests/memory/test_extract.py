@@ -288,3 +288,30 @@ def test_what_was_said_before_an_emoji_and_a_question_is_kept():
 def test_a_move_names_a_new_city_only_with_a_place():
     assert extract(["We moved to Kazan last weekend!!"]).statements[0].key == "home.city"
     assert extract(["Переехали, новая квартира побольше, у каждого ребёнка своя комната."]).statements[0].key is None
+
+
+def test_a_forget_request_naming_nothing_forgets_the_sentence_before_it():
+    extraction = extract(["гараж передумал продавать, люда против. это больше не актуально, сотри"])
+    assert [f.query for f in extraction.forgets] == ["гараж передумал продавать, люда против"]
+    assert extraction.statements == []
+
+
+def test_an_introduction_keeps_the_name_apart_from_the_job_said_with_it():
+    statements = extract(["привет) я настя, 27, медсестра в областной, отделение кардиологии"]).statements
+    assert (statements[0].text, statements[0].key) == ("Я настя", "name")
+    assert any("медсестра" in s.text and s.key != "name" and s.about == "user" for s in statements[1:])
+    # how he wants to be called stays with the name
+    (only,) = extract(["Меня зовут Геннадий Петрович, можно просто Петрович."]).statements
+    assert only.key == "name" and "просто Петрович" in only.text
+
+
+@pytest.mark.parametrize(
+    ("text", "about"),
+    [
+        ("Oh, and Owain rang from the rig — they've changed his rota to three weeks on.", "Owain"),
+        ("Put the money towards a John Deere — the old tractor's going to a collector, he collects them.", "user"),
+        ("I have the Goethe B2 exam on May 14, so I'm a bit stretched.", "user"),
+    ],
+)
+def test_interjections_verbs_and_exams_are_nobodys_names(text, about):
+    assert [s.about for s in extract([text]).statements] == [about]
