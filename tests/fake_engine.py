@@ -14,7 +14,9 @@ the answer before them (finish_reason "stop"), an answer that ends by itself fin
 one word per chunk, the last chunk carrying the finish reason.
 
 Knobs for error and timing tests: `context_length` (and per adapter `context_lengths`), `filler_words` (a longer
-answer), `chunk_delay_s`, `fail_after_chunks` (raises `FakeEngineFailure` mid-stream), and `gate` (a
+answer), `thinking_words` (a chat answering the user starts with a `<think>` block of that many words, as a
+reasoning model's does; a chat that ends with the assistant's message continues it without one), `chunk_delay_s`,
+`fail_after_chunks` (raises `FakeEngineFailure` mid-stream), and `gate` (a
 `threading.Event` every chunk after the first waits for). Every request is kept in `received`; `streams_closed`,
 `streams_closed_early` and `open_streams` show that a stream was released.
 
@@ -94,6 +96,7 @@ class FakeEngine:
         constraint_support: ConstraintSupport = ConstraintSupport.TOKEN_MASK,
         context_lengths: dict[str, int] | None = None,
         filler_words: int = 0,
+        thinking_words: int = 0,
         chunk_delay_s: float = 0.0,
         fail_after_chunks: int | None = None,
         gate: threading.Event | None = None,
@@ -104,6 +107,7 @@ class FakeEngine:
         self.constraint_support = constraint_support
         self.context_lengths = dict(context_lengths or {})
         self.filler_words = filler_words
+        self.thinking_words = thinking_words
         self.chunk_delay_s = chunk_delay_s
         self.fail_after_chunks = fail_after_chunks
         self.gate = gate
@@ -215,7 +219,9 @@ class FakeEngine:
         if messages and messages[-1].get("role") == "tool":
             said = ["tool:", *(messages[-1].get("content") or "").split()]
         words = [f"notes={notes}", f"system={'yes' if system is not None else 'no'}", "|", *said]
-        return self._answer("chat", prompt, messages, words, params, adapter, tools)
+        thinks = self.thinking_words and messages and messages[-1].get("role") == "user"
+        reasoning = ["<think>", *(f"t{i}" for i in range(self.thinking_words)), "</think>"] if thinks else []
+        return self._answer("chat", prompt, messages, words, params, adapter, tools, reasoning=reasoning)
 
     def _scripted(self, constraint, tools: list[dict] | None) -> str | None:
         """The next scripted text, for a request that offers tools (None: nothing scripted)."""
@@ -236,7 +242,7 @@ class FakeEngine:
             return json.dumps(example(constraint.json_schema), ensure_ascii=False)
         return None
 
-    def _answer(self, kind, prompt, messages, words, params, adapter, tools=None, raw=False) -> _Answer:
+    def _answer(self, kind, prompt, messages, words, params, adapter, tools=None, raw=False, reasoning=()) -> _Answer:
         n_prompt = self.count_tokens(prompt)
         if n_prompt == 0:
             raise ValueError("the prompt is empty")
@@ -249,7 +255,12 @@ class FakeEngine:
         if raw:  # pieces of a tool call or JSON, as they are
             pieces = list(words)
         else:
-            words = [f"[{self.describe_adapter(adapter)}]", *words, *(f"w{i}" for i in range(self.filler_words))]
+            words = [
+                *reasoning,
+                f"[{self.describe_adapter(adapter)}]",
+                *words,
+                *(f"w{i}" for i in range(self.filler_words)),
+            ]
             pieces = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
         finish = "stop"
         if len(pieces) > budget:

@@ -226,9 +226,7 @@ class OpenAIUpstreamEngine:
                 model=model, prompt=prompt, stream=True, stream_options={"include_usage": True}, **_sampling(params)
             )
 
-        events, replica, done = self._on_replica(adapter, start, streaming=True)
-        errors = partial(self._errors, replica)
-        return _Relay(events, lambda choice: choice.text, self.count_tokens(prompt), errors, done)
+        return _Relay(self, adapter, start, lambda: (lambda choice: choice.text, str), self.count_tokens(prompt))
 
     def stream_chat(
         self,
@@ -250,10 +248,11 @@ class OpenAIUpstreamEngine:
                 **extras,
             )
 
-        events, replica, done = self._on_replica(adapter, start, streaming=True)
-        calls = _CallsAsText()
-        tokens = self.count_chat_tokens(messages, tools)
-        return _Relay(events, calls.text_of, tokens, partial(self._errors, replica), done, calls.close)
+        def reader():  # fresh per attempt: a retry starts the hermes text anew
+            calls = _CallsAsText()
+            return calls.text_of, calls.close
+
+        return _Relay(self, adapter, start, reader, self.count_chat_tokens(messages, tools))
 
     def _chat_extras(self, params: SamplingParams | None = None) -> dict:
         """A konsilium upstream would ground and cite the answer a second time: our prompt already carries the
@@ -290,11 +289,14 @@ class OpenAIUpstreamEngine:
             raise ValueError(f"the upstream at {self.base_url} does not load adapters at run time ({self.lora_reason})")
         return self.adapters
 
-    def _on_replica(self, adapter: AdapterRequest | None, call: Callable, streaming: bool = False):
+    def _on_replica(
+        self, adapter: AdapterRequest | None, call: Callable, streaming: bool = False, tried: set | None = None
+    ):
         """`call(client, model)` on the least-loaded healthy replica, with the adapter loaded there; an unreachable
         replica (or one answering 502/503/504) is marked down and the next one tried. Streaming: (events, replica,
-        done), where `done` ends the request's claim on the replica and its adapter."""
-        tried: set[Replica] = set()
+        done), where `done` ends the request's claim on the replica and its adapter. `tried`: replicas to skip (a
+        stream's earlier attempts), added to as replicas fail."""
+        tried = set() if tried is None else tried
         while True:
             replica = self.pool.pick(tried)
             claim = [None]  # the adapter name this request holds on the replica, once loaded there
@@ -303,10 +305,8 @@ class OpenAIUpstreamEngine:
                     result = self._attempt(replica, adapter, call, claim)
             except UpstreamError as exc:
                 self._end(replica, claim[0])
-                if exc.status is None and not isinstance(exc, _Inconclusive) or exc.status in DOWN_STATUSES:
-                    self.pool.failed(replica, str(exc))
-                    if self.adapters is not None:
-                        self.adapters.forget_all(replica)  # if it comes back, it was restarted: it holds none
+                if replica_down(exc):
+                    self.replica_failed(replica, str(exc))
                     tried.add(replica)
                     if len(tried) < len(self.pool.replicas):
                         continue
@@ -319,6 +319,11 @@ class OpenAIUpstreamEngine:
                 return result, replica, _once(partial(self._end, replica, claim[0]))
             self._end(replica, claim[0])
             return result
+
+    def replica_failed(self, replica: Replica, reason: str) -> None:
+        self.pool.failed(replica, reason)
+        if self.adapters is not None:
+            self.adapters.forget_all(replica)  # if it comes back, it was restarted: it holds none
 
     def _attempt(self, replica: Replica, adapter: AdapterRequest | None, call: Callable, claim: list):
         """One try on one replica. A 404 for an adapter we had loaded there (the upstream restarted and lost it)
@@ -355,6 +360,11 @@ class OpenAIUpstreamEngine:
 class _Inconclusive(UpstreamError):
     """A failure that does not mark the replica down (a timeout: the request may just be long; an error event
     inside a stream)."""
+
+
+def replica_down(exc: UpstreamError) -> bool:
+    """The replica is gone or refuses work (unreachable, a broken connection, 502/503/504): another may answer."""
+    return exc.status is None and not isinstance(exc, _Inconclusive) or exc.status in DOWN_STATUSES
 
 
 class _Unreachable(Exception):
@@ -407,21 +417,27 @@ class _Relay:
 
     The chunk carrying the finish reason is held back until the stream ends, so that it can carry the usage
     event that follows it (`include_usage`); servers that send no usage get estimated counts instead.
+
+    A replica that breaks the stream (its connection lost, or the stream ending without a finish reason) before
+    any text came is marked down and the request starts once more on another replica: the client saw nothing. Once
+    text went out a second start would repeat it, so the break ends the answer with an UpstreamError saying so
+    (the server reports it in-band): never a silent truncation.
     """
 
     def __init__(
         self,
-        events: openai.Stream,
-        text_of: Callable,
+        engine: OpenAIUpstreamEngine,
+        adapter: AdapterRequest | None,
+        start: Callable,
+        reader: Callable[[], tuple[Callable, Callable[[], str]]],
         prompt_tokens: int,
-        errors: Callable,
-        done: Callable[[], None],
-        closing: Callable[[], str] = str,
     ):
-        self._events = events
-        self._done = done  # ends the request's claim on its replica (and adapter): once, at the end or on close
-        self._closing = closing  # text that ends what the events left open (a tool call's closing tag)
-        self._chunks = self._relay(text_of, prompt_tokens, errors)
+        self._engine, self._adapter, self._start, self._reader = engine, adapter, start, reader
+        self._tried: set[Replica] = set()
+        self._closed = False
+        # The first attempt opens here, so that a refusal (400, no replica up) reaches the caller at the call.
+        self._events, self._replica, self._done = engine._on_replica(adapter, start, True, self._tried)
+        self._chunks = self._relay(prompt_tokens)
 
     def __iter__(self) -> _Relay:
         return self
@@ -433,6 +449,7 @@ class _Relay:
         """Safe from any thread (a cancellation closes streams that other threads are reading): the HTTP stream
         first, which ends a read in progress; the generator only when no thread is inside it (its reader then
         finishes on the closed stream and closes it in turn)."""
+        self._closed = True
         self._events.close()
         try:
             self._chunks.close()
@@ -440,27 +457,51 @@ class _Relay:
             pass
         self._done()
 
-    def _relay(self, text_of: Callable, prompt_tokens: int, errors: Callable) -> Iterator[GenerationChunk]:
-        completion_tokens, finish, usage, tail = 0, None, None, []
-        try:
-            with errors():
-                for event in self._events:
-                    usage = event.usage or usage
-                    if not event.choices:
-                        continue
-                    choice = event.choices[0]
-                    text = text_of(choice) or ""
-                    completion_tokens += 1 if text else 0  # one token per event, until the usage says better
-                    finish = finish or choice.finish_reason
-                    if finish:
-                        tail.append(text)
-                    elif text:
-                        yield GenerationChunk(text, None, prompt_tokens, completion_tokens)
-        finally:
-            self._done()
+    def _relay(self, prompt_tokens: int) -> Iterator[GenerationChunk]:
+        retries = 1
+        while True:
+            completion_tokens, finish, usage, tail = 0, None, None, []
+            text_of, closing = self._reader()
+            try:
+                with self._engine._errors(self._replica):
+                    for event in self._events:
+                        usage = event.usage or usage
+                        if not event.choices:
+                            continue
+                        choice = event.choices[0]
+                        text = text_of(choice) or ""
+                        completion_tokens += 1 if text else 0  # one token per event, until the usage says better
+                        finish = finish or choice.finish_reason
+                        if finish:
+                            tail.append(text)
+                        elif text:
+                            yield GenerationChunk(text, None, prompt_tokens, completion_tokens)
+                if finish is None and not self._closed:
+                    raise UpstreamError(f"the upstream at {self._replica.url} ended its stream without a finish reason")
+                break
+            except UpstreamError as exc:
+                if self._closed:  # our own close broke the read: nothing to report, nobody is waiting
+                    return
+                if not replica_down(exc):
+                    raise
+                self._engine.replica_failed(self._replica, str(exc))
+                if completion_tokens:
+                    raise UpstreamError(
+                        f"the answer is incomplete: the upstream at {self._replica.url} broke off after "
+                        f"{completion_tokens} tokens ({exc})"
+                    ) from exc
+                self._tried.add(self._replica)
+                if not retries or len(self._tried) >= len(self._engine.pool.replicas):
+                    raise
+            finally:
+                self._done()
+            retries -= 1
+            self._events, self._replica, self._done = self._engine._on_replica(
+                self._adapter, self._start, True, self._tried
+            )
         if usage is not None:
             prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        yield GenerationChunk("".join(tail) + self._closing(), _finish(finish), prompt_tokens, completion_tokens)
+        yield GenerationChunk("".join(tail) + closing(), _finish(finish), prompt_tokens, completion_tokens)
 
 
 def _sampling(params: SamplingParams) -> dict:

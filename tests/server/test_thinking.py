@@ -44,8 +44,8 @@ class ThinkingFake(FakeEngine):
             return FakeStream(self, self._answer("prompt", prompt, None, ["after", "budget"], params, adapter))
         return super().stream(prompt, params, adapter)
 
-    def _answer(self, kind, prompt, messages, words, params, adapter, tools=None, raw=False):
-        answer = super()._answer(kind, prompt, messages, words, params, adapter, tools, raw)
+    def _answer(self, kind, prompt, messages, words, params, adapter, tools=None, raw=False, **rest):
+        answer = super()._answer(kind, prompt, messages, words, params, adapter, tools, raw, **rest)
         if kind == "chat" and not raw and params.thinking is not False:
             answer.pieces[:0] = THOUGHT
             answer.record.text = "".join(answer.pieces)
