@@ -9,10 +9,15 @@ the pipeline reads like any local model's, so one reader serves every engine. Th
 its context, say) comes back as ValueError, which the server answers with a 400; any other failure is an
 `UpstreamError` naming the URL and the status.
 
+A thinking budget holds here too (`pipeline.thinking.Budgeted` over the stream, whether the reasoning comes as
+`reasoning_content` or inline `<think>` text): past it the stream is closed and `continue_chat` asks for the answer
+after the cut reasoning and `</think>`, as vLLM's `continue_final_message`.
+
 Several base URLs are replicas of one model (`upstream_replicas`). Where the upstream loads adapters at run time
 (vLLM with runtime LoRA updating, or another konsilium), the engine declares PATHS like the vllm engine: a role's
 adapter folder (a stacked role's written folder) is loaded into the replica that answers, on first use
-(`upstream_adapters`); otherwise an adapter names an upstream model (UPSTREAM_MODELS).
+(`upstream_adapters`); otherwise an adapter names an upstream model (UPSTREAM_MODELS). A replica that fails
+before a request's first word is skipped and the request goes to another (`_Relay` for streams).
 """
 
 from __future__ import annotations
@@ -235,7 +240,27 @@ class OpenAIUpstreamEngine:
         adapter: AdapterRequest | None = None,
         tools: list[dict] | None = None,
     ) -> Iterator[GenerationChunk]:
+        return self._stream_chat(messages, params, adapter, tools)
+
+    def continue_chat(
+        self,
+        messages: list[dict],
+        said: str,
+        params: SamplingParams,
+        adapter: AdapterRequest | None = None,
+        tools: list[dict] | None = None,
+    ) -> Iterator[GenerationChunk]:
+        """The answer to `messages` continued from `said` (a thinking budget's cut reasoning and `</think>`): sent
+        as the assistant's unfinished message with vLLM's `continue_final_message`. What comes is the answer, even
+        where the upstream's reasoning parser calls it reasoning (it finds no `</think>` in the continuation)."""
+        return self._stream_chat(messages, params, adapter, tools, said)
+
+    def _stream_chat(self, messages, params, adapter, tools, continuing: str | None = None):
         extras = self._chat_extras(params)
+        if continuing is not None:
+            messages = [*messages, {"role": "assistant", "content": continuing}]
+            body = extras.setdefault("extra_body", {})
+            body.update(continue_final_message=True, add_generation_prompt=False)
 
         def start(client, model):
             return client.chat.completions.create(
@@ -249,7 +274,7 @@ class OpenAIUpstreamEngine:
             )
 
         def reader():  # fresh per attempt: a retry starts the hermes text anew
-            calls = _CallsAsText()
+            calls = _CallsAsText(reasoning_is_answer=continuing is not None)
             return calls.text_of, calls.close
 
         return _Relay(self, adapter, start, reader, self.count_chat_tokens(messages, tools))
@@ -541,7 +566,8 @@ def _call_text(name: str, arguments: str | None) -> str:
 class _CallsAsText:
     """A stream's tool-call deltas (id and name first, then argument pieces) as hermes text, piece by piece."""
 
-    def __init__(self):
+    def __init__(self, reasoning_is_answer: bool = False):
+        self._reasoning_is_answer = reasoning_is_answer  # a continued answer: its reasoning block is closed already
         self._open: int | None = None  # the index of the call being written
         self._arguments = False  # whether it got any argument text
         self._thinking = False  # inside the upstream's reasoning, which we write back as a <think> block
@@ -549,7 +575,9 @@ class _CallsAsText:
     def text_of(self, choice) -> str:
         reasoning = _reasoning_of(choice.delta)
         parts = []
-        if reasoning:
+        if reasoning and self._reasoning_is_answer:
+            parts.append(reasoning)
+        elif reasoning:
             parts.append(reasoning if self._thinking else "<think>" + reasoning)
             self._thinking = True
         if self._thinking and (choice.delta.content or choice.delta.tool_calls):
