@@ -253,7 +253,7 @@ class OpenAIUpstreamEngine:
         """The answer to `messages` continued from `said` (a thinking budget's cut reasoning and `</think>`): sent
         as the assistant's unfinished message with vLLM's `continue_final_message`. What comes is the answer, even
         where the upstream's reasoning parser calls it reasoning (it finds no `</think>` in the continuation)."""
-        return self._stream_chat(messages, params, adapter, tools, said)
+        return self._stream_chat(messages, params, adapter, tools, _as_rendered(said))
 
     def _stream_chat(self, messages, params, adapter, tools, continuing: str | None = None):
         extras = self._chat_extras(params)
@@ -556,6 +556,16 @@ def _structured(params: SamplingParams, tools: list[dict] | None) -> dict:
     if constraint is not None and constraint.response_format is not None:
         kwargs["response_format"] = constraint.response_format
     return kwargs
+
+
+def _as_rendered(said: str) -> str:
+    """A closed reasoning block spaced as Qwen3-style templates render it (`<think>\n…\n</think>\n\n`): the
+    upstream looks for the final message in its rendered prompt to continue it, so it must come out unchanged."""
+    block, closed, rest = said.partition("</think>")
+    if not closed:
+        return said
+    reasoning = block.split("<think>", 1)[-1].strip("\n")
+    return f"<think>\n{reasoning}\n</think>\n\n{rest.lstrip(chr(10))}"
 
 
 def _call_text(name: str, arguments: str | None) -> str:
