@@ -1,16 +1,19 @@
 """A konsilium server on the fake engine in a process of its own, for tests that kill it as a crashed upstream dies
 (SIGKILL: no shutdown, its connections cut).
 
-    python tests/upstream_process.py PORT [--first-delay S] [--chunk-delay S] [--filler N] [--thinking N]
+    python tests/upstream_process.py PORT [--first-delay S] [--delay-from N] [--chunk-delay S] [--filler N]
+                                          [--thinking N]
 
 `--first-delay`: seconds before an answer's first word (the response has begun: headers and the role chunk are
-out); `--chunk-delay`: seconds before each streamed word, and per word before a whole answer (a slow upstream);
-`--filler`: words added to each answer; `--thinking`: words of reasoning a chat answer starts with (`<think>`).
+out), from the Nth chat request on (`--delay-from`; 1: all of them); `--chunk-delay`: seconds before each streamed
+word, and per word before a whole answer (a slow upstream); `--filler`: words added to each answer; `--thinking`:
+words of reasoning a chat answer starts with (`<think>`).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import subprocess
 import sys
 import time
@@ -59,17 +62,24 @@ def main() -> None:
     parser.add_argument("--filler", type=int, default=0)
     parser.add_argument("--thinking", type=int, default=0)
     parser.add_argument("--first-delay", type=float, default=0.0)
+    parser.add_argument("--delay-from", type=int, default=1)
     args = parser.parse_args()
+    chats = itertools.count(1)
 
     class SlowStart(FakeStream):
+        def __init__(self, engine, answer, delay: float):
+            super().__init__(engine, answer)
+            self.delay = delay
+
         def __next__(self):
             if not self.sent:
-                time.sleep(args.first_delay)
+                time.sleep(self.delay)
             return super().__next__()
 
     class SlowFake(FakeEngine):
         def stream_chat(self, messages, params, adapter=None, tools=None):
-            return SlowStart(self, self._chat(messages, params, adapter, tools))
+            delay = args.first_delay if next(chats) >= args.delay_from else 0.0
+            return SlowStart(self, self._chat(messages, params, adapter, tools), delay)
 
         def _result(self, answer):  # a whole answer takes as long as its words streamed would
             time.sleep(args.first_delay + self.chunk_delay_s * len(answer.pieces))

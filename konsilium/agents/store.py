@@ -3,8 +3,8 @@ watched, approved or continued from another process: goal, plan, steps, the conv
 action and the result. Each model call of a task is also an exchange of its own (endpoint `task`).
 
 A task names the process that runs it (`options.runner`: pid and host). One left `running` by a process that is
-gone (killed, crashed) is marked `interrupted` when a process next opens the tasks (`mark_interrupted`): it can be
-resumed from its last saved step instead of staying `running` forever."""
+gone (killed, crashed) is marked `interrupted` when a process next opens the tasks (`mark_interrupted`) or reads
+that task: it can be resumed from its last saved step instead of staying `running` forever."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ class TaskStore:
 
     def get(self, task_id: str) -> Task | None:
         rows = self.log.query(f"SELECT {', '.join(_COLUMNS)} FROM tasks WHERE id = ?", (task_id,))
-        return _task(rows[0]) if rows else None
+        return self._settled(_task(rows[0])) if rows else None
 
     def find(self, prefix: str) -> Task | None:
         """The task whose id is `prefix` or the only one starting with it (ids are long to type)."""
@@ -136,20 +136,22 @@ class TaskStore:
     def mark_interrupted(self) -> list[Task]:
         """Tasks left `running` by a process that is gone, marked `interrupted` (resumable); they are returned."""
         rows = self.log.query(f"SELECT {', '.join(_COLUMNS)} FROM tasks WHERE status = 'running'")
-        marked = []
-        for task in map(_task, rows):
-            runner = task.options.get("runner")
-            if process_gone(runner):
-                who = f"process {runner['pid']}" if runner else "its process"
-                task.status = "interrupted"
-                task.error = f"{who} stopped while the task ran; resume it to go on from its last saved step"
-                self.save(task)
-                marked.append(task)
-        return marked
+        return [task for task in (self._settled(_task(row)) for row in rows) if task.status == "interrupted"]
+
+    def _settled(self, task: Task) -> Task:
+        """The task as it stands: `running` only while its process is there (one that died later than this
+        process started is caught when its task is read)."""
+        runner = task.options.get("runner")
+        if task.status == "running" and process_gone(runner):
+            who = f"process {runner['pid']}" if runner else "its process"
+            task.status = "interrupted"
+            task.error = f"{who} stopped while the task ran; resume it to go on from its last saved step"
+            self.save(task)
+        return task
 
     def list(self, limit: int = 20) -> list[Task]:
         rows = self.log.query(f"SELECT {', '.join(_COLUMNS)} FROM tasks ORDER BY created DESC LIMIT ?", (limit,))
-        return [_task(row) for row in rows]
+        return [self._settled(_task(row)) for row in rows]
 
 
 def _task(row: tuple) -> Task:

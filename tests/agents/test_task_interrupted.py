@@ -65,14 +65,17 @@ def test_tasks_of_a_killed_server_are_interrupted_and_resume_from_their_last_ste
     home = tmp_path / "home"
     home.mkdir()
     slow_port, quick_port = free_port(), free_port()
-    with upstream_process(slow_port, "--first-delay", "120"), upstream_process(quick_port):
+    # The upstream answers the two plans at once, then takes two minutes over every later call.
+    with upstream_process(slow_port, "--first-delay", "120", "--delay-from", "3"), upstream_process(quick_port):
         configure(home, slow_port)
         server, http = serve(home)
         try:
             ids = [http.post("/tasks", json={"input": f"look up thing {i}"}).json()["id"] for i in (1, 2)]
+            assert wait_for(lambda: all(http.get(f"/tasks/{i}").json()["steps"] for i in ids), 60)  # planned
+            plans = [http.get(f"/tasks/{i}").json()["steps"] for i in ids]
             assert all(http.get(f"/tasks/{i}").json()["status"] == "running" for i in ids)
         finally:
-            server.kill()  # mid-call: each task waits on the slow upstream's first word
+            server.kill()  # mid-call: each task waits on the slow upstream's first word after its plan
             server.wait(timeout=30)
         killed = server.pid
 
@@ -88,9 +91,28 @@ def test_tasks_of_a_killed_server_are_interrupted_and_resume_from_their_last_ste
 
             resumed = http.post(f"/tasks/{ids[0]}/resume", json={"wait": True}).json()
             assert resumed["status"] == "done" and resumed["report"], resumed
-            assert [step["kind"] for step in resumed["steps"]][:2] == ["plan", "model"]  # from where it stood
+            assert resumed["steps"][0] == plans[0][0] and len(plans[0]) == 1  # the saved plan, not made again
+            assert [step["kind"] for step in resumed["steps"]].count("plan") == 1
             again = http.post(f"/tasks/{ids[0]}/resume", json={})
             assert again.status_code == 409 and "only an interrupted task resumes" in again.json()["error"]["message"]
+
+            # A task of `konsilium task --local` whose process is killed while this server runs: caught when read.
+            configure(home, slow_port)
+            local = subprocess.Popen(
+                [*KONSILIUM, "--home", str(home), "task", "look up thing 3", "--local", "--json"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+            )
+            try:
+                assert wait_for(lambda: len(http.get("/tasks").json()["data"]) == 3, 120)
+                third = http.get("/tasks").json()["data"][0]
+                assert third["goal"] == "look up thing 3" and third["status"] == "running"
+            finally:
+                local.kill()
+                local.wait(timeout=30)
+            configure(home, quick_port)
+            assert http.get(f"/tasks/{third['id']}").json()["status"] == "interrupted"
         finally:
             server.kill()
             server.wait(timeout=30)
