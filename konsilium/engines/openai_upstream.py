@@ -507,6 +507,8 @@ class _Relay:
             except UpstreamError as exc:
                 if self._closed:  # our own close broke the read: nothing to report, nobody is waiting
                     return
+                if finish is not None and replica_down(exc):  # the answer was whole; only the usage is missing
+                    break
                 if not replica_down(exc):
                     raise
                 self._engine.replica_failed(self._replica, str(exc))
@@ -524,6 +526,10 @@ class _Relay:
             self._events, self._replica, self._done = self._engine._on_replica(
                 self._adapter, self._start, True, self._tried
             )
+            if self._closed:  # closed from another thread while the new attempt started: it has no reader
+                self._events.close()
+                self._done()
+                return
         if usage is not None:
             prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
         yield GenerationChunk("".join(tail) + closing(), _finish(finish), prompt_tokens, completion_tokens)
