@@ -15,9 +15,11 @@ one word per chunk, the last chunk carrying the finish reason.
 
 Knobs for error and timing tests: `context_length` (and per adapter `context_lengths`), `filler_words` (a longer
 answer), `thoughts` (a chat answer starts with a `<think>` block of these words unless the request turns thinking
-off, as a Qwen3 model's does), `chunk_delay_s`, `fail_after_chunks` (raises `FakeEngineFailure` mid-stream), and
-`gate` (a `threading.Event` every chunk after the first waits for). Every request is kept in `received`;
-`streams_closed`, `streams_closed_early` and `open_streams` show that a stream was released.
+off, as a Qwen3 model's does), `thinking_words` (a chat answering the user starts with a `<think>` block of that
+many words, as a reasoning model's does; a chat that ends with the assistant's message continues it without one),
+`chunk_delay_s`, `fail_after_chunks` (raises `FakeEngineFailure` mid-stream), and `gate` (a `threading.Event` every
+chunk after the first waits for). Every request is kept in `received`; `streams_closed`, `streams_closed_early` and
+`open_streams` show that a stream was released.
 
 Tools and structured output: given `tools`, a chat whose last message is the user's is answered with a hermes
 `<tool_call>` to the first tool (the arguments: the smallest value its parameters schema allows, see `example`),
@@ -96,6 +98,7 @@ class FakeEngine:
         context_lengths: dict[str, int] | None = None,
         filler_words: int = 0,
         thoughts: str = "",
+        thinking_words: int = 0,
         chunk_delay_s: float = 0.0,
         fail_after_chunks: int | None = None,
         gate: threading.Event | None = None,
@@ -107,6 +110,7 @@ class FakeEngine:
         self.context_lengths = dict(context_lengths or {})
         self.filler_words = filler_words
         self.thoughts = thoughts
+        self.thinking_words = thinking_words
         self.chunk_delay_s = chunk_delay_s
         self.fail_after_chunks = fail_after_chunks
         self.gate = gate
@@ -218,7 +222,9 @@ class FakeEngine:
         if messages and messages[-1].get("role") == "tool":
             said = ["tool:", *(messages[-1].get("content") or "").split()]
         words = [f"notes={notes}", f"system={'yes' if system is not None else 'no'}", "|", *said]
-        return self._answer("chat", prompt, messages, words, params, adapter, tools)
+        thinks = self.thinking_words and messages and messages[-1].get("role") == "user"
+        reasoning = ["<think>", *(f"t{i}" for i in range(self.thinking_words)), "</think>"] if thinks else []
+        return self._answer("chat", prompt, messages, words, params, adapter, tools, reasoning=reasoning)
 
     def _scripted(self, constraint, tools: list[dict] | None) -> str | None:
         """The next scripted text, for a request that offers tools (None: nothing scripted)."""
@@ -239,7 +245,7 @@ class FakeEngine:
             return json.dumps(example(constraint.json_schema), ensure_ascii=False)
         return None
 
-    def _answer(self, kind, prompt, messages, words, params, adapter, tools=None, raw=False) -> _Answer:
+    def _answer(self, kind, prompt, messages, words, params, adapter, tools=None, raw=False, reasoning=()) -> _Answer:
         n_prompt = self.count_tokens(prompt)
         if n_prompt == 0:
             raise ValueError("the prompt is empty")
@@ -252,7 +258,12 @@ class FakeEngine:
         if raw:  # pieces of a tool call or JSON, as they are
             pieces = list(words)
         else:
-            words = [f"[{self.describe_adapter(adapter)}]", *words, *(f"w{i}" for i in range(self.filler_words))]
+            words = [
+                *reasoning,
+                f"[{self.describe_adapter(adapter)}]",
+                *words,
+                *(f"w{i}" for i in range(self.filler_words)),
+            ]
             pieces = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
             if self.thoughts and kind == "chat" and params.thinking is not False:
                 thought = [word if i == 0 else f" {word}" for i, word in enumerate(self.thoughts.split())]

@@ -37,4 +37,6 @@ def task_runner(pipeline, home=None) -> TaskRunner:
     registry = ToolRegistry(VaultTools(home, pipeline.knowledge, pipeline.memory).tools())
     for worker in workers_of(home.config):
         registry.add(worker.tool())
-    return TaskRunner(pipeline, registry, TaskStore(pipeline.log), home.config.agent)
+    store = TaskStore(pipeline.log)
+    store.mark_interrupted()  # tasks whose process died are no longer shown as running
+    return TaskRunner(pipeline, registry, store, home.config.agent)

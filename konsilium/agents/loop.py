@@ -13,7 +13,9 @@ one answer run at once, side by side.
 
 Every model call goes through the turn pipeline (endpoint `task`, logged as an exchange with its tool calls);
 the task itself (plan, steps, messages, pending action, result) is saved after every change (`store.TaskStore`),
-so `konsilium task approve ID` in another process continues where the server stopped.
+so `konsilium task approve ID` in another process continues where the server stopped, and a task whose process
+died (`interrupted`) resumes from its last saved step (`resume`). A task stopped by anything but its user (a
+server shutting down) is `interrupted` too.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ..errors import RequestError
 from ..pipeline import TurnRequest
 from ..pipeline.cancel import Cancellation, TurnCancelled
 from ..structured.request import ToolUse
-from .store import Task, TaskStore, new_task_id, notes_read, used_tools
+from .store import Task, TaskStore, new_task_id, notes_read, this_process, used_tools
 from .tools import ToolRegistry, ToolResult
 
 log = logging.getLogger("konsilium.tasks")
@@ -49,6 +51,7 @@ SYSTEM = (
 )
 PLAN_PROMPT = 'Plan how to do this task with the tools {tools}. Answer with JSON: {{"steps": [short steps]}}.'
 FINAL_PROMPT = "No more tool calls ({why}). Write the final report now from what you found, with [[wikilinks]]."
+USER_CANCEL = "the task was cancelled"
 
 
 class TaskRunner:
@@ -84,6 +87,7 @@ class TaskRunner:
             "client": client,
             "model_calls": 0,
             "spent_s": 0.0,
+            "runner": this_process(),
         }
         task = Task(id=new_task_id(), goal=goal.strip(), model=model or self.model, options=options)
         task.messages = [{"role": "system", "content": SYSTEM}, *(conversation or [{"role": "user", "content": goal}])]
@@ -118,18 +122,40 @@ class TaskRunner:
         with self._lock:
             running = self._running.get(task.id)
         if running is not None:
-            running.set("the task was cancelled")
+            running.set(USER_CANCEL)
         task.status, task.pending, task.error = "cancelled", None, "cancelled by the user"
         self.store.save(task)
         return task
 
-    def run(self, task_id: str) -> Task:
-        """Run the task until it is done, failed, cancelled or waits for approval; the task as it then stands."""
+    def resume(self, task_id: str) -> Task:
+        """An interrupted task made `running` again in this process, from its last saved step (the caller runs it);
+        RequestError when it is not interrupted or its saved state cannot go on."""
         task = self._existing(task_id)
-        if task.finished or task.status == "awaiting_approval":
+        if task.status != "interrupted":
+            raise RequestError(
+                f"task {task.id} is {task.status}: only an interrupted task resumes", code="not_resumable"
+            )
+        unanswered = _unanswered_calls(task.messages)
+        if unanswered:
+            raise RequestError(
+                f"task {task.id} cannot resume: its last saved step asked for {', '.join(unanswered)} and whether "
+                "that ran is not recorded; start a new task",
+                code="not_resumable",
+            )
+        task.status, task.error = "running", None
+        task.options["runner"] = this_process()
+        self.store.save(task)
+        return task
+
+    def run(self, task_id: str, cancel: Cancellation | None = None) -> Task:
+        """Run the task until it is done, failed, cancelled or waits for approval; the task as it then stands.
+        `cancel`: the caller's (a server's in-flight slot, which its shutdown sets)."""
+        task = self._existing(task_id)
+        if task.finished or task.status in ("awaiting_approval", "interrupted"):
             return task
-        with self._claim(task.id) as cancel:
+        with self._claim(task.id, cancel) as cancel:
             started = time.monotonic()
+            task.options["runner"] = this_process()
             try:
                 self._loop(task, cancel, started)
             except TurnCancelled:
@@ -139,6 +165,8 @@ class TaskRunner:
                 task.status, task.error = "failed", str(exc) or type(exc).__name__
             if cancel.is_set and task.status != "cancelled":
                 task.status, task.pending = "cancelled", None
+            if cancel.is_set and cancel.reason != USER_CANCEL:  # stopped by a shutdown, not its user: resumable
+                task.status, task.error = "interrupted", cancel.reason
             task.options["spent_s"] = round(task.options.get("spent_s", 0.0) + time.monotonic() - started, 3)
             self.store.save(task)
         return task
@@ -295,22 +323,22 @@ class TaskRunner:
         return task
 
     class _Claim:
-        def __init__(self, runner, task_id):
-            self.runner, self.task_id = runner, task_id
+        def __init__(self, runner, task_id, cancel=None):
+            self.runner, self.task_id, self.cancel = runner, task_id, cancel or Cancellation()
 
         def __enter__(self) -> Cancellation:
             with self.runner._lock:
                 if self.task_id in self.runner._running:
                     raise RequestError(f"task {self.task_id} is already running", code="task_running")
-                self.cancel = self.runner._running[self.task_id] = Cancellation()
+                self.runner._running[self.task_id] = self.cancel
             return self.cancel
 
         def __exit__(self, *exc) -> None:
             with self.runner._lock:
                 self.runner._running.pop(self.task_id, None)
 
-    def _claim(self, task_id: str) -> _Claim:
-        return TaskRunner._Claim(self, task_id)
+    def _claim(self, task_id: str, cancel: Cancellation | None = None) -> _Claim:
+        return TaskRunner._Claim(self, task_id, cancel)
 
 
 class TaskNotFound(ValueError):
@@ -336,6 +364,16 @@ def _arguments(call: dict):
         return json.loads(text) if isinstance(text, str) else text
     except ValueError:
         return text
+
+
+def _unanswered_calls(messages: list[dict]) -> list[str]:
+    """The tool calls of the last assistant message that have no result after it (none in a state saved whole)."""
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].get("role") == "assistant":
+            answered = {m.get("tool_call_id") for m in messages[index + 1 :] if m.get("role") == "tool"}
+            calls = messages[index].get("tool_calls") or []
+            return [c["function"]["name"] for c in calls if c.get("id") not in answered]
+    return []
 
 
 def _plan_steps(text: str) -> list[str]:

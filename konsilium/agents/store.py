@@ -1,15 +1,21 @@
 """Tasks kept in the conversation log's file (table `tasks`, migration m006): everything a task loop needs to be
 watched, approved or continued from another process: goal, plan, steps, the conversation so far, the pending
-action and the result. Each model call of a task is also an exchange of its own (endpoint `task`)."""
+action and the result. Each model call of a task is also an exchange of its own (endpoint `task`).
+
+A task names the process that runs it (`options.runner`: pid and host). One left `running` by a process that is
+gone (killed, crashed) is marked `interrupted` when a process next opens the tasks (`mark_interrupted`) or reads
+that task: it can be resumed from its last saved step instead of staying `running` forever."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
-STATUSES = ("running", "awaiting_approval", "done", "failed", "cancelled")
+STATUSES = ("running", "awaiting_approval", "interrupted", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
 _COLUMNS = (
     "id",
@@ -59,6 +65,26 @@ class Task:
         return data
 
 
+def this_process() -> dict:
+    """Who runs a task: kept in its options, so that another process can tell whether it is still running."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def process_gone(runner: dict | None) -> bool:
+    """Whether the process in `runner` is no longer there (on this host; elsewhere we cannot tell: no)."""
+    if not runner:
+        return True  # from before runners were recorded: nothing runs it now
+    if runner.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(runner["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process has that pid: it exists
+        return False
+    return False
+
+
 def new_task_id() -> str:
     return f"task_{uuid.uuid4().hex[:24]}"
 
@@ -96,7 +122,7 @@ class TaskStore:
 
     def get(self, task_id: str) -> Task | None:
         rows = self.log.query(f"SELECT {', '.join(_COLUMNS)} FROM tasks WHERE id = ?", (task_id,))
-        return _task(rows[0]) if rows else None
+        return self._settled(_task(rows[0])) if rows else None
 
     def find(self, prefix: str) -> Task | None:
         """The task whose id is `prefix` or the only one starting with it (ids are long to type)."""
@@ -107,9 +133,25 @@ class TaskStore:
         rows = self.log.query(sql, (prefix,))
         return self.get(rows[0][0]) if len(rows) == 1 else None
 
+    def mark_interrupted(self) -> list[Task]:
+        """Tasks left `running` by a process that is gone, marked `interrupted` (resumable); they are returned."""
+        rows = self.log.query(f"SELECT {', '.join(_COLUMNS)} FROM tasks WHERE status = 'running'")
+        return [task for task in (self._settled(_task(row)) for row in rows) if task.status == "interrupted"]
+
+    def _settled(self, task: Task) -> Task:
+        """The task as it stands: `running` only while its process is there (one that died later than this
+        process started is caught when its task is read)."""
+        runner = task.options.get("runner")
+        if task.status == "running" and process_gone(runner):
+            who = f"process {runner['pid']}" if runner else "its process"
+            task.status = "interrupted"
+            task.error = f"{who} stopped while the task ran; resume it to go on from its last saved step"
+            self.save(task)
+        return task
+
     def list(self, limit: int = 20) -> list[Task]:
         rows = self.log.query(f"SELECT {', '.join(_COLUMNS)} FROM tasks ORDER BY created DESC LIMIT ?", (limit,))
-        return [_task(row) for row in rows]
+        return [self._settled(_task(row)) for row in rows]
 
 
 def _task(row: tuple) -> Task:

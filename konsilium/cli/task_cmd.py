@@ -3,7 +3,10 @@
     konsilium task "Collect what my notes say about n8n into a summary note"    (asks y/n before any effect)
     konsilium task "…" --approve            every action approved in advance
     konsilium task "…" --json               stops at the first action to approve and prints it with the task id
-    konsilium task approve ID | reject ID | cancel ID | show ID
+    konsilium task approve ID | reject ID | cancel ID | show ID | resume ID
+
+A task whose process died (a killed server) shows as `interrupted`; `konsilium task resume ID` goes on from its
+last saved step.
 
 A running konsilium server does the work (`/v1/tasks`, the model is loaded once there); without one the model is
 loaded here. Either way the task, its steps and its model calls are kept in the conversation log.
@@ -20,7 +23,7 @@ import typer
 
 from .output import HomeOption, JsonOption, LocalOption, err, fail, home_from, out, print_json, user_errors
 
-ACTIONS = ("approve", "reject", "cancel", "show")
+ACTIONS = ("approve", "reject", "cancel", "show", "resume")
 POLL_S = 0.25  # how often a running task is looked at
 
 
@@ -28,7 +31,7 @@ def task(
     ctx: typer.Context,
     words: Annotated[
         list[str],
-        typer.Argument(help="The task, or: approve ID, reject ID, cancel ID, show ID."),
+        typer.Argument(help="The task, or: approve ID, reject ID, cancel ID, show ID, resume ID."),
     ],
     approve: Annotated[bool, typer.Option("--approve", help="Approve every action with effects in advance.")] = False,
     max_steps: Annotated[
@@ -50,7 +53,9 @@ def task(
             return _show(tasks.show(words[1]), as_json)
         if action == "cancel":
             return _show(tasks.cancel(words[1]), as_json)
-        if action in ("approve", "reject"):
+        if action == "resume":
+            view = _follow(tasks, tasks.resume(words[1]), as_json)
+        elif action in ("approve", "reject"):
             view = _follow(tasks, tasks.approve(words[1], action == "approve"), as_json)
         else:
             view = _follow(tasks, tasks.start(goal, approve, max_steps), as_json)
@@ -115,6 +120,8 @@ def _show(view: dict, as_json: bool) -> None:
         out.print(view["report"], highlight=False, markup=False)
         return
     out.print(f"task {view['id']} is {view['status']}: {view.get('error') or ''}", highlight=False, markup=False)
+    if view["status"] == "interrupted":
+        out.print(f"  konsilium task resume {view['id']}", highlight=False, markup=False)
     if view["status"] == "failed":
         raise typer.Exit(1)
 
@@ -157,6 +164,9 @@ class RemoteTasks:
     def cancel(self, task_id: str) -> dict:
         return self._call("POST", f"/tasks/{task_id}/cancel", {})
 
+    def resume(self, task_id: str) -> dict:
+        return self._call("POST", f"/tasks/{task_id}/resume", {})
+
     def show(self, task_id: str) -> dict:
         return self._call("GET", f"/tasks/{task_id}")
 
@@ -195,6 +205,7 @@ class LocalTasks:
             from ..memory import ConversationLog
 
             self._plain = TaskStore(ConversationLog.open_home(self.home))
+            self._plain.mark_interrupted()  # as the runner does: a task whose process died is not running
         return self._plain
 
     def start(self, goal: str, approve: bool, max_steps: int | None) -> dict:
@@ -203,6 +214,9 @@ class LocalTasks:
 
     def approve(self, task_id: str, approved: bool) -> dict:
         return self._go_on(self.runner.approve(task_id, approved))
+
+    def resume(self, task_id: str) -> dict:
+        return self._go_on(self.runner.resume(task_id))
 
     def _go_on(self, task) -> dict:
         """Run the task on in a thread of this process, as a server would; the caller polls `show`."""

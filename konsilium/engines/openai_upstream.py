@@ -9,10 +9,15 @@ the pipeline reads like any local model's, so one reader serves every engine. Th
 its context, say) comes back as ValueError, which the server answers with a 400; any other failure is an
 `UpstreamError` naming the URL and the status.
 
+A thinking budget holds here too (`pipeline.thinking.Budgeted` over the stream, whether the reasoning comes as
+`reasoning_content` or inline `<think>` text): past it the stream is closed and `continue_chat` asks for the answer
+after the cut reasoning and `</think>`, as vLLM's `continue_final_message`.
+
 Several base URLs are replicas of one model (`upstream_replicas`). Where the upstream loads adapters at run time
 (vLLM with runtime LoRA updating, or another konsilium), the engine declares PATHS like the vllm engine: a role's
 adapter folder (a stacked role's written folder) is loaded into the replica that answers, on first use
-(`upstream_adapters`); otherwise an adapter names an upstream model (UPSTREAM_MODELS).
+(`upstream_adapters`); otherwise an adapter names an upstream model (UPSTREAM_MODELS). A replica that fails
+before a request's first word is skipped and the request goes to another (`_Relay` for streams).
 """
 
 from __future__ import annotations
@@ -226,9 +231,7 @@ class OpenAIUpstreamEngine:
                 model=model, prompt=prompt, stream=True, stream_options={"include_usage": True}, **_sampling(params)
             )
 
-        events, replica, done = self._on_replica(adapter, start, streaming=True)
-        errors = partial(self._errors, replica)
-        return _Relay(events, lambda choice: choice.text, self.count_tokens(prompt), errors, done)
+        return _Relay(self, adapter, start, lambda: (lambda choice: choice.text, str), self.count_tokens(prompt))
 
     def stream_chat(
         self,
@@ -237,7 +240,27 @@ class OpenAIUpstreamEngine:
         adapter: AdapterRequest | None = None,
         tools: list[dict] | None = None,
     ) -> Iterator[GenerationChunk]:
+        return self._stream_chat(messages, params, adapter, tools)
+
+    def continue_chat(
+        self,
+        messages: list[dict],
+        said: str,
+        params: SamplingParams,
+        adapter: AdapterRequest | None = None,
+        tools: list[dict] | None = None,
+    ) -> Iterator[GenerationChunk]:
+        """The answer to `messages` continued from `said` (a thinking budget's cut reasoning and `</think>`): sent
+        as the assistant's unfinished message with vLLM's `continue_final_message`. What comes is the answer, even
+        where the upstream's reasoning parser calls it reasoning (it finds no `</think>` in the continuation)."""
+        return self._stream_chat(messages, params, adapter, tools, _as_rendered(said))
+
+    def _stream_chat(self, messages, params, adapter, tools, continuing: str | None = None):
         extras = self._chat_extras(params)
+        if continuing is not None:
+            messages = [*messages, {"role": "assistant", "content": continuing}]
+            body = extras.setdefault("extra_body", {})
+            body.update(continue_final_message=True, add_generation_prompt=False)
 
         def start(client, model):
             return client.chat.completions.create(
@@ -250,10 +273,11 @@ class OpenAIUpstreamEngine:
                 **extras,
             )
 
-        events, replica, done = self._on_replica(adapter, start, streaming=True)
-        calls = _CallsAsText()
-        tokens = self.count_chat_tokens(messages, tools)
-        return _Relay(events, calls.text_of, tokens, partial(self._errors, replica), done, calls.close)
+        def reader():  # fresh per attempt: a retry starts the hermes text anew
+            calls = _CallsAsText(reasoning_is_answer=continuing is not None)
+            return calls.text_of, calls.close
+
+        return _Relay(self, adapter, start, reader, self.count_chat_tokens(messages, tools))
 
     def _chat_extras(self, params: SamplingParams | None = None) -> dict:
         """A konsilium upstream would ground and cite the answer a second time: our prompt already carries the
@@ -290,11 +314,14 @@ class OpenAIUpstreamEngine:
             raise ValueError(f"the upstream at {self.base_url} does not load adapters at run time ({self.lora_reason})")
         return self.adapters
 
-    def _on_replica(self, adapter: AdapterRequest | None, call: Callable, streaming: bool = False):
+    def _on_replica(
+        self, adapter: AdapterRequest | None, call: Callable, streaming: bool = False, tried: set | None = None
+    ):
         """`call(client, model)` on the least-loaded healthy replica, with the adapter loaded there; an unreachable
         replica (or one answering 502/503/504) is marked down and the next one tried. Streaming: (events, replica,
-        done), where `done` ends the request's claim on the replica and its adapter."""
-        tried: set[Replica] = set()
+        done), where `done` ends the request's claim on the replica and its adapter. `tried`: replicas to skip (a
+        stream's earlier attempts), added to as replicas fail."""
+        tried = set() if tried is None else tried
         while True:
             replica = self.pool.pick(tried)
             claim = [None]  # the adapter name this request holds on the replica, once loaded there
@@ -303,10 +330,8 @@ class OpenAIUpstreamEngine:
                     result = self._attempt(replica, adapter, call, claim)
             except UpstreamError as exc:
                 self._end(replica, claim[0])
-                if exc.status is None and not isinstance(exc, _Inconclusive) or exc.status in DOWN_STATUSES:
-                    self.pool.failed(replica, str(exc))
-                    if self.adapters is not None:
-                        self.adapters.forget_all(replica)  # if it comes back, it was restarted: it holds none
+                if replica_down(exc):
+                    self.replica_failed(replica, str(exc))
                     tried.add(replica)
                     if len(tried) < len(self.pool.replicas):
                         continue
@@ -319,6 +344,11 @@ class OpenAIUpstreamEngine:
                 return result, replica, _once(partial(self._end, replica, claim[0]))
             self._end(replica, claim[0])
             return result
+
+    def replica_failed(self, replica: Replica, reason: str) -> None:
+        self.pool.failed(replica, reason)
+        if self.adapters is not None:
+            self.adapters.forget_all(replica)  # if it comes back, it was restarted: it holds none
 
     def _attempt(self, replica: Replica, adapter: AdapterRequest | None, call: Callable, claim: list):
         """One try on one replica. A 404 for an adapter we had loaded there (the upstream restarted and lost it)
@@ -355,6 +385,11 @@ class OpenAIUpstreamEngine:
 class _Inconclusive(UpstreamError):
     """A failure that does not mark the replica down (a timeout: the request may just be long; an error event
     inside a stream)."""
+
+
+def replica_down(exc: UpstreamError) -> bool:
+    """The replica is gone or refuses work (unreachable, a broken connection, 502/503/504): another may answer."""
+    return exc.status is None and not isinstance(exc, _Inconclusive) or exc.status in DOWN_STATUSES
 
 
 class _Unreachable(Exception):
@@ -407,21 +442,27 @@ class _Relay:
 
     The chunk carrying the finish reason is held back until the stream ends, so that it can carry the usage
     event that follows it (`include_usage`); servers that send no usage get estimated counts instead.
+
+    A replica that breaks the stream (its connection lost, or the stream ending without a finish reason) before
+    any text came is marked down and the request starts once more on another replica: the client saw nothing. Once
+    text went out a second start would repeat it, so the break ends the answer with an UpstreamError saying so
+    (the server reports it in-band): never a silent truncation.
     """
 
     def __init__(
         self,
-        events: openai.Stream,
-        text_of: Callable,
+        engine: OpenAIUpstreamEngine,
+        adapter: AdapterRequest | None,
+        start: Callable,
+        reader: Callable[[], tuple[Callable, Callable[[], str]]],
         prompt_tokens: int,
-        errors: Callable,
-        done: Callable[[], None],
-        closing: Callable[[], str] = str,
     ):
-        self._events = events
-        self._done = done  # ends the request's claim on its replica (and adapter): once, at the end or on close
-        self._closing = closing  # text that ends what the events left open (a tool call's closing tag)
-        self._chunks = self._relay(text_of, prompt_tokens, errors)
+        self._engine, self._adapter, self._start, self._reader = engine, adapter, start, reader
+        self._tried: set[Replica] = set()
+        self._closed = False
+        # The first attempt opens here, so that a refusal (400, no replica up) reaches the caller at the call.
+        self._events, self._replica, self._done = engine._on_replica(adapter, start, True, self._tried)
+        self._chunks = self._relay(prompt_tokens)
 
     def __iter__(self) -> _Relay:
         return self
@@ -433,6 +474,7 @@ class _Relay:
         """Safe from any thread (a cancellation closes streams that other threads are reading): the HTTP stream
         first, which ends a read in progress; the generator only when no thread is inside it (its reader then
         finishes on the closed stream and closes it in turn)."""
+        self._closed = True
         self._events.close()
         try:
             self._chunks.close()
@@ -440,27 +482,57 @@ class _Relay:
             pass
         self._done()
 
-    def _relay(self, text_of: Callable, prompt_tokens: int, errors: Callable) -> Iterator[GenerationChunk]:
-        completion_tokens, finish, usage, tail = 0, None, None, []
-        try:
-            with errors():
-                for event in self._events:
-                    usage = event.usage or usage
-                    if not event.choices:
-                        continue
-                    choice = event.choices[0]
-                    text = text_of(choice) or ""
-                    completion_tokens += 1 if text else 0  # one token per event, until the usage says better
-                    finish = finish or choice.finish_reason
-                    if finish:
-                        tail.append(text)
-                    elif text:
-                        yield GenerationChunk(text, None, prompt_tokens, completion_tokens)
-        finally:
-            self._done()
+    def _relay(self, prompt_tokens: int) -> Iterator[GenerationChunk]:
+        retries = 1
+        while True:
+            completion_tokens, finish, usage, tail = 0, None, None, []
+            text_of, closing = self._reader()
+            try:
+                with self._engine._errors(self._replica):
+                    for event in self._events:
+                        usage = event.usage or usage
+                        if not event.choices:
+                            continue
+                        choice = event.choices[0]
+                        text = text_of(choice) or ""
+                        completion_tokens += 1 if text else 0  # one token per event, until the usage says better
+                        finish = finish or choice.finish_reason
+                        if finish:
+                            tail.append(text)
+                        elif text:
+                            yield GenerationChunk(text, None, prompt_tokens, completion_tokens)
+                if finish is None and not self._closed:
+                    raise UpstreamError(f"the upstream at {self._replica.url} ended its stream without a finish reason")
+                break
+            except UpstreamError as exc:
+                if self._closed:  # our own close broke the read: nothing to report, nobody is waiting
+                    return
+                if finish is not None and replica_down(exc):  # the answer was whole; only the usage is missing
+                    break
+                if not replica_down(exc):
+                    raise
+                self._engine.replica_failed(self._replica, str(exc))
+                if completion_tokens:
+                    raise UpstreamError(
+                        f"the answer is incomplete: the upstream at {self._replica.url} broke off after "
+                        f"{completion_tokens} tokens ({exc})"
+                    ) from exc
+                self._tried.add(self._replica)
+                if not retries or len(self._tried) >= len(self._engine.pool.replicas):
+                    raise
+            finally:
+                self._done()
+            retries -= 1
+            self._events, self._replica, self._done = self._engine._on_replica(
+                self._adapter, self._start, True, self._tried
+            )
+            if self._closed:  # closed from another thread while the new attempt started: it has no reader
+                self._events.close()
+                self._done()
+                return
         if usage is not None:
             prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        yield GenerationChunk("".join(tail) + self._closing(), _finish(finish), prompt_tokens, completion_tokens)
+        yield GenerationChunk("".join(tail) + closing(), _finish(finish), prompt_tokens, completion_tokens)
 
 
 def _sampling(params: SamplingParams) -> dict:
@@ -492,6 +564,16 @@ def _structured(params: SamplingParams, tools: list[dict] | None) -> dict:
     return kwargs
 
 
+def _as_rendered(said: str) -> str:
+    """A closed reasoning block spaced as Qwen3-style templates render it (`<think>\n…\n</think>\n\n`): the
+    upstream looks for the final message in its rendered prompt to continue it, so it must come out unchanged."""
+    block, closed, rest = said.partition("</think>")
+    if not closed:
+        return said
+    reasoning = block.split("<think>", 1)[-1].strip("\n")
+    return f"<think>\n{reasoning}\n</think>\n\n{rest.lstrip(chr(10))}"
+
+
 def _call_text(name: str, arguments: str | None) -> str:
     """An upstream's tool call as the hermes text our reader takes (its arguments text kept exactly)."""
     return f'<tool_call>\n{{"name": {json.dumps(name)}, "arguments": {arguments or "{}"}}}\n</tool_call>'
@@ -500,7 +582,8 @@ def _call_text(name: str, arguments: str | None) -> str:
 class _CallsAsText:
     """A stream's tool-call deltas (id and name first, then argument pieces) as hermes text, piece by piece."""
 
-    def __init__(self):
+    def __init__(self, reasoning_is_answer: bool = False):
+        self._reasoning_is_answer = reasoning_is_answer  # a continued answer: its reasoning block is closed already
         self._open: int | None = None  # the index of the call being written
         self._arguments = False  # whether it got any argument text
         self._thinking = False  # inside the upstream's reasoning, which we write back as a <think> block
@@ -508,7 +591,9 @@ class _CallsAsText:
     def text_of(self, choice) -> str:
         reasoning = _reasoning_of(choice.delta)
         parts = []
-        if reasoning:
+        if reasoning and self._reasoning_is_answer:
+            parts.append(reasoning)
+        elif reasoning:
             parts.append(reasoning if self._thinking else "<think>" + reasoning)
             self._thinking = True
         if self._thinking and (choice.delta.content or choice.delta.tool_calls):

@@ -403,16 +403,20 @@ class TurnPipeline:
 
     def _budgeted(self, turn: Turn, tokens):
         """A thinking budget: after that many reasoning tokens the block is closed and the answer continues from
-        the prompt, the reasoning and `</think>` (engines that render their own prompt; an upstream ignores it)."""
+        the reasoning and `</think>`: after the prompt (engines that render their own), or as the assistant's
+        message to continue (an upstream's `continue_chat`)."""
         params = turn.params
         render = getattr(self.engine, "render_chat_prompt", None)
-        if params.thinking_budget is None or params.thinking is False or render is None:
+        continue_chat = getattr(self.engine, "continue_chat", None)
+        if params.thinking_budget is None or params.thinking is False or (render is None and continue_chat is None):
             return tokens
-        prompt = render(turn.messages, params, turn.request.tools)
+        prompt = render(turn.messages, params, turn.request.tools) if render is not None else None
 
         def restart(said: str, used: int):  # the answer gets what is left of max_tokens
             left = max(1, params.max_tokens - used) if params.max_tokens else None
             rest = replace(params, thinking_budget=None, max_tokens=left)
+            if prompt is None:
+                return continue_chat(turn.messages, said, rest, turn.adapter, turn.request.tools)
             return self.engine.stream(prompt + said, rest, turn.adapter)
 
         return Budgeted(tokens, params.thinking_budget, self.engine.count_tokens, restart, turn.thinking_open)

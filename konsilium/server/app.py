@@ -135,7 +135,7 @@ def create_app(
 
     app.include_router(memories_router(pipeline))
     app.include_router(exchanges_router(pipeline))
-    app.include_router(tasks_router(pipeline))
+    app.include_router(tasks_router(pipeline, limits))
     app.include_router(ui_router(pipeline))
     mount_ui(app)
 

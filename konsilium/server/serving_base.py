@@ -76,6 +76,18 @@ class ServingLimits:
         server = server if server is not None else ServerSection()
         return cls(server.request_timeout_s, server.max_pending_requests)
 
+    def admit(self, what: str = "") -> Cancellation:
+        """A cancellation for new work (a turn, or a task's run), counted in flight; refused past `max_pending`
+        (429, try again soon). `what`: the work refused, for the message."""
+        if len(self.in_flight) >= self.max_pending:
+            raise ServerBusyError(
+                f"the server is answering {len(self.in_flight)} requests and tasks (server.max_pending_requests); "
+                f"{what or 'try again'} shortly"
+            )
+        cancel = Cancellation()
+        self.in_flight.add(cancel)
+        return cancel
+
 
 class OpenAIServing:
     def __init__(self, pipeline: TurnPipeline, limits: ServingLimits | None = None):
@@ -85,15 +97,7 @@ class OpenAIServing:
     # --- one turn's life: admitted, limited in time, stopped when its client goes away --------------------------
 
     def admit(self) -> Cancellation:
-        """A cancellation for a new turn, counted in flight; refused past `max_pending` (429, try again soon)."""
-        in_flight = self.limits.in_flight
-        if len(in_flight) >= self.limits.max_pending:
-            raise ServerBusyError(
-                f"the server is answering {len(in_flight)} requests (server.max_pending_requests); try again shortly"
-            )
-        cancel = Cancellation()
-        in_flight.add(cancel)
-        return cancel
+        return self.limits.admit()
 
     def release(self, cancel: Cancellation, deadline=None) -> None:
         if deadline is not None:

@@ -5,10 +5,14 @@
     GET  /v1/tasks/{id}           status (running, awaiting_approval, done, failed, cancelled), plan, steps,
                                   pending action, result and the report with [[wikilinks]]
     POST /v1/tasks/{id}/approve   {"approve": true} runs the pending action, false declines it; the task goes on
-    POST /v1/tasks/{id}/cancel       {}
+    POST /v1/tasks/{id}/cancel    {}
+    POST /v1/tasks/{id}/resume    {"wait"?: false} an `interrupted` task (its process died) goes on from its last
+                                  saved step
 
 A task runs in a thread of its own: a start answers at once with status `running` (poll it), or with `wait: true`
-once the task is done or waits for approval. `approve: true` at the start approves every action in advance.
+once the task is done or waits for approval. `approve: true` at the start approves every action in advance. A
+running task counts against `server.max_pending_requests` like a request: past it, a start, approval or resume is
+a 429 (the task is kept, not run: approve or resume it again later).
 
 A chat completion may also use the council's tools: `konsilium: {"tools": "builtin"}` runs the conversation as a
 task with the read-only tools (search, read, memories, workers without `confirm`) and answers with its report. It
@@ -27,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import RequestError, UpstreamError
 from .errors import APIError
 from .protocol import AssistantMessage, ChatCompletionChoice, ChatCompletionResponse
-from .serving_base import dump, usage
+from .serving_base import ServingLimits, dump, usage
 
 _RUNNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline -> its TaskRunner
 _RUNNERS_LOCK = threading.Lock()
@@ -59,18 +63,47 @@ class ApproveBody(BaseModel):
     wait: bool = False
 
 
-def tasks_router(pipeline) -> APIRouter:
+class ResumeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    wait: bool = False
+
+
+def tasks_router(pipeline, limits: ServingLimits | None = None) -> APIRouter:
     router = APIRouter()
+    limits = limits or ServingLimits.from_config()
 
     def runner():
         return runner_for(pipeline)
 
-    async def go_on(task, wait: bool) -> dict:
-        """Run the task on: to its next stop (wait), or in the background."""
+    async def go_on(prepare, wait: bool, conflict: bool = True) -> dict:
+        """`prepare()` (in a thread) gives the task, then run on: to its next stop (wait), or in the background.
+        A run holds an in-flight slot, taken before `prepare` (a full server refuses before anything changes) and
+        held until the run stops. `conflict`: `prepare`'s RequestError is a 409 (the task's state forbids it)."""
         tasks = runner()
+        cancel = limits.admit("start, approve or resume the task again")
+        try:
+            task = await anyio.to_thread.run_sync(prepare)
+        except RequestError as exc:
+            limits.in_flight.discard(cancel)
+            if conflict:
+                raise APIError(409, str(exc), exc.code, "task_id") from exc
+            raise
+        except BaseException:
+            limits.in_flight.discard(cancel)
+            raise
+        if task.status != "running":
+            limits.in_flight.discard(cancel)
+            return view(task)
+
+        def work():
+            try:
+                return tasks.run(task.id, cancel)
+            finally:
+                limits.in_flight.discard(cancel)
+
         if wait:
-            return view(await anyio.to_thread.run_sync(tasks.run, task.id))
-        threading.Thread(target=tasks.run, args=(task.id,), daemon=True, name=f"task-{task.id}").start()
+            return view(await anyio.to_thread.run_sync(work))
+        threading.Thread(target=work, daemon=True, name=f"task-{task.id}").start()
         return view(task)
 
     def existing(task_id: str):
@@ -84,10 +117,11 @@ def tasks_router(pipeline) -> APIRouter:
         tasks = runner()
         if body.model is not None:
             pipeline.roles.resolve(body.model)  # an unknown model id is a 404 now, not a failed task later
-        task = await anyio.to_thread.run_sync(
-            lambda: tasks.create(body.input, body.model, body.approve, body.max_steps, body.max_seconds, "api")
-        )
-        return await go_on(task, body.wait)
+
+        def create():
+            return tasks.create(body.input, body.model, body.approve, body.max_steps, body.max_seconds, "api")
+
+        return await go_on(create, body.wait, conflict=False)
 
     @router.get("/v1/tasks")
     async def listing():
@@ -102,13 +136,13 @@ def tasks_router(pipeline) -> APIRouter:
     async def approve(task_id: str, body: ApproveBody | None = None):
         body = body or ApproveBody()
         task = await anyio.to_thread.run_sync(existing, task_id)
-        try:
-            task = await anyio.to_thread.run_sync(runner().approve, task.id, body.approve)
-        except RequestError as exc:
-            raise APIError(409, str(exc), exc.code, "task_id") from exc
-        if task.status == "running":
-            return await go_on(task, body.wait)
-        return view(task)
+        return await go_on(lambda: runner().approve(task.id, body.approve), body.wait)
+
+    @router.post("/v1/tasks/{task_id}/resume")
+    async def resume(task_id: str, body: ResumeBody | None = None):
+        body = body or ResumeBody()
+        task = await anyio.to_thread.run_sync(existing, task_id)
+        return await go_on(lambda: runner().resume(task.id), body.wait)
 
     @router.post("/v1/tasks/{task_id}/cancel")
     async def cancel(task_id: str):
@@ -159,9 +193,13 @@ async def builtin_tools_answer(serving, request, http_request):
 
     def work():
         task = tasks.create(goal, request.model, client=request.user or "chat", conversation=messages)
-        return tasks.run(task.id)
+        return tasks.run(task.id, cancel)
 
-    task = await anyio.to_thread.run_sync(work)
+    cancel = serving.admit()  # the task's model calls count against the server's limit like the request they answer
+    try:
+        task = await anyio.to_thread.run_sync(work)
+    finally:
+        serving.release(cancel)
     if task.status != "done":
         raise UpstreamError(f"the council's task {task.id} {task.status}: {task.error or 'no answer'}")
     counts = [serving.pipeline.log.get(s["exchange"]) for s in task.steps if s.get("exchange")]

@@ -46,8 +46,8 @@ class ThinkingFake(FakeEngine):
             return FakeStream(self, self._answer("prompt", prompt, None, ["after", "budget"], params, adapter))
         return super().stream(prompt, params, adapter)
 
-    def _answer(self, kind, prompt, messages, words, params, adapter, tools=None, raw=False):
-        answer = super()._answer(kind, prompt, messages, words, params, adapter, tools, raw)
+    def _answer(self, kind, prompt, messages, words, params, adapter, tools=None, raw=False, **rest):
+        answer = super()._answer(kind, prompt, messages, words, params, adapter, tools, raw, **rest)
         if kind == "chat" and not raw and params.thinking is not False:
             answer.pieces[:0] = THOUGHT
             answer.record.text = "".join(answer.pieces)
@@ -285,3 +285,40 @@ def test_a_local_engine_hands_enable_thinking_to_the_chat_template():
     assert engine.tokenizer.kwargs["enable_thinking"] is False
     engine.render_chat_prompt(messages, SamplingParams())
     assert "enable_thinking" not in engine.tokenizer.kwargs  # unset: the template's own default
+
+
+@pytest.fixture(scope="module")
+def long_thinker():
+    """A konsilium upstream whose fake reasons for 300 words (it has no prompt of its own to continue from, so it
+    cannot hold a budget itself), and a front konsilium over it: (front client, upstream's engine)."""
+    engine = FakeEngine(thinking_words=300, chunk_delay_s=0.002)
+    with running_server(create_app(engine, model_id=MODEL)) as upstream:
+        front_engine = OpenAIUpstreamEngine(f"{upstream}/v1", MODEL, timeout_s=60)
+        with running_server(create_app(front_engine, model_id="front")) as url:
+            yield openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=60), engine
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_thinking_budget_holds_through_an_upstream_and_the_answer_follows(long_thinker, stream):
+    client, upstream = long_thinker
+    budget = {"konsilium": {"thinking_budget": 30}}
+    question = [{"role": "user", "content": "how far is the moon?"}]
+    closed_early = upstream.streams_closed_early
+    answer = client.chat.completions.create(model="front", messages=question, stream=stream, extra_body=budget)
+    if stream:
+        deltas = [c.choices[0].delta for c in answer if c.choices]
+        reasoning = "".join((d.model_extra or {}).get("reasoning_content") or "" for d in deltas)
+        content = "".join(d.content or "" for d in deltas)
+    else:
+        reasoning, content = (
+            answer.choices[0].message.model_extra["reasoning_content"],
+            answer.choices[0].message.content,
+        )
+    thought = reasoning.split()
+    assert thought == [f"t{i}" for i in range(len(thought))] and 3 < len(thought) <= 30  # cut, in order
+    assert content == "[base] notes=0 system=no | how far is the moon?"  # the answer came after the cut
+    assert upstream.streams_closed_early == closed_early + 1  # the long reasoning was not read to its end
+    continued = upstream.last.messages[-1]  # the answer was asked for after the cut reasoning, closed
+    assert continued["role"] == "assistant" and continued["content"].endswith(f"t{len(thought) - 1}\n</think>\n\n")
+    whole = client.chat.completions.create(model="front", messages=question, max_tokens=400)  # no budget: all of it
+    assert len(whole.choices[0].message.model_extra["reasoning_content"].split()) == 300
