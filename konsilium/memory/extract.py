@@ -47,6 +47,12 @@ _NAME_FIRST = re.compile(
     r"^(?P<intro>(?i:my\s+name\s+is|i\s+am|i'm|im|меня\s+зовут|я|это)\s+(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+))"
     r"\s*(?:,|\s[—–-])\s*(?P<rest>.+)$"
 )
+# What only says more about the name: "можно просто Петрович", "call me Sasha", "Ivanova by my husband".
+_ABOUT_THE_NAME = re.compile(
+    r"\b(?:можно|зови|зовите|call\s+me|just|просто|для\s+друзей|aka|a\.k\.a|отчеств|фамили|surname|full\s+name|"
+    r"полное\s+имя|nickname|прозвищ)",
+    re.IGNORECASE,
+)
 _NOT_NAMES = {"Tired", "Fine", "Good", "Sorry", "Ready", "Back", "Here", "Not", "So", "Very", "Just", "Going", "Also"}
 _AGE = re.compile(r"\b(?:i am|i'm|мне)\s+(?P<age>\d{1,2})(?:\s*(?:years|y/?o|год|года|лет))?\b", re.IGNORECASE)
 _RELATION_EN = re.compile(
@@ -339,10 +345,15 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
     intro = _NAME_FIRST.match(sentence)
     if intro and _is_name(intro.group("name")) and intro.group("name") not in _NOT_NAMES:
         rest = intro.group("rest").strip()
+        age = re.match(r"(\d{1,2})(?:\s*(?:years|y/?o|год|года|лет))?\s*(?:,|\s[—–-])\s*", rest)
+        if age:  # "я настя, 27, медсестра": the age goes with the name
+            intro_text, rest = f"{intro.group('intro')}, {age.group(1)}", rest[age.end() :]
+        else:
+            intro_text = intro.group("intro")
         # "я настя, 27, медсестра в областной, отделение кардиологии": the pinned name alone, the job its own memory
         # that a transfer can replace; "меня зовут Геннадий Петрович, можно просто Петрович" stays one
-        if _mentions_concept(_stems(rest)) and len(words(rest)) >= MIN_WORDS:
-            out.append(Statement(_tidy(intro.group("intro")), USER, "identity", "name", False, explicit))
+        if len(words(rest)) >= MIN_WORDS and not _ABOUT_THE_NAME.search(rest):
+            out.append(Statement(_tidy(intro_text), USER, "identity", "name", False, explicit))
             found = (_statement(clause, explicit, inherits_person=True) for clause in _clauses(rest))
             return out + [statement for statement in found if statement is not None]
     clauses = _clauses(sentence)
