@@ -763,7 +763,8 @@ def replaces_something(text: str) -> bool:
     stems = _stems(text)
     if not (_says_change(stems) or _matches(stems, lx.READ_CHANGE_WORDS)):
         return False
-    tokens = set(words(text))
+    # "Also the deadline got pushed to March 28": a connective opening the statement adds nothing to the subject
+    tokens = set(words(_OPENERS.sub("", text)))
     adds = bool(tokens & lx.ADDITION_WORDS) or "as well" in text.lower()
     return not adds or _says_replaced(tokens, stems)
 

@@ -138,7 +138,7 @@ UPDATE_WORDS = frozenset({
 # value ("bought a Brompton", "finally 1520"): when writing, they would let unrelated news replace old facts.
 READ_CHANGE_WORDS = frozenset({
     "bought", "купил", "взял", "final", "ditch", "swap", "instal", "установ", "подключ", "перевел", "избав", "rid",
-    "расста", "наконец",
+    "расста", "наконец", "actual", "оказыва",
 })
 # A change that adds ("Now I also swim") rather than replaces, unless it says it replaces ("also … instead").
 ADDITION_WORDS = frozenset({"also", "too", "тоже", "также"})

@@ -76,7 +76,7 @@ def person(about: str) -> Person | None:
         found = _relation(word.lower())
         if found and relation is None:
             relation = found
-        elif word[:1].isupper():
+        elif word[:1].isupper() or relation is not None and name is None:  # "roommate karl": a name written small
             name = latin(word)
     if relation is None and name is None:
         name = latin(about.split()[0])

@@ -239,7 +239,7 @@ def _change_cosine(older: Memory, newer: Memory, both_answer: bool = False) -> f
         return float("inf")  # two subjects the extractor told apart: a GPU upgrade leaves the laptop's RAM alone
     if older.key and older.key == newer.key and (key_is_exclusive(older.key) or replaces_explicitly(newer.text)):
         return READ_CHANGE_COSINE_SAME_KEY  # "Пью лизиноприл" → "сменила мне препарат — теперь амлодипин 5 мг"
-    names = [{latin(w) for w in _CAPITALIZED.findall(m.text)} for m in (older, newer)]
+    names = [_people_named(m) for m in (older, newer)]
     if older.about != USER or any(same_name(a, b) for a in names[0] for b in names[1]):
         # a name shared makes both answer a question naming them: they must share something else to be one subject
         shared = {t for t in set(analyze(older.text)) & set(analyze(newer.text)) if len(t) >= 4}
@@ -248,6 +248,19 @@ def _change_cosine(older: Memory, newer: Memory, both_answer: bool = False) -> f
     if both_answer:
         return READ_CHANGE_COSINE_BOTH_ANSWER  # the question itself says they are one subject
     return READ_CHANGE_COSINE_KEYED if older.key and not newer.key else READ_CHANGE_COSINE
+
+
+def _people_named(memory: Memory) -> set[str]:
+    """The people a memory names, in Latin letters: given names and whom it is about; not any capitalized word
+    ("Mbps", "Starlink", the first word of a sentence)."""
+    from . import lexicon as lx
+    from .people import latin, person
+
+    whose = person(memory.about)
+    named = {
+        latin(w) for w in _CAPITALIZED.findall(memory.text) if {w.lower(), w.lower().replace("ё", "е")} & lx.GIVEN_NAMES
+    }
+    return named | ({whose.name} if whose is not None and whose.name else set())
 
 
 def previous_user_text(messages: list[dict]) -> str:
