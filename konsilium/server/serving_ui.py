@@ -2,11 +2,12 @@
 
 What the server is (`info`: roles with their adapters, weights, scope and version; memory, log, collections),
 the conversation log as a list of conversations (search, continue one), a note and its passages for a source's
-preview with its Obsidian link, the index's status and a re-index with progress, the search playground (BM25, dense
-and hybrid side by side), the planner on a posted config.json, and pinning an adapter on the device. Everything
-reuses the CLI's functions (memory.log, index, plan) and reads the index only through the ChunkStore
-protocol (LanceDB or Qdrant alike); what touches SQLite, a store or an embedder runs in a worker
-thread. These sit under `/v1`, so the API key guards them as it guards the rest of the API.
+preview with its Obsidian link, the note a wikilink names (as Obsidian resolves it), the index's status and a
+re-index with progress, the search playground (BM25, dense and hybrid side by side), the planner on a posted
+config.json, and pinning an adapter on the device. Everything reuses the CLI's functions (memory.log, index,
+plan) and reads the index only through the ChunkStore protocol (LanceDB or Qdrant alike); what touches SQLite,
+a store or an embedder runs in a worker thread. These sit under `/v1`, so the API key guards them as it guards
+the rest of the API.
 """
 
 from __future__ import annotations
@@ -239,6 +240,11 @@ def ui_router(pipeline) -> APIRouter:
         name = collection_of(collection)
         return await call(_note_preview, knowledge(), name, note)
 
+    @router.get("/v1/ui/notes/resolve")
+    async def resolve(link: str = Query(min_length=1, max_length=2000), collection: str | None = None):
+        name = collection_of(collection)
+        return await call(_resolve_link, knowledge(), name, link)
+
     @router.post("/v1/ui/search")
     async def search(body: SearchBody):
         known, name = knowledge(), collection_of(body.collection)
@@ -347,6 +353,19 @@ def _note_preview(knowledge, collection: str, note: str) -> dict:
         "text": text,
         "truncated": len(text) >= PREVIEW_CHARS,
     }
+
+
+def _resolve_link(knowledge, collection: str, link: str) -> dict:
+    """The note a wikilink names (`[[target#heading|alias]]` or its bare target) and every note it could name."""
+    from ..vault.markdown import parse_link
+
+    parsed = parse_link(link)
+    target = parsed.target if parsed else ""
+    found = knowledge.retriever(collection).store.resolve_link(target) if target else []
+    if not found:
+        raise APIError(404, f"no note {target or link!r} in collection {collection!r}", "note_not_found", "link")
+    candidates = [{"note": r.note, "note_key": r.note_key, "title": r.title} for r in found]
+    return {"link": target, "collection": collection, **candidates[0], "candidates": candidates}
 
 
 def _plan(body: PlanBody) -> dict:
