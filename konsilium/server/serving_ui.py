@@ -1,18 +1,17 @@
 """`/v1/ui/*`: the small JSON endpoints the web UI's pages need beside the OpenAI API (server/ui/).
 
 What the server is (`info`: roles with their adapters, weights, scope and version; memory, log, collections),
-the conversation log as a list of conversations (search, continue one), a note and its passages for a source's
-preview with its Obsidian link, the note a wikilink names (as Obsidian resolves it), the index's status and a
-re-index with progress, the search playground (BM25, dense and hybrid side by side), the planner on a posted
-config.json, and pinning an adapter on the device. Everything reuses the CLI's functions (memory.log, index,
-plan) and reads the index only through the ChunkStore protocol (LanceDB or Qdrant alike); what touches SQLite,
-a store or an embedder runs in a worker thread. These sit under `/v1`, so the API key guards them as it guards
-the rest of the API.
+the conversation log as a list of conversations (search, continue one; each answer with its reasoning and
+sources), a note and its passages for a source's preview with its Obsidian link, the note a wikilink names (as
+Obsidian resolves it), the index's status and a re-index with progress, the search playground (BM25, dense and
+hybrid side by side), the planner on a posted config.json, and pinning an adapter on the device. Everything
+reuses the CLI's functions (memory.log, index, plan) and reads the index only through the ChunkStore protocol
+(LanceDB or Qdrant alike); what touches SQLite, a store or an embedder runs in a worker thread. These sit under
+`/v1`, so the API key guards them as it guards the rest of the API.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 import threading
@@ -25,6 +24,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import APIError
+from .ui_conversations import digest, earlier_answers
 
 PREVIEW_CHARS = 20_000  # of a note shown beside an answer: enough to read, bounded for a huge note
 SEARCH_MODES = ("bm25", "dense", "hybrid")
@@ -80,10 +80,6 @@ def conversation_summary(exchange) -> dict:
     }
 
 
-def _digest(messages: list) -> str:
-    return hashlib.sha1(json.dumps(messages, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
-
-
 def latest_turns(exchanges: list) -> list:
     """Newest first, without the exchanges that a newer one continues (its messages are theirs plus the answer):
     a conversation shows once, at its latest turn."""
@@ -91,11 +87,11 @@ def latest_turns(exchanges: list) -> list:
     kept = []
     for exchange in exchanges:
         messages = list(exchange.messages or [])
-        whole = _digest([*messages, {"role": "assistant", "content": exchange.response}])
+        whole = digest([*messages, {"role": "assistant", "content": exchange.response}])
         if whole not in continued:
             kept.append(exchange)
         if len(messages) >= 3 and messages[-2].get("role") == "assistant":
-            continued.add(_digest(messages[:-1]))
+            continued.add(digest(messages[:-1]))
     return kept
 
 
@@ -219,7 +215,8 @@ def ui_router(pipeline) -> APIRouter:
 
     @router.get("/v1/ui/conversations/{exchange_id}")
     async def conversation(exchange_id: str):
-        exchange = await call(conversation_log().get, exchange_id)
+        log = conversation_log()
+        exchange = await call(log.get, exchange_id)
         if exchange is None:
             raise APIError(404, f"no exchange {exchange_id!r} in the log", "exchange_not_found", "exchange_id")
         return {
@@ -233,6 +230,7 @@ def ui_router(pipeline) -> APIRouter:
             "sources": exchange.sources,
             "memories": exchange.memories,
             "status": exchange.status,
+            "answers": await call(earlier_answers, log, exchange),  # one per assistant message of `messages`
         }
 
     @router.get("/v1/ui/note")

@@ -1,12 +1,15 @@
 // Chat: streamed answers in Markdown, who answered (auto's choice shown, dual side by side), the model's reasoning
 // folded above its answer, each answer's sources (title, heading, the passage, an Obsidian link and a preview; the
 // answer's [[wikilinks]] to them open that preview, a link to any other note of the index opens its preview below the
-// answer) and memories, stop, and the conversation log.
+// answer) and memories, stop, and the conversation log (a logged conversation shows each answer with its own reasoning
+// and sources).
 import { api, events, fail, h, request, serverInfo, status, t, when } from "../core.js";
 import { findHeading, linkNotes } from "../links.js";
 import { render as markdown } from "../md.js";
 
-const state = { messages: [], controller: null, conversationId: null, notes: new Map(), search: "", offset: 0, listRequests: 0 };
+const state = {
+  messages: [], logged: new Map(), controller: null, conversationId: null, notes: new Map(), search: "", offset: 0, listRequests: 0,
+};
 let ui = null;
 
 export async function render(main) {
@@ -61,6 +64,7 @@ export function leave() { stopAnswer(); }
 function newChat() {
   stopAnswer();
   state.messages = [];
+  state.logged = new Map();
   state.conversationId = null;
   showThread();
   markCurrent();
@@ -101,8 +105,14 @@ async function openConversation(id) {
   stopAnswer();
   try {
     const exchange = await api(`/v1/ui/conversations/${encodeURIComponent(id)}`);
-    state.messages = exchange.messages.filter((m) => m.role === "user" || m.role === "assistant")
-      .map((m) => ({ role: m.role, content: typeof m.content === "string" ? m.content : (m.content || []).map((p) => p.text || "").join("") }));
+    const answers = [...(exchange.answers || [])]; // what the log kept of each earlier answer (null: not found)
+    state.messages = [];
+    state.logged = new Map();
+    for (const m of exchange.messages) {
+      if (m.role !== "user" && m.role !== "assistant") continue;
+      if (m.role === "assistant") state.logged.set(state.messages.length, answers.shift() || null);
+      state.messages.push({ role: m.role, content: typeof m.content === "string" ? m.content : (m.content || []).map((p) => p.text || "").join("") });
+    }
     state.conversationId = id;
     showThread();
     showEarlier(state.messages.length);
@@ -123,10 +133,14 @@ const BATCH = 100;
 function showEarlier(end) {
   const start = Math.max(0, end - BATCH);
   const batch = document.createDocumentFragment();
-  for (const message of state.messages.slice(start, end)) {
-    if (message.role === "user") addUser(message.content, batch);
-    else addAnswer(null, "", batch).finish(message.content);
-  }
+  state.messages.slice(start, end).forEach((message, offset) => {
+    if (message.role === "user") { addUser(message.content, batch); return; }
+    const logged = state.logged.get(start + offset);
+    const answer = addAnswer(logged ? { id: logged.role, label: "" } : null, "", batch);
+    answer.think(logged?.reasoning || "");
+    answer.finish(message.content);
+    answer.showSources(logged?.sources || []); // not in the log: its links are looked up by name
+  });
   const button = ui.messages.querySelector(".earlier");
   if (button) button.remove();
   ui.messages.prepend(batch);
@@ -162,7 +176,7 @@ function addAnswer(role = null, model = "", parent = ui.messages) {
   let text = "";
   let scheduled = false;
   let done = false; // wikilinks are resolved once the answer is whole and its sources are known
-  let sources = null; // null: not known (an earlier answer of a logged conversation), its links stay as they are
+  let sources = null; // null: not known yet (a stopped answer never learns them): its links stay as they are
   let openSource = () => false; // shows a source's preview; false: the note is not a source
   const paint = () => {
     scheduled = false;
