@@ -477,6 +477,13 @@ class LanceStore:
         rows.sort(key=lambda row: row["vault"])  # the same vault wins every time, and in every store
         return NoteRecord(**{k: rows[0][k] for k in NoteRecord.__dataclass_fields__}) if rows else None
 
+    def resolve_link(self, link: str) -> list[NoteRecord]:
+        from .link_targets import rank_link_targets
+
+        columns = [name for name in NoteRecord.__dataclass_fields__ if name != "links"]  # links: the bulk
+        rows = self.notes_table.search().select(columns).limit(None).to_arrow().to_pylist()
+        return rank_link_targets(link, (NoteRecord(**row) for row in rows))
+
     def note_chunks(self, note_key: str) -> list[StoredChunk]:
         query = self.chunks.search().where(f"note_key = {_quote(note_key)}").select(_SHOWN).limit(None)
         return sorted(self._hits(query.to_arrow(), lambda t: [0.0] * t.num_rows), key=lambda c: c.ordinal)

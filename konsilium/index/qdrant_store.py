@@ -398,6 +398,12 @@ class QdrantStore:
         found = sorted((p.payload for p in self._scroll_notes(match, True)), key=lambda d: d["vault"])
         return NoteRecord(**found[0]) if found else None
 
+    def resolve_link(self, link: str) -> list[NoteRecord]:
+        from .link_targets import rank_link_targets
+
+        columns = [name for name in NoteRecord.__dataclass_fields__ if name != "links"]  # links: the bulk
+        return rank_link_targets(link, (NoteRecord(**p.payload) for p in self._scroll_notes(None, columns)))
+
     def note_chunks(self, note_key: str) -> list[StoredChunk]:
         points = self._scroll_chunks(_keys_filter([note_key]), self._SHOWN)
         chunks = [StoredChunk(**{k: p.payload[k] for k in self._SHOWN}, score=0.0) for p in points]

@@ -83,6 +83,11 @@ class ChunkStore(Protocol):
         """The manifest record of a note by its vault-relative path (the first vault's, if several hold it)."""
         ...
 
+    def resolve_link(self, link: str) -> list[NoteRecord]:
+        """The notes an Obsidian link target names, best first (index/link_targets.py): path, file name, title,
+        alias. Records come without their `links` (not read)."""
+        ...
+
     def note_chunks(self, note_key: str) -> list[StoredChunk]:
         """A note's passages in their order in the note (score 0)."""
         ...

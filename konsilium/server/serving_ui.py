@@ -1,17 +1,17 @@
 """`/v1/ui/*`: the small JSON endpoints the web UI's pages need beside the OpenAI API (server/ui/).
 
 What the server is (`info`: roles with their adapters, weights, scope and version; memory, log, collections),
-the conversation log as a list of conversations (search, continue one), a note and its passages for a source's
-preview with its Obsidian link, the index's status and a re-index with progress, the search playground (BM25, dense
-and hybrid side by side), the planner on a posted config.json, and pinning an adapter on the device. Everything
-reuses the CLI's functions (memory.log, index, plan) and reads the index only through the ChunkStore
-protocol (LanceDB or Qdrant alike); what touches SQLite, a store or an embedder runs in a worker
-thread. These sit under `/v1`, so the API key guards them as it guards the rest of the API.
+the conversation log as a list of conversations (search, continue one; each answer with its reasoning and
+sources), a note and its passages for a source's preview with its Obsidian link, the note a wikilink names (as
+Obsidian resolves it), the index's status and a re-index with progress, the search playground (BM25, dense and
+hybrid side by side), the planner on a posted config.json, and pinning an adapter on the device. Everything
+reuses the CLI's functions (memory.log, index, plan) and reads the index only through the ChunkStore protocol
+(LanceDB or Qdrant alike); what touches SQLite, a store or an embedder runs in a worker thread. These sit under
+`/v1`, so the API key guards them as it guards the rest of the API.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 import threading
@@ -24,6 +24,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import APIError
+from .ui_conversations import digest, earlier_answers
 
 PREVIEW_CHARS = 20_000  # of a note shown beside an answer: enough to read, bounded for a huge note
 SEARCH_MODES = ("bm25", "dense", "hybrid")
@@ -79,10 +80,6 @@ def conversation_summary(exchange) -> dict:
     }
 
 
-def _digest(messages: list) -> str:
-    return hashlib.sha1(json.dumps(messages, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
-
-
 def latest_turns(exchanges: list) -> list:
     """Newest first, without the exchanges that a newer one continues (its messages are theirs plus the answer):
     a conversation shows once, at its latest turn."""
@@ -90,11 +87,11 @@ def latest_turns(exchanges: list) -> list:
     kept = []
     for exchange in exchanges:
         messages = list(exchange.messages or [])
-        whole = _digest([*messages, {"role": "assistant", "content": exchange.response}])
+        whole = digest([*messages, {"role": "assistant", "content": exchange.response}])
         if whole not in continued:
             kept.append(exchange)
         if len(messages) >= 3 and messages[-2].get("role") == "assistant":
-            continued.add(_digest(messages[:-1]))
+            continued.add(digest(messages[:-1]))
     return kept
 
 
@@ -218,7 +215,8 @@ def ui_router(pipeline) -> APIRouter:
 
     @router.get("/v1/ui/conversations/{exchange_id}")
     async def conversation(exchange_id: str):
-        exchange = await call(conversation_log().get, exchange_id)
+        log = conversation_log()
+        exchange = await call(log.get, exchange_id)
         if exchange is None:
             raise APIError(404, f"no exchange {exchange_id!r} in the log", "exchange_not_found", "exchange_id")
         return {
@@ -232,12 +230,18 @@ def ui_router(pipeline) -> APIRouter:
             "sources": exchange.sources,
             "memories": exchange.memories,
             "status": exchange.status,
+            "answers": await call(earlier_answers, log, exchange),  # one per assistant message of `messages`
         }
 
     @router.get("/v1/ui/note")
     async def note(note: str = Query(min_length=1, max_length=2000), collection: str | None = None):
         name = collection_of(collection)
         return await call(_note_preview, knowledge(), name, note)
+
+    @router.get("/v1/ui/notes/resolve")
+    async def resolve(link: str = Query(min_length=1, max_length=2000), collection: str | None = None):
+        name = collection_of(collection)
+        return await call(_resolve_link, knowledge(), name, link)
 
     @router.post("/v1/ui/search")
     async def search(body: SearchBody):
@@ -347,6 +351,19 @@ def _note_preview(knowledge, collection: str, note: str) -> dict:
         "text": text,
         "truncated": len(text) >= PREVIEW_CHARS,
     }
+
+
+def _resolve_link(knowledge, collection: str, link: str) -> dict:
+    """The note a wikilink names (`[[target#heading|alias]]` or its bare target) and every note it could name."""
+    from ..vault.markdown import parse_link
+
+    parsed = parse_link(link)
+    target = parsed.target if parsed else ""
+    found = knowledge.retriever(collection).store.resolve_link(target) if target else []
+    if not found:
+        raise APIError(404, f"no note {target or link!r} in collection {collection!r}", "note_not_found", "link")
+    candidates = [{"note": r.note, "note_key": r.note_key, "title": r.title} for r in found]
+    return {"link": target, "collection": collection, **candidates[0], "candidates": candidates}
 
 
 def _plan(body: PlanBody) -> dict:

@@ -1,8 +1,9 @@
 """The web UI in a real headless Chromium against a real server: a question streamed with its sources (an Obsidian
 link to a note that exists, a preview), switching role and dual answers, stop, continuing a conversation from the
-log, the model's reasoning folded above its answer (streamed and from the log), a wikilink in an answer opening the
-note's preview, Obsidian callouts as boxes, forgetting a memory after the confirmation, loading and pinning an
-adapter, the vault's index and search playground, the planner, and the login form when the server needs an API key.
+log (every answer with its own reasoning and sources), the model's reasoning folded above its answer (streamed and
+from the log), a wikilink in an answer opening the note's preview (a source's, or any note of the index found by
+its name), Obsidian callouts as boxes, forgetting a memory after the confirmation, loading and pinning an adapter,
+the vault's index and search playground, the planner, and the login form when the server needs an API key.
 
 The server is the real app on uvicorn with a real index (three sample notes), log, memory store, role registry and
 PEFT adapter folders; the generator is the fake slots engine (tests/fake_engine.py), whose answer names the adapter
@@ -55,6 +56,7 @@ def write_config(home: Path, adapters: dict) -> None:
                 "retrieval": {"folders": ["steps"]},
             },
             "tutor": {"description": "A patient tutor", "system_prompt": "Answer briefly."},
+            "friend": {"description": "Small talk, without the notes", "retrieval": {"enabled": False}},
         },
     }
     (home / "konsilium.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -241,6 +243,50 @@ def test_the_reasoning_is_shown_folded_above_the_answer_and_again_from_the_log(s
     assert loaded.text_content() == THOUGHTS and not loaded.is_visible()  # the log's answer, folded again
 
 
+def test_a_logged_conversation_shows_every_answers_reasoning_and_its_own_sources(served):
+    page, engine = served.page, served.engine
+    page.goto(f"{served.url}/#/chat")
+    page.click("#new-chat")
+    turns = [
+        ("Compare [[25_под_мою_видеокарта_как|my card note]] for the first VRAM question", "First thoughts."),
+        ("Then [[08_поищи_это_про_n8n|the n8n note]] for the second question", "Second thoughts."),
+    ]
+    try:
+        for question, thoughts in turns:
+            engine.thoughts = thoughts
+            ask(page, question)
+            page.wait_for_selector(f".msg.assistant:not([data-streaming]) .answer:has-text('{question[-15:]}')")
+    finally:
+        engine.thoughts = ""
+    first, latest = served.log.list(limit=2)[::-1]
+    assert (first.reasoning, latest.reasoning) == ("First thoughts.", "Second thoughts.")
+    page.click("#new-chat")
+    page.click(f"#conversations button[data-id='{latest.id}']")
+    page.wait_for_selector(".msg.user:has-text('second question')")
+    answers = page.locator(".msg.assistant")
+    assert answers.count() == 2
+    for answer, exchange in zip((answers.nth(0), answers.nth(1)), (first, latest), strict=True):
+        thought = answer.locator("details.thinking .thought")
+        assert thought.text_content() == exchange.reasoning and not thought.is_visible()  # folded, as when asked
+        shown = answer.locator(".source").evaluate_all("items => items.map((item) => item.dataset.note)")
+        assert shown == [source["note"] for source in exchange.sources]  # its own sources, not the last answer's
+    earlier = answers.nth(0)
+    earlier.locator(".who").scroll_into_view_if_needed()
+    screenshot(page, "chat-logged-conversation")
+    earlier.locator(".answer a.wikilink", has_text="my card note").click()
+    preview = earlier.locator(".source[data-note='steps/25_под_мою_видеокарта_как.md'] .preview").first
+    preview.wait_for()  # the earlier answer's own source preview
+    assert "Под мою видеокарта" in preview.inner_text()
+    made_up = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Never said"}]
+    asked = httpx.post(
+        f"{served.url}/v1/chat/completions",
+        json={"model": "konsilium", "messages": [*made_up, {"role": "user", "content": "And?"}]},
+        timeout=60,
+    ).json()
+    logged = httpx.get(f"{served.url}/v1/ui/conversations/{asked['id']}").json()
+    assert logged["answers"] == [None]  # an answer a client made up was never logged: nothing to show of it
+
+
 def test_a_wikilink_in_an_answer_opens_the_notes_preview(served):
     page = served.page
     page.goto(f"{served.url}/#/chat")
@@ -259,6 +305,39 @@ def test_a_wikilink_in_an_answer_opens_the_notes_preview(served):
     footnote = answer.locator(".answer a.wikilink[data-heading]:not([data-heading=''])").first
     assert footnote.get_attribute("data-note") == "steps/25_под_мою_видеокарта_как.md"
     screenshot(page, "chat-wikilink")
+
+
+def test_a_wikilink_to_a_note_that_is_not_a_source_is_found_by_name_and_opens_its_preview(served):
+    page = served.page
+    page.goto(f"{served.url}/#/chat")
+    page.click("#new-chat")
+    page.select_option("#model", "friend")  # answers without the notes: no sources
+    lookups = []
+
+    def seen(request):
+        if "/v1/ui/notes/resolve" in request.url:
+            lookups.append(request.url)
+
+    page.on("request", seen)
+    try:
+        link = "[[27_КОНТЕКСТ_беседы_самой_какой#Что такое|the context note]]"  # said back by the fake engine
+        ask(page, f"Did {link} say [[No such note here]]? [[27_контекст_беседы_самой_какой]]")
+        page.wait_for_selector(".msg.assistant:not([data-streaming]) .answer:has-text('the context note')")
+    finally:
+        page.select_option("#model", "konsilium")
+    answer = last_answer(page)
+    answer.locator(".answer .wikilink.unresolved", has_text="No such note here").wait_for()  # both looked up
+    page.remove_listener("request", seen)
+    assert answer.locator(".source").count() == 0
+    link = answer.locator(".answer a.wikilink", has_text="the context note")
+    assert link.get_attribute("data-note") == "steps/27_контекст_беседы_самой_какой.md"  # by file name, any case
+    link.click()
+    linked = answer.locator("details.linked[data-note='steps/27_контекст_беседы_самой_какой.md']")
+    linked.locator(".preview", has_text="Контекст беседы самой какой").wait_for()  # the note itself
+    assert linked.locator("a.obsidian").get_attribute("href").startswith("obsidian://open?vault=")
+    assert "27_контекст_беседы_самой_какой" in linked.locator("summary").inner_text()
+    assert len(lookups) == 2  # one request per distinct link (any case) and page, however often it repaints
+    screenshot(page, "chat-linked-note")
 
 
 def test_obsidian_callouts_render_as_labelled_boxes(served):

@@ -1,11 +1,15 @@
 // Chat: streamed answers in Markdown, who answered (auto's choice shown, dual side by side), the model's reasoning
 // folded above its answer, each answer's sources (title, heading, the passage, an Obsidian link and a preview; the
-// answer's [[wikilinks]] to them open that preview) and memories, stop, and the conversation log.
+// answer's [[wikilinks]] to them open that preview, a link to any other note of the index opens its preview below the
+// answer) and memories, stop, and the conversation log (a logged conversation shows each answer with its own reasoning
+// and sources).
 import { api, events, fail, h, request, serverInfo, status, t, when } from "../core.js";
 import { findHeading, linkNotes } from "../links.js";
 import { render as markdown } from "../md.js";
 
-const state = { messages: [], controller: null, conversationId: null, notes: new Map(), search: "", offset: 0, listRequests: 0 };
+const state = {
+  messages: [], logged: new Map(), controller: null, conversationId: null, notes: new Map(), search: "", offset: 0, listRequests: 0,
+};
 let ui = null;
 
 export async function render(main) {
@@ -60,6 +64,7 @@ export function leave() { stopAnswer(); }
 function newChat() {
   stopAnswer();
   state.messages = [];
+  state.logged = new Map();
   state.conversationId = null;
   showThread();
   markCurrent();
@@ -100,8 +105,14 @@ async function openConversation(id) {
   stopAnswer();
   try {
     const exchange = await api(`/v1/ui/conversations/${encodeURIComponent(id)}`);
-    state.messages = exchange.messages.filter((m) => m.role === "user" || m.role === "assistant")
-      .map((m) => ({ role: m.role, content: typeof m.content === "string" ? m.content : (m.content || []).map((p) => p.text || "").join("") }));
+    const answers = [...(exchange.answers || [])]; // what the log kept of each earlier answer (null: not found)
+    state.messages = [];
+    state.logged = new Map();
+    for (const m of exchange.messages) {
+      if (m.role !== "user" && m.role !== "assistant") continue;
+      if (m.role === "assistant") state.logged.set(state.messages.length, answers.shift() || null);
+      state.messages.push({ role: m.role, content: typeof m.content === "string" ? m.content : (m.content || []).map((p) => p.text || "").join("") });
+    }
     state.conversationId = id;
     showThread();
     showEarlier(state.messages.length);
@@ -122,10 +133,14 @@ const BATCH = 100;
 function showEarlier(end) {
   const start = Math.max(0, end - BATCH);
   const batch = document.createDocumentFragment();
-  for (const message of state.messages.slice(start, end)) {
-    if (message.role === "user") addUser(message.content, batch);
-    else addAnswer(null, "", batch).finish(message.content);
-  }
+  state.messages.slice(start, end).forEach((message, offset) => {
+    if (message.role === "user") { addUser(message.content, batch); return; }
+    const logged = state.logged.get(start + offset);
+    const answer = addAnswer(logged ? { id: logged.role, label: "" } : null, "", batch);
+    answer.think(logged?.reasoning || "");
+    answer.finish(message.content);
+    answer.showSources(logged?.sources || []); // not in the log: its links are looked up by name
+  });
   const button = ui.messages.querySelector(".earlier");
   if (button) button.remove();
   ui.messages.prepend(batch);
@@ -156,16 +171,17 @@ function addAnswer(role = null, model = "", parent = ui.messages) {
   const body = h("div", { class: "answer" });
   const extra = h("div");
   const box = h("div", { class: "msg assistant" }, who, thinking, body, extra);
+  const showLinked = linkedPreview(extra);
   parent.append(box);
   let text = "";
   let scheduled = false;
   let done = false; // wikilinks are resolved once the answer is whole and its sources are known
-  let sources = null; // null: not known (an earlier answer of a logged conversation), its links stay as they are
-  let openNote = () => {};
+  let sources = null; // null: not known yet (a stopped answer never learns them): its links stay as they are
+  let openSource = () => false; // shows a source's preview; false: the note is not a source
   const paint = () => {
     scheduled = false;
     body.replaceChildren(markdown(text));
-    if (done && sources) linkNotes(body, sources, (note, heading) => openNote(note, heading));
+    if (done && sources) linkNotes(body, sources, (note, heading) => openSource(note, heading) || showLinked(note, heading));
   };
   return {
     box,
@@ -193,12 +209,12 @@ function addAnswer(role = null, model = "", parent = ui.messages) {
     stopped() { box.append(h("div", { class: "stopped" }, t("chat.stopped"))); },
     get text() { return text; },
     showSources(list) {
-      if (!list || !list.length) { this.linkTo([], () => {}); return; }
+      if (!list || !list.length) { this.linkTo([], () => false); return; }
       const panel = sourcesPanel(list);
       extra.append(panel.element);
       this.linkTo(list, panel.open);
     },
-    linkTo(list, open) { sources = list; openNote = open; if (done) paint(); },
+    linkTo(list, open) { sources = list; openSource = open; if (done) paint(); },
     showMemories(memories) { if (memories && memories.length) extra.append(memoriesPanel(memories)); },
   };
 }
@@ -260,7 +276,38 @@ function sourcesPanel(sources) {
       passage.textContent = match ? match.text : "";
     });
   });
-  return { element: panel, open: (note, heading) => previews.get(note)?.(heading) };
+  const open = (note, heading) => {
+    const show = previews.get(note);
+    if (show) show(heading);
+    return Boolean(show);
+  };
+  return { element: panel, open };
+}
+
+// The preview of a note an answer links to that is not among its sources, below the answer: one at a time.
+function linkedPreview(parent) {
+  const title = h("summary", {});
+  const link = h("a", { class: "obsidian", href: "#", hidden: true }, t("chat.open"));
+  const path = h("div", { class: "muted", style: "font-size:.85em" });
+  const preview = h("div", { class: "preview" });
+  const panel = h("details", { class: "linked", open: true }, title, path, h("div", { class: "row" }, link), preview);
+  return async (note, heading) => {
+    if (!panel.isConnected) parent.append(panel);
+    panel.dataset.note = note;
+    panel.open = true;
+    title.textContent = t("chat.linked", note);
+    path.textContent = note;
+    link.hidden = true;
+    preview.replaceChildren(h("p", { class: "muted" }, t("loading")));
+    const info = await noteInfo(note);
+    if (panel.dataset.note !== note) return; // another link was followed meanwhile
+    if (info.error) { preview.replaceChildren(h("p", { class: "error" }, info.error)); return; }
+    title.textContent = t("chat.linked", info.title || note);
+    link.href = obsidianUrl(info.vault_name, info.note);
+    link.hidden = false;
+    preview.replaceChildren(markdown(info.text));
+    (findHeading(preview, heading) || panel).scrollIntoView({ block: "nearest" });
+  };
 }
 
 function memoriesPanel(memories) {
@@ -338,7 +385,7 @@ async function askDual(model) {
       answer.setRole(choice.role);
       answer.think(choice.message.reasoning_content || "");
       answer.finish(choice.message.content || "");
-      answer.linkTo(panel ? response.sources : [], panel ? panel.open : () => {});
+      answer.linkTo(panel ? response.sources : [], panel ? panel.open : () => false);
     }
     if (panel) row.after(panel.element);
     // the conversation goes on with the role's answer (the second)
