@@ -218,34 +218,31 @@ class VaultTools:
         return ToolResult(f"[[{target}]]\n{text}", links=[target])
 
     def _resolve(self, path: str) -> tuple[Path, str] | None:
-        """(vault root, note path) of the note a link names: its path, file name, title or an alias."""
-        wanted = path.removesuffix(".md").strip().casefold()
-        records = self._indexed_notes()
-        for matches in (
-            lambda r: r.note.removesuffix(".md").casefold() == wanted,
-            lambda r: r.note.removesuffix(".md").rsplit("/", 1)[-1].casefold() == wanted,
-            lambda r: r.title.casefold() == wanted or wanted in (a.casefold() for a in r.aliases),
-        ):
-            hits = sorted((r for r in records if matches(r)), key=lambda r: r.note)
-            if hits:
-                return Path(hits[0].vault), hits[0].note
+        """(vault root, note path) of the note a link names, as the index resolves links (index/link_targets.py):
+        its path, a path's end, its title or an alias; a note not indexed (yet) by its path or file name."""
+        from ..index.link_targets import link_key
         from ..vault.walker import iter_vault_files
 
+        store = self._store()
+        hits = store.resolve_link(path) if store is not None else []
+        if hits:
+            return Path(hits[0].vault), hits[0].note
+        wanted = link_key(path)
         for root in self._vault_roots():  # not indexed (yet): the vault's files, by path, then by file name
             notes = list(iter_vault_files(root))
             for rel in notes:
-                if rel.removesuffix(".md").casefold() == wanted:
+                if link_key(rel) == wanted:
                     return root, rel
             for rel in notes:
-                if rel.removesuffix(".md").rsplit("/", 1)[-1].casefold() == wanted:
+                if link_key(rel).rsplit("/", 1)[-1] == wanted:
                     return root, rel
         return None
 
-    def _indexed_notes(self) -> list:
+    def _store(self):
         knowledge = self.knowledge
         if getattr(knowledge, "retriever", None) is None or knowledge.default_collection not in knowledge.collections():
-            return []
-        return list(knowledge.retriever(knowledge.default_collection).store.notes().values())
+            return None
+        return knowledge.retriever(knowledge.default_collection).store
 
     def _vault_roots(self) -> list[Path]:
         return [Path(p).expanduser() for p in self.home.config.vault.paths]
