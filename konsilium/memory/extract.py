@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..index.text import analyze, stem, words
+from ..index.text import STOP_WORDS, analyze, stem, words
 from . import lexicon as lx
 from .forget_requests import forget_query
 from .records import UNKNOWN, USER
@@ -65,7 +65,9 @@ _RELATION_RU = re.compile(
     r"(?:(?:лучш|старш|младш)\w*\s+)?(?P<rel>[а-яё]+))(?:,?\s+(?P<name>[А-ЯЁ][а-яё]+))?",
 )
 # A relation and a name with no possessive, at the start: "Папа Виктор вышел на пенсию", "У брата Антона …".
-_RELATION_NAMED = re.compile(r"^(?i:(?:а\s+|и\s+)?(?:у\s+)?(?P<rel>[а-яёa-z]+))\s+(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b")
+_RELATION_NAMED = re.compile(
+    r"^(?i:(?:а\s+|и\s+)?(?:у\s+)?(?P<rel>[а-яёa-z]+))\s+(?P<name>[A-ZА-ЯЁ][a-zа-яё]+|[а-яё]+(?=[\s,]))"
+)
 # Someone introduced: "У меня брат Глеб", "Ещё у нас такса Шпрот, ему 6 лет", "I have a sister, Olya".
 _INTRODUCED = re.compile(
     r"^(?i:(?:а\s+|и\s+|ещё\s+|еще\s+|also\s+)?(?:у\s+(?:меня|нас)\s+(?:есть\s+)?|i\s+have\s+(?:a\s+|an\s+)?|"
@@ -582,14 +584,34 @@ def _about(text: str) -> str:
     match = _RELATION_EN.match(text)
     if match:
         rel, name = match.group("rel").lower(), match.group("name")
-        return f"{rel} {name}" if name and _is_name(name) else rel
+        named = name and (_is_name(name) or _small_name_before_verb(name, text[match.end() :]))
+        return f"{rel} {name}" if named else rel
     match = _RELATION_RU.match(text)
     if match and (nominative := _nominative(match.group("rel"))):
         return f"{nominative} {match.group('name')}" if match.group("name") else nominative
     match = _RELATION_NAMED.match(text)
+    if match and not _is_name(match.group("name")):
+        match = None  # "Дочка марина звонила": a known name written small; "Брат хочет …" names no one
     if match and (nominative := _nominative(match.group("rel"))):  # only with a name: "Другой вариант…" is no friend
         return f"{nominative} {match.group('name')}"
     return "user"
+
+
+_ENGLISH_VERB = re.compile(r"^(?:is|was|has|had|got|gets|will|can|just|also|still|lives|works|moved|[a-z]+(?:s|ed))$")
+
+
+def _small_name_before_verb(word: str, after: str) -> bool:
+    """ "my best friend danik lives in berlin": a word written small between a relation and a verb is a name."""
+    following = words(after)[:1]
+    return (
+        bool(following)
+        and bool(_ENGLISH_VERB.match(following[0]))
+        and not _ENGLISH_VERB.match(word.lower())
+        and word.lower() not in _OBJECT_OPENERS_EN
+        and word.lower() not in lx.FIRST_PERSON
+        and word.lower() not in STOP_WORDS
+        and not word.lower().endswith("ly")  # "my wife really likes it"
+    )
 
 
 def _is_name(word: str) -> bool:

@@ -315,3 +315,16 @@ def test_an_introduction_keeps_the_name_apart_from_the_job_said_with_it():
 )
 def test_interjections_verbs_and_exams_are_nobodys_names(text, about):
     assert [s.about for s in extract([text]).statements] == [about]
+
+
+@pytest.mark.parametrize(
+    ("text", "about"),
+    [
+        ("Дочка марина из питера звонила, зовет в гости летом", "дочь марина"),
+        ("My best friend danik lives in berlin now", "friend danik"),
+        ("My wife really likes it", "wife"),
+        ("My friend who lives nearby has a 3090", "friend"),
+    ],
+)
+def test_a_name_written_small_after_a_relation_is_still_their_name(text, about):
+    assert [s.about for s in extract([text]).statements] == [about]
