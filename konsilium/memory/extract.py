@@ -437,10 +437,16 @@ def _declarative(tokens: list[str]) -> bool:
     definition of something ("Python is a programming language", "Квантование — это…"): general knowledge."""
     if len(tokens) < DECLARATIVE_WORDS or all(t in lx.CHATTER for t in tokens):
         return False
-    return not any(t in _DEFINING for t in tokens[1:3])
+    return not any(
+        t in _DEFINING and (t not in _DEFINING_EN or following in _DEFINITION_OPENERS)
+        for t, following in zip(tokens[1:3], [*tokens[2:4], ""], strict=False)
+    )
 
 
 _DEFINING = frozenset({"is", "are", "means", "refers", "это", "является", "являются", "означает"})
+# "Python is a programming language" defines; "The review is on February 26", "Editor is Neovim" tell his facts.
+_DEFINING_EN = frozenset({"is", "are", "means", "refers"})
+_DEFINITION_OPENERS = frozenset({"a", "an", "the", "one", "when", "how", "what", "to", "used", "basically", "about"})
 
 
 def _tidy(clause: str) -> str:
@@ -459,7 +465,7 @@ def _is_question_or_request(sentence: str) -> bool:
     if first in lx.QUESTION_WORDS and not sentence.rstrip().endswith("."):
         return True
     # "Отвечай коротко" is a standing wish (a preference); "Explain attention, in short" is one request.
-    if stem(first) not in lx.REQUEST_WORDS:
+    if not _is_request([first]):
         return False
     return not (_matches([stem(first)], lx.PREFERENCE_VERBS) and _preference([stem(t) for t in tokens]))
 
@@ -467,13 +473,17 @@ def _is_question_or_request(sentence: str) -> bool:
 def _said_before_asking(sentence: str) -> str:
     """ "Gaming PC question: I've got an RTX 3060 12GB, will it run…?" → "I've got an RTX 3060 12GB": the
     first-person parts before the question or request starts ("" when there are none)."""
-    kept = []
+    kept, asked = [], False
     for part in _ASKING_SPLIT.split(sentence.rstrip("?").strip()):
         tokens = words(part)
         opener = tokens[0].split("'")[0] if tokens else ""  # "what's", "how's"
         if not tokens or opener in lx.QUESTION_WORDS or opener in _ASKING_OPENERS or _is_request(tokens):
-            break
-        kept.append(part)
+            asked = True
+        elif not asked:
+            kept.append(part)
+        elif tokens[0] in lx.FIRST_PERSON and not sentence.rstrip().endswith("?"):
+            # "Help me plan a weekend menu for three, я вегетарианка с 2019 года": said after asking
+            kept.append(part)
     # "И подруга Катя, она ветеринар, в июне переезжает в Тбилиси — что подарить ей?": all said about her
     about_someone = bool(kept) and _about(kept[0]) not in (USER, UNKNOWN)
     statement = ", ".join(
@@ -485,7 +495,8 @@ def _said_before_asking(sentence: str) -> str:
 
 
 def _is_request(tokens: list[str]) -> bool:
-    return stem(tokens[0]) in lx.REQUEST_WORDS
+    # "Write…" asks; "Writing in English today since I'm prepping…" tells what he is doing
+    return stem(tokens[0]) in lx.REQUEST_WORDS and not tokens[0].endswith(("ing", "ed"))
 
 
 def _first_person(text: str) -> bool:

@@ -328,3 +328,21 @@ def test_interjections_verbs_and_exams_are_nobodys_names(text, about):
 )
 def test_a_name_written_small_after_a_relation_is_still_their_name(text, about):
     assert [s.about for s in extract([text]).statements] == [about]
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("Writing in English today since I'm prepping for my performance review.", "performance review"),
+        ("The review is on February 26.", "February 26"),
+        ("Editor is Neovim with LazyVim.", "Neovim"),
+        ("Help me plan a weekend menu for three, я вегетарианка с 2019 года, а дети едят всё.", "вегетарианка"),
+    ],
+)
+def test_what_he_tells_around_a_request_or_in_plain_words_is_kept(text, kept):
+    assert any(kept in s.text for s in extract([text]).statements)
+
+
+@pytest.mark.parametrize("text", ["Python is a programming language.", "Attention is how transformers mix tokens."])
+def test_a_definition_is_general_knowledge_not_his_fact(text):
+    assert extract([text]).statements == []
