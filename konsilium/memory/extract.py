@@ -38,7 +38,8 @@ _REMEMBER = re.compile(
     re.IGNORECASE,
 )
 _NAME = re.compile(
-    r"(?i:\bmy name is|\bi am|\bi'm|\bim|меня зовут|зовут меня|\bя\s*[-—–]?|\bэто)\s+"
+    r"(?i:\bmy name is|\bi am|\bi'm|\bim|меня зовут|зовут меня|\bя\s*[-—–]?|\bэто|представлюсь|представиться:?|"
+    r"introduce myself:?|call me)\s+"
     r"(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b"
 )
 _NAME_HERE = re.compile(r"^(?P<name>[A-Z][a-z]+|[А-ЯЁ][а-яё]+)\s+(?:here|на связи)\b[\s,—–-]*(?P<rest>.*)$")
