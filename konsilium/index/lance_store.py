@@ -22,6 +22,7 @@ from pathlib import Path
 import lancedb
 import numpy as np
 import pyarrow as pa
+from lancedb.background_loop import LOOP
 from lancedb.index import FTS, BTree, IvfRq
 from lancedb.query import MatchQuery
 
@@ -439,28 +440,33 @@ class LanceStore:
             for i in range(table.num_rows)
         ]
 
+    def _run(self, query) -> pa.Table:
+        """One query through LanceDB's async API, on the event loop its sync API uses. The sync query builder cost
+        ~5 ms more per call (extra round trips to that loop: 12 vs 7 ms for BM25 at 100k chunks, same rows)."""
+        return LOOP.run(query.to_arrow())
+
     def search_bm25(self, terms: str, limit: int, scope: Scope | None = None) -> list[StoredChunk]:
-        if not terms.strip() or self.chunks.count_rows() == 0:
+        # No count_rows() first: an empty or not yet indexed table answers with no rows, and the call cost a round
+        # trip per query.
+        if not terms.strip():
             return []
-        query = self.chunks.search(MatchQuery(terms, "terms"), query_type="fts")
+        query = self.chunks._table.query().nearest_to_text(MatchQuery(terms, "terms"))
         where = scope_filter(scope)
-        if where:
-            query = query.where(where, prefilter=True)
-        table = query.select([*_SHOWN, "_score"]).limit(limit)
-        return self._hits(table.to_arrow(), lambda t: t["_score"].to_pylist())
+        if where:  # the async API filters before ranking by default
+            query = query.where(where)
+        table = self._run(query.select([*_SHOWN, "_score"]).limit(limit))
+        return self._hits(table, lambda t: t["_score"].to_pylist())
 
     def search_dense(
         self, vector: np.ndarray, limit: int, scope: Scope | None = None, nprobes: int = 48
     ) -> list[StoredChunk]:
-        if self.chunks.count_rows() == 0:
-            return []
-        query = self.chunks.search(vector.astype(np.float32), vector_column_name="vector").distance_type("dot")
+        query = self.chunks._table.query().nearest_to(vector.astype(np.float32)).column("vector").distance_type("dot")
         where = scope_filter(scope)
         if where:  # a prefiltered IVF search still fills `limit` from a narrow scope (tested with nprobes=1)
-            query = query.where(where, prefilter=True)
+            query = query.where(where)
         query = query.nprobes(nprobes).refine_factor(4).select([*_SHOWN, "_distance"]).limit(limit)
         # Lance's "dot" distance is 1 - dot; our vectors are unit length, so this is cosine similarity.
-        return self._hits(query.to_arrow(), lambda t: [1.0 - d for d in t["_distance"].to_pylist()])
+        return self._hits(self._run(query), lambda t: [1.0 - d for d in t["_distance"].to_pylist()])
 
     def count_chunks(self) -> int:
         return self.chunks.count_rows()

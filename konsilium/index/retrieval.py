@@ -85,11 +85,18 @@ class Retriever:
             raise ValueError(f"mode {mode!r}: allowed modes are {', '.join(MODES)}")
         if not query.strip():
             return []
-        pool = max(self.candidates, k)
-        terms = query_terms(query)
-        bm25_job = _POOL.submit(self.store.search_bm25, terms, pool, scope) if mode != "dense" else None
+        bm25, dense = self._candidates(query, max(self.candidates, k), mode, scope)
+        return self._rank(query, bm25, dense, k, mode)
+
+    def _candidates(self, query: str, pool: int, mode: str, scope: Scope | None):
+        """Both candidate lists; BM25 runs in the pool while the query is embedded and the vectors searched, so a
+        hybrid query waits for the slower side, not for their sum."""
+        bm25_job = _POOL.submit(self.store.search_bm25, query_terms(query), pool, scope) if mode != "dense" else None
         dense = self.store.search_dense(self.embedder.embed([query])[0], pool, scope) if mode != "bm25" else []
         bm25 = bm25_job.result() if bm25_job else []
+        return bm25, dense
+
+    def _rank(self, query: str, bm25: list[StoredChunk], dense: list[StoredChunk], k: int, mode: str) -> list[Hit]:
         if mode == "bm25":
             return self._diverse([(c, c.score) for c in bm25], k)
         cosine = {(c.note_key, c.ordinal): c.score for c in dense}

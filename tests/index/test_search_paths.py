@@ -1,0 +1,115 @@
+"""The fast search paths rank exactly as the plain ones: LanceStore's async-API queries as LanceDB's sync query
+builder, and the Retriever's concurrent candidate searches as the same searches one after the other."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lancedb.query import MatchQuery
+
+from konsilium.index import lance_store
+from konsilium.index.retrieval import Retriever
+from konsilium.index.scope import Scope
+from konsilium.index.store import ChunkRecord, NoteRecord
+from konsilium.index.text import query_terms, terms_string
+
+DIM = 64
+WORDS = "alpha beta gamma delta river stone cloud garden piano engine лес река камень облако сад".split()
+QUERIES = ["alpha river", "garden piano engine", "лес река", "stone cloud alpha", "delta сад"]
+
+
+class WordEmbedder:
+    """Deterministic vectors from the words of a text: related texts are close, as with a real embedder."""
+
+    name = "test-words"
+    dim = DIM
+
+    def __init__(self):
+        rng = np.random.default_rng(5)
+        self.table = {w: rng.standard_normal(DIM).astype(np.float32) for w in WORDS}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for text in texts:
+            v = sum((self.table[w] for w in text.lower().split() if w in self.table), np.zeros(DIM, np.float32))
+            v = v + 0.01 * self.table["alpha"]  # never the zero vector
+            out.append(v / np.linalg.norm(v))
+        return np.stack(out).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    """A few hundred chunks with both indices (the vector index threshold lowered to reach it)."""
+    embedder = WordEmbedder()
+    rng = np.random.default_rng(11)
+    store = lance_store.LanceStore(tmp_path_factory.mktemp("paths"), "p", embedder.name, DIM)
+    notes, chunks = [], []
+    for i in range(120):
+        path = f"{'Work' if i % 3 else 'Home'}/n{i}.md"
+        key = f"/v::{path}"
+        notes.append(NoteRecord(key, "/v", path, "h", f"n{i}"))
+        for ordinal in range(3):
+            text = " ".join(rng.choice(WORDS, int(rng.integers(3, 9))))
+            vector = embedder.embed([text])[0]
+            tags = ["even"] if i % 2 == 0 else []
+            chunks.append(
+                ChunkRecord(key, path, f"n{i}", "", text, terms_string(text), f"{i}-{ordinal}", ordinal, vector, tags)
+            )
+    store.replace_notes(notes, chunks)
+    old, lance_store.VECTOR_INDEX_MIN_ROWS = lance_store.VECTOR_INDEX_MIN_ROWS, 300
+    try:
+        store.finish()
+    finally:
+        lance_store.VECTOR_INDEX_MIN_ROWS = old
+    assert {"terms_idx", "vector_idx"} <= {i.name for i in store.chunks.list_indices()}
+    return store, embedder
+
+
+def _rows(hits) -> list[tuple]:
+    return [(h.note_key, h.ordinal, h.text, round(h.score, 6)) for h in hits]
+
+
+def _sync_rows(table, score) -> list[tuple]:
+    rows = table.to_pylist()
+    return [(r["note_key"], r["ordinal"], r["text"], round(score(r), 6)) for r in rows]
+
+
+SCOPES = [None, Scope.of(folders=["Home"]), Scope.of(tags=["even"])]
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+def test_store_searches_return_what_the_sync_query_builder_returns(indexed, scope):
+    store, embedder = indexed
+    where = lance_store.scope_filter(scope)
+    for query in QUERIES:
+        terms = query_terms(query)
+        sync = store.chunks.search(MatchQuery(terms, "terms"), query_type="fts")
+        sync = sync.where(where, prefilter=True) if where else sync
+        expected = _sync_rows(sync.select([*lance_store._SHOWN, "_score"]).limit(20).to_arrow(), lambda r: r["_score"])
+        assert expected and _rows(store.search_bm25(terms, 20, scope)) == expected
+
+        vector = embedder.embed([query])[0]
+        sync = store.chunks.search(vector, vector_column_name="vector").distance_type("dot")
+        sync = sync.where(where, prefilter=True) if where else sync
+        sync = sync.nprobes(48).refine_factor(4).select([*lance_store._SHOWN, "_distance"]).limit(20)
+        expected = _sync_rows(sync.to_arrow(), lambda r: 1.0 - r["_distance"])
+        assert expected and _rows(store.search_dense(vector, 20, scope)) == expected
+
+
+def test_an_empty_store_answers_with_no_hits(tmp_path):
+    store = lance_store.LanceStore(tmp_path, "e", "test-words", DIM)
+    assert store.search_bm25("alpha", 5) == [] and store.search_dense(np.ones(DIM, np.float32) / 8, 5) == []
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "bm25", "dense"])
+def test_concurrent_candidate_searches_rank_as_sequential_ones(indexed, mode):
+    store, embedder = indexed
+    retriever = Retriever(store, embedder, candidates=30)
+    for query in QUERIES:
+        bm25 = store.search_bm25(query_terms(query), 30) if mode != "dense" else []
+        dense = store.search_dense(embedder.embed([query])[0], 30) if mode != "bm25" else []
+        sequential = retriever._rank(query, bm25, dense, 10, mode)
+        hits = retriever.search(query, 10, mode)
+        assert hits and [(h.note_key, h.heading, h.score, h.relevance) for h in hits] == [
+            (h.note_key, h.heading, h.score, h.relevance) for h in sequential
+        ]
