@@ -45,6 +45,7 @@ class StoredChunk:
     text: str
     score: float
     ordinal: int = 0
+    row_id: int | None = None  # set by a store that reads note/title/heading later (LanceStore.complete_chunks)
 
 
 class ChunkStore(Protocol):

@@ -37,7 +37,17 @@ def test_a_kept_store_is_measured_again_without_a_rebuild(tmp_path):
     assert built["finish_phases"]["fts_index_s"] > 0 and "vector_index_s" not in built["finish_phases"]  # < 20k rows
 
     stages = again["hybrid_stages"]
-    assert set(stages) == {"total", "bm25", "embed", "dense", "candidates", "overlap_saved", "fusion", "other"}
+    assert set(stages) == {
+        "total",
+        "bm25",
+        "embed",
+        "dense",
+        "candidates",
+        "overlap_saved",
+        "fusion",
+        "display_fields",
+        "other",
+    }
     assert all(stages[k]["n"] == 6 for k in stages)
     assert stages["candidates"]["p50_ms"] <= stages["total"]["p50_ms"]
     assert again["dense_recall_at_10"] == 1.0  # under the vector index threshold the search is exact

@@ -1,5 +1,6 @@
 """The fast search paths rank exactly as the plain ones: LanceStore's async-API queries as LanceDB's sync query
-builder, and the Retriever's concurrent candidate searches as the same searches one after the other."""
+builder, the Retriever's concurrent candidate searches as the same searches one after the other, and hits whose
+display fields are read after ranking as hits read whole."""
 
 from __future__ import annotations
 
@@ -113,3 +114,69 @@ def test_concurrent_candidate_searches_rank_as_sequential_ones(indexed, mode):
         assert hits and [(h.note_key, h.heading, h.score, h.relevance) for h in hits] == [
             (h.note_key, h.heading, h.score, h.relevance) for h in sequential
         ]
+
+
+class WholeChunks:
+    """The store as a caller that knows only the protocol's two searches sees it: every candidate read whole."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def search_bm25(self, terms, limit, scope=None):
+        return self.store.search_bm25(terms, limit, scope)
+
+    def search_dense(self, vector, limit, scope=None):
+        return self.store.search_dense(vector, limit, scope)
+
+
+def _hit_rows(hits) -> list[tuple]:
+    return [(h.note_key, h.note, h.title, h.heading, h.text, h.score, h.relevance) for h in hits]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "bm25", "dense"])
+@pytest.mark.parametrize("scope", SCOPES)
+def test_display_fields_read_after_ranking_give_the_same_hits_as_whole_candidates(indexed, mode, scope):
+    store, embedder = indexed
+    lazy, whole = Retriever(store, embedder, candidates=30), Retriever(WholeChunks(store), embedder, candidates=30)
+    assert lazy._completes and not whole._completes
+    for query in QUERIES:
+        hits = lazy.search(query, 10, mode, scope)
+        assert hits and all(h.note and h.title for h in hits)
+        assert _hit_rows(hits) == _hit_rows(whole.search(query, 10, mode, scope))
+
+
+def test_chunks_moved_by_a_compaction_are_completed_from_their_keys(tmp_path):
+    embedder = WordEmbedder()
+    store = lance_store.LanceStore(tmp_path, "m", embedder.name, DIM)
+    for batch in range(3):  # three writes, three fragments: deleting from the first makes compaction move rows
+        notes, chunks = [], []
+        for i in range(batch * 10, batch * 10 + 10):
+            key, text = f"/v::n{i}.md", f"river stone {WORDS[i % len(WORDS)]}"
+            notes.append(NoteRecord(key, "/v", f"n{i}.md", "h", f"Title {i}"))
+            chunks.append(
+                ChunkRecord(
+                    key,
+                    f"n{i}.md",
+                    f"Title {i}",
+                    f"Heading {i}",
+                    text,
+                    terms_string(text),
+                    key,
+                    0,
+                    embedder.embed([text])[0],
+                )
+            )
+        store.replace_notes(notes, chunks)
+    store.finish()
+    found = store.search_bm25("river", 30, complete=False)
+    assert len(found) == 30 and all(c.note is None and c.row_id is not None for c in found)
+    store.delete_notes([f"/v::n{i}.md" for i in range(0, 10, 2)])
+    store.chunks.optimize()  # compaction rewrites the fragments: row ids now point elsewhere or nowhere
+    after = store.chunks._table.take_row_ids([c.row_id for c in found]).select(["note_key"]).with_row_id()
+    still = {r["_rowid"]: r["note_key"] for r in store._run(after).to_pylist()}
+    assert sum(still.get(c.row_id) == c.note_key for c in found) < 25  # most rows moved
+    store.complete_chunks(found)
+    for c in found:
+        i = int(c.note_key.removeprefix("/v::n").removesuffix(".md"))
+        gone = i < 10 and i % 2 == 0
+        assert (c.note, c.title, c.heading) == (("", "", "") if gone else (f"n{i}.md", f"Title {i}", f"Heading {i}"))
