@@ -486,7 +486,8 @@ class _PhaseTimer:
         self.phases[name] = round(self.phases.get(name, 0.0) + seconds, 3)
 
     def create_index(self, *args, **kwargs):
-        name = "fts_index_s" if kwargs.get("config") is not None else "vector_index_s"
+        column = args[0] if args else kwargs.get("column", "vector")
+        name = {"terms": "fts_index_s", "vector": "vector_index_s"}.get(column, "scalar_index_s")
         result, s = _timed(self._create, *args, **kwargs)
         self._add(name, s)
         return result
@@ -572,23 +573,8 @@ SWEEP_CONFIGS = {
 }
 
 
-# ----------------------------------------------------------------------------------------------------------
-# One size (child process)
-# ----------------------------------------------------------------------------------------------------------
-def run_size(args) -> dict:
-    size = args.size
-    result: dict = {
-        "chunks_requested": size,
-        "batch_chunks": args.batch_chunks,
-        "loadavg_start": os.getloadavg(),
-    }
-    t0 = time.perf_counter()
-    corpus = Corpus(seed=args.seed)
-    embedder = StandInEmbedder(corpus)
-    result["setup_s"] = round(time.perf_counter() - t0, 2)
-
-    base = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="konsilium-bench-"))
-    index_dir = base / f"chunks-{size}"
+def _build(args, size: int, corpus: Corpus, embedder: StandInEmbedder, index_dir: Path, result: dict) -> LanceStore:
+    """Write the corpus into a fresh store and finish it; the build figures go into `result`."""
     shutil.rmtree(index_dir, ignore_errors=True)
     store = LanceStore(index_dir, COLLECTION, embedder.name, DIM)
 
@@ -657,11 +643,110 @@ def run_size(args) -> dict:
     except Exception as exc:  # noqa: BLE001 - diagnostics only
         result["cleanup_error"] = str(exc)
 
+    return store
+
+
+class _Timed:
+    """A store or embedder whose named methods record their last duration in a shared dict (seconds)."""
+
+    def __init__(self, inner, names: tuple[str, ...], times: dict[str, float]):
+        self._inner, self._names, self._times = inner, names, times
+
+    def __getattr__(self, name: str):
+        value = getattr(self._inner, name)
+        if name not in self._names:
+            return value
+
+        def timed(*args, **kwargs):
+            result, s = _timed(value, *args, **kwargs)
+            self._times[name] = s
+            return result
+
+        return timed
+
+
+class _StageRetriever(Retriever):
+    """The real Retriever with each stage of a query timed: the store calls (BM25 in the pool thread, dense in the
+    caller's), the query embedding, the candidate phase as the caller waits for it, and fusion with ranking."""
+
+    def __init__(self, store, embedder):
+        self.times: dict[str, float] = {}
+        names = ("search_bm25", "search_dense", "complete_chunks")
+        super().__init__(_Timed(store, names, self.times), _Timed(embedder, ("embed",), self.times))
+
+    def _candidates(self, *args):
+        result, self.times["candidates"] = _timed(super()._candidates, *args)
+        return result
+
+    def _rank(self, *args):
+        result, self.times["fusion"] = _timed(super()._rank, *args)
+        return result
+
+    def stages(self, query: str) -> dict[str, float]:
+        self.times.clear()
+        _, total = _timed(self.search, query, 10, "hybrid")
+        t = self.times
+        return {
+            "total": total,
+            "bm25": t["search_bm25"],
+            "embed": t["embed"],
+            "dense": t["search_dense"],
+            "candidates": t["candidates"],
+            # What running BM25 beside embed + dense saved: their sum minus the wait for both.
+            "overlap_saved": t["search_bm25"] + t["embed"] + t["search_dense"] - t["candidates"],
+            "fusion": t["fusion"] - t.get("complete_chunks", 0.0),
+            # Note, title and heading of the hits returned, read after ranking (LanceStore.complete_chunks).
+            "display_fields": t.get("complete_chunks", 0.0),
+            "other": total - t["candidates"] - t["fusion"],
+        }
+
+
+BUILD_KEYS = (
+    "chunks notes generate_s write_s write_chunks_per_s batches batch_ms_first10 batch_ms_last10 finish_s "
+    "finish_phases index_chunks_per_s indices stats_s bytes disk_bytes_per_chunk disk_bytes_per_chunk_settled"
+).split()
+
+
+def _reused_build(report_path: str, size: int) -> dict:
+    """The build figures of `size` from an earlier report whose stores were kept (--keep)."""
+    report = json.loads(Path(report_path).read_text(encoding="utf-8"))
+    built = next(r for r in report["sizes"] if r.get("chunks_requested") == size and "error" not in r)
+    figures = {k: built[k] for k in BUILD_KEYS if k in built}
+    return {**figures, "build_from": report_path, "build_loadavg_start": built.get("loadavg_start")}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One size (child process)
+# ----------------------------------------------------------------------------------------------------------
+def run_size(args) -> dict:
+    size = args.size
+    result: dict = {
+        "chunks_requested": size,
+        "batch_chunks": args.batch_chunks,
+        "loadavg_start": os.getloadavg(),
+    }
+    t0 = time.perf_counter()
+    corpus = Corpus(seed=args.seed)
+    embedder = StandInEmbedder(corpus)
+    result["setup_s"] = round(time.perf_counter() - t0, 2)
+
+    base = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="konsilium-bench-"))
+    index_dir = base / f"chunks-{size}"
+    if args.reuse:
+        result.update(_reused_build(args.reuse, size))
+        store = LanceStore(index_dir, COLLECTION, embedder.name, DIM)
+        if store.count_chunks() != result["chunks"]:
+            raise SystemExit(f"{index_dir}: {store.count_chunks()} chunks, the report built {result['chunks']}")
+    else:
+        store = _build(args, size, corpus, embedder, index_dir, result)
+    notes_written, chunks_written = result["notes"], result["chunks"]
+
     # -- queries --------------------------------------------------------------------------------------------
     queries = corpus.queries(args.queries, notes_written, seed=1)
     retriever = Retriever(store, embedder)
     latency: dict = {}
     cold: dict = {}
+    result["loadavg_queries"] = os.getloadavg()
     for mode in ("bm25", "dense", "hybrid"):
         _, cold_s = _timed(retriever.search, queries[-1], 10, mode)
         cold[mode] = round(cold_s * 1000, 1)
@@ -672,17 +757,20 @@ def run_size(args) -> dict:
         latency[mode] = _pct(times)
     result["first_query_ms"] = cold
     result["latency"] = latency
-    # Breakdown of the hybrid path: the store calls and the per-query overheads.
+    # Where a hybrid query's time goes, stage by stage through the real Retriever (a second pass, same queries).
+    staged = _StageRetriever(store, embedder)
+    stages = [staged.stages(q) for q in queries]
+    result["hybrid_stages"] = {k: _pct([st[k] for st in stages]) for k in stages[0]}
+    # The store calls alone, one after the other, as the Retriever asks (limit 60, the columns ranking reads).
     pool = retriever.candidates
     qvecs = embedder.embed(queries)
-    parts = {"store_bm25": [], "store_dense": [], "terms_string": [], "standin_embed": [], "count_rows": []}
+    parts = {"store_bm25": [], "store_dense": [], "terms_string": [], "standin_embed": []}
     for q, v in zip(queries, qvecs, strict=True):
         terms, s = _timed(query_terms, q)
         parts["terms_string"].append(s)
-        parts["store_bm25"].append(_timed(store.search_bm25, terms, pool)[1])
-        parts["store_dense"].append(_timed(store.search_dense, v, pool)[1])
+        parts["store_bm25"].append(_timed(store.search_bm25, terms, pool, complete=False)[1])
+        parts["store_dense"].append(_timed(store.search_dense, v, pool, complete=False)[1])
         parts["standin_embed"].append(_timed(embedder.embed, [q])[1])
-        parts["count_rows"].append(_timed(store.chunks.count_rows)[1])
     result["breakdown"] = {k: _pct(v) for k, v in parts.items()}
     hits = [len(retriever.search(q, 10, "bm25")) for q in queries[:20]]
     result["bm25_hits_avg_first20"] = round(float(np.mean(hits)), 1)
@@ -698,12 +786,13 @@ def run_size(args) -> dict:
     result["exact_dense_latency"] = _pct(exact_times)
     has_vector_index = "vector_idx" in result["indices"]
     result["has_vector_index"] = has_vector_index
-    if has_vector_index:
-        default = [dict(nprobes=24, refine=4)]
-        result["dense_recall_default"] = _ann_grid(store, rq, exact_top, default, pool)[0]
-        result["dense_recall_at_10"] = result["dense_recall_default"]["recall_at_10"]
-    else:
-        result["dense_recall_at_10"] = 1.0  # brute force is exact
+    # Recall of what the Retriever gets: the store's dense search with its own settings (nprobes, refine).
+    found = [{(c.note_key, c.ordinal) for c in store.search_dense(v, pool)[:10]} for v in rq]
+    result["dense_recall_at_10"] = round(
+        float(np.mean([len(f & t) / max(1, len(t)) for f, t in zip(found, exact_top, strict=True)])), 4
+    )
+    if has_vector_index:  # the setting the 2026-11 1M report measured, for comparison
+        result["dense_recall_nprobes24"] = _ann_grid(store, rq, exact_top, [dict(nprobes=24, refine=4)], pool)[0]
     _log(f"[{size}] dense recall@10 {result['dense_recall_at_10']}")
 
     # -- vector index sweep ---------------------------------------------------------------------------------
@@ -869,26 +958,30 @@ def print_tables(report: dict) -> None:
             f"{r['exact_dense_latency']['p50_ms']:.1f}",
         )
     console.print(t)
-    b = Table(title="hybrid breakdown, ms p50/p95 (store calls at limit 60, as the Retriever asks)")
-    for col in [
-        "chunks",
-        "terms_string",
-        "store_bm25",
-        "store_dense",
-        "standin embed",
-        "count_rows",
-        "first query ms",
-    ]:
+    st = Table(
+        title="where a hybrid query's time goes, ms p50/p95 (stages of Retriever.search, BM25 beside embed + dense)"
+    )
+    stage_cols = ["total", "bm25", "embed", "dense", "candidates", "overlap_saved", "fusion", "display_fields", "other"]
+    for col in ["chunks", *stage_cols]:
+        st.add_column(col, justify="right")
+    for r in report["sizes"]:
+        if "hybrid_stages" in r:
+            hs = r["hybrid_stages"]
+            st.add_row(_fmt_int(r["chunks"]), *(f"{hs[k]['p50_ms']:.2f}/{hs[k]['p95_ms']:.2f}" for k in stage_cols))
+    console.print(st)
+    b = Table(
+        title="store calls alone, one after the other, ms p50/p95 (limit 60, ranking columns, as the Retriever asks)"
+    )
+    parts = ["terms_string", "store_bm25", "store_dense", "standin_embed"]
+    for col in ["chunks", *parts, "first query ms", "load (queries)"]:
         b.add_column(col, justify="right")
     for r in report["sizes"]:
         if "error" in r:
             continue
         br = r["breakdown"]
-        cells = [
-            f"{br[k]['p50_ms']:.2f}/{br[k]['p95_ms']:.2f}"
-            for k in ("terms_string", "store_bm25", "store_dense", "standin_embed", "count_rows")
-        ]
-        b.add_row(_fmt_int(r["chunks"]), *cells, json.dumps(r["first_query_ms"]))
+        cells = [f"{br[k]['p50_ms']:.2f}/{br[k]['p95_ms']:.2f}" if k in br else "" for k in parts]
+        load = " ".join(f"{x:.2f}" for x in r.get("loadavg_queries", []))
+        b.add_row(_fmt_int(r["chunks"]), *cells, json.dumps(r["first_query_ms"]), load)
     console.print(b)
     sweeps = [(r["chunks"], s) for r in report["sizes"] if "error" not in r for s in r.get("sweep", [])]
     if sweeps:
@@ -952,6 +1045,11 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--workdir", help="where the stores go (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the stores after measuring")
+    p.add_argument(
+        "--reuse",
+        metavar="REPORT",
+        help="measure queries on the stores an earlier --keep run left in --workdir; build figures from its JSON",
+    )
     p.add_argument("--batch-chunks", type=int, default=2000, help="chunks per replace_notes call")
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--recall-queries", type=int, default=50)
@@ -978,6 +1076,8 @@ def parse_args(argv=None):
     p.add_argument("--embed-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--child-out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.reuse and not args.workdir:
+        p.error("--reuse needs the --workdir the stores were kept in")
     if args.quick:
         args.chunks = [2000]
         args.queries = min(args.queries, 40)
@@ -1006,8 +1106,10 @@ def main(argv=None) -> int:
     ]
     if args.workdir:
         common += ["--workdir", args.workdir]
-    if args.keep:
+    if args.keep or args.reuse:
         common.append("--keep")
+    if args.reuse:
+        common += ["--reuse", str(Path(args.reuse).resolve())]
     if args.sweep:
         common += ["--sweep", *args.sweep]
     if not args.verify:

@@ -78,6 +78,7 @@ class Retriever:
         self.note_evidence = NOTE_EVIDENCE
         multilingual = getattr(embedder, "multilingual", False)
         self.dense_weights = dict(MULTILINGUAL_DENSE_WEIGHT if multilingual else DENSE_WEIGHT)
+        self._completes = callable(getattr(store, "complete_chunks", None))
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid", scope: Scope | None = None) -> list[Hit]:
         """The best `k` chunks (at most 3 per note); with `scope`, only from notes in it, filtered before ranking."""
@@ -85,17 +86,33 @@ class Retriever:
             raise ValueError(f"mode {mode!r}: allowed modes are {', '.join(MODES)}")
         if not query.strip():
             return []
-        pool = max(self.candidates, k)
-        terms = query_terms(query)
-        bm25_job = _POOL.submit(self.store.search_bm25, terms, pool, scope) if mode != "dense" else None
-        dense = self.store.search_dense(self.embedder.embed([query])[0], pool, scope) if mode != "bm25" else []
+        bm25, dense = self._candidates(query, max(self.candidates, k), mode, scope)
+        return self._rank(query, bm25, dense, k, mode)
+
+    def _candidates(self, query: str, pool: int, mode: str, scope: Scope | None):
+        """Both candidate lists; BM25 runs in the pool while the query is embedded and the vectors searched, so a
+        hybrid query waits for the slower side, not for their sum."""
+        # A store that can fill display fields later is asked only for what ranking reads (LanceStore: half the
+        # random reads); the hits returned are completed in _hits.
+        only_ranked = {"complete": False} if self._completes else {}
+        bm25_job = (
+            _POOL.submit(self.store.search_bm25, query_terms(query), pool, scope, **only_ranked)
+            if mode != "dense"
+            else None
+        )
+        if mode != "bm25":
+            dense = self.store.search_dense(self.embedder.embed([query])[0], pool, scope, **only_ranked)
+        else:
+            dense = []
         bm25 = bm25_job.result() if bm25_job else []
+        return bm25, dense
+
+    def _rank(self, query: str, bm25: list[StoredChunk], dense: list[StoredChunk], k: int, mode: str) -> list[Hit]:
         if mode == "bm25":
-            return self._diverse([(c, c.score) for c in bm25], k)
+            return self._hits(self._diverse([(c, c.score) for c in bm25], k), None)
         cosine = {(c.note_key, c.ordinal): c.score for c in dense}
-        if mode == "dense":
-            return self._diverse([(c, c.score) for c in dense], k, cosine)
-        return self._diverse(self._fuse(query, bm25, dense), k, cosine)
+        scored = [(c, c.score) for c in dense] if mode == "dense" else self._fuse(query, bm25, dense)
+        return self._hits(self._diverse(scored, k), cosine)
 
     def _fuse(self, query: str, bm25: list[StoredChunk], dense: list[StoredChunk]):
         query_cyrillic = cyrillic_share(query)
@@ -118,19 +135,25 @@ class Retriever:
         return [(chunk_of[key], value + extra[key[0]]) for key, value in scores.items()]
 
     @staticmethod
-    def _diverse(
-        scored: list[tuple[StoredChunk, float]], k: int, cosine: dict[tuple[str, int], float] | None = None
-    ) -> list[Hit]:
-        floor = min(cosine.values(), default=0.0) if cosine is not None else None
-        scored = sorted(scored, key=lambda cs: cs[1], reverse=True)
+    def _diverse(scored: list[tuple[StoredChunk, float]], k: int) -> list[tuple[StoredChunk, float]]:
+        """The best `k`, at most MAX_CHUNKS_PER_NOTE from one note."""
         per_note: dict[str, int] = defaultdict(int)
-        hits: list[Hit] = []
-        for chunk, score in scored:
+        picked: list[tuple[StoredChunk, float]] = []
+        for chunk, score in sorted(scored, key=lambda cs: cs[1], reverse=True):
             if per_note[chunk.note_key] >= MAX_CHUNKS_PER_NOTE:
                 continue
             per_note[chunk.note_key] += 1
+            picked.append((chunk, score))
+            if len(picked) == k:
+                break
+        return picked
+
+    def _hits(self, picked: list[tuple[StoredChunk, float]], cosine: dict[tuple[str, int], float] | None) -> list[Hit]:
+        if self._completes:
+            self.store.complete_chunks([chunk for chunk, _ in picked])
+        floor = min(cosine.values(), default=0.0) if cosine is not None else None
+        hits = []
+        for chunk, score in picked:
             relevance = None if cosine is None else cosine.get((chunk.note_key, chunk.ordinal), floor)
             hits.append(Hit(chunk.note, chunk.heading, score, chunk.text, chunk.title, chunk.note_key, relevance))
-            if len(hits) == k:
-                break
         return hits

@@ -45,6 +45,7 @@ class StoredChunk:
     text: str
     score: float
     ordinal: int = 0
+    row_id: int | None = None  # set by a store that reads note/title/heading later (LanceStore.complete_chunks)
 
 
 class ChunkStore(Protocol):
@@ -63,6 +64,9 @@ class ChunkStore(Protocol):
         ...
 
     def search_dense(self, vector: np.ndarray, limit: int, scope: Scope | None = None) -> list[StoredChunk]: ...
+
+    # Optional: a store whose searches take `complete=False` (chunks without note/title/heading, cheaper to read)
+    # also has `complete_chunks(chunks)` to fill them; the Retriever then completes only the hits it returns.
 
     def finish(self) -> None:
         """Compact and bring indices up to date after a batch of writes."""
