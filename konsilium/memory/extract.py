@@ -38,14 +38,21 @@ _REMEMBER = re.compile(
     re.IGNORECASE,
 )
 _NAME = re.compile(
-    r"(?i:\bmy name is|\bi am|\bi'm|\bim|меня зовут|зовут меня|\bя\s*[-—–]?|\bэто|представлюсь|представиться:?|"
-    r"introduce myself:?|call me)\s+"
+    r"(?i:\bmy name is|\bi am|\bi'm|\bim|меня зовут|зовут меня|\bя\s*[-—–]?|\bэто)\s+"
     r"(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b"
 )
 _NAME_HERE = re.compile(r"^(?P<name>[A-Z][a-z]+|[А-ЯЁ][а-яё]+)\s+(?:here|на связи)\b[\s,—–-]*(?P<rest>.*)$")
+# "Позвольте представиться: Геннадий Аркадьевич, …" says "меня зовут".
+_INTRODUCING = re.compile(
+    r"^(?:(?:позвольте|разрешите|let\s+me|allow\s+me\s+to)\s+)?(?:представиться|представлюсь|introduce\s+myself)"
+    r"\s*[:,—–-]?\s*",
+    re.IGNORECASE,
+)
+_CYRILLIC_WORD = re.compile(r"[а-яё]", re.IGNORECASE)
 # "I'm Lena, 34, biology teacher in Tver": the name, then more about the user.
 _NAME_FIRST = re.compile(
-    r"^(?P<intro>(?i:my\s+name\s+is|i\s+am|i'm|im|меня\s+зовут|я|это)\s+(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+))"
+    r"^(?P<intro>(?i:my\s+name\s+is|i\s+am|i'm|im|меня\s+зовут|я|это)\s+(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)"
+    r"(?:\s+[A-ZА-ЯЁ][a-zа-яё]+){0,2})"
     r"\s*(?:,|\s[—–-])\s*(?P<rest>.+)$"
 )
 # What only says more about the name: "можно просто Петрович", "call me Sasha", "Ivanova by my husband".
@@ -334,6 +341,9 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
     if not sentence or len(sentence) > MAX_STATEMENT_CHARS and not explicit:
         return []
     sentence = _TAG_QUESTION.sub("", sentence)  # "отвечай коротко, без воды, ладно?" is a wish, not a question
+    sentence = _INTRODUCING.sub(
+        lambda m: "Меня зовут " if _CYRILLIC_WORD.search(m.group(0)) else "My name is ", sentence
+    )
     if not explicit and _is_question_or_request(sentence):
         sentence = _said_before_asking(sentence)
         if not sentence:

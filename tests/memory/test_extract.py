@@ -346,3 +346,19 @@ def test_what_he_tells_around_a_request_or_in_plain_words_is_kept(text, kept):
 @pytest.mark.parametrize("text", ["Python is a programming language.", "Attention is how transformers mix tokens."])
 def test_a_definition_is_general_knowledge_not_his_fact(text):
     assert extract([text]).statements == []
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        (
+            "Позвольте представиться: Геннадий Аркадьевич Волков, 66 лет, инженер на пенсии.",
+            "Геннадий Аркадьевич Волков",
+        ),
+        ("Let me introduce myself: Harold Finch, retired engineer.", "Harold Finch"),
+    ],
+)
+def test_an_introduction_names_the_user_with_his_full_name(text, name):
+    statements = extract([text]).statements
+    assert statements[0].key == "name" and name in statements[0].text
+    assert len(statements) > 1 and statements[0].about == "user"
