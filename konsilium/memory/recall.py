@@ -37,6 +37,8 @@ READ_CHANGE_COSINE_SAME_KEY = 0.2
 # алименты 400 евро" and "Дима теперь платит 550" (the same person's name alone would ask 0.55).
 BOTH_ANSWER = 0.5
 READ_CHANGE_COSINE_BOTH_ANSWER = 0.25
+# Both hold a word of the question (not a name): they answer it on one subject, the newer one says it changed.
+READ_CHANGE_COSINE_ASKED_WORD = 0.15
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)?")
 RESTATED_COSINE = 0.6  # USE-m3: one sentence with another number 0.65-0.85; two facts of one subject 0.3-0.55
 _CAPITALIZED = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]{2,}")
@@ -89,7 +91,7 @@ class Recall:
             return pinned
         hits = self.search(query, k + len(pinned) + SPARE, current)
         relevant = [hit for hit in hits if hit.score >= floor and not hit.memory.pinned]
-        return pinned + newest_on_each_subject(relevant)[:k]
+        return pinned + newest_on_each_subject(relevant, query)[:k]
 
     def search(self, query: str, k: int = 10, current=None) -> list[Recalled]:
         """Current memories by relevance: meaning (cosine, across languages) plus the query's words they hold."""
@@ -196,17 +198,19 @@ def with_relations(people: dict[int, object]) -> dict[int, object]:
     return out
 
 
-def newest_on_each_subject(hits: list[Recalled]) -> list[Recalled]:
+def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recalled]:
     """`hits` (best first) without the memories a newer one among them replaces: the same person, close in
     meaning, the newer one saying that something changed."""
     from .extract import replaces_something
     from .people import same_person
 
+    asked = {t for t in analyze(_CAPITALIZED.sub(" ", query)) if len(t) >= 4}  # its words, not names
     stale: set[str] = set()
     for newer in hits:
         if newer.score < SUPERSEDER_RELEVANCE or newer.memory.vector is None:
             continue
         changes = replaces_something(newer.memory.text)
+        newer_words = asked & set(analyze(newer.memory.text))
         for older in hits:
             memory = older.memory
             if (
@@ -215,15 +219,26 @@ def newest_on_each_subject(hits: list[Recalled]) -> list[Recalled]:
                 and memory.vector is not None
                 and memory.vector.shape == newer.memory.vector.shape
                 and same_person(memory.about, newer.memory.about)
-                and _replaces(newer.memory, memory, changes, both_answer=min(older.score, newer.score) >= BOTH_ANSWER)
+                and _replaces(
+                    newer.memory,
+                    memory,
+                    changes,
+                    both_answer=min(older.score, newer.score) >= BOTH_ANSWER,
+                    on_the_asked_word=bool(newer_words & set(analyze(memory.text))),
+                )
             ):
                 stale.add(memory.id)
     return [hit for hit in hits if hit.memory.id not in stale]
 
 
-def _replaces(newer: Memory, older: Memory, says_change: bool, both_answer: bool = False) -> bool:
+def _replaces(
+    newer: Memory, older: Memory, says_change: bool, both_answer: bool = False, on_the_asked_word: bool = False
+) -> bool:
     cosine = float(older.vector @ newer.vector)
-    if says_change and cosine >= _change_cosine(older, newer, both_answer):
+    threshold = _change_cosine(older, newer, both_answer)
+    if on_the_asked_word:  # "Во сколько у нас дейли?": "Дейли у нас в 10:00" / "мы перенесли дейли на 9:30"
+        threshold = min(threshold, READ_CHANGE_COSINE_ASKED_WORD)
+    if says_change and cosine >= threshold:
         return True
     # The same sentence again with another number: "rating around 1450" → "my lichess rapid rating is 1520".
     numbers = [set(_NUMBER.findall(m.text)) for m in (older, newer)]

@@ -311,3 +311,19 @@ def test_a_statement_without_a_subject_key_does_not_replace_the_users_job(servic
 def test_my_wife_finds_what_was_said_about_her_by_name(service):
     current_after(service, ["My wife Anna and our son Leo moved with me.", "Anna teaches piano at a music school."])
     assert any("piano" in r.memory.text for r in service.recall("What does my wife do for a living?"))
+
+
+def test_a_change_sharing_the_questions_word_replaces_what_it_answered_and_a_weak_change_nothing_strong(service):
+    current_after(
+        service,
+        [
+            "Дейли у нас в 10:00, и к нему обычно половина не успевает посмотреть PR.",
+            "Подвернула ногу на льду у подъезда, растяжение связок, в лангете 2 недели.",
+            "И мы перенесли дейли на 9:30.",
+            "Меня перевели в реанимацию с понедельника.",
+        ],
+    )
+    daily = [r.memory.text for r in service.recall("Во сколько у нас дейли?")]
+    assert any("9:30" in text for text in daily) and not any("10:00" in text for text in daily)
+    # a transfer at work barely answers a question about the ankle: it replaces nothing there
+    assert any("растяжение" in r.memory.text for r in service.recall("что у меня с ногой?"))
