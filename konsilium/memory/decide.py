@@ -214,10 +214,12 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     # "забудь про мой долг карлу" names Karl: "I owe karl 90€" is about the debt and names him
     named_people = {latin(t) for t in stems - things}
     about_others = bool(mentioned(query)) or bool(named_people)
-    scored, cosines = [], []
+    scored, cosines, whole = [], [], set()
     for memory in current:
         have = set(analyze(memory.text))
         overlap = len(wanted & have) / len(wanted) if wanted else 0.0
+        if wanted and overlap == 1.0 and any(len(t) >= 4 for t in wanted):
+            whole.add(memory.id)
         if named:  # "забудь про терапию" names "seeing a therapist": the same word in the other script
             overlap = max(overlap, SOUND_WEIGHT * len(named & _distinctive(memory.text)) / len(named))
         same_key = FORGET_KEY_BONUS if key is not None and memory.key == key else 0.0
@@ -233,7 +235,13 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     if not scored or not wanted:
         return []
     best = scored[0][0]
-    named_ = [(score, m) for score, m in scored if score >= max(FORGET_SCORE, best - FORGET_MARGIN)]
+    # every memory holding all the words the request names is about it ("про пенсию мою сотри": "Мне 68, на
+    # пенсии" and "Пенсия у меня 31 тыща"), however much closer in meaning one of them is
+    named_ = [
+        (score, m)
+        for score, m in scored
+        if score >= max(FORGET_SCORE, best - FORGET_MARGIN) or m.id in whole and score >= FORGET_SCORE
+    ]
     # Said in the other language, a fact shares no word with the request, only meaning: the clearly closest memory
     # ("сюрприз для Лейлы" / "a surprise trip to Montenegro for Leyla's birthday": 0.34, the next 0.18).
     top, runner_up = cosines[0], (cosines[1][0] if len(cosines) > 1 else 0.0)

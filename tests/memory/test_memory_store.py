@@ -327,3 +327,16 @@ def test_a_change_sharing_the_questions_word_replaces_what_it_answered_and_a_wea
     assert any("9:30" in text for text in daily) and not any("10:00" in text for text in daily)
     # a transfer at work barely answers a question about the ankle: it replaces nothing there
     assert any("растяжение" in r.memory.text for r in service.recall("что у меня с ногой?"))
+
+
+def test_forgetting_a_topic_takes_every_memory_that_names_it(service):
+    current = current_after(
+        service,
+        [
+            "Мне 68, на пенсии.",
+            "Пенсия у меня 31 тыща, плюс иногда подрабатываю консультациями.",
+            "My hobby is fishing.",
+            "И про пенсию мою тоже сотри, сколько получаю.",
+        ],
+    )
+    assert list(current) == ["My hobby is fishing"]
