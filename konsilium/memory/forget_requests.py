@@ -83,9 +83,16 @@ _VERB_LAST = re.compile(
     r"(?:\s+(?:it|that|this|them|это|её|ее|его|их|вс[её]))?(?:,?\s+" + _PLEASE + r")?(?:[\s,.!?—–-].*)?$",
     re.IGNORECASE,
 )
+# Russian puts the object first: "и адрес мой забудь, пожалуйста", "Про ипотеку тоже не запоминай, сотри".
+_OBJECT_FIRST = re.compile(
+    r"^" + _OPENERS + r"(?P<rest>(?:(?!\bне\b)[\w«»\"'-]+\s+){1,5}?)(?:тоже\s+|также\s+)?"
+    r"(?:забудь(?:те)?|сотри(?:те)?|удали(?:те)?)(?:\s+вс[её])?(?:,?\s+" + _PLEASE + r")?(?:[\s,.!?—–-].*)?$",
+    re.IGNORECASE,
+)
 # A request that names nothing: "forget it", "это больше не актуально, сотри", "Забудь об этом".
 _NAMES_NOTHING = re.compile(
-    r"^(?:" + _OUTDATED + r"|it|that|this|this\s+one|это|этом|этого|об\s+этом|про\s+это|всё\s+это)?$", re.IGNORECASE
+    r"^(?:" + _OUTDATED + r"|it|that|this|this\s+one|это|этом|этого|об\s+этом|про\s+это|всё\s+это|ты|вы)?$",
+    re.IGNORECASE,
 )
 _LEAD = re.compile(
     r"^(?:(?:" + _PLEASE + r")[\s,]+)?(?:(?:всё|все|everything)\s+)?(?:" + _SAID_THING + r"|about\s+|that\s+|"
@@ -114,7 +121,7 @@ def forget_query(sentence: str) -> str | None:
     later = _VERB_LATER.search(sentence)
     if later:
         return _tidy(_first_clause(later.group("rest")))
-    last = _VERB_LAST.match(sentence)
+    last = _VERB_LAST.match(sentence) or _OBJECT_FIRST.match(sentence)
     if last:
         return _tidy(last.group("rest"))
     return None

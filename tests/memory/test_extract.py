@@ -211,6 +211,7 @@ def test_a_wish_about_answers_is_said_to_the_assistant(text, is_preference):
         ("Удали то, что я говорил о кредите.", "кредите"),
         ("Это больше не актуально, сотри про абонемент.", "абонемент"),
         ("Please remove my old address from your memory.", "my old address"),
+        ("и адрес мой забудь, пожалуйста, мало ли", "адрес мой"),
     ],
 )
 def test_forget_requests_are_understood_however_they_are_phrased(text, query):
@@ -230,6 +231,8 @@ def test_forget_requests_are_understood_however_they_are_phrased(text, query):
         "I deleted the app about a week ago.",
         "Don't remember the exact date, but it was in May.",
         "Слушай, я удалил инстаграм, и теперь больше времени.",
+        "Не забудь купить молоко.",
+        "Я часто забываю ключи.",
     ],
 )
 def test_forget_as_an_ordinary_word_is_no_request(text):
