@@ -667,14 +667,16 @@ def _relation_word(words_: str) -> str:
 
 def _matches(stems: list[str], wanted: frozenset[str]) -> bool:
     """A stem equals a lexicon stem, or starts with one of 4+ letters (Russian endings vary)."""
-    wanted = _stemmed(wanted)
-    return any(s in wanted or any(len(w) >= 4 and s.startswith(w) for w in wanted) for s in stems)
+    wanted, prefixes = _stemmed(wanted)
+    return any(s in wanted or s.startswith(prefixes) for s in stems)
 
 
 @lru_cache(maxsize=64)
-def _stemmed(entries: frozenset[str]) -> frozenset[str]:
-    """The lexicon's entries as written and as stemmed: "глютен" is also "глют", as the stemmer makes it."""
-    return entries | frozenset(stem(w.replace("ё", "е")) for w in entries)
+def _stemmed(entries: frozenset[str]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The lexicon's entries as written and as stemmed ("глютен" is also "глют", as the stemmer makes it), and
+    those of 4+ letters as prefixes (one `startswith` call: recall asks this of every hit)."""
+    wanted = entries | frozenset(stem(w.replace("ё", "е")) for w in entries)
+    return wanted, tuple(sorted(w for w in wanted if len(w) >= 4))
 
 
 def _mentions_concept(stems: list[str]) -> bool:
@@ -795,12 +797,14 @@ def _says_change(stems: list[str]) -> bool:
     return _matches(stems, lx.UPDATE_WORDS)
 
 
+@lru_cache(maxsize=8192)  # asked of every recalled memory, on every question
 def replaces_explicitly(text: str) -> bool:
     """ "сменила мне препарат", "switched to espresso", "X instead": the statement says the old value is gone (a
     second allergy "появилась аллергия на морепродукты" adds one)."""
     return _says_replaced(set(words(text)), _stems(text))
 
 
+@lru_cache(maxsize=8192)  # asked of every recalled memory, on every question
 def replaces_something(text: str) -> bool:
     """Whether a statement says something changed and replaces what was ("So pescatarian now", "Upgraded to a
     4090"), not only adds to it ("Now I also swim on Sundays")."""
