@@ -37,6 +37,18 @@ READ_CHANGE_COSINE_SAME_KEY = 0.2
 # алименты 400 евро" and "Дима теперь платит 550" (the same person's name alone would ask 0.55).
 BOTH_ANSWER = 0.5
 READ_CHANGE_COSINE_BOTH_ANSWER = 0.25
+# A question asking when, and the dates, days and times that answer it, in both languages.
+_WHEN = re.compile(
+    r"\b(?:when|what\s+(?:date|day|time)|which\s+day|когда|какого\s+числа|в\s+какой\s+день|в\s+какие\s+дни|"
+    r"во\s+сколько|какая\s+дата)\b",
+    re.IGNORECASE,
+)
+_DATE = re.compile(
+    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun|январ|феврал|март|апрел|ма[йяе]|"
+    r"июн|июл|август|сентябр|октябр|ноябр|декабр|понедельник|вторник|сред[аеуы]|четверг|пятниц|суббот|воскресень)"
+    r"|\b\d{1,2}[:.]\d{2}\b",
+    re.IGNORECASE,
+)
 # Both hold a word of the question (not a name): they answer it on one subject, the newer one says it changed.
 READ_CHANGE_COSINE_ASKED_WORD = 0.15
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)?")
@@ -205,12 +217,14 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
     from .people import same_person
 
     asked = {t for t in analyze(_CAPITALIZED.sub(" ", query)) if len(t) >= 4}  # its words, not names
+    asks_when = bool(_WHEN.search(query))
     stale: set[str] = set()
     for newer in hits:
         if newer.score < SUPERSEDER_RELEVANCE or newer.memory.vector is None:
             continue
         changes = replaces_something(newer.memory.text)
         newer_words = asked & set(analyze(newer.memory.text))
+        newer_dated = asks_when and bool(_DATE.search(newer.memory.text))
         for older in hits:
             memory = older.memory
             if (
@@ -224,7 +238,11 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
                     memory,
                     changes,
                     both_answer=min(older.score, newer.score) >= BOTH_ANSWER,
-                    on_the_asked_word=bool(newer_words & set(analyze(memory.text))),
+                    # "When is my IELTS exam?": "My exam is on June 20" / "Айлтс перенесли на 11 июля" both answer
+                    # with a date, whatever their words
+                    on_the_asked_word=bool(newer_words & set(analyze(memory.text)))
+                    or newer_dated
+                    and bool(_DATE.search(memory.text)),
                 )
             ):
                 stale.add(memory.id)
@@ -236,8 +254,8 @@ def _replaces(
 ) -> bool:
     cosine = float(older.vector @ newer.vector)
     threshold = _change_cosine(older, newer, both_answer)
-    if on_the_asked_word:  # "Во сколько у нас дейли?": "Дейли у нас в 10:00" / "мы перенесли дейли на 9:30"
-        threshold = min(threshold, READ_CHANGE_COSINE_ASKED_WORD)
+    if on_the_asked_word and threshold != float("inf"):  # "Во сколько у нас дейли?": "Дейли у нас в 10:00" / "мы
+        threshold = min(threshold, READ_CHANGE_COSINE_ASKED_WORD)  # перенесли дейли на 9:30"; not two subject keys
     if says_change and cosine >= threshold:
         return True
     # The same sentence again with another number: "rating around 1450" → "my lichess rapid rating is 1520".

@@ -340,3 +340,19 @@ def test_forgetting_a_topic_takes_every_memory_that_names_it(service):
         ],
     )
     assert list(current) == ["My hobby is fishing"]
+
+
+def test_a_when_question_lets_a_moved_date_replace_the_old_one_said_in_other_words():
+    from konsilium.memory.recall import Recalled, newest_on_each_subject
+
+    def memory(text, created, vector):
+        vector = np.asarray(vector, dtype=np.float32)
+        return Memory(new_memory_id(), text, created=created, updated=created, vector=vector / np.linalg.norm(vector))
+
+    older = memory("Launch deadline is August 14", 1.0, [1.0, 0.0])
+    newer = memory("PM says the go-live is actually August 28", 2.0, [0.2, 0.98])  # cosine 0.2: other words
+    hits = [Recalled(older, 0.5), Recalled(newer, 0.45)]
+    kept = [h.memory.text for h in newest_on_each_subject(hits, "When is the route-optimizer launch?")]
+    assert kept == ["PM says the go-live is actually August 28"]
+    # asked what, not when, the two stay apart: nothing says they are one subject
+    assert len(newest_on_each_subject(hits, "What is the route-optimizer?")) == 2
