@@ -37,6 +37,7 @@ READ_CHANGE_COSINE_SAME_KEY = 0.2
 # алименты 400 евро" and "Дима теперь платит 550" (the same person's name alone would ask 0.55).
 BOTH_ANSWER = 0.5
 READ_CHANGE_COSINE_BOTH_ANSWER = 0.25
+DATED_SHARE = 0.5
 # A question asking when, and the dates, days and times that answer it, in both languages.
 _WHEN = re.compile(
     r"\b(?:when|what\s+(?:date|day|time)|which\s+day|когда|какого\s+числа|в\s+какой\s+день|в\s+какие\s+дни|"
@@ -98,7 +99,7 @@ class Recall:
         k = self.settings.top_k if k is None else k
         floor = self.settings.min_relevance if min_relevance is None else min_relevance
         current = self.store.current_matrix()
-        pinned = [Recalled(m, 0.0, pinned=True) for m in current.memories if m.pinned]
+        pinned = [Recalled(m, 0.0, pinned=True) for m in current.pinned]
         if not query.strip() or k <= 0 or not current.memories:
             return pinned
         hits = self.search(query, k + len(pinned) + SPARE, current)
@@ -242,6 +243,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
                     # with a date, whatever their words
                     on_the_asked_word=bool(newer_words & set(analyze(memory.text)))
                     or newer_dated
+                    and newer.score >= DATED_SHARE * older.score  # answering as well, not a stray dated change
                     and bool(_DATE.search(memory.text)),
                 )
             ):

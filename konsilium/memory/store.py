@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -59,6 +60,11 @@ class CurrentMatrix:
     row_of: dict[int, int] = field(default_factory=dict)  # SQLite rowid → row, to read full-text hits
     rowids: list[int] = field(default_factory=list)  # row → SQLite rowid
     history_seq: int = 0  # every change up to this memory_history row is in here
+
+    @cached_property
+    def pinned(self) -> list[Memory]:
+        """The pinned memories (the core profile), found once per generation, not on every question."""
+        return [m for m in self.memories if m.pinned]
 
 
 @dataclass(frozen=True)
