@@ -138,7 +138,7 @@ UPDATE_WORDS = frozenset({
 # value ("bought a Brompton", "finally 1520"): when writing, they would let unrelated news replace old facts.
 READ_CHANGE_WORDS = frozenset({
     "bought", "купил", "взял", "final", "ditch", "swap", "instal", "установ", "подключ", "перевел", "избав", "rid",
-    "расста", "наконец", "actual", "оказыва",
+    "расста", "наконец", "actual", "оказыва", "bump", "slid", "nowaday", "устро", "покрас", "съеха", "воткнул",
 })
 # A change that adds ("Now I also swim") rather than replaces, unless it says it replaces ("also … instead").
 ADDITION_WORDS = frozenset({"also", "too", "тоже", "также"})

@@ -270,7 +270,7 @@ def _change_cosine(older: Memory, newer: Memory, both_answer: bool = False) -> f
     from .extract import key_is_exclusive, replaces_explicitly
     from .people import latin, same_name
 
-    if older.key and newer.key and older.key != newer.key:
+    if older.key and newer.key and older.key != newer.key and not _one_family(older.key, newer.key):
         return float("inf")  # two subjects the extractor told apart: a GPU upgrade leaves the laptop's RAM alone
     if older.key and older.key == newer.key and (key_is_exclusive(older.key) or replaces_explicitly(newer.text)):
         return READ_CHANGE_COSINE_SAME_KEY  # "Пью лизиноприл" → "сменила мне препарат — теперь амлодипин 5 мг"
@@ -283,6 +283,12 @@ def _change_cosine(older: Memory, newer: Memory, both_answer: bool = False) -> f
     if both_answer:
         return READ_CHANGE_COSINE_BOTH_ANSWER  # the question itself says they are one subject
     return READ_CHANGE_COSINE_KEYED if older.key and not newer.key else READ_CHANGE_COSINE
+
+
+def _one_family(first: str, second: str) -> bool:
+    """ "deadline:рис" and "deadline:обложк": two deadlines whose topic words differ (the topic is only the first
+    content word) may be one deadline; "schedule:pilates" and "schedule:swimming" are two activities."""
+    return first.startswith("deadline:") and second.startswith("deadline:")
 
 
 def _people_named(memory: Memory) -> set[str]:

@@ -356,3 +356,31 @@ def test_a_when_question_lets_a_moved_date_replace_the_old_one_said_in_other_wor
     assert kept == ["PM says the go-live is actually August 28"]
     # asked what, not when, the two stay apart: nothing says they are one subject
     assert len(newest_on_each_subject(hits, "What is the route-optimizer?")) == 2
+
+
+def test_two_deadlines_told_apart_only_by_their_first_word_are_one_but_two_activities_stay_two():
+    from konsilium.memory.recall import Recalled, newest_on_each_subject
+
+    def memory(text, key, created, vector):
+        vector = np.asarray(vector, dtype=np.float32)
+        vector = vector / np.linalg.norm(vector)
+        return Memory(new_memory_id(), text, key=key, created=created, updated=created, vector=vector)
+
+    close = [0.8, 0.6]  # cosine 0.8 with [1, 0]
+    old_cover = memory("Рисую обложку для «Лисьей тропы», сдать надо 15 марта", "deadline:рис", 1.0, [1.0, 0.0])
+    new_cover = memory("Ура, дедлайн по обложке съехал на 2 апреля", "deadline:обложк", 2.0, close)
+    kept = newest_on_each_subject([Recalled(old_cover, 0.5), Recalled(new_cover, 0.5)], "Когда сдавать обложку?")
+    assert [h.memory.text for h in kept] == [new_cover.text]
+    pilates = memory("Хожу на пилатес по вторникам", "schedule:pilates", 1.0, [1.0, 0.0])
+    swimming = memory("Теперь плаваю по пятницам", "schedule:swimming", 2.0, close)
+    assert len(newest_on_each_subject([Recalled(pilates, 0.5), Recalled(swimming, 0.5)], "Чем я занимаюсь?")) == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Progress review got bumped to April 2nd", "Покрасилась в синий", "Тимур устроился саунд-дизайнером в студию"],
+)
+def test_a_change_said_without_the_usual_words_still_reads_as_one(text):
+    from konsilium.memory.extract import replaces_something
+
+    assert replaces_something(text)
