@@ -76,7 +76,7 @@ class OpenAIServingResponses(OpenAIServing):
             tool_use=tool_use,
         )
         turn = await self.prepare(turn_request)
-        shape = Shape(request, turn)
+        shape = Shape(request, turn, self.pipeline.engine.count_tokens)
         if request.stream:
             started = await self.start_stream(http_request, turn)
             return ClosingStreamingResponse(shape.events(self, started), media_type="text/event-stream")
@@ -258,8 +258,15 @@ def call_item(call_id: str, name: str, arguments: str, status: str) -> dict:
 class Shape:
     """The response object of one turn, whole or built up by stream events."""
 
-    def __init__(self, request: ResponsesRequest, turn: Turn):
+    def __init__(self, request: ResponsesRequest, turn: Turn, count_tokens=None):
         self.request, self.turn, self.created = request, turn, time.time()
+        self.count_tokens = count_tokens  # the engine's tokenizer: how many output tokens were reasoning
+
+    def reasoning_tokens(self, output: list[dict], completion_tokens: int) -> int:
+        texts = [part.get("text", "") for item in output if item.get("type") == "reasoning" for part in item["content"]]
+        if not texts or self.count_tokens is None:
+            return 0
+        return min(completion_tokens, sum(self.count_tokens(text) for text in texts if text))
 
     def response(self, output: list[dict], finish_reason: str | None, prompt_tokens: int, completion_tokens: int):
         turn, request = self.turn, self.request
@@ -291,7 +298,7 @@ class Shape:
                 "input_tokens": prompt_tokens,
                 "input_tokens_details": {"cached_tokens": 0},
                 "output_tokens": completion_tokens,
-                "output_tokens_details": {"reasoning_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens(output, completion_tokens)},
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }

@@ -197,12 +197,15 @@ def test_the_responses_api_gives_the_reasoning_as_an_item_before_the_message(ser
     assert message.type == "message" and response.output_text.startswith("[base] notes=1 system=yes | What is")
     assert "Zanzibar" not in response.output_text and "think>" not in response.output_text
     assert log.get(response.id).reasoning == REASONING
+    usage = response.usage  # the reasoning's share of the output, counted with the engine's tokenizer
+    assert 0 < usage.output_tokens_details.reasoning_tokens < usage.output_tokens
     # A client keeping its own context sends the items back; the model is not shown its old reasoning.
     history = [item.model_dump(exclude_none=True) for item in response.output]
     again = client.responses.create(model=MODEL, input=[*history, {"role": "user", "content": "And tomorrow?"}])
     assert again.output_text.startswith("[base]") and "Zanzibar" not in str(engine.last.messages)
     quiet = client.responses.create(model="quiet", input="Hi")  # a role that does not think: no reasoning item
     assert [item.type for item in quiet.output] == ["message"]
+    assert quiet.usage.output_tokens_details.reasoning_tokens == 0
 
 
 def test_the_responses_api_streams_the_reasoning_before_the_answer(served):
@@ -223,6 +226,7 @@ def test_the_responses_api_streams_the_reasoning_before_the_answer(served):
     assert reasoning.content[0].text == REASONING and message.type == "message"
     assert final.output_text.startswith("[base] notes=1") and "Zanzibar" not in final.output_text
     assert log.get(final.id).reasoning == REASONING
+    assert 0 < final.usage.output_tokens_details.reasoning_tokens < final.usage.output_tokens
 
 
 def test_a_roles_opening_note_follows_the_reasoning_in_the_message(served):
