@@ -36,6 +36,9 @@ FORGET_MARGIN = 0.15  # memories scoring this close to the best one are forgotte
 FORGET_KEY_BONUS = 0.3
 FORGET_OTHERS_PENALTY = 0.3  # someone else's memory, for a request that names no one
 FORGET_PERSON_BONUS = 0.2  # a memory naming the person the request names (less than a subject key: a name alone)
+# A memory holding only some of the request's words and far from it in meaning: those words count this much.
+FORGET_PARTIAL_COSINE = 0.25
+FORGET_PARTIAL_WEIGHT = 0.4
 FORGET_COSINE = 0.25  # the closest memory in meaning is forgotten when it is this close ...
 FORGET_COSINE_LEAD = 0.12  # ... and clearly closer than any other
 SOUND_WEIGHT = 0.5  # a shared word start across scripts is weaker evidence than a shared stem ("stomach"/"стоматолог")
@@ -220,10 +223,12 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         overlap = len(wanted & have) / len(wanted) if wanted else 0.0
         if wanted and overlap == 1.0 and any(len(t) >= 4 for t in wanted):
             whole.add(memory.id)
+        cosine = _cosine(vector, memory.vector)
+        if 0 < overlap < 1 and cosine < FORGET_PARTIAL_COSINE:
+            overlap *= FORGET_PARTIAL_WEIGHT  # "вид на жительство" is not the "вид на гавань" of a new flat
         if named:  # "забудь про терапию" names "seeing a therapist": the same word in the other script
             overlap = max(overlap, SOUND_WEIGHT * len(named & _distinctive(memory.text)) / len(named))
         same_key = FORGET_KEY_BONUS if key is not None and memory.key == key else 0.0
-        cosine = _cosine(vector, memory.vector)
         others = FORGET_OTHERS_PENALTY if memory.about != USER and not about_others else 0.0
         names_them = named_people and any(
             same_name(latin(w), n) for w in words(f"{memory.about} {memory.text}") for n in named_people

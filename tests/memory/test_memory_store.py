@@ -384,3 +384,15 @@ def test_a_change_said_without_the_usual_words_still_reads_as_one(text):
     from konsilium.memory.extract import replaces_something
 
     assert replaces_something(text)
+
+
+def test_a_forget_request_sharing_only_a_common_word_with_a_memory_leaves_it(service):
+    current = current_after(
+        service,
+        [
+            "Мы переехали в Сандвикен, квартира больше и вид на гавань.",
+            "I cycle to the lab on a second-hand Brompton.",
+            "Забудь, пожалуйста, всё про мой вид на жительство.",
+        ],
+    )
+    assert "Мы переехали в Сандвикен, квартира больше и вид на гавань" in current
