@@ -260,8 +260,15 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     # "forget my stomach stuff" names both halves, the second only faintly.
     said_with = {m.exchange_id for _, m in named_ if m.exchange_id}
     floor = min(score for score, _ in named_) - FORGET_MARGIN
+    # ... and so does what was said of the person the request names, in that same message ("Erase the bit about
+    # Liam's gambling": "He's got a gambling problem. He lost nearly ten grand").
+    whose = {m.about for _, m in named_ if m.about != USER}
     return named_ + [
-        (score, m) for score, m in scored if m.exchange_id in said_with and m.id not in chosen and score >= floor
+        (score, m)
+        for score, m in scored
+        if m.exchange_id in said_with
+        and m.id not in chosen
+        and (score >= floor or named_people and m.about in whose)
     ]
 
 

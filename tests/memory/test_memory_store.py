@@ -396,3 +396,26 @@ def test_a_forget_request_sharing_only_a_common_word_with_a_memory_leaves_it(ser
         ],
     )
     assert "Мы переехали в Сандвикен, квартира больше и вид на гавань" in current
+
+
+def test_forgetting_what_was_said_of_someone_takes_all_of_it_said_then_and_nothing_said_before(service):
+    from konsilium.memory import Exchange
+
+    told = [
+        {"role": "user", "content": "My brother Liam is a paramedic in Dublin."},
+        {"role": "assistant", "content": "OK"},
+    ]
+    turns = [
+        told[:1],
+        [*told, {"role": "user", "content": "He's also got a gambling problem. He lost nearly ten grand last year."}],
+        [{"role": "user", "content": "Erase the bit about Liam's gambling, please — it's not my story to tell."}],
+    ]
+    for i, messages in enumerate(turns):
+        exchange = Exchange(
+            f"chatcmpl-{i}", 1.7e9 + i, "chat.completions", "konsilium", None, messages, "ok", "stop", []
+        )
+        service.store.log.record(exchange)
+        service.catch_up()
+    texts = [m.text for m in service.store.list()]
+    assert any("paramedic" in text for text in texts)
+    assert not any("gambling" in text or "ten grand" in text for text in texts)
