@@ -266,9 +266,7 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     return named_ + [
         (score, m)
         for score, m in scored
-        if m.exchange_id in said_with
-        and m.id not in chosen
-        and (score >= floor or named_people and m.about in whose)
+        if m.exchange_id in said_with and m.id not in chosen and (score >= floor or named_people and m.about in whose)
     ]
 
 

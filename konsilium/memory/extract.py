@@ -813,8 +813,13 @@ def replaces_something(text: str) -> bool:
         return False
     # "Also the deadline got pushed to March 28": a connective opening the statement adds nothing to the subject
     tokens = set(words(_OPENERS.sub("", text)))
+    # "too" adds at a clause's end ("I swim on Sundays too"), not before an adjective ("the coach was too strict")
+    tokens -= {"too"} if not _TOO_ADDS.search(text) else set()
     adds = bool(tokens & lx.ADDITION_WORDS) or "as well" in text.lower()
     return not adds or _says_replaced(tokens, stems)
+
+
+_TOO_ADDS = re.compile(r"\btoo\b\s*(?:[,.!?;:—–-]|$)", re.IGNORECASE)
 
 
 def _says_replaced(tokens: set[str], stems: list[str]) -> bool:

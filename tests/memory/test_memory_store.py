@@ -378,12 +378,25 @@ def test_two_deadlines_told_apart_only_by_their_first_word_are_one_but_two_activ
 
 @pytest.mark.parametrize(
     "text",
-    ["Progress review got bumped to April 2nd", "Покрасилась в синий", "Тимур устроился саунд-дизайнером в студию"],
+    [
+        "Progress review got bumped to April 2nd",
+        "Покрасилась в синий",
+        "Тимур устроился саунд-дизайнером в студию",
+        "Misha has changed his sport, the coach was too strict, and now he does judo",
+        "Got a dorm room, 210€ a month, no more insane rent",
+    ],
 )
 def test_a_change_said_without_the_usual_words_still_reads_as_one(text):
     from konsilium.memory.extract import replaces_something
 
     assert replaces_something(text)
+
+
+@pytest.mark.parametrize("text", ["Now I swim on Sundays too.", "Now I also swim on Sundays"])
+def test_a_change_that_adds_replaces_nothing(text):
+    from konsilium.memory.extract import replaces_something
+
+    assert not replaces_something(text)
 
 
 def test_a_forget_request_sharing_only_a_common_word_with_a_memory_leaves_it(service):
