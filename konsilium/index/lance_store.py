@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -29,9 +28,8 @@ from lancedb.query import MatchQuery
 from konsilium.errors import StoreError
 
 from .scope import Scope, tags_field
-from .store import ChunkRecord, NoteRecord, StoredChunk
+from .store import ChunkRecord, NoteRecord, StoredChunk, check_collection_name
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SHOWN = ["note_key", "note", "title", "heading", "text", "ordinal"]
 # What fusion reads from every candidate; the rest of _SHOWN is read only for the hits returned. Each column costs
 # its own random reads: at 1M chunks, 60 BM25 candidates took 14.5 ms with all six columns and 7 ms with these.
@@ -142,8 +140,7 @@ class LanceStore:
         rebuild: bool = False,
     ):
         """With `rebuild`, writes go to a new, empty generation that replaces the live one at `finish()`."""
-        if not _NAME.match(collection):
-            raise StoreError(f"collection name {collection!r}: use 1-64 letters, digits, '_' or '-'")
+        check_collection_name(collection)
         self.dir = Path(index_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.collection = collection

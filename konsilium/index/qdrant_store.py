@@ -32,7 +32,7 @@ import numpy as np
 from konsilium.errors import StoreError
 
 from .scope import Scope, normalize_tag
-from .store import ChunkRecord, NoteRecord, StoredChunk
+from .store import ChunkRecord, NoteRecord, StoredChunk, check_collection_name
 
 try:
     from qdrant_client import QdrantClient
@@ -166,10 +166,7 @@ class QdrantStore:
         rebuild: bool = False,
     ):
         """With `rebuild`, writes go to new, empty Qdrant collections that replace the live ones at `finish()`."""
-        from .lance_store import _NAME
-
-        if not _NAME.match(collection):
-            raise StoreError(f"collection name {collection!r}: use 1-64 letters, digits, '_' or '-'")
+        check_collection_name(collection)
         self.client = client
         self.collection = collection
         self.embedder_name = embedder_name

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
+from konsilium.errors import StoreError
+
 from .scope import Scope
+
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_collection_name(collection: str) -> None:
+    """Every store's collection names: they become table, folder or Qdrant collection names."""
+    if not _COLLECTION_NAME.match(collection):
+        raise StoreError(f"collection name {collection!r}: use 1-64 letters, digits, '_' or '-'")
 
 
 @dataclass
