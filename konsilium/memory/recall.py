@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -224,7 +225,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
         if newer.score < SUPERSEDER_RELEVANCE or newer.memory.vector is None:
             continue
         changes = replaces_something(newer.memory.text)
-        newer_words = asked & set(analyze(newer.memory.text))
+        newer_words = asked & _content_stems(newer.memory.text)
         newer_dated = asks_when and bool(_DATE.search(newer.memory.text))
         for older in hits:
             memory = older.memory
@@ -241,7 +242,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
                     both_answer=min(older.score, newer.score) >= BOTH_ANSWER,
                     # "When is my IELTS exam?": "My exam is on June 20" / "Айлтс перенесли на 11 июля" both answer
                     # with a date, whatever their words
-                    on_the_asked_word=bool(newer_words & set(analyze(memory.text)))
+                    on_the_asked_word=bool(newer_words & _content_stems(memory.text))
                     or newer_dated
                     and newer.score >= DATED_SHARE * older.score  # answering as well, not a stray dated change
                     and bool(_DATE.search(memory.text)),
@@ -277,12 +278,18 @@ def _change_cosine(older: Memory, newer: Memory, both_answer: bool = False) -> f
     names = [_people_named(m) for m in (older, newer)]
     if older.about != USER or any(same_name(a, b) for a in names[0] for b in names[1]):
         # a name shared makes both answer a question naming them: they must share something else to be one subject
-        shared = {t for t in set(analyze(older.text)) & set(analyze(newer.text)) if len(t) >= 4}
+        shared = {t for t in _content_stems(older.text) & _content_stems(newer.text) if len(t) >= 4}
         named_only = not {t for t in shared if not any(same_name(latin(t), n) for n in names[0] | names[1])}
         return READ_CHANGE_COSINE_BOTH_ANSWER if both_answer and not named_only else READ_CHANGE_COSINE_NAMED
     if both_answer:
         return READ_CHANGE_COSINE_BOTH_ANSWER  # the question itself says they are one subject
     return READ_CHANGE_COSINE_KEYED if older.key and not newer.key else READ_CHANGE_COSINE
+
+
+@lru_cache(maxsize=8192)
+def _content_stems(text: str) -> frozenset[str]:
+    """A memory's stems, once per text: every recall compares each pair of its hits by them."""
+    return frozenset(analyze(text))
 
 
 def _one_family(first: str, second: str) -> bool:
