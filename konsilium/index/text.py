@@ -26,11 +26,22 @@ _RU_STOP = set(
     нас про всего них какая много разве три эту моя впрочем хорошо свою этой перед иногда лучше чуть том нельзя
     такой им более всегда конечно всю между это эта эти мою твой твоя твои свой свои своя""".split()
 )
-_EN_STOP = set(
-    """a an and are as at be but by for if in into is it no not of on or such that the their then there these they
+_EN_STOP = (
+    set(
+        """a an and are as at be but by for if in into is it no not of on or such that the their then there these they
     this to was will with what which who whom how do does did i you he she we me my your our its can could would
     should from than so about""".split()
+    )
+    | {  # contractions and their parts ("I'm in therapy" names therapy, not "i'm" or "m")
+        f"{pronoun}{apostrophe}{rest}"
+        for pronoun in ("i", "you", "we", "they", "he", "she", "it", "that")
+        for apostrophe in ("'", "’")
+        for rest in ("m", "ve", "ll", "d", "re", "s")
+    }
+    | {"m", "s", "t", "d", "ll", "ve", "re", "im", "ive"}
 )
+_EN_STOP |= {f"{verb}n{a}t" for verb in ("do", "does", "did", "is", "are", "was", "have") for a in ("'", "’")}
+_EN_STOP |= {"don", "doesn", "didn", "isn", "aren", "wasn", "haven"}
 STOP_WORDS = _RU_STOP | _EN_STOP
 
 _ru = Stemmer.Stemmer("russian")
@@ -80,6 +91,7 @@ _LATIN_RULES = [
     (re.compile(r"c(?=[eiy])"), "s"),
     (re.compile(r"[cq]"), "k"),
     (re.compile(r"w"), "v"),
+    (re.compile(r"(?<=[bdfgklmnprstvz])yo"), "e"),  # Seryozha / Серёжа, Artyom / Артём: ё is read as е
     (re.compile(r"[yj]"), "i"),
 ]
 _DOUBLE = re.compile(r"(.)\1+")

@@ -41,6 +41,10 @@ FORGET_PARTIAL_COSINE = 0.25
 FORGET_PARTIAL_WEIGHT = 0.4
 FORGET_COSINE = 0.25  # the closest memory in meaning is forgotten when it is this close ...
 FORGET_COSINE_LEAD = 0.12  # ... and clearly closer than any other
+# A request's word inside a memory's (терапии / психотерапевту) or one stem a letter or two longer (пятничные /
+# пятницам) names it too, where the memory is this close in meaning at all.
+LOOSE_MATCH_COSINE = 0.2
+LOOSE_PART = 5
 SOUND_WEIGHT = 0.5  # a shared word start across scripts is weaker evidence than a shared stem ("stomach"/"стоматолог")
 # The core profile pins itself: who the user is and how he wants answers go into every prompt.
 AUTO_PINNED_KEYS = ("name", "answer.language", "answer.style", "answer.code")
@@ -220,10 +224,13 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     scored, cosines, whole = [], [], set()
     for memory in current:
         have = set(analyze(memory.text))
-        overlap = len(wanted & have) / len(wanted) if wanted else 0.0
+        cosine = _cosine(vector, memory.vector)
+        matched = wanted & have
+        if cosine >= LOOSE_MATCH_COSINE and len(matched) < len(wanted):  # the costlier test for the close few
+            matched |= {t for t in wanted - matched if any(_same_word(t, h) for h in have)}
+        overlap = len(matched) / len(wanted) if wanted else 0.0
         if wanted and overlap == 1.0 and any(len(t) >= 4 for t in wanted):
             whole.add(memory.id)
-        cosine = _cosine(vector, memory.vector)
         if 0 < overlap < 1 and cosine < FORGET_PARTIAL_COSINE:
             overlap *= FORGET_PARTIAL_WEIGHT  # "вид на жительство" is not the "вид на гавань" of a new flat
         if named:  # "забудь про терапию" names "seeing a therapist": the same word in the other script
@@ -268,6 +275,19 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         for score, m in scored
         if m.exchange_id in said_with and m.id not in chosen and (score >= floor or named_people and m.about in whose)
     ]
+
+
+def _same_word(a: str, b: str) -> bool:
+    """Two stems of one word: one inside the other (a compound), or a shared start all but two letters long."""
+    shorter, longer = sorted((a, b), key=len)
+    if len(shorter) >= LOOSE_PART and shorter in longer:
+        return True
+    common = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        common += 1
+    return common >= LOOSE_PART - 1 and common >= len(longer) - 2
 
 
 def _family(key: str | None) -> str | None:

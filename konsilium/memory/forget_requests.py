@@ -18,7 +18,8 @@ _OPENERS = (
 _PLEASE = r"(?:please|pls|plz|пожалуйста|плиз)"
 # Only forgetting: an imperative of these is a request.
 _ONLY_FORGET = (
-    r"(?:forget|scratch(?=\s+(?:the|that|what|my|about|everything|all))|nvm(?=\s+(?:the|about|what|my))|"
+    r"(?:forget|scra(?:tch|p)(?=\s+(?:what|that\s+(?:i|bit|part|thing|stuff)|about|everything|all\s+(?:that|about)|my|"
+    r"the\s+(?:thing|stuff|bit|part|note|info|memory)))|nvm(?=\s+(?:the|about|what|my))|"
     r"never\s+mind(?=\s+(?:the|about|what|my))|забудь(?:те)?|"
     r"(?:больше\s+)?не\s+(?:помни|запоминай|храни)(?:те)?|"
     r"(?:don'?t|do\s+not|never)\s+(?:remember|keep|store|save)(?=\s+(?:my|about|that\s+i|what\s+i|this|it|that)\b))"
@@ -43,7 +44,7 @@ _SAID_THING = (
 )
 _FROM_MEMORY = r"\b(?:from\s+(?:your\s+|the\s+)?memory|из\s+(?:своей\s+|твоей\s+)?памяти)\b"
 _VERB_FIRST = re.compile(
-    r"^" + _OPENERS + r"(?:" + _PLEASE + r",?\s+)?(?:just\s+|actually\s+)?"
+    r"^(?:" + _PLEASE + r",?\s+)?" + _OPENERS + r"(?:" + _PLEASE + r",?\s+)?(?:just\s+|actually\s+)?"
     r"(?:" + _ONLY_FORGET + r"\b|" + _ALSO_WORK + r"\b\s*(?=" + _SAID_THING + r"|.*" + _FROM_MEMORY + r"))[\s,:—–-]*"
     r"(?:" + _PLEASE + r"[\s,]+)?(?P<rest>.*)$",
     re.IGNORECASE,
@@ -94,8 +95,14 @@ _NAMES_NOTHING = re.compile(
     r"^(?:" + _OUTDATED + r"|it|that|this|this\s+one|это|этом|этого|об\s+этом|про\s+это|всё\s+это|ты|вы)?$",
     re.IGNORECASE,
 )
+# "всё, что касается моей терапии", "everything to do with the loan": what follows names it.
+_ABOUT = (
+    r",?\s*(?:что|чего)\s+касается\s+|касательно\s+|насч[её]т\s+|(?:related\s+to|concerning|regarding|"
+    r"to\s+do\s+with)\s+"
+)
 _LEAD = re.compile(
-    r"^(?:(?:" + _PLEASE + r")[\s,]+)?(?:(?:всё|все|everything)\s+)?(?:" + _SAID_THING + r"|about\s+|that\s+|"
+    r"^(?:(?:" + _PLEASE + r")[\s,]+)?(?:(?:всё|все|everything)(?:\s+|(?=,)))?"
+    r"(?:" + _ABOUT + r"|" + _SAID_THING + r"|about\s+|that\s+|"
     r"what\s+i\s+(?:said|told\s+you|mentioned)\s+about\s+|что\s+|про\s+|об?\s+)?",
     re.IGNORECASE,
 )
@@ -114,7 +121,7 @@ def forget_query(sentence: str) -> str | None:
     thing."""
     first = _VERB_FIRST.match(sentence)
     if first:
-        return _tidy(_first_clause(_LEAD.sub("", first.group("rest"))))
+        return _tidy(_first_clause(_without_lead(first.group("rest"))))
     topic = _TOPIC_FIRST.match(sentence)
     if topic:  # all before the verb names it: "про деньги, которые я шурину должен, забудьте"
         return _tidy(topic.group("rest"))
@@ -127,13 +134,26 @@ def forget_query(sentence: str) -> str | None:
     return None
 
 
+def _without_lead(text: str) -> str:
+    """ "из памяти всё, что касается моей терапии" → "моей терапии": every lead word before the topic."""
+    for _ in range(3):
+        shorter = _LEAD.sub("", text, count=1)
+        if shorter == text:
+            break
+        text = shorter
+    return text
+
+
 def _first_clause(text: str) -> str:
     """`я учу испанский, я бросила` → `я учу испанский`: what to forget, without why."""
     return _WHY.split(text.strip().rstrip(".!…?"))[0].strip()
 
 
+_TRAILING = r"\s+(?:too|as\s+well|тоже|также|btw|lol|pls|please|пожалуйста)$"
+
+
 def _tidy(text: str) -> str:
     text = _NOISE.sub(" ", re.sub(_FROM_MEMORY, " ", text, flags=re.IGNORECASE))
-    text = re.sub(r"\s+(?:too|as\s+well|тоже|также)$", "", re.sub(r"\s+", " ", text).strip(" ,.!?"))
+    text = re.sub(_TRAILING, "", re.sub(r"\s+", " ", text).strip(" ,.!?"))
     text = re.sub(r"^(?:and|also|so|и|а|ну)\s+", "", text.strip(" ,.!?—–-"), flags=re.IGNORECASE)
     return "" if _NAMES_NOTHING.match(text) else text

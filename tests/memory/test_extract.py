@@ -212,6 +212,10 @@ def test_a_wish_about_answers_is_said_to_the_assistant(text, is_preference):
         ("Это больше не актуально, сотри про абонемент.", "абонемент"),
         ("Please remove my old address from your memory.", "my old address"),
         ("и адрес мой забудь, пожалуйста, мало ли", "адрес мой"),
+        ("И ещё: удали из памяти всё, что касается моей терапии, не хочу это хранить.", "моей терапии"),
+        ("Please also forget about the car loan — I don't want that stored.", "the car loan"),
+        ("Also scrap what i said about the secret interview — i pulled out", "the secret interview"),
+        ("pls forget my address btw, we're out of that flat next week anyway", "my address"),
     ],
 )
 def test_forget_requests_are_understood_however_they_are_phrased(text, query):
@@ -232,6 +236,7 @@ def test_forget_requests_are_understood_however_they_are_phrased(text, query):
         "Don't remember the exact date, but it was in May.",
         "Слушай, я удалил инстаграм, и теперь больше времени.",
         "Не забудь купить молоко.",
+        "Scrap the plan, we leave tomorrow instead.",
         "Я часто забываю ключи.",
     ],
 )

@@ -411,6 +411,20 @@ def test_a_forget_request_sharing_only_a_common_word_with_a_memory_leaves_it(ser
     assert "Мы переехали в Сандвикен, квартира больше и вид на гавань" in current
 
 
+def test_a_forget_request_finds_its_word_inside_a_longer_one_and_in_another_form(service):
+    current = current_after(
+        service,
+        [
+            "Хожу к психотерапевту по четвергам.",
+            "По пятницам я играю в покер с друзьями.",
+            "Я болею за Спартак с детства.",
+            "Удали из памяти всё, что касается моей терапии.",
+            "Кстати, забудь про мои пятничные карточные игры — я с этим завязал.",
+        ],
+    )
+    assert list(current) == ["Я болею за Спартак с детства"]
+
+
 def test_forgetting_what_was_said_of_someone_takes_all_of_it_said_then_and_nothing_said_before(service):
     from konsilium.memory import Exchange
 
