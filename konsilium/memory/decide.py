@@ -26,6 +26,7 @@ FAMILY_CHANGE_COSINE = 0.25  # the same kind of subject (two deadlines) needs le
 # Keys whose suffix is a topic word in the user's language ("deadline:thesi" / "deadline:диплом"): the same subject
 # said in two languages has two keys, so a change is matched within the family by meaning.
 TOPIC_KEYS = ("deadline:",)
+ROLE_KEYS = ("job",)  # "job" (what he says of his work) and "job.role" (who he is there): a change replaces either
 UNKEYED_OVER_KEYED = 0.6
 NAME_ONLY_CHANGE_COSINE = 0.6  # USE-m3 gives two unrelated sentences with one shared name ~0.4
 NAMED_CHANGE_COSINE = 0.15  # a change that names the same rare word as an older memory needs little meaning overlap
@@ -115,6 +116,12 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
             newest = max(same_key, key=lambda m: m.created)
             memory.pinned = memory.pinned or newest.pinned  # a pinned fact stays pinned in its new version
             return Operation("UPDATE", memory, target=newest.id, reason=f"same subject ({statement.key})")
+    if statement.update and statement.key and statement.key.startswith(ROLE_KEYS):
+        # "Уволился — с понедельника я шеф в бистро" replaces "Работаю су-шефом в «Ложке»" and "Работаю в «Ложке»"
+        family = [old for _, old in scored if old.key and old.key.startswith(ROLE_KEYS)]
+        if family:
+            newest = max(family, key=lambda m: m.created)
+            return Operation("UPDATE", memory, target=newest.id, reason=f"changed job ({newest.key})")
     family = _family(statement.key) if statement.key and statement.key.startswith(TOPIC_KEYS) else None
     kin = [(cosine, old) for cosine, old in scored if family and _family(old.key) == family]
     if statement.update and kin and kin[0][0] >= FAMILY_CHANGE_COSINE:

@@ -169,9 +169,27 @@ _CLAUSE = re.compile(
 _PROFESSION = r"(?:[\w-]+\s+){0,2}?[\w-]*(?:" + "|".join(lx.PROFESSIONS_EN + lx.PROFESSIONS_RU) + r")"
 # A statement about the user's own job, not one that only names work ("Protein plan works", "На работу езжу на
 # Brompton", "Был у врача", "the Dribbble hiring challenge"): an exclusive key must not replace his job by mistake.
+# Starting at a new place of work: "Started at Yandex", "first week at jetbrains", "Перешёл в Яндекс".
+_NEW_PLACE = (
+    r"\b(?:(?:started|starting|joined)\s+(?:at|with)|first\s+(?:week|day|month)\s+at)\s+(?!(?:the|a|my|an)\b)[^\W\d]"
+    r"|\b(?:started|joined)\s+(?-i:[A-ZА-ЯЁ])"
+    r"|\bперешл?[её]?л[аи]?\s+(?:работать\s+)?(?:в|на)\s+[«\"]?[A-ZА-ЯЁ]|\bвыш(?:ел|ла)\s+на\s+работу\b"
+    r"|\bустрои(?:лся|лась)\b"
+)
+# Who the user is at work: a profession after "I'm" / "я" / "стал", or a new place of work.
+_STATES_A_ROLE = re.compile(
+    r"\b(?:i'm|i am|im|as an?|work(?:ing)?\s+as\s+an?)\s+(?:now\s+|currently\s+|still\s+)?(?:an?\s+|the\s+)?"
+    + _PROFESSION
+    + r"|\b(?:я|теперь|сейчас|стал|стала|работа(?:ю|л|ла))\s+(?:уже\s+|теперь\s+|сейчас\s+)?"
+    + _PROFESSION
+    + r"|"
+    + _NEW_PLACE,
+    re.IGNORECASE,
+)
 _STATES_A_JOB = re.compile(
-    r"\b(?:i|we)\b[\w\s']{0,20}?\bwork(?:s|ed|ing)?\b(?!\s+(?:out|from\s+home|remotely|late|overtime|nights|weekends))"
-    r"|\bwork(?:ing|ed)?\s+(?:as|at|for|in)\b"
+    r"\b(?:i|we)\b[\w\s']{0,20}?(?<!\bat )\bwork(?:s|ed|ing)?\b"
+    r"(?!\s+(?:out|from\s+home|remotely|late|overtime|nights|weekends))"
+    r"|" + _NEW_PLACE + r"|\bwork(?:ing|ed)?\s+(?:as|at|for|in)\b"
     r"|\b(?:i'm|i am|im|as an?)\s+(?:now\s+|currently\s+|still\s+)?(?:an?\s+|the\s+)?"
     + _PROFESSION
     + r"|\bquit\s+(?:my\s+)?(?:old\s+|current\s+|the\s+)?(?:job|work|position|company|[A-ZА-ЯЁ])"
@@ -396,6 +414,10 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     key, kind = _key(stems)
     if about == USER and key == "job" and not _STATES_A_JOB.search(text):
         key, kind = None, None
+    if about == USER and key in (None, "job") and _STATES_A_ROLE.search(text):
+        # "Я диспетчер в …", "Started at Yandex": who he is at work, one at a time; what he says of his work
+        # ("Работаю сменами 2/2", "Работаю в бюро «Контур»") is the job's other side, and replaces none of it
+        key, kind = "job.role", "work"
     if key == "home.city" and not _PLACE.search(text):
         key, kind = None, None  # "Переехали, новая квартира побольше": a new flat, not a new city
     preference = _preference(stems) if _addresses_answers(tokens) else None
@@ -529,7 +551,12 @@ def _stems(text: str) -> list[str]:
     lowered = _NUMBER_UNIT.sub(r"\1 \2", text.lower())  # "50mg", "16GB": the unit names the subject
     for phrase, meaning in lx.PHRASES.items():
         lowered = lowered.replace(phrase, meaning)
-    return [stem(t) for t in words(lowered)]
+    out = []
+    for token in words(lowered):
+        out.append(token if token in lx.UNSTEMMED else stem(token))
+        if "-" in token and _CYRILLIC_WORD.search(token):  # "бэкенд-разработчик" is a developer; "go-live" no life
+            out.extend(stem(part) for part in token.split("-") if len(part) > 2)
+    return out
 
 
 def subject_key(text: str) -> str | None:
@@ -666,9 +693,10 @@ def _relation_word(words_: str) -> str:
 
 
 def _matches(stems: list[str], wanted: frozenset[str]) -> bool:
-    """A stem equals a lexicon stem, or starts with one of 4+ letters (Russian endings vary)."""
+    """A stem equals a lexicon stem, or starts with one of 4+ letters (Russian endings vary); the words kept
+    unstemmed match nothing."""
     wanted, prefixes = _stemmed(wanted)
-    return any(s in wanted or s.startswith(prefixes) for s in stems)
+    return any((s in wanted or s.startswith(prefixes)) and s not in lx.UNSTEMMED for s in stems)
 
 
 @lru_cache(maxsize=64)

@@ -225,6 +225,13 @@ PERSON_OPENERS = frozenset({
     "my", "мое", "моего", "моей", "мои", "мой", "моя", "моё"
 })
 
+# Words kept as written, not stemmed: "пишу" (the user's own writing: "Пишу в основном на Go") is not "пиши" (how
+# answers should be written), and work shifts ("Работаю сменами 2/2") are no change ("сменил"), though each pair
+# stems alike.
+UNSTEMMED = frozenset({
+    "пишу", "смена", "смены", "смене", "смену", "сменой", "сменами", "сменам", "сменах"
+})
+
 # How the user wants answers.
 ANSWER_WORDS = frozenset({
     "answer", "brief", "bullet", "detail", "emoji", "format", "repli", "respond", "short", "коротк", "ответ",

@@ -294,8 +294,9 @@ def _content_stems(text: str) -> frozenset[str]:
 
 def _one_family(first: str, second: str) -> bool:
     """ "deadline:рис" and "deadline:обложк": two deadlines whose topic words differ (the topic is only the first
-    content word) may be one deadline; "schedule:pilates" and "schedule:swimming" are two activities."""
-    return first.startswith("deadline:") and second.startswith("deadline:")
+    content word) may be one deadline; "schedule:pilates" and "schedule:swimming" are two activities; a job and
+    the role in it are one subject that a change replaces ("Уволился, теперь работаю в Яндексе")."""
+    return first.startswith("deadline:") and second.startswith("deadline:") or {first, second} == {"job", "job.role"}
 
 
 def _people_named(memory: Memory) -> set[str]:

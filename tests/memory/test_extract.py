@@ -18,8 +18,8 @@ def one(text: str):
     [
         ("Hi, I'm Lena.", "user", "identity", "name", False),
         ("Меня зовут Андрей.", "user", "identity", "name", False),
-        ("I work as a biology teacher in Tver.", "user", "work", "job", False),
-        ("Я сменила работу: теперь я методист в школе онлайн-образования.", "user", "work", "job", True),
+        ("I work as a biology teacher in Tver.", "user", "work", "job.role", False),
+        ("Я сменила работу: теперь я методист в школе онлайн-образования.", "user", "work", "job.role", True),
         ("My laptop is a ThinkPad T14 with 16 GB of RAM.", "user", "device", "laptop.ram", False),
         ("Upgraded the laptop RAM to 32 GB.", "user", "device", "laptop.ram", True),
         ("Tutor sessions moved to Fridays.", "user", "schedule", "schedule:tutor", True),
@@ -263,17 +263,31 @@ def test_whom_a_statement_is_about(text, about):
     ("text", "key"),
     [
         ("I work at Nordex on rotor blade testing.", "job"),
-        ("Работаю су-шефом в ресторане «Ложка».", "job"),
+        ("Работаю су-шефом в ресторане «Ложка».", "job.role"),
         ("Бюро оставило меня на удалёнке, так что работаю из дома.", None),
         ("Protein plan works.", None),
         ("На работу езжу на своём складном велосипеде.", None),
         ("Был у врача — давление 160 на 100.", None),
         ("Also I need to submit my portfolio for the Dribbble hiring challenge by April 12.", None),
+        ("Я диспетчер в транспортной компании в Екатеринбурге.", "job.role"),
+        ("Я бэкенд-разработчик в Сбере.", "job.role"),
+        ("Started at Yandex last week, backend again.", "job.role"),
+        ("First week at jetbrains done 😎", "job.role"),
+        ("I started running in May.", None),
+        ("We write mostly Go at work.", None),
+        ("PM says the go-live is actually August 28.", None),
     ],
 )
 def test_only_a_statement_about_ones_job_gets_the_job_key(text, key):
     """The job key is exclusive: a stray one would replace the user's real job."""
     assert extract([text]).statements[0].key == key
+
+
+@pytest.mark.parametrize("text", ["Я пишу в VS Code.", "Пишу в основном на Kotlin.", "Работаю сменами 2/2, с 8 до 20."])
+def test_what_the_user_writes_in_is_no_wish_about_answers_and_shifts_are_no_change(text):
+    statement = extract([text]).statements[0]
+    assert not statement.key or not statement.key.startswith("answer.")
+    assert not statement.update
 
 
 def test_a_question_keeps_the_facts_said_before_it_and_a_tag_question_keeps_the_wish():

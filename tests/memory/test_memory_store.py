@@ -425,6 +425,23 @@ def test_a_forget_request_finds_its_word_inside_a_longer_one_and_in_another_form
     assert list(current) == ["Я болею за Спартак с детства"]
 
 
+def test_a_new_job_replaces_the_old_role_and_what_was_said_of_the_work_only_adds(service):
+    current = current_after(
+        service,
+        [
+            "Я диспетчер в транспортной компании в Екатеринбурге.",
+            "Работаю сменами 2/2, с 8 до 20.",
+            "Работаю су-шефом в ресторане «Ложка».",
+            "Уволился — с понедельника я шеф и совладелец бистро «Dvorište».",
+        ],
+    )
+    # the su-chef role replaced the dispatcher's, the new job the su-chef's; the shifts were never a job change
+    assert set(current) == {
+        "Работаю сменами 2/2, с 8 до 20",
+        "Уволился — с понедельника я шеф и совладелец бистро «Dvorište»",
+    }
+
+
 def test_forgetting_what_was_said_of_someone_takes_all_of_it_said_then_and_nothing_said_before(service):
     from konsilium.memory import Exchange
 
