@@ -43,7 +43,7 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "уволи", "устро", "учител", "контор"
     })),
     ("home.city", "home", frozenset({
-        "hometown", "live", "move", "relocat", "жив", "живу", "живут", "живём", "живёт", "жила", "переех"
+        "hometown", "live", "move", "relocat", "жив", "живу", "живут", "живём", "живёт", "жила", "переех", "перебра"
     })),
     ("weight", "health", frozenset({
         "weigh", "kg", "кг", "вес", "вешу", "килограмм", "kilo"
@@ -81,7 +81,7 @@ PHRASES = {"for a living": "job", "по профессии": "профессия
 DRIVE_WORDS = frozenset({"drive", "вож", "езж", "езд"})
 DRIVEN_OBJECT = frozenset({"my", "a", "an", "the", "our", "на", "мою", "мой", "свою", "свой", "нашу", "наш"})
 # Moving house is the subject's own move: "Moved to Kazan", "we moved", "Ellie's moving", not "Bouldering moved".
-MOVE_WORDS = frozenset({"move", "relocat", "переех"})
+MOVE_WORDS = frozenset({"move", "relocat", "переех", "перебра"})
 OBJECT_OPENERS = frozenset({"the", "my", "our", "a", "an", "his", "her", "their", "all", "it", "them"})
 
 # Only these keys hold one value at a time: a newer statement with the same key replaces the older one.
@@ -131,14 +131,15 @@ UPDATE_WORDS = frozenset({
     "повыс", "сниз", "instead", "longer", "move", "moved", "new", "now", "postpon", "quit", "replac", "push",
     "покончен", "закончил", "retir", "пенси", "resched", "stop", "switch", "upgrad", "апгрейд", "больш", "брос",
     "бросил", "вместо", "нов", "обновил", "переех", "перенес", "перенесл", "перешел", "перешл", "поменя", "продлил",
-    "сдвин", "сдвинул", "сейчас", "смен", "сменил", "теперь", "уже"
+    "сдвин", "сдвинул", "сейчас", "смен", "сменил", "теперь", "уже", "перебра", "переигра", "передума", "пересел",
+    "переключ"
 })
 
 # More words of change, only for telling at read time which of two memories answering one question is the newer
 # value ("bought a Brompton", "finally 1520"): when writing, they would let unrelated news replace old facts.
 READ_CHANGE_WORDS = frozenset({
     "bought", "купил", "взял", "final", "ditch", "swap", "instal", "установ", "подключ", "перевел", "избав", "rid",
-    "расста", "наконец", "actual", "оказыва", "bump", "slid", "nowaday", "устро", "покрас", "съеха", "воткнул",
+    "расста", "наконец", "actual", "оказыва", "bump", "slid", "nowaday", "устро", "покрас", "съеха", "воткнул", "grown",
 })
 # A change that adds ("Now I also swim") rather than replaces, unless it says it replaces ("also … instead").
 ADDITION_WORDS = frozenset({"also", "too", "тоже", "также"})

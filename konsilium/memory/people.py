@@ -31,6 +31,7 @@ _RELATION_EN = {
     "родители": "parents", "племянник": "nephew", "помощник": "assistant", "flatmate": "roommate",
     "housemate": "roommate",
 }  # fmt: skip
+_CYRILLIC = re.compile(r"[а-яё]")
 _CAPITALIZED = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]{1,}\b")
 _WORD = re.compile(r"[a-zа-яё]+", re.IGNORECASE)
 _POSSESSIVE = {
@@ -93,6 +94,51 @@ def mentioned(text: str) -> list[Person]:
     if names:
         return [Person(relation, name) for name in names]
     return [Person(relation, None)] if relation else []
+
+
+_RELATION_THEN_WORD = re.compile(
+    r"(?<![\w-])((?i:"
+    + "|".join(sorted(lx.RELATIONS_EN, key=len, reverse=True))
+    + r")|(?i:"
+    + "|".join(sorted(lx.RELATIONS_RU, key=len, reverse=True))
+    + r")[а-яё]*)\s+([A-Za-zА-ЯЁа-яё]+)"
+)
+
+
+def introduced(text: str) -> list[Person]:
+    """The people a statement names with their relation to the user: "Мы с женой Олей переезжаем…" (wife Оля),
+    "my teamlead marko", "I'm going with my brother Gleb"."""
+    found = []
+    for match in _RELATION_THEN_WORD.finditer(text):  # one regex pass: thousands of memories are read at once
+        word, following = match.group(1), match.group(2)
+        relation = _relation(word.lower())
+        if relation and (
+            following[:1].isupper() and following not in _NOT_NAMES or following.lower() in lx.GIVEN_NAMES
+        ):
+            found.append(Person(relation, name_key(following)))
+    return found
+
+
+def relation_words(relations: set[str]) -> list[str]:
+    """The full-text terms of relations given in English ("wife" → wife, жен): the lexicon's words and stems."""
+    from ..index.text import stem
+
+    english = [w for w in lx.RELATIONS_EN if _RELATION_EN.get(w, w) in relations]
+    russian = [prefix for prefix, nominative in lx.RELATIONS_RU.items() if _RELATION_EN.get(nominative) in relations]
+    return sorted({stem(w) for w in english} | set(russian) | {stem(n) for n in relations})
+
+
+def name_key(word: str) -> str:
+    """A name in any grammatical case as the start all its forms share, in Latin letters: Олей / Оля → "ol"."""
+    from ..index.text import stem
+
+    lowered = word.lower().replace("ё", "е")
+    return latin(stem(lowered)) if _CYRILLIC.search(lowered) else lowered
+
+
+def same_given_name(key: str, name: str) -> bool:
+    """Whether `name` ("olya", from "Оля") is the person a `name_key` ("ol", from "с женой Олей") names."""
+    return same_name(key, name) or len(key) >= 2 and name.startswith(key) and len(name) - len(key) <= 2
 
 
 def same_person(a: str, b: str) -> bool:

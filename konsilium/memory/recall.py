@@ -20,6 +20,7 @@ KEY_BOOST = 0.3
 PERSON_BOOST = 0.3  # a memory about the person the question names
 OTHERS_PENALTY = 0.3  # a memory about someone else, for a question that names no one (about the user himself)
 CANDIDATES = 50
+INTRODUCING_CANDIDATES = 200  # memories read for the name of the relation a question asks about ("my wife")
 LEXICAL_CANDIDATES = 200  # full-text hits of any status; the current ones among them are scored
 CONVERSATION_ANSWER_CHARS = 500
 SPARE = 3  # candidates beyond k, so that dropping superseded ones still leaves k
@@ -141,7 +142,9 @@ class Recall:
         from .records import key_tokens
 
         asked = subject_key(query)
-        known = with_relations(current.people)  # "my wife" finds "Anna teaches piano" once "my wife Anna" was said
+        # "my wife" finds "Anna teaches piano" once "my wife Anna" or "мы с женой Аней" was said
+        asked_relations = {p.relation for p in mentioned(query) if p.relation and not p.name}
+        known = with_relations(current.people, self._introduced(asked_relations, current) if asked_relations else ())
         # A capitalized word names someone only if a memory is about them: "the capital of France" names no one.
         people = [p for p in mentioned(query) if p.relation or any(p.matches(whose) for whose in known.values())]
         on_subject = self.store.with_token(key_tokens(asked)[1]) if asked else set()
@@ -159,6 +162,21 @@ class Recall:
             for row in [r for r in adjustments if r not in current.people]:
                 adjustments[row] -= KEY_BOOST
         return adjustments
+
+    def _introduced(self, relations: set[str], current) -> tuple:
+        """The people the user's own memories name with one of `relations` ("мы с женой Олей…" for "wife"),
+        read only from the memories holding a word of those relations (the full-text index finds them)."""
+        from .people import introduced, relation_words
+
+        rowids = self.store.lexical(relation_words(relations), INTRODUCING_CANDIDATES)
+        rows = [row for rowid in rowids if (row := current.row_of.get(rowid)) is not None]
+        return tuple(
+            p
+            for row in rows
+            if current.memories[row].about == USER
+            for p in introduced(current.memories[row].text)
+            if p.relation in relations
+        )
 
     def recall_conversations(
         self, query: str, exclude_text: str = "", k: int | None = None, floor: float | None = None
@@ -197,16 +215,18 @@ class Recall:
         return hits
 
 
-def with_relations(people: dict[int, object]) -> dict[int, object]:
+def with_relations(people: dict[int, object], introduced: tuple = ()) -> dict[int, object]:
     """Each memory's person with the relation the user gave them anywhere: a memory about "Anna" is about
-    "wife Anna" when another memory says "my wife Anna"."""
-    from .people import Person, same_name
+    "wife Anna" when another memory is about "wife Anna" or says "мы с женой Аней" (`introduced`)."""
+    from .people import Person, same_given_name, same_name
 
     named = [p for p in people.values() if p.relation and p.name]
     out = {}
     for row, whose in people.items():
         if whose.relation is None and whose.name:
-            relation = next((p.relation for p in named if same_name(p.name, whose.name)), None)
+            relation = next((p.relation for p in named if same_name(p.name, whose.name)), None) or next(
+                (p.relation for p in introduced if same_given_name(p.name, whose.name)), None
+            )
             whose = Person(relation, whose.name) if relation else whose
         out[row] = whose
     return out

@@ -463,3 +463,19 @@ def test_forgetting_what_was_said_of_someone_takes_all_of_it_said_then_and_nothi
     texts = [m.text for m in service.store.list()]
     assert any("paramedic" in text for text in texts)
     assert not any("gambling" in text or "ten grand" in text for text in texts)
+
+
+def test_a_relation_said_in_passing_lets_a_question_by_relation_find_the_persons_memories(service):
+    current_after(
+        service,
+        [
+            "Мы с женой Олей переезжаем в Тбилиси в мае.",
+            "Мой коллега Артём живёт в Казани и пишет на Rust.",
+            "Купил ThinkPad X1 Carbon на 32 гига.",
+            "Я хожу в бассейн по утрам.",
+            "Бросил кофе, теперь пью матчу.",
+            "Оля уволилась и теперь рисует иллюстрации для детских книг.",
+        ],
+    )
+    recalled = [r.memory.text for r in service.recall("Чем сейчас занимается моя жена?", k=2)]
+    assert "Оля уволилась и теперь рисует иллюстрации для детских книг" in recalled
