@@ -284,3 +284,16 @@ def m007_reasoning(db: sqlite3.Connection) -> None:
     """Thinking mode: the model's reasoning (`reasoning_content`) in a column of its own, so that the response stays
     the answer alone (what search, memory and training read)."""
     _execute_script(db, "ALTER TABLE exchanges ADD COLUMN reasoning TEXT NOT NULL DEFAULT '';")
+
+
+@migration
+def m008_memory_key_terms(db: sqlite3.Connection) -> None:
+    """A memory's own subject key joins its full-text terms ("С июня я тимлид в Авито" is found by "Where do I
+    work?" through job.role, though no word of it names work): the terms of keyed memories are written again."""
+    from .records import terms
+
+    rows = db.execute(
+        "SELECT rowid, text, about, key FROM memories WHERE key IS NOT NULL AND status != 'forgotten'"
+    ).fetchall()
+    for rowid, text, about, key in rows:
+        db.execute("UPDATE memories SET terms = ? WHERE rowid = ?", (terms(text, about, key), rowid))

@@ -104,13 +104,15 @@ def fingerprint(text: str, about: str = USER) -> str:
     return hashlib.sha256(f"{about.casefold()}\n{stems}".encode()).hexdigest()[:32]
 
 
-def terms(text: str, about: str = USER) -> str:
+def terms(text: str, about: str = USER, key: str | None = None) -> str:
     """Stems for the full-text index (both languages stemmed as the vault index does), plus a token for every
-    subject the text touches (`key_tokens`), so a question's subject finds its memories in one index lookup."""
+    subject the text touches and for its own subject `key` (`key_tokens`), so a question's subject finds its
+    memories in one index lookup ("Where do I work?" finds "С июня я тимлид в Авито": job.role)."""
     from ..index.text import analyze
     from .extract import subject_keys
 
-    subjects = [token for key in sorted(subject_keys(text)) for token in key_tokens(key)]
+    keys = subject_keys(text) | ({key} if key else set())
+    subjects = [token for key in sorted(keys) for token in key_tokens(key)]
     return " ".join([*analyze(f"{text} {about if about != USER else ''}"), *dict.fromkeys(subjects)])
 
 

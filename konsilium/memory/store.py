@@ -344,7 +344,14 @@ class MemoryStore:
         with self.log.transaction() as db:
             db.execute(
                 "UPDATE memories SET text = ?, terms = ?, fingerprint = ?, vector = ?, updated = ? WHERE id = ?",
-                (text, terms(text, memory.about), fingerprint(text, memory.about), _blob(vector), now, memory.id),
+                (
+                    text,
+                    terms(text, memory.about, memory.key),
+                    fingerprint(text, memory.about),
+                    _blob(vector),
+                    now,
+                    memory.id,
+                ),
             )
             _history(db, memory.id, "EDIT", memory.text, text, now, None, "edited by the user")
             _bump(db)
@@ -385,7 +392,7 @@ def _insert(db, memory: Memory) -> None:
             memory.updated or memory.created,
             memory.exchange_id,
             fingerprint(memory.text, memory.about),
-            terms(memory.text, memory.about),
+            terms(memory.text, memory.about, memory.key),
             _blob(memory.vector),
         ),
     )

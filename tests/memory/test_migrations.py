@@ -256,3 +256,20 @@ def test_history_search_on_a_home_from_before_migrations(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert [e["id"] for e in json.loads(proc.stdout)] == ["chatcmpl-old1"]
     assert user_version(path) == SCHEMA_VERSION  # reading an old log upgrades it once
+
+
+def test_keyed_memories_written_before_their_key_was_indexed_are_found_by_it_after_the_upgrade(tmp_path):
+    from konsilium.memory.records import Memory
+    from konsilium.memory.store import MemoryStore
+
+    path = tmp_path / DB_NAME
+    with ConversationLog(path) as log:
+        store = MemoryStore(log)
+        store.add(Memory(id="mem-role", text="С июня я тимлид в Авито", key="job.role", created=1.0))
+    with sqlite3.connect(path) as db:  # as konsilium wrote it before m008: the text's stems alone
+        db.execute("UPDATE memories SET terms = 'июн тимлид авит' WHERE id = 'mem-role'")
+        db.execute(f"DELETE FROM {migrations.MIGRATIONS_TABLE} WHERE name = 'm008_memory_key_terms'")
+        db.execute("PRAGMA user_version = 7")
+    with ConversationLog(path) as log:
+        rowid = log.query("SELECT rowid FROM memories WHERE id = 'mem-role'")[0][0]
+        assert MemoryStore(log).with_token("kzjob") == {rowid}
