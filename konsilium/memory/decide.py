@@ -116,6 +116,18 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
             newest = max(same_key, key=lambda m: m.created)
             memory.pinned = memory.pinned or newest.pinned  # a pinned fact stays pinned in its new version
             return Operation("UPDATE", memory, target=newest.id, reason=f"same subject ({statement.key})")
+    if statement.key and statement.key.startswith("answer.") and statement.about == USER:
+        # "давай поменяем: разворачивай подробно" replaces "отвечай коротко"; "без эмодзи" leaves it
+        from .extract import answer_axes
+
+        axes = answer_axes(statement.text)
+        wishes = [
+            old for _, old in scored if old.key and old.key.startswith("answer.") and answer_axes(old.text) & axes
+        ]
+        if axes and wishes:
+            newest = max(wishes, key=lambda m: m.created)
+            memory.pinned = memory.pinned or newest.pinned
+            return Operation("UPDATE", memory, target=newest.id, reason=f"new wish ({', '.join(sorted(axes))})")
     if statement.update and statement.key and statement.key.startswith(ROLE_KEYS):
         # "Уволился — с понедельника я шеф в бистро" replaces "Работаю су-шефом в «Ложке»" and "Работаю в «Ложке»"
         family = [old for _, old in scored if old.key and old.key.startswith(ROLE_KEYS)]

@@ -870,6 +870,12 @@ def _preference(stems: list[str]) -> str | None:
     return "answer.style"
 
 
+def answer_axes(text: str) -> set[str]:
+    """The sides of answering a wish is about ("Отвечай коротко, без эмодзи": length and emoji)."""
+    stems = _stems(text)
+    return {axis for axis, words_ in lx.ANSWER_AXES.items() if _matches(stems, words_)}
+
+
 def _likes(stems: list[str]) -> bool:
     return _matches(
         stems, frozenset({"like", "love", "prefer", "hate", "enjoy", "нрав", "люб", "предпочит", "ненавиж"})

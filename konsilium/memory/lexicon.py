@@ -239,6 +239,16 @@ ANSWER_WORDS = frozenset({
     "отвеча", "пиш", "подробн", "списк", "формат", "эмодзи"
 })
 
+# Sides of how answers should be, each holding one wish at a time: a newer wish on one replaces the older
+# ("отвечай коротко" → "давай поменяем: разворачивай подробно"); wishes on different sides stand together.
+ANSWER_AXES = {
+    "length": frozenset({
+        "коротк", "кратк", "brief", "short", "concis", "лаконич", "подробн", "развернут", "разворачива", "detail",
+        "длинн", "long", "простын", "предложен", "sentenc", "verbos", "terse"
+    }),
+    "emoji": frozenset({"emoji", "эмодзи", "смайл", "smiley"}),
+}
+
 CODE_WORDS = frozenset({
     "code", "snippet", "код", "кода"
 })

@@ -60,6 +60,8 @@ _CAPITALIZED = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]{2,}")
 # Statements about someone else share their name, which alone makes them 0.3-0.5 close ("Katya's cat Pushok…" /
 # "Катя получила повышение, теперь…"): their change must be closer in meaning.
 READ_CHANGE_COSINE_NAMED = 0.55
+# ... unless both answer the question well: it names the person and asks what changed.
+READ_CHANGE_COSINE_NAMED_BOTH_ANSWER = 0.35
 
 
 @dataclass
@@ -241,6 +243,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
     asked = {t for t in analyze(_CAPITALIZED.sub(" ", query)) if len(t) >= 4}  # its words, not names
     asks_when = bool(_WHEN.search(query))
     stale: set[str] = set()
+    asked_subject = _asked_subject(query)
     for newer in hits:
         if newer.score < SUPERSEDER_RELEVANCE or newer.memory.vector is None:
             continue
@@ -260,6 +263,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
                     memory,
                     changes,
                     both_answer=min(older.score, newer.score) >= BOTH_ANSWER,
+                    asked_subject=asked_subject,
                     # "When is my IELTS exam?": "My exam is on June 20" / "Айлтс перенесли на 11 июля" both answer
                     # with a date, whatever their words
                     on_the_asked_word=bool(newer_words & _content_stems(memory.text))
@@ -273,10 +277,15 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
 
 
 def _replaces(
-    newer: Memory, older: Memory, says_change: bool, both_answer: bool = False, on_the_asked_word: bool = False
+    newer: Memory,
+    older: Memory,
+    says_change: bool,
+    both_answer: bool = False,
+    on_the_asked_word: bool = False,
+    asked_subject: str | None = None,
 ) -> bool:
     cosine = float(older.vector @ newer.vector)
-    threshold = _change_cosine(older, newer, both_answer)
+    threshold = _change_cosine(older, newer, both_answer, asked_subject)
     if on_the_asked_word and threshold != float("inf"):  # "Во сколько у нас дейли?": "Дейли у нас в 10:00" / "мы
         threshold = min(threshold, READ_CHANGE_COSINE_ASKED_WORD)  # перенесли дейли на 9:30"; not two subject keys
     if says_change and cosine >= threshold:
@@ -286,7 +295,22 @@ def _replaces(
     return cosine >= RESTATED_COSINE and bool(numbers[0]) and bool(numbers[1]) and numbers[0] != numbers[1]
 
 
-def _change_cosine(older: Memory, newer: Memory, both_answer: bool = False) -> float:
+def _asked_subject(query: str) -> str | None:
+    """The family of the subject key a question asks about ("Where does Gleb live?" → home)."""
+    from .extract import subject_key
+
+    key = subject_key(query)
+    return key.split(":")[0].split(".")[0] if key else None
+
+
+def _on_subject(memory: Memory, family: str | None) -> bool:
+    from .extract import subject_keys
+
+    keys = subject_keys(memory.text) | ({memory.key} if memory.key else set())
+    return family is not None and any(k.split(":")[0].split(".")[0] == family for k in keys)
+
+
+def _change_cosine(older: Memory, newer: Memory, both_answer: bool = False, asked_subject: str | None = None) -> float:
     """How close a newer statement must be to replace an older one at read time."""
     from .extract import key_is_exclusive, replaces_explicitly
     from .people import latin, same_name
@@ -300,7 +324,13 @@ def _change_cosine(older: Memory, newer: Memory, both_answer: bool = False) -> f
         # a name shared makes both answer a question naming them: they must share something else to be one subject
         shared = {t for t in _content_stems(older.text) & _content_stems(newer.text) if len(t) >= 4}
         named_only = not {t for t in shared if not any(same_name(latin(t), n) for n in names[0] | names[1])}
-        return READ_CHANGE_COSINE_BOTH_ANSWER if both_answer and not named_only else READ_CHANGE_COSINE_NAMED
+        if both_answer and not named_only:
+            return READ_CHANGE_COSINE_BOTH_ANSWER
+        if both_answer and (_on_subject(older, asked_subject) or _on_subject(newer, asked_subject)):
+            # "Where does Gleb live?": "Глеб живёт в Сочи" / "Глеб перебрался в Калининград" (0.36); not "How many
+            # kids has Gleb?", which "Глеб живёт в Сочи, у него двое сыновей" answers and the move does not
+            return READ_CHANGE_COSINE_NAMED_BOTH_ANSWER
+        return READ_CHANGE_COSINE_NAMED
     if both_answer:
         return READ_CHANGE_COSINE_BOTH_ANSWER  # the question itself says they are one subject
     return READ_CHANGE_COSINE_KEYED if older.key and not newer.key else READ_CHANGE_COSINE

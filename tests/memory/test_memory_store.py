@@ -479,3 +479,35 @@ def test_a_relation_said_in_passing_lets_a_question_by_relation_find_the_persons
     )
     recalled = [r.memory.text for r in service.recall("Чем сейчас занимается моя жена?", k=2)]
     assert "Оля уволилась и теперь рисует иллюстрации для детских книг" in recalled
+
+
+def test_a_new_wish_on_how_long_answers_are_replaces_the_old_one_and_leaves_the_others(service):
+    current_after(
+        service,
+        [
+            "Отвечай по делу, в двух-трёх предложениях, без лекций.",
+            "Пиши без эмодзи, пожалуйста.",
+            "И формат ответов давай поменяем: разворачивай подробно и со ссылками на исследования.",
+        ],
+    )
+    pinned = {m.text for m in service.store.list() if m.pinned}
+    assert pinned == {
+        "Пиши без эмодзи, пожалуйста",
+        "И формат ответов давай поменяем: разворачивай подробно и со ссылками на исследования",
+    }
+
+
+def test_a_change_of_the_named_persons_city_replaces_it_and_leaves_what_else_was_said_with_it(service):
+    current_after(
+        service,
+        [
+            "Мой брат Глеб — пилот в Аэрофлоте.",
+            "Глеб живёт в Сочи, у него двое сыновей.",
+            "Глеб перебрался в Калининград, летает теперь оттуда.",
+        ],
+    )
+    where = [r.memory.text for r in service.recall("Where does my brother Gleb live now?", k=3)]
+    assert "Глеб перебрался в Калининград, летает теперь оттуда" in where
+    assert not any("Сочи" in text for text in where)
+    kids = [r.memory.text for r in service.recall("Сколько детей у Глеба?", k=3)]
+    assert "Глеб живёт в Сочи, у него двое сыновей" in kids
