@@ -75,7 +75,12 @@ COMMON_STEMS = frozenset({
     "вечер", "недел", "месяц", "сегодн", "завтр", "работ", "work", "делат", "говор", "сказа",
 })
 # Words that name a subject only together: "what do I do for a living" is about the job, not where one lives.
-PHRASES = {"for a living": "job", "по профессии": "профессия", "на жизнь": "работа", "no more": "anymore"}
+PHRASES = {
+    "for a living": "job", "по профессии": "профессия", "на жизнь": "работа", "no more": "anymore",
+    # news of a change: "These days I ride a Tern", "starting in July my night shifts are…", "got an internship"
+    "these days": "nowadays", "starting in ": "nowadays ", "starting from ": "nowadays ", "начиная с ": "наконец ",
+    " got a ": " bought a ", " got an ": " bought an ",
+}
 # Driving is about one's car only with what is driven after it: "driving my Fiesta", "езжу на Ниве", "вожу Largus";
 # not "driving time", "the driver medical".
 DRIVE_WORDS = frozenset({"drive", "вож", "езж", "езд"})
