@@ -259,7 +259,10 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
         carried = ""
     last = None
     if before and any(s.about == UNKNOWN for s in statements):  # only a pronoun needs the previous message
-        last = next((s.about for s in reversed(extract([before]).statements) if s.about not in (USER, UNKNOWN)), None)
+        earlier = extract([before]).statements
+        last = next((s.about for s in reversed(earlier) if s.about not in (USER, UNKNOWN)), None) or next(
+            (name for s in reversed(earlier) if (name := _named_third_person(s.text))), None
+        )  # "Tomasz is from Gdańsk." / "He works at AquaSight": he is Tomasz
     return Extraction(_unique(_resolve_pronouns(statements, last)), forgets)
 
 
@@ -647,6 +650,23 @@ def _about(text: str) -> str:
 
 
 _ENGLISH_VERB = re.compile(r"^(?:is|was|has|had|got|gets|will|can|just|also|still|lives|works|moved|[a-z]+(?:s|ed))$")
+
+
+def _named_third_person(text: str) -> str | None:
+    """The name a sentence opens with before a verb of the third person ("Tomasz is from Gdańsk"), if any."""
+    tokens = text.split()
+    named = _NAMED_SUBJECT.match(text)
+    if named and len(tokens) > 1 and _is_name(named.group("name")) and named.group("name")[:1].isupper():
+        return named.group("name") if third_person_verb(tokens[1].strip(",.:;!?").lower()) else None
+    return None
+
+
+_RU_THIRD_PERSON_VERB = re.compile(r"^[а-яё]{2,}(?:л|ла|ло|лся|лась|ет|ит|[её]т|ется|ится|ут|ют|ат|ят)$")
+
+
+def third_person_verb(word: str) -> bool:
+    """ "is", "works", "moved"; "уволилась", "живёт": a verb whose subject is someone else."""
+    return bool(_ENGLISH_VERB.match(word) or _RU_THIRD_PERSON_VERB.match(word.replace("ё", "е")))
 
 
 def _small_name_before_verb(word: str, after: str) -> bool:

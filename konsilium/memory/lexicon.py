@@ -79,7 +79,7 @@ PHRASES = {
     "for a living": "job", "по профессии": "профессия", "на жизнь": "работа", "no more": "anymore",
     # news of a change: "These days I ride a Tern", "starting in July my night shifts are…", "got an internship"
     "these days": "nowadays", "starting in ": "nowadays ", "starting from ": "nowadays ", "начиная с ": "наконец ",
-    " got a ": " bought a ", " got an ": " bought an ",
+    " got a ": " bought a ", " got an ": " bought an ", "started at ": "nowadays at ", "first week at ": "nowadays at ",
 }
 # Driving is about one's car only with what is driven after it: "driving my Fiesta", "езжу на Ниве", "вожу Largus";
 # not "driving time", "the driver medical".

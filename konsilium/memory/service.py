@@ -147,7 +147,7 @@ class MemoryService:
         matrix = self.store.current_matrix()
         current = list(matrix.memories)
         operations: list[Operation] = []
-        statements = [_linked(s, matrix) for s in extraction.statements if s.text.strip()]
+        statements = [_linked(s, matrix, self.store) for s in extraction.statements if s.text.strip()]
         vectors = self.embed([s.text for s in statements]) if statements else []
         from .extract import key_is_exclusive
 
@@ -294,10 +294,10 @@ class MemoryService:
                 time.sleep(1.0)
 
 
-def _linked(statement, matrix):
+def _linked(statement, matrix, store=None):
     """A statement that starts with the name of someone the memories already know ("Тимур теперь звукорежиссёр",
-    known as "husband Timur") and is not in the first person is about them. `matrix`: the current memories, with
-    the people they are about already parsed."""
+    known as "husband Timur", or said in passing: "My partner Tomasz and I…") and is not in the first person is
+    about them. `matrix`: the current memories, with the people they are about already parsed."""
     from dataclasses import replace
 
     from . import lexicon as lx
@@ -316,7 +316,36 @@ def _linked(statement, matrix):
     for row, known in matrix.people.items():
         if known.name and named is not None and named.matches(known):
             return replace(statement, about=matrix.memories[row].about, kind="person")
+    if store is not None and named is not None and named.name and statement.about == USER and _third_person(statement):
+        introduced = _introduced_as(first, matrix, store)
+        if introduced:
+            return replace(statement, about=introduced, kind="person")
     return statement
+
+
+def _third_person(statement) -> bool:
+    """ "Tomasz is from Gdańsk", "Оля уволилась": a name, then a verb of the third person."""
+    from .extract import third_person_verb
+
+    tokens = statement.text.split()
+    return len(tokens) > 1 and third_person_verb(tokens[1].strip(",.:;!?").lower())
+
+
+def _introduced_as(name: str, matrix, store) -> str | None:
+    """ "partner Tomasz" when a memory of the user's says "My partner Tomasz and I…": the relation a name was
+    introduced with, read from the few memories the full-text index finds for the name."""
+    from ..index.text import analyze
+    from .people import introduced, name_key, same_given_name
+
+    key = name_key(name)
+    for rowid in store.lexical(analyze(name), 50):
+        row = matrix.row_of.get(rowid)
+        if row is None or matrix.memories[row].about != USER:
+            continue
+        for found in introduced(matrix.memories[row].text):
+            if same_given_name(found.name, key) or same_given_name(key, found.name):
+                return f"{found.relation} {name}"
+    return None
 
 
 def learns_from(exchange: Exchange) -> bool:

@@ -511,3 +511,27 @@ def test_a_change_of_the_named_persons_city_replaces_it_and_leaves_what_else_was
     assert not any("Сочи" in text for text in where)
     kids = [r.memory.text for r in service.recall("Сколько детей у Глеба?", k=3)]
     assert "Глеб живёт в Сочи, у него двое сыновей" in kids
+
+
+def test_a_person_named_in_passing_keeps_what_is_said_of_them_later_and_of_him(service):
+    from konsilium.memory import Exchange
+
+    said = [
+        "My partner Tomasz and I have a ginger cat called Skrei.",
+        "Tomasz is from Gdańsk, we met at a conference there.",
+        "He works as a backend developer at AquaSight.",
+        "Tomasz started at Equinor this month, working with subsea sensor data.",
+    ]
+    history: list[dict] = []
+    for i, text in enumerate(said):
+        history = [*history, {"role": "user", "content": text}]
+        exchange = Exchange(f"chatcmpl-{i}", 1.7e9 + i, "chat.completions", "konsilium", None, history, "ok", "stop", [])
+        service.store.log.record(exchange)
+        service.catch_up()
+        history = [*history, {"role": "assistant", "content": "ok"}]
+    about = {m.text: m.about for m in service.store.list()}
+    assert about["Tomasz is from Gdańsk"] == "partner Tomasz"
+    assert about["Tomasz: He works as a backend developer at AquaSight"] == "partner Tomasz"
+    where = [r.memory.text for r in service.recall("Where does Tomasz work?", k=3)]
+    assert "Tomasz started at Equinor this month, working with subsea sensor data" in where
+    assert not any("AquaSight" in text for text in where)
