@@ -525,7 +525,9 @@ def test_a_person_named_in_passing_keeps_what_is_said_of_them_later_and_of_him(s
     history: list[dict] = []
     for i, text in enumerate(said):
         history = [*history, {"role": "user", "content": text}]
-        exchange = Exchange(f"chatcmpl-{i}", 1.7e9 + i, "chat.completions", "konsilium", None, history, "ok", "stop", [])
+        exchange = Exchange(
+            f"chatcmpl-{i}", 1.7e9 + i, "chat.completions", "konsilium", None, history, "ok", "stop", []
+        )
         service.store.log.record(exchange)
         service.catch_up()
         history = [*history, {"role": "assistant", "content": "ok"}]
