@@ -116,9 +116,14 @@ _NOISE = re.compile(
 _WHY = re.compile(r"\s*[,;]\s+|\s+[—–]\s+|\s+(?:because|since|потому что|так как)\s+")
 
 
+# A lead-in before a quotation: "Ещё практика: «Пожалуйста, забудь, что…»" asks what the quotation asks.
+_QUOTED = re.compile(r"^[\w\s,]{0,40}:\s*[«\"“„]\s*")
+
+
 def forget_query(sentence: str) -> str | None:
     """What `sentence` asks to forget ("" when it names nothing: "forget it"), or None when it asks no such
     thing."""
+    sentence = _QUOTED.sub("", sentence)
     first = _VERB_FIRST.match(sentence)
     if first:
         return _tidy(_first_clause(_without_lead(first.group("rest"))))
@@ -153,6 +158,7 @@ _TRAILING = r"\s+(?:too|as\s+well|тоже|также|btw|lol|pls|please|пож�
 
 
 def _tidy(text: str) -> str:
+    text = text.strip("«»\"“”„ ")
     text = _NOISE.sub(" ", re.sub(_FROM_MEMORY, " ", text, flags=re.IGNORECASE))
     text = re.sub(_TRAILING, "", re.sub(r"\s+", " ", text).strip(" ,.!?"))
     text = re.sub(r"^(?:and|also|so|и|а|ну)\s+", "", text.strip(" ,.!?—–-"), flags=re.IGNORECASE)

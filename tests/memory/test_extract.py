@@ -216,6 +216,7 @@ def test_a_wish_about_answers_is_said_to_the_assistant(text, is_preference):
         ("Please also forget about the car loan — I don't want that stored.", "the car loan"),
         ("Also scrap what i said about the secret interview — i pulled out", "the secret interview"),
         ("pls forget my address btw, we're out of that flat next week anyway", "my address"),
+        ("Ещё практика: «Пожалуйста, забудь, что я рассказал про жену Дая.", "жену Дая"),
     ],
 )
 def test_forget_requests_are_understood_however_they_are_phrased(text, query):
