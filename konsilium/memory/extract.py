@@ -30,7 +30,9 @@ MIN_WORDS = 2
 _OBJECT_PRONOUNS = frozenset({"me", "мне", "меня", "мной", "нам", "нас"})
 DECLARATIVE_WORDS = 3  # a statement with no first-person word or known subject needs this many words to be kept
 
-_SENTENCES = re.compile(r"(?<=[.!?…\U0001F300-\U0001FAFF\u2600-\u27BF])\s+(?=[A-ZА-ЯЁ])|(?<=[.!?…])\s+|\n+")
+_SENTENCES = re.compile(
+    r"(?<=[.!?…\U0001F300-\U0001FAFF\u2600-\u27BF])\s+(?=[A-ZА-ЯЁ])|(?<=[.!?…])\s+|(?<=[.!?…][»\"”])\s+|\n+"
+)
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
 _REMEMBER = re.compile(
     r"^(?:please\s+|пожалуйста,?\s+)?(?:remember|запомни(?:те)?|не\s+забудь|note\s+that|keep\s+in\s+mind|"
@@ -722,9 +724,10 @@ def _matches(stems: list[str], wanted: frozenset[str]) -> bool:
 @lru_cache(maxsize=64)
 def _stemmed(entries: frozenset[str]) -> tuple[frozenset[str], tuple[str, ...]]:
     """The lexicon's entries as written and as stemmed ("глютен" is also "глют", as the stemmer makes it), and
-    those of 4+ letters as prefixes (one `startswith` call: recall asks this of every hit)."""
+    the Russian ones of 4+ letters as prefixes (one `startswith` call: recall asks this of every hit). English
+    stems are whole: "liver" is no "live"."""
     wanted = entries | frozenset(stem(w.replace("ё", "е")) for w in entries)
-    return wanted, tuple(sorted(w for w in wanted if len(w) >= 4))
+    return wanted, tuple(sorted(w for w in wanted if len(w) >= 4 and _CYRILLIC_WORD.search(w)))
 
 
 def _mentions_concept(stems: list[str]) -> bool:

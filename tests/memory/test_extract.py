@@ -284,6 +284,13 @@ def test_only_a_statement_about_ones_job_gets_the_job_key(text, key):
     assert extract([text]).statements[0].key == key
 
 
+def test_english_stems_are_whole_words_and_a_quotation_ends_its_sentence():
+    liver = extract(["We will go to Essentuki in October instead, for the liver and stomach."]).statements
+    assert liver[0].key != "home.city"
+    quoted = extract(["«Мой любимый писатель — Чехов.» My tractor is a Massey Ferguson 135."]).statements
+    assert [s.text for s in quoted] == ["«Мой любимый писатель — Чехов.»", "My tractor is a Massey Ferguson 135"]
+
+
 @pytest.mark.parametrize("text", ["Я пишу в VS Code.", "Пишу в основном на Kotlin.", "Работаю сменами 2/2, с 8 до 20."])
 def test_what_the_user_writes_in_is_no_wish_about_answers_and_shifts_are_no_change(text):
     statement = extract([text]).statements[0]
