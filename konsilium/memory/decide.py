@@ -17,6 +17,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..index.text import analyze, sound_key, words
+from . import glossary
 from .people import same_person as is_same_person
 from .records import USER, Memory, Operation, fingerprint, new_memory_id
 
@@ -235,11 +236,17 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     people = _people_names(current)
     stems, key = set(analyze(query)), subject_key(query)
     things = _things(stems, people)
+    # a name the stemmer cut short ("Дая" → "да") is still the known person's ("Dai")
+    query_names = {p.name for p in mentioned(query) if p.name and any(same_name(p.name, n) for n in people)}
+    things = {t for t in things if not any(name.startswith(latin(t)) for name in query_names)}
     wanted = things or stems
     named = frozenset(_things(set(_distinctive(query)), people)) or _distinctive(query)
     # "забудь про мой долг карлу" names Karl: "I owe karl 90€" is about the debt and names him
-    named_people = {latin(t) for t in stems - things}
+    named_people = {latin(t) for t in stems - things} | query_names
     about_others = bool(mentioned(query)) or bool(named_people)
+    # "мой вид на жительство" names "my residence permit renewal"; "the ink thing", "a wolf tattoo"
+    asked_concepts = glossary.naming(wanted)
+    translations = glossary.equivalents(wanted) if asked_concepts else set()
     scored, cosines, whole = [], [], set()
     for memory in current:
         have = set(analyze(memory.text))
@@ -247,6 +254,9 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         matched = wanted & have
         if cosine >= LOOSE_MATCH_COSINE and len(matched) < len(wanted):  # the costlier test for the close few
             matched |= {t for t in wanted - matched if any(_same_word(t, h) for h in have)}
+        if translations & have:  # the words that name a concept the memory names in other words
+            for concept in asked_concepts.keys() & glossary.concepts(have):
+                matched |= asked_concepts[concept]
         overlap = len(matched) / len(wanted) if wanted else 0.0
         if wanted and overlap == 1.0 and any(len(t) >= 4 for t in wanted):
             whole.add(memory.id)
@@ -254,7 +264,10 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
             overlap *= FORGET_PARTIAL_WEIGHT  # "вид на жительство" is not the "вид на гавань" of a new flat
         if named:  # "забудь про терапию" names "seeing a therapist": the same word in the other script
             overlap = max(overlap, SOUND_WEIGHT * len(named & _distinctive(memory.text)) / len(named))
-        same_key = FORGET_KEY_BONUS if key is not None and memory.key == key else 0.0
+        # the subject alone is no evidence where the words half match and the meaning is far: "the car loan" is
+        # not "Машину поменяли: теперь у нас Haval"
+        partial = 0 < overlap < 1 and cosine < FORGET_PARTIAL_COSINE
+        same_key = FORGET_KEY_BONUS if key is not None and memory.key == key and not partial else 0.0
         others = FORGET_OTHERS_PENALTY if memory.about != USER and not about_others else 0.0
         names_them = named_people and any(
             same_name(latin(w), n) for w in words(f"{memory.about} {memory.text}") for n in named_people
@@ -288,11 +301,20 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     floor = min(score for score, _ in named_) - FORGET_MARGIN
     # ... and so does what was said of the person the request names, in that same message ("Erase the bit about
     # Liam's gambling": "He's got a gambling problem. He lost nearly ten grand").
+    # what was said of the person the request names, after it in that same message ("He lost nearly ten grand"
+    # follows "He's got a gambling problem"; "Dai Roberts keeps Welsh Black cattle", said before his wife's story,
+    # is no part of it)
     whose = {m.about for _, m in named_ if m.about != USER}
+    order = {m.id: position for position, m in enumerate(current)}
+    first_named = {
+        m.exchange_id: min(order[n.id] for _, n in named_ if n.exchange_id == m.exchange_id) for _, m in named_
+    }
     return named_ + [
         (score, m)
         for score, m in scored
-        if m.exchange_id in said_with and m.id not in chosen and (score >= floor or named_people and m.about in whose)
+        if m.exchange_id in said_with
+        and m.id not in chosen
+        and (score >= floor or named_people and m.about in whose and order[m.id] > first_named[m.exchange_id])
     ]
 
 

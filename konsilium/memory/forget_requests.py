@@ -158,7 +158,7 @@ _TRAILING = r"\s+(?:too|as\s+well|тоже|также|btw|lol|pls|please|пож�
 
 
 def _tidy(text: str) -> str:
-    text = text.strip("«»\"“”„ ")
+    text = text.strip('«»"“”„ ')
     text = _NOISE.sub(" ", re.sub(_FROM_MEMORY, " ", text, flags=re.IGNORECASE))
     text = re.sub(_TRAILING, "", re.sub(r"\s+", " ", text).strip(" ,.!?"))
     text = re.sub(r"^(?:and|also|so|и|а|ну)\s+", "", text.strip(" ,.!?—–-"), flags=re.IGNORECASE)

@@ -537,3 +537,23 @@ def test_a_person_named_in_passing_keeps_what_is_said_of_them_later_and_of_him(s
     where = [r.memory.text for r in service.recall("Where does Tomasz work?", k=3)]
     assert "Tomasz started at Equinor this month, working with subsea sensor data" in where
     assert not any("AquaSight" in text for text in where)
+
+
+def test_a_forget_request_in_other_words_or_the_other_language_finds_the_memory_and_only_it(service):
+    current = current_after(
+        service,
+        [
+            "Also my residence permit renewal with UDI is stuck.",
+            "Мы переехали в Сандвикен, квартира больше и вид на гавань.",
+            "And i got a wolf tattoo on my left shoulder.",
+            "Машину поменяли: теперь у нас подержанный Haval Jolion.",
+            "А ещё на неё пришлось взять кредит 800 тысяч.",
+            "Забудь, пожалуйста, всё про мой вид на жительство.",
+            "and nvm the ink thing i told u about, my mom would kill me. forget it",
+            "Please also forget about the car loan — I don't want that stored.",
+        ],
+    )
+    assert set(current) == {
+        "Мы переехали в Сандвикен, квартира больше и вид на гавань",
+        "Машину поменяли: теперь у нас подержанный Haval Jolion",
+    }

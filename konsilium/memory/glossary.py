@@ -1,0 +1,66 @@
+"""One concept's words in English and Russian (glossary.tsv, kept as data): what lets "мой вид на жительство"
+name "my residence permit renewal", "ink" name "a wolf tattoo" and "Who is my family doctor?" find "Мой
+семейный врач — доктор Шульц" when the sentence encoder scores the two languages too far apart."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+
+from ..index.text import analyze
+
+GLOSSARY = Path(__file__).with_name("glossary.tsv")
+# A one-word phrase names its concept when its stem is long enough to mean one thing: English from 3 letters
+# ("ink", "son"), Russian from 4 ("лет", "дом", "род" are parts of too many words), but for the people and
+# things whose short stems are their own ("жен", "муж", "сын").
+SHORT_RUSSIAN = frozenset({"жен", "муж", "сын", "доч", "дед", "внж", "дач", "бег", "вес", "виз", "зуб", "кот", "пес"})
+
+
+@lru_cache(maxsize=1)
+def _index() -> tuple[dict[str, list[tuple[int, tuple[str, ...]]]], list[frozenset[str]]]:
+    """First stem of each phrase → (concept, the phrase's stems); and each concept's stems."""
+    by_first: dict[str, list[tuple[int, tuple[str, ...]]]] = defaultdict(list)
+    stems_of: list[frozenset[str]] = []
+    for line in GLOSSARY.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#") or "\t" not in line:
+            continue
+        concept = len(stems_of)
+        phrases = [tuple(analyze(p.strip())) for side in line.split("\t")[:2] for p in side.split("|")]
+        phrases = [p for p in phrases if p and (len(p) > 1 or _names_one_thing(p[0]))]
+        for phrase in phrases:
+            by_first[phrase[0]].append((concept, phrase))
+        stems_of.append(frozenset(s for p in phrases for s in p))
+    return dict(by_first), stems_of
+
+
+def _names_one_thing(stem: str) -> bool:
+    if stem.isascii():
+        return len(stem) >= 3
+    return len(stem) >= 4 or stem in SHORT_RUSSIAN
+
+
+def concepts(stems: Iterable[str]) -> frozenset[int]:
+    """The concepts whose phrases `stems` (a text's `analyze` output) hold whole."""
+    return frozenset(naming(stems))
+
+
+def naming(stems: Iterable[str]) -> dict[int, frozenset[str]]:
+    """Each concept whose phrases `stems` hold whole → the stems that name it ("вид на жительство": вид,
+    жительств → residence permit)."""
+    by_first, _ = _index()
+    have = set(stems)
+    found: dict[int, frozenset[str]] = {}
+    for stem in have:
+        for concept, phrase in by_first.get(stem, ()):
+            if len(phrase) == 1 or all(p in have for p in phrase):
+                found[concept] = found.get(concept, frozenset()) | frozenset(phrase)
+    return found
+
+
+def equivalents(stems: Iterable[str]) -> set[str]:
+    """The stems of every phrase of the concepts `stems` name, in both languages, less `stems` themselves."""
+    _, stems_of = _index()
+    have = set(stems)
+    return {s for concept in concepts(have) for s in stems_of[concept]} - have
