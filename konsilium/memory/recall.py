@@ -10,10 +10,12 @@ from functools import lru_cache
 import numpy as np
 
 from ..index.text import analyze
+from . import glossary
 from .log import Exchange, content_text
 from .records import USER, Memory
 
 LEXICAL_WEIGHT = 0.5  # share of the query's stems a memory holds, added to its cosine
+TRANSLATED_WEIGHT = 1.0  # ... of those it names in other words (glossary.tsv), as a share of LEXICAL_WEIGHT
 # A memory with the subject key the question asks about ("Where do I live?" → home.city) gets this much more:
 # USE-m3 scores "В каком городе я живу?" against "Мы переехали в Санкт-Петербург" only 0.19.
 KEY_BOOST = 0.3
@@ -126,14 +128,36 @@ class Recall:
             cosine_of = cosines
         else:
             cosine_of = np.zeros(len(current.memories), dtype=np.float32)
-        for rowid, overlap in self.store.lexical(analyze(query), LEXICAL_CANDIDATES).items():
+        query_stems = analyze(query)
+        for rowid, overlap in self.store.lexical(query_stems, LEXICAL_CANDIDATES).items():
             row = current.row_of.get(rowid)  # None: not a current memory
             if row is not None:
                 scores[row] = float(cosine_of[row]) + LEXICAL_WEIGHT * overlap
+        for row, share in self._translated(query_stems, current).items():
+            scores[row] = scores.get(row, float(cosine_of[row])) + LEXICAL_WEIGHT * TRANSLATED_WEIGHT * share
         for row, adjustment in self._subject_and_person(query, current).items():
             scores[row] = scores.get(row, float(cosine_of[row])) + adjustment
         ranked = sorted(scores.items(), key=lambda p: -p[1])[:k]
         return [Recalled(current.memories[row], score) for row, score in ranked]
+
+    def _translated(self, query_stems: list[str], current) -> dict[int, float]:
+        """Rows of the memories that name the question's words in other words of one concept, mostly the other
+        language ("When are my Russian lessons?" / "уроки русского по субботам"): the share of the question's
+        stems so named."""
+        asked = glossary.naming(query_stems)
+        if not asked:
+            return {}
+        wanted = set(query_stems)
+        found = {}
+        for rowid in self.store.lexical(sorted(glossary.equivalents(wanted)), LEXICAL_CANDIDATES):
+            row = current.row_of.get(rowid)
+            if row is None:
+                continue
+            have = _content_stems(current.memories[row].text)
+            named = {s for concept in asked.keys() & glossary.concepts(have) for s in asked[concept]} - have
+            if named:
+                found[row] = len(named) / len(wanted)
+        return found
 
     def _subject_and_person(self, query: str, current) -> dict[int, float]:
         """Score changes from what the question is about: the subject it asks for (its key, found through the

@@ -557,3 +557,19 @@ def test_a_forget_request_in_other_words_or_the_other_language_finds_the_memory_
         "Мы переехали в Сандвикен, квартира больше и вид на гавань",
         "Машину поменяли: теперь у нас подержанный Haval Jolion",
     }
+
+
+def test_a_question_finds_a_memory_said_in_the_other_language_through_the_glossary(service):
+    current_after(
+        service,
+        [
+            "Wednesday nights I sing in the male voice choir in town.",
+            "I'll have a go at «Каштанка» next.",
+            "Соседка, she'd like that.",
+            "I've barely left Carmarthenshire since the foot-and-mouth.",
+            "Sold forty ewes at Llandovery mart on Tuesday.",
+            "Whole valley's talking.",
+        ],
+    )
+    recalled = [r.memory.text for r in service.recall("Где я пою по средам?", k=1)]
+    assert "Wednesday nights I sing in the male voice choir in town" in recalled
