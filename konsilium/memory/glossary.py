@@ -18,15 +18,24 @@ GLOSSARY = Path(__file__).with_name("glossary.tsv")
 SHORT_RUSSIAN = frozenset({"жен", "муж", "сын", "доч", "дед", "внж", "дач", "бег", "вес", "виз", "зуб", "кот", "пес"})
 
 
+VERB_SECTION = "verbs"  # the glossary's section of verbs of change and state ("move", "переехать")
+_VERBS: set[int] = set()
+
+
 @lru_cache(maxsize=1)
 def _index() -> tuple[dict[str, list[tuple[int, tuple[str, ...]]]], list[frozenset[str]]]:
     """First stem of each phrase → (concept, the phrase's stems); and each concept's stems."""
     by_first: dict[str, list[tuple[int, tuple[str, ...]]]] = defaultdict(list)
     stems_of: list[frozenset[str]] = []
+    section = ""
     for line in GLOSSARY.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            section = line.lstrip("# ").strip()
         if not line.strip() or line.startswith("#") or "\t" not in line:
             continue
         concept = len(stems_of)
+        if section.startswith(VERB_SECTION):
+            _VERBS.add(concept)
         phrases = [tuple(analyze(p.strip())) for side in line.split("\t")[:2] for p in side.split("|")]
         phrases = [p for p in phrases if p and (len(p) > 1 or _names_one_thing(p[0]))]
         for phrase in phrases:
@@ -57,6 +66,25 @@ def naming(stems: Iterable[str]) -> dict[int, frozenset[str]]:
             if len(phrase) == 1 or all(p in have for p in phrase):
                 found[concept] = found.get(concept, frozenset()) | frozenset(phrase)
     return found
+
+
+def things(stems: Iterable[str]) -> frozenset[int]:
+    """`concepts` less the verbs of change and state and the words of change anywhere ("moving", "переезд"):
+    what a statement is about, not what happened to it ("переезжаем на GitHub Actions" and "переехали в Панков"
+    share a verb, no subject)."""
+    changes = _changes()
+    return frozenset(c for c in naming(stems) if c not in _VERBS and c not in changes)
+
+
+@lru_cache(maxsize=1)
+def _changes() -> frozenset[int]:
+    from . import lexicon as lx
+
+    words = {w for w in lx.UPDATE_WORDS | lx.READ_CHANGE_WORDS | lx.MOVE_WORDS if len(w) >= 4}
+    _, stems_of = _index()
+    return frozenset(
+        concept for concept, stems in enumerate(stems_of) if any(s.startswith(w) for s in stems for w in words)
+    )
 
 
 def equivalents(stems: Iterable[str]) -> set[str]:

@@ -265,6 +265,13 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
     from .people import same_person
 
     asked = {t for t in analyze(_CAPITALIZED.sub(" ", query)) if len(t) >= 4}  # its words, not names
+    naming = glossary.naming(asked)  # ... and their concepts, to be named in either language
+
+    def words_of_the_question(memory: Memory) -> set[str]:
+        stems = _content_stems(memory.text)
+        named = {w for concept in naming.keys() & glossary.things(stems) for w in naming[concept]} if naming else ()
+        return (asked & stems) | set(named)
+
     asks_when = bool(_WHEN.search(query))
     stale: set[str] = set()
     asked_subject = _asked_subject(query)
@@ -272,7 +279,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
         if newer.score < SUPERSEDER_RELEVANCE or newer.memory.vector is None:
             continue
         changes = replaces_something(newer.memory.text)
-        newer_words = asked & _content_stems(newer.memory.text)
+        newer_words = words_of_the_question(newer.memory)
         newer_dated = asks_when and bool(_DATE.search(newer.memory.text))
         for older in hits:
             memory = older.memory
@@ -290,7 +297,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
                     asked_subject=asked_subject,
                     # "When is my IELTS exam?": "My exam is on June 20" / "Айлтс перенесли на 11 июля" both answer
                     # with a date, whatever their words
-                    on_the_asked_word=bool(newer_words & _content_stems(memory.text))
+                    on_the_asked_word=bool(newer_words and newer_words & words_of_the_question(memory))
                     or newer_dated
                     and newer.score >= DATED_SHARE * older.score  # answering as well, not a stray dated change
                     and bool(_DATE.search(memory.text)),

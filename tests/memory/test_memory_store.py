@@ -573,3 +573,17 @@ def test_a_question_finds_a_memory_said_in_the_other_language_through_the_glossa
     )
     recalled = [r.memory.text for r in service.recall("Где я пою по средам?", k=1)]
     assert "Wednesday nights I sing in the male voice choir in town" in recalled
+
+
+def test_a_change_said_in_the_other_language_replaces_the_old_answer_to_a_question_on_it(service):
+    current_after(
+        service,
+        [
+            "Родители мои в Самаре — папа Борис и мама Людмила.",
+            "I sing in a choir on Wednesdays.",
+            "And my parents finally moved to Cyprus, they rent a small flat in Paphos.",
+        ],
+    )
+    where = [r.memory.text for r in service.recall("Where do my parents live?", k=3)]
+    assert any("Paphos" in text for text in where)
+    assert not any("Самаре" in text for text in where)
