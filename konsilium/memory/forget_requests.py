@@ -13,7 +13,7 @@ import re
 
 _OPENERS = (
     r"(?:(?:and|also|oh|so|ok|okay|well|btw|anyway|actually|by\s+the\s+way|one\s+more\s+thing|ну|и|а|также|"
-    r"кстати|да|ещё|еще|слушай|короче|ладно|ок|в\s+общем|вот|и\s+вот\s+ещё|и\s+вот\s+еще)[,:]?\s+){0,3}"
+    r"кстати|да|ещё|еще|слушай|короче|ладно|ок|в\s+общем|вот|и\s+вот\s+ещё|и\s+вот\s+еще)[,:]?\s+(?:[—–-]\s+)?){0,3}"
 )
 _PLEASE = r"(?:please|pls|plz|пожалуйста|плиз)"
 # Only forgetting: an imperative of these is a request.
@@ -40,12 +40,25 @@ _SAID_THING = (
     r"|what\s+i\s+(?:told\s+(?:you|u)|said|mentioned|shared|wrote)\s+about\s+"
     r"|(?:(?:инфу|информацию|данные|запись|записи|заметку|всё|все|то)(?:,?\s+" + _SAID + r")?|,?\s*что\s+я\s+\w+)"
     r"\s+(?:про|о|об)\s+"
-    r"|(?:из\s+памяти\s+)"
+    r"|(?:из\s+(?:памяти|головы)\s+)"
+    # "the knee thing", "the career-switch idea", "историю с Тамарой": a topic, then a word for what was said
+    r"|(?:(?:the|that|this|my|all\s+the)\s+)(?=(?:[\w-]+\s+){1,3}(?:thing|stuff|business|bit|idea|story|part)\b)"
+    r"|(?:историю\s+(?:с|со|про)|тему|историю)\s+"
 )
-_FROM_MEMORY = r"\b(?:from\s+(?:your\s+|the\s+)?memory|из\s+(?:своей\s+|твоей\s+)?памяти)\b"
+_FROM_MEMORY = r"\b(?:from\s+(?:your\s+|the\s+)?memory|из\s+(?:своей\s+|твоей\s+)?(?:памяти|головы))\b"
 _VERB_FIRST = re.compile(
     r"^(?:" + _PLEASE + r",?\s+)?" + _OPENERS + r"(?:" + _PLEASE + r",?\s+)?(?:just\s+|actually\s+)?"
-    r"(?:" + _ONLY_FORGET + r"\b|" + _ALSO_WORK + r"\b\s*(?=" + _SAID_THING + r"|.*" + _FROM_MEMORY + r"))[\s,:—–-]*"
+    r"(?:"
+    + _ONLY_FORGET
+    + r"\b|"
+    + _ALSO_WORK
+    + r"\b\s*(?=(?:,?\s*"
+    + _PLEASE
+    + r",?\s*)?(?:"
+    + _SAID_THING
+    + r")|.*"
+    + _FROM_MEMORY
+    + r"))[\s,:—–-]*"
     r"(?:" + _PLEASE + r"[\s,]+)?(?P<rest>.*)$",
     re.IGNORECASE,
 )
@@ -108,7 +121,7 @@ _LEAD = re.compile(
 )
 # Words that name no fact: "the whole neighbour business", "the meds stuff I told you".
 _NOISE = re.compile(
-    r"\b(?:the\s+whole|whole|stuff|things?|business|thingy|all\s+that|everything|"
+    r"\b(?:the\s+whole|whole|stuff|things?|business|thingy|idea|all\s+that|everything|"
     r"(?:that\s+|what\s+)?i\s+(?:told\s+(?:you|u)|said|mentioned)(?:\s+about)?|"
     r"(?:что\s+)?я\s+(?:рассказывал|рассказывала|говорил|говорила|писал|писала)(?:\s+(?:про|о|об))?|всё|все)\b",
     re.IGNORECASE,
@@ -161,5 +174,7 @@ def _tidy(text: str) -> str:
     text = text.strip('«»"“”„ ')
     text = _NOISE.sub(" ", re.sub(_FROM_MEMORY, " ", text, flags=re.IGNORECASE))
     text = re.sub(_TRAILING, "", re.sub(r"\s+", " ", text).strip(" ,.!?"))
-    text = re.sub(r"^(?:and|also|so|и|а|ну)\s+", "", text.strip(" ,.!?—–-"), flags=re.IGNORECASE)
+    text = re.sub(r"^" + _OPENERS, "", text.strip(" ,.!?—–-"), flags=re.IGNORECASE).strip(" ,.!?—–-")
+    text = re.sub(r"^(?:то|that|this),?\s+", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"\s+(?:" + _ONLY_FORGET + r")$", "", text, flags=re.IGNORECASE)
     return "" if _NAMES_NOTHING.match(text) else text

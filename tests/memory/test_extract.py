@@ -193,7 +193,7 @@ def test_a_wish_about_answers_is_said_to_the_assistant(text, is_preference):
     ("text", "query"),
     [
         ("Oh and forget the whole neighbour business, we settled it.", "neighbour"),
-        ("By the way, forget the meds stuff I told you, I'd rather not have that stored.", "the meds"),
+        ("By the way, forget the meds stuff I told you, I'd rather not have that stored.", "meds"),
         ("Забудь, пожалуйста, что я собеседовалась в Ozon — передумала.", "я собеседовалась в Ozon"),
         ("забудь всё про мой долг карлу, я отдал", "мой долг карлу"),
         (
@@ -201,7 +201,7 @@ def test_a_wish_about_answers_is_said_to_the_assistant(text, is_preference):
             "деньги, которые я шурину должен",
         ),
         ("Про Ника забудь, всё, проехали.", "Ника"),
-        ("and nvm the ink thing i told u about, my mom would kill me", "the ink"),
+        ("and nvm the ink thing i told u about, my mom would kill me", "ink"),
         ("удали инфу про мою зарплату", "мою зарплату"),
         ("That stuff I told you about the overdraft — bin it, would you?", "the overdraft"),
         ("Слушай, ту тему про мозгоправа и вторники — сотри, ладно?", "мозгоправа и вторники"),
@@ -217,6 +217,13 @@ def test_a_wish_about_answers_is_said_to_the_assistant(text, is_preference):
         ("Also scrap what i said about the secret interview — i pulled out", "the secret interview"),
         ("pls forget my address btw, we're out of that flat next week anyway", "my address"),
         ("Ещё практика: «Пожалуйста, забудь, что я рассказал про жену Дая.", "жену Дая"),
+        ("Выкинь из головы историю с Тамарой Ивановной.", "Тамарой Ивановной"),
+        ("Удали, пожалуйста, всё, что я рассказывала про мамин диабет.", "мамин диабет"),
+        ("И ещё — ипотеку не запоминай, вычеркни это из памяти.", "ипотеку"),
+        ("Drop the knee thing, it healed.", "knee"),
+        ("Oh, and the career-switch idea — forget it, I'm staying put.", "the career-switch"),
+        ("Слушай, мою зарплату не храни, забудь эту цифру.", "мою зарплату"),
+        ("То, что я писала про сигареты на балконе, — сотри, пожалуйста.", "сигареты на балконе"),
     ],
 )
 def test_forget_requests_are_understood_however_they_are_phrased(text, query):
@@ -238,6 +245,7 @@ def test_forget_requests_are_understood_however_they_are_phrased(text, query):
         "Слушай, я удалил инстаграм, и теперь больше времени.",
         "Не забудь купить молоко.",
         "Scrap the plan, we leave tomorrow instead.",
+        "Drop the table first, then recreate it.",
         "Я часто забываю ключи.",
     ],
 )
