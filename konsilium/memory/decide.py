@@ -41,6 +41,7 @@ FORGET_PERSON_BONUS = 0.2  # a memory naming the person the request names (less 
 # A memory holding only some of the request's words and far from it in meaning: those words count this much.
 FORGET_PARTIAL_COSINE = 0.25
 FORGET_PARTIAL_WEIGHT = 0.4
+FORGET_BESIDE_COSINE = 0.3  # the sentence beside a forgotten one, this close to it, went on about it
 FORGET_COSINE = 0.25  # the closest memory in meaning is forgotten when it is this close ...
 FORGET_COSINE_LEAD = 0.12  # ... and clearly closer than any other
 # A request's word inside a memory's (терапии / психотерапевту) or one stem a letter or two longer (пятничные /
@@ -299,22 +300,39 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     # "forget my stomach stuff" names both halves, the second only faintly.
     said_with = {m.exchange_id for _, m in named_ if m.exchange_id}
     floor = min(score for score, _ in named_) - FORGET_MARGIN
-    # ... and so does what was said of the person the request names, in that same message ("Erase the bit about
-    # Liam's gambling": "He's got a gambling problem. He lost nearly ten grand").
-    # what was said of the person the request names, after it in that same message ("He lost nearly ten grand"
-    # follows "He's got a gambling problem"; "Dai Roberts keeps Welsh Black cattle", said before his wife's story,
-    # is no part of it)
+    # ... and so does what was said of the person the request names, after it in that same message ("Erase the
+    # bit about Liam's gambling": "He's got a gambling problem. He lost nearly ten grand"; "Dai Roberts keeps
+    # Welsh Black cattle", said before his wife's story, is no part of it) ...
     whose = {m.about for _, m in named_ if m.about != USER}
     order = {m.id: position for position, m in enumerate(current)}
     first_named = {
         m.exchange_id: min(order[n.id] for _, n in named_ if n.exchange_id == m.exchange_id) for _, m in named_
+    }
+    # ... and the sentence next to a forgotten one that goes on about it ("I play chess on lichess. My rating is
+    # around 1900"; "болит спина. Хожу к остеопату"), not one on something else ("… I work at Google").
+    positions = {order[m.id] for _, m in named_}
+    beside = {
+        current[p].id
+        for p in {q + step for q in positions for step in (-1, 1)} - positions
+        if 0 <= p < len(current)
+        and current[p].exchange_id in said_with
+        and any(
+            n.exchange_id == current[p].exchange_id and _cosine(n.vector, current[p].vector) >= FORGET_BESIDE_COSINE
+            for _, n in named_
+        )
     }
     return named_ + [
         (score, m)
         for score, m in scored
         if m.exchange_id in said_with
         and m.id not in chosen
-        and (score >= floor or named_people and m.about in whose and order[m.id] > first_named[m.exchange_id])
+        and (
+            score >= floor
+            or named_people
+            and m.about in whose
+            and order[m.id] > first_named[m.exchange_id]
+            or m.id in beside
+        )
     ]
 
 

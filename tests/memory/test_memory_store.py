@@ -587,3 +587,14 @@ def test_a_change_said_in_the_other_language_replaces_the_old_answer_to_a_questi
     where = [r.memory.text for r in service.recall("Where do my parents live?", k=3)]
     assert any("Paphos" in text for text in where)
     assert not any("Самаре" in text for text in where)
+
+
+def test_forgetting_takes_the_sentence_beside_that_goes_on_about_it_and_not_the_one_on_something_else(service):
+    current = current_after(
+        service,
+        [
+            "Последний месяц болит спина. Хожу к остеопату раз в две недели. Работаю в Яндексе бэкендером.",
+            "Please forget about my back problems, it's all fine now.",
+        ],
+    )
+    assert list(current) == ["Работаю в Яндексе бэкендером"]
