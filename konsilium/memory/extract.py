@@ -496,7 +496,7 @@ def _tidy(clause: str) -> str:
 def _is_question_or_request(sentence: str) -> bool:
     if sentence.rstrip().endswith("?"):
         return True
-    tokens = words(sentence)
+    tokens = [t for t in words(sentence) if t not in _FILLERS] or words(sentence)  # "Тогда подскажи…"
     if not tokens:
         return True
     first = tokens[0].split("'")[0]  # "what's"
@@ -508,12 +508,18 @@ def _is_question_or_request(sentence: str) -> bool:
     return not (_matches([stem(first)], lx.PREFERENCE_VERBS) and _preference([stem(t) for t in tokens]))
 
 
+_FILLERS = frozenset({"тогда", "так", "ну", "а", "и", "ok", "okay", "so", "then", "well"})
+
+
 def _said_before_asking(sentence: str) -> str:
     """ "Gaming PC question: I've got an RTX 3060 12GB, will it run…?" → "I've got an RTX 3060 12GB": the
     first-person parts before the question or request starts ("" when there are none)."""
     kept, asked = [], False
-    for part in _ASKING_SPLIT.split(sentence.rstrip("?").strip()):
-        tokens = words(part)
+    parts = _ASKING_SPLIT.split(sentence.rstrip("?").strip())
+    if re.search(r"[^?!]\?\s*$", sentence):  # "cilantro has grown on me??" exclaims
+        parts = parts[:-1]  # the last part of a question is what it asks, whatever its first word
+    for part in parts:
+        tokens = [t for t in words(part) if t not in _FILLERS] or words(part)  # "Тогда подскажи рецепт…"
         opener = tokens[0].split("'")[0] if tokens else ""  # "what's", "how's"
         if not tokens or opener in lx.QUESTION_WORDS or opener in _ASKING_OPENERS or _is_request(tokens):
             asked = True

@@ -292,6 +292,26 @@ def test_only_a_statement_about_ones_job_gets_the_job_key(text, key):
     assert extract([text]).statements[0].key == key
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Какую страховку лучше брать для Черногории с ребёнком?",
+        "Посоветуй какую-нибудь книгу про логистику, не слишком занудную.",
+        "Тогда подскажи рецепт сырников, чтобы мне можно было.",
+        "NFT вообще ещё живо или всё?",
+    ],
+)
+def test_questions_and_requests_are_no_memories(text):
+    assert extract([text]).statements == []
+
+
+def test_what_is_said_before_a_question_is_kept_and_an_exclaimed_statement_too():
+    said = extract(["Мы с женой Олей переезжаем в Тбилиси в мае, какие документы нужны?"]).statements
+    assert [s.text for s in said] == ["Мы с женой Олей переезжаем в Тбилиси в мае"]
+    exclaimed = extract(["ok confession: cilantro has grown on me??"]).statements
+    assert any("grown on me" in s.text for s in exclaimed)
+
+
 def test_english_stems_are_whole_words_and_a_quotation_ends_its_sentence():
     liver = extract(["We will go to Essentuki in October instead, for the liver and stomach."]).statements
     assert liver[0].key != "home.city"
