@@ -176,16 +176,16 @@ _NEW_PLACE = (
     r"\b(?:(?:started|starting|joined)\s+(?:at|with)|first\s+(?:week|day|month)\s+at)\s+(?!(?:the|a|my|an)\b)[^\W\d]"
     r"|\b(?:started|joined)\s+(?-i:[A-ZА-ЯЁ])"
     r"|\bперешл?[её]?л[аи]?\s+(?:работать\s+)?(?:в|на)\s+[«\"]?[A-ZА-ЯЁ]|\bвыш(?:ел|ла)\s+на\s+работу\b"
-    r"|\bустрои(?:лся|лась)\b"
+    r"|\bустрои(?:лся|лась)\b|\bуш[её]?л[аи]?\s+(?:из|с)\s+\S+\s+(?:в|на)\s+[«\"]?(?-i:[A-ZА-ЯЁ])"
+    r"|\bменя\s+(?:берут|взяли|приняли|наняли|назначили|перевели)\s+(?:\w+\s+){0,2}?(?:в|на|to|at)?\s*[«\"]?(?-i:[A-ZА-ЯЁ])"
+    r"|\b(?:hired|promoted)\s+(?:me\s+)?(?:as|to)\b"
 )
 # Who the user is at work: a profession after "I'm" / "я" / "стал", or a new place of work.
 _STATES_A_ROLE = re.compile(
     r"\b(?:i'm|i am|im|as an?|work(?:ing)?\s+as\s+an?)\s+(?:now\s+|currently\s+|still\s+)?(?:an?\s+|the\s+)?"
     + _PROFESSION
-    + r"|\b(?:я|теперь|сейчас|стал|стала|работа(?:ю|л|ла))\s+(?:уже\s+|теперь\s+|сейчас\s+)?"
-    + _PROFESSION
-    + r"|"
-    + _NEW_PLACE,
+    + r"|\b(?:я|теперь|сейчас|стал|стала|работа(?:ю|л|ла)|меня\s+(?:берут|взяли|приняли|назначили))\s+"
+    r"(?:уже\s+|теперь\s+|сейчас\s+)?" + _PROFESSION + r"|" + _NEW_PLACE,
     re.IGNORECASE,
 )
 _STATES_A_JOB = re.compile(
@@ -545,9 +545,12 @@ def _is_request(tokens: list[str]) -> bool:
 
 def _first_person(text: str) -> bool:
     tokens = words(text)
-    return any(t in lx.FIRST_PERSON or t in lx.RU_FIRST_PERSON_VERBS or _RU_VERB_1SG.match(t) for t in tokens) or any(
-        phrase in text.lower() for phrase in ("у меня", "у нас")
-    )
+    return any(
+        t in lx.FIRST_PERSON
+        or (t in lx.RU_FIRST_PERSON_VERBS or _RU_VERB_1SG.match(t))
+        and before not in _THIRD_PERSON  # "он ушёл"
+        for before, t in zip(["", *tokens], tokens, strict=False)
+    ) or any(phrase in text.lower() for phrase in ("у меня", "у нас"))
 
 
 def speaks_of_self(text: str, as_subject: bool = False) -> bool:

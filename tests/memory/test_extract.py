@@ -262,6 +262,7 @@ def test_forget_as_an_ordinary_word_is_no_request(text):
         ("Мой помощник в мастерской — Лёва.", "помощник Лёва"),
         ("My roommate karl works nights at a pizza place.", "roommate karl"),
         ("Легковушка у нас Лада Гранта.", "user"),
+        ("У Андрея тоже новости: он ушёл с завода и теперь логист.", "Андрея"),
     ],
 )
 def test_whom_a_statement_is_about(text, about):
@@ -283,6 +284,8 @@ def test_whom_a_statement_is_about(text, about):
         ("Started at Yandex last week, backend again.", "job.role"),
         ("First week at jetbrains done 😎", "job.role"),
         ("I started running in May.", None),
+        ("Ушёл из Сбера в Яндекс.", "job.role"),
+        ("Меня берут редактором в издательство «Верхняя Волга».", "job.role"),
         ("We write mostly Go at work.", None),
         ("PM says the go-live is actually August 28.", None),
     ],
