@@ -268,8 +268,9 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         # the subject alone is no evidence where the words half match and the meaning is far: "the car loan" is
         # not "Машину поменяли: теперь у нас Haval"
         partial = 0 < overlap < 1 and cosine < FORGET_PARTIAL_COSINE
-        same_key = FORGET_KEY_BONUS if key is not None and memory.key == key and not partial else 0.0
         others = FORGET_OTHERS_PENALTY if memory.about != USER and not about_others else 0.0
+        # "my ambulance side job" has the job's key, and so has "Моя жена Марина — фармацевт": not his job
+        same_key = FORGET_KEY_BONUS if key is not None and memory.key == key and not partial and not others else 0.0
         names_them = named_people and any(
             same_name(latin(w), n) for w in words(f"{memory.about} {memory.text}") for n in named_people
         )
@@ -346,7 +347,7 @@ def _same_word(a: str, b: str) -> bool:
         if x != y:
             break
         common += 1
-    return common >= LOOSE_PART - 1 and common >= len(longer) - 2
+    return common >= LOOSE_PART and common >= len(longer) - 2  # "пятничн" / "пятниц"; not "байк" / "байкал"
 
 
 def _family(key: str | None) -> str | None:

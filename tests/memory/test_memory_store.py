@@ -598,3 +598,18 @@ def test_forgetting_takes_the_sentence_beside_that_goes_on_about_it_and_not_the_
         ],
     )
     assert list(current) == ["Работаю в Яндексе бэкендером"]
+
+
+def test_a_forget_request_about_the_users_own_job_leaves_his_wifes_and_a_short_word_is_no_longer_ones(service):
+    current = current_after(
+        service,
+        [
+            "Моя жена Марина — фармацевт, работает в аптеке.",
+            "Подрабатываю на скорой — два ночных дежурства в месяц.",
+            "Отпуск в этом году будет на Байкале.",
+            "Thinking about buying a motorcycle, a Honda CB500.",
+            "Forget my ambulance side job — I quit it.",
+            "Про байк забудь — передумал.",
+        ],
+    )
+    assert set(current) == {"Моя жена Марина — фармацевт, работает в аптеке", "Отпуск в этом году будет на Байкале"}
