@@ -724,19 +724,24 @@ def _relation_word(words_: str) -> str:
 
 
 def _matches(stems: list[str], wanted: frozenset[str]) -> bool:
-    """A stem equals a lexicon stem, or starts with one of 4+ letters (Russian endings vary); the words kept
-    unstemmed match nothing."""
+    """A stem equals a lexicon stem, or starts with one of 4+ letters: a Russian one with any ending (they vary),
+    an English one of 5+ with one letter more ("weight" / "weigh", "allergi" / "allerg"; not "pushok" / "push",
+    "care" / "car"); the
+    words kept unstemmed match nothing."""
     wanted, prefixes = _stemmed(wanted)
-    return any((s in wanted or s.startswith(prefixes)) and s not in lx.UNSTEMMED for s in stems)
+    return any(
+        (s in wanted or (len(s) > 5 and s[:-1] in wanted if s.isascii() else s.startswith(prefixes)))
+        and s not in lx.UNSTEMMED
+        for s in stems
+    )
 
 
 @lru_cache(maxsize=64)
 def _stemmed(entries: frozenset[str]) -> tuple[frozenset[str], tuple[str, ...]]:
     """The lexicon's entries as written and as stemmed ("глютен" is also "глют", as the stemmer makes it), and
-    the Russian ones of 4+ letters as prefixes (one `startswith` call: recall asks this of every hit). English
-    stems are whole: "liver" is no "live"."""
+    those of 4+ letters as prefixes (one `startswith` call: recall asks this of every hit)."""
     wanted = entries | frozenset(stem(w.replace("ё", "е")) for w in entries)
-    return wanted, tuple(sorted(w for w in wanted if len(w) >= 4 and _CYRILLIC_WORD.search(w)))
+    return wanted, tuple(sorted(w for w in wanted if len(w) >= 4 and not w.isascii()))
 
 
 def _mentions_concept(stems: list[str]) -> bool:

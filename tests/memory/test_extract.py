@@ -318,6 +318,9 @@ def test_what_is_said_before_a_question_is_kept_and_an_exclaimed_statement_too()
 def test_english_stems_are_whole_words_and_a_quotation_ends_its_sentence():
     liver = extract(["We will go to Essentuki in October instead, for the liver and stomach."]).statements
     assert liver[0].key != "home.city"
+    assert extract(["Forget my weight."]).forgets and extract(["Я вешу 92 кг."]).statements[0].key == "weight"
+    cat = extract(["Katya's cat Pushok is less impressed, hides on the wardrobe all day."]).statements
+    assert not cat[0].update
     quoted = extract(["«Мой любимый писатель — Чехов.» My tractor is a Massey Ferguson 135."]).statements
     assert [s.text for s in quoted] == ["«Мой любимый писатель — Чехов.»", "My tractor is a Massey Ferguson 135"]
 
