@@ -44,6 +44,8 @@ _SAID_THING = (
     # "the knee thing", "the career-switch idea", "историю с Тамарой": a topic, then a word for what was said
     r"|(?:(?:the|that|this|my|all\s+the)\s+)(?=(?:[\w-]+\s+){1,3}(?:thing|stuff|business|bit|idea|story|part)\b)"
     r"|(?:историю\s+(?:с|со|про)|тему|историю)\s+"
+    # "удали, сколько я зарабатываю", "forget where I live": what he said, named by its question
+    r"|,?\s*(?=(?:сколько|где|как|когда|какой|какая|какие|how\s+much|where|when|what)\s+(?:я|мы|i|we)\b)"
 )
 _FROM_MEMORY = r"\b(?:from\s+(?:your\s+|the\s+)?memory|из\s+(?:своей\s+|твоей\s+)?(?:памяти|головы))\b"
 _VERB_FIRST = re.compile(
@@ -137,6 +139,27 @@ def forget_query(sentence: str) -> str | None:
     """What `sentence` asks to forget ("" when it names nothing: "forget it"), or None when it asks no such
     thing."""
     sentence = _QUOTED.sub("", sentence)
+    query = _query(sentence)
+    return _with_the_person(query, sentence) if query else query
+
+
+# "Lyosha paid me back, so drop the thing about his debt": "his" is the person the sentence named before.
+_POSSESSIVE = re.compile(r"^(?:his|her|their|его|её|ее|их)\s+", re.IGNORECASE)
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b(?-i:[A-ZА-ЯЁ][a-zа-яё]{2,})\b|^(?-i:[A-ZА-ЯЁ][a-zа-яё]{2,})(?=\s+\w)")
+
+
+def _with_the_person(query: str, sentence: str) -> str:
+    if not _POSSESSIVE.match(query):
+        return query
+    before = sentence[: sentence.find(query)] if query in sentence else ""
+    names = [m.group(0) for m in _NAME.finditer(before) if m.group(0).lower() not in _NOT_NAMES]
+    return f"{names[-1]} {_POSSESSIVE.sub('', query)}" if names else query
+
+
+_NOT_NAMES = frozenset({"and", "also", "so", "oh", "please", "forget", "drop", "delete", "и", "а", "забудь", "удали"})
+
+
+def _query(sentence: str) -> str | None:
     first = _VERB_FIRST.match(sentence)
     if first:
         return _tidy(_first_clause(_without_lead(first.group("rest"))))

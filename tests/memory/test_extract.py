@@ -224,6 +224,8 @@ def test_a_wish_about_answers_is_said_to_the_assistant(text, is_preference):
         ("Oh, and the career-switch idea — forget it, I'm staying put.", "the career-switch"),
         ("Слушай, мою зарплату не храни, забудь эту цифру.", "мою зарплату"),
         ("То, что я писала про сигареты на балконе, — сотри, пожалуйста.", "сигареты на балконе"),
+        ("И удали, пожалуйста, сколько я зарабатываю — не хочу, чтобы это хранилось.", "сколько я зарабатываю"),
+        ("Lyosha paid me back, so drop the thing about his debt.", "Lyosha debt"),
     ],
 )
 def test_forget_requests_are_understood_however_they_are_phrased(text, query):

@@ -613,3 +613,16 @@ def test_a_forget_request_about_the_users_own_job_leaves_his_wifes_and_a_short_w
         ],
     )
     assert set(current) == {"Моя жена Марина — фармацевт, работает в аптеке", "Отпуск в этом году будет на Байкале"}
+
+
+def test_forgetting_his_debt_takes_the_debt_of_the_person_the_sentence_named(service):
+    current = current_after(
+        service,
+        [
+            "Брат Лёша занял у меня 50 тысяч до осени.",
+            "Я вешу 92 кг, врач сказал сбросить хотя бы пять.",
+            "Lyosha paid me back, so drop the thing about his debt.",
+            "Forget my weight, I don't want it stored.",
+        ],
+    )
+    assert current == {}
