@@ -112,6 +112,9 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
     scored = sorted(((_cosine(said.vector, old.vector), old) for old in same_person), key=lambda p: -p[0])
     if scored and scored[0][0] >= DUPLICATE_COSINE:
         return Operation("NOOP", target=scored[0][1].id, reason=f"same meaning (cosine {scored[0][0]:.2f})")
+    # what one message says is all true at once: "брат Глеб летает пилотом в S7, у него вечно графики" is two
+    # facts, the second no change of the first
+    scored = [(cosine, old) for cosine, old in scored if not said.exchange_id or old.exchange_id != said.exchange_id]
     if statement.key and exclusive(statement.key):
         same_key = [old for _, old in scored if old.key == statement.key]
         if same_key:

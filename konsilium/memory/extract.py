@@ -315,6 +315,9 @@ def _strip_greeting(sentence: str) -> str:
     return sentence
 
 
+_CONNECTIVE_THEN_NAME = re.compile(r"^\s*(?:and|but|а|и|но)\s+[A-ZА-ЯЁ][a-zа-яё]+")
+
+
 def _clauses(sentence: str) -> list[str]:
     """Split where a new predicate starts (a first-person word or a Russian first-person verb); a clause
     without its own subject inherits the sentence's person."""
@@ -326,11 +329,12 @@ def _clauses(sentence: str) -> list[str]:
         starts_predicate = (
             first in lx.FIRST_PERSON
             or first in ("у",)
-            and "у меня" in part.lower()
+            and bool(re.match(r"\s*у\s+(?:меня|нас|него|неё|нее|них)\b", part.lower()))  # "…, у него двое сыновей"
             or bool(_RU_FIRST_PERSON_VERB.match(first) and first != "у")
             or first in lx.PERSON_OPENERS
             or _names_a_subject(tokens)
             or part.lstrip()[:1].isupper()  # "…: Тимур теперь звукорежиссёр", "…, I moved"
+            or bool(_CONNECTIVE_THEN_NAME.match(part))  # "…, а Тёме 7, он ходит на футбол"
             or _is_relation(first.split("'")[0])  # "…, wife's name is Olga"
         )
         apposition = len(tokens) <= 4 and tokens[:1] in (["my"], ["мой"], ["моя"], ["our"], ["наш"], ["наша"])
@@ -821,7 +825,11 @@ def _own_move(prefix: list[str]) -> bool:
         any(s in lx.FIRST_PERSON for s in before)  # "Мы с Анной переехали"
         or subject.endswith("'s")
         or _is_relation(subject)
+        or subject in _GIVEN_NAME_STEMS  # "Olya moved to Tbilisi", "Оля переехала"
     )
+
+
+_GIVEN_NAME_STEMS = frozenset(stem(n) for n in lx.GIVEN_NAMES) | lx.GIVEN_NAMES
 
 
 def _activity(stems: list[str]) -> str | None:

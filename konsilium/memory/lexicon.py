@@ -324,4 +324,14 @@ GIVEN_NAMES = frozenset({
     "nik", "nico", "jan", "eva", "lukas", "felix", "emil", "finn", "tobias", "jonas", "mateo",
     "gwen", "rhys", "dylan", "owen", "gareth", "bethan", "megan", "sian", "ieuan", "dafydd", "huw", "catrin",
 })
+# How a Russian name is written in Latin letters ("Оля" → "olya"): names in English sentences are known too.
+CYRILLIC_TO_LATIN = str.maketrans(
+    {
+        "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh", "з": "z", "и": "i",
+        "й": "i", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t",
+        "у": "u", "ф": "f", "х": "h", "ц": "ts", "ч": "ch", "ш": "sh", "щ": "sch", "ъ": "", "ы": "y", "ь": "",
+        "э": "e", "ю": "yu", "я": "ya",
+    }
+)  # fmt: skip
+GIVEN_NAMES = GIVEN_NAMES | frozenset(n.translate(CYRILLIC_TO_LATIN) for n in GIVEN_NAMES if not n.isascii())
 # fmt: on

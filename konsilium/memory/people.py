@@ -10,14 +10,7 @@ from dataclasses import dataclass
 from . import lexicon as lx
 from .records import UNKNOWN, USER
 
-_TRANSLIT = str.maketrans(
-    {
-        "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh", "з": "z", "и": "i",
-        "й": "i", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t",
-        "у": "u", "ф": "f", "х": "h", "ц": "ts", "ч": "ch", "ш": "sh", "щ": "sch", "ъ": "", "ы": "y", "ь": "",
-        "э": "e", "ю": "yu", "я": "ya",
-    }
-)  # fmt: skip
+_TRANSLIT = lx.CYRILLIC_TO_LATIN
 _RELATION_EN = {
     "сестра": "sister", "брат": "brother", "друг": "friend", "подруга": "friend", "жена": "wife", "муж": "husband",
     "мама": "mother", "мать": "mother", "mom": "mother", "mum": "mother", "папа": "father", "отец": "father",

@@ -42,6 +42,7 @@ READ_CHANGE_COSINE_SAME_KEY = 0.2
 BOTH_ANSWER = 0.5
 READ_CHANGE_COSINE_BOTH_ANSWER = 0.25
 DATED_SHARE = 0.5
+GENERIC_SCHEDULE = "schedule:training"
 # A question asking when, and the dates, days and times that answer it, in both languages.
 _WHEN = re.compile(
     r"\b(?:when|what\s+(?:date|day|time)|which\s+day|когда|какого\s+числа|в\s+какой\s+день|в\s+какие\s+дни|"
@@ -346,7 +347,13 @@ def _change_cosine(older: Memory, newer: Memory, both_answer: bool = False, aske
     from .extract import key_is_exclusive, replaces_explicitly
     from .people import latin, same_name
 
-    if older.key and newer.key and older.key != newer.key and not _one_family(older.key, newer.key):
+    if (
+        older.key
+        and newer.key
+        and older.key != newer.key
+        and not _one_family(older.key, newer.key)
+        and not _one_activity(older, newer)
+    ):
         return float("inf")  # two subjects the extractor told apart: a GPU upgrade leaves the laptop's RAM alone
     if older.key and older.key == newer.key and (key_is_exclusive(older.key) or replaces_explicitly(newer.text)):
         return READ_CHANGE_COSINE_SAME_KEY  # "Пью лизиноприл" → "сменила мне препарат — теперь амлодипин 5 мг"
@@ -378,6 +385,13 @@ def _one_family(first: str, second: str) -> bool:
     content word) may be one deadline; "schedule:pilates" and "schedule:swimming" are two activities; a job and
     the role in it are one subject that a change replaces ("Уволился, теперь работаю в Яндексе")."""
     return first.startswith("deadline:") and second.startswith("deadline:") or {first, second} == {"job", "job.role"}
+
+
+def _one_activity(older: Memory, newer: Memory) -> bool:
+    """ "Tyoma's training moved to Mondays" is his football: "training" names any sport's sessions of someone
+    else (the user's own, who runs and swims, are two)."""
+    keys = (older.key or "", newer.key or "")
+    return older.about != USER and all(k.startswith("schedule:") for k in keys) and GENERIC_SCHEDULE in keys
 
 
 def _people_named(memory: Memory) -> set[str]:

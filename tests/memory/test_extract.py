@@ -317,6 +317,16 @@ def test_what_is_said_before_a_question_is_kept_and_an_exclaimed_statement_too()
     assert any("grown on me" in s.text for s in exclaimed)
 
 
+def test_what_is_said_of_a_person_after_a_comma_is_its_own_memory_about_them():
+    said = extract(["Глеб живёт в Сочи, у него двое сыновей, а Тёме 7, он ходит на футбол по средам."]).statements
+    assert [(s.text, s.about) for s in said] == [
+        ("Глеб живёт в Сочи", "Глеб"),
+        ("Глеб: У него двое сыновей", "Глеб"),
+        ("А Тёме 7, он ходит на футбол по средам", "Тёме"),
+    ]
+    assert extract(["Olya moved to Tbilisi last month."]).statements[0].key == "home.city"
+
+
 def test_english_stems_are_whole_words_and_a_quotation_ends_its_sentence():
     liver = extract(["We will go to Essentuki in October instead, for the liver and stomach."]).statements
     assert liver[0].key != "home.city"

@@ -264,7 +264,7 @@ def test_forgetting_takes_what_was_said_together_and_not_someone_elses_memory(se
             "Forget about my stomach stuff, it's private.",
         ],
     )
-    assert list(current) == ["Моя девушка Лейла — стоматолог, у неё скоро конференция"]
+    assert set(current) == {"Моя девушка Лейла — стоматолог", "Девушка Лейла: У неё скоро конференция"}
 
 
 def test_a_forget_request_in_the_other_language_finds_the_closest_memory(service):
@@ -510,7 +510,7 @@ def test_a_change_of_the_named_persons_city_replaces_it_and_leaves_what_else_was
     assert "Глеб перебрался в Калининград, летает теперь оттуда" in where
     assert not any("Сочи" in text for text in where)
     kids = [r.memory.text for r in service.recall("Сколько детей у Глеба?", k=3)]
-    assert "Глеб живёт в Сочи, у него двое сыновей" in kids
+    assert "Глеб: У него двое сыновей" in kids
 
 
 def test_a_person_named_in_passing_keeps_what_is_said_of_them_later_and_of_him(service):
@@ -626,3 +626,18 @@ def test_forgetting_his_debt_takes_the_debt_of_the_person_the_sentence_named(ser
         ],
     )
     assert current == {}
+
+
+def test_two_facts_of_one_message_stand_together_and_a_move_replaces_only_the_city(service):
+    current_after(
+        service,
+        [
+            "Кстати, брат Глеб летает пилотом в S7, у него вечно графики — никак не соберёмся.",
+            "Глеб живёт в Сочи, у него двое сыновей.",
+            "Глеб перебрался в Калининград, летает теперь оттуда.",
+        ],
+    )
+    texts = {m.text for m in service.store.list()}
+    assert "Брат Глеб летает пилотом в S7" in texts
+    assert "Глеб: У него двое сыновей" in texts
+    assert "Глеб живёт в Сочи" not in texts
