@@ -22,7 +22,7 @@ KEY_BOOST = 0.3
 PERSON_BOOST = 0.3  # a memory about the person the question names
 OTHERS_PENALTY = 0.3  # a memory about someone else, for a question that names no one (about the user himself)
 CANDIDATES = 50
-INTRODUCING_CANDIDATES = 200  # memories read for the name of the relation a question asks about ("my wife")
+INTRODUCING_CANDIDATES = 50  # memories read for the name of the relation a question asks about ("my wife")
 LEXICAL_CANDIDATES = 200  # full-text hits of any status; the current ones among them are scored
 CONVERSATION_ANSWER_CHARS = 500
 SPARE = 3  # candidates beyond k, so that dropping superseded ones still leaves k
@@ -129,36 +129,25 @@ class Recall:
             cosine_of = cosines
         else:
             cosine_of = np.zeros(len(current.memories), dtype=np.float32)
-        query_stems = analyze(query)
-        for rowid, overlap in self.store.lexical(query_stems, LEXICAL_CANDIDATES).items():
+        wanted = set(analyze(query))
+        # the question's words, and the same concepts' words in the other language (glossary.tsv), in one lookup
+        asked = glossary.naming(wanted) if wanted else {}
+        translations = glossary.equivalents(wanted) if asked else set()
+        for rowid, found in self.store.lexical_matches(wanted | translations, LEXICAL_CANDIDATES).items():
             row = current.row_of.get(rowid)  # None: not a current memory
-            if row is not None:
-                scores[row] = float(cosine_of[row]) + LEXICAL_WEIGHT * overlap
-        for row, share in self._translated(query_stems, current).items():
-            scores[row] = scores.get(row, float(cosine_of[row])) + LEXICAL_WEIGHT * TRANSLATED_WEIGHT * share
+            if row is None:
+                continue
+            share = len(found & wanted) / len(wanted)
+            if found & translations:  # "When are my Russian lessons?" / "уроки русского по субботам"
+                have = _content_stems(current.memories[row].text)
+                named = {s for concept in asked.keys() & glossary.concepts(have) for s in asked[concept]} - have
+                share += TRANSLATED_WEIGHT * len(named) / len(wanted)
+            if share:
+                scores[row] = float(cosine_of[row]) + LEXICAL_WEIGHT * share
         for row, adjustment in self._subject_and_person(query, current).items():
             scores[row] = scores.get(row, float(cosine_of[row])) + adjustment
         ranked = sorted(scores.items(), key=lambda p: -p[1])[:k]
         return [Recalled(current.memories[row], score) for row, score in ranked]
-
-    def _translated(self, query_stems: list[str], current) -> dict[int, float]:
-        """Rows of the memories that name the question's words in other words of one concept, mostly the other
-        language ("When are my Russian lessons?" / "уроки русского по субботам"): the share of the question's
-        stems so named."""
-        asked = glossary.naming(query_stems)
-        if not asked:
-            return {}
-        wanted = set(query_stems)
-        found = {}
-        for rowid in self.store.lexical(sorted(glossary.equivalents(wanted)), LEXICAL_CANDIDATES):
-            row = current.row_of.get(rowid)
-            if row is None:
-                continue
-            have = _content_stems(current.memories[row].text)
-            named = {s for concept in asked.keys() & glossary.concepts(have) for s in asked[concept]} - have
-            if named:
-                found[row] = len(named) / len(wanted)
-        return found
 
     def _subject_and_person(self, query: str, current) -> dict[int, float]:
         """Score changes from what the question is about: the subject it asks for (its key, found through the
@@ -270,7 +259,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
 
     def words_of_the_question(memory: Memory) -> set[str]:
         stems = _content_stems(memory.text)
-        named = {w for concept in naming.keys() & glossary.things(stems) for w in naming[concept]} if naming else ()
+        named = {w for concept in naming.keys() & _things(memory.text) for w in naming[concept]} if naming else ()
         return (asked & stems) | set(named)
 
     asks_when = bool(_WHEN.search(query))
@@ -372,6 +361,12 @@ def _change_cosine(older: Memory, newer: Memory, both_answer: bool = False, aske
     if both_answer:
         return READ_CHANGE_COSINE_BOTH_ANSWER  # the question itself says they are one subject
     return READ_CHANGE_COSINE_KEYED if older.key and not newer.key else READ_CHANGE_COSINE
+
+
+@lru_cache(maxsize=8192)
+def _things(text: str) -> frozenset[int]:
+    """The glossary's concepts a memory names (not verbs of change), once per text."""
+    return glossary.things(_content_stems(text))
 
 
 @lru_cache(maxsize=8192)

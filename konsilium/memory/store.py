@@ -212,6 +212,12 @@ class MemoryStore:
         """Memories sharing stems with the query (any status: the caller keeps the current ones): SQLite rowid →
         share of the query's stems matched. Reads the index and the stored terms only, never the vectors."""
         wanted = set(query_terms)
+        return {rowid: len(found) / len(wanted) for rowid, found in self.lexical_matches(wanted, limit).items()}
+
+    def lexical_matches(self, query_terms, limit: int) -> dict[int, frozenset[str]]:
+        """Memories holding any of `query_terms` (any status), best first by BM25: SQLite rowid → the terms each
+        holds. One index lookup answers several questions asked of one set of terms."""
+        wanted = set(query_terms)
         if not wanted:
             return {}
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in sorted(wanted))
@@ -223,7 +229,7 @@ class MemoryStore:
             return {}
         marks = ", ".join("?" for _ in hits)
         rows = self.log.query(f"SELECT rowid, terms FROM memories WHERE rowid IN ({marks})", tuple(r[0] for r in hits))
-        return {rowid: len(set(stored.split()) & wanted) / len(wanted) for rowid, stored in rows}
+        return {rowid: frozenset(stored.split()) & wanted for rowid, stored in rows}
 
     def with_token(self, token: str) -> set[int]:
         """SQLite rowids of the memories whose terms hold `token` (a subject token, see records.key_tokens)."""
