@@ -11,6 +11,7 @@ memories it names (stems or meaning, in either language) and the older versions 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -115,7 +116,11 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
     # what one message says is all true at once: "брат Глеб летает пилотом в S7, у него вечно графики" is two
     # facts, the second no change of the first
     scored = [(cosine, old) for cosine, old in scored if not said.exchange_id or old.exchange_id != said.exchange_id]
-    if statement.key and exclusive(statement.key):
+    if (
+        statement.key
+        and exclusive(statement.key)
+        and (statement.key.startswith(("answer.", "name", "age")) or names_a_value(statement.text))
+    ):
         same_key = [old for _, old in scored if old.key == statement.key]
         if same_key:
             newest = max(same_key, key=lambda m: m.created)
@@ -177,6 +182,19 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
                 reason = f"changed {', '.join(sorted(shared))} (cosine {cosine:.2f})"
                 return Operation("UPDATE", memory, target=old.id, reason=reason)
     return Operation("ADD", memory, reason=f"new ({statement.kind})")
+
+
+_VALUE = re.compile(
+    r"\d|[«\"“]|(?<=[\w,;:—–-]\s)[A-ZА-ЯЁ]|(?<=[а-яё]\s)[a-z]{2,}"
+    r"|\b(?i:в|во|на|at|in|to|for)\s+(?:(?i:an?|the)\s+)?[а-яёa-z]{4,}",  # "работаю в банке", "at a bakery"
+)
+
+
+def names_a_value(text: str) -> bool:
+    """Whether a statement gives its subject a value to replace the old one with: a number, a name or brand
+    ("Haval Jolion", «Торрефакто»), a word in the other script, a place ("в банке"); "Новая машина отлично едет"
+    and "Хочу ей поднять зарплату" give none, and replace no car and no salary."""
+    return bool(_VALUE.search(text))
 
 
 def _change_threshold(statement, old: str, people: set[str]) -> float:

@@ -641,3 +641,16 @@ def test_two_facts_of_one_message_stand_together_and_a_move_replaces_only_the_ci
     assert "Брат Глеб летает пилотом в S7" in texts
     assert "Глеб: У него двое сыновей" in texts
     assert "Глеб живёт в Сочи" not in texts
+
+
+def test_a_statement_on_a_subject_that_gives_it_no_value_replaces_nothing(service):
+    current_after(
+        service,
+        [
+            "Машина у нас Skoda Octavia 2017 года, белая.",
+            "Купили новую машину — Haval Jolion, серый.",
+            "Новая машина отлично едет.",
+        ],
+    )
+    texts = {m.text for m in service.store.list()}
+    assert texts == {"Купили новую машину — Haval Jolion, серый", "Новая машина отлично едет"}
