@@ -43,6 +43,9 @@ BOTH_ANSWER = 0.5
 READ_CHANGE_COSINE_BOTH_ANSWER = 0.25
 DATED_SHARE = 0.5
 GENERIC_SCHEDULE = "schedule:training"
+_TIME_WORDS = frozenset(
+    {"день", "дня", "днем", "year", "month", "week", "time", "врем", "недел", "месяц", "сейчас", "now"}
+)
 # A question asking when, and the dates, days and times that answer it, in both languages.
 _WHEN = re.compile(
     r"\b(?:when|what\s+(?:date|day|time)|which\s+day|когда|какого\s+числа|в\s+какой\s+день|в\s+какие\s+дни|"
@@ -58,6 +61,7 @@ _DATE = re.compile(
 # Both hold a word of the question (not a name): they answer it on one subject, the newer one says it changed.
 READ_CHANGE_COSINE_ASKED_WORD = 0.15
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)?")
+RESTATED_ASKED_WORD_COSINE = 0.3
 RESTATED_COSINE = 0.6  # USE-m3: one sentence with another number 0.65-0.85; two facts of one subject 0.3-0.55
 _CAPITALIZED = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]{2,}")
 # Statements about someone else share their name, which alone makes them 0.3-0.5 close ("Katya's cat Pushok…" /
@@ -254,7 +258,8 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
     from .extract import replaces_something
     from .people import same_person
 
-    asked = {t for t in analyze(_CAPITALIZED.sub(" ", query)) if len(t) >= 4}  # its words, not names
+    # its words, not names, nor words of time that any two dated memories share ("Когда у меня день рождения?")
+    asked = {t for t in analyze(_CAPITALIZED.sub(" ", query)) if len(t) >= 4 and t not in _TIME_WORDS}
     naming = glossary.naming(asked)  # ... and their concepts, to be named in either language
 
     def words_of_the_question(memory: Memory) -> set[str]:
@@ -291,6 +296,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
                     or newer_dated
                     and newer.score >= DATED_SHARE * older.score  # answering as well, not a stray dated change
                     and bool(_DATE.search(memory.text)),
+                    restated=bool(newer_words and newer_words & words_of_the_question(memory)),
                 )
             ):
                 stale.add(memory.id)
@@ -304,6 +310,7 @@ def _replaces(
     both_answer: bool = False,
     on_the_asked_word: bool = False,
     asked_subject: str | None = None,
+    restated: bool = False,
 ) -> bool:
     cosine = float(older.vector @ newer.vector)
     threshold = _change_cosine(older, newer, both_answer, asked_subject)
@@ -313,7 +320,9 @@ def _replaces(
         return True
     # The same sentence again with another number: "rating around 1450" → "my lichess rapid rating is 1520".
     numbers = [set(_NUMBER.findall(m.text)) for m in (older, newer)]
-    return cosine >= RESTATED_COSINE and bool(numbers[0]) and bool(numbers[1]) and numbers[0] != numbers[1]
+    # ... or the question's own word with another number: "плачу 185 тысяч за аренду" / "аренда будет 215 тысяч"
+    closeness = RESTATED_ASKED_WORD_COSINE if restated and threshold != float("inf") else RESTATED_COSINE
+    return cosine >= closeness and bool(numbers[0]) and bool(numbers[1]) and not numbers[0] & numbers[1]
 
 
 def _asked_subject(query: str) -> str | None:

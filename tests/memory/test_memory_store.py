@@ -654,3 +654,19 @@ def test_a_statement_on_a_subject_that_gives_it_no_value_replaces_nothing(servic
     )
     texts = {m.text for m in service.store.list()}
     assert texts == {"Купили новую машину — Haval Jolion, серый", "Новая машина отлично едет"}
+
+
+def test_the_questions_word_with_another_number_replaces_the_old_number(service):
+    current_after(
+        service,
+        [
+            "И ещё по аренде: плачу 185 тысяч в месяц арендодателю.",
+            "Вечер добрый, игорь Семёнович прислал допсоглашение: с апреля аренда будет 215 тысяч в месяц.",
+            "My birthday is March 12, by the way.",
+            "Годовщина свадьбы у нас 3 сентября.",
+        ],
+    )
+    rent = [r.memory.text for r in service.recall("Сколько я плачу за аренду?", k=3)]
+    assert any("215" in text for text in rent) and not any("185" in text for text in rent)
+    birthday = [r.memory.text for r in service.recall("Когда у меня день рождения?", k=3)]
+    assert "My birthday is March 12, by the way" in birthday
