@@ -295,6 +295,8 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         names_them = named_people and any(
             same_name(latin(w), n) for w in words(f"{memory.about} {memory.text}") for n in named_people
         )
+        if names_them and not things and _names_person(memory, named_people):
+            overlap = 1.0  # "Сотри всё, что я рассказывал про Настю": all said of her, in either script
         scored.append((cosine + overlap + same_key - others + (FORGET_PERSON_BONUS if names_them else 0.0), memory))
         cosines.append((cosine, memory))
     scored.sort(key=lambda p: -p[0])
@@ -356,6 +358,18 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
             or m.id in beside
         )
     ]
+
+
+_NAME_WORD = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]+")
+
+
+def _names_person(memory: Memory, names: set[str]) -> bool:
+    """Whether a memory is about one of `names` or names them as a name (capitalized): "My ex Nastya…" for
+    "Настю", not "My tutor is called Galina" for "Callum"."""
+    from .people import latin, same_name
+
+    found = _NAME_WORD.findall(memory.about if memory.about != USER else "") + _NAME_WORD.findall(memory.text)
+    return any(same_name(latin(word), name) for word in found for name in names)
 
 
 def _same_word(a: str, b: str) -> bool:

@@ -18,7 +18,7 @@ _OPENERS = (
 _PLEASE = r"(?:please|pls|plz|пожалуйста|плиз)"
 # Only forgetting: an imperative of these is a request.
 _ONLY_FORGET = (
-    r"(?:forget|scra(?:tch|p)(?=\s+(?:what|that\s+(?:i|bit|part|thing|stuff)|about|everything|all\s+(?:that|about)|my|"
+    r"(?:forget|stop\s+remembering|scra(?:tch|p)(?=\s+(?:what|that\s+(?:i|bit|part|thing|stuff)|about|everything|all\s+(?:that|about)|my|"
     r"the\s+(?:thing|stuff|bit|part|note|info|memory)))|nvm(?=\s+(?:the|about|what|my))|"
     r"never\s+mind(?=\s+(?:the|about|what|my))|забудь(?:те)?|"
     r"(?:больше\s+)?не\s+(?:помни|запоминай|храни)(?:те)?|"
@@ -30,7 +30,7 @@ _ALSO_WORK = (
     r"убери(?:те)?|вычеркни(?:те)?)"
 )
 _SAID = (
-    r"(?:(?:that\s+|what\s+)?i\s+(?:told\s+(?:you|u)|said|mentioned|shared|wrote)|"
+    r"(?:(?:that\s+|what\s+)?i\s+(?:told\s+(?:you|u)|gave\s+(?:you|u)|said|mentioned|shared|wrote)|"
     r"(?:что\s+)?я\s+(?:рассказывал|говорил|писал|упоминал|сказал)а?)"
 )
 # "the note about", "everything about", "то, что я говорил о", "инфу про", "из памяти": what was said, then its topic.
@@ -60,6 +60,7 @@ _VERB_FIRST = re.compile(
     + _SAID_THING
     + r")|.*"
     + _FROM_MEMORY
+    + r"|[^,.;]*\bi\s+(?:gave|told|sent)\s+(?:you|u)\b"  # "delete the gate code I gave you"
     + r"))[\s,:—–-]*"
     r"(?:" + _PLEASE + r"[\s,]+)?(?P<rest>.*)$",
     re.IGNORECASE,
@@ -193,11 +194,24 @@ def _first_clause(text: str) -> str:
 _TRAILING = r"\s+(?:too|as\s+well|тоже|также|btw|lol|pls|please|пожалуйста)$"
 
 
+# "продажи участка, о которой я писал в июне": the topic without the clause that says when it was told
+_RELATIVE = re.compile(
+    r",?\s+(?:о\s+|про\s+)?котор\w+\s+(?:я\s+)?(?:писал|рассказывал|говорил|упоминал|спрашивал)\w*\b.*$"
+    r"|,?\s+(?:which|that)?\s*i\s+(?:gave|told|sent|mentioned)\s+(?:you|u)?\b.*$",
+    re.I,
+)
+_TOPIC_LEAD = re.compile(
+    r"^(?:насч[её]т|касательно|regarding|re:?)\s+|^(?:сведения|данные|информацию|инфу)\s+(?:о|об|про)\s+", re.I
+)
+
+
 def _tidy(text: str) -> str:
     text = text.strip('«»"“”„ ')
+    text = _RELATIVE.sub("", text)
     text = _NOISE.sub(" ", re.sub(_FROM_MEMORY, " ", text, flags=re.IGNORECASE))
     text = re.sub(_TRAILING, "", re.sub(r"\s+", " ", text).strip(" ,.!?"))
     text = re.sub(r"^" + _OPENERS, "", text.strip(" ,.!?—–-"), flags=re.IGNORECASE).strip(" ,.!?—–-")
+    text = _TOPIC_LEAD.sub("", text)
     text = re.sub(r"^(?:то|that|this),?\s+", "", text, flags=re.IGNORECASE)
     text = re.sub(r"\s+(?:" + _ONLY_FORGET + r")$", "", text, flags=re.IGNORECASE)
     return "" if _NAMES_NOTHING.match(text) else text

@@ -226,6 +226,9 @@ def test_a_wish_about_answers_is_said_to_the_assistant(text, is_preference):
         ("То, что я писала про сигареты на балконе, — сотри, пожалуйста.", "сигареты на балконе"),
         ("И удали, пожалуйста, сколько я зарабатываю — не хочу, чтобы это хранилось.", "сколько я зарабатываю"),
         ("Lyosha paid me back, so drop the thing about his debt.", "Lyosha debt"),
+        ("Кстати, насчёт продажи участка, о которой я писал в июне, — сотрите это.", "продажи участка"),
+        ("Please delete the gate code I gave you in spring.", "the gate code"),
+        ("And please stop remembering the Dota stuff", "Dota"),
     ],
 )
 def test_forget_requests_are_understood_however_they_are_phrased(text, query):

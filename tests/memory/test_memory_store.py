@@ -670,3 +670,15 @@ def test_the_questions_word_with_another_number_replaces_the_old_number(service)
     assert any("215" in text for text in rent) and not any("185" in text for text in rent)
     birthday = [r.memory.text for r in service.recall("Когда у меня день рождения?", k=3)]
     assert "My birthday is March 12, by the way" in birthday
+
+
+def test_forgetting_a_person_takes_what_was_said_of_them_in_either_script_and_no_look_alike_word(service):
+    current = current_after(
+        service,
+        [
+            "My ex Nastya still texts me sometimes.",
+            "My tutor is called Galina, she's from Omsk.",
+            "Сотри всё, что я рассказывал про Настю, не хочу это хранить.",
+        ],
+    )
+    assert list(current) == ["My tutor is called Galina, she's from Omsk"]
