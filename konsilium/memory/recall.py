@@ -164,7 +164,10 @@ class Recall:
         asked = subject_key(query)
         # "my wife" finds "Anna teaches piano" once "my wife Anna" or "мы с женой Аней" was said
         asked_relations = {p.relation for p in mentioned(query) if p.relation and not p.name}
-        known = with_relations(current.people, self._introduced(asked_relations, current) if asked_relations else ())
+        # read only where it can matter: someone the memories know by name alone
+        unrelated = any(p.relation is None and p.name for p in current.people.values())
+        introduced = self._introduced(asked_relations, current) if asked_relations and unrelated else ()
+        known = with_relations(current.people, introduced)
         # A capitalized word names someone only if a memory is about them: "the capital of France" names no one.
         people = [p for p in mentioned(query) if p.relation or any(p.matches(whose) for whose in known.values())]
         on_subject = self.store.with_token(key_tokens(asked)[1]) if asked else set()
@@ -267,6 +270,8 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
         named = {w for concept in naming.keys() & _things(memory.text) for w in naming[concept]} if naming else ()
         return (asked & stems) | set(named)
 
+    question_words = {hit.memory.id: words_of_the_question(hit.memory) for hit in hits}  # once per hit, not per pair
+
     asks_when = bool(_WHEN.search(query))
     stale: set[str] = set()
     asked_subject = _asked_subject(query)
@@ -274,7 +279,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
         if newer.score < SUPERSEDER_RELEVANCE or newer.memory.vector is None:
             continue
         changes = replaces_something(newer.memory.text)
-        newer_words = words_of_the_question(newer.memory)
+        newer_words = question_words[newer.memory.id]
         newer_dated = asks_when and bool(_DATE.search(newer.memory.text))
         for older in hits:
             memory = older.memory
@@ -292,11 +297,11 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
                     asked_subject=asked_subject,
                     # "When is my IELTS exam?": "My exam is on June 20" / "Айлтс перенесли на 11 июля" both answer
                     # with a date, whatever their words
-                    on_the_asked_word=bool(newer_words and newer_words & words_of_the_question(memory))
+                    on_the_asked_word=bool(newer_words and newer_words & question_words[memory.id])
                     or newer_dated
                     and newer.score >= DATED_SHARE * older.score  # answering as well, not a stray dated change
                     and bool(_DATE.search(memory.text)),
-                    restated=bool(newer_words and newer_words & words_of_the_question(memory)),
+                    restated=bool(newer_words and newer_words & question_words[memory.id]),
                 )
             ):
                 stale.add(memory.id)
