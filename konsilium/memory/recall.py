@@ -143,8 +143,8 @@ class Recall:
                 continue
             share = len(found & wanted) / len(wanted)
             if found & translations:  # "When are my Russian lessons?" / "уроки русского по субботам"
-                have = _content_stems(current.memories[row].text)
-                named = {s for concept in asked.keys() & glossary.concepts(have) for s in asked[concept]} - have
+                text = current.memories[row].text
+                named = {s for concept in asked.keys() & _concepts(text) for s in asked[concept]} - _content_stems(text)
                 share += TRANSLATED_WEIGHT * len(named) / len(wanted)
             if share:
                 scores[row] = float(cosine_of[row]) + LEXICAL_WEIGHT * share
@@ -375,6 +375,12 @@ def _change_cosine(older: Memory, newer: Memory, both_answer: bool = False, aske
     if both_answer:
         return READ_CHANGE_COSINE_BOTH_ANSWER  # the question itself says they are one subject
     return READ_CHANGE_COSINE_KEYED if older.key and not newer.key else READ_CHANGE_COSINE
+
+
+@lru_cache(maxsize=8192)
+def _concepts(text: str) -> frozenset[int]:
+    """The glossary's concepts a memory names, once per text."""
+    return glossary.concepts(_content_stems(text))
 
 
 @lru_cache(maxsize=8192)
