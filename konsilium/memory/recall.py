@@ -283,6 +283,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
         newer_dated = asks_when and bool(_DATE.search(newer.memory.text))
         for older in hits:
             memory = older.memory
+            on_its_word = bool(newer_words and newer_words & question_words[memory.id])
             if (
                 memory.created < newer.memory.created
                 and newer.score >= SUPERSEDER_SHARE * older.score
@@ -297,11 +298,11 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
                     asked_subject=asked_subject,
                     # "When is my IELTS exam?": "My exam is on June 20" / "Айлтс перенесли на 11 июля" both answer
                     # with a date, whatever their words
-                    on_the_asked_word=bool(newer_words and newer_words & question_words[memory.id])
+                    on_the_asked_word=on_its_word
                     or newer_dated
                     and newer.score >= DATED_SHARE * older.score  # answering as well, not a stray dated change
                     and bool(_DATE.search(memory.text)),
-                    restated=bool(newer_words and newer_words & question_words[memory.id]),
+                    restated=on_its_word,
                 )
             ):
                 stale.add(memory.id)
