@@ -16,6 +16,7 @@ from .records import USER, Memory
 
 LEXICAL_WEIGHT = 0.5  # share of the query's stems a memory holds, added to its cosine
 TRANSLATED_WEIGHT = 1.0  # ... of those it names in other words (glossary.tsv), as a share of LEXICAL_WEIGHT
+TRANSLATED_CANDIDATES = 200  # the memories closest in meaning that are read for those words
 # A memory with the subject key the question asks about ("Where do I live?" → home.city) gets this much more:
 # USE-m3 scores "В каком городе я живу?" against "Мы переехали в Санкт-Петербург" only 0.19.
 KEY_BOOST = 0.3
@@ -137,17 +138,24 @@ class Recall:
         # the question's words, and the same concepts' words in the other language (glossary.tsv), in one lookup
         asked = glossary.naming(wanted) if wanted else {}
         translations = glossary.equivalents(wanted) if asked else set()
-        for rowid, found in self.store.lexical_matches(wanted | translations, LEXICAL_CANDIDATES).items():
+        for rowid, found in self.store.lexical_matches(wanted, LEXICAL_CANDIDATES).items():
             row = current.row_of.get(rowid)  # None: not a current memory
-            if row is None:
-                continue
-            share = len(found & wanted) / len(wanted)
-            if found & translations:  # "When are my Russian lessons?" / "уроки русского по субботам"
+            if row is not None:
+                scores[row] = float(cosine_of[row]) + LEXICAL_WEIGHT * len(found) / len(wanted)
+        if translations:  # "When are my Russian lessons?" / "уроки русского по субботам": among the closest in
+            # meaning, those naming the question's words in the other language (no second full-text match: at 10k
+            # memories a common concept's words match hundreds)
+            closest = (
+                np.argpartition(-cosine_of, TRANSLATED_CANDIDATES)[:TRANSLATED_CANDIDATES]
+                if len(cosine_of) > TRANSLATED_CANDIDATES
+                else range(len(cosine_of))
+            )
+            for row in {int(r) for r in closest} | set(scores):
                 text = current.memories[row].text
                 named = {s for concept in asked.keys() & _concepts(text) for s in asked[concept]} - _content_stems(text)
-                share += TRANSLATED_WEIGHT * len(named) / len(wanted)
-            if share:
-                scores[row] = float(cosine_of[row]) + LEXICAL_WEIGHT * share
+                if named:
+                    bonus = LEXICAL_WEIGHT * TRANSLATED_WEIGHT * len(named) / len(wanted)
+                    scores[row] = scores.get(row, float(cosine_of[row])) + bonus
         for row, adjustment in self._subject_and_person(query, current).items():
             scores[row] = scores.get(row, float(cosine_of[row])) + adjustment
         ranked = sorted(scores.items(), key=lambda p: -p[1])[:k]
