@@ -19,8 +19,9 @@ import numpy as np
 
 from ..index.text import analyze, sound_key, words
 from . import glossary
+from .people import common_start
 from .people import same_person as is_same_person
-from .records import USER, Memory, Operation, fingerprint, new_memory_id
+from .records import USER, Memory, Operation, fingerprint, key_family, new_memory_id
 
 DUPLICATE_COSINE = 0.9  # USE-m3: a rephrasing of the same sentence scores 0.85-0.95, a different fact < 0.7
 CHANGE_COSINE = 0.42  # "Tutor sessions moved to Fridays" vs "занимаюсь по вторникам с репетитором": 0.40
@@ -144,8 +145,8 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
         if family:
             newest = max(family, key=lambda m: m.created)
             return Operation("UPDATE", memory, target=newest.id, reason=f"changed job ({newest.key})")
-    family = _family(statement.key) if statement.key and statement.key.startswith(TOPIC_KEYS) else None
-    kin = [(cosine, old) for cosine, old in scored if family and _family(old.key) == family]
+    family = key_family(statement.key) if statement.key and statement.key.startswith(TOPIC_KEYS) else None
+    kin = [(cosine, old) for cosine, old in scored if family and key_family(old.key) == family]
     if statement.update and kin and kin[0][0] >= FAMILY_CHANGE_COSINE:
         # "the library deadline got pushed" vs "сдать нужно до 15 октября": both deadlines, topics in two languages
         cosine, closest = kin[0]
@@ -377,17 +378,8 @@ def _same_word(a: str, b: str) -> bool:
     shorter, longer = sorted((a, b), key=len)
     if len(shorter) >= LOOSE_PART and shorter in longer:
         return True
-    common = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        common += 1
+    common = common_start(a, b)
     return common >= LOOSE_PART and common >= len(longer) - 2  # "пятничн" / "пятниц"; not "байк" / "байкал"
-
-
-def _family(key: str | None) -> str | None:
-    """ "deadline:thesis" → "deadline", "laptop.ram" → "laptop"."""
-    return key.split(":")[0].split(".")[0] if key else None
 
 
 def _cosine(a: np.ndarray | None, b: np.ndarray | None) -> float:

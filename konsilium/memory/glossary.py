@@ -19,14 +19,14 @@ SHORT_RUSSIAN = frozenset({"жен", "муж", "сын", "доч", "дед", "в
 
 
 VERB_SECTION = "verbs"  # the glossary's section of verbs of change and state ("move", "переехать")
-_VERBS: set[int] = set()
 
 
 @lru_cache(maxsize=1)
-def _index() -> tuple[dict[str, list[tuple[int, tuple[str, ...]]]], list[frozenset[str]]]:
-    """First stem of each phrase → (concept, the phrase's stems); and each concept's stems."""
+def _index() -> tuple[dict[str, list[tuple[int, tuple[str, ...]]]], list[frozenset[str]], frozenset[int]]:
+    """First stem of each phrase → (concept, the phrase's stems); each concept's stems; the verbs' concepts."""
     by_first: dict[str, list[tuple[int, tuple[str, ...]]]] = defaultdict(list)
     stems_of: list[frozenset[str]] = []
+    verbs: set[int] = set()
     section = ""
     for line in GLOSSARY.read_text(encoding="utf-8").splitlines():
         if line.startswith("#"):
@@ -35,13 +35,13 @@ def _index() -> tuple[dict[str, list[tuple[int, tuple[str, ...]]]], list[frozens
             continue
         concept = len(stems_of)
         if section.startswith(VERB_SECTION):
-            _VERBS.add(concept)
+            verbs.add(concept)
         phrases = [tuple(analyze(p.strip())) for side in line.split("\t")[:2] for p in side.split("|")]
         phrases = [p for p in phrases if p and (len(p) > 1 or _names_one_thing(p[0]))]
         for phrase in phrases:
             by_first[phrase[0]].append((concept, phrase))
         stems_of.append(frozenset(s for p in phrases for s in p))
-    return dict(by_first), stems_of
+    return dict(by_first), stems_of, frozenset(verbs)
 
 
 def _names_one_thing(stem: str) -> bool:
@@ -58,7 +58,7 @@ def concepts(stems: Iterable[str]) -> frozenset[int]:
 def naming(stems: Iterable[str]) -> dict[int, frozenset[str]]:
     """Each concept whose phrases `stems` hold whole → the stems that name it ("вид на жительство": вид,
     жительств → residence permit)."""
-    by_first, _ = _index()
+    by_first, _, _ = _index()
     have = set(stems)
     found: dict[int, frozenset[str]] = {}
     for stem in have:
@@ -72,8 +72,9 @@ def things(stems: Iterable[str]) -> frozenset[int]:
     """`concepts` less the verbs of change and state and the words of change anywhere ("moving", "переезд"):
     what a statement is about, not what happened to it ("переезжаем на GitHub Actions" and "переехали в Панков"
     share a verb, no subject)."""
+    _, _, verbs = _index()
     changes = _changes()
-    return frozenset(c for c in naming(stems) if c not in _VERBS and c not in changes)
+    return frozenset(c for c in naming(stems) if c not in verbs and c not in changes)
 
 
 @lru_cache(maxsize=1)
@@ -81,7 +82,7 @@ def _changes() -> frozenset[int]:
     from . import lexicon as lx
 
     words = {w for w in lx.UPDATE_WORDS | lx.READ_CHANGE_WORDS | lx.MOVE_WORDS if len(w) >= 4}
-    _, stems_of = _index()
+    _, stems_of, _ = _index()
     return frozenset(
         concept for concept, stems in enumerate(stems_of) if any(s.startswith(w) for s in stems for w in words)
     )
@@ -89,6 +90,6 @@ def _changes() -> frozenset[int]:
 
 def equivalents(stems: Iterable[str]) -> set[str]:
     """The stems of every phrase of the concepts `stems` name, in both languages, less `stems` themselves."""
-    _, stems_of = _index()
+    _, stems_of, _ = _index()
     have = set(stems)
     return {s for concept in concepts(have) for s in stems_of[concept]} - have

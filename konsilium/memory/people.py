@@ -4,6 +4,7 @@ letters); two people match on their names when both have one, else on their rela
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -163,9 +164,9 @@ def same_name(a: str, b: str) -> bool:
     Transliterations of ё and е differ: Artyom / Артём (artem)."""
     a, b = (n.replace("yo", "e").replace("ye", "e") for n in (a, b))
     shorter = min(len(a), len(b))
-    common = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        common += 1
-    return common >= max(2, min(shorter - 1, 4)) if shorter > 2 else a == b
+    return common_start(a, b) >= max(2, min(shorter - 1, 4)) if shorter > 2 else a == b
+
+
+def common_start(a: str, b: str) -> int:
+    """How many letters two words share from their start."""
+    return len(os.path.commonprefix([a, b]))

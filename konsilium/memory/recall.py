@@ -12,7 +12,7 @@ import numpy as np
 from ..index.text import analyze
 from . import glossary
 from .log import Exchange, content_text
-from .records import USER, Memory
+from .records import USER, Memory, key_family
 
 LEXICAL_WEIGHT = 0.5  # share of the query's stems a memory holds, added to its cosine
 TRANSLATED_WEIGHT = 1.0  # ... of those it names in other words (glossary.tsv), as a share of LEXICAL_WEIGHT
@@ -171,13 +171,14 @@ class Recall:
 
         asked = subject_key(query)
         # "my wife" finds "Anna teaches piano" once "my wife Anna" or "мы с женой Аней" was said
-        asked_relations = {p.relation for p in mentioned(query) if p.relation and not p.name}
+        named = mentioned(query)
+        asked_relations = {p.relation for p in named if p.relation and not p.name}
         # read only where it can matter: someone the memories know by name alone
         unrelated = any(p.relation is None and p.name for p in current.people.values())
         introduced = self._introduced(asked_relations, current) if asked_relations and unrelated else ()
         known = with_relations(current.people, introduced)
         # A capitalized word names someone only if a memory is about them: "the capital of France" names no one.
-        people = [p for p in mentioned(query) if p.relation or any(p.matches(whose) for whose in known.values())]
+        people = [p for p in named if p.relation or any(p.matches(whose) for whose in known.values())]
         on_subject = self.store.with_token(key_tokens(asked)[1]) if asked else set()
         adjustments: dict[int, float] = {}
         for rowid in on_subject:
@@ -195,19 +196,11 @@ class Recall:
         return adjustments
 
     def _introduced(self, relations: set[str], current) -> tuple:
-        """The people the user's own memories name with one of `relations` ("мы с женой Олей…" for "wife"),
-        read only from the memories holding a word of those relations (the full-text index finds them)."""
-        from .people import introduced, relation_words
+        """The people the user's own memories name with one of `relations` ("мы с женой Олей…" for "wife")."""
+        from .people import relation_words
 
-        rowids = self.store.lexical(relation_words(relations), INTRODUCING_CANDIDATES)
-        rows = [row for rowid in rowids if (row := current.row_of.get(rowid)) is not None]
-        return tuple(
-            p
-            for row in rows
-            if current.memories[row].about == USER
-            for p in introduced(current.memories[row].text)
-            if p.relation in relations
-        )
+        found = introductions(self.store, current, relation_words(relations))
+        return tuple(p for p in found if p.relation in relations)
 
     def recall_conversations(
         self, query: str, exclude_text: str = "", k: int | None = None, floor: float | None = None
@@ -244,6 +237,17 @@ class Recall:
             )
             hits.append(Recalled(snippet, float(cosines[row])))
         return hits
+
+
+def introductions(store, current, terms: list[str]):
+    """The people named with their relation ("мы с женой Олей…", "My partner Tomasz and I…") in the user's own
+    current memories, read only from the few the full-text index finds for `terms`."""
+    from .people import introduced
+
+    for rowid in store.lexical(terms, INTRODUCING_CANDIDATES):
+        row = current.row_of.get(rowid)
+        if row is not None and current.memories[row].about == USER:
+            yield from introduced(current.memories[row].text)
 
 
 def with_relations(people: dict[int, object], introduced: tuple = ()) -> dict[int, object]:
@@ -344,14 +348,14 @@ def _asked_subject(query: str) -> str | None:
     from .extract import subject_key
 
     key = subject_key(query)
-    return key.split(":")[0].split(".")[0] if key else None
+    return key_family(key)
 
 
 def _on_subject(memory: Memory, family: str | None) -> bool:
     from .extract import subject_keys
 
     keys = subject_keys(memory.text) | ({memory.key} if memory.key else set())
-    return family is not None and any(k.split(":")[0].split(".")[0] == family for k in keys)
+    return family is not None and any(key_family(k) == family for k in keys)
 
 
 def _change_cosine(older: Memory, newer: Memory, both_answer: bool = False, asked_subject: str | None = None) -> float:

@@ -116,8 +116,13 @@ def terms(text: str, about: str = USER, key: str | None = None) -> str:
     return " ".join([*analyze(f"{text} {about if about != USER else ''}"), *dict.fromkeys(subjects)])
 
 
+def key_family(key: str | None) -> str | None:
+    """ "deadline:thesis" → "deadline", "laptop.ram" → "laptop", "job.role" → "job"."""
+    return key.split(":")[0].split(".")[0] if key else None
+
+
 def key_tokens(key: str) -> list[str]:
     """A subject key as full-text tokens (letters only, so FTS5 keeps each whole): the key and its family, e.g.
     "laptop.ram" → kzlaptopram, kzlaptop."""
-    family = key.split(":")[0].split(".")[0]
+    family = key_family(key)
     return [f"kz{''.join(ch for ch in key if ch.isalnum())}", f"kz{family}"]

@@ -333,18 +333,15 @@ def _third_person(statement) -> bool:
 
 def _introduced_as(name: str, matrix, store) -> str | None:
     """ "partner Tomasz" when a memory of the user's says "My partner Tomasz and I…": the relation a name was
-    introduced with, read from the few memories the full-text index finds for the name."""
+    introduced with."""
     from ..index.text import analyze
-    from .people import introduced, name_key, same_given_name
+    from .people import name_key, same_given_name
+    from .recall import introductions
 
     key = name_key(name)
-    for rowid in store.lexical(analyze(name), 50):
-        row = matrix.row_of.get(rowid)
-        if row is None or matrix.memories[row].about != USER:
-            continue
-        for found in introduced(matrix.memories[row].text):
-            if same_given_name(found.name, key) or same_given_name(key, found.name):
-                return f"{found.relation} {name}"
+    for found in introductions(store, matrix, analyze(name)):
+        if same_given_name(found.name, key) or same_given_name(key, found.name):
+            return f"{found.relation} {name}"
     return None
 
 
