@@ -41,8 +41,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.gpu_training import TINY, build_model, corpus, train_once  # noqa: E402
-from benchmarks.provenance import provenance  # noqa: E402
+from benchmarks.gpu_training import TINY, attempt, build_model, corpus, train_once  # noqa: E402
+from benchmarks.provenance import provenance, versions  # noqa: E402
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "gpu_check.json"
 MOE = dict(
@@ -295,7 +295,7 @@ def main() -> None:
     args.new_tokens = args.new_tokens or (8 if args.tiny else 64)
     args.train_steps = args.train_steps or (2 if args.tiny else 20)
     args.vocab = 512 if args.tiny else 16000
-    facts = {"provenance": provenance(), "device": args.device, "tiny": args.tiny}
+    facts = {"provenance": provenance(), "device": args.device, "tiny": args.tiny, "versions": versions(args.device)}
 
     from konsilium.engines.transformers_engine import TransformersEngine
 
@@ -327,7 +327,7 @@ def main() -> None:
             ("adapter_load", check_adapter_load, (adapters,)),
         ):
             started = time.perf_counter()
-            facts[key] = check(engine, *extra, args)
+            facts[key] = attempt(check, engine, *extra, args)
             timings[key + "_s"] = round(time.perf_counter() - started, 1)
         del engine  # the training run gets the GPU to itself
         if args.device == "cuda":
@@ -335,7 +335,7 @@ def main() -> None:
 
             torch.cuda.empty_cache()
         started = time.perf_counter()
-        facts["training"] = check_training(tmp, texts, args)
+        facts["training"] = attempt(check_training, tmp, texts, args)
         timings["training_s"] = round(time.perf_counter() - started, 1)
     facts["seconds"] = timings
     for key in ("speed", "mixed_batch", "stacking", "concurrent", "thinking", "adapter_load", "training"):

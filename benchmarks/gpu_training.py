@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.provenance import provenance  # noqa: E402
+from benchmarks.provenance import provenance, versions  # noqa: E402
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "gpu_training.json"
 QWEN3_0_6B = dict(
@@ -93,6 +94,15 @@ def build_model(folder: Path, shape: dict, texts: list[str], vocab: int, moe: bo
         **shape,
     )
     model_class(config).to(torch.bfloat16).save_pretrained(folder)
+
+
+def attempt(check, *args) -> dict:
+    """One check's facts, or its error: a GPU session is short, and one failing check must not hide the others."""
+    try:
+        return check(*args)
+    except Exception as error:  # noqa: BLE001 - reported in the table and the JSON, and the run goes on
+        traceback.print_exc()
+        return {"error": f"{type(error).__name__}: {error}"[:500]}
 
 
 def train_once(base, samples, device: str, precision: str, args) -> dict:
@@ -174,9 +184,12 @@ def main() -> None:
         build_model(Path(tmp), TINY if args.tiny else QWEN3_0_6B, texts, 1024 if args.tiny else 32000)
         base = BaseModel(Path(tmp), None)
         for precision in precisions:
-            rows.append(train_once(base, samples, args.device, precision, args))
+            rows.append({"precision": precision, **attempt(train_once, base, samples, args.device, precision, args)})
     print(f"{'precision':<10}{'steps':>6}{'loss':>16}{'tok/s':>10}{'peak GiB':>10}{'planned GiB':>12}")
     for row in rows:
+        if "error" in row:
+            print(f"{row['precision']:<10}failed: {row['error']}")
+            continue
         peak = f"{row['peak_gpu_bytes'] / 2**30:.2f}" if row["peak_gpu_bytes"] else "-"
         print(
             f"{row['precision']:<10}{row['steps']:>6}{row['first_loss']:>8.2f}->{row['last_loss']:<6.2f}"
@@ -184,6 +197,7 @@ def main() -> None:
         )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     facts = {"provenance": provenance(), "device": args.device, "tiny": args.tiny, "runs": rows}
+    facts["versions"] = versions(args.device)
     args.json.write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.json}")
 

@@ -42,3 +42,21 @@ def provenance(root: Path = ROOT) -> dict:
 
 def _git(root: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True).stdout
+
+
+def versions(device: str = "cpu") -> dict:
+    """The libraries and the accelerator a GPU benchmark ran on (they differ from this machine's lock)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    facts = {"python": sys.version.split()[0]}
+    for name in ("torch", "transformers", "peft", "bitsandbytes"):
+        try:
+            facts[name] = version(name)
+        except PackageNotFoundError:
+            facts[name] = None
+    if device == "cuda":
+        import torch
+
+        facts["gpu"] = torch.cuda.get_device_name()
+        facts["cuda"] = torch.version.cuda
+    return facts
