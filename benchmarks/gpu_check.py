@@ -26,6 +26,7 @@ Not yet run on a GPU: the sessions that wrote it had none; only the CPU path is 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -102,6 +103,7 @@ def check_speed(engine, args) -> dict:
     import torch
 
     from konsilium.engines import SamplingParams
+    from konsilium.engines.batching import attention_kernels
 
     params = SamplingParams(max_tokens=args.new_tokens, temperature=0)
     engine.generate(PROMPT, SamplingParams(max_tokens=4, temperature=0))  # warm-up
@@ -110,18 +112,24 @@ def check_speed(engine, args) -> dict:
     engine_s = time.perf_counter() - started
     n = result.completion_tokens
     ids = torch.tensor([engine._encode(PROMPT)], device=engine.device)
-    with torch.inference_mode():
-        engine.model.generate(ids, max_new_tokens=4, min_new_tokens=4, do_sample=False)  # warm-up
-        sync(args.device)
-        started = time.perf_counter()
-        out = engine.model.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False)
-        sync(args.device)
-        plain_s = time.perf_counter() - started
+
+    def plain(kernels):
+        with torch.inference_mode(), kernels:
+            engine.model.generate(ids, max_new_tokens=4, min_new_tokens=4, do_sample=False)  # warm-up
+            sync(args.device)
+            started = time.perf_counter()
+            out = engine.model.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+            sync(args.device)
+            return out, time.perf_counter() - started
+
+    out, plain_s = plain(contextlib.nullcontext())  # torch's own choice of attention kernels
+    _, same_kernels_s = plain(attention_kernels(engine.device))  # the kernels the engine's forwards use
     plain_text = engine.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
     return {
         "tokens": n,
         "engine_tokens_per_s": round(n / engine_s, 1),
         "generate_tokens_per_s": round(n / plain_s, 1),
+        "generate_engine_kernels_tokens_per_s": round(n / same_kernels_s, 1),
         "same_text": plain_text == result.text,
     }
 
