@@ -47,6 +47,7 @@ TINY = dict(
     head_dim=16,
     max_position_embeddings=2048,
 )
+GRID = ((1024, 8192, True), (1024, 4096, False), (2048, 4096, False), (512, 4096, False))  # seq, tokens, checkpointing
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -138,8 +139,10 @@ def train_once(base, samples, device: str, precision: str, args) -> dict:
         batch=max(1, options.batch_tokens // options.max_tokens),
         seq_len=options.max_tokens,
         gradient_checkpointing=options.gradient_checkpointing,
+        device=device,
     )
     measured_peak = torch.cuda.max_memory_allocated() if device == "cuda" else None
+    vocab_size = len(prepared.tokenizer)
     del prepared
     return {
         "precision": precision,
@@ -150,6 +153,11 @@ def train_once(base, samples, device: str, precision: str, args) -> dict:
         "seconds_with_load": round(time.monotonic() - started, 1),
         "peak_gpu_bytes": measured_peak,
         "planned_bytes": plan["total_bytes"] - plan["overhead_bytes"],  # the CUDA context is not in torch's count
+        "planned_parts": {k: plan[k + "_bytes"] for k in ("weights", "activations", "logits")},
+        "vocab_size": vocab_size,
+        "batch_tokens": args.batch_tokens,
+        "max_tokens": args.max_tokens,
+        "gradient_checkpointing": args.gradient_checkpointing,
         "held_out_before": state.evals[0]["perplexity"] if state.evals else None,
         "held_out_after": state.best_perplexity,
     }
@@ -163,6 +171,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=1024)
     parser.add_argument("--batch-tokens", type=int, default=8192)
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--grid", action="store_true", help="also a few steps at other batch shapes (planner check)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args()
 
@@ -185,14 +194,23 @@ def main() -> None:
         base = BaseModel(Path(tmp), None)
         for precision in precisions:
             rows.append({"precision": precision, **attempt(train_once, base, samples, args.device, precision, args)})
-    print(f"{'precision':<10}{'steps':>6}{'loss':>16}{'tok/s':>10}{'peak GiB':>10}{'planned GiB':>12}")
+        if args.grid:  # the planner's estimate against the measured peak at other shapes, a few steps each
+            for precision in precisions:
+                for max_tokens, batch_tokens, checkpointing in GRID:
+                    changed = {"steps": 3, "max_tokens": max_tokens, "batch_tokens": batch_tokens}
+                    shape = argparse.Namespace(**{**vars(args), **changed, "gradient_checkpointing": checkpointing})
+                    facts = attempt(train_once, base, samples, args.device, precision, shape)
+                    rows.append({"precision": precision, **facts})
+    print(f"{'precision':<10}{'shape':>14}{'steps':>6}{'loss':>16}{'tok/s':>10}{'peak GiB':>10}{'planned GiB':>12}")
     for row in rows:
         if "error" in row:
             print(f"{row['precision']:<10}failed: {row['error']}")
             continue
         peak = f"{row['peak_gpu_bytes'] / 2**30:.2f}" if row["peak_gpu_bytes"] else "-"
         print(
-            f"{row['precision']:<10}{row['steps']:>6}{row['first_loss']:>8.2f}->{row['last_loss']:<6.2f}"
+            f"{row['precision']:<10}{row['batch_tokens'] // row['max_tokens']:>5}x{row['max_tokens']:<5}"
+            f"{'gc' if row['gradient_checkpointing'] else '':>3}{row['steps']:>6}"
+            f"{row['first_loss']:>8.2f}->{row['last_loss']:<6.2f}"
             f"{row['tokens_per_s']:>10}{peak:>10}{row['planned_bytes'] / 2**30:>12.2f}"
         )
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -352,6 +352,7 @@ def plan_train(
             seq_len=seq_len,
             gradient_checkpointing=gradient_checkpointing,
             capacity_bytes=capacity,
+            device="cpu" if ram else "cuda",
         )
     except (PlanError, OSError) as exc:
         _fail(str(exc), as_json)

@@ -15,7 +15,10 @@ Components (all bytes):
                  LoRA: each target's input cast to fp32 by PEFT      f·fan_in (fp32 training: one per distinct input)
                        and its A output                              f·rank            (experts: x k routed copies)
     gradient checkpointing (transformers, per decoder layer): every layer keeps only its input (a·h), and backward
-    recomputes one layer at a time, so one full layer is added; without it every layer's full set is kept;
+    recomputes one layer at a time after the logits are freed, so the peak adds one full layer or the logits,
+    whichever is larger (measured on the H200 below: the sum overestimated by 0.5 GiB at 8k tokens); without it
+    every layer's full set is kept, and is alive beside the logits at the loss;
+    on CUDA the layers' share is multiplied by CUDA_ACTIVATION_FACTOR (measured, see there);
 - logits: batch x seq x vocab x 11 bytes in bf16/fp16 (the bf16 logits the model returns, their fp32 upcast for the
   loss, the fp32 log-softmax kept for backward and its gradient), 16 bytes in fp32 - measured, see below;
 - overhead: memory.RUNTIME_OVERHEAD (1 GiB): CUDA context, allocator slack and kernel workspaces; on a CPU run it
@@ -47,6 +50,11 @@ TRAIN_PRECISIONS = ("fp32", "bf16", "fp16", "4bit")
 NF4_BITS = 4 + 8 / 64 + 32 / (64 * 256)  # 4.127: NF4 codes, 8-bit absmax per 64 weights, fp32 scale per 256 absmax
 F32 = 4
 ADAMW_STATES = 2  # exp_avg and exp_avg_sq, fp32 each
+# Activations on CUDA against the formula (measured on CPU, below): an H200, torch 2.11, transformers 5.17, peft 0.21,
+# Qwen3-0.6B's shape (random weights), LoRA r=16 on q/k/v/o/gate/up/down, no checkpointing: the peak exceeded
+# weights + trainable state + activations + logits by 14-19 % of the activations at 4k and 8k tokens per step (bf16
+# and 4bit alike; benchmarks/gpu_training.py --grid). Not itemized: the CUDA attention kernels and casts keep more.
+CUDA_ACTIVATION_FACTOR = 1.18
 LOGIT_BYTES = {2: 11, 4: 16}  # per logit at the peak around the loss, by compute bytes (measured, see above)
 # konsilium's transformers engine holds LoRA slots for these nn.Linear names (engines.lora_slots.DEFAULT_TARGETS,
 # kept equal by a test; that module imports torch). They are also the default targets of `--mode lora`.
@@ -89,10 +97,13 @@ def training_plan(
     seq_len: int = 1024,
     gradient_checkpointing: bool = True,
     capacity_bytes: float | None = None,
+    device: str = "cuda",
 ) -> dict:
-    """Bytes of one training step; `fits` and `headroom_bytes` when `capacity_bytes` is given. PlanError on bad
-    input, naming the allowed values."""
+    """Bytes of one training step on `device` ("cuda" or "cpu"); `fits` and `headroom_bytes` when `capacity_bytes`
+    is given. PlanError on bad input, naming the allowed values."""
     _check(shape, precision, mode, rank, targets, batch, seq_len, capacity_bytes)
+    if device not in ("cuda", "cpu"):
+        raise PlanError(f"device {device!r}: allowed values are cuda, cpu")
     if mode == "router":
         resolved: list[str] = []
         trainable = sum(layer.router for layer in shape.layers)
@@ -103,17 +114,22 @@ def training_plan(
     weights = _weights_bytes(shape, precision)
     tokens = batch * seq_len
     router = mode == "router"
-    per_token = {ck: _activation_bytes_per_token(shape, a, set(resolved), rank, router, ck) for ck in (True, False)}
-    logits = tokens * shape.vocab_size * LOGIT_BYTES[a]
+    factor = CUDA_ACTIVATION_FACTOR if device == "cuda" else 1.0
+    kept = {ck: _activation_bytes_per_token(shape, a, set(resolved), rank, router, ck, factor) for ck in (True, False)}
+    per_token = {ck: sum(parts) for ck, parts in kept.items()}
+    logit_per_token = shape.vocab_size * LOGIT_BYTES[a]
+    logits = tokens * logit_per_token
     activations = tokens * per_token[gradient_checkpointing]
     fixed = weights + trainable * F32 * (2 + ADAMW_STATES) + RUNTIME_OVERHEAD
-    total = fixed + activations + logits
+    peak_per_token = _peak_per_token(kept[gradient_checkpointing], logit_per_token, gradient_checkpointing)
+    total = fixed + tokens * peak_per_token
     result: dict = {
         "model_type": shape.model_type,
         "moe": shape.is_moe,
         "total_params": shape.total_params,
         "mode": mode,
         "precision": precision,
+        "device": device,
         "rank": rank if mode != "router" else None,
         "targets": resolved,
         "trained_modules": _trained_modules(shape, mode, resolved),
@@ -129,6 +145,8 @@ def training_plan(
         "activations_bytes_with_checkpointing": tokens * per_token[True],
         "activations_bytes_without_checkpointing": tokens * per_token[False],
         "logits_bytes": logits,
+        # with checkpointing this layer and the logits are never alive together: the total counts only the larger
+        "recomputed_layer_bytes": tokens * kept[gradient_checkpointing][1],
         "overhead_bytes": RUNTIME_OVERHEAD,
         "total_bytes": total,
         "capacity_bytes": capacity_bytes,
@@ -140,7 +158,7 @@ def training_plan(
         "notes": _notes(shape, precision, resolved, seq_len),
     }
     if capacity_bytes is not None:
-        per_seq_token = batch * (per_token[gradient_checkpointing] + shape.vocab_size * LOGIT_BYTES[a])
+        per_seq_token = batch * peak_per_token
         longest = max(0, int((capacity_bytes - fixed) // per_seq_token))
         window = shape.context.extended or shape.context.trained
         result["max_seq_len_fits"] = min(longest, window) if window else longest
@@ -238,12 +256,22 @@ def _layer_bytes(shape: ModelShape, layer: Layer, a: int, targets: set[str], ran
     return kept
 
 
-def _activation_bytes_per_token(shape, a: int, targets: set[str], rank: int, router: bool, ckpt: bool) -> int:
-    full = [_layer_bytes(shape, layer, a, targets, rank, router) for layer in shape.layers]
+def _activation_bytes_per_token(
+    shape, a: int, targets: set[str], rank: int, router: bool, ckpt: bool, factor: float
+) -> tuple[int, int]:
+    """(kept through the whole step, the one layer recomputed in backward with checkpointing: 0 without it)."""
+    full = [round(factor * _layer_bytes(shape, layer, a, targets, rank, router)) for layer in shape.layers]
     final_norm = F32 * shape.hidden_size
     if ckpt:  # each layer's input, plus the one layer being recomputed in backward
-        return len(full) * a * shape.hidden_size + max(full) + final_norm
-    return sum(full) + final_norm
+        return len(full) * a * shape.hidden_size + final_norm, max(full)
+    return sum(full) + final_norm, 0
+
+
+def _peak_per_token(kept: tuple[int, int], logits: int, ckpt: bool) -> int:
+    """Without checkpointing every layer's activations are alive at the loss, beside the logits. With it the
+    logits are gone (consumed by lm_head's backward) before the first layer is recomputed: the larger of the two."""
+    always, recomputed = kept
+    return always + (max(recomputed, logits) if ckpt else logits)
 
 
 def _expert_targets(shape: ModelShape, targets: list[str]) -> list[str]:

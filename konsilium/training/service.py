@@ -75,6 +75,7 @@ def fit_check(shape, options: TrainOptions) -> dict:
             seq_len=options.max_tokens,
             gradient_checkpointing=options.gradient_checkpointing,
             capacity_bytes=capacity,
+            device="cuda" if options.device == "cuda" else "cpu",
         )
     except PlanError as exc:
         raise TrainingSetupError(str(exc)) from None
