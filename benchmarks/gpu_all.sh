@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every CUDA check of konsilium in one run, for a GPU machine lent for a few minutes with PyTorch, transformers and
 # PEFT but no package index: the engine check (gpu_check.py) and the training run in bf16 and QLoRA
-# (gpu_training.py). Wheels that machine lacks (pydantic, PyStemmer, bitsandbytes: see benchmarks/README.md) are
+# (gpu_training.py; TRAIN_ARGS=--grid adds the planner check at other batch shapes). Wheels that machine lacks (pydantic, PyStemmer, bitsandbytes: see benchmarks/README.md) are
 # installed from .whl/ when that folder is there. Results and logs go to $OUT (default benchmarks/results).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,6 @@ PYTHON="$PY" timeout "${CHECK_S:-300}" benchmarks/gpu_check.sh --json "$OUT/gpu_
     | grep -v "Writing model shards" | tee "$OUT/gpu_check.log"
 echo "gpu_check: ${PIPESTATUS[0]} after $((SECONDS - started)) s"
 started=$SECONDS
-timeout "${TRAIN_S:-240}" "$PY" benchmarks/gpu_training.py --json "$OUT/gpu_training.json" 2>&1 \
+timeout "${TRAIN_S:-240}" "$PY" benchmarks/gpu_training.py ${TRAIN_ARGS:-} --json "$OUT/gpu_training.json" 2>&1 \
     | grep -v "Writing model shards" | tee "$OUT/gpu_training.log"
 echo "gpu_training: ${PIPESTATUS[0]} after $((SECONDS - started)) s"
