@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every CUDA check of konsilium in one run, for a GPU machine lent for a few minutes with PyTorch, transformers and
 # PEFT but no package index: the engine check (gpu_check.py) and the training run in bf16 and QLoRA
-# (gpu_training.py; TRAIN_ARGS=--grid adds the planner check at other batch shapes). Wheels that machine lacks (pydantic, PyStemmer, bitsandbytes: see benchmarks/README.md) are
-# installed from .whl/ when that folder is there. Results and logs go to $OUT (default benchmarks/results).
+# (gpu_training.py; TRAIN_ARGS=--grid adds the planner check at other batch shapes). Wheels that machine lacks
+# (pydantic, PyStemmer, bitsandbytes: see benchmarks/README.md) are installed from .whl/ when that folder is there.
+# Results and logs go to $OUT (default benchmarks/results).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1

@@ -19,7 +19,7 @@ tensors, not Linears), starts `TransformersEngine` with LoRA slots and checks:
     benchmarks/gpu_check.sh                       # CUDA (bf16), a few minutes; under 8 with the timeout
     python benchmarks/gpu_check.py --device cpu --tiny   # the same path, tiny and in float32 (smoke test)
 
-Not yet run on a GPU: the sessions that wrote it had none; only the CPU path is tested
+Ran on an H200 (session 11: benchmarks/README.md, results/gpu_check.json); the CPU path is tested
 (tests/benchmarks/test_gpu_check_script.py). Prints a table and writes benchmarks/results/gpu_check.json.
 """
 

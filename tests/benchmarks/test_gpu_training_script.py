@@ -26,6 +26,7 @@ def test_the_gpu_training_script_runs_its_whole_path_on_a_cpu(tmp_path):
             "64",
             "--batch-tokens",
             "256",
+            "--grid",
             "--json",
             str(out),
         ],
@@ -35,6 +36,10 @@ def test_the_gpu_training_script_runs_its_whole_path_on_a_cpu(tmp_path):
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    [run] = json.loads(out.read_text())["runs"]
+    run, *grid = json.loads(out.read_text())["runs"]
     assert run["precision"] == "fp32" and run["steps"] == 3 and run["tokens_per_s"] > 0
     assert run["planned_bytes"] > 0
+    # --grid: the shapes the planner is held to (tests/plan reads these fields from the GPU run's JSON)
+    shapes = {(r["batch_tokens"], r["max_tokens"], r["gradient_checkpointing"]) for r in grid}
+    assert len(shapes) == len(grid) == 4 and all("error" not in r for r in grid)
+    assert all(r["vocab_size"] > 0 and r["planned_parts"]["activations"] > 0 for r in grid)

@@ -272,3 +272,26 @@ def test_cli_refusals_are_one_line(tmp_path):
         assert res.exit_code == 1, args
         assert text in json.loads(res.stdout)["error"]["message"]
         assert res.stderr.strip().count("\n") == 0 and "error:" in res.stderr
+
+
+def test_the_plan_matches_the_peaks_measured_on_an_h200():
+    """benchmarks/gpu_training.py --grid on an H200 (results JSON in the repository): Qwen3-0.6B's shape, bf16 and
+    QLoRA, with and without checkpointing, 4k and 8k tokens per step. The plan must stay within 7 % of each peak (torch
+    counts no CUDA context: the plan's overhead is left out on both sides)."""
+    from pathlib import Path
+
+    from benchmarks.gpu_training import QWEN3_0_6B
+
+    facts = json.loads((Path(__file__).parents[2] / "benchmarks/results/gpu_training.json").read_text())
+    assert facts["versions"]["gpu"] == "NVIDIA H200" and len(facts["runs"]) >= 8
+    for run in facts["runs"]:
+        config = {"model_type": "qwen3", "vocab_size": run["vocab_size"], "tie_word_embeddings": True, **QWEN3_0_6B}
+        plan = training_plan(
+            analyze(config),
+            precision=run["precision"],
+            batch=run["batch_tokens"] // run["max_tokens"],
+            seq_len=run["max_tokens"],
+            gradient_checkpointing=run["gradient_checkpointing"],
+        )
+        planned = plan["total_bytes"] - plan["overhead_bytes"]
+        assert abs(planned - run["peak_gpu_bytes"]) <= 0.07 * run["peak_gpu_bytes"], run
