@@ -551,10 +551,14 @@ def _first_person(text: str) -> bool:
     tokens = words(text)
     return any(
         t in lx.FIRST_PERSON
-        or (t in lx.RU_FIRST_PERSON_VERBS or _RU_VERB_1SG.match(t))
+        or (t in lx.RU_FIRST_PERSON_VERBS or _RU_VERB_1SG.match(t) and before not in _PREPOSITIONS_RU)
         and before not in _THIRD_PERSON  # "он ушёл"
         for before, t in zip(["", *tokens], tokens, strict=False)
     ) or any(phrase in text.lower() for phrase in ("у меня", "у нас"))
+
+
+# After these "-ую" is an adjective's ending ("в международную школу"), not a verb's ("рисую").
+_PREPOSITIONS_RU = frozenset({"в", "во", "на", "за", "про", "через", "под", "о", "об", "с", "со", "к", "по"})
 
 
 def speaks_of_self(text: str, as_subject: bool = False) -> bool:
@@ -594,6 +598,9 @@ def subject_keys(text: str) -> set[str]:
 def _someone_else(text: str) -> str:
     """A clause with no first person, whose subject is a name or a third-person pronoun, is about that person."""
     text = _OPENERS.sub("", text)  # "Also Sonya is doing gymnastics now"
+    reported = _REPORTED.match(text)  # "Андрей звонил: Миша сменил секцию": Misha's news, told by Andrey
+    if reported and reported.group("name").lower() in lx.GIVEN_NAMES and _is_name(reported.group("told")):
+        return reported.group("told")
     tokens = words(text)
     named = _NAMED_SUBJECT.match(text)
     if (
@@ -603,6 +610,17 @@ def _someone_else(text: str) -> str:
         and named.group("name").lower() not in lx.GIVEN_NAMES
     ):
         return USER  # "Put the money towards a John Deere, he…", "Sold the ewes": the user's verb and its object
+    if named and named.group("name").lower() not in lx.GIVEN_NAMES and third_person_verb(named.group("name").lower()):
+        named = None  # "Живут они в Екатеринбурге", "Переезжают в августе": a verb, its subject left out
+    known = {w for w in _CAPITALIZED_WORD.findall(text) if w.lower() in lx.GIVEN_NAMES}
+    if named and named.group("name").lower() not in lx.GIVEN_NAMES and known:
+        named = None  # "Новостей куча, секцию, где занималась Соня, закрыли": the known name is the subject
+    third = any(t in _THIRD_PERSON for t in tokens)
+    if not named and third and len(known) == 1:  # "…, так что теперь она ходит на плавание": she is Sonya
+        return next(iter(known))
+    relation = _RELATION_OBJECT.match(text)  # "Маму всё-таки устроили в пансионат": done to her, by someone
+    if relation and (nominative := _nominative(relation.group("rel"))):
+        return nominative
     if named and named.group("name").lower() in lx.GIVEN_NAMES:  # "Артём ездит на Kia Rio"
         return named.group("name")
     if named and (named.group("name").lower() in _THIRD_PERSON or not _is_name(named.group("name"))):
@@ -613,6 +631,16 @@ def _someone_else(text: str) -> str:
     return UNKNOWN if third and not named else USER
 
 
+# A known name and a verb of telling, then someone else's news: "Андрей пишет, что Миша едет на турнир".
+_REPORTED = re.compile(
+    r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\s+(?i:звонил|звонила|писал|писала|пишет|написал|написала|говорит|сказал|"
+    r"сказала|рассказал|рассказала|says|said|called|texted|wrote|told\s+me)\s*(?:[:,—–-]\s*)+(?i:что\s+|that\s+)?"
+    r"(?P<told>[A-ZА-ЯЁ][a-zа-яё]+)\b"
+)
+_CAPITALIZED_WORD = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]+\b")
+# A relation in another case than the subject's, then a verb of "they" with no one named: "Маму устроили в
+# пансионат", "Сына перевели в лицей" (not "Маме купила": the user's own verb, its subject left out).
+_RELATION_OBJECT = re.compile(r"^(?P<rel>[А-ЯЁ][а-яё]+)\s+(?:[а-яё-]+\s+){0,2}?[а-яё]+(?:ли|ют|ут|ят|ат)\b")
 # Words that follow a verb, never a name: "Put the money…", "Got my results".
 _OBJECT_OPENERS_EN = frozenset({"the", "a", "an", "my", "our", "his", "her", "their", "its", "some", "this", "that"})
 # "I have the Goethe exam", "У меня на Пасху…": no one is introduced after a determiner.

@@ -441,3 +441,26 @@ def test_an_introduction_names_the_user_with_his_full_name(text, name):
     statements = extract([text]).statements
     assert statements[0].key == "name" and name in statements[0].text
     assert len(statements) > 1 and statements[0].about == "user"
+
+
+@pytest.mark.parametrize(
+    ("text", "about"),
+    [
+        # a verb opening the sentence is no name: the pronoun after it is resolved like any other
+        ("Живут они в Екатеринбурге.", "someone"),
+        # the one known name in the clause is whom "она" means, not the capitalized first word
+        ("Новостей куча, секцию, где занималась Соня, закрыли, так что теперь она ходит на плавание.", "Соня"),
+        # someone's news told by another: the news is about the one it names
+        ("Андрей звонил: Миша сменил секцию, теперь играет в хоккей.", "Миша"),
+        ("Андрей пишет, что Миша с командой едет на турнир в Казань.", "Миша"),
+        # done to a relative by someone unnamed ("they"): about the relative
+        ("Маму всё-таки устроили в пансионат «Тёплый дом».", "мама"),
+        # an adjective's "-ую" after a preposition is no verb of the user's
+        ("Даша с сентября пойдёт в международную школу.", "Даша"),
+        # ... and the user's own verbs stay his
+        ("Маме купила новый телефон.", "user"),
+        ("Рисую по вечерам акварелью.", "user"),
+    ],
+)
+def test_whom_a_sentence_without_a_subject_name_is_about(text, about):
+    assert [s.about for s in extract([text]).statements] == [about]
