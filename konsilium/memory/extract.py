@@ -610,8 +610,10 @@ def _someone_else(text: str) -> str:
         and named.group("name").lower() not in lx.GIVEN_NAMES
     ):
         return USER  # "Put the money towards a John Deere, he…", "Sold the ewes": the user's verb and its object
-    if named and named.group("name").lower() not in lx.GIVEN_NAMES and third_person_verb(named.group("name").lower()):
+    unknown = named and named.group("name").lower() not in lx.GIVEN_NAMES
+    if unknown and _RU_THIRD_PERSON_VERB.match(named.group("name").lower().replace("ё", "е")):
         named = None  # "Живут они в Екатеринбурге", "Переезжают в августе": a verb, its subject left out
+        # (Russian only: "Cerys", "Tess" end like English verbs)
     known = {w for w in _CAPITALIZED_WORD.findall(text) if w.lower() in lx.GIVEN_NAMES}
     if named and named.group("name").lower() not in lx.GIVEN_NAMES and known:
         named = None  # "Новостей куча, секцию, где занималась Соня, закрыли": the known name is the subject

@@ -460,6 +460,7 @@ def test_an_introduction_names_the_user_with_his_full_name(text, name):
         # ... and the user's own verbs stay his
         ("Маме купила новый телефон.", "user"),
         ("Рисую по вечерам акварелью.", "user"),
+        ("Cerys has got a new job at a mixed practice in Aberystwyth, so she's back in Wales.", "Cerys"),
     ],
 )
 def test_whom_a_sentence_without_a_subject_name_is_about(text, about):
