@@ -412,14 +412,14 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         return None
     stems = _stems(text)
     about = _about(text)
-    name = next((m for m in _NAME.finditer(text) if _is_name(m.group("name"))), None)
+    name = next((m for m in _NAME.finditer(text) if _is_name(m.group("name")) and _introduces(m, text)), None)
     if about == "user" and name and name.group("name") not in _NOT_NAMES and not _mentions_concept(stems):
         return Statement(text, "user", "identity", "name", False, explicit)
     age = _AGE.search(text)
     if about == "user" and age:
         return Statement(text, "user", "identity", "age", _says_change(stems), explicit)
-    if about == "user" and not speaks_of_self(text, as_subject=True):  # "Он … спорит со мной" is about him
-        about = _someone_else(text)
+    if about == "user" and (not speaks_of_self(text, as_subject=True) or tokens[0] in _SUBJECT_PRONOUNS):
+        about = _someone_else(text)  # "Он … спорит со мной", "She lives in Samara, … when I'm visiting": theirs
     key, kind = _key(stems)
     if about == USER and key == "job" and not _STATES_A_JOB.search(text):
         key, kind = None, None
@@ -452,6 +452,15 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     elif key is None:
         kind = "preference" if _likes(stems) else "fact"
     return Statement(text, about, kind, key, _says_change(stems), explicit)
+
+
+def _introduces(match: re.Match, text: str) -> bool:
+    """ "Я Марина, ветеринар" introduces her; "Я Лёше должен 50 тысяч" is a debt to Lyosha: after a bare "я" or
+    "это" the name ends the phrase."""
+    if not match.group(0).lower().startswith(("я", "это")):
+        return True
+    rest = text[match.end() :].lstrip()
+    return not rest or rest[0] in ",.!;:—–-)"
 
 
 def _addresses_answers(tokens: list[str]) -> bool:
@@ -633,6 +642,7 @@ def _someone_else(text: str) -> str:
     return UNKNOWN if third and not named else USER
 
 
+_SUBJECT_PRONOUNS = frozenset({"he", "she", "they", "он", "она", "они"})
 # A known name and a verb of telling, then someone else's news: "Андрей пишет, что Миша едет на турнир".
 _REPORTED = re.compile(
     r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\s+(?i:звонил|звонила|писал|писала|пишет|написал|написала|говорит|сказал|"

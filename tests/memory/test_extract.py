@@ -465,3 +465,17 @@ def test_an_introduction_names_the_user_with_his_full_name(text, name):
 )
 def test_whom_a_sentence_without_a_subject_name_is_about(text, about):
     assert [s.about for s in extract([text]).statements] == [about]
+
+
+def test_a_name_in_another_case_after_ya_is_no_introduction():
+    # "Я Лёше должен" owes Lyosha: had it been read as "my name is", it replaced the pinned name, and forgetting
+    # the debt later took the name with it
+    (debt,) = extract(["Ещё я Лёше должен 50 тысяч, он занял на переезд."]).statements
+    assert debt.key != "name"
+    assert [s.key for s in extract(["Я Марина, ветеринар."]).statements][:1] == ["name"]
+    assert [s.key for s in extract(["Я — Марина."]).statements] == ["name"]
+
+
+def test_a_sentence_opening_with_she_is_hers_whatever_the_first_person_after_it():
+    statements = extract(["My mom is great. She lives in Samara, keeps asking when I'm visiting."]).statements
+    assert statements[-1].about == "mom" and statements[-1].key == "home.city"
