@@ -248,6 +248,12 @@ def _distinctive(text: str) -> frozenset[str]:
     return frozenset(stems | sounds)
 
 
+@lru_cache(maxsize=1)
+def _question_stems() -> frozenset[str]:
+    """ "забудь, сколько я вешу": the question word names nothing the memory ("вешу 78 кг") must hold."""
+    return frozenset(analyze("сколько где как когда какой какая какие куда откуда what where when how much many which"))
+
+
 def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory]) -> list[tuple[float, Memory]]:
     """The current memories a forget request names, best first: meaning (cosine), shared stems (a person's name
     only when nothing else is named: "про Нику забудь"), the same subject key ("forget that I run on weekends"
@@ -257,7 +263,7 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     from .people import latin, mentioned, same_name
 
     people = _people_names(current)
-    stems, key = set(analyze(query)), subject_key(query)
+    stems, key = set(analyze(query)) - _question_stems(), subject_key(query)
     things = _things(stems, people)
     # a name the stemmer cut short ("Дая" → "да") is still the known person's ("Dai")
     query_names = {p.name for p in mentioned(query) if p.name and any(same_name(p.name, n) for n in people)}

@@ -682,3 +682,17 @@ def test_forgetting_a_person_takes_what_was_said_of_them_in_either_script_and_no
         ],
     )
     assert list(current) == ["My tutor is called Galina, she's from Omsk"]
+
+
+def test_forgetting_what_a_question_asks_forgets_the_answer_to_it(service):
+    # "сколько" names nothing the memory holds: only "вешу" must match "вешу 78 кг"
+    current = current_after(
+        service,
+        [
+            "Про себя тоже надо: вешу 78 кг, хочу к лету 68. Реально с бегом?",
+            "Бегаю по утрам в парке.",
+            "ок. и забудь, сколько я вешу, не хочу, чтобы это где-то хранилось",
+        ],
+    )
+    assert not any("78" in text for text in current)
+    assert any("Бегаю" in text for text in current)
