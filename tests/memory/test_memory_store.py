@@ -689,10 +689,10 @@ def test_forgetting_what_a_question_asks_forgets_the_answer_to_it(service):
     current = current_after(
         service,
         [
+            "Новости! Я ушла из клиники. С понедельника работаю в «ВетЛайн», буду заведовать отделением терапии.",
             "Про себя тоже надо: вешу 78 кг, хочу к лету 68. Реально с бегом?",
-            "Бегаю по утрам в парке.",
             "ок. и забудь, сколько я вешу, не хочу, чтобы это где-то хранилось",
         ],
     )
     assert not any("78" in text for text in current)
-    assert any("Бегаю" in text for text in current)
+    assert any("ВетЛайн" in text for text in current)
