@@ -642,6 +642,13 @@ def _someone_else(text: str) -> str:
     return UNKNOWN if third and not named else USER
 
 
+def _gift_to_user(match: re.Match, text: str) -> bool:
+    """A relation (and name) giving the user something: what is given is his."""
+    after_name = match.group("name") and text[match.start("name") - 1 :]
+    return bool(_GIVES_ME.match(text[match.end() :]) or after_name and _GIVES_ME.match(after_name))
+
+
+_GIVES_ME = re.compile(r"\s+(?i:gave|got|bought|sent|gifted|made)\s+me\b")
 _SUBJECT_PRONOUNS = frozenset({"he", "she", "they", "он", "она", "они"})
 # A known name and a verb of telling, then someone else's news: "Андрей пишет, что Миша едет на турнир".
 _REPORTED = re.compile(
@@ -683,12 +690,16 @@ def _about(text: str) -> str:
     after = _INTRODUCED_AFTER.match(text)  # "Мама у меня Линда", not "Легковушка у нас Лада Гранта"
     if after and _is_relation(after.group("rel")):
         match = match or after
+    if match and _gift_to_user(match, text):
+        return USER  # "My kids gave me…" ("gave" is no name), "My wife Anna got me a Kindle": his
     if match and _is_name(match.group("name")):
         return f"{_relation_word(match.group('rel'))} {match.group('name')}"
     at = _AT_NAME.match(text)
     if at and _is_name(at.group("name")) and not _first_person(text):
         return at.group("name")
     match = _RELATION_EN.match(text)
+    if match and _gift_to_user(match, text):
+        return USER  # "My kids gave me a Galaxy S24": the phone is his
     if match:
         rel, name = match.group("rel").lower(), match.group("name")
         named = name and (_is_name(name) or _small_name_before_verb(name, text[match.end() :]))

@@ -46,7 +46,7 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "hometown", "live", "move", "relocat", "жив", "живу", "живут", "живём", "живёт", "жила", "переех", "перебра"
     })),
     ("weight", "health", frozenset({
-        "weigh", "kg", "кг", "вес", "вешу", "килограмм", "kilo"
+        "weigh", "kg", "кг", "вес", "вешу", "килограмм", "kilo", "похуд", "скинул", "lbs"
     })),
     ("allergy", "health", frozenset({
         "allerg", "аллерг", "аллергик"

@@ -479,3 +479,19 @@ def test_a_name_in_another_case_after_ya_is_no_introduction():
 def test_a_sentence_opening_with_she_is_hers_whatever_the_first_person_after_it():
     statements = extract(["My mom is great. She lives in Samara, keeps asking when I'm visiting."]).statements
     assert statements[-1].about == "mom" and statements[-1].key == "home.city"
+
+
+def test_what_someone_gives_the_user_is_his():
+    (phone,) = extract(["My kids gave me a Samsung Galaxy S24 for my birthday, nice surprise."]).statements
+    assert (phone.about, phone.key) == ("user", "phone")
+    (kindle,) = extract(["My wife Anna got me a Kindle."]).statements
+    assert kindle.about == "user"
+    (married,) = extract(["My brother got married in May."]).statements
+    assert married.about == "brother"
+
+
+def test_lost_weight_is_a_weight_and_kilometres_are_not():
+    (lost,) = extract(["И хорошие новости: скинул до 97 кило, давление 130 на 85."]).statements
+    assert lost.key == "weight"
+    (paid,) = extract(["За километр платят больше."]).statements
+    assert paid.key != "weight"
