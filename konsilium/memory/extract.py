@@ -884,11 +884,14 @@ _GIVEN_NAME_STEMS = frozenset(stem(n) for n in lx.GIVEN_NAMES) | lx.GIVEN_NAMES
 
 
 def _activity(stems: list[str]) -> str | None:
-    for s in stems:
-        for prefix, activity in lx.ACTIVITIES.items():
-            if s == prefix or (len(prefix) >= 4 and s.startswith(prefix)):
-                return lx.ACTIVITY_ALIASES.get(activity, (activity,))[0]
-    return None
+    found = [
+        activity
+        for s in stems
+        for prefix, activity in lx.ACTIVITIES.items()
+        if s == prefix or (len(prefix) >= 4 and s.startswith(prefix))
+    ]
+    activity = next((a for a in found if a not in lx.GENERIC_ACTIVITIES), found[0] if found else None)
+    return lx.ACTIVITY_ALIASES.get(activity, (activity,))[0] if activity else None
 
 
 def _topic(stems: list[str], skip: frozenset[str]) -> str:

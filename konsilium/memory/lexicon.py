@@ -115,8 +115,11 @@ ACTIVITIES: dict[str, str] = {
     "football": "football", "футбол": "football", "box": "boxing", "бокс": "boxing", "pilates": "pilates",
     "пилатес": "pilates", "cello": "cello", "виолончел": "cello", "guitar": "guitar", "гитар": "guitar",
     "piano": "piano", "фортепиан": "piano", "пианино": "piano", "violin": "violin", "скрипк": "violin",
-    "pottery": "pottery", "керамик": "pottery", "гончар": "pottery"
+    "pottery": "pottery", "керамик": "pottery", "гончар": "pottery", "ceram": "pottery"
 }
+# Activities that only say "a class": a sentence naming one of these and a real activity is about the activity
+# ("ceramics class every Wednesday", "занятия по керамике").
+GENERIC_ACTIVITIES = frozenset({"lessons"})
 
 DAY_WORDS = frozenset({
     "daili", "even", "friday", "fridays", "monday", "mondays", "morn", "saturday", "saturdays", "sunday", "sundays",

@@ -495,3 +495,11 @@ def test_lost_weight_is_a_weight_and_kilometres_are_not():
     assert lost.key == "weight"
     (paid,) = extract(["За километр платят больше."]).statements
     assert paid.key != "weight"
+
+
+def test_a_class_of_something_is_a_schedule_of_that_something():
+    (wednesday,) = extract(["Plus ceramics class every Wednesday evening in Friedrichshain."]).statements
+    (saturday,) = extract(["И керамику перенесли на субботу утром."]).statements
+    assert wednesday.key == saturday.key == "schedule:pottery"
+    (tutor,) = extract(["Занятия с репетитором по вторникам."]).statements
+    assert tutor.key == "schedule:tutor"
