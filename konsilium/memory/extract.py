@@ -560,12 +560,18 @@ def _first_person(text: str) -> bool:
     tokens = words(text)
     return any(
         t in lx.FIRST_PERSON
-        or (t in lx.RU_FIRST_PERSON_VERBS or _RU_VERB_1SG.match(t) and before not in _PREPOSITIONS_RU)
+        or (t in lx.RU_FIRST_PERSON_VERBS or _RU_VERB_1SG.match(t) and not _adjective_ending(t, before))
         and before not in _THIRD_PERSON  # "он ушёл"
         for before, t in zip(["", *tokens], tokens, strict=False)
     ) or any(phrase in text.lower() for phrase in ("у меня", "у нас"))
 
 
+def _adjective_ending(word: str, before: str) -> bool:
+    """ "-ую" of "в международную школу", "получил голубую карту": an adjective's, not a verb's ("рисую")."""
+    return before in _PREPOSITIONS_RU or word.endswith(("ную", "кую", "гую", "хую")) or bool(_RU_PAST.match(before))
+
+
+_RU_PAST = re.compile(r"^[а-яё]{2,}(?:л|ла|ло|ли)$")
 # After these "-ую" is an adjective's ending ("в международную школу"), not a verb's ("рисую").
 _PREPOSITIONS_RU = frozenset({"в", "во", "на", "за", "про", "через", "под", "о", "об", "с", "со", "к", "по"})
 
@@ -868,7 +874,7 @@ def _moves_home(prefix: list[str], stems: list[str]) -> bool:
 def _own_move(prefix: list[str]) -> bool:
     """The move word opens the statement or follows its subject: a first-person word, a relation, a name's
     "'s" ("Ellie's moving"); after any other word something else moved ("Bouldering moved to Sundays")."""
-    before = [s for s in prefix[:-1] if s not in ("just", "finally", "recently", "also", "недавн", "наконец", "ещё")]
+    before = [s for s in prefix[:-1] if s not in _MOVE_FILLERS]
     if not before:
         return True
     subject = before[-1]
@@ -880,6 +886,11 @@ def _own_move(prefix: list[str]) -> bool:
     )
 
 
+# Words between a subject and its move that change nothing: "Оля, кстати, всё-таки переехала в Казань".
+_MOVE_FILLER_WORDS = (
+    "just finally recently also actually недавно наконец ещё кстати всё-таки все-таки все уже тоже таки"
+)
+_MOVE_FILLERS = frozenset(stem(w) for w in _MOVE_FILLER_WORDS.split()) | {"just", "finally", "recently", "also", "ещё"}
 _GIVEN_NAME_STEMS = frozenset(stem(n) for n in lx.GIVEN_NAMES) | lx.GIVEN_NAMES
 
 

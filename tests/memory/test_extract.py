@@ -503,3 +503,18 @@ def test_a_class_of_something_is_a_schedule_of_that_something():
     assert wednesday.key == saturday.key == "schedule:pottery"
     (tutor,) = extract(["Занятия с репетитором по вторникам."]).statements
     assert tutor.key == "schedule:tutor"
+
+
+@pytest.mark.parametrize(
+    ("text", "about", "key"),
+    [
+        # words between the name and the move change nothing: her move, a home
+        ("Оля, кстати, всё-таки переехала в Казань, нашла там работу.", "Оля", "home.city"),
+        # an adjective's "-ую" after a verb ("получил голубую карту") is no "I"
+        ("Лёша, кстати, перебрался в Берлин, получил голубую карту.", "Лёша", "home.city"),
+        ("Bouldering also moved to Sundays.", "user", "schedule:climbing"),
+    ],
+)
+def test_someone_elses_move_said_with_fillers(text, about, key):
+    (statement,) = extract([text]).statements
+    assert (statement.about, statement.key) == (about, key)
