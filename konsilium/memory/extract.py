@@ -21,6 +21,7 @@ from functools import lru_cache
 
 from ..index.text import STOP_WORDS, analyze, stem, words
 from . import lexicon as lx
+from . import places
 from .forget_requests import forget_query
 from .records import UNKNOWN, USER
 
@@ -429,6 +430,9 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         key, kind = "job.role", "work"
     if key == "home.city" and not _PLACE.search(text):
         key, kind = None, None  # "Переехали, новая квартира побольше": a new flat, not a new city
+    stays = _STAYS_IN.match(text) if key is None else None
+    if stays and places.places(stays.group("place")):
+        key, kind = "home.city", "home"  # "Я, кстати, в Новосибирске", "Костя теперь в Казани": where they live
     preference = _preference(stems) if _addresses_answers(tokens) else None
     personal = (
         preference is not None
@@ -655,6 +659,14 @@ def _gift_to_user(match: re.Match, text: str) -> bool:
 
 
 _GIVES_ME = re.compile(r"\s+(?i:gave|got|bought|sent|gifted|made)\s+me\b")
+# Someone "in" a place, and nothing after it: "Я, кстати, в Новосибирске", "Костя теперь в Казани", "I'm in Berlin
+# now" (not "Мы в Турции отдыхаем", "Я в Яндексе": no place; the places list decides).
+_STAYS_IN = re.compile(
+    r"^(?:(?i:я|мы|i'm|i am|we're|we are)|[A-ZА-ЯЁ][a-zа-яё]+)"
+    r"(?:,?\s+(?i:кстати|сейчас|теперь|уже|тоже|now|currently|still|всё ещё|все еще)\b,?)*"
+    r"\s+(?i:в|во|in)\s+(?P<place>[A-ZА-ЯЁ][\w-]+(?:\s+[A-ZА-ЯЁ][\w-]+)?)"
+    r"(?:\s+(?i:now|сейчас|теперь))?\s*(?:[,.;!—–-]|$)"
+)
 _SUBJECT_PRONOUNS = frozenset({"he", "she", "they", "он", "она", "они"})
 # A known name and a verb of telling, then someone else's news: "Андрей пишет, что Миша едет на турнир".
 _REPORTED = re.compile(

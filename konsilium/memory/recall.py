@@ -10,7 +10,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..index.text import analyze
-from . import glossary
+from . import glossary, places
 from .log import Exchange, content_text
 from .records import USER, Memory, key_family
 
@@ -60,6 +60,8 @@ _DATE = re.compile(
     re.IGNORECASE,
 )
 # Both hold a word of the question (not a name): they answer it on one subject, the newer one says it changed.
+HOME = "home"  # the family of "home.city": a question asking where someone lives
+_MOVING = re.compile(r"(?i)\b(?:теперь|now|moving|moved|relocat\w*|переех\w*|переезжа\w*|перебра\w*)\b")
 READ_CHANGE_COSINE_ASKED_WORD = 0.15
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)?")
 RESTATED_ASKED_WORD_COSINE = 0.3
@@ -287,6 +289,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
     asks_when = bool(_WHEN.search(query))
     stale: set[str] = set()
     asked_subject = _asked_subject(query)
+    asks_where = asked_subject == HOME
     for newer in hits:
         if newer.score < SUPERSEDER_RELEVANCE or newer.memory.vector is None:
             continue
@@ -302,23 +305,37 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
                 and memory.vector is not None
                 and memory.vector.shape == newer.memory.vector.shape
                 and same_person(memory.about, newer.memory.about)
-                and _replaces(
-                    newer.memory,
-                    memory,
-                    changes,
-                    both_answer=min(older.score, newer.score) >= BOTH_ANSWER,
-                    asked_subject=asked_subject,
-                    # "When is my IELTS exam?": "My exam is on June 20" / "Айлтс перенесли на 11 июля" both answer
-                    # with a date, whatever their words
-                    on_the_asked_word=on_its_word
-                    or newer_dated
-                    and newer.score >= DATED_SHARE * older.score  # answering as well, not a stray dated change
-                    and bool(_DATE.search(memory.text)),
-                    restated=on_its_word,
+                and (
+                    asks_where
+                    and _moved(newer.memory, memory)
+                    or _replaces(
+                        newer.memory,
+                        memory,
+                        changes,
+                        both_answer=min(older.score, newer.score) >= BOTH_ANSWER,
+                        asked_subject=asked_subject,
+                        # "When is my IELTS exam?": "My exam is on June 20" / "Айлтс перенесли на 11 июля" both answer
+                        # with a date, whatever their words
+                        on_the_asked_word=on_its_word
+                        or newer_dated
+                        and newer.score >= DATED_SHARE * older.score  # answering as well, not a stray dated change
+                        and bool(_DATE.search(memory.text)),
+                        restated=on_its_word,
+                    )
                 )
             ):
                 stale.add(memory.id)
     return [hit for hit in hits if hit.memory.id not in stale]
+
+
+def _moved(newer: Memory, older: Memory) -> bool:
+    """Asked where someone lives: a newer memory of theirs naming another place and a change ("Костя теперь в
+    Казани", "is moving to Vienna") replaces one naming the old place ("Мой брат Костя живёт в Питере"), however
+    far apart the rest of the two sentences is."""
+    from .extract import replaces_something
+
+    new, old = places.places(newer.text), places.places(older.text)
+    return bool(new and old and not new & old) and (replaces_something(newer.text) or bool(_MOVING.search(newer.text)))
 
 
 def _replaces(

@@ -696,3 +696,30 @@ def test_forgetting_what_a_question_asks_forgets_the_answer_to_it(service):
     )
     assert not any("78" in text for text in current)
     assert any("ВетЛайн" in text for text in current)
+
+
+def test_asked_where_someone_lives_their_move_to_another_place_replaces_the_old_place(service):
+    current_after(
+        service,
+        [
+            "Мой брат Костя живёт в Питере, работает программистом в Яндексе.",
+            "Костя теперь в Казани — ему предложили должность тимлида, перевёз туда всю семью.",
+        ],
+    )
+    answer = " ".join(r.memory.text for r in service.recall("В каком городе живёт мой брат?"))
+    assert "Казани" in answer and "Питере" not in answer
+    # asked about his work, both stay: the move says nothing of the old job
+    work = " ".join(r.memory.text for r in service.recall("Где работает мой брат Костя?"))
+    assert "Яндексе" in work
+
+
+def test_being_in_a_known_place_is_where_one_lives():
+    from konsilium.memory.extract import extract
+    from konsilium.memory.places import places
+
+    assert places("живут в Казани") == places("Kazan") != frozenset()
+    assert places("Я в Яндексе") == frozenset()
+    (novosibirsk, _) = extract(["Я, кстати, в Новосибирске, у нас тут -35 сегодня."]).statements
+    assert novosibirsk.key == "home.city"
+    (holiday,) = extract(["Мы в Турции отдыхаем."]).statements
+    assert holiday.key is None
