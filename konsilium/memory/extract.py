@@ -430,6 +430,8 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         key, kind = "job.role", "work"
     if key == "home.city" and not _PLACE.search(text):
         key, kind = None, None  # "Переехали, новая квартира побольше": a new flat, not a new city
+    if key == "height" and not _HEIGHT.search(text):
+        key, kind = None, None  # "Рост цен в этом году 9 процентов": growth, not his height
     stays = _STAYS_IN.match(text) if key is None else None
     if stays and places.places(stays.group("place")):
         key, kind = "home.city", "home"  # "Я, кстати, в Новосибирске", "Костя теперь в Казани": where they live
@@ -443,6 +445,8 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         or bool(_PAST_EN.match(text) or _PAST_RU.match(text))
         or key is not None
         and kind in ("schedule", "device", "plan")
+        or key in ("height", "weight")
+        and bool(re.search(r"\d", text))  # "Рост 186", "Вес 80": a measure said bare is one's own
         # Said to a personal assistant, a plain statement with no other subject is about the speaker: "Allergic
         # to penicillin btw", "Виолончель теперь по четвергам", "Live in a flat in Easton".
         or _declarative(tokens)
@@ -659,6 +663,7 @@ def _gift_to_user(match: re.Match, text: str) -> bool:
 
 
 _GIVES_ME = re.compile(r"\s+(?i:gave|got|bought|sent|gifted|made)\s+me\b")
+_HEIGHT = re.compile(r"(?i)\b(?:рост(?:ом)?\s*(?:у\s+меня\s*)?[:—–-]?\s*\d|height|tall)")
 # Someone "in" a place, and nothing after it: "Я, кстати, в Новосибирске", "Костя теперь в Казани", "I'm in Berlin
 # now" (not "Мы в Турции отдыхаем", "Я в Яндексе": no place; the places list decides).
 _STAYS_IN = re.compile(

@@ -48,6 +48,9 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
     ("weight", "health", frozenset({
         "weigh", "kg", "кг", "вес", "вешу", "килограмм", "kilo", "похуд", "скинул", "lbs"
     })),
+    ("height", "health", frozenset({
+        "height", "tall", "рост"
+    })),
     ("allergy", "health", frozenset({
         "allerg", "аллерг", "аллергик"
     })),
@@ -92,7 +95,7 @@ OBJECT_OPENERS = frozenset({"the", "my", "our", "a", "an", "his", "her", "their"
 # Only these keys hold one value at a time: a newer statement with the same key replaces the older one.
 EXCLUSIVE_PREFIXES = (
     "answer.code", "salary", "name", "age", "job", "home.", "laptop", "gpu", "computer", "phone", "car",
-    "schedule:", "answer.language", "deadline:", "weight",
+    "schedule:", "answer.language", "deadline:", "weight", "height",
 )
 
 LANGUAGES = frozenset({

@@ -518,3 +518,11 @@ def test_a_class_of_something_is_a_schedule_of_that_something():
 def test_someone_elses_move_said_with_fillers(text, about, key):
     (statement,) = extract([text]).statements
     assert (statement.about, statement.key) == (about, key)
+
+
+def test_a_height_said_bare_is_the_users_and_growth_is_not_a_height():
+    assert [(s.text, s.key) for s in extract(["Рост 186. Какой размер рамы брать?"]).statements] == [
+        ("Рост 186", "height")
+    ]
+    (prices,) = extract(["Рост цен в этом году 9 процентов."]).statements
+    assert prices.key is None
