@@ -834,6 +834,10 @@ def _key(stems: list[str]) -> tuple[str | None, str | None]:
     for key, kind in found:
         if key == "laptop.ram":
             return key, kind
+    if found[0][0] == "job" and "quit" in stems:  # "quit the low-carb thing, doing 16:8 now": the diet he quit
+        others = _keys([s for s in stems if s != "quit"])
+        if others and others[0][0] == "diet":  # (not "quit the cafe, doing deliveries on my bike": a job)
+            return others[0]
     return found[0]
 
 

@@ -63,7 +63,8 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
     })),
     ("diet", "health", frozenset({
         "allerg", "diet", "eat", "gluten", "lactos", "meat", "sugar", "vegan", "vegetarian", "аллерг", "веган",
-        "вегетариан", "глютен", "диет", "лактоз", "мяс", "сахар"
+        "вегетариан", "глютен", "диет", "лактоз", "мяс", "сахар", "keto", "кето", "carb", "intermitt", "интервальн",
+        "голодан", "pescatarian", "пескетариан"
     })),
     ("learning:language", "plan", frozenset({
         "learn", "studi", "изуча", "уч", "учу"

@@ -723,3 +723,17 @@ def test_being_in_a_known_place_is_where_one_lives():
     assert novosibirsk.key == "home.city"
     (holiday,) = extract(["Мы в Турции отдыхаем."]).statements
     assert holiday.key is None
+
+
+def test_a_new_job_named_by_nothing_keeps_the_job_it_names_and_quitting_a_diet_is_no_job(service):
+    current = current_after(
+        service,
+        [
+            "Big change — I quit my job last week. Starting at Kolesa Group on Monday as a senior Go dev.",
+            "I'm also on keto since January.",
+            "Easier with the new job.",
+            "Also quit the low-carb thing, doing 16:8 intermittent fasting now.",
+        ],
+    )
+    assert any("Kolesa" in text for text in current)
+    assert any("16:8" in text for text in current) and not any("keto" in text for text in current)
