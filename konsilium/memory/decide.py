@@ -249,6 +249,12 @@ def _distinctive(text: str) -> frozenset[str]:
     return frozenset(stems | sounds)
 
 
+def _a_change_word(term: str) -> bool:
+    """A word of change in the glossary ("переезд", "move"); not "new" or "now" ("на новом месте" is a place), nor
+    a verb that is the subject itself ("сколько я получаю": earnings)."""
+    return bool(glossary.naming({term}).keys() & glossary.changes())
+
+
 @lru_cache(maxsize=1)
 def _question_stems() -> frozenset[str]:
     """ "забудь, сколько я вешу": the question word names nothing the memory ("вешу 78 кг") must hold."""
@@ -270,6 +276,9 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     query_names = {p.name for p in mentioned(query) if p.name and any(same_name(p.name, n) for n in people)}
     things = {t for t in things if not any(name.startswith(latin(t)) for name in query_names)}
     wanted = things or stems
+    # "переезд на юг" names the move south, not every move said ("Гоша переехал в Питер"): a word of change counts
+    # only when the request names nothing else
+    wanted = {t for t in wanted if not _a_change_word(t)} or wanted
     named = frozenset(_things(set(_distinctive(query)), people)) or _distinctive(query)
     # "забудь про мой долг карлу" names Karl: "I owe karl 90€" is about the debt and names him
     named_people = {latin(t) for t in stems - things} | query_names

@@ -73,12 +73,13 @@ def things(stems: Iterable[str]) -> frozenset[int]:
     what a statement is about, not what happened to it ("переезжаем на GitHub Actions" and "переехали в Панков"
     share a verb, no subject)."""
     _, _, verbs = _index()
-    changes = _changes()
-    return frozenset(c for c in naming(stems) if c not in verbs and c not in changes)
+    changing = changes()
+    return frozenset(c for c in naming(stems) if c not in verbs and c not in changing)
 
 
 @lru_cache(maxsize=1)
-def _changes() -> frozenset[int]:
+def changes() -> frozenset[int]:
+    """The concepts of change: moving, switching, selling ("переезд", "moved", "сменил")."""
     from . import lexicon as lx
 
     words = {w for w in lx.UPDATE_WORDS | lx.READ_CHANGE_WORDS | lx.MOVE_WORDS if len(w) >= 4}

@@ -738,3 +738,15 @@ def test_a_new_job_named_by_nothing_keeps_the_job_it_names_and_quitting_a_diet_i
     assert any("Kolesa" in text for text in current)
     # the diet's change leaves the job's alone
     assert any("16:8" in text for text in current) and any("quit my job" in text for text in current)
+
+
+def test_forgetting_a_move_somewhere_keeps_everyone_elses_moves(service):
+    current = current_after(
+        service,
+        [
+            "Ещё новости: Гоша перевёлся в ИТМО, переехал в Питер, живёт в общаге на Вяземском.",
+            "По шахматам: «Ладья» переехала в другое помещение, теперь собираемся по субботам.",
+            "И ещё, забудь, пожалуйста, про переезд на юг, это я так, помечтал.",
+        ],
+    )
+    assert any("ИТМО" in text for text in current) and any("Ладья" in text for text in current)
