@@ -672,7 +672,8 @@ _STAYS_IN = re.compile(
     r"\s+(?i:в|во|in)\s+(?P<place>[A-ZА-ЯЁ][\w-]+(?:\s+[A-ZА-ЯЁ][\w-]+)?)"
     r"(?:\s+(?i:now|сейчас|теперь))?\s*(?:[,.;!—–-]|$)"
 )
-_SUBJECT_PRONOUNS = frozenset({"he", "she", "they", "он", "она", "они"})
+# (not "they": "They only have women's sessions on Mondays, so that's my new climbing schedule" is a gym's)
+_SUBJECT_PRONOUNS = frozenset({"he", "she", "он", "она"})
 # A known name and a verb of telling, then someone else's news: "Андрей пишет, что Миша едет на турнир".
 _REPORTED = re.compile(
     r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\s+(?i:звонил|звонила|писал|писала|пишет|написал|написала|говорит|сказал|"
@@ -857,6 +858,8 @@ def _concept(prefix: list[str], stems: list[str]) -> tuple[str | None, str | Non
     for key, kind, wanted in lx.CONCEPTS:
         if key == "schedule:":
             activity = _activity(last)
+            if activity in lx.ACTIVITY_ALIASES.get("lessons", ()) + ("lessons",):
+                activity = _activity(stems) or activity  # "women's sessions on Mondays … my climbing schedule"
             if activity and _matches(stems, lx.DAY_WORDS):
                 return f"schedule:{activity}", kind
             continue

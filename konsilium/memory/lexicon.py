@@ -191,7 +191,7 @@ GREETINGS = (
 CONNECTIVES = frozenset({"and", "also", "but", "и", "а", "но"})
 # What may open a clause before its subject: a connective, or an opener a sentence loses (GREETINGS) but a clause
 # inside it keeps.
-CLAUSE_OPENERS = CONNECTIVES | {"ещё", "еще", "кстати", "btw"}
+CLAUSE_OPENERS = CONNECTIVES | {"ещё", "еще", "кстати", "btw", "спс", "спасибо", "thanks", "thx"}
 # Plain acknowledgements or reactions, never a fact: a clause made only of these is dropped.
 CHATTER = frozenset({
     "ok", "okay", "thanks", "thank", "you", "good", "great", "cool", "nice", "sure", "fine", "got", "it", "idea",

@@ -526,3 +526,21 @@ def test_a_height_said_bare_is_the_users_and_growth_is_not_a_height():
     ]
     (prices,) = extract(["Рост цен в этом году 9 процентов."]).statements
     assert prices.key is None
+
+
+@pytest.mark.parametrize(
+    ("text", "about", "key"),
+    [
+        # a thanks before a known name written small: her move, not his ("Спс" is no name)
+        ("Спс, даша всё-таки переехала в Лиссабон, зовёт в гости.", "даша", "home.city"),
+        # "they" is often a place or a team: the user's schedule with "my" in it stays his, of the named activity
+        (
+            "They only have women's sessions on Mondays and Wednesdays, so that's my new climbing schedule.",
+            "user",
+            "schedule:climbing",
+        ),
+    ],
+)
+def test_thanks_before_a_name_and_they_before_my(text, about, key):
+    (statement,) = extract([text]).statements
+    assert (statement.about, statement.key) == (about, key)
