@@ -108,6 +108,7 @@ _RELATION_FIRST = re.compile(
     r"^(?P<rel>[А-ЯЁа-яё]+)\s+(?:у\s+(?:меня|нас)\b(?!\s+[—–-]?\s*[А-ЯЁ])|(?:мой|моя|мои|наш|наша|наши)\b"
     r"(?:\s+(?P<name>[А-ЯЁ][а-яё]+))?)"
 )
+_NAME_OURS = re.compile(r"^(?P<name>[А-ЯЁ][а-яё]+)\s+(?:наш|наша|наши|мой|моя)\b(?!\s+[А-ЯЁ])")  # not "Кот наш Барсик"
 _WHOSE = re.compile(r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)'s\s+(?!name\b)")
 # "wife's name is Olga", "my dog's name is Rex"
 _NAMED_AS = re.compile(
@@ -698,6 +699,9 @@ def _about(text: str) -> str:
     if first and (nominative := _nominative(first.group("rel"))):
         name = first.group("name")
         return f"{nominative} {name}" if name and _is_name(name) else nominative
+    ours = _NAME_OURS.match(text)  # "Наташка наша таки переехала к морю": our Natashka's move
+    if ours and _is_name(ours.group("name")):
+        return ours.group("name")
     whose = _WHOSE.match(text)  # "Tyoma's training moved to Mondays"
     if whose and _is_name(whose.group("name")) and not _first_person(text):
         return whose.group("name")

@@ -533,6 +533,8 @@ def test_a_height_said_bare_is_the_users_and_growth_is_not_a_height():
     [
         # a thanks before a known name written small: her move, not his ("Спс" is no name)
         ("Спс, даша всё-таки переехала в Лиссабон, зовёт в гости.", "даша", "home.city"),
+        # "our Natashka": hers, whatever "наша" says of the speaker
+        ("Наташка наша таки переехала к морю, в Сочи.", "Наташка", "home.city"),
         # "they" is often a place or a team: the user's schedule with "my" in it stays his, of the named activity
         (
             "They only have women's sessions on Mondays and Wednesdays, so that's my new climbing schedule.",
