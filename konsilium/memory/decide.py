@@ -332,7 +332,15 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     # ("сюрприз для Лейлы" / "a surprise trip to Montenegro for Leyla's birthday": 0.34, the next 0.18).
     top, runner_up = cosines[0], (cosines[1][0] if len(cosines) > 1 else 0.0)
     chosen = {m.id for _, m in named_}
-    if top[0] >= FORGET_COSINE and top[0] - runner_up >= FORGET_COSINE_LEAD and top[1].id not in chosen:
+    # ... unless the request names someone that memory does not ("forget everything about Kravtsov" is not "I
+    # live in Yaroslavl", however close in meaning the encoder puts the two)
+    names_another = bool(named_people) and not _names_person(top[1], named_people)
+    if (
+        top[0] >= FORGET_COSINE
+        and top[0] - runner_up >= FORGET_COSINE_LEAD
+        and top[1].id not in chosen
+        and not names_another
+    ):
         named_.append((top[0], top[1]))
         chosen.add(top[1].id)
     if not named_:

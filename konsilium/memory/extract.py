@@ -73,11 +73,13 @@ _RELATION_EN = re.compile(
 )
 _RELATION_RU = re.compile(
     r"^(?i:(?:а\s+|и\s+|ещё\s+|еще\s+)?(?:у\s+)?(?:мо(?:я|й|и|ё|е|его|ей|ему|ю|ими|им|их)|наш(?:а|и|его|ей|ему|им|их)?)\s+"
-    r"(?:(?:лучш|старш|младш)\w*\s+)?(?P<rel>[а-яё]+))(?:,?\s+(?P<name>[А-ЯЁ][а-яё]+))?",
+    r"(?:(?:лучш|старш|младш)\w*\s+)?(?:бывш\w*\s+(?=коллег|начальни|одноклассни|однокурсни|сосед))?"
+    r"(?P<rel>[а-яё]+))(?:,?\s+(?P<name>[А-ЯЁ][а-яё]+))?",
 )
 # A relation and a name with no possessive, at the start: "Папа Виктор вышел на пенсию", "У брата Антона …".
 _RELATION_NAMED = re.compile(
-    r"^(?i:(?:а\s+|и\s+)?(?:у\s+)?(?P<rel>[а-яёa-z]+))\s+(?P<name>[A-ZА-ЯЁ][a-zа-яё]+|[а-яё]+(?=[\s,]))"
+    r"^(?i:(?:а\s+|и\s+)?(?:у\s+)?(?:бывш\w*\s+(?=коллег|начальни|одноклассни|однокурсни|сосед))?"
+    r"(?P<rel>[а-яёa-z]+))\s+(?P<name>[A-ZА-ЯЁ][a-zа-яё]+|[а-яё]+(?=[\s,]))"
 )
 # Someone introduced: "У меня брат Глеб", "Ещё у нас такса Шпрот, ему 6 лет", "I have a sister, Olya".
 _INTRODUCED = re.compile(
@@ -108,6 +110,8 @@ _RELATION_FIRST = re.compile(
     r"^(?P<rel>[А-ЯЁа-яё]+)\s+(?:у\s+(?:меня|нас)\b(?!\s+[—–-]?\s*[А-ЯЁ])|(?:мой|моя|мои|наш|наша|наши)\b"
     r"(?:\s+(?P<name>[А-ЯЁ][а-яё]+))?)"
 )
+# A few words and a colon before a possessive: the label of what follows, not its subject.
+_TOPIC_LABEL = re.compile(r"^[^:.!?]{1,40}:\s*(?=(?i:мой|моя|мои|моего|моей|наш|наша|наши|my|our)\b)")
 _NAME_OURS = re.compile(r"^(?P<name>[А-ЯЁ][а-яё]+)\s+(?:наш|наша|наши|мой|моя)\b(?!\s+[А-ЯЁ])")  # not "Кот наш Барсик"
 _WHOSE = re.compile(r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)'s\s+(?!name\b)")
 # "wife's name is Olga", "my dog's name is Rex"
@@ -695,6 +699,7 @@ def _about(text: str) -> str:
     """Whom the clause is about: a relation in subject position ("My sister Ira lives…", "У моего друга
     Игоря…") makes it about them; otherwise the user."""
     text = _OPENERS.sub("", text)  # "И ещё: у меня дочка Соня, ей 6 лет"
+    text = _TOPIC_LABEL.sub("", text)  # "И сплетня напоследок: мой бывший коллега Вадим, говорят, …"
     first = _RELATION_FIRST.match(text)  # "Мама у меня в Челябинске живёт", "Внук мой Миша ходит на плавание"
     if first and (nominative := _nominative(first.group("rel"))):
         name = first.group("name")

@@ -163,8 +163,13 @@ def same_name(a: str, b: str) -> bool:
     """Names in different cases share their stem: dima / dimy (Димы), alina / alinu; short names need two letters.
     Transliterations of ё and е differ: Artyom / Артём (artem)."""
     a, b = (n.replace("yo", "e").replace("ye", "e") for n in (a, b))
-    shorter = min(len(a), len(b))
+    shorter, longer = sorted((len(a), len(b)))
+    if longer - shorter > MAX_ENDING:
+        return False  # "Stas" is no "Starting": a case ending adds a few letters, not a word's worth
     return common_start(a, b) >= max(2, min(shorter - 1, 4)) if shorter > 2 else a == b
+
+
+MAX_ENDING = 3  # Стас → Стасом (+2), Стасику (+3); Alina → Alinoy
 
 
 def common_start(a: str, b: str) -> int:

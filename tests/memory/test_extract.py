@@ -546,3 +546,24 @@ def test_a_height_said_bare_is_the_users_and_growth_is_not_a_height():
 def test_thanks_before_a_name_and_they_before_my(text, about, key):
     (statement,) = extract([text]).statements
     assert (statement.about, statement.key) == (about, key)
+
+
+@pytest.mark.parametrize(
+    ("text", "about"),
+    [
+        # a label and a colon before "мой …": the label is no subject
+        ("Ха. И сплетня напоследок: мой бывший коллега Вадим, говорят, берёт взятки.", "коллега Вадим"),
+        # a former colleague or boss is still that colleague or boss; a former husband is someone else than "муж"
+        ("Да, и бывший начальник Кравцов опять звонил, просит бесплатную консультацию.", "начальник Кравцов"),
+        ("Мой бывший муж живёт в Туле.", "бывший"),
+    ],
+)
+def test_labels_and_former_colleagues(text, about):
+    assert [s.about for s in extract([text]).statements] == [about]
+
+
+def test_a_word_starting_like_a_name_is_not_that_name():
+    from konsilium.memory.people import same_name
+
+    assert not same_name("starting", "stas")
+    assert same_name("stas", "stasom") and same_name("dima", "dimy")

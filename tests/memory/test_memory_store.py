@@ -750,3 +750,29 @@ def test_forgetting_a_move_somewhere_keeps_everyone_elses_moves(service):
         ],
     )
     assert any("ИТМО" in text for text in current) and any("Ладья" in text for text in current)
+
+
+def test_forgetting_someone_by_name_in_the_other_script_forgets_them_and_nothing_close_in_meaning(service):
+    current = current_after(
+        service,
+        [
+            "I live in Yaroslavl, retired since last year.",
+            "Да, и бывший начальник Кравцов опять звонил, просит бесплатную консультацию по ремонту путей, вот наглец.",
+            "And forget everything about Kravtsov, I don't want to keep grudges.",
+        ],
+    )
+    assert not any("Кравцов" in text for text in current)
+    assert any("Yaroslavl" in text for text in current)
+
+
+def test_the_glossary_names_smoking_skin_and_a_shrink_in_both_languages():
+    from konsilium.index.text import analyze
+    from konsilium.memory import glossary
+
+    def shared(a: str, b: str) -> bool:
+        return bool(glossary.naming(set(analyze(a))).keys() & glossary.naming(set(analyze(b))).keys())
+
+    assert shared("про сигареты", "I still smoke like half a pack a day")
+    assert shared("the skin stuff", "seeing a dermatologist for psoriasis")
+    assert shared("me seeing a shrink", "Я с января хожу к психотерапевту")
+    assert not shared("про сигареты", "seeing a dermatologist")
