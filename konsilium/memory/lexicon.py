@@ -191,7 +191,7 @@ GREETINGS = (
 CONNECTIVES = frozenset({"and", "also", "but", "и", "а", "но"})
 # What may open a clause before its subject: a connective, or an opener a sentence loses (GREETINGS) but a clause
 # inside it keeps.
-CLAUSE_OPENERS = CONNECTIVES | {"ещё", "еще", "кстати", "btw", "спс", "спасибо", "thanks", "thx"}
+CLAUSE_OPENERS = CONNECTIVES | {"ещё", "еще", "кстати", "btw", "спс", "спасибо", "thanks", "thx", "fun fact"}
 # Plain acknowledgements or reactions, never a fact: a clause made only of these is dropped.
 CHATTER = frozenset({
     "ok", "okay", "thanks", "thank", "you", "good", "great", "cool", "nice", "sure", "fine", "got", "it", "idea",
@@ -210,7 +210,8 @@ RELATIONS_EN = (
     "boss", "colleague", "partner", "girlfriend", "boyfriend", "neighbor", "neighbour", "cousin", "aunt", "uncle",
     "grandmother", "grandfather", "grandma", "grandpa", "manager", "coach", "tutor", "teacher", "doctor", "kid",
     "child", "dog", "cat", "puppy", "kitten", "pet", "grandson", "granddaughter", "grandchild", "ex", "parents",
-    "nephew", "niece", "roommate", "flatmate", "housemate", "crewmate", "apprentice", "assistant",
+    "nephew", "niece", "roommate", "flatmate", "housemate", "crewmate", "apprentice", "assistant", "teamlead",
+    "lead", "coworker", "supervisor", "landlord", "landlady", "fiancee", "fiancée", "fiance", "mums", "moms",
 )
 
 RELATIONS_RU: dict[str, str] = {

@@ -567,3 +567,13 @@ def test_a_word_starting_like_a_name_is_not_that_name():
 
     assert not same_name("starting", "stas")
     assert same_name("stas", "stasom") and same_name("dima", "dimy")
+
+
+def test_work_relations_and_lead_ins():
+    (marko,) = extract(["My teamlead marko is moving to the Amsterdam office in july btw."]).statements
+    assert marko.about == "teamlead marko"
+    first = extract(["fun fact my ex Olya lives in Kazan now, we still text sometimes lol"]).statements[0]
+    assert first.about == "ex Olya"
+    assert [f.query for f in extract(["can u drop everything about my ex pls, dont want that stored"]).forgets] == [
+        "my ex"
+    ]
