@@ -140,8 +140,8 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
             memory.pinned = memory.pinned or newest.pinned
             return Operation("UPDATE", memory, target=newest.id, reason=f"new wish ({', '.join(sorted(axes))})")
     if statement.update and statement.key and statement.key.startswith(ROLE_KEYS) and names_a_value(statement.text):
-        # (a change that names no new place or role keeps the old: "Easier with the new job" is no job of its own)
-        # "Уволился — с понедельника я шеф в бистро" replaces "Работаю су-шефом в «Ложке»" and "Работаю в «Ложке»"
+        # "Уволился — с понедельника я шеф в бистро" replaces "Работаю су-шефом в «Ложке»" and "Работаю в «Ложке»";
+        # a change naming no new place or role replaces nothing ("Easier with the new job" is no job of its own)
         family = [old for _, old in scored if old.key and old.key.startswith(ROLE_KEYS)]
         if family:
             newest = max(family, key=lambda m: m.created)

@@ -30,6 +30,7 @@ def _index() -> dict[str, list[tuple[int, tuple[str, ...]]]]:
     return dict(by_first)
 
 
+@lru_cache(maxsize=8192)
 def places(text: str) -> frozenset[int]:
     """The places a text names, in any case and either language ("в Казани", "Kazan", "Нижнем Новгороде")."""
     index, stems = _index(), analyze(text)

@@ -59,9 +59,9 @@ _DATE = re.compile(
     r"|\b\d{1,2}[:.]\d{2}\b",
     re.IGNORECASE,
 )
-# Both hold a word of the question (not a name): they answer it on one subject, the newer one says it changed.
 HOME = "home"  # the family of "home.city": a question asking where someone lives
 _MOVING = re.compile(r"(?i)\b(?:теперь|now|moving|moved|relocat\w*|переех\w*|переезжа\w*|перебра\w*)\b")
+# Both hold a word of the question (not a name): they answer it on one subject, the newer one says it changed.
 READ_CHANGE_COSINE_ASKED_WORD = 0.15
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)?")
 RESTATED_ASKED_WORD_COSINE = 0.3
