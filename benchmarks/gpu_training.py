@@ -48,6 +48,7 @@ TINY = dict(
     max_position_embeddings=2048,
 )
 GRID = ((1024, 8192, True), (1024, 4096, False), (2048, 4096, False), (512, 4096, False))  # seq, tokens, checkpointing
+TINY_GRID = ((64, 256, True), (64, 128, False), (128, 256, False), (32, 128, False))  # the CPU smoke test's
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -196,7 +197,7 @@ def main() -> None:
             rows.append({"precision": precision, **attempt(train_once, base, samples, args.device, precision, args)})
         if args.grid:  # the planner's estimate against the measured peak at other shapes, a few steps each
             for precision in precisions:
-                for max_tokens, batch_tokens, checkpointing in GRID:
+                for max_tokens, batch_tokens, checkpointing in TINY_GRID if args.tiny else GRID:
                     changed = {"steps": 3, "max_tokens": max_tokens, "batch_tokens": batch_tokens}
                     shape = argparse.Namespace(**{**vars(args), **changed, "gradient_checkpointing": checkpointing})
                     facts = attempt(train_once, base, samples, args.device, precision, shape)
