@@ -775,4 +775,5 @@ def test_the_glossary_names_smoking_skin_and_a_shrink_in_both_languages():
     assert shared("про сигареты", "I still smoke like half a pack a day")
     assert shared("the skin stuff", "seeing a dermatologist for psoriasis")
     assert shared("me seeing a shrink", "Я с января хожу к психотерапевту")
+    assert shared("Какая у меня стипендия?", "Плюс стипуху повысили, теперь 5200")
     assert not shared("про сигареты", "seeing a dermatologist")
