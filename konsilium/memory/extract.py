@@ -65,7 +65,11 @@ _ABOUT_THE_NAME = re.compile(
     re.IGNORECASE,
 )
 _NOT_NAMES = {"Tired", "Fine", "Good", "Sorry", "Ready", "Back", "Here", "Not", "So", "Very", "Just", "Going", "Also"}
-_AGE = re.compile(r"\b(?:i am|i'm|мне)\s+(?P<age>\d{1,2})(?:\s*(?:years|y/?o|год|года|лет))?\b", re.IGNORECASE)
+_AGE = re.compile(
+    r"\b(?:i am|i'm|мне)\s+(?P<age>\d{1,2})(?:\s*(?:years|y/?o|год|года|лет))?\b"
+    r"(?![.,]?\d|\s*(?:kg|кг|kilo|lbs?|cm|см|km|км|%|k\b|к\b|тыс|€|\$|eur|usd|руб|min|мин|h\b|ч\b))",  # "I'm 92 kg"
+    re.IGNORECASE,
+)
 _RELATION_EN = re.compile(
     r"^(?i:(?:and\s+|also\s+)?(?:my|our)\s+(?:(?:best|old|little|younger|older|elder|big)\s+)?(?P<rel>"
     + "|".join(lx.RELATIONS_EN)
@@ -437,6 +441,8 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         key, kind = None, None  # "Переехали, новая квартира побольше": a new flat, not a new city
     if key == "height" and not _HEIGHT.search(text):
         key, kind = None, None  # "Рост цен в этом году 9 процентов": growth, not his height
+    if key == "weight" and not _WEIGHT.search(text):
+        key, kind = None, None  # "мешки по 60 кг таскать нельзя", "benched 75kg": sacks and bars, not his weight
     stays = _STAYS_IN.match(text) if key is None else None
     if stays and places.places(stays.group("place")):
         key, kind = "home.city", "home"  # "Я, кстати, в Новосибирске", "Костя теперь в Казани": where they live
@@ -668,6 +674,10 @@ def _gift_to_user(match: re.Match, text: str) -> bool:
 
 
 _GIVES_ME = re.compile(r"\s+(?i:gave|got|bought|sent|gifted|made)\s+me\b")
+_WEIGHT = re.compile(
+    r"(?i)(?:вешу|\bвес(?:а|у|ом|е)?\b|weigh|похуд|скинул|сбросил|набрал|lost\s+\d|gained\s+\d|"
+    r"(?:i'm|i am|я|мне|down\s+to|up\s+to|до|уже)\s+(?:\w+\s+)?\d+[.,]?\d*\s*(?:kg|кг|кило|lbs?|pounds)\b)"
+)
 _HEIGHT = re.compile(r"(?i)\b(?:рост(?:ом)?\s*(?:у\s+меня\s*)?[:—–-]?\s*\d|height|tall)")
 # Someone "in" a place, and nothing after it: "Я, кстати, в Новосибирске", "Костя теперь в Казани", "I'm in Berlin
 # now" (not "Мы в Турции отдыхаем", "Я в Яндексе": no place; the places list decides).

@@ -26,7 +26,11 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
     ("car", "device", frozenset({
         "car", "автомобил", "машин", "легковушк", "легков", "drive", "вож", "езж", "езд", "skoda", "volvo", "toyota",
         "hyundai", "renault", "volkswagen", "mazda", "nissan", "tesla", "haval", "chery", "geely", "шкод", "вольв",
-        "тойот", "хендай", "хундай", "рено", "фольксваген", "мазд", "ниссан", "тесл", "хавейл", "чери", "джили"
+        "тойот", "хендай", "хундай", "рено", "фольксваген", "мазд", "ниссан", "тесл", "хавейл", "чери", "джили",
+        "kia", "киа", "bmw", "бмв", "mercedes", "мерседес", "audi", "ауди", "ford", "форд", "honda", "хонд", "subaru",
+        "субар", "mitsubishi", "мицубис", "lexus", "лексус", "peugeot", "пежо", "opel", "опел", "chevrolet", "шевроле",
+        "porsche", "порш", "corolla", "королл", "camry", "камр", "solaris", "солярис", "largus", "ларгус", "octavia",
+        "октави", "jolion", "джолион", "тачк"
     })),
     ("deadline:", "plan", frozenset({
         "deadlin", "дедлайн", "сдач", "срок", "сдат", "сдать", "due"

@@ -577,3 +577,19 @@ def test_work_relations_and_lead_ins():
     assert [f.query for f in extract(["can u drop everything about my ex pls, dont want that stored"]).forgets] == [
         "my ex"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("And I'm 92 kg right now so a few long runs a week.", "weight"),  # not an age of 92
+        ("И по весу: сейчас 68 кг при росте 170.", "weight"),
+        ("Down to 104 kg.", "weight"),
+        ("У меня грыжа, мешки по 60 кг таскать нельзя.", None),  # sacks, not his weight
+        ("Gym pr, benched 75kg.", None),
+        ("I'm 34, a designer.", "age"),
+        ("Продал наконец Королу, взяли Kia Carnival 2019 года.", "car"),
+    ],
+)
+def test_weights_ages_and_cars(text, key):
+    assert extract([text]).statements[0].key == key
