@@ -446,6 +446,8 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     stays = _STAYS_IN.match(text) if key is None else None
     if stays and places.places(stays.group("place")):
         key, kind = "home.city", "home"  # "Я, кстати, в Новосибирске", "Костя теперь в Казани": where they live
+    elif key is None and _RENTS.search(text) and places.places(text):
+        key, kind = "home.city", "home"  # "Теперь снимаем с Лизой двушку на Петроградке", "renting a flat in Porto"
     preference = _preference(stems) if _addresses_answers(tokens) else None
     personal = (
         preference is not None
@@ -678,6 +680,7 @@ _WEIGHT = re.compile(
     r"(?i)(?:вешу|\bвес(?:а|у|ом|е)?\b|weigh|похуд|скинул|сбросил|набрал|lost\s+\d|gained\s+\d|"
     r"(?:i'm|i am|я|мне|down\s+to|up\s+to|до|уже)\s+(?:\w+\s+)?\d+[.,]?\d*\s*(?:kg|кг|кило|lbs?|pounds)\b)"
 )
+_RENTS = re.compile(r"(?i)\b(?:снима(?:ю|ем|ет|ют)|сняли|снял[аи]?|арендую|арендуем|renting|rented|rent\s+a)\b")
 _HEIGHT = re.compile(r"(?i)\b(?:рост(?:ом)?\s*(?:у\s+меня\s*)?[:—–-]?\s*\d|height|tall)")
 # Someone "in" a place, and nothing after it: "Я, кстати, в Новосибирске", "Костя теперь в Казани", "I'm in Berlin
 # now" (not "Мы в Турции отдыхаем", "Я в Яндексе": no place; the places list decides).

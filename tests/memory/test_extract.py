@@ -589,6 +589,9 @@ def test_work_relations_and_lead_ins():
         ("Gym pr, benched 75kg.", None),
         ("I'm 34, a designer.", "age"),
         ("Продал наконец Королу, взяли Kia Carnival 2019 года.", "car"),
+        # renting in a known place is where one lives; filming is not renting
+        ("Теперь снимаем с Лизой двушку на Петроградке, 38 тыщ на двоих.", "home.city"),
+        ("Снимаю видео для блога.", None),
     ],
 )
 def test_weights_ages_and_cars(text, key):
