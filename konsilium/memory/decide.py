@@ -19,7 +19,7 @@ import numpy as np
 
 from ..index.text import analyze, sound_key, words
 from . import glossary
-from .people import common_start
+from .people import CAPITALIZED_WORD, common_start
 from .people import same_person as is_same_person
 from .records import USER, Memory, Operation, fingerprint, key_family, new_memory_id
 
@@ -385,15 +385,13 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     ]
 
 
-_NAME_WORD = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]+")
-
-
 def _names_person(memory: Memory, names: set[str]) -> bool:
     """Whether a memory is about one of `names` or names them as a name (capitalized): "My ex Nastya…" for
     "Настю", not "My tutor is called Galina" for "Callum"."""
     from .people import latin, same_name
 
-    found = _NAME_WORD.findall(memory.about if memory.about != USER else "") + _NAME_WORD.findall(memory.text)
+    whose = memory.about if memory.about != USER else ""
+    found = CAPITALIZED_WORD.findall(whose) + CAPITALIZED_WORD.findall(memory.text)
     return any(same_name(latin(word), name) for word in found for name in names)
 
 

@@ -23,6 +23,7 @@ from ..index.text import STOP_WORDS, analyze, stem, words
 from . import lexicon as lx
 from . import places
 from .forget_requests import forget_query
+from .people import CAPITALIZED_WORD
 from .records import UNKNOWN, USER
 
 MAX_MESSAGE_CHARS = 1500  # longer: a pasted document, not something said about oneself
@@ -650,7 +651,7 @@ def _someone_else(text: str) -> str:
     if unknown and _RU_THIRD_PERSON_VERB.match(named.group("name").lower().replace("ё", "е")):
         named = None  # "Живут они в Екатеринбурге", "Переезжают в августе": a verb, its subject left out
         # (Russian only: "Cerys", "Tess" end like English verbs)
-    known = {w for w in _CAPITALIZED_WORD.findall(text) if w.lower() in lx.GIVEN_NAMES}
+    known = {w for w in CAPITALIZED_WORD.findall(text) if w.lower() in lx.GIVEN_NAMES}
     if named and named.group("name").lower() not in lx.GIVEN_NAMES and known:
         named = None  # "Новостей куча, секцию, где занималась Соня, закрыли": the known name is the subject
     third = any(t in _THIRD_PERSON for t in tokens)
@@ -698,7 +699,6 @@ _REPORTED = re.compile(
     r"сказала|рассказал|рассказала|says|said|called|texted|wrote|told\s+me)\s*(?:[:,—–-]\s*)+(?i:что\s+|that\s+)?"
     r"(?P<told>[A-ZА-ЯЁ][a-zа-яё]+)\b"
 )
-_CAPITALIZED_WORD = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]+\b")
 # A relation in another case than the subject's, then a verb of "they" with no one named: "Маму устроили в
 # пансионат", "Сына перевели в лицей" (not "Маме купила": the user's own verb, its subject left out).
 _RELATION_OBJECT = re.compile(r"^(?P<rel>[А-ЯЁ][а-яё]+)\s+(?:[а-яё-]+\s+){0,2}?[а-яё]+(?:ли|ют|ут|ят|ат)\b")

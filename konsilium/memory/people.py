@@ -26,7 +26,7 @@ _RELATION_EN = {
     "housemate": "roommate",
 }  # fmt: skip
 _CYRILLIC = re.compile(r"[а-яё]")
-_CAPITALIZED = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]{1,}\b")
+CAPITALIZED_WORD = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]+\b")  # a word that can be a name (also extract, decide)
 _WORD = re.compile(r"[a-zа-яё]+", re.IGNORECASE)
 _POSSESSIVE = {
     "у",
@@ -84,7 +84,8 @@ def mentioned(text: str) -> list[Person]:
     tokens = [w.lower() for w in _WORD.findall(text.replace("'s ", " "))]  # "my dog's name"
     relations = [_relation(word) for before, word in zip(["", *tokens], tokens, strict=False) if before in _POSSESSIVE]
     relation = next((r for r in relations if r), None)
-    names = [latin(m.group(0)) for m in _CAPITALIZED.finditer(text) if m.start() > 0 and m.group(0) not in _NOT_NAMES]
+    found = CAPITALIZED_WORD.finditer(text)
+    names = [latin(m.group(0)) for m in found if m.start() > 0 and m.group(0) not in _NOT_NAMES]
     if names:
         return [Person(relation, name) for name in names]
     return [Person(relation, None)] if relation else []
