@@ -438,12 +438,8 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         # "Я диспетчер в …", "Started at Yandex": who he is at work, one at a time; what he says of his work
         # ("Работаю сменами 2/2", "Работаю в бюро «Контур»") is the job's other side, and replaces none of it
         key, kind = "job.role", "work"
-    if key == "home.city" and not _PLACE.search(text):
-        key, kind = None, None  # "Переехали, новая квартира побольше": a new flat, not a new city
-    if key == "height" and not _HEIGHT.search(text):
-        key, kind = None, None  # "Рост цен в этом году 9 процентов": growth, not his height
-    if key == "weight" and not _WEIGHT.search(text):
-        key, kind = None, None  # "мешки по 60 кг таскать нельзя", "benched 75kg": sacks and bars, not his weight
+    if key in _KEY_NEEDS and not _KEY_NEEDS[key].search(text):
+        key, kind = None, None
     stays = _STAYS_IN.match(text) if key is None else None
     if stays and places.places(stays.group("place")):
         key, kind = "home.city", "home"  # "Я, кстати, в Новосибирске", "Костя теперь в Казани": where they live
@@ -683,6 +679,10 @@ _WEIGHT = re.compile(
 )
 _RENTS = re.compile(r"(?i)\b(?:снима(?:ю|ем|ет|ют)|сняли|снял[аи]?|арендую|арендуем|renting|rented|rent\s+a)\b")
 _HEIGHT = re.compile(r"(?i)\b(?:рост(?:ом)?\s*(?:у\s+меня\s*)?[:—–-]?\s*\d|height|tall)")
+# What a key's word must come with to name that subject: "Переехали, новая квартира побольше" is a new flat, not a
+# new city; "Рост цен в этом году 9 процентов" is growth, not a height; "мешки по 60 кг", "benched 75kg" are sacks
+# and bars, not one's weight.
+_KEY_NEEDS = {"home.city": _PLACE, "height": _HEIGHT, "weight": _WEIGHT}
 # Someone "in" a place, and nothing after it: "Я, кстати, в Новосибирске", "Костя теперь в Казани", "I'm in Berlin
 # now" (not "Мы в Турции отдыхаем", "Я в Яндексе": no place; the places list decides).
 _STAYS_IN = re.compile(

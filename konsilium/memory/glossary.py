@@ -5,7 +5,7 @@ name "my residence permit renewal", "ink" name "a wolf tattoo" and "Who is my fa
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,21 +27,27 @@ def _index() -> tuple[dict[str, list[tuple[int, tuple[str, ...]]]], list[frozens
     by_first: dict[str, list[tuple[int, tuple[str, ...]]]] = defaultdict(list)
     stems_of: list[frozenset[str]] = []
     verbs: set[int] = set()
-    section = ""
-    for line in GLOSSARY.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#"):
-            section = line.lstrip("# ").strip()
-        if not line.strip() or line.startswith("#") or "\t" not in line:
-            continue
+    for section, phrases in phrase_rows(GLOSSARY):
         concept = len(stems_of)
         if section.startswith(VERB_SECTION):
             verbs.add(concept)
-        phrases = [tuple(analyze(p.strip())) for side in line.split("\t")[:2] for p in side.split("|")]
         phrases = [p for p in phrases if p and (len(p) > 1 or _names_one_thing(p[0]))]
         for phrase in phrases:
             by_first[phrase[0]].append((concept, phrase))
         stems_of.append(frozenset(s for p in phrases for s in p))
     return dict(by_first), stems_of, frozenset(verbs)
+
+
+def phrase_rows(path: Path) -> Iterator[tuple[str, list[tuple[str, ...]]]]:
+    """Each row of an English–Russian table (`english | other <TAB> русский | другой`, "# section" lines between):
+    the section it is in and each of its phrases as stems. The glossary and the places list (places.py) are such."""
+    section = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            section = line.lstrip("# ").strip()
+        if not line.strip() or line.startswith("#") or "\t" not in line:
+            continue
+        yield section, [tuple(analyze(p.strip())) for side in line.split("\t")[:2] for p in side.split("|")]
 
 
 def _names_one_thing(stem: str) -> bool:

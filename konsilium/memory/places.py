@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..index.text import analyze
+from .glossary import phrase_rows
 
 PLACES = Path(__file__).with_name("places.tsv")
 MIN_STEM = 3  # a one-word name shorter than this stems into too many other words ("ош", "уфа" stays: 3)
@@ -18,15 +19,10 @@ MIN_STEM = 3  # a one-word name shorter than this stems into too many other word
 def _index() -> dict[str, list[tuple[int, tuple[str, ...]]]]:
     """First stem of each name → (place, the name's stems); every spelling of one place shares its number."""
     by_first: dict[str, list[tuple[int, tuple[str, ...]]]] = defaultdict(list)
-    place = 0
-    for line in PLACES.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#") or "\t" not in line:
-            continue
-        names = {tuple(analyze(name.strip())) for side in line.split("\t")[:2] for name in side.split("|")}
-        for name in names:
+    for place, (_, names) in enumerate(phrase_rows(PLACES)):
+        for name in set(names):
             if name and (len(name) > 1 or len(name[0]) >= MIN_STEM):
                 by_first[name[0]].append((place, name))
-        place += 1
     return dict(by_first)
 
 

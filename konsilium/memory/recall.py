@@ -307,7 +307,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
                 and same_person(memory.about, newer.memory.about)
                 and (
                     asks_where
-                    and _moved(newer.memory, memory)
+                    and _moved(newer.memory, memory, changes)
                     or _replaces(
                         newer.memory,
                         memory,
@@ -328,14 +328,12 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
     return [hit for hit in hits if hit.memory.id not in stale]
 
 
-def _moved(newer: Memory, older: Memory) -> bool:
+def _moved(newer: Memory, older: Memory, says_change: bool) -> bool:
     """Asked where someone lives: a newer memory of theirs naming another place and a change ("Костя теперь в
     Казани", "is moving to Vienna") replaces one naming the old place ("Мой брат Костя живёт в Питере"), however
-    far apart the rest of the two sentences is."""
-    from .extract import replaces_something
-
+    far apart the rest of the two sentences is. `says_change`: `replaces_something(newer.text)`, known per newer."""
     new, old = places.places(newer.text), places.places(older.text)
-    return bool(new and old and not new & old) and (replaces_something(newer.text) or bool(_MOVING.search(newer.text)))
+    return bool(new and old and not new & old) and (says_change or bool(_MOVING.search(newer.text)))
 
 
 def _replaces(
