@@ -19,17 +19,26 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..index.text import STOP_WORDS, analyze, stem, words
+from ..index.text import stem, words
 from . import lexicon as lx
 from . import places
+from .attribution import (
+    NOT_NAMES,
+    OPENERS,
+    first_person,
+    is_name,
+    is_relation,
+    named_third_person,
+    someone_else,
+    speaks_of_self,
+    subject_of,
+)
 from .forget_requests import forget_query
-from .people import CAPITALIZED_WORD
 from .records import UNKNOWN, USER
 
 MAX_MESSAGE_CHARS = 1500  # longer: a pasted document, not something said about oneself
 MAX_STATEMENT_CHARS = 300
 MIN_WORDS = 2
-_OBJECT_PRONOUNS = frozenset({"me", "мне", "меня", "мной", "нам", "нас"})
 DECLARATIVE_WORDS = 3  # a statement with no first-person word or known subject needs this many words to be kept
 
 _SENTENCES = re.compile(
@@ -65,97 +74,13 @@ _ABOUT_THE_NAME = re.compile(
     r"полное\s+имя|nickname|прозвищ)",
     re.IGNORECASE,
 )
-_NOT_NAMES = {"Tired", "Fine", "Good", "Sorry", "Ready", "Back", "Here", "Not", "So", "Very", "Just", "Going", "Also"}
 _AGE = re.compile(
     r"\b(?:i am|i'm|мне)\s+(?P<age>\d{1,2})(?:\s*(?:years|y/?o|год|года|лет))?\b"
     r"(?![.,]?\d|\s*(?:kg|кг|kilo|lbs?|cm|см|km|км|%|k\b|к\b|тыс|€|\$|eur|usd|руб|min|мин|h\b|ч\b))",  # "I'm 92 kg"
     re.IGNORECASE,
 )
-_RELATION_EN = re.compile(
-    r"^(?i:(?:and\s+|also\s+)?(?:my|our)\s+(?:(?:best|old|little|younger|older|elder|big)\s+)?(?P<rel>"
-    + "|".join(lx.RELATIONS_EN)
-    + r")s?)(?:,?\s+(?P<name>[A-Za-z][a-z]+))?\b",
-)
-_RELATION_RU = re.compile(
-    r"^(?i:(?:а\s+|и\s+|ещё\s+|еще\s+)?(?:у\s+)?(?:мо(?:я|й|и|ё|е|его|ей|ему|ю|ими|им|их)|наш(?:а|и|его|ей|ему|им|их)?)\s+"
-    r"(?:(?:лучш|старш|младш)\w*\s+)?(?:бывш\w*\s+(?=коллег|начальни|одноклассни|однокурсни|сосед))?"
-    r"(?P<rel>[а-яё]+))(?:,?\s+(?P<name>[А-ЯЁ][а-яё]+))?",
-)
-# A relation and a name with no possessive, at the start: "Папа Виктор вышел на пенсию", "У брата Антона …".
-_RELATION_NAMED = re.compile(
-    r"^(?i:(?:а\s+|и\s+)?(?:у\s+)?(?:бывш\w*\s+(?=коллег|начальни|одноклассни|однокурсни|сосед))?"
-    r"(?P<rel>[а-яёa-z]+))\s+(?P<name>[A-ZА-ЯЁ][a-zа-яё]+|[а-яё]+(?=[\s,]))"
-)
-# Someone introduced: "У меня брат Глеб", "Ещё у нас такса Шпрот, ему 6 лет", "I have a sister, Olya".
-_INTRODUCED = re.compile(
-    r"^(?i:(?:а\s+|и\s+|ещё\s+|еще\s+|also\s+)?(?:у\s+(?:меня|нас)\s+(?:есть\s+)?|i\s+have\s+(?:a\s+|an\s+)?|"
-    r"i've\s+got\s+(?:a\s+|an\s+)?|we\s+have\s+(?:a\s+|an\s+)?)(?P<rel>[a-zа-яё]+(?:\s+[a-zа-яё]+)?)),?\s+"
-    r"(?:(?i:called|named|по\s+имени)\s+)?(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b"
-)
-# A possessive, any noun and a name: "My crewmate Jonno games…", "Мой напарник Рустам из Уфы".
-_POSSESSED_NAMED = re.compile(
-    r"^(?:(?i:and|also|а|и|ещё|еще)\s+)?(?i:my|our|мой|моя|моё|мои|наш|наша)\s+(?P<rel>[a-zа-яё]+)\s+(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b"
-)
-# "У Миши тренировки поменяли", "У Сони английский по средам": what someone has.
-_AT_NAME = re.compile(r"^(?:(?i:а|и|ещё|еще)\s+)?(?i:у)\s+(?P<name>[А-ЯЁ][а-яё]+)\s+[а-яё]")
-# "Мама у меня Линда, живёт в Суонси": the relation first, then whose, then the name.
-_INTRODUCED_AFTER = re.compile(r"^(?P<rel>[А-ЯЁа-яё]+)\s+у\s+(?:меня|нас)\s+(?:[—–-]\s+)?(?P<name>[А-ЯЁ][а-яё]+)\b")
 _TAG_QUESTION = re.compile(
     r",?\s*\b(?:ладно|хорошо|ок|окей|договорились|ok|okay|please|пожалуйста|right|yeah)\s*\?+\s*$", re.IGNORECASE
-)
-# Who someone is, then the name: "Мой помощник в мастерской — Лёва", "My new flatmate is Tom".
-_NAMED_LAST = re.compile(
-    r"^(?i:my|our|мой|моя|моё|наш|наша)\s+(?P<rel>[a-zа-яё]+)(?:\s+[\w-]+){0,3}\s+(?:[—–-]|is|это)\s+"
-    r"(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)[.!]?$"
-)
-# Connectives and openers before a clause's subject.
-_OPENERS = re.compile(r"^(?:(?:" + "|".join(sorted(lx.CLAUSE_OPENERS | {"so"})) + r")\b[\s,:—–-]*)+", re.IGNORECASE)
-# A relation, then whose, with no name: "Мама у меня в Челябинске живёт", "Брат у нас пилот".
-_RELATION_FIRST = re.compile(
-    r"^(?P<rel>[А-ЯЁа-яё]+)\s+(?:у\s+(?:меня|нас)\b(?!\s+[—–-]?\s*[А-ЯЁ])|(?:мой|моя|мои|наш|наша|наши)\b"
-    r"(?:\s+(?P<name>[А-ЯЁ][а-яё]+))?)"
-)
-# A few words and a colon before a possessive: the label of what follows, not its subject.
-_TOPIC_LABEL = re.compile(r"^[^:.!?]{1,40}:\s*(?=(?i:мой|моя|мои|моего|моей|наш|наша|наши|my|our)\b)")
-_NAME_OURS = re.compile(r"^(?P<name>[А-ЯЁ][а-яё]+)\s+(?:наш|наша|наши|мой|моя)\b(?!\s+[А-ЯЁ])")  # not "Кот наш Барсик"
-_WHOSE = re.compile(r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)'s\s+(?!name\b)")
-# "wife's name is Olga", "my dog's name is Rex"
-_NAMED_AS = re.compile(
-    r"^(?i:(?:and\s+|also\s+)?(?:my\s+|our\s+)?)(?P<rel>[A-Za-z]+)'s\s+name\s+is\s+(?P<name>[A-Z][a-z]+)\b"
-)
-# "Stas, my apprentice, comes in on Wednesdays", "Муж, Костя, работает…": a name and who they are to the user.
-_APPOSITION = re.compile(
-    r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+),\s+(?i:(?:my|our|мой|моя|наш|наша)\s+)(?P<rel>[a-zа-яё]+(?:\s+[a-zа-яё]+)?),"
-)
-# Someone else as the subject: "Дима, кстати, обновился — теперь у него RTX 5090", "Anna says she …".
-_NAMED_SUBJECT = re.compile(r"^(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b")
-# Russian verb endings (we-form, impersonal, infinitive) that no name has: "Кормим", "Придётся", "Купить".
-_VERB_FORM = re.compile(r"(?:ем|им|ём|ся|сь|ть|ешь|ишь)$")
-_THIRD_PERSON = frozenset(
-    {
-        "he",
-        "she",
-        "his",
-        "her",
-        "him",
-        "they",
-        "their",
-        "he's",
-        "she's",
-        "they're",
-        "он",
-        "она",
-        "его",
-        "её",
-        "ее",
-        "него",
-        "неё",
-        "нее",
-        "ему",
-        "ей",
-        "они",
-        "их",
-    }
 )
 _PAST_EN = re.compile(
     r"^(?:just\s+|finally\s+|recently\s+)?(?P<verb>[A-Za-z]+ed|bought|got|sold|quit|began|left|"
@@ -165,7 +90,6 @@ _PAST_EN = re.compile(
 _PAST_RU = re.compile(r"^(?:только что\s+|наконец\s+|недавно\s+)?[а-яё]+(?:л|ла|ли|лся|лась|лись)\b", re.IGNORECASE)
 _PLACE = re.compile(r"(?<=\s)[A-ZА-ЯЁ][a-zа-яё]+|\b(?:в|to|in)\s+[a-zа-яё]{3,}")  # a name after the first word
 _NUMBER_UNIT = re.compile(r"(\d)([a-zа-яё]{1,3})\b")
-_RU_VERB_1SG = re.compile(r"^[а-яё]{3,}(?:аю|яю|юсь|аюсь|яюсь|ую|уюсь|ою|ею)$")  # бегаю, работаю, занимаюсь, рисую
 _RU_FIRST_PERSON_VERB = re.compile(r"^[а-яё]+(?:юсь|усь|аю|яю|ую|ею|ю|у)$")
 _ASKING_SPLIT = re.compile(r"\s*(?:[,;:]|\s[—–-])\s+")
 # Words that open the question part of a sentence besides QUESTION_WORDS: "…, will it run …?", "…, идеи есть?"
@@ -274,7 +198,7 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
     if before and any(s.about == UNKNOWN for s in statements):  # only a pronoun needs the previous message
         earlier = extract([before]).statements
         last = next((s.about for s in reversed(earlier) if s.about not in (USER, UNKNOWN)), None) or next(
-            (name for s in reversed(earlier) if (name := _named_third_person(s.text))), None
+            (name for s in reversed(earlier) if (name := named_third_person(s.text))), None
         )  # "Tomasz is from Gdańsk." / "He works at AquaSight": he is Tomasz
     return Extraction(_unique(_resolve_pronouns(statements, last)), forgets)
 
@@ -346,7 +270,7 @@ def _clauses(sentence: str) -> list[str]:
             or _names_a_subject(tokens)
             or part.lstrip()[:1].isupper()  # "…: Тимур теперь звукорежиссёр", "…, I moved"
             or bool(_CONNECTIVE_THEN_NAME.match(part))  # "…, а Тёме 7, он ходит на футбол"
-            or _is_relation(first.split("'")[0])  # "…, wife's name is Olga"
+            or is_relation(first.split("'")[0])  # "…, wife's name is Olga"
         )
         apposition = len(tokens) <= 4 and tokens[:1] in (["my"], ["мой"], ["моя"], ["our"], ["наш"], ["наша"])
         if (
@@ -388,13 +312,13 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
             return []
     out = []
     here = _NAME_HERE.match(sentence)
-    if here and here.group("name") not in _NOT_NAMES:  # "Owen here — paramedic, …": the name, then the rest
+    if here and here.group("name") not in NOT_NAMES:  # "Owen here — paramedic, …": the name, then the rest
         out.append(Statement(f"{here.group('name')} here", USER, "identity", "name", False, explicit))
         sentence = here.group("rest").strip()
         if len(words(sentence)) < DECLARATIVE_WORDS:
             return out
     intro = _NAME_FIRST.match(sentence)
-    if intro and _is_name(intro.group("name")) and intro.group("name") not in _NOT_NAMES:
+    if intro and is_name(intro.group("name")) and intro.group("name") not in NOT_NAMES:
         rest = intro.group("rest").strip()
         age = re.match(r"(\d{1,2})(?:\s*(?:years|y/?o|год|года|лет))?\s*(?:,|\s[—–-])\s*", rest)
         if age:  # "я настя, 27, медсестра": the age goes with the name
@@ -408,7 +332,7 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
             found = (_statement(clause, explicit, inherits_person=True) for clause in _clauses(rest))
             return out + [statement for statement in found if statement is not None]
     clauses = _clauses(sentence)
-    first_person_sentence = _first_person(sentence)
+    first_person_sentence = first_person(sentence)
     for index, clause in enumerate(clauses):
         statement = _statement(clause, explicit, inherits_person=index > 0 and first_person_sentence)
         if statement is not None:
@@ -422,15 +346,15 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     if len(tokens) < MIN_WORDS and not explicit:
         return None
     stems = _stems(text)
-    about = _about(text)
-    name = next((m for m in _NAME.finditer(text) if _is_name(m.group("name")) and _introduces(m, text)), None)
-    if about == "user" and name and name.group("name") not in _NOT_NAMES and not _mentions_concept(stems):
+    about = subject_of(text)
+    name = next((m for m in _NAME.finditer(text) if is_name(m.group("name")) and _introduces(m, text)), None)
+    if about == "user" and name and name.group("name") not in NOT_NAMES and not _mentions_concept(stems):
         return Statement(text, "user", "identity", "name", False, explicit)
     age = _AGE.search(text)
     if about == "user" and age:
         return Statement(text, "user", "identity", "age", _says_change(stems), explicit)
     if about == "user" and (not speaks_of_self(text, as_subject=True) or tokens[0] in _SUBJECT_PRONOUNS):
-        about = _someone_else(text)  # "Он … спорит со мной", "She lives in Samara, … when I'm visiting": theirs
+        about = someone_else(text)  # "Он … спорит со мной", "She lives in Samara, … when I'm visiting": theirs
     key, kind = _key(stems)
     if about == USER and key == "job" and not _STATES_A_JOB.search(text):
         key, kind = None, None
@@ -451,7 +375,7 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         or explicit
         or about != "user"
         or inherits_person
-        or _first_person(text)
+        or first_person(text)
         or bool(_PAST_EN.match(text) or _PAST_RU.match(text))
         or key is not None
         and kind in ("schedule", "device", "plan")
@@ -560,11 +484,11 @@ def _said_before_asking(sentence: str) -> str:
             # "Help me plan a weekend menu for three, я вегетарианка с 2019 года": said after asking
             kept.append(part)
     # "И подруга Катя, она ветеринар, в июне переезжает в Тбилиси — что подарить ей?": all said about her
-    about_someone = bool(kept) and _about(kept[0]) not in (USER, UNKNOWN)
+    about_someone = bool(kept) and subject_of(kept[0]) not in (USER, UNKNOWN)
     statement = ", ".join(
         part
         for part in kept
-        if about_someone or _first_person(part) or _mentions_concept(_stems(part)) or _PAST_RU.match(part.strip())
+        if about_someone or first_person(part) or _mentions_concept(_stems(part)) or _PAST_RU.match(part.strip())
     )
     return statement if len(words(statement)) >= DECLARATIVE_WORDS else ""
 
@@ -572,34 +496,6 @@ def _said_before_asking(sentence: str) -> str:
 def _is_request(tokens: list[str]) -> bool:
     # "Write…" asks; "Writing in English today since I'm prepping…" tells what he is doing
     return stem(tokens[0]) in lx.REQUEST_WORDS and not tokens[0].endswith(("ing", "ed"))
-
-
-def _first_person(text: str) -> bool:
-    tokens = words(text)
-    return any(
-        t in lx.FIRST_PERSON
-        or (t in lx.RU_FIRST_PERSON_VERBS or _RU_VERB_1SG.match(t) and not _adjective_ending(t, before))
-        and before not in _THIRD_PERSON  # "он ушёл"
-        for before, t in zip(["", *tokens], tokens, strict=False)
-    ) or any(phrase in text.lower() for phrase in ("у меня", "у нас"))
-
-
-def _adjective_ending(word: str, before: str) -> bool:
-    """ "-ую" of "в международную школу", "получил голубую карту": an adjective's, not a verb's ("рисую")."""
-    return before in _PREPOSITIONS_RU or word.endswith(("ную", "кую", "гую", "хую")) or bool(_RU_PAST.match(before))
-
-
-_RU_PAST = re.compile(r"^[а-яё]{2,}(?:л|ла|ло|ли)$")
-# After these "-ую" is an adjective's ending ("в международную школу"), not a verb's ("рисую").
-_PREPOSITIONS_RU = frozenset({"в", "во", "на", "за", "про", "через", "под", "о", "об", "с", "со", "к", "по"})
-
-
-def speaks_of_self(text: str, as_subject: bool = False) -> bool:
-    """Whether the text is in the first person (I, my, я, у меня, бегаю…); `as_subject`: the user is its subject,
-    not only an object ("она мне посоветовала", "told me")."""
-    if as_subject:
-        text = " ".join(t for t in words(text) if t not in _OBJECT_PRONOUNS)
-    return _first_person(text)
 
 
 def _stems(text: str) -> list[str]:
@@ -628,51 +524,6 @@ def subject_keys(text: str) -> set[str]:
     return keys | ({preference} if preference else set())
 
 
-def _someone_else(text: str) -> str:
-    """A clause with no first person, whose subject is a name or a third-person pronoun, is about that person."""
-    text = _OPENERS.sub("", text)  # "Also Sonya is doing gymnastics now"
-    reported = _REPORTED.match(text)  # "Андрей звонил: Миша сменил секцию": Misha's news, told by Andrey
-    if reported and reported.group("name").lower() in lx.GIVEN_NAMES and _is_name(reported.group("told")):
-        return reported.group("told")
-    tokens = words(text)
-    named = _NAMED_SUBJECT.match(text)
-    if (
-        named
-        and len(tokens) > 1
-        and tokens[1] in _OBJECT_OPENERS_EN
-        and named.group("name").lower() not in lx.GIVEN_NAMES
-    ):
-        return USER  # "Put the money towards a John Deere, he…", "Sold the ewes": the user's verb and its object
-    unknown = named and named.group("name").lower() not in lx.GIVEN_NAMES
-    if unknown and _RU_THIRD_PERSON_VERB.match(named.group("name").lower().replace("ё", "е")):
-        named = None  # "Живут они в Екатеринбурге", "Переезжают в августе": a verb, its subject left out
-        # (Russian only: "Cerys", "Tess" end like English verbs)
-    known = {w for w in CAPITALIZED_WORD.findall(text) if w.lower() in lx.GIVEN_NAMES}
-    if named and named.group("name").lower() not in lx.GIVEN_NAMES and known:
-        named = None  # "Новостей куча, секцию, где занималась Соня, закрыли": the known name is the subject
-    third = any(t in _THIRD_PERSON for t in tokens)
-    if not named and third and len(known) == 1:  # "…, так что теперь она ходит на плавание": she is Sonya
-        return next(iter(known))
-    relation = _RELATION_OBJECT.match(text)  # "Маму всё-таки устроили в пансионат": done to her, by someone
-    if relation and (nominative := _nominative(relation.group("rel"))):
-        return nominative
-    if named and named.group("name").lower() in lx.GIVEN_NAMES:  # "Артём ездит на Kia Rio"
-        return named.group("name")
-    if named and (named.group("name").lower() in _THIRD_PERSON or not _is_name(named.group("name"))):
-        named = None
-    third = any(t in _THIRD_PERSON for t in tokens)
-    if named and (third or len(tokens) > 1 and tokens[1] in ("says", "said", "говорит", "сказал", "сказала")):
-        return named.group("name")
-    return UNKNOWN if third and not named else USER
-
-
-def _gift_to_user(match: re.Match, text: str) -> bool:
-    """A relation (and name) giving the user something: what is given is his."""
-    after_name = match.group("name") and text[match.start("name") - 1 :]
-    return bool(_GIVES_ME.match(text[match.end() :]) or after_name and _GIVES_ME.match(after_name))
-
-
-_GIVES_ME = re.compile(r"\s+(?i:gave|got|bought|sent|gifted|made)\s+me\b")
 _WEIGHT = re.compile(
     r"(?i)(?:вешу|\bвес(?:а|у|ом|е)?\b|weigh|похуд|скинул|сбросил|набрал|lost\s+\d|gained\s+\d|"
     r"(?:i'm|i am|я|мне|down\s+to|up\s+to|до|уже)\s+(?:\w+\s+)?\d+[.,]?\d*\s*(?:kg|кг|кило|lbs?|pounds)\b)"
@@ -693,135 +544,6 @@ _STAYS_IN = re.compile(
 )
 # (not "they": "They only have women's sessions on Mondays, so that's my new climbing schedule" is a gym's)
 _SUBJECT_PRONOUNS = frozenset({"he", "she", "он", "она"})
-# A known name and a verb of telling, then someone else's news: "Андрей пишет, что Миша едет на турнир".
-_REPORTED = re.compile(
-    r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\s+(?i:звонил|звонила|писал|писала|пишет|написал|написала|говорит|сказал|"
-    r"сказала|рассказал|рассказала|says|said|called|texted|wrote|told\s+me)\s*(?:[:,—–-]\s*)+(?i:что\s+|that\s+)?"
-    r"(?P<told>[A-ZА-ЯЁ][a-zа-яё]+)\b"
-)
-# A relation in another case than the subject's, then a verb of "they" with no one named: "Маму устроили в
-# пансионат", "Сына перевели в лицей" (not "Маме купила": the user's own verb, its subject left out).
-_RELATION_OBJECT = re.compile(r"^(?P<rel>[А-ЯЁ][а-яё]+)\s+(?:[а-яё-]+\s+){0,2}?[а-яё]+(?:ли|ют|ут|ят|ат)\b")
-# Words that follow a verb, never a name: "Put the money…", "Got my results".
-_OBJECT_OPENERS_EN = frozenset({"the", "a", "an", "my", "our", "his", "her", "their", "its", "some", "this", "that"})
-# "I have the Goethe exam", "У меня на Пасху…": no one is introduced after a determiner.
-_NOT_RELATIONS = frozenset({"the", "this", "that", "my", "our", "no", "to", "on", "at", "in", "на", "в", "по"})
-
-
-def _about(text: str) -> str:
-    """Whom the clause is about: a relation in subject position ("My sister Ira lives…", "У моего друга
-    Игоря…") makes it about them; otherwise the user."""
-    text = _OPENERS.sub("", text)  # "И ещё: у меня дочка Соня, ей 6 лет"
-    text = _TOPIC_LABEL.sub("", text)  # "И сплетня напоследок: мой бывший коллега Вадим, говорят, …"
-    first = _RELATION_FIRST.match(text)  # "Мама у меня в Челябинске живёт", "Внук мой Миша ходит на плавание"
-    if first and (nominative := _nominative(first.group("rel"))):
-        name = first.group("name")
-        return f"{nominative} {name}" if name and _is_name(name) else nominative
-    ours = _NAME_OURS.match(text)  # "Наташка наша таки переехала к морю": our Natashka's move
-    if ours and _is_name(ours.group("name")):
-        return ours.group("name")
-    whose = _WHOSE.match(text)  # "Tyoma's training moved to Mondays"
-    if whose and _is_name(whose.group("name")) and not _first_person(text):
-        return whose.group("name")
-    introduced = _INTRODUCED.match(text)
-    if introduced and introduced.group("rel").split()[0].lower() in _NOT_RELATIONS:
-        introduced = None
-    match = (
-        introduced
-        or _APPOSITION.match(text)
-        or _POSSESSED_NAMED.match(text)
-        or _NAMED_AS.match(text)
-        or _NAMED_LAST.match(text)
-    )
-    after = _INTRODUCED_AFTER.match(text)  # "Мама у меня Линда", not "Легковушка у нас Лада Гранта"
-    if after and _is_relation(after.group("rel")):
-        match = match or after
-    if match and _gift_to_user(match, text):
-        return USER  # "My kids gave me…" ("gave" is no name), "My wife Anna got me a Kindle": his
-    if match and _is_name(match.group("name")):
-        return f"{_relation_word(match.group('rel'))} {match.group('name')}"
-    at = _AT_NAME.match(text)
-    if at and _is_name(at.group("name")) and not _first_person(text):
-        return at.group("name")
-    match = _RELATION_EN.match(text)
-    if match and _gift_to_user(match, text):
-        return USER  # "My kids gave me a Galaxy S24": the phone is his
-    if match:
-        rel, name = match.group("rel").lower(), match.group("name")
-        named = name and (_is_name(name) or _small_name_before_verb(name, text[match.end() :]))
-        return f"{rel} {name}" if named else rel
-    match = _RELATION_RU.match(text)
-    if match and (nominative := _nominative(match.group("rel"))):
-        return f"{nominative} {match.group('name')}" if match.group("name") else nominative
-    match = _RELATION_NAMED.match(text)
-    if match and not _is_name(match.group("name")):
-        match = None  # "Дочка марина звонила": a known name written small; "Брат хочет …" names no one
-    if match and (nominative := _nominative(match.group("rel"))):  # only with a name: "Другой вариант…" is no friend
-        return f"{nominative} {match.group('name')}"
-    return "user"
-
-
-_ENGLISH_VERB = re.compile(r"^(?:is|was|has|had|got|gets|will|can|just|also|still|lives|works|moved|[a-z]+(?:s|ed))$")
-
-
-def _named_third_person(text: str) -> str | None:
-    """The name a sentence opens with before a verb of the third person ("Tomasz is from Gdańsk"), if any."""
-    tokens = text.split()
-    named = _NAMED_SUBJECT.match(text)
-    if named and len(tokens) > 1 and _is_name(named.group("name")) and named.group("name")[:1].isupper():
-        return named.group("name") if third_person_verb(tokens[1].strip(",.:;!?").lower()) else None
-    return None
-
-
-_RU_THIRD_PERSON_VERB = re.compile(r"^[а-яё]{2,}(?:л|ла|ло|лся|лась|ет|ит|[её]т|ется|ится|ут|ют|ат|ят)$")
-
-
-def third_person_verb(word: str) -> bool:
-    """ "is", "works", "moved"; "уволилась", "живёт": a verb whose subject is someone else."""
-    return bool(_ENGLISH_VERB.match(word) or _RU_THIRD_PERSON_VERB.match(word.replace("ё", "е")))
-
-
-def _small_name_before_verb(word: str, after: str) -> bool:
-    """ "my best friend danik lives in berlin": a word written small between a relation and a verb is a name."""
-    following = words(after)[:1]
-    return (
-        bool(following)
-        and bool(_ENGLISH_VERB.match(following[0]))
-        and not _ENGLISH_VERB.match(word.lower())
-        and word.lower() not in _OBJECT_OPENERS_EN
-        and word.lower() not in lx.FIRST_PERSON
-        and word.lower() not in STOP_WORDS
-        and not word.lower().endswith("ly")  # "my wife really likes it"
-    )
-
-
-def _is_name(word: str) -> bool:
-    """A capitalized word that can be someone's name: not a stop word ("Ещё", "The"), not a verb form."""
-    return (
-        (word[:1].isupper() or word.lower() in lx.GIVEN_NAMES)  # "im timur, 19": known names written small
-        and word not in _NOT_NAMES
-        and bool(analyze(word))
-        and not _VERB_FORM.search(word.lower())
-    )
-
-
-def _nominative(word: str) -> str | None:
-    """The lexicon's word for one of the user's people or pets: "sister" → "sister", "сестру" / "сестр" (a stem)
-    → "сестра"; None for any other word."""
-    word = word.lower()
-    if word in lx.RELATIONS_EN:
-        return word
-    return next((nominative for prefix, nominative in lx.RELATIONS_RU.items() if word.startswith(prefix)), None)
-
-
-def _is_relation(word: str) -> bool:
-    return _nominative(word) is not None
-
-
-def _relation_word(words_: str) -> str:
-    """The relation of "my border collie" / "сестру": the lexicon's word, else the last word as said."""
-    last = words_.split()[-1].lower()
-    return _nominative(last) or last
 
 
 def _matches(stems: list[str], wanted: frozenset[str]) -> bool:
@@ -892,7 +614,7 @@ def _concept(prefix: list[str], stems: list[str]) -> tuple[str | None, str | Non
         if _matches(last, wanted):
             if key == "home.city" and _matches(last, lx.MOVE_WORDS) and not _moves_home(prefix, stems):
                 continue
-            if key == "home.city" and len(prefix) > 1 and _is_relation(prefix[-2]):
+            if key == "home.city" and len(prefix) > 1 and is_relation(prefix[-2]):
                 continue  # "там мама живёт": the relation's home, said in passing
             if key == "car" and _matches(last, lx.DRIVE_WORDS) and not _drives_something(prefix, stems):
                 continue
@@ -927,7 +649,7 @@ def _own_move(prefix: list[str]) -> bool:
     return (
         any(s in lx.FIRST_PERSON for s in before)  # "Мы с Анной переехали"
         or subject.endswith("'s")
-        or _is_relation(subject)
+        or is_relation(subject)
         or subject in _GIVEN_NAME_STEMS  # "Olya moved to Tbilisi", "Оля переехала"
     )
 
@@ -996,7 +718,7 @@ def replaces_something(text: str) -> bool:
     if not (_says_change(stems) or _matches(stems, lx.READ_CHANGE_WORDS)):
         return False
     # "Also the deadline got pushed to March 28": a connective opening the statement adds nothing to the subject
-    tokens = set(words(_OPENERS.sub("", text)))
+    tokens = set(words(OPENERS.sub("", text)))
     # "too" adds at a clause's end ("I swim on Sundays too"), not before an adjective ("the coach was too strict")
     tokens -= {"too"} if not _TOO_ADDS.search(text) else set()
     adds = bool(tokens & lx.ADDITION_WORDS) or "as well" in text.lower()

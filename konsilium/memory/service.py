@@ -301,7 +301,7 @@ def _linked(statement, matrix, store=None):
     from dataclasses import replace
 
     from . import lexicon as lx
-    from .extract import speaks_of_self
+    from .attribution import speaks_of_self
     from .people import person
 
     opening = [w for w in statement.text.split()[:3] if w.lower().strip(",") not in lx.CLAUSE_OPENERS]
@@ -325,7 +325,7 @@ def _linked(statement, matrix, store=None):
 
 def _third_person(statement) -> bool:
     """ "Tomasz is from Gdańsk", "Оля уволилась": a name, then a verb of the third person."""
-    from .extract import third_person_verb
+    from .attribution import third_person_verb
 
     tokens = statement.text.split()
     return len(tokens) > 1 and third_person_verb(tokens[1].strip(",.:;!?").lower())

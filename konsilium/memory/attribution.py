@@ -1,0 +1,314 @@
+"""Whom a clause is about: the user, one of his people ("my sister Ira", "Мама у меня …"), or someone named.
+
+The deterministic extractor (`extract.py`) asks this module who a statement's subject is before it keys it:
+- `subject_of`: a relation or a name in subject position ("My sister Ira lives…", "У моего друга Игоря…",
+  "Наташка наша переехала") makes the clause theirs; a gift to the user stays his ("My kids gave me…");
+- `someone_else`: a clause with no first person whose subject is a name or a pronoun ("Артём ездит на Kia Rio",
+  "Андрей звонил: Миша сменил секцию");
+- `first_person` / `speaks_of_self`: whether the user speaks of himself (I, my, я, у меня, бегаю…).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..index.text import STOP_WORDS, analyze, words
+from . import lexicon as lx
+from .people import CAPITALIZED_WORD
+from .records import UNKNOWN, USER
+
+_OBJECT_PRONOUNS = frozenset({"me", "мне", "меня", "мной", "нам", "нас"})
+
+NOT_NAMES = {"Tired", "Fine", "Good", "Sorry", "Ready", "Back", "Here", "Not", "So", "Very", "Just", "Going", "Also"}
+
+_RELATION_EN = re.compile(
+    r"^(?i:(?:and\s+|also\s+)?(?:my|our)\s+(?:(?:best|old|little|younger|older|elder|big)\s+)?(?P<rel>"
+    + "|".join(lx.RELATIONS_EN)
+    + r")s?)(?:,?\s+(?P<name>[A-Za-z][a-z]+))?\b",
+)
+_RELATION_RU = re.compile(
+    r"^(?i:(?:а\s+|и\s+|ещё\s+|еще\s+)?(?:у\s+)?(?:мо(?:я|й|и|ё|е|его|ей|ему|ю|ими|им|их)|наш(?:а|и|его|ей|ему|им|их)?)\s+"
+    r"(?:(?:лучш|старш|младш)\w*\s+)?(?:бывш\w*\s+(?=коллег|начальни|одноклассни|однокурсни|сосед))?"
+    r"(?P<rel>[а-яё]+))(?:,?\s+(?P<name>[А-ЯЁ][а-яё]+))?",
+)
+# A relation and a name with no possessive, at the start: "Папа Виктор вышел на пенсию", "У брата Антона …".
+_RELATION_NAMED = re.compile(
+    r"^(?i:(?:а\s+|и\s+)?(?:у\s+)?(?:бывш\w*\s+(?=коллег|начальни|одноклассни|однокурсни|сосед))?"
+    r"(?P<rel>[а-яёa-z]+))\s+(?P<name>[A-ZА-ЯЁ][a-zа-яё]+|[а-яё]+(?=[\s,]))"
+)
+# Someone introduced: "У меня брат Глеб", "Ещё у нас такса Шпрот, ему 6 лет", "I have a sister, Olya".
+_INTRODUCED = re.compile(
+    r"^(?i:(?:а\s+|и\s+|ещё\s+|еще\s+|also\s+)?(?:у\s+(?:меня|нас)\s+(?:есть\s+)?|i\s+have\s+(?:a\s+|an\s+)?|"
+    r"i've\s+got\s+(?:a\s+|an\s+)?|we\s+have\s+(?:a\s+|an\s+)?)(?P<rel>[a-zа-яё]+(?:\s+[a-zа-яё]+)?)),?\s+"
+    r"(?:(?i:called|named|по\s+имени)\s+)?(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\b"
+)
+# A possessive, any noun and a name: "My crewmate Jonno games…", "Мой напарник Рустам из Уфы".
+_POSSESSED_NAMED = re.compile(
+    r"^(?:(?i:and|also|а|и|ещё|еще)\s+)?(?i:my|our|мой|моя|моё|мои|наш|наша)\s+(?P<rel>[a-zа-яё]+)\s+(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b"
+)
+# "У Миши тренировки поменяли", "У Сони английский по средам": what someone has.
+_AT_NAME = re.compile(r"^(?:(?i:а|и|ещё|еще)\s+)?(?i:у)\s+(?P<name>[А-ЯЁ][а-яё]+)\s+[а-яё]")
+# "Мама у меня Линда, живёт в Суонси": the relation first, then whose, then the name.
+_INTRODUCED_AFTER = re.compile(r"^(?P<rel>[А-ЯЁа-яё]+)\s+у\s+(?:меня|нас)\s+(?:[—–-]\s+)?(?P<name>[А-ЯЁ][а-яё]+)\b")
+
+# Who someone is, then the name: "Мой помощник в мастерской — Лёва", "My new flatmate is Tom".
+_NAMED_LAST = re.compile(
+    r"^(?i:my|our|мой|моя|моё|наш|наша)\s+(?P<rel>[a-zа-яё]+)(?:\s+[\w-]+){0,3}\s+(?:[—–-]|is|это)\s+"
+    r"(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)[.!]?$"
+)
+# Connectives and openers before a clause's subject.
+OPENERS = re.compile(r"^(?:(?:" + "|".join(sorted(lx.CLAUSE_OPENERS | {"so"})) + r")\b[\s,:—–-]*)+", re.IGNORECASE)
+# A relation, then whose, with no name: "Мама у меня в Челябинске живёт", "Брат у нас пилот".
+_RELATION_FIRST = re.compile(
+    r"^(?P<rel>[А-ЯЁа-яё]+)\s+(?:у\s+(?:меня|нас)\b(?!\s+[—–-]?\s*[А-ЯЁ])|(?:мой|моя|мои|наш|наша|наши)\b"
+    r"(?:\s+(?P<name>[А-ЯЁ][а-яё]+))?)"
+)
+# A few words and a colon before a possessive: the label of what follows, not its subject.
+_TOPIC_LABEL = re.compile(r"^[^:.!?]{1,40}:\s*(?=(?i:мой|моя|мои|моего|моей|наш|наша|наши|my|our)\b)")
+_NAME_OURS = re.compile(r"^(?P<name>[А-ЯЁ][а-яё]+)\s+(?:наш|наша|наши|мой|моя)\b(?!\s+[А-ЯЁ])")  # not "Кот наш Барсик"
+_WHOSE = re.compile(r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)'s\s+(?!name\b)")
+# "wife's name is Olga", "my dog's name is Rex"
+_NAMED_AS = re.compile(
+    r"^(?i:(?:and\s+|also\s+)?(?:my\s+|our\s+)?)(?P<rel>[A-Za-z]+)'s\s+name\s+is\s+(?P<name>[A-Z][a-z]+)\b"
+)
+# "Stas, my apprentice, comes in on Wednesdays", "Муж, Костя, работает…": a name and who they are to the user.
+_APPOSITION = re.compile(
+    r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+),\s+(?i:(?:my|our|мой|моя|наш|наша)\s+)(?P<rel>[a-zа-яё]+(?:\s+[a-zа-яё]+)?),"
+)
+# Someone else as the subject: "Дима, кстати, обновился — теперь у него RTX 5090", "Anna says she …".
+_NAMED_SUBJECT = re.compile(r"^(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b")
+# Russian verb endings (we-form, impersonal, infinitive) that no name has: "Кормим", "Придётся", "Купить".
+_VERB_FORM = re.compile(r"(?:ем|им|ём|ся|сь|ть|ешь|ишь)$")
+THIRD_PERSON = frozenset(
+    {
+        "he",
+        "she",
+        "his",
+        "her",
+        "him",
+        "they",
+        "their",
+        "he's",
+        "she's",
+        "they're",
+        "он",
+        "она",
+        "его",
+        "её",
+        "ее",
+        "него",
+        "неё",
+        "нее",
+        "ему",
+        "ей",
+        "они",
+        "их",
+    }
+)
+
+_RU_VERB_1SG = re.compile(r"^[а-яё]{3,}(?:аю|яю|юсь|аюсь|яюсь|ую|уюсь|ою|ею)$")  # бегаю, работаю, занимаюсь, рисую
+
+
+def first_person(text: str) -> bool:
+    tokens = words(text)
+    return any(
+        t in lx.FIRST_PERSON
+        or (t in lx.RU_FIRST_PERSON_VERBS or _RU_VERB_1SG.match(t) and not _adjective_ending(t, before))
+        and before not in THIRD_PERSON  # "он ушёл"
+        for before, t in zip(["", *tokens], tokens, strict=False)
+    ) or any(phrase in text.lower() for phrase in ("у меня", "у нас"))
+
+
+def _adjective_ending(word: str, before: str) -> bool:
+    """ "-ую" of "в международную школу", "получил голубую карту": an adjective's, not a verb's ("рисую")."""
+    return before in _PREPOSITIONS_RU or word.endswith(("ную", "кую", "гую", "хую")) or bool(_RU_PAST.match(before))
+
+
+_RU_PAST = re.compile(r"^[а-яё]{2,}(?:л|ла|ло|ли)$")
+# After these "-ую" is an adjective's ending ("в международную школу"), not a verb's ("рисую").
+_PREPOSITIONS_RU = frozenset({"в", "во", "на", "за", "про", "через", "под", "о", "об", "с", "со", "к", "по"})
+
+
+def speaks_of_self(text: str, as_subject: bool = False) -> bool:
+    """Whether the text is in the first person (I, my, я, у меня, бегаю…); `as_subject`: the user is its subject,
+    not only an object ("она мне посоветовала", "told me")."""
+    if as_subject:
+        text = " ".join(t for t in words(text) if t not in _OBJECT_PRONOUNS)
+    return first_person(text)
+
+
+def someone_else(text: str) -> str:
+    """A clause with no first person, whose subject is a name or a third-person pronoun, is about that person."""
+    text = OPENERS.sub("", text)  # "Also Sonya is doing gymnastics now"
+    reported = _REPORTED.match(text)  # "Андрей звонил: Миша сменил секцию": Misha's news, told by Andrey
+    if reported and reported.group("name").lower() in lx.GIVEN_NAMES and is_name(reported.group("told")):
+        return reported.group("told")
+    tokens = words(text)
+    named = _NAMED_SUBJECT.match(text)
+    if (
+        named
+        and len(tokens) > 1
+        and tokens[1] in _OBJECT_OPENERS_EN
+        and named.group("name").lower() not in lx.GIVEN_NAMES
+    ):
+        return USER  # "Put the money towards a John Deere, he…", "Sold the ewes": the user's verb and its object
+    unknown = named and named.group("name").lower() not in lx.GIVEN_NAMES
+    if unknown and _RU_THIRD_PERSON_VERB.match(named.group("name").lower().replace("ё", "е")):
+        named = None  # "Живут они в Екатеринбурге", "Переезжают в августе": a verb, its subject left out
+        # (Russian only: "Cerys", "Tess" end like English verbs)
+    known = {w for w in CAPITALIZED_WORD.findall(text) if w.lower() in lx.GIVEN_NAMES}
+    if named and named.group("name").lower() not in lx.GIVEN_NAMES and known:
+        named = None  # "Новостей куча, секцию, где занималась Соня, закрыли": the known name is the subject
+    third = any(t in THIRD_PERSON for t in tokens)
+    if not named and third and len(known) == 1:  # "…, так что теперь она ходит на плавание": she is Sonya
+        return next(iter(known))
+    relation = _RELATION_OBJECT.match(text)  # "Маму всё-таки устроили в пансионат": done to her, by someone
+    if relation and (nominative := relation_noun(relation.group("rel"))):
+        return nominative
+    if named and named.group("name").lower() in lx.GIVEN_NAMES:  # "Артём ездит на Kia Rio"
+        return named.group("name")
+    if named and (named.group("name").lower() in THIRD_PERSON or not is_name(named.group("name"))):
+        named = None
+    third = any(t in THIRD_PERSON for t in tokens)
+    if named and (third or len(tokens) > 1 and tokens[1] in ("says", "said", "говорит", "сказал", "сказала")):
+        return named.group("name")
+    return UNKNOWN if third and not named else USER
+
+
+def _gift_to_user(match: re.Match, text: str) -> bool:
+    """A relation (and name) giving the user something: what is given is his."""
+    after_name = match.group("name") and text[match.start("name") - 1 :]
+    return bool(_GIVES_ME.match(text[match.end() :]) or after_name and _GIVES_ME.match(after_name))
+
+
+_GIVES_ME = re.compile(r"\s+(?i:gave|got|bought|sent|gifted|made)\s+me\b")
+
+# A known name and a verb of telling, then someone else's news: "Андрей пишет, что Миша едет на турнир".
+_REPORTED = re.compile(
+    r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\s+(?i:звонил|звонила|писал|писала|пишет|написал|написала|говорит|сказал|"
+    r"сказала|рассказал|рассказала|says|said|called|texted|wrote|told\s+me)\s*(?:[:,—–-]\s*)+(?i:что\s+|that\s+)?"
+    r"(?P<told>[A-ZА-ЯЁ][a-zа-яё]+)\b"
+)
+# A relation in another case than the subject's, then a verb of "they" with no one named: "Маму устроили в
+# пансионат", "Сына перевели в лицей" (not "Маме купила": the user's own verb, its subject left out).
+_RELATION_OBJECT = re.compile(r"^(?P<rel>[А-ЯЁ][а-яё]+)\s+(?:[а-яё-]+\s+){0,2}?[а-яё]+(?:ли|ют|ут|ят|ат)\b")
+# Words that follow a verb, never a name: "Put the money…", "Got my results".
+_OBJECT_OPENERS_EN = frozenset({"the", "a", "an", "my", "our", "his", "her", "their", "its", "some", "this", "that"})
+# "I have the Goethe exam", "У меня на Пасху…": no one is introduced after a determiner.
+_NOT_RELATIONS = frozenset({"the", "this", "that", "my", "our", "no", "to", "on", "at", "in", "на", "в", "по"})
+
+
+def subject_of(text: str) -> str:
+    """Whom the clause is about: a relation in subject position ("My sister Ira lives…", "У моего друга
+    Игоря…") makes it about them; otherwise the user."""
+    text = OPENERS.sub("", text)  # "И ещё: у меня дочка Соня, ей 6 лет"
+    text = _TOPIC_LABEL.sub("", text)  # "И сплетня напоследок: мой бывший коллега Вадим, говорят, …"
+    first = _RELATION_FIRST.match(text)  # "Мама у меня в Челябинске живёт", "Внук мой Миша ходит на плавание"
+    if first and (nominative := relation_noun(first.group("rel"))):
+        name = first.group("name")
+        return f"{nominative} {name}" if name and is_name(name) else nominative
+    ours = _NAME_OURS.match(text)  # "Наташка наша таки переехала к морю": our Natashka's move
+    if ours and is_name(ours.group("name")):
+        return ours.group("name")
+    whose = _WHOSE.match(text)  # "Tyoma's training moved to Mondays"
+    if whose and is_name(whose.group("name")) and not first_person(text):
+        return whose.group("name")
+    introduced = _INTRODUCED.match(text)
+    if introduced and introduced.group("rel").split()[0].lower() in _NOT_RELATIONS:
+        introduced = None
+    match = (
+        introduced
+        or _APPOSITION.match(text)
+        or _POSSESSED_NAMED.match(text)
+        or _NAMED_AS.match(text)
+        or _NAMED_LAST.match(text)
+    )
+    after = _INTRODUCED_AFTER.match(text)  # "Мама у меня Линда", not "Легковушка у нас Лада Гранта"
+    if after and is_relation(after.group("rel")):
+        match = match or after
+    if match and _gift_to_user(match, text):
+        return USER  # "My kids gave me…" ("gave" is no name), "My wife Anna got me a Kindle": his
+    if match and is_name(match.group("name")):
+        return f"{_relation_word(match.group('rel'))} {match.group('name')}"
+    at = _AT_NAME.match(text)
+    if at and is_name(at.group("name")) and not first_person(text):
+        return at.group("name")
+    match = _RELATION_EN.match(text)
+    if match and _gift_to_user(match, text):
+        return USER  # "My kids gave me a Galaxy S24": the phone is his
+    if match:
+        rel, name = match.group("rel").lower(), match.group("name")
+        named = name and (is_name(name) or _small_name_before_verb(name, text[match.end() :]))
+        return f"{rel} {name}" if named else rel
+    match = _RELATION_RU.match(text)
+    if match and (nominative := relation_noun(match.group("rel"))):
+        return f"{nominative} {match.group('name')}" if match.group("name") else nominative
+    match = _RELATION_NAMED.match(text)
+    if match and not is_name(match.group("name")):
+        match = None  # "Дочка марина звонила": a known name written small; "Брат хочет …" names no one
+    if match and (nominative := relation_noun(match.group("rel"))):  # only with a name: "Другой вариант…" is no friend
+        return f"{nominative} {match.group('name')}"
+    return "user"
+
+
+_ENGLISH_VERB = re.compile(r"^(?:is|was|has|had|got|gets|will|can|just|also|still|lives|works|moved|[a-z]+(?:s|ed))$")
+
+
+def named_third_person(text: str) -> str | None:
+    """The name a sentence opens with before a verb of the third person ("Tomasz is from Gdańsk"), if any."""
+    tokens = text.split()
+    named = _NAMED_SUBJECT.match(text)
+    if named and len(tokens) > 1 and is_name(named.group("name")) and named.group("name")[:1].isupper():
+        return named.group("name") if third_person_verb(tokens[1].strip(",.:;!?").lower()) else None
+    return None
+
+
+_RU_THIRD_PERSON_VERB = re.compile(r"^[а-яё]{2,}(?:л|ла|ло|лся|лась|ет|ит|[её]т|ется|ится|ут|ют|ат|ят)$")
+
+
+def third_person_verb(word: str) -> bool:
+    """ "is", "works", "moved"; "уволилась", "живёт": a verb whose subject is someone else."""
+    return bool(_ENGLISH_VERB.match(word) or _RU_THIRD_PERSON_VERB.match(word.replace("ё", "е")))
+
+
+def _small_name_before_verb(word: str, after: str) -> bool:
+    """ "my best friend danik lives in berlin": a word written small between a relation and a verb is a name."""
+    following = words(after)[:1]
+    return (
+        bool(following)
+        and bool(_ENGLISH_VERB.match(following[0]))
+        and not _ENGLISH_VERB.match(word.lower())
+        and word.lower() not in _OBJECT_OPENERS_EN
+        and word.lower() not in lx.FIRST_PERSON
+        and word.lower() not in STOP_WORDS
+        and not word.lower().endswith("ly")  # "my wife really likes it"
+    )
+
+
+def is_name(word: str) -> bool:
+    """A capitalized word that can be someone's name: not a stop word ("Ещё", "The"), not a verb form."""
+    return (
+        (word[:1].isupper() or word.lower() in lx.GIVEN_NAMES)  # "im timur, 19": known names written small
+        and word not in NOT_NAMES
+        and bool(analyze(word))
+        and not _VERB_FORM.search(word.lower())
+    )
+
+
+def relation_noun(word: str) -> str | None:
+    """The lexicon's word for one of the user's people or pets: "sister" → "sister", "сестру" / "сестр" (a stem)
+    → "сестра"; None for any other word."""
+    word = word.lower()
+    if word in lx.RELATIONS_EN:
+        return word
+    return next((nominative for prefix, nominative in lx.RELATIONS_RU.items() if word.startswith(prefix)), None)
+
+
+def is_relation(word: str) -> bool:
+    return relation_noun(word) is not None
+
+
+def _relation_word(words_: str) -> str:
+    """The relation of "my border collie" / "сестру": the lexicon's word, else the last word as said."""
+    last = words_.split()[-1].lower()
+    return relation_noun(last) or last
