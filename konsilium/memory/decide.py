@@ -269,6 +269,7 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     from .extract import subject_key
     from .people import latin, mentioned, same_name
 
+    query = _without_pointers(query)
     people = _people_names(current)
     stems, key = set(analyze(query)) - _question_stems(), subject_key(query)
     things = _things(stems, people)
@@ -383,6 +384,21 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
             or m.id in beside
         )
     ]
+
+
+# Words that only point at what is meant: "ту историю с кредитом", "the therapy stuff", "that court mess". Kept,
+# they name a memory of their own ("С онлайн-школой… деньги на ветер. Вот такая история").
+POINTER_WORDS = frozenset(
+    """история историю истории историей историйку тема тему темы штука штуку штуки штуковину вещь вещи момент
+    ситуация ситуацию ситуации информация информацию инфа инфу всё все то ту тот та те эту этот эти самую самый
+    stuff thing things story stories bit part mess business info information details situation topic matter
+    everything whole""".split()
+)
+
+
+def _without_pointers(query: str) -> str:
+    kept = [w for w in query.split() if w.strip(",.!?;:«»\"'").lower() not in POINTER_WORDS]
+    return " ".join(kept) if kept else query
 
 
 def _names_person(memory: Memory, names: set[str]) -> bool:

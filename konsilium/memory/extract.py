@@ -117,20 +117,22 @@ _NEW_PLACE = (
 )
 # Who the user is at work: a profession after "I'm" / "я" / "стал", or a new place of work.
 _STATES_A_ROLE = re.compile(
-    r"\b(?:i'm|i am|im|as an?|work(?:ing)?\s+as\s+an?)\s+(?:now\s+|currently\s+|still\s+)?(?:an?\s+|the\s+)?"
+    r"\b(?:i'm|i am|im|as an?|as(?!\s+(?:my|our|his|her|their|your|the|a|an)\b)|work(?:ing)?\s+as\s+an?)\s+"
+    r"(?:now\s+|currently\s+|still\s+)?(?:an?\s+|the\s+)?"
     + _PROFESSION
     + r"|\b(?:я|теперь|сейчас|стал|стала|работа(?:ю|л|ла)|меня\s+(?:берут|взяли|приняли|назначили))\s+"
     r"(?:уже\s+|теперь\s+|сейчас\s+)?" + _PROFESSION + r"|" + _NEW_PLACE,
     re.IGNORECASE,
 )
 _STATES_A_JOB = re.compile(
-    r"\b(?:i|we)\b[\w\s']{0,20}?(?<!\bat )\bwork(?:s|ed|ing)?\b"
+    r"\b(?:i|we)\b[\w\s']{0,20}?(?<!\bat )(?<!\bto )\bwork(?:s|ed|ing)?\b"  # not "I cycle to work on my bike"
     r"(?!\s+(?:out|from\s+home|remotely|late|overtime|nights|weekends))"
     r"|" + _NEW_PLACE + r"|\bwork(?:ing|ed)?\s+(?:as|at|for|in)\b"
     r"|\b(?:i'm|i am|im|as an?)\s+(?:now\s+|currently\s+|still\s+)?(?:an?\s+|the\s+)?"
     + _PROFESSION
     + r"|\bquit\s+(?:my\s+)?(?:old\s+|current\s+|the\s+)?(?:job|work|position|company|[A-ZА-ЯЁ])"
     r"|\bsigned\s+with\b|\b(?:resigned|fired|laid\s+off|promoted|retired|hired)\b|\bjoined\s+[A-Z]"
+    r"|\bменя\s+повысили\b"
     r"|\b(?:new|my|old|a|the)\s+job\b|\bjob\s+(?:at|as|offer)\b|\bfor\s+a\s+living\b"
     r"|\bработа(?:ю|ем|л|ла|ли)\b(?!\s+(?:из\s+дома|дома|удал|на\s+удал|с\s+утра|по\s|допоздна|много|мало|без\s))|\b(?:я|теперь|сейчас|стал|стала)\s+(?:уже\s+|теперь\s+|сейчас\s+)?"
     + _PROFESSION
@@ -229,10 +231,37 @@ def key_is_exclusive(key: str) -> bool:
 def _sentences(text: str) -> list[str]:
     out = []
     for part in _SENTENCES.split(text):
-        part = _strip_greeting(part.strip().strip("-•*> \t)("))
+        if out and _ABBREVIATION.search(out[-1]):  # "I see a therapist, Dr. Novak, on Wednesdays": one sentence
+            out[-1] = f"{out[-1]} {part.strip()}"
+            continue
+        part = _without_label(_strip_greeting(part.strip().strip("-•*> \t)(")))
         if part:
             out.append(part)
     return out
+
+
+def _without_label(sentence: str) -> str:
+    """ "Quick context about me: I'm Artyom…", "Из новостей: меня повысили…": a few words and a colon before a
+    clause of one's own are its label, not a statement.
+    Kept: a label naming something ("Update on Lantern Hollow: I ported it to Godot", "Бюджет: 40 тысяч")."""
+    match = _LABEL.match(sentence)
+    if not match or len(match.group("label").split()) > 5 or _REMEMBER.match(sentence):
+        return sentence
+    label, rest = match.group("label").split(), sentence[match.end() :]
+    if any(word[:1].isupper() for word in label[1:]) or any(word.lower() in _POSSESSIVES for word in label):
+        return sentence  # "Мой бюджет: Сбер одобрил 3 млн" is his budget
+    if _INTRODUCING_LABEL.search(match.group("label")):
+        return sentence  # "Позвольте представиться: Геннадий Аркадьевич…" is the name
+    # (only before his own clause: "Новости по здоровью: Ирина Львовна сменила мне препарат" is not hers)
+    opens_his_clause = (words(rest) or [""])[0] in lx.FIRST_PERSON
+    return rest if opens_his_clause and len(words(rest)) >= MIN_WORDS else sentence
+
+
+_INTRODUCING_LABEL = re.compile(r"(?i)представ|introduc|знаком|\bname|зовут")
+_POSSESSIVES = frozenset({"my", "our", "мой", "моя", "моё", "мое", "мои", "наш", "наша", "наше", "наши"})
+_LABEL = re.compile(r"^(?P<label>[^:.!?\d]{1,40}):\s+(?=\S)")
+_TITLE = re.compile(r"(?:Dr|Mr|Mrs|Ms|Prof|проф|д-р)\.?\s")
+_ABBREVIATION = re.compile(r"(?:^|[\s(])(?:Dr|Mr|Mrs|Ms|Prof|St|Jr|Sr|vs|approx|ул|г|им|проф|д-р|тов)\.$")
 
 
 def _strip_greeting(sentence: str) -> str:
@@ -269,6 +298,7 @@ def _clauses(sentence: str) -> list[str]:
             or first in lx.PERSON_OPENERS
             or _names_a_subject(tokens)
             or part.lstrip()[:1].isupper()  # "…: Тимур теперь звукорежиссёр", "…, I moved"
+            and not _TITLE.match(part.lstrip())  # "I see a therapist, Dr. Novak, on Wednesdays": who it is
             or bool(_CONNECTIVE_THEN_NAME.match(part))  # "…, а Тёме 7, он ходит на футбол"
             or is_relation(first.split("'")[0])  # "…, wife's name is Olga"
         )
@@ -357,11 +387,14 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         about = someone_else(text)  # "Он … спорит со мной", "She lives in Samara, … when I'm visiting": theirs
     key, kind = _key(stems)
     if about == USER and key == "job" and not _STATES_A_JOB.search(text):
-        key, kind = None, None
+        # "I cycle to work on my Gazelle bike": work named in passing, the bike is the subject
+        key, kind = next(((k, c) for k, c in _keys(stems) if k != "job"), (None, None))
     if about == USER and key in (None, "job") and _STATES_A_ROLE.search(text):
         # "Я диспетчер в …", "Started at Yandex": who he is at work, one at a time; what he says of his work
         # ("Работаю сменами 2/2", "Работаю в бюро «Контур»") is the job's other side, and replaces none of it
         key, kind = "job.role", "work"
+    if key is None and _STOPS.search(text) and (activity := _activity(stems)):
+        key, kind = f"schedule:{activity}", "schedule"  # "I no longer go bouldering": the climbing schedule ends
     if key in _KEY_NEEDS and not _KEY_NEEDS[key].search(text):
         key, kind = None, None
     stays = _STAYS_IN.match(text) if key is None else None
@@ -369,6 +402,8 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         key, kind = "home.city", "home"  # "Я, кстати, в Новосибирске", "Костя теперь в Казани": where they live
     elif key is None and _RENTS.search(text) and places.places(text):
         key, kind = "home.city", "home"  # "Теперь снимаем с Лизой двушку на Петроградке", "renting a flat in Porto"
+    elif key is None and about == USER and _NEW_HOME.search(text):
+        key, kind = "home.city", "home"  # "We finally got the keys to our new flat in Delft"
     preference = _preference(stems) if _addresses_answers(tokens) else None
     personal = (
         preference is not None
@@ -524,6 +559,14 @@ def subject_keys(text: str) -> set[str]:
     return keys | ({preference} if preference else set())
 
 
+_NEW_HOME = re.compile(
+    r"\b(?i:new|нов(?:ая|ую|ой|ом|ый|ое))\s+(?i:flat|apartment|house|place|home|квартир\w*|дом\w*|жиль\w*)\s+"
+    r"(?i:in|в|во)\s+[A-ZА-ЯЁ]"
+)
+_STOPS = re.compile(
+    r"(?i)\b(?:no\s+longer|not\s+any\s*more|stopped|quit|gave\s+up|больше\s+не|бросил[аи]?|завязал[аи]?|"
+    r"перестал[аи]?)\b"
+)
 _WEIGHT = re.compile(
     r"(?i)(?:вешу|\bвес(?:а|у|ом|е)?\b|weigh|похуд|скинул|сбросил|набрал|lost\s+\d|gained\s+\d|"
     r"(?:i'm|i am|я|мне|down\s+to|up\s+to|до|уже)\s+(?:\w+\s+)?\d+[.,]?\d*\s*(?:kg|кг|кило|lbs?|pounds)\b)"
@@ -533,7 +576,12 @@ _HEIGHT = re.compile(r"(?i)\b(?:рост(?:ом)?\s*(?:у\s+меня\s*)?[:—�
 # What a key's word must come with to name that subject: "Переехали, новая квартира побольше" is a new flat, not a
 # new city; "Рост цен в этом году 9 процентов" is growth, not a height; "мешки по 60 кг", "benched 75kg" are sacks
 # and bars, not one's weight.
-_KEY_NEEDS = {"home.city": _PLACE, "height": _HEIGHT, "weight": _WEIGHT}
+# "Повредил колено на велике" names no bike of his: one he owns, names or buys does ("my Cannondale road bike").
+_OWNED_BIKE = re.compile(
+    r"(?i:\b(?:my|our|мой|моя|мою|моего|моём|моем|свой|свою|своём|своем|bought|got|sold|купил\w*|взял\w*|"
+    r"продал\w*))\b|(?<=\s)[A-Z][a-z]+"
+)
+_KEY_NEEDS = {"home.city": _PLACE, "height": _HEIGHT, "weight": _WEIGHT, "bike": _OWNED_BIKE}
 # Someone "in" a place, and nothing after it: "Я, кстати, в Новосибирске", "Костя теперь в Казани", "I'm in Berlin
 # now" (not "Мы в Турции отдыхаем", "Я в Яндексе": no place; the places list decides).
 _STAYS_IN = re.compile(
@@ -618,12 +666,17 @@ def _concept(prefix: list[str], stems: list[str]) -> tuple[str | None, str | Non
                 continue  # "там мама живёт": the relation's home, said in passing
             if key == "car" and _matches(last, lx.DRIVE_WORDS) and not _drives_something(prefix, stems):
                 continue
+            if key == "car" and _matches(last, lx.DRIVE_WORDS) and _matches(stems, _BIKE_WORDS):
+                continue  # "езжу на своём складном велосипеде": what he rides is a bike
             if key == "laptop.ram" and not _matches(stems, lx.CONCEPTS[2][2]) and "gb" not in stems:
                 continue  # RAM of what? only a laptop's is keyed
             if key.endswith(":"):
                 return key + _topic(stems, wanted), kind
             return key, kind
     return None, None
+
+
+_BIKE_WORDS = next(words for key, _, words in lx.CONCEPTS if key == "bike")
 
 
 def _drives_something(prefix: list[str], stems: list[str]) -> bool:

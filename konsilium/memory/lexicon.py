@@ -36,15 +36,16 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "deadlin", "дедлайн", "сдач", "срок", "сдат", "сдать", "due"
     })),
     ("bike", "device", frozenset({
-        "bike", "bicycl", "велосипед", "велик", "самокат", "scooter"
+        "bike", "bicycl", "велосипед", "велик", "самокат", "scooter", "электросамокат", "escoot"
     })),
     ("schedule:", "schedule", frozenset({
     })),
     ("job", "work", frozenset({
         "analyst", "backend", "career", "designer", "develop", "developer", "doctor", "employ", "engin", "frontend",
-        "hire", "job", "manag", "quit", "teacher", "work", "аналитик", "врач", "дизайнер", "должност", "инженер",
+        "hire", "job", "manag", "offer", "programm", "promot", "quit", "teacher", "work", "аналитик", "врач",
+        "дизайнер", "должност", "инженер",
         "карьер", "менеджер", "методист", "программист", "професс", "профессi", "работ", "работа", "разработчик",
-        "уволи", "устро", "учител", "контор"
+        "уволи", "устро", "учител", "контор", "повыс"
     })),
     ("home.city", "home", frozenset({
         "hometown", "live", "move", "relocat", "жив", "живу", "живут", "живём", "живёт", "жила", "переех", "перебра"
@@ -81,6 +82,9 @@ COMMON_STEMS = frozenset({
     "other", "their", "there", "thing", "think", "which", "would", "week", "month", "evening", "today",
     "всегд", "когда", "котор", "может", "можн", "нужн", "очень", "посл", "пожалуйст", "сейчас", "тольк", "утром",
     "вечер", "недел", "месяц", "сегодн", "завтр", "работ", "work", "делат", "говор", "сказа",
+    # "I want to send him something" is no earlier "sometimes I think…"; "Из новостей: меня повысили" is no
+    # "плохие новости — велик увели"
+    "someth", "sometim", "anyth", "everyth", "someon", "новост", "news",
 })
 # Words that name a subject only together: "what do I do for a living" is about the job, not where one lives.
 PHRASES = {
@@ -99,7 +103,7 @@ OBJECT_OPENERS = frozenset({"the", "my", "our", "a", "an", "his", "her", "their"
 
 # Only these keys hold one value at a time: a newer statement with the same key replaces the older one.
 EXCLUSIVE_PREFIXES = (
-    "answer.code", "salary", "name", "age", "job", "home.", "laptop", "gpu", "computer", "phone", "car",
+    "answer.code", "salary", "name", "age", "job", "home.", "laptop", "gpu", "computer", "phone", "car", "bike",
     "schedule:", "answer.language", "deadline:", "weight", "height",
 )
 
@@ -196,6 +200,8 @@ CONNECTIVES = frozenset({"and", "also", "but", "и", "а", "но"})
 # What may open a clause before its subject: a connective, or an opener a sentence loses (GREETINGS) but a clause
 # inside it keeps.
 CLAUSE_OPENERS = CONNECTIVES | {"ещё", "еще", "кстати", "btw", "спс", "спасибо", "thanks", "thx", "fun fact"}
+# Interjections a short sentence may carry into the next one: "Ха. Мой бывший коллега Вадим…"
+CLAUSE_OPENERS |= {"ха", "хаха", "ахах", "хм", "ого", "эх", "ух", "haha", "lol", "wow", "hmm", "oh"}
 # Plain acknowledgements or reactions, never a fact: a clause made only of these is dropped.
 CHATTER = frozenset({
     "ok", "okay", "thanks", "thank", "you", "good", "great", "cool", "nice", "sure", "fine", "got", "it", "idea",
@@ -290,7 +296,8 @@ PROFESSIONS_EN = (
     "accountant", "analyst", "architect", "artist", "barista", "chef", "consultant", "cook", "dentist",
     "designer", "developer", "director", "doctor", "driver", "editor", "electrician", "engineer", "founder",
     "journalist", "lawyer", "lecturer", "manager", "marketer", "mechanic", "medic", "nurse", "officer", "owner",
-    "paramedic", "pharmacist", "photographer", "pilot", "plumber", "professor", "programmer", "researcher",
+    "paramedic", "pharmacist", "photographer", "pilot", "plumber", "professor", "programmer", "researcher", "head of",
+    r"lead(?![a-z])",  # (regular expressions: "team lead", not "I'm leading the workshop")
     "scientist", "teacher", "tester", "translator", "trucker", "vet", "writer", "co-owner",
 )
 PROFESSIONS_RU = (

@@ -163,13 +163,15 @@ def latin(word: str) -> str:
 def same_name(a: str, b: str) -> bool:
     """Names in different cases share their stem: dima / dimy (Димы), alina / alinu; short names need two letters.
     Transliterations of ё and е differ: Artyom / Артём (artem)."""
-    a, b = (n.replace("yo", "e").replace("ye", "e") for n in (a, b))
+    a, b = (_GLIDE.sub("", n.replace("yo", "e").replace("ye", "e")) for n in (a, b))
     shorter, longer = sorted((len(a), len(b)))
     if longer - shorter > MAX_ENDING:
         return False  # "Stas" is no "Starting": a case ending adds a few letters, not a word's worth
     return common_start(a, b) >= max(2, min(shorter - 1, 4)) if shorter > 2 else a == b
 
 
+# "y" / "i" before a vowel inside a name is written either way: Yulia / Юля (yulya), Natalia / Наталья, Mariya
+_GLIDE = re.compile(r"(?<=\w)[yi]+(?=[aeiou])")
 MAX_ENDING = 3  # Стас → Стасом (+2), Стасику (+3); Alina → Alinoy
 
 

@@ -281,7 +281,7 @@ def test_whom_a_statement_is_about(text, about):
         ("Работаю су-шефом в ресторане «Ложка».", "job.role"),
         ("Бюро оставило меня на удалёнке, так что работаю из дома.", None),
         ("Protein plan works.", None),
-        ("На работу езжу на своём складном велосипеде.", None),
+        ("На работу езжу на своём складном велосипеде.", "bike"),  # his bike, not his job
         ("Был у врача — давление 160 на 100.", None),
         ("Also I need to submit my portfolio for the Dribbble hiring challenge by April 12.", None),
         ("Я диспетчер в транспортной компании в Екатеринбурге.", "job.role"),
@@ -596,3 +596,32 @@ def test_work_relations_and_lead_ins():
 )
 def test_weights_ages_and_cars(text, key):
     assert extract([text]).statements[0].key == key
+
+
+@pytest.mark.parametrize(
+    ("text", "about", "key"),
+    [
+        # a label and a colon before his own clause: the clause is judged alone
+        ("Hey. Quick context about me: I'm Artyom, logistics manager at Kestrel Freight.", "user", "name"),
+        ("Из новостей: меня повысили, с 1 мая я Head of Ocean Freight.", "user", "job.role"),
+        # a label that introduces, or one before someone else's name, stays
+        ("Позвольте представиться: Геннадий Аркадьевич Волков, шестьдесят шесть лет.", "user", "name"),
+        ("Новости по здоровью: Ирина Львовна сменила мне препарат — теперь амлодипин 5 мг.", "user", "medication"),
+        # a new employer and a role said without an article; work named in passing, the bike is the subject
+        ("Big news — I signed with Halcyon Interactive, starting Monday as lead programmer.", "user", "job.role"),
+        ("I cycle to work on my Gazelle bike, about 12 km each way.", "user", "bike"),
+        ("Купил электросамокат Segway Ninebot, пока езжу на нём.", "user", "bike"),
+        # stopping an activity ends its schedule; keys to a new flat somewhere are a new home
+        ("And I no longer go bouldering — wrist's done with it.", "user", "schedule:climbing"),
+        ("We finally got the keys to our new flat in Delft!", "user", "home.city"),
+    ],
+)
+def test_labels_new_jobs_bikes_stopped_activities_and_new_homes(text, about, key):
+    statements = extract([text]).statements
+    assert any(s.about == about and s.key == key for s in statements), statements
+
+
+def test_a_titles_period_ends_no_sentence_and_as_before_a_possessive_names_no_role():
+    statements = extract(["Also, I see a therapist, Dr. Novak, on Wednesdays for anxiety. Any tips?"]).statements
+    assert any("therapist" in s.text and "Novak" in s.text for s in statements), statements
+    assert not any(s.key == "job.role" for s in extract(["As soon as my manager approves, I'll go."]).statements)

@@ -777,3 +777,44 @@ def test_the_glossary_names_smoking_skin_and_a_shrink_in_both_languages():
     assert shared("me seeing a shrink", "Я с января хожу к психотерапевту")
     assert shared("Какая у меня стипендия?", "Плюс стипуху повысили, теперь 5200")
     assert not shared("про сигареты", "seeing a dermatologist")
+
+
+def test_a_forget_request_pointing_at_a_story_forgets_what_it_names_and_not_a_namesake(service):
+    current = current_after(
+        service,
+        [
+            "Я ветеринар-терапевт, работаю в клинике «Лапа» в Томске.",
+            "Я хожу к психотерапевту раз в две недели, из-за выгорания.",
+            "Я взяла кредит 800 тысяч в Тинькофф на ремонт, платёж 27 тыс в месяц.",
+            "Quick one: please forget the therapy stuff I told you, I'd rather keep that private.",
+            "Забудь ту историю с кредитом, не хочу, чтобы это где-то хранилось.",
+        ],
+    )
+    assert not any("психотерапевт" in text or "кредит" in text for text in current), current
+    assert any("ветеринар-терапевт" in text for text in current) and any("Лап" in text for text in current)
+
+
+def test_forgetting_what_he_earns_finds_take_home_pay_in_the_other_language(service):
+    current = current_after(
+        service,
+        [
+            "I take home 4200 a month after tax.",
+            "Our max budget for a flat is 120k EUR.",
+            "И забудь, сколько я зарабатываю.",
+        ],
+    )
+    assert not any("4200" in text for text in current) and any("120k" in text for text in current)
+
+
+def test_no_longer_doing_something_and_a_stolen_bike_replace_what_was_said(service):
+    current = current_after(
+        service,
+        [
+            "I go bouldering every Saturday.",
+            "I ride my Cannondale road bike to the office.",
+            "Oh and I no longer go bouldering — wrist's done with it.",
+            "My bike got nicked from outside the supermarket, so I bought a Segway Ninebot e-scooter.",
+        ],
+    )
+    assert not any("every Saturday" in text or "Cannondale" in text for text in current), current
+    assert any("Ninebot" in text for text in current)
