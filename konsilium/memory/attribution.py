@@ -145,6 +145,8 @@ def someone_else(text: str) -> str:
         return reported.group("told")
     tokens = words(text)
     named = _NAMED_SUBJECT.match(text)
+    if named and _GIVES_ME.match(text[named.end() :]):
+        return USER  # "Also Marina gave me a new phone, iPhone 13": the phone is his
     if (
         named
         and len(tokens) > 1
@@ -214,8 +216,10 @@ def subject_of(text: str) -> str:
     if whose and is_name(whose.group("name")) and not first_person(text):
         return whose.group("name")
     introduced = _INTRODUCED.match(text)
-    if introduced and introduced.group("rel").split()[0].lower() in _NOT_RELATIONS:
-        introduced = None
+    if introduced and (
+        introduced.group("rel").split()[0].lower() in _NOT_RELATIONS or introduced.group("rel")[0].isupper()
+    ):
+        introduced = None  # "А у меня MacBook Air M2": a brand is no relation
     match = (
         introduced
         or _APPOSITION.match(text)

@@ -120,11 +120,13 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
     if (
         statement.key
         and exclusive(statement.key)
-        and (statement.key.startswith(("answer.", "name", "age")) or names_a_value(statement.text))
+        and (statement.key.startswith(("answer.", "name", "age")) or names_a_value(statement.text, statement.key))
     ):
         same_key = [old for _, old in scored if old.key == statement.key]
         if same_key:
             newest = max(same_key, key=lambda m: m.created)
+            if statement.key == "name" and _names_again(statement.text, newest.text):
+                return Operation("NOOP", target=newest.id, reason="the same name again")
             memory.pinned = memory.pinned or newest.pinned  # a pinned fact stays pinned in its new version
             return Operation("UPDATE", memory, target=newest.id, reason=f"same subject ({statement.key})")
     if statement.key and statement.key.startswith("answer.") and statement.about == USER:
@@ -192,11 +194,24 @@ _VALUE = re.compile(
 )
 
 
-def names_a_value(text: str) -> bool:
+def names_a_value(text: str, key: str | None = None) -> bool:
     """Whether a statement gives its subject a value to replace the old one with: a number, a name or brand
     ("Haval Jolion", «Торрефакто»), a word in the other script, a place ("в банке"); "Новая машина отлично едет"
-    and "Хочу ей поднять зарплату" give none, and replace no car and no salary."""
+    and "Хочу ей поднять зарплату" give none, and replace no car and no salary. A thing one owns is named, not
+    placed: "И раз машина теперь во дворе ночует" names no new car."""
+    if key is not None and key.startswith(THING_KEYS):
+        return bool(_THING_VALUE.search(text))
     return bool(_VALUE.search(text))
+
+
+THING_KEYS = ("car", "bike", "phone", "laptop", "computer", "gpu")
+_THING_VALUE = re.compile(r"\d|[«\"“]|(?<=[\w,;:—–-]\s)[A-ZА-ЯЁ]|(?<=[а-яё]\s)[a-z]{2,}")
+
+
+def _names_again(new: str, old: str) -> bool:
+    """ "Геннадий на связи" after "Меня зовут Геннадий Петрович": the name said again, shorter, is no new name."""
+    names = set(CAPITALIZED_WORD.findall(new))
+    return bool(names) and names <= set(CAPITALIZED_WORD.findall(old))
 
 
 def _change_threshold(statement, old: str, people: set[str]) -> float:

@@ -43,6 +43,7 @@ DECLARATIVE_WORDS = 3  # a statement with no first-person word or known subject 
 
 _SENTENCES = re.compile(
     r"(?<=[.!?…\U0001F300-\U0001FAFF\u2600-\u27BF])\s+(?=[A-ZА-ЯЁ])|(?<=[.!?…])\s+|(?<=[.!?…][»\"”])\s+|\n+"
+    r"|(?<=[:;]\))\s+|(?<=\)\))\s+(?=[A-ZА-ЯЁ])"  # "Thank you, teacher :) Also…", "крепкие)) Ладно"
 )
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
 _REMEMBER = re.compile(
@@ -110,7 +111,9 @@ _PROFESSION = r"(?:[\w-]+\s+){0,2}?[\w-]*(?:" + "|".join(lx.PROFESSIONS_EN + lx.
 _NEW_PLACE = (
     r"\b(?:(?:started|starting|joined)\s+(?:at|with)|first\s+(?:week|day|month)\s+at)\s+(?!(?:the|a|my|an)\b)[^\W\d]"
     r"|\b(?:started|joined)\s+(?-i:[A-ZА-ЯЁ])"
-    r"|\bперешл?[её]?л[аи]?\s+(?:работать\s+)?(?:в|на)\s+[«\"]?[A-ZА-ЯЁ]|\bвыш(?:ел|ла)\s+на\s+работу\b"
+    # a name ("в частную клинику «Авиценна»", "на memoQ"), not "перешёл на цикорий"
+    r"|\bперешл?[её]?л[аи]?\s+(?:работать\s+)?(?:в|на)\s+(?:[а-яё]+\s+){0,2}(?:[«\"]?(?-i:[A-ZА-ЯЁ])|[a-z]{2})"
+    r"|\bвыш(?:ел|ла)\s+на\s+работу\b"
     r"|\bустрои(?:лся|лась)\b|\bуш[её]?л[аи]?\s+(?:из|с)\s+\S+\s+(?:в|на)\s+[«\"]?(?-i:[A-ZА-ЯЁ])"
     r"|\bменя\s+(?:берут|взяли|приняли|наняли|назначили|перевели)\s+(?:\w+\s+){0,2}?(?:в|на|to|at)?\s*[«\"]?(?-i:[A-ZА-ЯЁ])"
     r"|\b(?:hired|promoted)\s+(?:me\s+)?(?:as|to)\b"
@@ -194,6 +197,7 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
                 # "Мастерская переехала!! Теперь на Некрасова, 41": too short to keep alone, it says what the next
                 # sentence is about.
                 short = not found and 0 < len(words(sentence)) < DECLARATIVE_WORDS and "?" not in sentence
+                short = short and not sentence.endswith((")", ":"))  # "Thank you, teacher :)": said to the assistant
                 carried = sentence.rstrip("!.… ") if short else ""
         carried = ""
     last = None
@@ -301,6 +305,13 @@ def _clauses(sentence: str) -> list[str]:
             and not _TITLE.match(part.lstrip())  # "I see a therapist, Dr. Novak, on Wednesdays": who it is
             or bool(_CONNECTIVE_THEN_NAME.match(part))  # "…, а Тёме 7, он ходит на футбол"
             or is_relation(first.split("'")[0])  # "…, wife's name is Olga"
+            # "Мы с ним в одном КБ сидели, он сейчас в Обнинске живёт": his clause after the user's clause with him
+            # (not "Начальница у меня Лариса, она …": all hers; not "хожу к психотерапевту, она советует…": whom
+            # "она" means is only clear when the user's clause already spoke of that person)
+            or first in _SUBJECT_PRONOUNS | {"они", "they"}
+            and subject_of(clauses[-1]) == USER
+            and speaks_of_self(clauses[-1], as_subject=True)
+            and bool(set(words(clauses[-1])) & _WITH_THEM or _WITH_SOMEONE.search(clauses[-1]))
         )
         apposition = len(tokens) <= 4 and tokens[:1] in (["my"], ["мой"], ["моя"], ["our"], ["наш"], ["наша"])
         if (
@@ -539,10 +550,17 @@ def _stems(text: str) -> list[str]:
         lowered = lowered.replace(phrase, meaning)
     out = []
     for token in words(lowered):
+        if token in _ALIVE:
+            continue  # "живая преподавательница" says nothing of where one lives (stem "жив")
         out.append(token if token in lx.UNSTEMMED else stem(token))
         if "-" in token and _CYRILLIC_WORD.search(token):  # "бэкенд-разработчик" is a developer; "go-live" no life
             out.extend(stem(part) for part in token.split("-") if len(part) > 2)
     return out
+
+
+_WITH_THEM = frozenset({"ним", "ней", "нею", "ними", "him", "her", "them"})
+_WITH_SOMEONE = re.compile(r"\b(?:с|со|with)\s+(?-i:[A-ZА-ЯЁ])")  # "Мы с Валерой…, он…"
+_ALIVE = frozenset("живой живая живое живые живого живой живому живую живым живыми живых живом".split())
 
 
 def subject_key(text: str) -> str | None:

@@ -188,8 +188,18 @@ def _without_lead(text: str) -> str:
 
 
 def _first_clause(text: str) -> str:
-    """`я учу испанский, я бросила` → `я учу испанский`: what to forget, without why."""
-    return _WHY.split(text.strip().rstrip(".!…?"))[0].strip()
+    """`я учу испанский, я бросила` → `я учу испанский`: what to forget, without why; a name for it said after a
+    comma stays ("the delicate thing about my health, the urologist story")."""
+    first, *rest = _WHY.split(text.strip().rstrip(".!…?"))
+    # (the other name first: what follows "I told you" in the first is cut as when it was told)
+    return f"{rest[0]} {first.strip()}" if rest and _ANOTHER_NAME_FOR_IT.match(rest[0]) else first.strip()
+
+
+_ANOTHER_NAME_FOR_IT = re.compile(
+    r"^(?:the|that|this|ту|эту|та|эта)\s+(?:[\w-]+\s+){1,3}(?:story|thing|stuff|business|issue|mess|историю|история|"
+    r"тему|тема|штуку|штука)$",
+    re.IGNORECASE,
+)
 
 
 _TRAILING = r"\s+(?:too|as\s+well|тоже|также|btw|lol|pls|please|пожалуйста)$"

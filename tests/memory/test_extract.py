@@ -625,3 +625,28 @@ def test_a_titles_period_ends_no_sentence_and_as_before_a_possessive_names_no_ro
     statements = extract(["Also, I see a therapist, Dr. Novak, on Wednesdays for anxiety. Any tips?"]).statements
     assert any("therapist" in s.text and "Novak" in s.text for s in statements), statements
     assert not any(s.key == "job.role" for s in extract(["As soon as my manager approves, I'll go."]).statements)
+
+
+@pytest.mark.parametrize(
+    ("text", "about", "key"),
+    [
+        ("Теперь хожу в разговорный клуб при областной библиотеке, там живая преподавательница.", "user", None),
+        ("Thank you, teacher :) Also Marina gave me a present, a new phone, iPhone 13!", "user", "phone"),
+        ("Кофе больше не пью — кардиолог запретила, перешёл на цикорий с молоком.", "user", None),
+        ("Я перешёл в частную клинику «Авиценна», всё так же анестезиологом.", "user", "job.role"),
+        ("Сдала ноут. А у меня MacBook Air M2, 8 гигов памяти.", "user", "laptop.ram"),
+    ],
+)
+def test_adjectives_addresses_switching_drinks_and_brands_are_no_homes_jobs_or_people(text, about, key):
+    statement = extract([text]).statements[-1]
+    assert (statement.about, statement.key) == (about, key), statement
+
+
+def test_his_clause_after_the_users_is_his_and_a_second_name_for_a_forgotten_thing_stays_in_the_request():
+    statements = extract(
+        ["Друг мой Валера Гусев, мы с ним двадцать лет в одном КБ сидели, он сейчас в Обнинске живёт."]
+    ).statements
+    moved = next(s for s in statements if "Обнинске" in s.text)
+    assert (moved.about, moved.key) == ("друг Валера", "home.city")
+    request = "And please forget the delicate thing about my health I told you in February, the urologist story."
+    assert "urologist" in extract([request]).forgets[0].query

@@ -818,3 +818,31 @@ def test_no_longer_doing_something_and_a_stolen_bike_replace_what_was_said(servi
     )
     assert not any("every Saturday" in text or "Cannondale" in text for text in current), current
     assert any("Ninebot" in text for text in current)
+
+
+def test_a_car_parked_names_no_new_car_and_the_name_said_again_keeps_the_full_name(service):
+    current = current_after(
+        service,
+        [
+            "Меня зовут Геннадий Петрович, можно просто Геннадий.",
+            "Живём с женой Людмилой в Калуге.",
+            "Короче, продал я свою Ниву и взял Рено Дастер 2019 года.",
+            "Геннадий на связи. Мы с Валерой двадцать лет в одном КБ сидели, он сейчас в Обнинске живёт.",
+            "И раз машина теперь во дворе ночует, я гараж решил продать.",
+            "И про лотерею тоже забудь, бросил я это дело.",
+        ],
+    )
+    assert any("Геннадий Петрович" in text for text in current) and any("Калуге" in text for text in current)
+    assert any("Дастер" in text for text in current), current
+
+
+def test_forgetting_the_lottery_forgets_the_lotto_tickets(service):
+    current = current_after(
+        service,
+        [
+            "А ещё я каждое воскресенье билет «Русского лото» беру, по 300 рублей.",
+            "Пенсия у меня 34 тысячи.",
+            "И про лотерею тоже забудь, бросил я это дело.",
+        ],
+    )
+    assert not any("лото" in text for text in current) and any("Пенсия" in text for text in current)
