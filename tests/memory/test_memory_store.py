@@ -846,3 +846,19 @@ def test_forgetting_the_lottery_forgets_the_lotto_tickets(service):
         ],
     )
     assert not any("лото" in text for text in current) and any("Пенсия" in text for text in current)
+
+
+def test_the_glossary_ties_loose_names_for_habits_health_and_money_to_the_words_said():
+    from konsilium.index.text import analyze
+    from konsilium.memory import glossary
+
+    def shared(a: str, b: str) -> bool:
+        return bool(glossary.naming(set(analyze(a))).keys() & glossary.naming(set(analyze(b))).keys())
+
+    assert shared("сигареты", "на нервах опять начала курить, полпачки в день")
+    assert shared("the mental health stuff", "Been seeing a therapist on wednesdays for anxiety")
+    assert shared("ту историю с криптой", "Also lost like 4k on memecoins last month")
+    assert shared("мои займы", "в декабре я взяла микрозайм на 30 тысяч")
+    assert shared("забудь, сколько я зарабатываю", "I take home 4200 a month after tax")
+    assert not shared("the therapy stuff", "Я ветеринар-терапевт")  # a GP's title, not therapy
+    assert not shared("мой долг Карлу", "doing bolt food deliveries now, way better money")
