@@ -401,8 +401,8 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     ]
 
 
-# Words that only point at what is meant: "ту историю с кредитом", "the therapy stuff", "that court mess". Kept,
-# they name a memory of their own ("С онлайн-школой… деньги на ветер. Вот такая история").
+# Words that only point at what is meant: "ту историю с кредитом", "the therapy stuff", "that court mess". Left in,
+# they would match any memory that happens to use them ("Вот такая история", "the whole thing").
 POINTER_WORDS = frozenset(
     """история историю истории историей историйку тема тему темы штука штуку штуки штуковину вещь вещи момент
     ситуация ситуацию ситуации информация информацию инфа инфу всё все то ту тот та те эту этот эти самую самый

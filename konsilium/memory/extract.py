@@ -591,14 +591,13 @@ _WEIGHT = re.compile(
 )
 _RENTS = re.compile(r"(?i)\b(?:снима(?:ю|ем|ет|ют)|сняли|снял[аи]?|арендую|арендуем|renting|rented|rent\s+a)\b")
 _HEIGHT = re.compile(r"(?i)\b(?:рост(?:ом)?\s*(?:у\s+меня\s*)?[:—–-]?\s*\d|height|tall)")
-# What a key's word must come with to name that subject: "Переехали, новая квартира побольше" is a new flat, not a
-# new city; "Рост цен в этом году 9 процентов" is growth, not a height; "мешки по 60 кг", "benched 75kg" are sacks
-# and bars, not one's weight.
-# "Повредил колено на велике" names no bike of his: one he owns, names or buys does ("my Cannondale road bike").
 _OWNED_BIKE = re.compile(
     r"(?i:\b(?:my|our|мой|моя|мою|моего|моём|моем|свой|свою|своём|своем|bought|got|sold|купил\w*|взял\w*|"
     r"продал\w*))\b|(?<=\s)[A-Z][a-z]+"
 )
+# What a key's word must come with to name that subject: "Переехали, новая квартира побольше" is a new flat, not a
+# new city; "Рост цен в этом году 9 процентов" is growth, not a height; "мешки по 60 кг", "benched 75kg" are sacks
+# and bars, not one's weight; "Повредил колено на велике" names no bike of his (one he owns, names or buys does).
 _KEY_NEEDS = {"home.city": _PLACE, "height": _HEIGHT, "weight": _WEIGHT, "bike": _OWNED_BIKE}
 # Someone "in" a place, and nothing after it: "Я, кстати, в Новосибирске", "Костя теперь в Казани", "I'm in Berlin
 # now" (not "Мы в Турции отдыхаем", "Я в Яндексе": no place; the places list decides).

@@ -14,8 +14,10 @@ from ..index.text import analyze
 GLOSSARY = Path(__file__).with_name("glossary.tsv")
 # A one-word phrase names its concept when its stem is long enough to mean one thing: English from 3 letters
 # ("ink", "son"), Russian from 4 ("лет", "дом", "род" are parts of too many words), but for the people and
-# things whose short stems are their own ("жен", "муж", "сын").
-SHORT_RUSSIAN = frozenset({"жен", "муж", "сын", "доч", "дед", "внж", "дач", "бег", "вес", "виз", "зуб", "кот", "пес", "кур"})
+# things whose short stems are their own ("жен", "муж", "сын"; "кур" of "курить", rarely "куры").
+SHORT_RUSSIAN = frozenset(
+    {"жен", "муж", "сын", "доч", "дед", "внж", "дач", "бег", "вес", "виз", "зуб", "кот", "пес", "кур"}
+)
 
 
 VERB_SECTION = "verbs"  # the glossary's section of verbs of change and state ("move", "переехать")
