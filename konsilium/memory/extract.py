@@ -123,7 +123,7 @@ _STATES_A_ROLE = re.compile(
     r"\b(?:i'm|i am|im|as an?|as(?!\s+(?:my|our|his|her|their|your|the|a|an)\b)|work(?:ing)?\s+as\s+an?)\s+"
     r"(?:now\s+|currently\s+|still\s+)?(?:an?\s+|the\s+)?"
     + _PROFESSION
-    + r"|\b(?:я|теперь|сейчас|стал|стала|работа(?:ю|л|ла)|меня\s+(?:берут|взяли|приняли|назначили))\s+"
+    + r"|\b(?:я|теперь|сейчас|стал|стала|работа(?:ю|л|ла)|выхож[уy]|выйду|меня\s+(?:берут|взяли|приняли|назначили))\s+"
     r"(?:уже\s+|теперь\s+|сейчас\s+)?" + _PROFESSION + r"|" + _NEW_PLACE,
     re.IGNORECASE,
 )
@@ -400,7 +400,7 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     if about == USER and key == "job" and not _STATES_A_JOB.search(text):
         # "I cycle to work on my Gazelle bike": work named in passing, the bike is the subject
         key, kind = next(((k, c) for k, c in _keys(stems) if k != "job"), (None, None))
-    if about == USER and key in (None, "job") and _STATES_A_ROLE.search(text):
+    if about == USER and key in (None, "job", "salary") and _STATES_A_ROLE.search(text):
         # "Я диспетчер в …", "Started at Yandex": who he is at work, one at a time; what he says of his work
         # ("Работаю сменами 2/2", "Работаю в бюро «Контур»") is the job's other side, and replaces none of it
         key, kind = "job.role", "work"
@@ -644,6 +644,8 @@ def _key(stems: list[str]) -> tuple[str | None, str | None]:
     for key, kind in found:
         if key == "laptop.ram":
             return key, kind
+    if found[0][0] == "learning:language":  # "learning Russian with a tutor on Thursdays": the lessons' day changes
+        return next(((k, c) for k, c in found if k.startswith("schedule:")), found[0])
     if found[0][0] == "job" and "quit" in stems:  # "quit the low-carb thing, doing 16:8 now": the diet he quit
         others = _keys([s for s in stems if s != "quit"])
         if others and others[0][0] == "diet":  # (not "quit the cafe, doing deliveries on my bike": a job)

@@ -72,7 +72,7 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "голодан", "pescatarian", "пескетариан"
     })),
     ("learning:language", "plan", frozenset({
-        "learn", "studi", "изуча", "уч", "учу"
+        "learn", "studi", "изуча", "уч", "учу", "взял", "взялась", "перешл", "switch"
     })),
 ]
 
@@ -109,7 +109,12 @@ EXCLUSIVE_PREFIXES = (
 
 LANGUAGES = frozenset({
     "chines", "english", "french", "german", "italian", "japanes", "languag", "portugues", "spanish", "английск",
-    "испанск", "итальянск", "китайск", "немецк", "португальск", "французск", "язык", "японск"
+    "испанск", "итальянск", "китайск", "немецк", "португальск", "французск", "язык", "японск",
+    "polish", "georgian", "dutch", "turkish", "korean", "arab", "hebrew", "czech", "serbian", "greek", "ukrainian",
+    "finnish", "swedish", "norwegian", "estonian", "latvian", "lithuanian", "armenian", "kazakh", "hindi", "russian",
+    "польск", "грузинск", "голландск", "нидерландск", "турецк", "корейск", "арабск", "иврит", "чешск", "сербск",
+    "греческ", "украинск", "финск", "шведск", "норвежск", "эстонск", "латышск", "литовск", "армянск", "казахск",
+    "хинди", "русск",
 })
 
 # The activity a schedule is about; with a day or time word in the sentence it gives "schedule:<activity>".
@@ -152,7 +157,7 @@ UPDATE_WORDS = frozenset({
     "покончен", "закончил", "retir", "пенси", "resched", "stop", "switch", "upgrad", "апгрейд", "больш", "брос",
     "бросил", "вместо", "нов", "обновил", "переех", "перенес", "перенесл", "перешел", "перешл", "поменя", "продлил",
     "сдвин", "сдвинул", "сейчас", "смен", "сменил", "теперь", "уже", "перебра", "переигра", "передума", "пересел",
-    "переключ"
+    "переключ", "заброс", "завяза", "подвину"
 })
 
 # More words of change, only for telling at read time which of two memories answering one question is the newer

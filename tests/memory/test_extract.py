@@ -650,3 +650,17 @@ def test_his_clause_after_the_users_is_his_and_a_second_name_for_a_forgotten_thi
     assert (moved.about, moved.key) == ("друг Валера", "home.city")
     request = "And please forget the delicate thing about my health I told you in February, the urologist story."
     assert "urologist" in extract([request]).forgets[0].query
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "update"),
+    [
+        ("ок. ещё учу польский, думаю может в варшаву потом.", "learning:language", False),
+        ("и прошлый язык забросила, взялась за грузинский", "learning:language", True),
+        ("Со 2 марта выхожу главным бухгалтером в частную клинику «Медея», зарплата на 30% больше.", "job.role", True),
+        ("Зарплата у меня 80 тысяч", "salary", False),
+    ],
+)
+def test_more_languages_a_new_post_over_its_pay_and_giving_something_up_is_a_change(text, key, update):
+    statement = extract([text]).statements[0]
+    assert (statement.key, statement.update) == (key, update), statement
