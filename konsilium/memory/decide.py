@@ -188,9 +188,10 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
     return Operation("ADD", memory, reason=f"new ({statement.kind})")
 
 
+_NAMED_VALUE = r"\d|[«\"“]|(?<=[\w,;:—–-]\s)[A-ZА-ЯЁ]|(?<=[а-яё]\s)[a-z]{2,}"  # a number, a quote, a name
 _VALUE = re.compile(
-    r"\d|[«\"“]|(?<=[\w,;:—–-]\s)[A-ZА-ЯЁ]|(?<=[а-яё]\s)[a-z]{2,}"
-    r"|\b(?i:в|во|на|at|in|to|for)\s+(?:(?i:an?|the)\s+)?[а-яёa-z]{4,}",  # "работаю в банке", "at a bakery"
+    _NAMED_VALUE
+    + r"|\b(?i:в|во|на|at|in|to|for)\s+(?:(?i:an?|the)\s+)?[а-яёa-z]{4,}",  # "работаю в банке", "at a bakery"
 )
 
 
@@ -205,7 +206,7 @@ def names_a_value(text: str, key: str | None = None) -> bool:
 
 
 THING_KEYS = ("car", "bike", "phone", "laptop", "computer", "gpu")
-_THING_VALUE = re.compile(r"\d|[«\"“]|(?<=[\w,;:—–-]\s)[A-ZА-ЯЁ]|(?<=[а-яё]\s)[a-z]{2,}")
+_THING_VALUE = re.compile(_NAMED_VALUE)  # a place is no value of a thing one owns
 
 
 def _names_again(new: str, old: str) -> bool:

@@ -264,8 +264,9 @@ def _without_label(sentence: str) -> str:
 _INTRODUCING_LABEL = re.compile(r"(?i)представ|introduc|знаком|\bname|зовут")
 _POSSESSIVES = frozenset({"my", "our", "мой", "моя", "моё", "мое", "мои", "наш", "наша", "наше", "наши"})
 _LABEL = re.compile(r"^(?P<label>[^:.!?\d]{1,40}):\s+(?=\S)")
-_TITLE = re.compile(r"(?:Dr|Mr|Mrs|Ms|Prof|проф|д-р)\.?\s")
-_ABBREVIATION = re.compile(r"(?:^|[\s(])(?:Dr|Mr|Mrs|Ms|Prof|St|Jr|Sr|vs|approx|ул|г|им|проф|д-р|тов)\.$")
+_TITLES = r"Dr|Mr|Mrs|Ms|Prof|проф|д-р"
+_TITLE = re.compile(rf"(?:{_TITLES})\.?\s")
+_ABBREVIATION = re.compile(rf"(?:^|[\s(])(?:{_TITLES}|St|Jr|Sr|vs|approx|ул|г|им|тов)\.$")
 
 
 def _strip_greeting(sentence: str) -> str:
@@ -560,7 +561,7 @@ def _stems(text: str) -> list[str]:
 
 _WITH_THEM = frozenset({"ним", "ней", "нею", "ними", "him", "her", "them"})
 _WITH_SOMEONE = re.compile(r"\b(?:с|со|with)\s+(?-i:[A-ZА-ЯЁ])")  # "Мы с Валерой…, он…"
-_ALIVE = frozenset("живой живая живое живые живого живой живому живую живым живыми живых живом".split())
+_ALIVE = frozenset("живой живая живое живые живого живому живую живым живыми живых живом".split())
 
 
 def subject_key(text: str) -> str | None:
