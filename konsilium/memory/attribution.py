@@ -14,6 +14,8 @@ import re
 
 from ..index.text import STOP_WORDS, analyze, words
 from . import lexicon as lx
+from . import morph
+from .morph import given_name, never_a_name
 from .people import CAPITALIZED_WORD
 from .records import UNKNOWN, USER
 
@@ -47,7 +49,7 @@ _POSSESSED_NAMED = re.compile(
     r"^(?:(?i:and|also|а|и|ещё|еще)\s+)?(?i:my|our|мой|моя|моё|мои|наш|наша)\s+(?P<rel>[a-zа-яё]+)\s+(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b"
 )
 # "У Миши тренировки поменяли", "У Сони английский по средам": what someone has.
-_AT_NAME = re.compile(r"^(?:(?i:а|и|ещё|еще)\s+)?(?i:у)\s+(?P<name>[А-ЯЁ][а-яё]+)\s+[а-яё]")
+_AT_NAME = re.compile(r"^(?:(?i:а|и|ещё|еще)\s+)?(?i:у)\s+(?P<name>[А-ЯЁа-яё][а-яё]+)\s+[а-яё]")
 # "Мама у меня Линда, живёт в Суонси": the relation first, then whose, then the name.
 _INTRODUCED_AFTER = re.compile(r"^(?P<rel>[А-ЯЁа-яё]+)\s+у\s+(?:меня|нас)\s+(?:[—–-]\s+)?(?P<name>[А-ЯЁ][а-яё]+)\b")
 
@@ -141,25 +143,20 @@ def someone_else(text: str) -> str:
     """A clause with no first person, whose subject is a name or a third-person pronoun, is about that person."""
     text = OPENERS.sub("", text)  # "Also Sonya is doing gymnastics now"
     reported = _REPORTED.match(text)  # "Андрей звонил: Миша сменил секцию": Misha's news, told by Andrey
-    if reported and reported.group("name").lower() in lx.GIVEN_NAMES and is_name(reported.group("told")):
-        return reported.group("told")
+    if reported and given_name(reported.group("name")) and is_name(reported.group("told")):
+        return morph.nominative(reported.group("told"))
     tokens = words(text)
     named = _NAMED_SUBJECT.match(text)
     if named and _GIVES_ME.match(text[named.end() :]):
         return USER  # "Also Marina gave me a new phone, iPhone 13": the phone is his
-    if (
-        named
-        and len(tokens) > 1
-        and tokens[1] in _OBJECT_OPENERS_EN
-        and named.group("name").lower() not in lx.GIVEN_NAMES
-    ):
+    if named and len(tokens) > 1 and tokens[1] in _OBJECT_OPENERS_EN and not given_name(named.group("name")):
         return USER  # "Put the money towards a John Deere, he…", "Sold the ewes": the user's verb and its object
-    unknown = named and named.group("name").lower() not in lx.GIVEN_NAMES
+    unknown = named and not given_name(named.group("name"))
     if unknown and _RU_THIRD_PERSON_VERB.match(named.group("name").lower().replace("ё", "е")):
         named = None  # "Живут они в Екатеринбурге", "Переезжают в августе": a verb, its subject left out
         # (Russian only: "Cerys", "Tess" end like English verbs)
-    known = {w for w in CAPITALIZED_WORD.findall(text) if w.lower() in lx.GIVEN_NAMES}
-    if named and named.group("name").lower() not in lx.GIVEN_NAMES and known:
+    known = {w for w in CAPITALIZED_WORD.findall(text) if given_name(w)}
+    if named and not given_name(named.group("name")) and known:
         named = None  # "Новостей куча, секцию, где занималась Соня, закрыли": the known name is the subject
     third = any(t in THIRD_PERSON for t in tokens)
     if not named and third and len(known) == 1:  # "…, так что теперь она ходит на плавание": she is Sonya
@@ -167,13 +164,13 @@ def someone_else(text: str) -> str:
     relation = _RELATION_OBJECT.match(text)  # "Маму всё-таки устроили в пансионат": done to her, by someone
     if relation and (nominative := relation_noun(relation.group("rel"))):
         return nominative
-    if named and named.group("name").lower() in lx.GIVEN_NAMES:  # "Артём ездит на Kia Rio"
-        return named.group("name")
+    if named and given_name(named.group("name")):  # "Артём ездит на Kia Rio"
+        return morph.nominative(named.group("name"))
     if named and (named.group("name").lower() in THIRD_PERSON or not is_name(named.group("name"))):
         named = None
     third = any(t in THIRD_PERSON for t in tokens)
     if named and (third or len(tokens) > 1 and tokens[1] in ("says", "said", "говорит", "сказал", "сказала")):
-        return named.group("name")
+        return morph.nominative(named.group("name"))
     return UNKNOWN if third and not named else USER
 
 
@@ -211,7 +208,7 @@ def subject_of(text: str) -> str:
         return f"{nominative} {name}" if name and is_name(name) else nominative
     ours = _NAME_OURS.match(text)  # "Наташка наша таки переехала к морю": our Natashka's move
     if ours and is_name(ours.group("name")):
-        return ours.group("name")
+        return morph.nominative(ours.group("name"))
     whose = _WHOSE.match(text)  # "Tyoma's training moved to Mondays"
     if whose and is_name(whose.group("name")) and not first_person(text):
         return whose.group("name")
@@ -233,10 +230,10 @@ def subject_of(text: str) -> str:
     if match and _gift_to_user(match, text):
         return USER  # "My kids gave me…" ("gave" is no name), "My wife Anna got me a Kindle": his
     if match and is_name(match.group("name")):
-        return f"{_relation_word(match.group('rel'))} {match.group('name')}"
+        return f"{_relation_word(match.group('rel'))} {morph.nominative(match.group('name'))}"
     at = _AT_NAME.match(text)
     if at and is_name(at.group("name")) and not first_person(text):
-        return at.group("name")
+        return morph.nominative(at.group("name"))
     match = _RELATION_EN.match(text)
     if match and _gift_to_user(match, text):
         return USER  # "My kids gave me a Galaxy S24": the phone is his
@@ -246,12 +243,12 @@ def subject_of(text: str) -> str:
         return f"{rel} {name}" if named else rel
     match = _RELATION_RU.match(text)
     if match and (nominative := relation_noun(match.group("rel"))):
-        return f"{nominative} {match.group('name')}" if match.group("name") else nominative
+        return f"{nominative} {morph.nominative(match.group('name'))}" if match.group("name") else nominative
     match = _RELATION_NAMED.match(text)
     if match and not is_name(match.group("name")):
         match = None  # "Дочка марина звонила": a known name written small; "Брат хочет …" names no one
     if match and (nominative := relation_noun(match.group("rel"))):  # only with a name: "Другой вариант…" is no friend
-        return f"{nominative} {match.group('name')}"
+        return f"{nominative} {morph.nominative(match.group('name'))}"
     return "user"
 
 
@@ -292,8 +289,9 @@ def _small_name_before_verb(word: str, after: str) -> bool:
 def is_name(word: str) -> bool:
     """A capitalized word that can be someone's name: not a stop word ("Ещё", "The"), not a verb form."""
     return (
-        (word[:1].isupper() or word.lower() in lx.GIVEN_NAMES)  # "im timur, 19": known names written small
+        (word[:1].isupper() or given_name(word))  # "im timur, 19", "у рустама др": names written small
         and word not in NOT_NAMES
+        and not never_a_name(word)  # "Сегодня мой др": a capital opens every sentence
         and bool(analyze(word))
         and not _VERB_FORM.search(word.lower())
     )

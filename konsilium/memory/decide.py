@@ -64,6 +64,7 @@ class Said:
     time: float
     exchange_id: str | None
     origin: str = "rules"
+    search_vector: np.ndarray | None = None  # see Memory.search_vector
 
 
 def decide(said: Said, current: list[Memory], exclusive) -> Operation:
@@ -104,6 +105,7 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
         updated=said.time,
         exchange_id=said.exchange_id,
         vector=said.vector,
+        search_vector=said.search_vector,
         pinned=statement.about == USER and statement.key in AUTO_PINNED_KEYS,
     )
     same_person = [m for m in current if is_same_person(m.about, statement.about)]

@@ -16,7 +16,7 @@ statements and forget requests:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ..index.text import stem, words
@@ -154,6 +154,9 @@ class Statement:
     key: str | None  # subject key: the same `about` and key → the newer statement supersedes the older
     update: bool  # it says something changed ("moved", "теперь", "upgraded")
     explicit: bool  # the user asked to remember it
+    # what was said around it in the same message ("коплю на мот, хочу хонду" before "пока отложено 38к"): embedded
+    # with the text, so that a fragment is found by what it is about; not stored
+    context: str = ""
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,7 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
     for message in user_messages:
         text = _CODE.sub(" ", message or "")
         pasted = len(text) > MAX_MESSAGE_CHARS
-        previous, said_before = "", len(statements)
+        previous, said_before, before_it = "", len(statements), ""
         for sentence in _sentences(text):
             query = None if pasted else forget_query(sentence)
             if query is not None:  # a forget request is never a statement
@@ -193,12 +196,13 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
                 carried = ""
             elif not pasted:
                 found = _statements(f"{carried}, {sentence[:1].lower()}{sentence[1:]}" if carried else sentence, False)
-                statements.extend(found)
+                statements.extend(_in_context(found, before_it, sentence))
                 # "Мастерская переехала!! Теперь на Некрасова, 41": too short to keep alone, it says what the next
                 # sentence is about.
                 short = not found and 0 < len(words(sentence)) < DECLARATIVE_WORDS and "?" not in sentence
                 short = short and not sentence.endswith((")", ":"))  # "Thank you, teacher :)": said to the assistant
                 carried = sentence.rstrip("!.… ") if short else ""
+            before_it = sentence
         carried = ""
     last = None
     if before and any(s.about == UNKNOWN for s in statements):  # only a pronoun needs the previous message
@@ -207,6 +211,19 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
             (name for s in reversed(earlier) if (name := named_third_person(s.text))), None
         )  # "Tomasz is from Gdańsk." / "He works at AquaSight": he is Tomasz
     return Extraction(_unique(_resolve_pronouns(statements, last)), forgets)
+
+
+CONTEXT_CHARS = 300
+
+
+def _in_context(found: list[Statement], before: str, sentence: str) -> list[Statement]:
+    """`found` with what was said around each: the sentence before, and the rest of its own sentence."""
+    out = []
+    for statement in found:
+        own = sentence if statement.text.casefold() != _tidy(sentence).casefold() else ""
+        context = " ".join(part for part in (before, own) if part)[-CONTEXT_CHARS:]
+        out.append(replace(statement, context=context) if context else statement)
+    return out
 
 
 def _resolve_pronouns(statements: list[Statement], last: str | None = None) -> list[Statement]:
@@ -502,7 +519,8 @@ def _is_question_or_request(sentence: str) -> bool:
     if not tokens:
         return True
     first = tokens[0].split("'")[0]  # "what's"
-    if first in lx.QUESTION_WORDS and not sentence.rstrip().endswith("."):
+    asking = tokens[1].split("'")[0] if first in _AND and len(tokens) > 1 else first  # "and how do i squash…"
+    if asking in lx.QUESTION_WORDS and not sentence.rstrip().endswith("."):
         return True
     # "Отвечай коротко" is a standing wish (a preference); "Explain attention, in short" is one request.
     if not _is_request([first]):
@@ -510,6 +528,7 @@ def _is_question_or_request(sentence: str) -> bool:
     return not (_matches([stem(first)], lx.PREFERENCE_VERBS) and _preference([stem(t) for t in tokens]))
 
 
+_AND = frozenset({"and", "but"})  # before a question word, not before a wish: "And please keep answers short"
 _FILLERS = frozenset({"тогда", "так", "ну", "а", "и", "ok", "okay", "so", "then", "well"})
 
 
@@ -522,7 +541,7 @@ def _said_before_asking(sentence: str) -> str:
         parts = parts[:-1]  # the last part of a question is what it asks, whatever its first word
     for part in parts:
         tokens = [t for t in words(part) if t not in _FILLERS] or words(part)  # "Тогда подскажи рецепт…"
-        opener = tokens[0].split("'")[0] if tokens else ""  # "what's", "how's"
+        opener = tokens[1 if tokens[0] in _AND and len(tokens) > 1 else 0].split("'")[0] if tokens else ""  # "what's"
         if not tokens or opener in lx.QUESTION_WORDS or opener in _ASKING_OPENERS or _is_request(tokens):
             asked = True
         elif not asked:

@@ -297,3 +297,9 @@ def m008_memory_key_terms(db: sqlite3.Connection) -> None:
     ).fetchall()
     for rowid, text, about, key in rows:
         db.execute("UPDATE memories SET terms = ? WHERE rowid = ?", (terms(text, about, key), rowid))
+
+
+@migration
+def m009_memory_search_vector(db: sqlite3.Connection) -> None:
+    """A memory's vector for search, said in context (`Memory.search_vector`); NULL: its own vector serves."""
+    _execute_script(db, "ALTER TABLE memories ADD COLUMN search_vector BLOB;")

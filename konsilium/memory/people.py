@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from . import lexicon as lx
+from . import morph
 from .records import UNKNOWN, USER
 
 _TRANSLIT = lx.CYRILLIC_TO_LATIN
@@ -86,6 +87,9 @@ def mentioned(text: str) -> list[Person]:
     relation = next((r for r in relations if r), None)
     found = CAPITALIZED_WORD.finditer(text)
     names = [latin(m.group(0)) for m in found if m.start() > 0 and m.group(0) not in _NOT_NAMES]
+    # "что любит собака лизы?": a name written small, in any case
+    small = [w for w in _WORD.findall(text) if w[:1].islower() and len(w) > 2 and morph.given_name(w)]
+    names += [latin(morph.nominative(w)) for w in small]
     if names:
         return [Person(relation, name) for name in names]
     return [Person(relation, None)] if relation else []
@@ -107,9 +111,7 @@ def introduced(text: str) -> list[Person]:
     for match in _RELATION_THEN_WORD.finditer(text):  # one regex pass: thousands of memories are read at once
         word, following = match.group(1), match.group(2)
         relation = _relation(word.lower())
-        if relation and (
-            following[:1].isupper() and following not in _NOT_NAMES or following.lower() in lx.GIVEN_NAMES
-        ):
+        if relation and (following[:1].isupper() and following not in _NOT_NAMES or morph.given_name(following)):
             found.append(Person(relation, name_key(following)))
     return found
 

@@ -35,6 +35,9 @@ class Memory:
     exchange_id: str | None = None
     superseded_by: str | None = None
     vector: np.ndarray | None = field(default=None, repr=False)
+    # What a question is compared with: its own vector averaged with its vector said in context ("пока отложено
+    # 38к" after "коплю на мот"), so that a fragment is found by what it is about; None: its own vector.
+    search_vector: np.ndarray | None = field(default=None, repr=False)
     stored_fingerprint: str | None = field(default=None, repr=False, compare=False)  # as the store computed it
 
     @property

@@ -33,6 +33,7 @@ _COLUMNS = (
     "exchange_id",
     "superseded_by",
     "vector",
+    "search_vector",
     "fingerprint",
 )
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM memories"
@@ -324,7 +325,8 @@ class MemoryStore:
         """The words go (text, stems, vector, and the text in its history); the tombstone keeps the fingerprint
         so that reading the old exchange again does not bring the memory back."""
         db.execute(
-            "UPDATE memories SET status = 'forgotten', text = '', terms = '', vector = NULL, pinned = 0, updated = ? "
+            "UPDATE memories SET status = 'forgotten', text = '', terms = '', vector = NULL, search_vector = NULL, "
+            "pinned = 0, updated = ? "
             "WHERE id = ?",
             (now, memory_id),
         )
@@ -349,7 +351,8 @@ class MemoryStore:
         now = time.time()
         with self.log.transaction() as db:
             db.execute(
-                "UPDATE memories SET text = ?, terms = ?, fingerprint = ?, vector = ?, updated = ? WHERE id = ?",
+                "UPDATE memories SET text = ?, terms = ?, fingerprint = ?, vector = ?, search_vector = NULL, "
+                "updated = ? WHERE id = ?",
                 (
                     text,
                     terms(text, memory.about, memory.key),
@@ -385,7 +388,8 @@ def _insert(db, memory: Memory) -> None:
     memory.id = memory.id or new_memory_id()
     db.execute(
         "INSERT INTO memories (id, text, about, kind, key, status, pinned, origin, created, updated, exchange_id, "
-        "superseded_by, fingerprint, terms, vector) VALUES (?, ?, ?, ?, ?, 'current', ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+        "superseded_by, fingerprint, terms, vector, search_vector) "
+        "VALUES (?, ?, ?, ?, ?, 'current', ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
         (
             memory.id,
             memory.text,
@@ -400,6 +404,7 @@ def _insert(db, memory: Memory) -> None:
             fingerprint(memory.text, memory.about),
             terms(memory.text, memory.about, memory.key),
             _blob(memory.vector),
+            _blob(memory.search_vector),
         ),
     )
 
@@ -412,7 +417,7 @@ def _matrix(generation: int, seq: int, rowids: list[int], memories: list[Memory]
     vectors = np.zeros((len(memories), dim), dtype=np.float32)
     for row, memory in enumerate(memories):
         if memory.vector is not None and memory.vector.shape[0] == dim:
-            vectors[row] = memory.vector
+            vectors[row] = _searched(memory)
     people = {row: found for row, m in enumerate(memories) if m.about != "user" and (found := person(m.about))}
     row_of = {rowid: row for row, rowid in enumerate(rowids)}
     return CurrentMatrix(generation, memories, vectors, people, row_of, list(rowids), seq)
@@ -434,7 +439,7 @@ def _patched(cache: CurrentMatrix, generation: int, seq: int, ids: set[str], row
     fresh = np.zeros((len(added), dim), dtype=np.float32)
     for row, memory in enumerate(added):
         if memory.vector is not None:
-            fresh[row] = memory.vector
+            fresh[row] = _searched(memory)
     rowids = np.asarray([cache.rowids[r] for r in keep] + [rowid for rowid, _ in rows], dtype=np.int64)
     order = np.argsort(rowids, kind="stable")
     vectors = np.concatenate([cache.vectors[keep], fresh])[order]
@@ -481,15 +486,22 @@ def _bump(db, name: str = GENERATION) -> None:
     )
 
 
+def _searched(memory: Memory) -> np.ndarray:
+    """The row a question is compared with: the search vector where it was said in context, else its own."""
+    searched = memory.search_vector
+    return searched if searched is not None and searched.shape == memory.vector.shape else memory.vector
+
+
 def _blob(vector: np.ndarray | None) -> bytes | None:
     return None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
 
 
 def _memory(row: tuple) -> Memory:
     values = dict(zip(_COLUMNS, row, strict=True))
-    blob, stored = values.pop("vector"), values.pop("fingerprint")
+    blob, searched, stored = values.pop("vector"), values.pop("search_vector"), values.pop("fingerprint")
     return Memory(
         **values | {"pinned": bool(values["pinned"])},
         vector=np.frombuffer(blob, dtype=np.float32) if blob else None,
+        search_vector=np.frombuffer(searched, dtype=np.float32) if searched else None,
         stored_fingerprint=stored,
     )

@@ -862,3 +862,39 @@ def test_the_glossary_ties_loose_names_for_habits_health_and_money_to_the_words_
     assert shared("забудь, сколько я зарабатываю", "I take home 4200 a month after tax")
     assert not shared("the therapy stuff", "Я ветеринар-терапевт")  # a GP's title, not therapy
     assert not shared("мой долг Карлу", "doing bolt food deliveries now, way better money")
+
+
+def test_a_fragment_is_found_by_what_was_said_before_it_in_the_same_message(service):
+    current_after(
+        service,
+        [
+            "Коплю на мот, хочу хонду cb400. Пока отложено 38к",
+            "Я в шоке от цен на аренду",
+            "Учусь в политехе на 2 курсе",
+            "Любимое аниме - евангелион",
+            "Я в наушниках играю",
+            "Уже неделю в общаге",
+        ],
+    )
+    fragment = next(m for m in service.store.list() if m.text == "Пока отложено 38к")
+    assert fragment.search_vector is not None and fragment.vector is not None  # both kept, one for each use
+    found = [hit.memory.text for hit in service.search("сколько я накопил на мотоцикл?", k=3)]
+    assert "Пока отложено 38к" in found, found
+    edited = service.edit(fragment.id, "Пока отложено 40к")
+    assert service.store.get(edited.id).search_vector is None  # new words: said in no context any more
+
+
+def test_someones_changed_schedule_replaces_the_users_own_plan_around_it_on_that_subject(service):
+    current_after(
+        service,
+        [
+            "По вторникам забираю внука Артёма с шахмат.",
+            "Мой тимлид Марко — фанат баскетбола.",
+            "И у артема тренер расписание поменял, шахматы по четвергам.",
+            "Марко переезжает в Амстердам в июле.",
+        ],
+    )
+    offered = [hit.memory.text for hit in service.recall("В какой день я забираю Артёма с шахмат?", k=5)]
+    assert any("четверг" in text for text in offered) and not any("вторник" in text for text in offered), offered
+    offered = [hit.memory.text for hit in service.recall("Чем увлекается мой тимлид?", k=5)]
+    assert any("баскетбол" in text for text in offered), offered  # his move is no news of his hobby

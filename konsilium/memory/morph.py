@@ -1,0 +1,58 @@
+"""Russian morphology from OpenCorpora's dictionary (pymorphy3, installed with the package, read offline): whether
+a word can be someone's first name in any case ("Рустама", "лизы", "Тимуру") or is a word of another kind that no
+one is called ("Сегодня", "Взяли", "Купить"). The lexicon's list of names knows a few hundred; the dictionary
+knows tens of thousands of words and their forms."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from . import lexicon as lx
+
+_CYRILLIC_WORD = re.compile(r"^[а-яё-]+$", re.IGNORECASE)
+_NAME_TAGS = frozenset({"Name"})  # not "Surn": "Горелов позвонил, сдачу перенесли" is still the user's deadline
+NAME_SHARE = 0.5  # of the word's parses (weighted by pymorphy's scores): "Лизы" 0.8 a name, "Вера" 0.3 (faith)
+
+
+@lru_cache(maxsize=1)
+def _analyzer():
+    import pymorphy3
+
+    return pymorphy3.MorphAnalyzer()
+
+
+@lru_cache(maxsize=65536)
+def _parses(word: str) -> tuple:
+    return tuple(_analyzer().parse(word.lower()))
+
+
+def name_share(word: str) -> float:
+    """How much of a Russian word's reading is a person's name (0 for any other word and any other script)."""
+    if not _CYRILLIC_WORD.match(word):
+        return 0.0
+    return sum(p.score for p in _parses(word) if p.tag.grammemes & _NAME_TAGS and "sing" in p.tag)
+
+
+def given_name(word: str) -> bool:
+    """A first name, in whatever case and however written: the lexicon's list, or mostly a name to the dictionary."""
+    lowered = word.lower()
+    return lowered in lx.GIVEN_NAMES or lowered.replace("ё", "е") in lx.GIVEN_NAMES or name_share(word) >= NAME_SHARE
+
+
+def never_a_name(word: str) -> bool:
+    """A Russian word the dictionary knows only as something no one is called: an adverb, a verb, a particle, an
+    adjective ("Сегодня мой др" is about the user; "Взяли ей свинку" is no one named Взяли)."""
+    if not _CYRILLIC_WORD.match(word):
+        return False
+    parses = _parses(word)
+    return bool(parses) and all(p.is_known for p in parses) and not any("NOUN" in p.tag for p in parses)
+
+
+def nominative(word: str) -> str:
+    """A Russian first name in the nominative ("рустама" → "Рустам", "Тимуру" → "Тимур"); any other word as said:
+    whose a memory is should not depend on the case the name was said in."""
+    if name_share(word) < NAME_SHARE:
+        return word
+    best = max((p for p in _parses(word) if p.tag.grammemes & _NAME_TAGS), key=lambda p: p.score)
+    return best.normal_form[:1].upper() + best.normal_form[1:]
