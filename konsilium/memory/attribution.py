@@ -159,8 +159,9 @@ def someone_else(text: str) -> str:
     if named and not given_name(named.group("name")) and known:
         named = None  # "Новостей куча, секцию, где занималась Соня, закрыли": the known name is the subject
     third = any(t in THIRD_PERSON for t in tokens)
-    if not named and third and len(known) == 1:  # "…, так что теперь она ходит на плавание": she is Sonya
-        return next(iter(known))
+    # "…, так что теперь она ходит на плавание": she is Sonya; not "у неё развод с Денисом" (him: not the subject)
+    if not named and third and len(known) == 1 and morph.may_be_subject(next(iter(known))):
+        return morph.nominative(next(iter(known)))
     relation = _RELATION_OBJECT.match(text)  # "Маму всё-таки устроили в пансионат": done to her, by someone
     if relation and (nominative := relation_noun(relation.group("rel"))):
         return nominative
@@ -249,7 +250,23 @@ def subject_of(text: str) -> str:
         match = None  # "Дочка марина звонила": a known name written small; "Брат хочет …" names no one
     if match and (nominative := relation_noun(match.group("rel"))):  # only with a name: "Другой вариант…" is no friend
         return f"{nominative} {morph.nominative(match.group('name'))}"
-    return "user"
+    return _bare_relation(text) or "user"
+
+
+# A relation with no possessive, as the subject: "Муж работает в банке", "Сосед по комнате костя, с 3 курса, …".
+_BARE_RELATION = re.compile(r"^(?P<rel>[А-ЯЁа-яё]+)(?:\s+по\s+[а-яё]+)?(?:\s+(?P<next>[А-ЯЁа-яё][а-яё]+))?[\s,]")
+
+
+def _bare_relation(text: str) -> str | None:
+    bare = _BARE_RELATION.match(text)
+    if not bare or first_person(text) or not morph.nominative_noun(bare.group("rel")):
+        return None
+    relation, after = relation_noun(bare.group("rel")), bare.group("next") or ""
+    if relation is None:
+        return None
+    if after and given_name(after) and not third_person_verb(after.lower()):
+        return f"{relation} {morph.nominative(after)}"
+    return relation if after and third_person_verb(after.lower()) else None
 
 
 _ENGLISH_VERB = re.compile(r"^(?:is|was|has|had|got|gets|will|can|just|also|still|lives|works|moved|[a-z]+(?:s|ed))$")

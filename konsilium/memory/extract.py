@@ -178,10 +178,13 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
     for message in user_messages:
         text = _CODE.sub(" ", message or "")
         pasted = len(text) > MAX_MESSAGE_CHARS
-        previous, said_before, before_it = "", len(statements), ""
+        previous, said_before, before_it, forgets_said = "", len(statements), "", False
         for sentence in _sentences(text):
             query = None if pasted else forget_query(sentence)
+            if query is None and forgets_said and _PRIVACY_REMARK.search(sentence):
+                continue  # "…delete the thing about my ex. I'd rather it's not written down anywhere": no fact
             if query is not None:  # a forget request is never a statement
+                forgets_said = True
                 if not query and previous:
                     # "Гараж передумал продавать. Это больше не актуально, сотри": the sentence before names it
                     query, statements[said_before:] = previous, []
@@ -213,6 +216,11 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
     return Extraction(_unique(_resolve_pronouns(statements, last)), forgets)
 
 
+# Why a forget request was made, said after it: "не хочу, чтобы это где-то висело", "I'd rather it wasn't stored".
+_PRIVACY_REMARK = re.compile(
+    r"(?i)не\s+хочу,?\s+чтоб|\brather\s+(?:it|keep|not|that)\b|\bdon'?t\s+want\s+(?:it|that|this)\b|"
+    r"\bbetween\s+me\s+and\b|\bwritten\s+down\b|\bhanging\s+around\b|\bstored\b|висел|хранил|храни(?:лось|ть)"
+)
 CONTEXT_CHARS = 300
 
 
@@ -315,7 +323,8 @@ def _clauses(sentence: str) -> list[str]:
         starts_predicate = (
             first in lx.FIRST_PERSON
             or first in ("у",)
-            and bool(re.match(r"\s*у\s+(?:меня|нас|него|неё|нее|них)\b", part.lower()))  # "…, у него двое сыновей"
+            # "…, у него двое сыновей", "У Кости др 9 ноября, а у меня 14 апреля"
+            and bool(re.match(r"\s*(?:(?:а|и|но)\s+)?у\s+(?:меня|нас|него|неё|нее|них)\b", part.lower()))
             or bool(_RU_FIRST_PERSON_VERB.match(first) and first != "у")
             or first in lx.PERSON_OPENERS
             or _names_a_subject(tokens)

@@ -16,7 +16,7 @@ _OPENERS = (
     r"can\s+(?:you|u)|could\s+(?:you|u)|would\s+(?:you|u)|можешь|можете|"
     r"кстати|да|ещё|еще|слушай|короче|ладно|ок|в\s+общем|вот|и\s+вот\s+ещё|и\s+вот\s+еще)[,:]?\s+(?:[—–-]\s+)?){0,3}"
 )
-_PLEASE = r"(?:please|pls|plz|пожалуйста|плиз)"
+_PLEASE = r"(?:please|pls|plz|пожалуйста|плиз|плз|пжлст|пж)"
 # Only forgetting: an imperative of these is a request.
 _ONLY_FORGET = (
     r"(?:forget|stop\s+remembering|scra(?:tch|p)(?=\s+(?:what|that\s+(?:i|bit|part|thing|stuff)|about|everything|all\s+(?:that|about)|my|"
@@ -34,13 +34,16 @@ _SAID = (
     r"(?:(?:that\s+|what\s+)?i\s+(?:told\s+(?:you|u)|gave\s+(?:you|u)|said|mentioned|shared|wrote)|"
     r"(?:что\s+)?я\s+(?:рассказывал|говорил|писал|упоминал|сказал)а?)"
 )
+_TOLD = r",?\s*что\s+я\s+(?:тебе\s+|вам\s+)?\w+"  # "всё, что я тебе ныла про начальницу"
 # "the note about", "everything about", "то, что я говорил о", "инфу про", "из памяти": what was said, then its topic.
 _SAID_THING = (
     r"(?:(?:the|that|this|my|all|any)\s+)?(?:notes?|things?|stuff|bits?|parts?|info|information|memor(?:y|ies)|"
     r"records?|entr(?:y|ies)|facts?|everything|details?)(?:\s+" + _SAID + r")?\s+(?:about|on|regarding|re)\s+"
     r"|what\s+i\s+(?:told\s+(?:you|u)|said|mentioned|shared|wrote)\s+about\s+"
-    r"|(?:(?:инфу|информацию|данные|запись|записи|заметку|всё|все|то)(?:,?\s+" + _SAID + r")?|,?\s*что\s+я\s+\w+)"
+    r"|(?:(?:инфу|информацию|данные|запись|записи|заметку|всё|все|то)(?:,?\s+" + _SAID + r"|" + _TOLD + r")?"
+    r"|" + _TOLD + r")"
     r"\s+(?:про|о|об)\s+"
+    r"|про\s+(?=\w)"  # "удали про долг саньку": "про" is about what was said
     r"|(?:из\s+(?:памяти|головы)\s+)"
     # "the knee thing", "the career-switch idea", "историю с Тамарой": a topic, then a word for what was said
     r"|(?:(?:the|that|this|my|all\s+the)\s+)(?=(?:[\w-]+\s+){1,3}(?:thing|stuff|business|bit|idea|story|part)\b)"
@@ -125,7 +128,7 @@ _LEAD = re.compile(
 )
 # Words that name no fact: "the whole neighbour business", "the meds stuff I told you".
 _NOISE = re.compile(
-    r"\b(?:the\s+whole|whole|stuff|things?|business|thingy|idea|all\s+that|everything|"
+    r"\b(?:the\s+whole|whole|stuff|things?|business|thingy|idea|all\s+that|everything|a\s+while\s+(?:back|ago)(?:\s+about)?|"
     r"(?:that\s+|what\s+)?i\s+(?:told\s+(?:you|u)|said|mentioned)(?:\s+about)?|"
     r"(?:что\s+)?я\s+(?:рассказывал|рассказывала|говорил|говорила|писал|писала)(?:\s+(?:про|о|об))?|всё|все)\b",
     re.IGNORECASE,
@@ -192,7 +195,13 @@ def _first_clause(text: str) -> str:
     comma stays ("the delicate thing about my health, the urologist story")."""
     first, *rest = _WHY.split(text.strip().rstrip(".!…?"))
     # (the other name first: what follows "I told you" in the first is cut as when it was told)
-    return f"{rest[0]} {first.strip()}" if rest and _ANOTHER_NAME_FOR_IT.match(rest[0]) else first.strip()
+    if rest and _ANOTHER_NAME_FOR_IT.match(rest[0]):
+        return f"{rest[0]} {first.strip()}"
+    said_plainer = _I_MEAN.match(rest[0]) if rest else None  # "про больничку, ну про желудок и таблетки"
+    return f"{first.strip()} {said_plainer.group('it')}" if said_plainer else first.strip()
+
+
+_I_MEAN = re.compile(r"^(?:ну|то\s+есть|т\.\s?е\.|i\s+mean|i\.e\.|like)\s*,?\s*(?:про|о|об|about)\s+(?P<it>.+)$", re.I)
 
 
 _ANOTHER_NAME_FOR_IT = re.compile(
@@ -221,7 +230,8 @@ def _tidy(text: str) -> str:
     text = _RELATIVE.sub("", text)
     text = _NOISE.sub(" ", re.sub(_FROM_MEMORY, " ", text, flags=re.IGNORECASE))
     text = re.sub(_TRAILING, "", re.sub(r"\s+", " ", text).strip(" ,.!?"))
-    text = re.sub(r"^" + _OPENERS, "", text.strip(" ,.!?—–-"), flags=re.IGNORECASE).strip(" ,.!?—–-")
+    # (a space after it, so that an opener alone goes too: "и удали…" names nothing by "и")
+    text = re.sub(r"^" + _OPENERS, "", text.strip(" ,.!?—–-") + " ", flags=re.IGNORECASE).strip(" ,.!?—–-")
     text = _TOPIC_LEAD.sub("", text)
     text = re.sub(r"^(?:то|that|this),?\s+", "", text, flags=re.IGNORECASE)
     text = re.sub(r"\s+(?:" + _ONLY_FORGET + r")$", "", text, flags=re.IGNORECASE)

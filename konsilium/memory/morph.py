@@ -42,17 +42,41 @@ def given_name(word: str) -> bool:
 
 def never_a_name(word: str) -> bool:
     """A Russian word the dictionary knows only as something no one is called: an adverb, a verb, a particle, an
-    adjective ("Сегодня мой др" is about the user; "Взяли ей свинку" is no one named Взяли)."""
+    adjective, a place ("Сегодня мой др" is about the user; "Взяли ей свинку" is no one named Взяли)."""
     if not _CYRILLIC_WORD.match(word):
         return False
     parses = _parses(word)
-    return bool(parses) and all(p.is_known for p in parses) and not any("NOUN" in p.tag for p in parses)
+    if not parses or not all(p.is_known for p in parses) or any(p.tag.grammemes & _NAME_TAGS for p in parses):
+        return False
+    # a place is no one either: "А у меня квартира в Казани"
+    return not any("NOUN" in p.tag for p in parses) or all("Geox" in p.tag for p in parses if "NOUN" in p.tag)
 
 
 def nominative(word: str) -> str:
     """A Russian first name in the nominative ("рустама" → "Рустам", "Тимуру" → "Тимур"); any other word as said:
     whose a memory is should not depend on the case the name was said in."""
-    if name_share(word) < NAME_SHARE:
+    # (said where a name stands, a name however rare its reading: "У Кости др" is Kostya's, not the bones')
+    names = (
+        [p for p in _parses(word) if p.tag.grammemes & _NAME_TAGS and "sing" in p.tag]
+        if _CYRILLIC_WORD.match(word)
+        else []
+    )
+    if not names:
         return word
-    best = max((p for p in _parses(word) if p.tag.grammemes & _NAME_TAGS), key=lambda p: p.score)
+    best = max(names, key=lambda p: p.score)
     return best.normal_form[:1].upper() + best.normal_form[1:]
+
+
+def nominative_noun(word: str) -> bool:
+    """A Russian noun in the nominative: the subject ("Муж работает…"), not whom something is for ("Мужу
+    подарила…")."""
+    return bool(_CYRILLIC_WORD.match(word)) and any("NOUN" in p.tag and "nomn" in p.tag for p in _parses(word))
+
+
+def may_be_subject(word: str) -> bool:
+    """A name that can be the subject where it stands: any word but a Russian one the dictionary reads only in
+    another case ("с Денисом", "Маше")."""
+    if not _CYRILLIC_WORD.match(word):
+        return True
+    parses = _parses(word)
+    return not all(p.is_known for p in parses) or any("nomn" in p.tag for p in parses)

@@ -229,6 +229,11 @@ def test_a_wish_about_answers_is_said_to_the_assistant(text, is_preference):
         ("Кстати, насчёт продажи участка, о которой я писал в июне, — сотрите это.", "продажи участка"),
         ("Please delete the gate code I gave you in spring.", "the gate code"),
         ("And please stop remembering the Dota stuff", "Dota"),
+        ("и удали про долг саньку, вернул все", "долг саньку"),
+        ("и сотри пожалуйста всё, что я тебе ныла про свою начальницу", "свою начальницу"),
+        ("сотри плз инфу про больничку, ну про желудок и таблетки", "больничку желудок и таблетки"),
+        ("кстати забудь плз про тот хвост по матеше, закрыл", "тот хвост по матеше"),
+        ("can you scrap what I said a while back about the headaches?", "the headaches"),
     ],
 )
 def test_forget_requests_are_understood_however_they_are_phrased(text, query):
@@ -252,6 +257,7 @@ def test_forget_requests_are_understood_however_they_are_phrased(text, query):
         "Scrap the plan, we leave tomorrow instead.",
         "Drop the table first, then recreate it.",
         "Я часто забываю ключи.",
+        "Удали старую ветку сначала.",
     ],
 )
 def test_forget_as_an_ordinary_word_is_no_request(text):
@@ -672,6 +678,10 @@ def test_more_languages_a_new_post_over_its_pay_and_giving_something_up_is_a_cha
         ("А у рустама др 9 ноября", "Рустам"),  # a name written small, in the genitive
         ("у лизы кошка сметана", "Лиза"),
         ("Сегодня мой др, 14 марта, 35 лет", "user"),  # the capital that opens a sentence names no one
+        ("Муж работает в банке", "муж"),  # a relation as the subject, no "my"
+        ("Мужу подарила часы на годовщину", "user"),  # ... not a relation something is for
+        ("Сосед по комнате костя, с 3 курса, работает курьером", "сосед Костя"),
+        ("А у меня квартира в Казани", "user"),  # a place is no one's name
     ],
 )
 def test_a_russian_name_is_known_in_any_case_and_a_word_of_another_kind_is_no_name(text, about):
@@ -682,3 +692,22 @@ def test_a_question_after_and_is_no_memory_but_a_wish_after_and_is_kept():
     assert extract(["and how do i squash the last 3 commits", "and when should i NOT rebase"]).statements == []
     (wish,) = extract(["Thanks. And please keep answers short — bullet points, no long intros."]).statements
     assert wish.key == "answer.style"
+
+
+def test_the_users_clause_after_someone_elses_is_his_own_memory():
+    said = extract(["У Кости день рождения 9 ноября, а у меня 14 апреля"]).statements
+    assert [(s.text, s.about) for s in said] == [
+        ("У Кости день рождения 9 ноября", "Костя"),
+        ("А у меня 14 апреля", "user"),
+    ]
+    (divorce,) = extract(["Но у неё сейчас развод с Денисом, ей не до этого"]).statements
+    assert divorce.about != "Денис"  # with him: he is not whom it is about
+
+
+def test_why_a_forget_request_was_made_is_no_memory_and_a_new_fact_after_it_is_one():
+    told = extract(["please delete the thing about my ex. I'd rather it's not written down anywhere tbh"])
+    assert [f.query for f in told.forgets] == ["my ex"] and told.statements == []
+    told = extract(["сотри плз инфу про больничку. не хочу чтоб это где то висело"])
+    assert told.statements == []
+    told = extract(["Забудь мой старый адрес. Я теперь живу в Казани."])
+    assert [s.text for s in told.statements] == ["Я теперь живу в Казани"]

@@ -898,3 +898,16 @@ def test_someones_changed_schedule_replaces_the_users_own_plan_around_it_on_that
     assert any("четверг" in text for text in offered) and not any("вторник" in text for text in offered), offered
     offered = [hit.memory.text for hit in service.recall("Чем увлекается мой тимлид?", k=5)]
     assert any("баскетбол" in text for text in offered), offered  # his move is no news of his hobby
+
+
+def test_forgetting_the_clinic_in_slang_takes_what_the_clinic_said(service):
+    current = current_after(
+        service,
+        [
+            "Был в поликлинике, сказали гастрит.",
+            "Учусь в политехе на 2 курсе.",
+            "Потом. Сотри плз инфу про больничку, ну про желудок. Не хочу чтоб это где то висело.",
+        ],
+    )
+    assert not any("гастрит" in text for text in current), current
+    assert any("политех" in text for text in current) and not any("висело" in text for text in current)
