@@ -21,7 +21,7 @@ from functools import lru_cache
 
 from ..index.text import stem, words
 from . import lexicon as lx
-from . import places
+from . import morph, places
 from .attribution import (
     NOT_NAMES,
     OPENERS,
@@ -65,7 +65,8 @@ _INTRODUCING = re.compile(
 _CYRILLIC_WORD = re.compile(r"[а-яё]", re.IGNORECASE)
 # "I'm Lena, 34, biology teacher in Tver": the name, then more about the user.
 _NAME_FIRST = re.compile(
-    r"^(?P<intro>(?i:my\s+name\s+is|i\s+am|i'm|im|меня\s+зовут|я|это)\s+(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)"
+    # (after a greeting: "Hiya, so I'm Abi, staff nurse on…" is the name, then the job)
+    r"^(?:(?i:hi|hiya|hey|hello|yo|so|ok|okay|well|привет|прив|здравствуйте|ну|итак|короче)[,!.]?\s+)*(?P<intro>(?i:my\s+name\s+is|i\s+am|i'm|im|меня\s+зовут|я|это)\s+(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)"
     r"(?:\s+[A-ZА-ЯЁ][a-zа-яё]+){0,2})"
     r"\s*(?:,|\s[—–-])\s*(?P<rest>.+)$"
 )
@@ -127,6 +128,7 @@ _STATES_A_ROLE = re.compile(
     r"(?:уже\s+|теперь\s+|сейчас\s+)?" + _PROFESSION + r"|" + _NEW_PLACE,
     re.IGNORECASE,
 )
+_PROFESSION_FIRST = re.compile(r"^(?:an?\s+)?" + _PROFESSION, re.IGNORECASE)  # "Staff nurse on a ward"
 _STATES_A_JOB = re.compile(
     r"\b(?:i|we)\b[\w\s']{0,20}?(?<!\bat )(?<!\bto )\bwork(?:s|ed|ing)?\b"  # not "I cycle to work on my bike"
     r"(?!\s+(?:out|from\s+home|remotely|late|overtime|nights|weekends))"
@@ -397,7 +399,10 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
         # that a transfer can replace; "меня зовут Геннадий Петрович, можно просто Петрович" stays one
         if len(words(rest)) >= MIN_WORDS and not _ABOUT_THE_NAME.search(rest):
             out.append(Statement(_tidy(intro_text), USER, "identity", "name", False, explicit))
-            found = (_statement(clause, explicit, inherits_person=True) for clause in _clauses(rest))
+            found = [_statement(clause, explicit, inherits_person=True) for clause in _clauses(rest)]
+            first = found[0] if found else None
+            if first is not None and first.key is None and _PROFESSION_FIRST.match(first.text):
+                found[0] = replace(first, key="job.role", kind="work")  # "I'm Abi, staff nurse on…": who he is at work
             return out + [statement for statement in found if statement is not None]
     clauses = _clauses(sentence)
     first_person_sentence = first_person(sentence)
@@ -442,7 +447,7 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         key, kind = "home.city", "home"  # "Теперь снимаем с Лизой двушку на Петроградке", "renting a flat in Porto"
     elif key is None and about == USER and _NEW_HOME.search(text):
         key, kind = "home.city", "home"  # "We finally got the keys to our new flat in Delft"
-    preference = _preference(stems) if _addresses_answers(tokens) else None
+    preference = _preference(stems) if _addresses_answers(tokens) and not _one_off(tokens, stems) else None
     personal = (
         preference is not None
         or explicit
@@ -492,6 +497,19 @@ def _addresses_answers(tokens: list[str]) -> bool:
     )
 
 
+def _one_off(tokens: list[str], stems: list[str]) -> bool:
+    """A wish for one answer, not all: a task asked with a perfective imperative ("накидай шаблон повестки,
+    коротко"), or only a length word with no word for answers said to the assistant ("I'm selling myself short")."""
+    if any(morph.perfective_imperative(t) for t in tokens):
+        return True
+    only_length = not _matches(stems, lx.ANSWER_WORDS - _LENGTH_WORDS)
+    asking = _YOU | _EN_IMPERATIVES | _WISH_OPENERS | _PLEASE
+    told_to_it = any(t in asking or _RU_IMPERATIVE.match(t) for t in tokens)
+    return only_length and not told_to_it
+
+
+_LENGTH_WORDS = frozenset({"short", "коротк", "brief"})
+_PLEASE = frozenset({"please", "pls", "plz", "пожалуйста", "плз", "плиз", "пж"})
 _EN_IMPERATIVES = frozenset({"give", "answer", "reply", "respond", "use", "format", "write", "keep", "show"})
 _YOU = frozenset({"you", "your", "ты", "тебя", "тебе", "твои", "твой", "вы", "вас", "вам"})
 _WISH_OPENERS = frozenset({"keep", "no", "без", "never", "always", "всегда", "никогда", "only", "только", "please"})

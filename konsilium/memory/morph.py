@@ -80,3 +80,11 @@ def may_be_subject(word: str) -> bool:
         return True
     parses = _parses(word)
     return not all(p.is_known for p in parses) or any("nomn" in p.tag for p in parses)
+
+
+def perfective_imperative(word: str) -> bool:
+    """ "накидай", "напиши", "сделай": asks for one thing once ("пиши", "отвечай" ask for a habit; "давай
+    поменяем" is no order)."""
+    return bool(_CYRILLIC_WORD.match(word)) and any(
+        "VERB" in p.tag and "impr" in p.tag and "perf" in p.tag and "excl" in p.tag for p in _parses(word)
+    )

@@ -711,3 +711,25 @@ def test_why_a_forget_request_was_made_is_no_memory_and_a_new_fact_after_it_is_o
     assert told.statements == []
     told = extract(["Забудь мой старый адрес. Я теперь живу в Казани."])
     assert [s.text for s in told.statements] == ["Я теперь живу в Казани"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("Планёрка у нас каждый понедельник в 9:00 — накидай шаблон повестки, коротко", "schedule:meeting"),
+        ("Coach reckons I'm selling myself short, so new goal for the half is 1:58", None),
+        ("И формат ответов давай поменяем: разворачивай подробно и со ссылками", "answer.style"),
+        ("Отвечай коротко и без смайликов плиз", "answer.style"),
+    ],
+)
+def test_a_one_off_request_or_a_short_word_in_passing_is_no_standing_wish_on_answers(text, key):
+    (said,) = extract([text]).statements
+    assert said.key == key
+
+
+def test_a_greeting_before_the_name_keeps_the_name_alone_and_the_job_its_own_memory():
+    said = extract(["Hiya, so I'm Abi, staff nurse on a respiratory ward at Wythenshawe"]).statements
+    assert [(s.text, s.key) for s in said] == [
+        ("I'm Abi", "name"),
+        ("Staff nurse on a respiratory ward at Wythenshawe", "job.role"),
+    ]
