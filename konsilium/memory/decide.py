@@ -166,7 +166,9 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
         [
             (cosine, old)
             for cosine, old in scored
-            if cosine >= CHANGE_COSINE and cosine >= _change_threshold(statement, old.text, people)
+            if cosine >= CHANGE_COSINE
+            and cosine >= _change_threshold(statement, old.text, people)
+            and not _loses_a_value(statement.text, old.text)
         ]  # the cheap test first: the words of thousands of memories are read only for the few close ones
         if statement.update
         else []
@@ -207,6 +209,13 @@ def names_a_value(text: str, key: str | None = None) -> bool:
     return bool(_VALUE.search(text))
 
 
+def _loses_a_value(newer: str, older: str) -> bool:
+    """ "Also sold my old boxer-engine wagon" names nothing that could replace "теперь жарим на Giesen W6": a
+    change that names no value (a number, a quote, a name) leaves an older statement that names one."""
+    return bool(_VALUE_IN.search(older)) and not _VALUE_IN.search(newer)
+
+
+_VALUE_IN = re.compile(_NAMED_VALUE)
 THING_KEYS = ("car", "bike", "phone", "laptop", "computer", "gpu")
 _THING_VALUE = re.compile(_NAMED_VALUE)  # a place is no value of a thing one owns
 

@@ -911,3 +911,11 @@ def test_forgetting_the_clinic_in_slang_takes_what_the_clinic_said(service):
     )
     assert not any("гастрит" in text for text in current), current
     assert any("политех" in text for text in current) and not any("висело" in text for text in current)
+
+
+def test_a_change_that_names_no_value_leaves_an_older_statement_that_names_one(service):
+    current = current_after(
+        service,
+        ["Наконец продали старого немца, теперь жарим на Giesen W6.", "Also sold my old boxer-engine wagon."],
+    )
+    assert any("Giesen W6" in text for text in current), current
