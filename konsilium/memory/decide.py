@@ -334,7 +334,10 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         # the subject alone is no evidence where the words half match and the meaning is far: "the car loan" is
         # not "Машину поменяли: теперь у нас Haval"
         partial = 0 < overlap < 1 and cosine < FORGET_PARTIAL_COSINE
+        # (not when the request names them in other words: "хозяин помещения" is "Our landlord")
         others = FORGET_OTHERS_PENALTY if memory.about != USER and not about_others else 0.0
+        if others and asked_concepts and asked_concepts.keys() & glossary.concepts(set(analyze(memory.about))):
+            others = 0.0
         # "my ambulance side job" has the job's key, and so has "Моя жена Марина — фармацевт": not his job
         same_key = FORGET_KEY_BONUS if key is not None and memory.key == key and not partial and not others else 0.0
         names_them = named_people and any(

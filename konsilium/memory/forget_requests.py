@@ -220,6 +220,9 @@ _RELATIVE = re.compile(
     r"|,?\s+(?:which|that)?\s*i\s+(?:gave|told|sent|mentioned)\s+(?:you|u)?\b.*$",
     re.I,
 )
+# "ту дыру в бюджете на карте, которую я от мужа прятала": after a topic named in full, a relative clause says how
+# it was, and the husband is no topic; after a word or two it says which ("деньги, которые я шурину должен")
+_CIRCUMSTANCE = re.compile(r"(?P<topic>(?:[\w-]+\s+){3,}[\w-]+),\s+(?:о\s+|про\s+|от\s+)?котор\w+\s.*$", re.I)
 _TOPIC_LEAD = re.compile(
     r"^(?:насч[её]т|касательно|regarding|re:?)\s+|^(?:сведения|данные|информацию|инфу)\s+(?:о|об|про)\s+", re.I
 )
@@ -228,6 +231,7 @@ _TOPIC_LEAD = re.compile(
 def _tidy(text: str) -> str:
     text = text.strip('«»"“”„ ')
     text = _RELATIVE.sub("", text)
+    text = _CIRCUMSTANCE.sub(r"\g<topic>", text)
     text = _NOISE.sub(" ", re.sub(_FROM_MEMORY, " ", text, flags=re.IGNORECASE))
     text = re.sub(_TRAILING, "", re.sub(r"\s+", " ", text).strip(" ,.!?"))
     # (a space after it, so that an opener alone goes too: "и удали…" names nothing by "и")

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..index.text import analyze
 from . import glossary, places
+from .decide import THING_KEYS
 from .log import Exchange, content_text
 from .records import USER, Memory, key_family
 
@@ -360,8 +361,12 @@ def _replaces(
 ) -> bool:
     cosine = float(older.vector @ newer.vector)
     threshold = _change_cosine(older, newer, both_answer, asked_subject)
-    if on_the_asked_word and threshold != float("inf"):  # "Во сколько у нас дейли?": "Дейли у нас в 10:00" / "мы
-        threshold = min(threshold, READ_CHANGE_COSINE_ASKED_WORD)  # перенесли дейли на 9:30"; not two subject keys
+    # "Во сколько у нас дейли?": "Дейли у нас в 10:00" / "мы перенесли дейли на 9:30"; not two subject keys, nor a
+    # new thing one owns sharing the asked word with a statement on no subject ("I now drive a Toyota Hilux … to the
+    # roastery" / "Our roastery is called Kedr Roasters")
+    of_another = newer.key in THING_KEYS and not older.key and not _on_subject(older, key_family(newer.key))
+    if on_the_asked_word and threshold != float("inf") and not of_another:
+        threshold = min(threshold, READ_CHANGE_COSINE_ASKED_WORD)
     if says_change and cosine >= threshold:
         return True
     # The same sentence again with another number: "rating around 1450" → "my lichess rapid rating is 1520".

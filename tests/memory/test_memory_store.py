@@ -919,3 +919,27 @@ def test_a_change_that_names_no_value_leaves_an_older_statement_that_names_one(s
         ["Наконец продали старого немца, теперь жарим на Giesen W6.", "Also sold my old boxer-engine wagon."],
     )
     assert any("Giesen W6" in text for text in current), current
+
+
+def test_forgetting_a_dispute_with_the_landlord_named_in_other_words_forgets_it(service):
+    current = current_after(
+        service,
+        [
+            "Our landlord is taking us to arbitration court — he wants to keep our 180k deposit.",
+            "Our roastery is called Kedr Roasters.",
+            "Забудь про разборки с бывшим хозяином помещения — договорились мировой.",
+        ],
+    )
+    assert not any("landlord" in text for text in current) and any("Kedr" in text for text in current), current
+
+
+def test_a_new_thing_one_owns_is_no_news_of_a_statement_sharing_the_asked_word(service):
+    current_after(
+        service,
+        [
+            "Our roastery is called Kedr Roasters.",
+            "I now drive a Toyota Hilux, need a pickup to haul sacks between the warehouse and the roastery.",
+        ],
+    )
+    offered = [hit.memory.text for hit in service.recall("What's the name of my roastery?", k=5)]
+    assert any("Kedr" in text for text in offered), offered
