@@ -325,7 +325,7 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
             for concept in asked_concepts.keys() & glossary.concepts(have):
                 matched |= asked_concepts[concept]
         overlap = len(matched) / len(wanted) if wanted else 0.0
-        if wanted and overlap == 1.0 and any(len(t) >= 4 for t in wanted):
+        if wanted and overlap == 1.0 and any(len(t) >= (3 if t.isascii() else 4) for t in wanted):  # "tax", "ink"
             whole.add(memory.id)
         if 0 < overlap < 1 and cosine < FORGET_PARTIAL_COSINE:
             overlap *= FORGET_PARTIAL_WEIGHT  # "вид на жительство" is not the "вид на гавань" of a new flat

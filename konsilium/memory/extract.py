@@ -33,7 +33,7 @@ from .attribution import (
     speaks_of_self,
     subject_of,
 )
-from .forget_requests import forget_query
+from .forget_requests import forget_query, topic_of
 from .records import UNKNOWN, USER
 
 MAX_MESSAGE_CHARS = 1500  # longer: a pasted document, not something said about oneself
@@ -189,7 +189,7 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
                 forgets_said = True
                 if not query and previous:
                     # "Гараж передумал продавать. Это больше не актуально, сотри": the sentence before names it
-                    query, statements[said_before:] = previous, []
+                    query, statements[said_before:] = topic_of(previous), []
                 if query:
                     forgets.append(ForgetRequest(query))
                 previous, said_before = "", len(statements)

@@ -87,7 +87,7 @@ _TOPIC_FIRST = re.compile(
 _VERB_LATER = re.compile(
     r"(?:[,;:—–]|\s(?:and|so|и|а|так\s+что))\s+(?:" + _PLEASE + r",?\s+)?(?:just\s+|actually\s+)?"
     r"(?:" + _ONLY_FORGET + r"|" + _ALSO_WORK + r")\s+(?:вс[её]\s+|everything\s+)?"
-    r"(?:about|про|об?|that|что|" + _SAID_THING + r")\s*(?P<rest>.+)$",
+    r"(?:about|про|об?|that(?!\s*(?:[,.!?]|" + _PLEASE + r"\b))|что|" + _SAID_THING + r")\s*(?P<rest>.+)$",
     re.IGNORECASE,
 )
 _OUTDATED = (
@@ -128,9 +128,13 @@ _LEAD = re.compile(
 )
 # Words that name no fact: "the whole neighbour business", "the meds stuff I told you".
 _NOISE = re.compile(
-    r"\b(?:the\s+whole|whole|stuff|things?|business|thingy|idea|all\s+that|everything|a\s+while\s+(?:back|ago)(?:\s+about)?|"
-    r"(?:that\s+|what\s+)?i\s+(?:told\s+(?:you|u)|said|mentioned)(?:\s+about)?|"
-    r"(?:что\s+)?я\s+(?:рассказывал|рассказывала|говорил|говорила|писал|писала)(?:\s+(?:про|о|об))?|всё|все)\b",
+    r"\b(?:the\s+(?:thing|stuff|bit)\s+(?:with|about|on)|the\s+whole|whole|stuff|things?|"
+    r"(?<!\bthe\s)(?<!\bmy\s)(?<!\bour\s)business|thingy|idea|all\s+that|everything|"  # not "leaving the business"
+    r"a\s+while\s+(?:back|ago)(?:\s+about)?|"
+    r"(?:that\s+|what\s+)?i\s+(?:ever\s+)?(?:told\s+(?:you|u)|said|mentioned)(?:\s+about)?|"
+    r"(?:что\s+)?я\s+(?:тебе\s+|вам\s+)?(?:рассказывал|рассказывала|говорил|говорила|писал|писала)(?:\s+(?:про|о|об))?|"
+    r"(?:что\s+)?я\s+(?:тебе\s+|вам\s+)?(?:про|о|об)(?=\s)|"  # "что я тебе про зарплату рассказывала"
+    r"рассказывал|рассказывала|говорил|говорила|всё|все)\b",
     re.IGNORECASE,
 )
 _WHY = re.compile(r"\s*[,;]\s+|\s+[—–]\s+|\s+(?:because|since|потому что|так как)\s+")
@@ -151,6 +155,18 @@ def forget_query(sentence: str) -> str | None:
 # "Lyosha paid me back, so drop the thing about his debt": "his" is the person the sentence named before.
 _POSSESSIVE = re.compile(r"^(?:his|her|their|его|её|ее|их)\s+", re.IGNORECASE)
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b(?-i:[A-ZА-ЯЁ][a-zа-яё]{2,})\b|^(?-i:[A-ZА-ЯЁ][a-zа-яё]{2,})(?=\s+\w)")
+
+
+# "И да, про развод — это я тогда на эмоциях ляпнула. Забудь это": the sentence before names it by its topic
+_TOPIC_NAMED = re.compile(
+    r"^" + _OPENERS + r"(?:про|насч[её]т|about|regarding)\s+(?P<topic>[^,;:—–.!?]+?)\s*(?:[,;:—–]|$)", re.I
+)
+
+
+def topic_of(sentence: str) -> str:
+    """What a sentence before "forget it" is about: the topic it opens with ("про развод — …"), else all of it."""
+    named = _TOPIC_NAMED.match(sentence.strip())
+    return named.group("topic") if named else sentence
 
 
 def _with_the_person(query: str, sentence: str) -> str:
@@ -217,7 +233,7 @@ _TRAILING = r"\s+(?:too|as\s+well|тоже|также|btw|lol|pls|please|пож�
 # "продажи участка, о которой я писал в июне": the topic without the clause that says when it was told
 _RELATIVE = re.compile(
     r",?\s+(?:о\s+|про\s+)?котор\w+\s+(?:я\s+)?(?:писал|рассказывал|говорил|упоминал|спрашивал)\w*\b.*$"
-    r"|,?\s+(?:which|that)?\s*i\s+(?:gave|told|sent|mentioned)\s+(?:you|u)?\b.*$",
+    r"|,?\s+(?:which|that)?\s*i\s+(?:gave|told|sent|mentioned(?:\s+to)?)\s+(?:you|u)\b.*$",
     re.I,
 )
 # "ту дыру в бюджете на карте, которую я от мужа прятала": after a topic named in full, a relative clause says how

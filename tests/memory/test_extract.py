@@ -230,6 +230,14 @@ def test_a_wish_about_answers_is_said_to_the_assistant(text, is_preference):
         ("Please delete the gate code I gave you in spring.", "the gate code"),
         ("And please stop remembering the Dota stuff", "Dota"),
         ("и удали про долг саньку, вернул все", "долг саньку"),
+        (
+            "And please drop what I said about maybe leaving the business — a bad-mood thought",
+            "maybe leaving the business",
+        ),
+        ("and forget the thing with my ex too, that's closed", "my ex"),
+        ("and forget I ever mentioned the private hospital interview btw", "the private hospital interview"),
+        ("И да, забудь, что я тебе про зарплату рассказывала, не хочу чтобы это где-то висело.", "зарплату"),
+        ("и да, про развод — это я на эмоциях ляпнула. забудь это, пожалуйста", "развод"),
         ("и про ту дыру в бюджете на карте, которую я от мужа прятала, — удали всё", "ту дыру в бюджете на карте"),
         ("и сотри пожалуйста всё, что я тебе ныла про свою начальницу", "свою начальницу"),
         ("сотри плз инфу про больничку, ну про желудок и таблетки", "больничку желудок и таблетки"),
@@ -734,3 +742,8 @@ def test_a_greeting_before_the_name_keeps_the_name_alone_and_the_job_its_own_mem
         ("I'm Abi", "name"),
         ("Staff nurse on a respiratory ward at Wythenshawe", "job.role"),
     ]
+
+
+def test_forget_that_said_after_a_dash_forgets_what_was_said_before_it():
+    (request,) = extract(["Also, earlier I mentioned how much I earn — forget that please, not comfortable."]).forgets
+    assert request.query.endswith("how much I earn")

@@ -943,3 +943,14 @@ def test_a_new_thing_one_owns_is_no_news_of_a_statement_sharing_the_asked_word(s
     )
     offered = [hit.memory.text for hit in service.recall("What's the name of my roastery?", k=5)]
     assert any("Kedr" in text for text in offered), offered
+
+
+def test_forgetting_the_tax_thing_in_english_takes_the_tax_demand_said_in_russian(service):
+    current = current_after(
+        service,
+        [
+            "Налоговая прислала требование: доначисление 340 тысяч по УСН.",
+            "Oh, and the thing with the tax office got settled. Forget the tax thing, please.",
+        ],
+    )
+    assert not any("340" in text for text in current), current
