@@ -54,7 +54,7 @@ def phrase_rows(path: Path) -> Iterator[tuple[str, list[tuple[str, ...]]]]:
 
 def _names_one_thing(stem: str) -> bool:
     if stem.isascii():
-        return len(stem) >= 3
+        return len(stem) >= 3 or stem == "ex"  # "my ex" is "мой бывший"
     return len(stem) >= 4 or stem in SHORT_RUSSIAN
 
 

@@ -954,3 +954,16 @@ def test_forgetting_the_tax_thing_in_english_takes_the_tax_demand_said_in_russia
         ],
     )
     assert not any("340" in text for text in current), current
+
+
+@pytest.mark.parametrize(
+    ("said", "forget", "gone"),
+    [
+        ("Мой бывший Стас до сих пор должен мне 45 тысяч.", "Please forget everything about my ex.", "Стас"),
+        ("У меня грыжа L5-S1, мешки таскать нельзя.", "Забудь про мою спину, лечусь и ладно.", "грыжа"),
+        ("I'm taking sertraline 50mg every morning.", "Забудь, что я пью антидепрессанты.", "sertraline"),
+    ],
+)
+def test_forgetting_names_what_was_said_in_other_words_of_its_kind(service, said, forget, gone):
+    current = current_after(service, [said, "Учусь в политехе на 2 курсе.", forget])
+    assert not any(gone in text for text in current) and any("политех" in text for text in current), current
