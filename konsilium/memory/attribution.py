@@ -142,6 +142,7 @@ def speaks_of_self(text: str, as_subject: bool = False) -> bool:
 def someone_else(text: str) -> str:
     """A clause with no first person, whose subject is a name or a third-person pronoun, is about that person."""
     text = OPENERS.sub("", text)  # "Also Sonya is doing gymnastics now"
+    text = _HER_NAME_IS.sub("", text)  # "японский у меня по средам, с преподшей, её зовут Юки": his lessons
     reported = _REPORTED.match(text)  # "Андрей звонил: Миша сменил секцию": Misha's news, told by Andrey
     if reported and given_name(reported.group("name")) and is_name(reported.group("told")):
         return morph.nominative(reported.group("told"))
@@ -175,6 +176,10 @@ def someone_else(text: str) -> str:
     return UNKNOWN if third and not named else USER
 
 
+_LEAD_WORD = re.compile(r"^([А-ЯЁа-яё]+),\s+")
+_HER_NAME_IS = re.compile(r"(?i),?\s*(?:её|ее|его|их)\s+зовут\s+\w+|,?\s*(?:her|his|their)\s+name\s+is\s+\w+")
+
+
 def _gift_to_user(match: re.Match, text: str) -> bool:
     """A relation (and name) giving the user something: what is given is his."""
     after_name = match.group("name") and text[match.start("name") - 1 :]
@@ -203,6 +208,9 @@ def subject_of(text: str) -> str:
     Игоря…") makes it about them; otherwise the user."""
     text = OPENERS.sub("", text)  # "И ещё: у меня дочка Соня, ей 6 лет"
     text = _TOPIC_LABEL.sub("", text)  # "И сплетня напоследок: мой бывший коллега Вадим, говорят, …"
+    lead = _LEAD_WORD.match(text)  # "Перфект, мой бывший, Дима, в Москве живёт": a word that names no one, first
+    if lead and never_a_name(lead.group(1)):
+        text = text[lead.end() :]
     first = _RELATION_FIRST.match(text)  # "Мама у меня в Челябинске живёт", "Внук мой Миша ходит на плавание"
     if first and (nominative := relation_noun(first.group("rel"))):
         name = first.group("name")

@@ -167,6 +167,7 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
             (cosine, old)
             for cosine, old in scored
             if cosine >= CHANGE_COSINE
+            and not _two_subjects(statement.key, old.key)
             and cosine >= _change_threshold(statement, old.text, people)
             and not _loses_a_value(statement.text, old.text)
         ]  # the cheap test first: the words of thousands of memories are read only for the few close ones
@@ -209,10 +210,18 @@ def names_a_value(text: str, key: str | None = None) -> bool:
     return bool(_VALUE.search(text))
 
 
+def _two_subjects(new_key: str | None, old_key: str | None) -> bool:
+    """Keys the extractor told apart: "Теперь получаю 33 600" (salary) is no news of "Теперь вешу 88 кг" (weight)."""
+    return bool(new_key and old_key) and key_family(new_key) != key_family(old_key)
+
+
 def _loses_a_value(newer: str, older: str) -> bool:
     """ "Also sold my old boxer-engine wagon" names nothing that could replace "теперь жарим на Giesen W6": a
     change that names no value (a number, a quote, a name) leaves an older statement that names one."""
-    return bool(_VALUE_IN.search(older)) and not _VALUE_IN.search(newer)
+    from .extract import stops_something
+
+    # (an end needs none: "Also quit the delivery gig" ends "Подрабатываю курьером по выходным")
+    return bool(_VALUE_IN.search(older)) and not _VALUE_IN.search(newer) and not stops_something(newer)
 
 
 _VALUE_IN = re.compile(_NAMED_VALUE)

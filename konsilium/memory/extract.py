@@ -101,7 +101,8 @@ _ASKING_OPENERS = frozenset(
 _CLAUSE = re.compile(
     r"\s*[;,]\s+"
     r"|:\s+(?=[A-ZА-ЯЁ][a-zа-яё]+\s+(?:теперь|now|is|was|has|работает|живёт|живет)\b)"
-    r"|\s+(?:and|а также|и ещё|и еще)\s+(?=(?:i|my|я|мой|моя|мои|у меня)\b)",
+    r"|\s+(?:and|а также|и ещё|и еще)\s+(?=(?:i|my|я|мой|моя|мои|у меня)\b)"
+    r"|\s+[—–]\s+(?=(?:(?:now|then|so|теперь|сейчас)\s+)?(?:i|я)\b)",  # "She changed them — now I take amlodipine"
     re.I,
 )
 
@@ -124,11 +125,17 @@ _STATES_A_ROLE = re.compile(
     r"\b(?:i'm|i am|im|as an?|as(?!\s+(?:my|our|his|her|their|your|the|a|an)\b)|work(?:ing)?\s+as\s+an?)\s+"
     r"(?:now\s+|currently\s+|still\s+)?(?:an?\s+|the\s+)?"
     + _PROFESSION
-    + r"|\b(?:я|теперь|сейчас|стал|стала|работа(?:ю|л|ла)|выхож[уy]|выйду|меня\s+(?:берут|взяли|приняли|назначили))\s+"
+    + r"|\b(?:я|теперь|сейчас|стал|стала|работа(?:ю|л|ла)|выхож[уy]|выйду|"
+    r"(?:меня\s+)?(?:берут|взяли|приняли|назначили))\s+"
+    r"(?:(?:в|во|на)\s+[\w«»\"-]+\s+)?"  # "Взяли в озон стажером-тестировщиком"
     r"(?:уже\s+|теперь\s+|сейчас\s+)?" + _PROFESSION + r"|" + _NEW_PLACE,
     re.IGNORECASE,
 )
 _PROFESSION_FIRST = re.compile(r"^(?:an?\s+)?" + _PROFESSION, re.IGNORECASE)  # "Staff nurse on a ward"
+# A role and where, said bare: "Clinic manager at Meanwood Health Centre", "Бухгалтер в «СтройИнвесте»".
+_PROFESSION_AT = re.compile(
+    r"^(?:an?\s+)?" + _PROFESSION + r"\w*\s+(?:at|in|for|with|в|во|на)\s+(?:[«\"“]|(?-i:[A-ZА-ЯЁ]))", re.IGNORECASE
+)
 _STATES_A_JOB = re.compile(
     r"\b(?:i|we)\b[\w\s']{0,20}?(?<!\bat )(?<!\bto )\bwork(?:s|ed|ing)?\b"  # not "I cycle to work on my bike"
     r"(?!\s+(?:out|from\s+home|remotely|late|overtime|nights|weekends))"
@@ -321,7 +328,7 @@ def _clauses(sentence: str) -> list[str]:
     clauses = [parts[0]]
     for part in parts[1:]:
         tokens = [t for t in words(part) if t not in lx.CONNECTIVES]
-        first = (tokens or [""])[0]
+        first = next((t for t in tokens if t not in _TIME_ADVERBS), "")  # "…changed them — now I take…"
         starts_predicate = (
             first in lx.FIRST_PERSON
             or first in ("у",)
@@ -436,6 +443,8 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         # "Я диспетчер в …", "Started at Yandex": who he is at work, one at a time; what he says of his work
         # ("Работаю сменами 2/2", "Работаю в бюро «Контур»") is the job's other side, and replaces none of it
         key, kind = "job.role", "work"
+    if key is None and about == USER and _PROFESSION_AT.match(text):
+        key, kind = "job.role", "work"  # "Clinic manager at Meanwood Health Centre, start 20 April": said bare
     if key is None and _STOPS.search(text) and (activity := _activity(stems)):
         key, kind = f"schedule:{activity}", "schedule"  # "I no longer go bouldering": the climbing schedule ends
     if key in _KEY_NEEDS and not _KEY_NEEDS[key].search(text):
@@ -627,6 +636,8 @@ def subject_keys(text: str) -> set[str]:
 _NEW_HOME = re.compile(
     r"\b(?i:new|нов(?:ая|ую|ой|ом|ый|ое))\s+(?i:flat|apartment|house|place|home|квартир\w*|дом\w*|жиль\w*)\s+"
     r"(?i:in|в|во)\s+[A-ZА-ЯЁ]"
+    # "Уже неделю в общаге", "moved into the dorm"
+    r"|(?i:\b(?:в|во)\s+общаг\w*|\bв\s+общежити\w*|\b(?:in|into)\s+(?:the\s+|a\s+)?(?:dorm|halls)\b)"
 )
 _STOPS = re.compile(
     r"(?i)\b(?:no\s+longer|not\s+any\s*more|stopped|quit|gave\s+up|больше\s+не|бросил[аи]?|завязал[аи]?|"
@@ -656,6 +667,7 @@ _STAYS_IN = re.compile(
 )
 # (not "they": "They only have women's sessions on Mondays, so that's my new climbing schedule" is a gym's)
 _SUBJECT_PRONOUNS = frozenset({"he", "she", "он", "она"})
+_TIME_ADVERBS = frozenset({"now", "then", "теперь", "сейчас", "потом"})
 
 
 def _matches(stems: list[str], wanted: frozenset[str]) -> bool:
@@ -823,6 +835,11 @@ def _says_change(stems: list[str]) -> bool:
 
 
 @lru_cache(maxsize=8192)  # asked of every recalled memory, on every question
+def stops_something(text: str) -> bool:
+    """ "I no longer go bouldering", "quit the delivery gig", "бросила бокс": an end of something said before."""
+    return bool(_STOPS.search(text))
+
+
 def replaces_explicitly(text: str) -> bool:
     """ "сменила мне препарат", "switched to espresso", "X instead": the statement says the old value is gone (a
     second allergy "появилась аллергия на морепродукты" adds one)."""

