@@ -173,7 +173,9 @@ def someone_else(text: str) -> str:
     third = any(t in THIRD_PERSON for t in tokens)
     if named and (third or len(tokens) > 1 and tokens[1] in ("says", "said", "говорит", "сказал", "сказала")):
         return morph.nominative(named.group("name"))
-    return UNKNOWN if third and not named else USER
+    # "Мама у меня рукодельница. Сидит у себя в Ульяновске и вышивает": her, said with no "она"
+    said_of_someone = bool(tokens) and morph.third_person_present(tokens[0]) and not first_person(text)
+    return UNKNOWN if (third or said_of_someone) and not named else USER
 
 
 _LEAD_WORD = re.compile(r"^([А-ЯЁа-яё]+),\s+")

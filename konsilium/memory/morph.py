@@ -89,3 +89,9 @@ def perfective_imperative(word: str) -> bool:
     return bool(_CYRILLIC_WORD.match(word)) and any(
         "VERB" in p.tag and "impr" in p.tag and "perf" in p.tag and "excl" in p.tag for p in _parses(word)
     )
+
+
+def third_person_present(word: str) -> bool:
+    """ "Сидит", "работает": a verb whose subject is someone else (the past, "Уехала", may be the user's own)."""
+    parses = _parses(word) if _CYRILLIC_WORD.match(word) else ()
+    return bool(parses) and all("VERB" in p.tag and "3per" in p.tag for p in parses)

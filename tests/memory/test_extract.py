@@ -757,6 +757,10 @@ def test_forget_that_said_after_a_dash_forgets_what_was_said_before_it():
         ("Взяли в озон стажером-тестировщиком", [("user", "job.role")]),
         ("Clinic manager at Meanwood Health Centre in Leeds, start 20 April", [("user", "job.role")]),
         ("Уже неделю в общаге", [("user", "home.city")]),
+        (  # no "она": the verb says it is someone else, here the mother of the sentence before
+            "Мама у меня рукодельница. Сидит у себя в ульяновске и вышивает целыми днями",
+            [("мама", None), ("мама", None)],
+        ),
         (
             "She said my old pills are not enough and changed them — now I take amlodipine 5 mg",
             [("someone", "medication"), ("user", "medication")],
