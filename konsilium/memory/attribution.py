@@ -268,6 +268,7 @@ _BARE_RELATION = re.compile(r"^(?P<rel>[А-ЯЁа-яё]+)(?:\s+по\s+[а-яё]+
 
 
 def _bare_relation(text: str) -> str | None:
+    """The relation (and name) a clause opens with in the nominative, before a verb of theirs or their name."""
     bare = _BARE_RELATION.match(text)
     if not bare or first_person(text) or not morph.nominative_noun(bare.group("rel")):
         return None

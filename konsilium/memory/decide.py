@@ -206,7 +206,7 @@ def names_a_value(text: str, key: str | None = None) -> bool:
     and "Хочу ей поднять зарплату" give none, and replace no car and no salary. A thing one owns is named, not
     placed: "И раз машина теперь во дворе ночует" names no new car."""
     if key is not None and key.startswith(THING_KEYS):
-        return bool(_THING_VALUE.search(text))
+        return bool(_A_VALUE.search(text))
     return bool(_VALUE.search(text))
 
 
@@ -221,12 +221,11 @@ def _loses_a_value(newer: str, older: str) -> bool:
     from .extract import stops_something
 
     # (an end needs none: "Also quit the delivery gig" ends "Подрабатываю курьером по выходным")
-    return bool(_VALUE_IN.search(older)) and not _VALUE_IN.search(newer) and not stops_something(newer)
+    return bool(_A_VALUE.search(older)) and not _A_VALUE.search(newer) and not stops_something(newer)
 
 
-_VALUE_IN = re.compile(_NAMED_VALUE)
 THING_KEYS = ("car", "bike", "phone", "laptop", "computer", "gpu")
-_THING_VALUE = re.compile(_NAMED_VALUE)  # a place is no value of a thing one owns
+_A_VALUE = re.compile(_NAMED_VALUE)  # a number, a quote, a name: no place (a thing one owns is named, not placed)
 
 
 def _names_again(new: str, old: str) -> bool:

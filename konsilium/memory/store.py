@@ -56,7 +56,9 @@ class CurrentMatrix:
 
     generation: int
     memories: list[Memory]
-    vectors: np.ndarray  # (n, dim) float32; rows of memories without a vector are zero
+    # (n, dim) float32: what questions are compared with, each memory's search vector where it has one, else its own
+    # vector (rows of memories without a vector are zero); the memories keep their own vectors for updates
+    vectors: np.ndarray
     people: dict[int, object] = field(default_factory=dict)  # row → people.Person, for memories about others
     row_of: dict[int, int] = field(default_factory=dict)  # SQLite rowid → row, to read full-text hits
     rowids: list[int] = field(default_factory=list)  # row → SQLite rowid
