@@ -304,6 +304,9 @@ PROFESSIONS_EN = (
     "paramedic", "pharmacist", "photographer", "pilot", "plumber", "professor", "programmer", "researcher", "head of",
     r"lead(?![a-z])",  # (regular expressions: "team lead", not "I'm leading the workshop")
     "scientist", "teacher", "tester", "translator", "trucker", "vet", "writer", "co-owner",
+    r"dev(?![a-z])", r"qa(?![a-z])", "intern", "midwife", "receptionist", "cashier", "courier", "freelancer",
+    "illustrator", "estimator", "bartender", "waiter", "waitress", "carpenter", "surgeon", "psychologist",
+    "economist", "clerk", "secretary", "technician", "specialist", "coordinator", "administrator", "recruiter",
 )
 PROFESSIONS_RU = (
     "инженер", "разработчик", "программист", "дизайнер", "аналитик", "учител", "преподавател", "врач", "медсестр",
@@ -312,6 +315,9 @@ PROFESSIONS_RU = (
     "художни", "фотограф", "маркетолог", "тестировщик", "администратор", "основател", "владел", "совладел",
     "бариста", "электрик", "механик", "журналист", "редактор", "методист", "продав", "директор", "руководител",
     "тимлид", "диспетчер", "реставратор", "керамист", "тренер", "парамедик",
+    "стажер", "стажёр", "лаборант", "курьер", "иллюстратор", "сметчик", "главбух", "кассир", "официант", "бармен",
+    "экономист", "психолог", "логист", "юрисконсульт", "специалист", "ассистент", "секретар", "технолог", "слесар",
+    "сварщик", "хирург", "акушер", "кондитер", "парикмахер", "оператор", "рекрутер", "инструктор",
 )
 # fmt: on
 
