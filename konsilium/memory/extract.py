@@ -688,7 +688,11 @@ def _stemmed(entries: frozenset[str]) -> tuple[frozenset[str], tuple[str, ...]]:
     """The lexicon's entries as written and as stemmed ("глютен" is also "глют", as the stemmer makes it), and
     those of 4+ letters as prefixes (one `startswith` call: recall asks this of every hit)."""
     wanted = entries | frozenset(stem(w.replace("ё", "е")) for w in entries)
-    return wanted, tuple(sorted(w for w in wanted if len(w) >= 4 and not w.isascii()))
+    # prefixes: as written, and stemmed where the stem keeps 5 letters: stemming a stem cuts it too short ("веган"
+    # → "вега" would start "Вегас")
+    written = {w.replace("ё", "е") for w in entries if len(w) >= 4 and not w.isascii()}
+    stemmed = {stem(w) for w in written if len(stem(w)) >= 5}
+    return wanted, tuple(sorted(written | stemmed))
 
 
 def _mentions_concept(stems: list[str]) -> bool:

@@ -24,7 +24,7 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "самсунг", "сяоми", "пиксел"
     })),
     ("car", "device", frozenset({
-        "car", "автомобил", "машин", "легковушк", "легков", "drive", "вож", "езж", "езд", "skoda", "volvo", "toyota",
+        "car", "автомобил", "машин", "легковушк", "drive", "вож", "езж", "езд", "skoda", "volvo", "toyota",
         "hyundai", "renault", "volkswagen", "mazda", "nissan", "tesla", "haval", "chery", "geely", "шкод", "вольв",
         "тойот", "хендай", "хундай", "рено", "фольксваген", "мазд", "ниссан", "тесл", "хавейл", "чери", "джили",
         "kia", "киа", "bmw", "бмв", "mercedes", "мерседес", "audi", "ауди", "ford", "форд", "honda", "хонд", "subaru",
@@ -60,7 +60,7 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "allerg", "аллерг", "аллергик"
     })),
     ("salary", "work", frozenset({
-        "earn", "incom", "salari", "доход", "зарплат", "оклад", "получа", "зарабатыва", "заработ"
+        "earn", "incom", "salari", "доход", "зарплат", "оклад", "получаю", "получк", "зарабатыва", "заработ"
     })),
     ("medication", "health", frozenset({
         "med", "meds", "medic", "medicin", "medicat", "pill", "tablet", "dose", "dosag", "mg", "mcg", "таблет",
@@ -153,6 +153,7 @@ ACTIVITY_ALIASES = {
 # Words saying that something changed: the statement replaces what it contradicts.
 UPDATE_WORDS = frozenset({
     "anymor", "chang", "extend", "sold", "продал", "cancel", "отмен", "rais", "increas", "lower", "drop", "подня",
+    "поднима",
     "повыс", "сниз", "instead", "longer", "move", "moved", "new", "now", "postpon", "quit", "replac", "push",
     "покончен", "закончил", "retir", "пенси", "resched", "stop", "switch", "upgrad", "апгрейд", "больш", "брос",
     "бросил", "вместо", "нов", "обновил", "переех", "перенес", "перенесл", "перешел", "перешл", "поменя", "продлил",

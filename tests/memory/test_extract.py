@@ -758,6 +758,10 @@ def test_forget_that_said_after_a_dash_forgets_what_was_said_before_it():
         ("Clinic manager at Meanwood Health Centre in Leeds, start 20 April", [("user", "job.role")]),
         ("Уже неделю в общаге", [("user", "home.city")]),
         ("I'm a backend dev at Paybox, it's a fintech startup", [("user", "job.role")]),
+        ("Мне теперь легко вставать по утрам", [("user", None)]),  # "легко" is no "легковушка"
+        ("Летим в Вегас в мае", [("user", None)]),  # nor "Вегас" a vegan
+        ("Получил права наконец", [("user", None)]),  # nor "получил" a salary ("получаю" is)
+        ("Купил легковушку", [("user", "car")]),
         ("И с подработки ушла, взяли лаборантом на кафедру, на полставки", [("user", "job.role")]),
         (  # no "она": the verb says it is someone else, here the mother of the sentence before
             "Мама у меня рукодельница. Сидит у себя в ульяновске и вышивает целыми днями",
