@@ -36,7 +36,9 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "deadlin", "дедлайн", "сдач", "срок", "сдат", "сдать", "due"
     })),
     ("bike", "device", frozenset({
-        "bike", "bicycl", "велосипед", "велик", "самокат", "scooter", "электросамокат", "escoot"
+        "bike", "bicycl", "велосипед", "велик", "самокат", "scooter", "электросамокат", "escoot",
+        # makers of bikes and scooters, said alone ("Катаюсь на Trek FX 2")
+        "trek", "cannondale", "merida", "stels", "brompton", "bianchi", "ninebot", "kugoo",
     })),
     ("schedule:", "schedule", frozenset({
     })),

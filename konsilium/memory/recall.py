@@ -369,11 +369,30 @@ def _replaces(
         threshold = min(threshold, READ_CHANGE_COSINE_ASKED_WORD)
     if says_change and cosine >= threshold:
         return True
+    if says_change and threshold != float("inf") and _new_amount(older, newer):
+        return True  # "Я пью эутирокс 50 мкг" / "Теперь 75 мкг": the same measure, another amount, said to change
     # The same sentence again with another number: "rating around 1450" → "my lichess rapid rating is 1520".
     numbers = [set(_NUMBER.findall(m.text)) for m in (older, newer)]
     # ... or the question's own word with another number: "плачу 185 тысяч за аренду" / "аренда будет 215 тысяч"
     closeness = RESTATED_ASKED_WORD_COSINE if restated and threshold != float("inf") else RESTATED_COSINE
     return cosine >= closeness and bool(numbers[0]) and bool(numbers[1]) and not numbers[0] & numbers[1]
+
+
+# An amount and its unit: "50 мкг", "96 kg", "2500 за урок" is no unit, "38к" is (thousands)
+_AMOUNT = re.compile(
+    r"(\d+(?:[.,]\d+)?)\s*(мкг|мг|mcg|mg|кг|kg|lbs?|км|km|мл|ml|₽|руб\w*|€|евро|\$|zł|тыс\w*|к|k)(?![a-zа-яё])",
+    re.IGNORECASE,
+)
+
+
+def _new_amount(older: Memory, newer: Memory) -> bool:
+    """Both name an amount in the same unit, and not the same amount, and they are on one subject (the same key,
+    or neither has one)."""
+    if (older.key or newer.key) and key_family(older.key) != key_family(newer.key):
+        return False
+    units = [{u.lower(): n for n, u in _AMOUNT.findall(m.text)} for m in (older, newer)]
+    shared = units[0].keys() & units[1].keys()
+    return bool(shared) and all(units[0][u] != units[1][u] for u in shared)
 
 
 def _asked_subject(query: str) -> str | None:

@@ -762,6 +762,7 @@ def test_forget_that_said_after_a_dash_forgets_what_was_said_before_it():
         ("Летим в Вегас в мае", [("user", None)]),  # nor "Вегас" a vegan
         ("Получил права наконец", [("user", None)]),  # nor "получил" a salary ("получаю" is)
         ("Купил легковушку", [("user", "car")]),
+        ("Катаюсь на Trek FX 2", [("user", "bike")]),  # a bike's maker names a bike
         ("И с подработки ушла, взяли лаборантом на кафедру, на полставки", [("user", "job.role")]),
         (  # no "она": the verb says it is someone else, here the mother of the sentence before
             "Мама у меня рукодельница. Сидит у себя в ульяновске и вышивает целыми днями",

@@ -972,3 +972,9 @@ def test_forgetting_names_what_was_said_in_other_words_of_its_kind(service, said
 def test_a_change_keyed_to_one_subject_leaves_another_keyed_subject(service):
     current = current_after(service, ["Теперь вешу 88 кг.", "Теперь получаю 33 600."])
     assert any("88 кг" in text for text in current) and any("33 600" in text for text in current), current
+
+
+def test_a_new_amount_in_the_same_unit_said_to_change_replaces_the_old_dose(service):
+    current_after(service, ["Я пью эутирокс 50 мкг по утрам.", "Теперь 75 мкг, и через 6 недель пересдать ТТГ."])
+    offered = [hit.memory.text for hit in service.recall("Какая у меня дозировка эутирокса?", k=5)]
+    assert any("75 мкг" in text for text in offered) and not any("50 мкг" in text for text in offered), offered
