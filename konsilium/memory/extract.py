@@ -685,8 +685,8 @@ def _matches(stems: list[str], wanted: frozenset[str]) -> bool:
 
 @lru_cache(maxsize=64)
 def _stemmed(entries: frozenset[str]) -> tuple[frozenset[str], tuple[str, ...]]:
-    """The lexicon's entries as written and as stemmed ("глютен" is also "глют", as the stemmer makes it), and
-    those of 4+ letters as prefixes (one `startswith` call: recall asks this of every hit)."""
+    """The lexicon's entries as written and as stemmed ("глютен" is also "глют", as the stemmer makes it), and the
+    Russian ones as prefixes (one `startswith` call: recall asks this of every hit)."""
     wanted = entries | frozenset(stem(w.replace("ё", "е")) for w in entries)
     # prefixes: as written, and stemmed where the stem keeps 5 letters: stemming a stem cuts it too short ("веган"
     # → "вега" would start "Вегас")
