@@ -134,7 +134,7 @@ _STATES_A_ROLE = re.compile(
 _PROFESSION_FIRST = re.compile(r"^(?:an?\s+)?" + _PROFESSION, re.IGNORECASE)  # "Staff nurse on a ward"
 # A role and where, said bare: "Clinic manager at Meanwood Health Centre", "Бухгалтер в «СтройИнвесте»".
 _PROFESSION_AT = re.compile(
-    r"^(?:an?\s+)?" + _PROFESSION + r"\w*\s+(?:at|in|for|with|в|во|на)\s+(?:[«\"“]|(?-i:[A-ZА-ЯЁ]))", re.IGNORECASE
+    _PROFESSION_FIRST.pattern + r"\w*\s+(?:at|in|for|with|в|во|на)\s+(?:[«\"“]|(?-i:[A-ZА-ЯЁ]))", re.IGNORECASE
 )
 _STATES_A_JOB = re.compile(
     r"\b(?:i|we)\b[\w\s']{0,20}?(?<!\bat )(?<!\bto )\bwork(?:s|ed|ing)?\b"  # not "I cycle to work on my bike"
@@ -235,9 +235,9 @@ CONTEXT_CHARS = 300
 
 def _in_context(found: list[Statement], before: str, sentence: str) -> list[Statement]:
     """`found` with what was said around each: the sentence before, and the rest of its own sentence."""
-    out = []
+    out, whole = [], _tidy(sentence).casefold()
     for statement in found:
-        own = sentence if statement.text.casefold() != _tidy(sentence).casefold() else ""
+        own = sentence if statement.text.casefold() != whole else ""
         context = " ".join(part for part in (before, own) if part)[-CONTEXT_CHARS:]
         out.append(replace(statement, context=context) if context else statement)
     return out
@@ -555,8 +555,7 @@ def _is_question_or_request(sentence: str) -> bool:
     if not tokens:
         return True
     first = tokens[0].split("'")[0]  # "what's"
-    asking = tokens[1].split("'")[0] if first in _AND and len(tokens) > 1 else first  # "and how do i squash…"
-    if asking in lx.QUESTION_WORDS and not sentence.rstrip().endswith("."):
+    if _opening_word(tokens) in lx.QUESTION_WORDS and not sentence.rstrip().endswith("."):
         return True
     # "Отвечай коротко" is a standing wish (a preference); "Explain attention, in short" is one request.
     if not _is_request([first]):
@@ -565,6 +564,13 @@ def _is_question_or_request(sentence: str) -> bool:
 
 
 _AND = frozenset({"and", "but"})  # before a question word, not before a wish: "And please keep answers short"
+
+
+def _opening_word(tokens: list[str]) -> str:
+    """The word a part opens with, past "and"/"but" ("and how do i squash…"), without "'s" ("what's")."""
+    return tokens[1 if tokens[0] in _AND and len(tokens) > 1 else 0].split("'")[0]
+
+
 _FILLERS = frozenset({"тогда", "так", "ну", "а", "и", "ok", "okay", "so", "then", "well"})
 
 
@@ -577,7 +583,7 @@ def _said_before_asking(sentence: str) -> str:
         parts = parts[:-1]  # the last part of a question is what it asks, whatever its first word
     for part in parts:
         tokens = [t for t in words(part) if t not in _FILLERS] or words(part)  # "Тогда подскажи рецепт…"
-        opener = tokens[1 if tokens[0] in _AND and len(tokens) > 1 else 0].split("'")[0] if tokens else ""  # "what's"
+        opener = _opening_word(tokens) if tokens else ""
         if not tokens or opener in lx.QUESTION_WORDS or opener in _ASKING_OPENERS or _is_request(tokens):
             asked = True
         elif not asked:
@@ -838,12 +844,12 @@ def _says_change(stems: list[str]) -> bool:
     return _matches(stems, lx.UPDATE_WORDS)
 
 
-@lru_cache(maxsize=8192)  # asked of every recalled memory, on every question
 def stops_something(text: str) -> bool:
     """ "I no longer go bouldering", "quit the delivery gig", "бросила бокс": an end of something said before."""
     return bool(_STOPS.search(text))
 
 
+@lru_cache(maxsize=8192)  # asked of every recalled memory, on every question
 def replaces_explicitly(text: str) -> bool:
     """ "сменила мне препарат", "switched to espresso", "X instead": the statement says the old value is gone (a
     second allergy "появилась аллергия на морепродукты" adds one)."""

@@ -28,7 +28,7 @@ _RELATION_EN = {
 }  # fmt: skip
 _CYRILLIC = re.compile(r"[а-яё]")
 CAPITALIZED_WORD = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]+\b")  # a word that can be a name (also extract, decide)
-_WORD = re.compile(r"[a-zа-яё]+", re.IGNORECASE)
+WORD = re.compile(r"[a-zа-яё]+", re.IGNORECASE)  # a word in either script (also recall)
 _POSSESSIVE = {
     "у",
     "of",
@@ -68,7 +68,7 @@ def person(about: str) -> Person | None:
     if not about or about.casefold() == USER:
         return None
     relation, name = None, None
-    for word in _WORD.findall(about):
+    for word in WORD.findall(about):
         found = _relation(word.lower())
         if found and relation is None:
             relation = found
@@ -82,13 +82,13 @@ def person(about: str) -> Person | None:
 def mentioned(text: str) -> list[Person]:
     """The people a question names: relation words after a possessive ("моего друга", "my sister") and
     capitalized names after the first word."""
-    tokens = [w.lower() for w in _WORD.findall(text.replace("'s ", " "))]  # "my dog's name"
+    tokens = [w.lower() for w in WORD.findall(text.replace("'s ", " "))]  # "my dog's name"
     relations = [_relation(word) for before, word in zip(["", *tokens], tokens, strict=False) if before in _POSSESSIVE]
     relation = next((r for r in relations if r), None)
     found = CAPITALIZED_WORD.finditer(text)
     names = [latin(m.group(0)) for m in found if m.start() > 0 and m.group(0) not in _NOT_NAMES]
     # "что любит собака лизы?": a name written small, in any case
-    small = [w for w in _WORD.findall(text) if w[:1].islower() and len(w) > 2 and morph.given_name(w)]
+    small = [w for w in WORD.findall(text) if w[:1].islower() and len(w) > 2 and morph.given_name(w)]
     names += [latin(morph.nominative(w)) for w in small]
     if names:
         return [Person(relation, name) for name in names]

@@ -67,7 +67,6 @@ READ_CHANGE_COSINE_ASKED_WORD = 0.15
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)?")
 RESTATED_ASKED_WORD_COSINE = 0.3
 RESTATED_COSINE = 0.6  # USE-m3: one sentence with another number 0.65-0.85; two facts of one subject 0.3-0.55
-_WORD = re.compile(r"[A-Za-zА-ЯЁа-яё]+")
 _CAPITALIZED = re.compile(r"\b[A-ZА-ЯЁ][a-zа-яё]{2,}")
 # Statements about someone else share their name, which alone makes them 0.3-0.5 close ("Katya's cat Pushok…" /
 # "Катя получила повышение, теперь…"): their change must be closer in meaning.
@@ -334,12 +333,12 @@ def _around_them(older: Memory, newer: Memory) -> bool:
     """The user's own plan around someone changes with their news: "По вторникам забираю внука Артёма" / "у артема
     тренер расписание поменял, шахматы по четвергам"."""
     from .morph import nominative
-    from .people import latin, person, same_name
+    from .people import WORD, latin, person, same_name
 
     whose = person(newer.about)
     if older.about != USER or whose is None or not whose.name or not older.key or older.key != newer.key:
         return False  # one subject: "Teamlead is Marko, a basketball nerd" stays when "Marko is moving to Amsterdam"
-    return any(same_name(latin(nominative(w)), whose.name) for w in _WORD.findall(older.text) if len(w) > 2)
+    return any(same_name(latin(nominative(w)), whose.name) for w in WORD.findall(older.text) if len(w) > 2)
 
 
 def _moved(newer: Memory, older: Memory, says_change: bool) -> bool:

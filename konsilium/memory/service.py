@@ -173,7 +173,7 @@ class MemoryService:
         """Each statement's search vector: the mean of its own vector and its vector with what was said around it
         (a question's cosine with it is the mean of both cosines: measured across the eval sets, the one said in
         context finds fragments, its own keeps short statements found); None where nothing was said around it."""
-        framed = [i for i, s in enumerate(statements) if getattr(s, "context", "")]
+        framed = [i for i, s in enumerate(statements) if s.context]
         out: list[np.ndarray | None] = [None] * len(statements)
         if framed:
             said_around = self.embed([f"{statements[i].context} {statements[i].text}" for i in framed])
