@@ -22,6 +22,14 @@ from .records import UNKNOWN, USER
 _OBJECT_PRONOUNS = frozenset({"me", "мне", "меня", "мной", "нам", "нас"})
 
 NOT_NAMES = {"Tired", "Fine", "Good", "Sorry", "Ready", "Back", "Here", "Not", "So", "Very", "Just", "Going", "Also"}
+# English verbs that open a sentence of one's own with its subject left out ("Took Rasher to a vet", "Dont want
+# drama"), capitalized like a name
+NOT_NAMES |= {
+    w.capitalize()
+    for w in """took went got bought made had came saw found left gave told sent ran began felt kept met paid put sold
+    spent thought won lost wrote drove flew forgot ate drank slept brought caught taught booked moved started finished
+    dont didnt cant wont isnt wasnt havent hasnt doesnt wouldnt couldnt shouldnt im ive ill id""".split()
+}
 
 _RELATION_EN = re.compile(
     r"^(?i:(?:and\s+|also\s+)?(?:my|our)\s+(?:(?:best|old|little|younger|older|elder|big)\s+)?(?P<rel>"
@@ -156,6 +164,8 @@ def someone_else(text: str) -> str:
     if unknown and _RU_THIRD_PERSON_VERB.match(named.group("name").lower().replace("ё", "е")):
         named = None  # "Живут они в Екатеринбурге", "Переезжают в августе": a verb, its subject left out
         # (Russian only: "Cerys", "Tess" end like English verbs)
+    if named and morph.first_person_verb(named.group("name")):
+        return USER  # "Беру ему роял канин для корги": his own verb, whatever name it could also be
     known = {w for w in CAPITALIZED_WORD.findall(text) if given_name(w)}
     if named and not given_name(named.group("name")) and known:
         named = None  # "Новостей куча, секцию, где занималась Соня, закрыли": the known name is the subject

@@ -44,6 +44,7 @@ FORGET_PERSON_BONUS = 0.2  # a memory naming the person the request names (less 
 FORGET_PARTIAL_COSINE = 0.25
 FORGET_PARTIAL_WEIGHT = 0.4
 FORGET_BESIDE_COSINE = 0.3  # the sentence beside a forgotten one, this close to it, went on about it
+FORGET_CONTEXT_COSINE = 0.3  # ... or a fragment beside it this close to the request, as said in its context
 FORGET_COSINE = 0.25  # the closest memory in meaning is forgotten when it is this close ...
 FORGET_COSINE_LEAD = 0.12  # ... and clearly closer than any other
 # A request's word inside a memory's (терапии / психотерапевту) or one stem a letter or two longer (пятничные /
@@ -302,12 +303,15 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     names "Теперь бегаю по выходным": schedule:training), and whose it is (a request naming nobody forgets the
     user's own memories: "forget my stomach stuff" is not "Лейла — стоматолог")."""
     from .extract import subject_key
+    from .morph import never_a_name
     from .people import latin, mentioned, same_name
 
     query = _without_pointers(query)
     people = _people_names(current)
     stems, key = set(analyze(query)) - _question_stems(), subject_key(query)
-    things = _things(stems, people)
+    # a word that is never a name is a thing, whatever name it starts like ("те деньги" is not Денис)
+    common = {t for w in words(query) if never_a_name(w) for t in analyze(w)}
+    things = _things(stems - common, people) | (stems & common)
     # a name the stemmer cut short ("Дая" → "да") is still the known person's ("Dai")
     query_names = {p.name for p in mentioned(query) if p.name and any(same_name(p.name, n) for n in people)}
     things = {t for t in things if not any(name.startswith(latin(t)) for name in query_names)}
@@ -404,9 +408,16 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         for p in {q + step for q in positions for step in (-1, 1)} - positions
         if 0 <= p < len(current)
         and current[p].exchange_id in said_with
-        and any(
-            n.exchange_id == current[p].exchange_id and _cosine(n.vector, current[p].vector) >= FORGET_BESIDE_COSINE
-            for _, n in named_
+        and (
+            any(
+                n.exchange_id == current[p].exchange_id and _cosine(n.vector, current[p].vector) >= FORGET_BESIDE_COSINE
+                for _, n in named_
+            )
+            # a fragment on no subject of its own, close to the request as said in its context ("давление
+            # скачет. Пью лозартан": "забудь про давление")
+            or current[p].key is None
+            and current[p].search_vector is not None
+            and _cosine(vector, current[p].search_vector) >= FORGET_CONTEXT_COSINE
         )
     }
     return named_ + [
@@ -442,10 +453,13 @@ def _without_pointers(query: str) -> str:
 def _names_person(memory: Memory, names: set[str]) -> bool:
     """Whether a memory is about one of `names` or names them as a name (capitalized): "My ex Nastya…" for
     "Настю", not "My tutor is called Galina" for "Callum"."""
+    from .morph import given_name
     from .people import latin, same_name
 
     whose = memory.about if memory.about != USER else ""
     found = CAPITALIZED_WORD.findall(whose) + CAPITALIZED_WORD.findall(memory.text)
+    # said by voice or in lowercase, a name is still one: "Зять артём опять в запой ушёл"
+    found += [w for w in words(memory.text) if w.islower() and len(w) > 2 and given_name(w)]
     return any(same_name(latin(word), name) for word in found for name in names)
 
 

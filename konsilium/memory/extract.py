@@ -42,7 +42,7 @@ MIN_WORDS = 2
 DECLARATIVE_WORDS = 3  # a statement with no first-person word or known subject needs this many words to be kept
 
 _SENTENCES = re.compile(
-    r"(?<=[.!?…\U0001F300-\U0001FAFF\u2600-\u27BF])\s+(?=[A-ZА-ЯЁ])|(?<=[.!?…])\s+|(?<=[.!?…][»\"”])\s+|\n+"
+    r"(?<=[.!?…])\s+(?=[A-ZА-ЯЁ])|(?<=[\U0001F300-\U0001FAFF\u2600-\u27BF])\s+(?=\w)|(?<=[.!?…])\s+|(?<=[.!?…][»\"”])\s+|\n+"
     r"|(?<=[:;]\))\s+|(?<=\)\))\s+(?=[A-ZА-ЯЁ])"  # "Thank you, teacher :) Also…", "крепкие)) Ладно"
 )
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.DOTALL)
@@ -188,10 +188,14 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
         text = _CODE.sub(" ", message or "")
         pasted = len(text) > MAX_MESSAGE_CHARS
         previous, said_before, before_it, forgets_said = "", len(statements), "", False
+        headline: tuple[str, str, list[Statement]] | None = None  # (its text, the sentence before it, its statements)
         for sentence in _sentences(text):
             query = None if pasted else forget_query(sentence)
             if query is None and forgets_said and _PRIVACY_REMARK.search(sentence):
                 continue  # "…delete the thing about my ex. I'd rather it's not written down anywhere": no fact
+            if headline is not None and (query is not None or _REMEMBER.match(sentence)):
+                statements.extend(headline[2])
+                headline = None
             if query is not None:  # a forget request is never a statement
                 forgets_said = True
                 if not query and previous:
@@ -208,13 +212,23 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
                 carried = ""
             elif not pasted:
                 found = _statements(f"{carried}, {sentence[:1].lower()}{sentence[1:]}" if carried else sentence, False)
-                statements.extend(_in_context(found, before_it, sentence))
+                found = _in_context(found, before_it, sentence)
+                if headline is not None:
+                    found = _after_headline(headline, sentence, found, statements)
+                    headline = None
+                if found and _is_headline(sentence):
+                    # "I took a new job!! Lumora, fintech here in lisbon…": the news, then what it is; kept as one
+                    headline = (sentence.rstrip("!.… "), before_it, found)
+                else:
+                    statements.extend(found)
                 # "Мастерская переехала!! Теперь на Некрасова, 41": too short to keep alone, it says what the next
                 # sentence is about.
                 short = not found and 0 < len(words(sentence)) < DECLARATIVE_WORDS and "?" not in sentence
                 short = short and not sentence.endswith((")", ":"))  # "Thank you, teacher :)": said to the assistant
                 carried = sentence.rstrip("!.… ") if short else ""
             before_it = sentence
+        if headline is not None:
+            statements.extend(headline[2])
         carried = ""
     last = None
     if before and any(s.about == UNKNOWN for s in statements):  # only a pronoun needs the previous message
@@ -223,6 +237,29 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
             (name for s in reversed(earlier) if (name := named_third_person(s.text))), None
         )  # "Tomasz is from Gdańsk." / "He works at AquaSight": he is Tomasz
     return Extraction(_unique(_resolve_pronouns(statements, last)), forgets)
+
+
+HEADLINE_WORDS = 6
+
+
+def _is_headline(sentence: str) -> bool:
+    """ "Ура, приехал узи!", "Moved in!!", "big news, I took a new job!!": short news whose next sentence says what."""
+    return sentence.rstrip().endswith("!") and len(words(sentence)) <= HEADLINE_WORDS
+
+
+def _after_headline(
+    headline: tuple[str, str, list[Statement]], sentence: str, found: list[Statement], statements: list[Statement]
+) -> list[Statement]:
+    """The statements of the sentence after a headline: one memory with it where the sentence goes on about the
+    user or no one ("Мы переехали наконец!! Теперь в Мигалово, двушка…"), else its own, after the headline's."""
+    text, before, said = headline
+    merged = []
+    if found and "?" not in sentence and found[0].about in (USER, UNKNOWN):
+        merged = _in_context(_statements(f"{text}: {sentence}", False), before, f"{text}: {sentence}")
+    if merged:
+        return merged
+    statements.extend(said)
+    return found
 
 
 # Why a forget request was made, said after it: "не хочу, чтобы это где-то висело", "I'd rather it wasn't stored".
@@ -298,7 +335,7 @@ def _without_label(sentence: str) -> str:
 _INTRODUCING_LABEL = re.compile(r"(?i)представ|introduc|знаком|\bname|зовут")
 _POSSESSIVES = frozenset({"my", "our", "мой", "моя", "моё", "мое", "мои", "наш", "наша", "наше", "наши"})
 _LABEL = re.compile(r"^(?P<label>[^:.!?\d]{1,40}):\s+(?=\S)")
-_TITLES = r"Dr|Mr|Mrs|Ms|Prof|проф|д-р"
+_TITLES = r"Dr|Dra|Drs|Mr|Mrs|Ms|Prof|проф|д-р"
 _TITLE = re.compile(rf"(?:{_TITLES})\.?\s")
 _ABBREVIATION = re.compile(rf"(?:^|[\s(])(?:{_TITLES}|St|Jr|Sr|vs|approx|ул|г|им|тов)\.$")
 
@@ -447,7 +484,7 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         key, kind = "job.role", "work"  # "Clinic manager at Meanwood Health Centre, start 20 April": said bare
     if key is None and _STOPS.search(text) and (activity := _activity(stems)):
         key, kind = f"schedule:{activity}", "schedule"  # "I no longer go bouldering": the climbing schedule ends
-    if key in _KEY_NEEDS and not _KEY_NEEDS[key].search(text):
+    if key in _KEY_NEEDS and not _KEY_NEEDS[key](text):
         key, kind = None, None
     stays = _STAYS_IN.match(text) if key is None else None
     if stays and places.places(stays.group("place")):
@@ -456,7 +493,11 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         key, kind = "home.city", "home"  # "Теперь снимаем с Лизой двушку на Петроградке", "renting a flat in Porto"
     elif key is None and about == USER and _NEW_HOME.search(text):
         key, kind = "home.city", "home"  # "We finally got the keys to our new flat in Delft"
-    preference = _preference(stems) if _addresses_answers(tokens) and not _one_off(tokens, stems) else None
+    preference = (
+        _preference([stem(t) for t in tokens if not morph.past_verb(t)])  # "Я ей так и не ответил" is no wish
+        if _addresses_answers(tokens) and not _one_off(tokens, stems)
+        else None
+    )
     personal = (
         preference is not None
         or explicit
@@ -498,12 +539,69 @@ def _addresses_answers(tokens: list[str]) -> bool:
     first = stem(tokens[0]) if tokens else ""
     return (
         _matches([first], lx.PREFERENCE_VERBS | lx.REQUEST_WORDS | _WISH_OPENERS)
-        or any(t in _YOU or t in lx.FIRST_PERSON for t in tokens)
-        # "…, so give code examples in Python": an imperative anywhere, not "he answers the phone"
+        # the user as the one who wishes, not as someone else's object ("Olga wants me to write a short paragraph"),
+        # with a word of wishing: not "my phone's screen is cracked so I can't even read your answer"
+        or any(t in _YOU or t in lx.FIRST_PERSON and t not in _ME for t in tokens)
+        and any(t.startswith(_WISHING) for t in tokens)
+        # "…, so give code examples in Python": an imperative anywhere, not "he answers the phone" nor "wants me to
+        # write"
         or any(
-            t in _EN_IMPERATIVES or _RU_IMPERATIVE.match(t) and _matches([stem(t)], lx.PREFERENCE_VERBS) for t in tokens
+            (
+                t in _EN_IMPERATIVES
+                and (i == 0 or tokens[i - 1] not in _NOT_AN_IMPERATIVE_AFTER)  # "wants me to write", "your answer"
+                and not _one_thing_after(tokens, i)  # "keep it short": the letter
+            )
+            or _RU_IMPERATIVE.match(t)
+            and _matches([stem(t)], lx.PREFERENCE_VERBS)
+            for i, t in enumerate(tokens)
         )
     )
+
+
+_ME = frozenset({"me", "меня", "мной", "нас"})
+_WISHING = (
+    "prefer",
+    "want",
+    "like",
+    "love",
+    "hate",
+    "need",
+    "better",
+    "rather",
+    "too",
+    "pleas",
+    "pls",
+    "plz",
+    "only",
+    "no",
+    "without",
+    "always",
+    "never",
+    "нрав",
+    "люб",
+    "хоч",
+    "хотел",
+    "удобн",
+    "предпоч",
+    "лучш",
+    "нуж",
+    "надо",
+    "слишк",
+    "бес",
+    "раздраж",
+    "ненави",
+    "пожалуйст",
+    "плиз",
+    "давай",
+    "только",
+    "без",
+    "всегда",
+    "никогда",
+    "не",
+)
+_NOT_AN_IMPERATIVE_AFTER = frozenset(
+    {"to", "will", "would", "should", "can", "could", "'ll", "your", "my", "the", "a", "an", "his", "her", "their"}
+)
 
 
 def _one_off(tokens: list[str], stems: list[str]) -> bool:
@@ -560,7 +658,29 @@ def _is_question_or_request(sentence: str) -> bool:
     # "Отвечай коротко" is a standing wish (a preference); "Explain attention, in short" is one request.
     if not _is_request([first]):
         return False
-    return not (_matches([stem(first)], lx.PREFERENCE_VERBS) and _preference([stem(t) for t in tokens]))
+    # "write your answers in Russian", "keep answers short", "Please answer in English from now on": a verb of any
+    # task, with a word for answers ("Write me a short poem", "Show me the answer in a table" ask one thing)
+    verb_at = 1 if first in _PLEASE and len(tokens) > 1 else 0
+    verb = tokens[verb_at]
+    wish_verb = (
+        _matches([stem(verb)], lx.PREFERENCE_VERBS)
+        or verb in _EN_IMPERATIVES
+        and (len(tokens) > verb_at + 1 and not _one_thing_after(tokens, verb_at))
+    )
+    return not (wish_verb and _preference([stem(t) for t in tokens]))
+
+
+_ONE_THING = frozenset({"it", "a", "an", "the", "this", "that", "these", "those", "some"})
+_TO_WHOM = frozenset({"me", "us", "him", "her", "them"})
+
+
+def _one_thing_after(tokens: list[str], verb_at: int) -> bool:
+    """ "Write me a short poem", "keep it short": the verb's object is one thing ("answer me in English", "give me
+    more detailed answers" are how answers should be)."""
+    after = tokens[verb_at + 1 : verb_at + 3]
+    if after[:1] and after[0] in _TO_WHOM:
+        after = after[1:]
+    return bool(after) and after[0] in _ONE_THING
 
 
 _AND = frozenset({"and", "but"})  # before a question word, not before a wish: "And please keep answers short"
@@ -572,6 +692,9 @@ def _opening_word(tokens: list[str]) -> str:
 
 
 _FILLERS = frozenset({"тогда", "так", "ну", "а", "и", "ok", "okay", "so", "then", "well"})
+
+
+_A_FIGURE = re.compile(r"\d")
 
 
 def _said_before_asking(sentence: str) -> str:
@@ -596,7 +719,12 @@ def _said_before_asking(sentence: str) -> str:
     statement = ", ".join(
         part
         for part in kept
-        if about_someone or first_person(part) or _mentions_concept(_stems(part)) or _PAST_RU.match(part.strip())
+        if about_someone
+        or first_person(part)
+        or _mentions_concept(_stems(part))
+        or _PAST_RU.match(part.strip())
+        or _A_FIGURE.search(part)  # "щас 85 тыс за 120 квадратов, это норм для твери?": his figure
+        or bool(_RU_FIRST_PERSON_VERB.match((words(part) or [""])[0]))  # "беру ему роял канин, мб урезать?"
     )
     return statement if len(words(statement)) >= DECLARATIVE_WORDS else ""
 
@@ -659,10 +787,28 @@ _OWNED_BIKE = re.compile(
     r"(?i:\b(?:my|our|мой|моя|мою|моего|моём|моем|свой|свою|своём|своем|bought|got|sold|купил\w*|взял\w*|"
     r"продал\w*))\b|(?<=\s)[A-Z][a-z]+"
 )
+
+
 # What a key's word must come with to name that subject: "Переехали, новая квартира побольше" is a new flat, not a
 # new city; "Рост цен в этом году 9 процентов" is growth, not a height; "мешки по 60 кг", "benched 75kg" are sacks
 # and bars, not one's weight; "Повредил колено на велике" names no bike of his (one he owns, names or buys does).
-_KEY_NEEDS = {"home.city": _PLACE, "height": _HEIGHT, "weight": _WEIGHT, "bike": _OWNED_BIKE}
+def _names_a_place(text: str) -> bool:
+    """ "в Казани", "moved to Leeds": a place; not a pet's or a person's name ("У меня живёт хорёк Пончик")."""
+    for match in _PLACE.finditer(text):
+        word = match.group(0)
+        if not word[:1].isupper() or places.places(word):
+            return True
+        if not (morph.common_noun(word) or word.lower() in lx.GIVEN_NAMES or morph.given_name(word)):
+            return True
+    return False
+
+
+_KEY_NEEDS = {
+    "home.city": _names_a_place,
+    "height": _HEIGHT.search,
+    "weight": _WEIGHT.search,
+    "bike": _OWNED_BIKE.search,
+}
 # Someone "in" a place, and nothing after it: "Я, кстати, в Новосибирске", "Костя теперь в Казани", "I'm in Berlin
 # now" (not "Мы в Турции отдыхаем", "Я в Яндексе": no place; the places list decides).
 _STAYS_IN = re.compile(

@@ -14,7 +14,7 @@ import re
 _OPENERS = (
     r"(?:(?:and|also|oh|so|ok|okay|well|btw|anyway|actually|by\s+the\s+way|one\s+more\s+thing|ну|и|а|также|"
     r"can\s+(?:you|u)|could\s+(?:you|u)|would\s+(?:you|u)|можешь|можете|"
-    r"кстати|да|ещё|еще|слушай|короче|ладно|ок|в\s+общем|вот|и\s+вот\s+ещё|и\s+вот\s+еще)[,:]?\s+(?:[—–-]\s+)?){0,3}"
+    r"кстати|кст|да|ещё|еще|слушай|короче|ладно|ок|в\s+общем|вот|и\s+вот\s+ещё|и\s+вот\s+еще)[,:]?\s+(?:[—–-]\s+)?){0,3}"
 )
 _PLEASE = r"(?:please|pls|plz|пожалуйста|плиз|плз|пжлст|пж)"
 # Only forgetting: an imperative of these is a request.
@@ -27,7 +27,7 @@ _ONLY_FORGET = (
 )
 # Also ordinary work: a request only with a word for what was said.
 _ALSO_WORK = (
-    r"(?:delete|remove|erase|wipe|bin|ditch|drop|clear|discard|удали(?:те)?|сотри(?:те)?|выкинь(?:те)?|"
+    r"(?:delete|remove|erase|wipe|bin|ditch|drop|clear|discard|disregard|удали(?:те)?|сотри(?:те)?|выкинь(?:те)?|"
     r"убери(?:те)?|вычеркни(?:те)?)"
 )
 _SAID = (
@@ -112,7 +112,9 @@ _OBJECT_FIRST = re.compile(
 )
 # A request that names nothing: "forget it", "это больше не актуально, сотри", "Забудь об этом".
 _NAMES_NOTHING = re.compile(
-    r"^(?:" + _OUTDATED + r"|it|that|this|this\s+one|это|этом|этого|об\s+этом|про\s+это|всё\s+это|ты|вы)?$",
+    r"^(?:" + _OUTDATED + r"|it|that|this|this\s+one|это|этом|этого|об\s+этом|про\s+это|всё\s+это|ты|вы|"
+    r"(?:about\s+)?(?:all|any)\s+of\s+(?:it|that|this)(?:,?\s+the\s+lot)?|the\s+lot|"
+    r"whatever\s+(?:you'?ve\s+got|you\s+have)(?:\s+(?:on|about)\s+(?:it|that|this))?)?$",
     re.IGNORECASE,
 )
 # "всё, что касается моей терапии", "everything to do with the loan": what follows names it.
@@ -122,8 +124,12 @@ _ABOUT = (
 )
 _LEAD = re.compile(
     r"^(?:(?:" + _PLEASE + r")[\s,]+)?(?:(?:всё|все|everything)(?:\s+|(?=,)))?"
-    r"(?:" + _ABOUT + r"|" + _SAID_THING + r"|about\s+|that\s+|"
-    r"what\s+i\s+(?:said|told\s+you|mentioned)\s+about\s+|что\s+|про\s+|об?\s+)?",
+    # ("what I told you in March about X" before "what I…" as a question naming it: "forget where I live")
+    r"(?:"
+    + _ABOUT
+    + r"|what\s+i\s+(?:said|told\s+(?:you|u)|mentioned)(?:\s+\w+){0,3}?\s+about\s+|"
+    + _SAID_THING
+    + r"|about\s+|that\s+|что\s+|про\s+|об?\s+)?",
     re.IGNORECASE,
 )
 # Words that name no fact: "the whole neighbour business", "the meds stuff I told you".
@@ -131,10 +137,16 @@ _NOISE = re.compile(
     r"\b(?:the\s+(?:thing|stuff|bit)\s+(?:with|about|on)|the\s+whole|whole|stuff|things?|"
     r"(?<!\bthe\s)(?<!\bmy\s)(?<!\bour\s)business|thingy|idea|all\s+that|everything|"  # not "leaving the business"
     r"a\s+while\s+(?:back|ago)(?:\s+about)?|"
+    # when it was told names nothing: "the counselling I mentioned back in march", "что я весной рассказывала"
+    r"(?:back\s+)?in\s+(?:january|february|march|april|may|june|july|august|september|october|november|december)|"
+    r"в\s+(?:январе|феврале|марте|апреле|мае|июне|июле|августе|сентябре|октябре|ноябре|декабре)|"
+    r"весной|летом|осенью|зимой|last\s+(?:week|month|year)|на\s+прошлой\s+неделе|в\s+прошлом\s+месяце|"
     r"(?:that\s+|what\s+)?i\s+(?:ever\s+)?(?:told\s+(?:you|u)|said|mentioned)(?:\s+about)?|"
     r"(?:что\s+)?я\s+(?:тебе\s+|вам\s+)?(?:рассказывал|рассказывала|говорил|говорила|писал|писала)(?:\s+(?:про|о|об))?|"
     r"(?:что\s+)?я\s+(?:тебе\s+|вам\s+)?(?:про|о|об)(?=\s)|"  # "что я тебе про зарплату рассказывала"
-    r"рассказывал|рассказывала|говорил|говорила|всё|все)\b",
+    r"что\s+я\s+(?:тебе\s+|вам\s+)?(?:\w+\s+){1,2}?(?:про|о|об)(?=\s)|"  # "что я тебе весной про щитовидку"
+    r"(?:что\s+)?я\s+(?:тебе\s+|вам\s+)?(?:давал|давала|скидывал|скидывала|присылал|присылала|ныл|ныла)|"
+    r"рассказывал|рассказывала|говорил|говорила|всё|все|вообще|чё|че|кст|слушай|смотри|короче|кароче|блин|типа|ну)\b",
     re.IGNORECASE,
 )
 _WHY = re.compile(r"\s*[,;]\s+|\s+[—–]\s+|\s+(?:because|since|потому что|так как)\s+")
@@ -166,7 +178,11 @@ _TOPIC_NAMED = re.compile(
 def topic_of(sentence: str) -> str:
     """What a sentence before "forget it" is about: the topic it opens with ("про развод — …"), else all of it."""
     named = _TOPIC_NAMED.match(sentence.strip())
-    return named.group("topic") if named else sentence
+    if named:
+        return named.group("topic")
+    # "other thing, and this is a bit awkward — the counselling I mentioned back in march": the part said to be told
+    told = [part for part in _WHY.split(sentence.strip()) if re.search(_SAID, part, re.IGNORECASE)]
+    return (_tidy(told[0]) or sentence) if told else sentence
 
 
 def _with_the_person(query: str, sentence: str) -> str:
@@ -181,6 +197,11 @@ _NOT_NAMES = frozenset({"and", "also", "so", "oh", "please", "forget", "drop", "
 
 
 def _query(sentence: str) -> str | None:
+    query = _patterned(sentence)
+    return query if query is not None else _loose(sentence)
+
+
+def _patterned(sentence: str) -> str | None:
     first = _VERB_FIRST.match(sentence)
     if first:
         return _tidy(_first_clause(_without_lead(first.group("rest"))))
@@ -194,6 +215,46 @@ def _query(sentence: str) -> str | None:
     if last:
         return _tidy(last.group("rest"))
     return None
+
+
+# The verb anywhere, as people say it in passing: "кст гусева можешь забыть, все уладили", "тот код что я давал
+# забудь я его поменял", "that money thing with my brother — paid him back, so you can forget about it", "I'd rather
+# you didn't keep any of it". Not a reminder ("не забудь купить хлеб") nor one's own forgetting ("I always forget").
+_LOOSE_VERB = re.compile(
+    r"(?<!\bне\s)\bзабудь(?:те)?\b"
+    r"|\b(?:можешь|можете|можно)\s+(?:(?:это|его|её|ее|их|вс[её])\s+)?(?:забыть|удалить|стереть|выкинуть|убрать)\b"
+    r"|\b(?:you\s+can|can\s+(?:you|u)|could\s+(?:you|u)|would\s+(?:you|u)|need\s+(?:you|u)\s+to|so|just|"
+    + _PLEASE
+    + r")\s+(?:just\s+)?(?:forget|delete|wipe|erase|bin|scrap|ditch)\b"
+    r"|\brather\s+(?:you\s+)?(?:didn'?t|did\s+not|don'?t|do\s+not|wouldn'?t|not)\s+(?:keep|store|remember|save)\b",
+    re.IGNORECASE,
+)
+# "удали"/"сотри" also name ordinary work ("удали дубли из таблицы"): in passing only with a word for what was said
+_LOOSE_WORK = re.compile(
+    r"(?<!\bне\s)\b(?:удали|сотри|выкинь|вычеркни)(?:те)?\b|\b(?:drop|delete|remove|erase|wipe|bin|scrap|ditch)\b",
+    re.IGNORECASE,
+)
+_SAID_MARK = re.compile(
+    r"(?i)\bчто\s+я\b|\bпро\s|\bi\s+(?:told|mentioned|said|gave)\b|висел|хранил|личное|\b(?:on|off)\s+(?:the\s+)?record\b|"
+    r"\bstored\b|\bwritten\s+down\b"
+)
+_SELF_FIRST = re.compile(r"(?i)^(?:i|i'm|i've|i'd|im|ive|we|я|мы)\b")
+
+
+def _loose(sentence: str) -> str | None:
+    verb = _LOOSE_VERB.search(sentence)
+    if verb is None and _SAID_MARK.search(sentence):
+        verb = _LOOSE_WORK.search(sentence)
+    if verb is None:
+        return None
+    # before the verb, its first part names it ("тот код для кооператива что я давал"); a clause of his own there is
+    # why ("I've wrapped that up, …, and I'd rather you didn't keep any of it"): then what follows names it
+    first = _WHY.split(sentence[: verb.start()].strip(" ,;:—–-"))[0]
+    named = "" if _SELF_FIRST.match(_tidy(first)) else _tidy(first)
+    if named:
+        return named
+    after = _tidy(_first_clause(_without_lead(sentence[verb.end() :].strip(" ,;:—–-"))))
+    return "" if _SELF_FIRST.match(after) else after
 
 
 def _without_lead(text: str) -> str:

@@ -95,3 +95,22 @@ def third_person_present(word: str) -> bool:
     """ "Сидит", "работает": a verb whose subject is someone else (the past, "Уехала", may be the user's own)."""
     parses = _parses(word) if _CYRILLIC_WORD.match(word) else ()
     return bool(parses) and all("VERB" in p.tag and "3per" in p.tag for p in parses)
+
+
+def past_verb(word: str) -> bool:
+    """ "ответил", "писала": a Russian verb in the past tense (what was done, not a wish)."""
+    parses = _parses(word) if _CYRILLIC_WORD.match(word) else ()
+    return bool(parses) and all("VERB" in p.tag and "past" in p.tag for p in parses)
+
+
+def common_noun(word: str) -> bool:
+    """ "Пончик" (a doughnut, a pet's name), not "Казань" or an unknown word ("Мигалово"): every parse a known noun
+    that names no place."""
+    parses = _parses(word) if _CYRILLIC_WORD.match(word) else ()
+    return bool(parses) and all(p.is_known and "NOUN" in p.tag and "Geox" not in p.tag for p in parses)
+
+
+def first_person_verb(word: str) -> bool:
+    """ "Беру", "Покупаю": most likely a Russian verb in the first person singular (a rare name's case aside)."""
+    parses = _parses(word) if _CYRILLIC_WORD.match(word) else ()
+    return sum(p.score for p in parses if "VERB" in p.tag and "1per" in p.tag) > 0.5

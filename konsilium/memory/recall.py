@@ -374,7 +374,20 @@ def _replaces(
     numbers = [set(_NUMBER.findall(m.text)) for m in (older, newer)]
     # ... or the question's own word with another number: "плачу 185 тысяч за аренду" / "аренда будет 215 тысяч"
     closeness = RESTATED_ASKED_WORD_COSINE if restated and threshold != float("inf") else RESTATED_COSINE
-    return cosine >= closeness and bool(numbers[0]) and bool(numbers[1]) and not numbers[0] & numbers[1]
+    return (
+        cosine >= closeness
+        and bool(numbers[0])
+        and bool(numbers[1])
+        and not numbers[0] & numbers[1]
+        and _one_measure(older, newer)
+    )
+
+
+def _one_measure(older: Memory, newer: Memory) -> bool:
+    """Their numbers can be one figure said again: in a unit they share, or neither in any ("Кошка 4 кг" does not
+    restate "Стерилизация кошки теперь 5200")."""
+    units = [{u.lower() for _, u in _AMOUNT.findall(m.text)} for m in (older, newer)]
+    return not units[0] and not units[1] or bool(units[0] & units[1])
 
 
 # An amount and its unit: "50 мкг", "96 kg", "2500 за урок" is no unit, "38к" is (thousands)

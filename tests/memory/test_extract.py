@@ -776,3 +776,103 @@ def test_forget_that_said_after_a_dash_forgets_what_was_said_before_it():
 )
 def test_whose_and_what_in_sentences_seen_in_the_blind_sets(text, expected):
     assert [(s.about, s.key) for s in extract([text]).statements] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "query"),
+    [
+        ("кст гусева можешь забыть, все уладили, он сам отозвал претензию", "гусева"),
+        (
+            "oh and that money thing with my brother — paid him back in full last week, so you can forget about it",
+            "money with my brother",
+        ),
+        ("да кстати тот код для кооператива что я давал забудь я его поменял и вообще не надо такое хранить", "код"),
+        ("можешь удалить всё про этот долг, не хочу, чтобы это висело.", "долг"),
+        ("Please disregard what I told you in March about ending things with Timur — we're good now.", "Timur"),
+        ("потом. и слушай, забудь вообще про артема. все, не было никакого артема", "про артема"),
+    ],
+)
+def test_a_forget_request_said_in_passing_with_its_verb_anywhere_names_its_topic(text, query):
+    (request,) = extract([text]).forgets
+    assert query in request.query and "забудь" not in request.query and "вообще" not in request.query
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["не забудь купить хлеб по дороге", "I always forget my keys at work", "удали дубли из таблицы и отсортируй"],
+)
+def test_a_reminder_ones_own_forgetting_or_a_task_is_no_forget_request(text):
+    assert extract([text]).forgets == []
+
+
+def test_a_forget_request_naming_nothing_after_the_topic_takes_the_part_said_to_be_told():
+    said = extract(
+        [
+            "other thing, and this is a bit awkward — the counselling I mentioned back in march. I've wrapped that "
+            "up, doing much better now, and I'd honestly rather you didnt keep any of it."
+        ]
+    )
+    assert [f.query for f in said.forgets] == ["the counselling"]
+
+
+def test_short_news_and_what_it_is_are_one_memory():
+    said = extract(["big news, I took a new job!! Lumora, fintech here in lisbon, data platform stuff. start in may"])
+    assert [(s.text, s.key) for s in said.statements][0] == (
+        "I took a new job: Lumora, fintech here in lisbon, data platform stuff",
+        "job",
+    )
+    (moved,) = extract(["мы переехали наконец!! теперь в мигалово, двушка, до школы детям 5 мин пешком"]).statements
+    assert moved.key == "home.city" and "мигалово" in moved.text
+    # news followed by someone else's story stays apart
+    news, hers = extract(["Я в шоке! Начальник уволил Петю без предупреждения."]).statements
+    assert news.text == "Я в шоке" and hers.about != "user"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Perfect, olga wants me to write a short paragraph about a film for next week",
+        "Я ей так и не ответил, и не хочу к этому возвращаться.",
+        "Also my phone is an iphone 11 with a cracked screen so i cant even read your answer properly",
+        "Please write a short summary of this article",
+        "Write me a short poem about autumn",
+        "Show me the answer in a table",
+    ],
+)
+def test_words_about_answers_said_of_something_else_or_a_one_off_task_pin_no_wish(text):
+    assert not any(s.key and s.key.startswith("answer.") for s in extract([text]).statements)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("Please answer in English from now on", "answer.language"),
+        ("write your answers in Russian", "answer.language"),
+        ("Keep answers short", "answer.style"),
+    ],
+)
+def test_a_standing_wish_on_answers_after_please_or_with_any_verb_is_kept(text, key):
+    assert one(text).key == key
+
+
+def test_an_emoji_ends_a_sentence_and_a_pets_name_is_no_home():
+    pet, chewed = extract(["У меня живёт хорёк Пончик 🐾 он сгрыз провод от планшета лол"]).statements
+    assert pet.text.startswith("У меня живёт хорёк Пончик") and pet.key is None
+    assert chewed.text.startswith("Он сгрыз")
+    assert one("Мы живём в Мигалово").key == "home.city"
+
+
+def test_a_figure_or_ones_own_verb_said_before_asking_is_kept_as_the_users():
+    (rent,) = extract(["щас 85 тыс за 120 квадратов, это вообще норм для твери?"]).statements
+    assert rent.text == "Щас 85 тыс за 120 квадратов" and rent.about == "user"
+    (food,) = extract(["беру ему роял канин для корги, мб порцию урезать?"]).statements
+    assert food.text == "Беру ему роял канин для корги" and food.about == "user"
+    assert extract(["Сколько будет 2+2, если умножить на 3?"]).statements == []
+
+
+def test_a_verb_opening_a_sentence_is_no_ones_name_and_a_title_ends_no_sentence():
+    said = "Took Rasher to a vet round the corner, Dra. Paiva, she says he's gotten porky, 11.2 kg"
+    (vet,) = extract([said]).statements
+    assert "Paiva" in vet.text and "11.2 kg" in vet.text and vet.about != "Took"
+    (drama,) = extract(["Dont want drama before the move and Marta knows about her but still"]).statements
+    assert drama.about != "Dont"

@@ -978,3 +978,51 @@ def test_a_new_amount_in_the_same_unit_said_to_change_replaces_the_old_dose(serv
     current_after(service, ["Я пью эутирокс 50 мкг по утрам.", "Теперь 75 мкг, и через 6 недель пересдать ТТГ."])
     offered = [hit.memory.text for hit in service.recall("Какая у меня дозировка эутирокса?", k=5)]
     assert any("75 мкг" in text for text in offered) and not any("50 мкг" in text for text in offered), offered
+
+
+def test_a_common_word_starting_like_someones_name_forgets_nothing_of_theirs(service):
+    current = current_after(
+        service,
+        [
+            "Сын Денис переехал в Новосибирск, работает в такси.",
+            "Занял у кума Толика 150 тысяч до осени.",
+            "С кумом рассчитался. Удали всё, что я тебе про те деньги говорил.",
+        ],
+    )
+    assert any("Новосибирск" in text for text in current)  # "деньги" is not Денис
+
+
+def test_a_name_said_in_lowercase_is_still_the_person_a_forget_request_names(service):
+    current = current_after(
+        service,
+        [
+            "Артём, муж дочки, работает электриком на ТЭЦ.",
+            "зять артём опять в запой ушёл неделю уже",
+            "Отпуск у меня с 10 июля.",
+            "Забудь всё, что я рассказывал про Артёма.",
+        ],
+    )
+    assert list(current) == ["Отпуск у меня с 10 июля"]
+
+
+def test_forgetting_takes_a_fragment_beside_it_that_goes_on_about_it_in_context(service):
+    current = current_after(
+        service,
+        [
+            "Давление скачет последние месяцы. Пью лозартан. Работаю в Яндексе бэкендером.",
+            "Забудь про моё давление, пожалуйста.",
+        ],
+    )
+    assert list(current) == ["Работаю в Яндексе бэкендером"]
+
+
+def test_another_figure_in_another_unit_on_the_asked_word_does_not_hide_the_answer(service):
+    current_after(
+        service,
+        [
+            "Обновили прайс: стерилизация кошки теперь 5200, кастрация кота 2900.",
+            "Кошка 4 кг, хбп, креатинин 280, рвота.",
+        ],
+    )
+    offered = [r.memory.text for r in service.recall("сколько у нас стоит стерилизация кошки?", k=3)]
+    assert any("5200" in text for text in offered)
