@@ -21,6 +21,10 @@ from .records import UNKNOWN, USER
 
 _OBJECT_PRONOUNS = frozenset({"me", "мне", "меня", "мной", "нам", "нас"})
 
+# "Mum called", "Dad's retiring": a parent named by the word alone, as a name is (not "Mum and I went…")
+_BARE_KIN_EN = re.compile(
+    r"^(?P<rel>Mum|Mom|Dad|Mother|Father|Grandma|Granny|Grandpa|Nan|Nana)(?:'s)?\b(?!,?\s+(?:and\s+)?I\b)"
+)
 NOT_NAMES = {"Tired", "Fine", "Good", "Sorry", "Ready", "Back", "Here", "Not", "So", "Very", "Just", "Going", "Also"}
 # English verbs that open a sentence of one's own with its subject left out ("Took Rasher to a vet", "Dont want
 # drama"), capitalized like a name
@@ -223,6 +227,9 @@ def subject_of(text: str) -> str:
     lead = _LEAD_WORD.match(text)  # "Перфект, мой бывший, Дима, в Москве живёт": a word that names no one, first
     if lead and never_a_name(lead.group(1)):
         text = text[lead.end() :]
+    kin = _BARE_KIN_EN.match(text)  # "Mum called, she's turning 70 … so we're thinking of going there": hers
+    if kin:
+        return kin.group("rel").lower()
     first = _RELATION_FIRST.match(text)  # "Мама у меня в Челябинске живёт", "Внук мой Миша ходит на плавание"
     if first and (nominative := relation_noun(first.group("rel"))):
         name = first.group("name")

@@ -56,6 +56,7 @@ _NAME = re.compile(
     r"(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b"
 )
 _NAME_HERE = re.compile(r"^(?P<name>[A-Z][a-z]+|[А-ЯЁ][а-яё]+)\s+(?:here|на связи)\b[\s,—–-]*(?P<rest>.*)$")
+_GOES_ON_ABOUT_IT = re.compile(r"(?i)(?:is|are|was|were|has|have|had|costs?|seems?|looks?|feels?|gets?|got)\b")
 # "Позвольте представиться: Геннадий Аркадьевич, …" says "меня зовут".
 _INTRODUCING = re.compile(
     r"^(?:(?:позвольте|разрешите|let\s+me|allow\s+me\s+to)\s+)?(?:представиться|представлюсь|introduce\s+myself)"
@@ -387,6 +388,13 @@ def _clauses(sentence: str) -> list[str]:
             and bool(set(words(clauses[-1])) & _WITH_THEM or _WITH_SOMEONE.search(clauses[-1]))
         )
         apposition = len(tokens) <= 4 and tokens[:1] in (["my"], ["мой"], ["моя"], ["our"], ["наш"], ["наша"])
+        # "Супруга моя, Галина Сергеевна, ей 66 лет": the relation said alone, then who it is
+        said = words(clauses[-1])
+        apposition = apposition or (
+            len(said) <= 2
+            and any(is_relation(w) for w in said)
+            and all(is_relation(w) or w in _POSSESSIVES for w in said)
+        )
         if (
             starts_predicate
             and not apposition
@@ -426,7 +434,12 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
             return []
     out = []
     here = _NAME_HERE.match(sentence)
-    if here and here.group("name") not in NOT_NAMES:  # "Owen here — paramedic, …": the name, then the rest
+    # "Owen here — paramedic, …": the name, then the rest; not "Rent here is €1,450"
+    if (
+        here
+        and here.group("name") not in NOT_NAMES
+        and (morph.given_name(here.group("name")) or not _GOES_ON_ABOUT_IT.match(here.group("rest")))
+    ):
         out.append(Statement(f"{here.group('name')} here", USER, "identity", "name", False, explicit))
         sentence = here.group("rest").strip()
         if len(words(sentence)) < DECLARATIVE_WORDS:
@@ -484,6 +497,8 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         key, kind = "job.role", "work"  # "Clinic manager at Meanwood Health Centre, start 20 April": said bare
     if key is None and _STOPS.search(text) and (activity := _activity(stems)):
         key, kind = f"schedule:{activity}", "schedule"  # "I no longer go bouldering": the climbing schedule ends
+    if key == "car" and _goes_somewhere(text) and not _matches(stems, _CAR_THINGS):
+        key, kind = None, None  # "ездим на дачу", "Езжу на работу на автобусе": where one goes, not in what
     if key in _KEY_NEEDS and not _KEY_NEEDS[key](text):
         key, kind = None, None
     stays = _STAYS_IN.match(text) if key is None else None
@@ -559,45 +574,10 @@ def _addresses_answers(tokens: list[str]) -> bool:
 
 
 _ME = frozenset({"me", "меня", "мной", "нас"})
-_WISHING = (
-    "prefer",
-    "want",
-    "like",
-    "love",
-    "hate",
-    "need",
-    "better",
-    "rather",
-    "too",
-    "pleas",
-    "pls",
-    "plz",
-    "only",
-    "no",
-    "without",
-    "always",
-    "never",
-    "нрав",
-    "люб",
-    "хоч",
-    "хотел",
-    "удобн",
-    "предпоч",
-    "лучш",
-    "нуж",
-    "надо",
-    "слишк",
-    "бес",
-    "раздраж",
-    "ненави",
-    "пожалуйст",
-    "плиз",
-    "давай",
-    "только",
-    "без",
-    "всегда",
-    "никогда",
-    "не",
+_WISHING = tuple(
+    """prefer want like love hate need better rather too pleas pls plz only no without always never нрав люб хоч
+    хотел удобн предпоч лучш нуж надо слишк бес раздраж ненави пожалуйст плиз давай только без всегда никогда
+    не""".split()
 )
 _NOT_AN_IMPERATIVE_AFTER = frozenset(
     {"to", "will", "would", "should", "can", "could", "'ll", "your", "my", "the", "a", "an", "his", "her", "their"}
@@ -789,9 +769,19 @@ _OWNED_BIKE = re.compile(
 )
 
 
-# What a key's word must come with to name that subject: "Переехали, новая квартира побольше" is a new flat, not a
-# new city; "Рост цен в этом году 9 процентов" is growth, not a height; "мешки по 60 кг", "benched 75kg" are sacks
-# and bars, not one's weight; "Повредил колено на велике" names no bike of his (one he owns, names or buys does).
+_GOING_ON = re.compile(r"(?i)\b(?:езж|езд|еха|еду|едем|поед)\w*\s+на\s+(?P<object>[а-яё-]+)")
+
+
+def _goes_somewhere(text: str) -> bool:
+    """ "ездим на дачу", "езжу на работу": a verb of going, then "на" and a place in the accusative (the vehicle is
+    in the prepositional: "езжу на Ниве", "на автобусе")."""
+    return any(morph.destination(m.group("object")) for m in _GOING_ON.finditer(text))
+
+
+_CAR_WORDS = next(words for key, _, words in lx.CONCEPTS if key == "car")
+_CAR_THINGS = frozenset(w for w in _CAR_WORDS if w not in lx.DRIVE_WORDS)
+
+
 def _names_a_place(text: str) -> bool:
     """ "в Казани", "moved to Leeds": a place; not a pet's or a person's name ("У меня живёт хорёк Пончик")."""
     for match in _PLACE.finditer(text):
@@ -803,6 +793,9 @@ def _names_a_place(text: str) -> bool:
     return False
 
 
+# What a key's word must come with to name that subject: "Переехали, новая квартира побольше" is a new flat, not a
+# new city; "Рост цен в этом году 9 процентов" is growth, not a height; "мешки по 60 кг", "benched 75kg" are sacks
+# and bars, not one's weight; "Повредил колено на велике" names no bike of his (one he owns, names or buys does).
 _KEY_NEEDS = {
     "home.city": _names_a_place,
     "height": _HEIGHT.search,

@@ -114,3 +114,11 @@ def first_person_verb(word: str) -> bool:
     """ "Беру", "Покупаю": most likely a Russian verb in the first person singular (a rare name's case aside)."""
     parses = _parses(word) if _CYRILLIC_WORD.match(word) else ()
     return sum(p.score for p in parses if "VERB" in p.tag and "1per" in p.tag) > 0.5
+
+
+def destination(word: str) -> bool:
+    """ "дачу", "работу", "иртыш" after "на": a place one goes to (the accusative), not what one rides in ("Ниве",
+    "автобусе": the prepositional)."""
+    parses = _parses(word) if _CYRILLIC_WORD.match(word) else ()
+    cases = {case for p in parses for case in ("accs", "loct", "loc2", "datv") if case in p.tag}
+    return "accs" in cases and not cases & {"loct", "loc2"}

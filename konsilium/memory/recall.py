@@ -36,6 +36,7 @@ SUPERSEDER_RELEVANCE = 0.2  # a change replaces an older memory only where it an
 # ... and not far less than the older one does: "Меня перевели в реанимацию" (0.2) is no news about a sprained
 # ankle the question asks for (0.88), though both are health and work talk close enough in meaning.
 SUPERSEDER_SHARE = 0.25
+ASKED_WORD_SHARE = 0.5  # ... and half as well where only the older names the question's word
 READ_CHANGE_COSINE_KEYED = 0.4  # an older keyed memory was already weighed against keyed changes when written
 # One subject key, exclusive or said to be replaced ("сменила препарат"): a change needs little more.
 READ_CHANGE_COSINE_SAME_KEY = 0.2
@@ -161,6 +162,10 @@ class Recall:
                     scores[row] = scores.get(row, float(cosine_of[row])) + bonus
         for row, adjustment in self._subject_and_person(query, current).items():
             scores[row] = scores.get(row, float(cosine_of[row])) + adjustment
+        if _ASKS_A_NAME.search(query):  # "Как зовут мою собаку?": of the memories found, those that name someone
+            for row in scores:
+                if _names_something(current.memories[row].text):
+                    scores[row] += NAME_BOOST
         ranked = sorted(scores.items(), key=lambda p: -p[1])[:k]
         return [Recalled(current.memories[row], score) for row, score in ranked]
 
@@ -300,9 +305,20 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
         for older in hits:
             memory = older.memory
             on_its_word = bool(newer_words and newer_words & question_words[memory.id])
+            # the memory naming what is asked ("глюкометр у меня контур плюс") is not replaced by a change that
+            # names it not, answers far worse and is on no subject of its ("поменяла мне таблетки, теперь диабетон")
+            on_another_subject = newer.memory.key is not None and newer.memory.key != memory.key
+            share = (
+                ASKED_WORD_SHARE
+                if question_words[memory.id]
+                and not newer_words
+                and on_another_subject
+                and not (asks_where and _moved(newer.memory, memory, changes))  # "Костя теперь в Казани"
+                else SUPERSEDER_SHARE
+            )
             if (
                 memory.created < newer.memory.created
-                and newer.score >= SUPERSEDER_SHARE * older.score
+                and newer.score >= share * older.score
                 and memory.vector is not None
                 and memory.vector.shape == newer.memory.vector.shape
                 and (same_person(memory.about, newer.memory.about) or _around_them(memory, newer.memory))
@@ -452,6 +468,30 @@ def _change_cosine(older: Memory, newer: Memory, both_answer: bool = False, aske
     if both_answer:
         return READ_CHANGE_COSINE_BOTH_ANSWER  # the question itself says they are one subject
     return READ_CHANGE_COSINE_KEYED if older.key and not newer.key else READ_CHANGE_COSINE
+
+
+# A question asking what someone or something is called, not the user's own name (pinned anyway).
+_ASKS_A_NAME = re.compile(
+    r"(?i)(?<!\bmy\s)\bname\b(?!\s+is)|\bcalled\b|(?<!меня\s)\bзовут\b|\bимя\b|\bназывается\b|\bфамилия\b"
+)
+NAME_BOOST = 0.1
+
+
+@lru_cache(maxsize=8192)
+def _names_something(text: str) -> bool:
+    """A name in the text: a capitalized word past the first that is no place ("корги Бублик", "studio Pixel
+    Harbor"), a given name written small ("к ирине валерьевне"), or a quoted one («Глина»)."""
+    from .morph import given_name
+
+    if re.search(r"[«\"“][^»\"”]{2,40}[»\"”]", text):
+        return True
+    tokens = text.split()
+    for word in (t.strip(",.!?:;()—–-'\"") for t in tokens[1:]):
+        if len(word) > 2 and word[:1].isupper() and not word.isupper() and not places.places(word):
+            return True
+        if len(word) > 2 and word.islower() and given_name(word):
+            return True
+    return False
 
 
 @lru_cache(maxsize=8192)

@@ -876,3 +876,30 @@ def test_a_verb_opening_a_sentence_is_no_ones_name_and_a_title_ends_no_sentence(
     assert "Paiva" in vet.text and "11.2 kg" in vet.text and vet.about != "Took"
     (drama,) = extract(["Dont want drama before the move and Marta knows about her but still"]).statements
     assert drama.about != "Dont"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("Каждые выходные ездим на дачу", None),
+        ("Езжу на работу на автобусе", None),
+        ("Летом мы под большеречье ездим на иртыш там место у меня прикормленное", None),
+        ("Теперь езжу на Ларгусе", "car"),
+        ("Езжу на машине на работу", "car"),
+    ],
+)
+def test_where_one_goes_is_no_car_and_what_one_rides_in_is(text, key):
+    assert one(text).key == key
+
+
+def test_a_parent_named_by_the_word_alone_is_whom_it_is_about_and_a_thing_here_is_no_name():
+    mum = extract(["Mum called, she's turning 70 on 12 September and lives in Riga, so we're going there."])
+    assert mum.statements[0].about == "mum"
+    assert one("Mum and I went to the cinema").about == "user"
+    assert one("Rent here is €1,450 for a 2-bedroom").key != "name"
+    assert extract(["Owen here — paramedic, 34"]).statements[0].key == "name"
+
+
+def test_a_relation_said_alone_before_the_name_is_one_person():
+    (wife,) = extract(["Супруга моя, Галина Сергеевна, ей 66 лет."]).statements
+    assert wife.about.startswith("супруг") and "Галина" in wife.text
