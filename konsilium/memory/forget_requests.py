@@ -236,7 +236,7 @@ _LOOSE_WORK = re.compile(
 )
 _SAID_MARK = re.compile(
     r"(?i)\bчто\s+я\b|\bпро\s|\bi\s+(?:told|mentioned|said|gave)\b|висел|хранил|личное|\b(?:on|off)\s+(?:the\s+)?record\b|"
-    r"\bstored\b|\bwritten\s+down\b"
+    r"\b(?:don'?t|do\s+not|not|never)\b[^.]{0,30}\b(?:stored|written\s+down)\b"  # not "the files stored in the cloud"
 )
 _SELF_FIRST = re.compile(r"(?i)^(?:i|i'm|i've|i'd|im|ive|we|я|мы)\b")
 
@@ -249,9 +249,8 @@ def _loose(sentence: str) -> str | None:
         return None
     # before the verb, its first part names it ("тот код для кооператива что я давал"); a clause of his own there is
     # why ("I've wrapped that up, …, and I'd rather you didn't keep any of it"): then what follows names it
-    first = _WHY.split(sentence[: verb.start()].strip(" ,;:—–-"))[0]
-    named = "" if _SELF_FIRST.match(_tidy(first)) else _tidy(first)
-    if named:
+    named = _tidy(_WHY.split(sentence[: verb.start()].strip(" ,;:—–-"))[0])
+    if named and not _SELF_FIRST.match(named):
         return named
     after = _tidy(_first_clause(_without_lead(sentence[verb.end() :].strip(" ,;:—–-"))))
     return "" if _SELF_FIRST.match(after) else after

@@ -120,5 +120,5 @@ def destination(word: str) -> bool:
     """ "дачу", "работу", "иртыш" after "на": a place one goes to (the accusative), not what one rides in ("Ниве",
     "автобусе": the prepositional)."""
     parses = _parses(word) if _CYRILLIC_WORD.match(word) else ()
-    cases = {case for p in parses for case in ("accs", "loct", "loc2", "datv") if case in p.tag}
+    cases = {case for p in parses for case in ("accs", "loct", "loc2") if case in p.tag}
     return "accs" in cases and not cases & {"loct", "loc2"}

@@ -799,7 +799,12 @@ def test_a_forget_request_said_in_passing_with_its_verb_anywhere_names_its_topic
 
 @pytest.mark.parametrize(
     "text",
-    ["не забудь купить хлеб по дороге", "I always forget my keys at work", "удали дубли из таблицы и отсортируй"],
+    [
+        "не забудь купить хлеб по дороге",
+        "I always forget my keys at work",
+        "удали дубли из таблицы и отсортируй",
+        "Remove the old files stored in the cloud",
+    ],
 )
 def test_a_reminder_ones_own_forgetting_or_a_task_is_no_forget_request(text):
     assert extract([text]).forgets == []
