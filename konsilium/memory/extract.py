@@ -215,7 +215,8 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
                 found = _statements(f"{carried}, {sentence[:1].lower()}{sentence[1:]}" if carried else sentence, False)
                 found = _in_context(found, before_it, sentence)
                 if headline is not None:
-                    found = _after_headline(headline, sentence, found, statements)
+                    said_first, found = _after_headline(headline, sentence, found)
+                    statements.extend(said_first)
                     headline = None
                 if found and _is_headline(sentence):
                     # "I took a new job!! Lumora, fintech here in lisbon…": the news, then what it is; kept as one
@@ -249,18 +250,17 @@ def _is_headline(sentence: str) -> bool:
 
 
 def _after_headline(
-    headline: tuple[str, str, list[Statement]], sentence: str, found: list[Statement], statements: list[Statement]
-) -> list[Statement]:
-    """The statements of the sentence after a headline: one memory with it where the sentence goes on about the
-    user or no one ("Мы переехали наконец!! Теперь в Мигалово, двушка…"), else its own, after the headline's."""
+    headline: tuple[str, str, list[Statement]], sentence: str, found: list[Statement]
+) -> tuple[list[Statement], list[Statement]]:
+    """(the headline's own statements, the sentence's) for the sentence after a headline: one memory with it where
+    the sentence goes on about the user or no one ("Мы переехали наконец!! Теперь в Мигалово, двушка…"), else each
+    its own."""
     text, before, said = headline
-    merged = []
     if found and "?" not in sentence and found[0].about in (USER, UNKNOWN):
         merged = _in_context(_statements(f"{text}: {sentence}", False), before, f"{text}: {sentence}")
-    if merged:
-        return merged
-    statements.extend(said)
-    return found
+        if merged:
+            return [], merged
+    return said, found
 
 
 # Why a forget request was made, said after it: "не хочу, чтобы это где-то висело", "I'd rather it wasn't stored".
@@ -589,17 +589,18 @@ def _one_off(tokens: list[str], stems: list[str]) -> bool:
     коротко"), or only a length word with no word for answers said to the assistant ("I'm selling myself short")."""
     if any(morph.perfective_imperative(t) for t in tokens):
         return True
-    only_length = not _matches(stems, lx.ANSWER_WORDS - _LENGTH_WORDS)
-    asking = _YOU | _EN_IMPERATIVES | _WISH_OPENERS | _PLEASE
-    told_to_it = any(t in asking or _RU_IMPERATIVE.match(t) for t in tokens)
+    only_length = not _matches(stems, _ANSWER_NOT_LENGTH)
+    told_to_it = any(t in _ASKING or _RU_IMPERATIVE.match(t) for t in tokens)
     return only_length and not told_to_it
 
 
 _LENGTH_WORDS = frozenset({"short", "коротк", "brief"})
+_ANSWER_NOT_LENGTH = lx.ANSWER_WORDS - _LENGTH_WORDS
 _PLEASE = frozenset({"please", "pls", "plz", "пожалуйста", "плз", "плиз", "пж"})
 _EN_IMPERATIVES = frozenset({"give", "answer", "reply", "respond", "use", "format", "write", "keep", "show"})
 _YOU = frozenset({"you", "your", "ты", "тебя", "тебе", "твои", "твой", "вы", "вас", "вам"})
 _WISH_OPENERS = frozenset({"keep", "no", "без", "never", "always", "всегда", "никогда", "only", "только", "please"})
+_ASKING = _YOU | _EN_IMPERATIVES | _WISH_OPENERS | _PLEASE  # words said to the assistant
 _RU_IMPERATIVE = re.compile(r"^[а-яё]{3,}(?:ай|яй|ей|и|ите|айте|яйте)$")  # отвечай, пиши, давайте
 
 
@@ -778,8 +779,7 @@ def _goes_somewhere(text: str) -> bool:
     return any(morph.destination(m.group("object")) for m in _GOING_ON.finditer(text))
 
 
-_CAR_WORDS = next(words for key, _, words in lx.CONCEPTS if key == "car")
-_CAR_THINGS = frozenset(w for w in _CAR_WORDS if w not in lx.DRIVE_WORDS)
+_CAR_THINGS = frozenset(w for w in lx.concept_words("car") if w not in lx.DRIVE_WORDS)
 
 
 def _names_a_place(text: str) -> bool:
@@ -903,7 +903,7 @@ def _concept(prefix: list[str], stems: list[str]) -> tuple[str | None, str | Non
     return None, None
 
 
-_BIKE_WORDS = next(words for key, _, words in lx.CONCEPTS if key == "bike")
+_BIKE_WORDS = lx.concept_words("bike")
 
 
 def _drives_something(prefix: list[str], stems: list[str]) -> bool:

@@ -369,3 +369,8 @@ CYRILLIC_TO_LATIN = str.maketrans(
 )  # fmt: skip
 GIVEN_NAMES = GIVEN_NAMES | frozenset(n.translate(CYRILLIC_TO_LATIN) for n in GIVEN_NAMES if not n.isascii())
 # fmt: on
+
+
+def concept_words(key: str) -> frozenset[str]:
+    """The words of one subject key in `CONCEPTS` ("car": car, машин, skoda, …)."""
+    return next(words for concept, _, words in CONCEPTS if concept == key)

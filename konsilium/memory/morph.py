@@ -24,14 +24,13 @@ def _analyzer():
 
 @lru_cache(maxsize=65536)
 def _parses(word: str) -> tuple:
-    return tuple(_analyzer().parse(word.lower()))
+    """The dictionary's readings of a Russian word; none for a word in another script."""
+    return tuple(_analyzer().parse(word.lower())) if _CYRILLIC_WORD.match(word) else ()
 
 
 def name_share(word: str) -> float:
     """How much of a Russian word's reading is a person's name (0 for any other word and any other script)."""
-    if not _CYRILLIC_WORD.match(word):
-        return 0.0
-    return sum(p.score for p in _parses(word) if p.tag.grammemes & _NAME_TAGS and "sing" in p.tag)
+    return sum((p.score for p in _parses(word) if p.tag.grammemes & _NAME_TAGS and "sing" in p.tag), 0.0)
 
 
 def given_name(word: str) -> bool:
@@ -43,8 +42,6 @@ def given_name(word: str) -> bool:
 def never_a_name(word: str) -> bool:
     """A Russian word the dictionary knows only as something no one is called: an adverb, a verb, a particle, an
     adjective, a place, a thing ("Сегодня мой др" is about the user; "Взяли ей свинку" is no one named Взяли)."""
-    if not _CYRILLIC_WORD.match(word):
-        return False
     parses = _parses(word)
     if not parses or not all(p.is_known for p in parses) or any(p.tag.grammemes & _NAME_TAGS for p in parses):
         return False
@@ -57,11 +54,7 @@ def nominative(word: str) -> str:
     """A Russian first name in the nominative ("рустама" → "Рустам", "Тимуру" → "Тимур"); any other word as said:
     whose a memory is should not depend on the case the name was said in."""
     # (said where a name stands, a name however rare its reading: "У Кости др" is Kostya's, not the bones')
-    names = (
-        [p for p in _parses(word) if p.tag.grammemes & _NAME_TAGS and "sing" in p.tag]
-        if _CYRILLIC_WORD.match(word)
-        else []
-    )
+    names = [p for p in _parses(word) if p.tag.grammemes & _NAME_TAGS and "sing" in p.tag]
     if not names:
         return word
     best = max(names, key=lambda p: p.score)
@@ -71,7 +64,7 @@ def nominative(word: str) -> str:
 def nominative_noun(word: str) -> bool:
     """A Russian noun in the nominative: the subject ("Муж работает…"), not whom something is for ("Мужу
     подарила…")."""
-    return bool(_CYRILLIC_WORD.match(word)) and any("NOUN" in p.tag and "nomn" in p.tag for p in _parses(word))
+    return any("NOUN" in p.tag and "nomn" in p.tag for p in _parses(word))
 
 
 def may_be_subject(word: str) -> bool:
@@ -86,39 +79,37 @@ def may_be_subject(word: str) -> bool:
 def perfective_imperative(word: str) -> bool:
     """ "накидай", "напиши", "сделай": asks for one thing once ("пиши", "отвечай" ask for a habit; "давай
     поменяем" is no order)."""
-    return bool(_CYRILLIC_WORD.match(word)) and any(
-        "VERB" in p.tag and "impr" in p.tag and "perf" in p.tag and "excl" in p.tag for p in _parses(word)
-    )
+    return any("VERB" in p.tag and "impr" in p.tag and "perf" in p.tag and "excl" in p.tag for p in _parses(word))
 
 
 def third_person_present(word: str) -> bool:
     """ "Сидит", "работает": a verb whose subject is someone else (the past, "Уехала", may be the user's own)."""
-    parses = _parses(word) if _CYRILLIC_WORD.match(word) else ()
+    parses = _parses(word)
     return bool(parses) and all("VERB" in p.tag and "3per" in p.tag for p in parses)
 
 
 def past_verb(word: str) -> bool:
     """ "ответил", "писала": a Russian verb in the past tense (what was done, not a wish)."""
-    parses = _parses(word) if _CYRILLIC_WORD.match(word) else ()
+    parses = _parses(word)
     return bool(parses) and all("VERB" in p.tag and "past" in p.tag for p in parses)
 
 
 def common_noun(word: str) -> bool:
     """ "Пончик" (a doughnut, a pet's name), not "Казань" or an unknown word ("Мигалово"): every parse a known noun
     that names no place."""
-    parses = _parses(word) if _CYRILLIC_WORD.match(word) else ()
+    parses = _parses(word)
     return bool(parses) and all(p.is_known and "NOUN" in p.tag and "Geox" not in p.tag for p in parses)
 
 
 def first_person_verb(word: str) -> bool:
     """ "Беру", "Покупаю": most likely a Russian verb in the first person singular (a rare name's case aside)."""
-    parses = _parses(word) if _CYRILLIC_WORD.match(word) else ()
+    parses = _parses(word)
     return sum(p.score for p in parses if "VERB" in p.tag and "1per" in p.tag) > 0.5
 
 
 def destination(word: str) -> bool:
     """ "дачу", "работу", "иртыш" after "на": a place one goes to (the accusative), not what one rides in ("Ниве",
     "автобусе": the prepositional)."""
-    parses = _parses(word) if _CYRILLIC_WORD.match(word) else ()
+    parses = _parses(word)
     cases = {case for p in parses for case in ("accs", "loct", "loc2") if case in p.tag}
     return "accs" in cases and not cases & {"loct", "loc2"}
