@@ -22,6 +22,7 @@ from . import glossary
 from .people import CAPITALIZED_WORD, common_start
 from .people import same_person as is_same_person
 from .records import USER, Memory, Operation, fingerprint, key_family, new_memory_id
+from .subjects import answer_axes, stops_something, subject_key
 
 DUPLICATE_COSINE = 0.9  # USE-m3: a rephrasing of the same sentence scores 0.85-0.95, a different fact < 0.7
 CHANGE_COSINE = 0.42  # "Tutor sessions moved to Fridays" vs "занимаюсь по вторникам с репетитором": 0.40
@@ -134,7 +135,6 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
             return Operation("UPDATE", memory, target=newest.id, reason=f"same subject ({statement.key})")
     if statement.key and statement.key.startswith("answer.") and statement.about == USER:
         # "давай поменяем: разворачивай подробно" replaces "отвечай коротко"; "без эмодзи" leaves it
-        from .extract import answer_axes
 
         axes = answer_axes(statement.text)
         wishes = [
@@ -219,7 +219,6 @@ def _two_subjects(new_key: str | None, old_key: str | None) -> bool:
 def _loses_a_value(newer: str, older: str) -> bool:
     """ "Also sold my old boxer-engine wagon" names nothing that could replace "теперь жарим на Giesen W6": a
     change that names no value (a number, a quote, a name) leaves an older statement that names one."""
-    from .extract import stops_something
 
     # (an end needs none: "Also quit the delivery gig" ends "Подрабатываю курьером по выходным")
     return bool(_A_VALUE.search(older)) and not _A_VALUE.search(newer) and not stops_something(newer)
@@ -302,7 +301,6 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     only when nothing else is named: "про Нику забудь"), the same subject key ("forget that I run on weekends"
     names "Теперь бегаю по выходным": schedule:training), and whose it is (a request naming nobody forgets the
     user's own memories: "forget my stomach stuff" is not "Лейла — стоматолог")."""
-    from .extract import subject_key
     from .morph import never_a_name
     from .people import latin, mentioned, same_name
 

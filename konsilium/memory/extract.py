@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
 from ..index.text import stem, words
 from . import lexicon as lx
 from . import morph, places
 from .attribution import (
     NOT_NAMES,
-    OPENERS,
     first_person,
     is_name,
     is_relation,
@@ -35,6 +33,18 @@ from .attribution import (
 )
 from .forget_requests import forget_query, topic_of
 from .records import UNKNOWN, USER
+from .subjects import (
+    activity_of,
+    all_keys,
+    likes,
+    main_key,
+    matches_any,
+    mentions_concept,
+    preference_key,
+    says_change,
+    stems_of,
+    stops_something,
+)
 
 MAX_MESSAGE_CHARS = 1500  # longer: a pasted document, not something said about oneself
 MAX_STATEMENT_CHARS = 300
@@ -92,7 +102,6 @@ _PAST_EN = re.compile(
 )
 _PAST_RU = re.compile(r"^(?:только что\s+|наконец\s+|недавно\s+)?[а-яё]+(?:л|ла|ли|лся|лась|лись)\b", re.IGNORECASE)
 _PLACE = re.compile(r"(?<=\s)[A-ZА-ЯЁ][a-zа-яё]+|\b(?:в|to|in)\s+[a-zа-яё]{3,}")  # a name after the first word
-_NUMBER_UNIT = re.compile(r"(\d)([a-zа-яё]{1,3})\b")
 _RU_FIRST_PERSON_VERB = re.compile(r"^[а-яё]+(?:юсь|усь|аю|яю|ую|ею|ю|у)$")
 _ASKING_SPLIT = re.compile(r"\s*(?:[,;:]|\s[—–-])\s+")
 # Words that open the question part of a sentence besides QUESTION_WORDS: "…, will it run …?", "…, идеи есть?"
@@ -296,11 +305,6 @@ def _resolve_pronouns(statements: list[Statement], last: str | None = None) -> l
     return out
 
 
-def key_is_exclusive(key: str) -> bool:
-    """Whether one value at a time makes sense for `key` (a job, a city), not a list (foods avoided)."""
-    return key.startswith(lx.EXCLUSIVE_PREFIXES)
-
-
 # --- sentences and clauses ------------------------------------------------------------------------------------
 
 
@@ -413,7 +417,7 @@ def _names_a_subject(tokens: list[str]) -> bool:
     return (
         len(tokens) >= 3
         and tokens[1] in ("is", "are", "was", "это", "теперь", "у")
-        and _key([stem(tokens[0])])[0] is not None
+        and main_key([stem(tokens[0])])[0] is not None
     )
 
 
@@ -475,29 +479,29 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     tokens = words(text)
     if len(tokens) < MIN_WORDS and not explicit:
         return None
-    stems = _stems(text)
+    stems = stems_of(text)
     about = subject_of(text)
     name = next((m for m in _NAME.finditer(text) if is_name(m.group("name")) and _introduces(m, text)), None)
-    if about == "user" and name and name.group("name") not in NOT_NAMES and not _mentions_concept(stems):
+    if about == "user" and name and name.group("name") not in NOT_NAMES and not mentions_concept(stems):
         return Statement(text, "user", "identity", "name", False, explicit)
     age = _AGE.search(text)
     if about == "user" and age:
-        return Statement(text, "user", "identity", "age", _says_change(stems), explicit)
+        return Statement(text, "user", "identity", "age", says_change(stems), explicit)
     if about == "user" and (not speaks_of_self(text, as_subject=True) or tokens[0] in _SUBJECT_PRONOUNS):
         about = someone_else(text)  # "Он … спорит со мной", "She lives in Samara, … when I'm visiting": theirs
-    key, kind = _key(stems)
+    key, kind = main_key(stems)
     if about == USER and key == "job" and not _STATES_A_JOB.search(text):
         # "I cycle to work on my Gazelle bike": work named in passing, the bike is the subject
-        key, kind = next(((k, c) for k, c in _keys(stems) if k != "job"), (None, None))
+        key, kind = next(((k, c) for k, c in all_keys(stems) if k != "job"), (None, None))
     if about == USER and key in (None, "job", "salary") and _STATES_A_ROLE.search(text):
         # "Я диспетчер в …", "Started at Yandex": who he is at work, one at a time; what he says of his work
         # ("Работаю сменами 2/2", "Работаю в бюро «Контур»") is the job's other side, and replaces none of it
         key, kind = "job.role", "work"
     if key is None and about == USER and _PROFESSION_AT.match(text):
         key, kind = "job.role", "work"  # "Clinic manager at Meanwood Health Centre, start 20 April": said bare
-    if key is None and _STOPS.search(text) and (activity := _activity(stems)):
+    if key is None and stops_something(text) and (activity := activity_of(stems)):
         key, kind = f"schedule:{activity}", "schedule"  # "I no longer go bouldering": the climbing schedule ends
-    if key == "car" and _goes_somewhere(text) and not _matches(stems, _CAR_THINGS):
+    if key == "car" and _goes_somewhere(text) and not matches_any(stems, _CAR_THINGS):
         key, kind = None, None  # "ездим на дачу", "Езжу на работу на автобусе": where one goes, not in what
     if key in _KEY_NEEDS and not _KEY_NEEDS[key](text):
         key, kind = None, None
@@ -509,7 +513,7 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     elif key is None and about == USER and _NEW_HOME.search(text):
         key, kind = "home.city", "home"  # "We finally got the keys to our new flat in Delft"
     preference = (
-        _preference([stem(t) for t in tokens if not morph.past_verb(t)])  # "Я ей так и не ответил" is no wish
+        preference_key([stem(t) for t in tokens if not morph.past_verb(t)])  # "Я ей так и не ответил" is no wish
         if _addresses_answers(tokens) and not _one_off(tokens, stems)
         else None
     )
@@ -535,8 +539,8 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     if about != "user":
         kind = "person"
     elif key is None:
-        kind = "preference" if _likes(stems) else "fact"
-    return Statement(text, about, kind, key, _says_change(stems), explicit)
+        kind = "preference" if likes(stems) else "fact"
+    return Statement(text, about, kind, key, says_change(stems), explicit)
 
 
 def _introduces(match: re.Match, text: str) -> bool:
@@ -553,7 +557,7 @@ def _addresses_answers(tokens: list[str]) -> bool:
     "you", or the user's own preference ("I prefer…") — not "he actually answers the phone at night"."""
     first = stem(tokens[0]) if tokens else ""
     return (
-        _matches([first], lx.PREFERENCE_VERBS | lx.REQUEST_WORDS | _WISH_OPENERS)
+        matches_any([first], lx.PREFERENCE_VERBS | lx.REQUEST_WORDS | _WISH_OPENERS)
         # the user as the one who wishes, not as someone else's object ("Olga wants me to write a short paragraph"),
         # with a word of wishing: not "my phone's screen is cracked so I can't even read your answer"
         or any(t in _YOU or t in lx.FIRST_PERSON and t not in _ME for t in tokens)
@@ -567,7 +571,7 @@ def _addresses_answers(tokens: list[str]) -> bool:
                 and not _one_thing_after(tokens, i)  # "keep it short": the letter
             )
             or _RU_IMPERATIVE.match(t)
-            and _matches([stem(t)], lx.PREFERENCE_VERBS)
+            and matches_any([stem(t)], lx.PREFERENCE_VERBS)
             for i, t in enumerate(tokens)
         )
     )
@@ -589,7 +593,7 @@ def _one_off(tokens: list[str], stems: list[str]) -> bool:
     коротко"), or only a length word with no word for answers said to the assistant ("I'm selling myself short")."""
     if any(morph.perfective_imperative(t) for t in tokens):
         return True
-    only_length = not _matches(stems, _ANSWER_NOT_LENGTH)
+    only_length = not matches_any(stems, _ANSWER_NOT_LENGTH)
     told_to_it = any(t in _ASKING or _RU_IMPERATIVE.match(t) for t in tokens)
     return only_length and not told_to_it
 
@@ -644,11 +648,11 @@ def _is_question_or_request(sentence: str) -> bool:
     verb_at = 1 if first in _PLEASE and len(tokens) > 1 else 0
     verb = tokens[verb_at]
     wish_verb = (
-        _matches([stem(verb)], lx.PREFERENCE_VERBS)
+        matches_any([stem(verb)], lx.PREFERENCE_VERBS)
         or verb in _EN_IMPERATIVES
         and (len(tokens) > verb_at + 1 and not _one_thing_after(tokens, verb_at))
     )
-    return not (wish_verb and _preference([stem(t) for t in tokens]))
+    return not (wish_verb and preference_key([stem(t) for t in tokens]))
 
 
 _ONE_THING = frozenset({"it", "a", "an", "the", "this", "that", "these", "those", "some"})
@@ -702,7 +706,7 @@ def _said_before_asking(sentence: str) -> str:
         for part in kept
         if about_someone
         or first_person(part)
-        or _mentions_concept(_stems(part))
+        or mentions_concept(stems_of(part))
         or _PAST_RU.match(part.strip())
         or _A_FIGURE.search(part)  # "щас 85 тыс за 120 квадратов, это норм для твери?": his figure
         or bool(_RU_FIRST_PERSON_VERB.match((words(part) or [""])[0]))  # "беру ему роял канин, мб урезать?"
@@ -715,48 +719,13 @@ def _is_request(tokens: list[str]) -> bool:
     return stem(tokens[0]) in lx.REQUEST_WORDS and not tokens[0].endswith(("ing", "ed"))
 
 
-def _stems(text: str) -> list[str]:
-    lowered = _NUMBER_UNIT.sub(r"\1 \2", text.lower())  # "50mg", "16GB": the unit names the subject
-    for phrase, meaning in lx.PHRASES.items():
-        lowered = lowered.replace(phrase, meaning)
-    out = []
-    for token in words(lowered):
-        if token in _ALIVE:
-            continue  # "живая преподавательница" says nothing of where one lives (stem "жив")
-        out.append(token if token in lx.UNSTEMMED else stem(token))
-        if "-" in token and _CYRILLIC_WORD.search(token):  # "бэкенд-разработчик" is a developer; "go-live" no life
-            out.extend(stem(part) for part in token.split("-") if len(part) > 2)
-    return out
-
-
 _WITH_THEM = frozenset({"ним", "ней", "нею", "ними", "him", "her", "them"})
 _WITH_SOMEONE = re.compile(r"\b(?:с|со|with)\s+(?-i:[A-ZА-ЯЁ])")  # "Мы с Валерой…, он…"
-_ALIVE = frozenset("живой живая живое живые живого живому живую живым живыми живых живом".split())
-
-
-def subject_key(text: str) -> str | None:
-    """The subject key a question is about ("Where do I work?" → job), to find the memories that answer it."""
-    stems = _stems(text)
-    return _preference(stems) or _key(stems)[0]
-
-
-def subject_keys(text: str) -> set[str]:
-    """Every subject a statement touches ("my laptop has 16 GB, phone is a Pixel 7a": laptop.ram and phone)."""
-    stems = _stems(text)
-    keys = {key for key, _ in _keys(stems)}
-    preference = _preference(stems)
-    return keys | ({preference} if preference else set())
-
-
 _NEW_HOME = re.compile(
     r"\b(?i:new|нов(?:ая|ую|ой|ом|ый|ое))\s+(?i:flat|apartment|house|place|home|квартир\w*|дом\w*|жиль\w*)\s+"
     r"(?i:in|в|во)\s+[A-ZА-ЯЁ]"
     # "Уже неделю в общаге", "moved into the dorm"
     r"|(?i:\b(?:в|во)\s+общаг\w*|\bв\s+общежити\w*|\b(?:in|into)\s+(?:the\s+|a\s+)?(?:dorm|halls)\b)"
-)
-_STOPS = re.compile(
-    r"(?i)\b(?:no\s+longer|not\s+any\s*more|stopped|quit|gave\s+up|больше\s+не|бросил[аи]?|завязал[аи]?|"
-    r"перестал[аи]?)\b"
 )
 _WEIGHT = re.compile(
     r"(?i)(?:вешу|\bвес(?:а|у|ом|е)?\b|weigh|похуд|скинул|сбросил|набрал|lost\s+\d|gained\s+\d|"
@@ -813,236 +782,6 @@ _STAYS_IN = re.compile(
 # (not "they": "They only have women's sessions on Mondays, so that's my new climbing schedule" is a gym's)
 _SUBJECT_PRONOUNS = frozenset({"he", "she", "он", "она"})
 _TIME_ADVERBS = frozenset({"now", "then", "теперь", "сейчас", "потом"})
-
-
-def _matches(stems: list[str], wanted: frozenset[str]) -> bool:
-    """A stem equals a lexicon stem, or starts with one of 4+ letters: a Russian one with any ending (they vary),
-    an English one of 5+ with one letter more ("weight" / "weigh", "allergi" / "allerg"; not "pushok" / "push",
-    "care" / "car"); the
-    words kept unstemmed match nothing."""
-    wanted, prefixes = _stemmed(wanted)
-    return any(
-        (s in wanted or (len(s) > 5 and s[:-1] in wanted if s.isascii() else s.startswith(prefixes)))
-        and s not in lx.UNSTEMMED
-        for s in stems
-    )
-
-
-@lru_cache(maxsize=64)
-def _stemmed(entries: frozenset[str]) -> tuple[frozenset[str], tuple[str, ...]]:
-    """The lexicon's entries as written and as stemmed ("глютен" is also "глют", as the stemmer makes it), and the
-    Russian ones as prefixes (one `startswith` call: recall asks this of every hit)."""
-    wanted = entries | frozenset(stem(w.replace("ё", "е")) for w in entries)
-    # prefixes: as written, and stemmed where the stem keeps 5 letters: stemming a stem cuts it too short ("веган"
-    # → "вега" would start "Вегас")
-    written = {w.replace("ё", "е") for w in entries if len(w) >= 4 and not w.isascii()}
-    stemmed = {stem(w) for w in written if len(stem(w)) >= 5}
-    return wanted, tuple(sorted(written | stemmed))
-
-
-def _mentions_concept(stems: list[str]) -> bool:
-    return _key(stems)[0] is not None
-
-
-def _key(stems: list[str]) -> tuple[str | None, str | None]:
-    """The statement's main subject: a laptop's RAM when both are named, else the concept named first."""
-    found = _keys(stems)
-    if not found:
-        return None, None
-    for key, kind in found:
-        if key == "laptop.ram":
-            return key, kind
-    if found[0][0] == "learning:language":  # "learning Russian with a tutor on Thursdays": the lessons' day changes
-        return next(((k, c) for k, c in found if k.startswith("schedule:")), found[0])
-    if found[0][0] == "job" and "quit" in stems:  # "quit the low-carb thing, doing 16:8 now": the diet he quit
-        others = _keys([s for s in stems if s != "quit"])
-        if others and others[0][0] == "diet":  # (not "quit the cafe, doing deliveries on my bike": a job)
-            return others[0]
-    return found[0]
-
-
-def _keys(stems: list[str]) -> list[tuple[str, str]]:
-    """Every concept the stems name, in the order of their first mention."""
-    found = []
-    for position in range(len(stems)):
-        key, kind = _concept(stems[: position + 1], stems)
-        if key is not None and key not in [k for k, _ in found]:
-            found.append((key, kind))
-    return found
-
-
-def _concept(prefix: list[str], stems: list[str]) -> tuple[str | None, str | None]:
-    """The first concept (in lexicon order) whose word is the last stem of `prefix` (context: all `stems`)."""
-    last = prefix[-1:]
-    for key, kind, wanted in lx.CONCEPTS:
-        if key == "schedule:":
-            activity = _activity(last)
-            if activity in lx.ACTIVITY_ALIASES.get("lessons", ()) + ("lessons",):
-                activity = _activity(stems) or activity  # "women's sessions on Mondays … my climbing schedule"
-            if activity and _matches(stems, lx.DAY_WORDS):
-                return f"schedule:{activity}", kind
-            continue
-        if key == "learning:language":
-            if _matches(last, wanted) and _matches(stems, lx.LANGUAGES):
-                return key, kind
-            continue
-        if _matches(last, wanted):
-            if key == "home.city" and _matches(last, lx.MOVE_WORDS) and not _moves_home(prefix, stems):
-                continue
-            if key == "home.city" and len(prefix) > 1 and is_relation(prefix[-2]):
-                continue  # "там мама живёт": the relation's home, said in passing
-            if key == "car" and _matches(last, lx.DRIVE_WORDS) and not _drives_something(prefix, stems):
-                continue
-            if key == "car" and _matches(last, lx.DRIVE_WORDS) and _matches(stems, _BIKE_WORDS):
-                continue  # "езжу на своём складном велосипеде": what he rides is a bike
-            if key == "laptop.ram" and not _matches(stems, lx.CONCEPTS[2][2]) and "gb" not in stems:
-                continue  # RAM of what? only a laptop's is keyed
-            if key.endswith(":"):
-                return key + _topic(stems, wanted), kind
-            return key, kind
-    return None, None
-
-
-_BIKE_WORDS = lx.concept_words("bike")
-
-
-def _drives_something(prefix: list[str], stems: list[str]) -> bool:
-    """ "driving my Fiesta", "езжу на Ниве", "вожу Largus": a vehicle follows; "driving time" has none."""
-    after = stems[len(prefix) : len(prefix) + 1]
-    return bool(after) and (after[0] in lx.DRIVEN_OBJECT or prefix[-1].startswith("вож"))
-
-
-def _moves_home(prefix: list[str], stems: list[str]) -> bool:
-    """ "Moved to Kazan", "we moved here": the subject moves; "Moved the business account to Tochka" moves a
-    thing (an object follows the verb)."""
-    after = stems[len(prefix) : len(prefix) + 1]
-    return _own_move(prefix) and not (after and after[0] in lx.OBJECT_OPENERS)
-
-
-def _own_move(prefix: list[str]) -> bool:
-    """The move word opens the statement or follows its subject: a first-person word, a relation, a name's
-    "'s" ("Ellie's moving"); after any other word something else moved ("Bouldering moved to Sundays")."""
-    before = [s for s in prefix[:-1] if s not in _MOVE_FILLERS]
-    if not before:
-        return True
-    subject = before[-1]
-    return (
-        any(s in lx.FIRST_PERSON for s in before)  # "Мы с Анной переехали"
-        or subject.endswith("'s")
-        or is_relation(subject)
-        or subject in _GIVEN_NAME_STEMS  # "Olya moved to Tbilisi", "Оля переехала"
-    )
-
-
-# Words between a subject and its move that change nothing: "Оля, кстати, всё-таки переехала в Казань".
-_MOVE_FILLER_WORDS = (
-    "just finally recently also actually недавно наконец ещё кстати всё-таки все-таки все уже тоже таки"
-)
-_MOVE_FILLERS = frozenset(stem(w) for w in _MOVE_FILLER_WORDS.split()) | {"just", "finally", "recently", "also", "ещё"}
-_GIVEN_NAME_STEMS = frozenset(stem(n) for n in lx.GIVEN_NAMES) | lx.GIVEN_NAMES
-
-
-def _activity(stems: list[str]) -> str | None:
-    found = [
-        activity
-        for s in stems
-        for prefix, activity in lx.ACTIVITIES.items()
-        if s == prefix or (len(prefix) >= 4 and s.startswith(prefix))
-    ]
-    activity = next((a for a in found if a not in lx.GENERIC_ACTIVITIES), found[0] if found else None)
-    return lx.ACTIVITY_ALIASES.get(activity, (activity,))[0] if activity else None
-
-
-def _topic(stems: list[str], skip: frozenset[str]) -> str:
-    """The first content stem that is not the key word itself: "deadline:thesis"."""
-    for s in stems:
-        if len(s) >= 3 and not s.isdigit() and s not in skip and not _matches([s], lx.UPDATE_WORDS | lx.DAY_WORDS):
-            if s not in lx.FIRST_PERSON and s not in {
-                "my",
-                "мой",
-                "is",
-                "to",
-                "на",
-                "по",
-                "the",
-                "моег",
-                "мо",
-                "also",
-                "our",
-                "got",
-                "for",
-                "of",
-                "главн",
-                "нужн",
-            }:
-                return s
-    return "general"
-
-
-def _says_change(stems: list[str]) -> bool:
-    return _matches(stems, lx.UPDATE_WORDS)
-
-
-def stops_something(text: str) -> bool:
-    """ "I no longer go bouldering", "quit the delivery gig", "бросила бокс": an end of something said before."""
-    return bool(_STOPS.search(text))
-
-
-@lru_cache(maxsize=8192)  # asked of every recalled memory, on every question
-def replaces_explicitly(text: str) -> bool:
-    """ "сменила мне препарат", "switched to espresso", "X instead": the statement says the old value is gone (a
-    second allergy "появилась аллергия на морепродукты" adds one)."""
-    return _says_replaced(set(words(text)), _stems(text))
-
-
-@lru_cache(maxsize=8192)  # asked of every recalled memory, on every question
-def replaces_something(text: str) -> bool:
-    """Whether a statement says something changed and replaces what was ("So pescatarian now", "Upgraded to a
-    4090"), not only adds to it ("Now I also swim on Sundays")."""
-    stems = _stems(text)
-    if not (_says_change(stems) or _matches(stems, lx.READ_CHANGE_WORDS)):
-        return False
-    # "Also the deadline got pushed to March 28": a connective opening the statement adds nothing to the subject
-    tokens = set(words(OPENERS.sub("", text)))
-    # "too" adds at a clause's end ("I swim on Sundays too"), not before an adjective ("the coach was too strict")
-    tokens -= {"too"} if not _TOO_ADDS.search(text) else set()
-    adds = bool(tokens & lx.ADDITION_WORDS) or "as well" in text.lower()
-    return not adds or _says_replaced(tokens, stems)
-
-
-_TOO_ADDS = re.compile(r"\btoo\b\s*(?:[,.!?;:—–-]|$)", re.IGNORECASE)
-
-
-def _says_replaced(tokens: set[str], stems: list[str]) -> bool:
-    return bool(tokens & lx.REPLACEMENT_WORDS) or _matches(stems, lx.REPLACEMENT_STEMS)
-
-
-def _preference(stems: list[str]) -> str | None:
-    """How the user wants answers: "answer in Russian" / "отвечай короче" / "I prefer short answers" /
-    "примеры кода давай на Scala"."""
-    if _matches(stems, lx.CODE_WORDS) and _matches(stems, lx.EXAMPLE_WORDS):
-        return "answer.code"
-    stems = stems + [part for s in stems if "-" in s for part in s.split("-") if part]  # "по-русски"
-    about_answers = _matches(stems, lx.ANSWER_WORDS)
-    if not about_answers:
-        return None
-    if _matches(stems, lx.LANGUAGES) or _matches(
-        stems, frozenset({"русск", "russian", "english", "английск", "русски"})
-    ):
-        return "answer.language"
-    return "answer.style"
-
-
-def answer_axes(text: str) -> set[str]:
-    """The sides of answering a wish is about ("Отвечай коротко, без эмодзи": length and emoji)."""
-    stems = _stems(text)
-    return {axis for axis, words_ in lx.ANSWER_AXES.items() if _matches(stems, words_)}
-
-
-def _likes(stems: list[str]) -> bool:
-    return _matches(
-        stems, frozenset({"like", "love", "prefer", "hate", "enjoy", "нрав", "люб", "предпочит", "ненавиж"})
-    )
 
 
 def _unique(statements: list[Statement]) -> list[Statement]:

@@ -14,6 +14,7 @@ from . import glossary, places
 from .decide import THING_KEYS
 from .log import Exchange, content_text
 from .records import USER, Memory, key_family
+from .subjects import key_is_exclusive, replaces_explicitly, replaces_something, subject_key, subject_keys
 
 LEXICAL_WEIGHT = 0.5  # share of the query's stems a memory holds, added to its cosine
 TRANSLATED_WEIGHT = 1.0  # ... of those it names in other words (glossary.tsv), as a share of LEXICAL_WEIGHT
@@ -173,7 +174,6 @@ class Recall:
         """Score changes from what the question is about: the subject it asks for (its key, found through the
         memories' subject tokens) and whose it is. A question about someone ("у моего друга Димы") prefers
         memories about them; one about the user himself ("my GPU") keeps other people's memories down."""
-        from .extract import subject_key
         from .people import mentioned
         from .records import key_tokens
 
@@ -278,7 +278,6 @@ def with_relations(people: dict[int, object], introduced: tuple = ()) -> dict[in
 def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recalled]:
     """`hits` (best first) without the memories a newer one among them replaces: the same person, close in
     meaning, the newer one saying that something changed."""
-    from .extract import replaces_something
     from .people import same_person
 
     # its words, not names, nor words of time that any two dated memories share ("Когда у меня день рождения?")
@@ -425,14 +424,12 @@ def _new_amount(older: Memory, newer: Memory) -> bool:
 
 def _asked_subject(query: str) -> str | None:
     """The family of the subject key a question asks about ("Where does Gleb live?" → home)."""
-    from .extract import subject_key
 
     key = subject_key(query)
     return key_family(key)
 
 
 def _on_subject(memory: Memory, family: str | None) -> bool:
-    from .extract import subject_keys
 
     keys = subject_keys(memory.text) | ({memory.key} if memory.key else set())
     return family is not None and any(key_family(k) == family for k in keys)
@@ -440,7 +437,6 @@ def _on_subject(memory: Memory, family: str | None) -> bool:
 
 def _change_cosine(older: Memory, newer: Memory, both_answer: bool = False, asked_subject: str | None = None) -> float:
     """How close a newer statement must be to replace an older one at read time."""
-    from .extract import key_is_exclusive, replaces_explicitly
     from .people import latin, same_name
 
     if (

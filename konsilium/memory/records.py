@@ -112,7 +112,7 @@ def terms(text: str, about: str = USER, key: str | None = None) -> str:
     subject the text touches and for its own subject `key` (`key_tokens`), so a question's subject finds its
     memories in one index lookup ("Where do I work?" finds "С июня я тимлид в Авито": job.role)."""
     from ..index.text import analyze
-    from .extract import subject_keys
+    from .subjects import subject_keys  # (subjects → attribution → records: imported here)
 
     keys = subject_keys(text) | ({key} if key else set())
     subjects = [token for key in sorted(keys) for token in key_tokens(key)]

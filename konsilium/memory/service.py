@@ -21,6 +21,7 @@ from .log import ConversationLog, Exchange
 from .recall import Recall, Recalled, conversation_text, new_user_text
 from .records import UNKNOWN, USER, Memory, Operation, fingerprint, new_memory_id
 from .store import MemoryStore
+from .subjects import key_is_exclusive
 
 log = logging.getLogger("konsilium.memory")
 LEARN_FROM = ("chat.completions", "responses", "ask")  # raw completions carry no conversation to learn from
@@ -150,7 +151,6 @@ class MemoryService:
         statements = [_linked(s, matrix, self.store) for s in extraction.statements if s.text.strip()]
         vectors = self.embed([s.text for s in statements]) if statements else []
         searched = self._in_context(statements, vectors)
-        from .extract import key_is_exclusive
 
         for statement, vector, search_vector in zip(statements, vectors, searched, strict=True):
             said_it = Said(statement, vector, exchange.time, exchange.id, self.extractor.origin, search_vector)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from konsilium.memory.extract import extract, key_is_exclusive, subject_key
+from konsilium.memory.extract import extract
+from konsilium.memory.subjects import key_is_exclusive, subject_key
 
 
 def one(text: str):

@@ -387,14 +387,14 @@ def test_two_deadlines_told_apart_only_by_their_first_word_are_one_but_two_activ
     ],
 )
 def test_a_change_said_without_the_usual_words_still_reads_as_one(text):
-    from konsilium.memory.extract import replaces_something
+    from konsilium.memory.subjects import replaces_something
 
     assert replaces_something(text)
 
 
 @pytest.mark.parametrize("text", ["Now I swim on Sundays too.", "Now I also swim on Sundays"])
 def test_a_change_that_adds_replaces_nothing(text):
-    from konsilium.memory.extract import replaces_something
+    from konsilium.memory.subjects import replaces_something
 
     assert not replaces_something(text)
 
