@@ -115,6 +115,12 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
     for old in same_person:
         if old.fingerprint == print_:
             return Operation("NOOP", target=old.id, reason="said again")
+    if statement.corrects:  # "а не, не во вторник, в четверг": the memory just said, said again right
+        wrong = fingerprint(statement.corrects, statement.about)
+        target = next((old for old in reversed(same_person) if old.fingerprint == wrong), None)
+        if target is not None:
+            memory.pinned = target.pinned
+            return Operation("UPDATE", memory, target=target.id, reason="corrected")
     scored = sorted(((_cosine(said.vector, old.vector), old) for old in same_person), key=lambda p: -p[0])
     if scored and scored[0][0] >= DUPLICATE_COSINE:
         return Operation("NOOP", target=scored[0][1].id, reason=f"same meaning (cosine {scored[0][0]:.2f})")
@@ -219,7 +225,6 @@ def _two_subjects(new_key: str | None, old_key: str | None) -> bool:
 def _loses_a_value(newer: str, older: str) -> bool:
     """ "Also sold my old boxer-engine wagon" names nothing that could replace "теперь жарим на Giesen W6": a
     change that names no value (a number, a quote, a name) leaves an older statement that names one."""
-
     # (an end needs none: "Also quit the delivery gig" ends "Подрабатываю курьером по выходным")
     return bool(_A_VALUE.search(older)) and not _A_VALUE.search(newer) and not stops_something(newer)
 

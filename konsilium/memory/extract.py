@@ -31,6 +31,7 @@ from .attribution import (
     speaks_of_self,
     subject_of,
 )
+from .corrections import Correction, corrected, correction
 from .forget_requests import forget_query, topic_of
 from .records import UNKNOWN, USER
 from .subjects import (
@@ -176,6 +177,7 @@ class Statement:
     # what was said around it in the same message ("коплю на мот, хочу хонду" before "пока отложено 38к"): embedded
     # with the text, so that a fragment is found by what it is about; not stored
     context: str = ""
+    corrects: str = ""  # the text of the statement it says again with a corrected value ("не во вторник, в четверг")
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,13 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
                     forgets.append(ForgetRequest(query))
                 previous, said_before = "", len(statements)
                 continue
+            fix = None if pasted else correction(sentence)
+            if fix is not None and (fixed := _corrected(statements, fix, before)) is not None:
+                # "а не, не во вторник, в четверг": what was just said, said again right; what follows it is read on
+                statements = fixed
+                sentence = fix.rest
+                if not sentence:
+                    continue
             previous, said_before = sentence.rstrip(".!… "), len(statements)
             remember = _REMEMBER.match(sentence)
             if remember:
@@ -248,6 +257,22 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
             (name for s in reversed(earlier) if (name := named_third_person(s.text))), None
         )  # "Tomasz is from Gdańsk." / "He works at AquaSight": he is Tomasz
     return Extraction(_unique(_resolve_pronouns(statements, last)), forgets)
+
+
+def _corrected(statements: list[Statement], fix: Correction, before: str) -> list[Statement] | None:
+    """`statements` with the last one holding a value `fix` corrects said again with the new value; one from the
+    previous message (`before`) is added as a change of it. None where no statement holds such a value."""
+    for i in range(len(statements) - 1, -1, -1):
+        text = corrected(statements[i].text, fix)
+        if text is not None:
+            # (said again in this exchange, it may be stored already: the stored one is corrected too)
+            fixed = replace(statements[i], text=text, corrects=statements[i].text)
+            return [*statements[:i], fixed, *statements[i + 1 :]]
+    for earlier in reversed(extract([before]).statements if before else []):
+        text = corrected(earlier.text, fix)
+        if text is not None:
+            return [*statements, replace(earlier, text=text, update=True, corrects=earlier.text, context="")]
+    return None
 
 
 HEADLINE_WORDS = 6

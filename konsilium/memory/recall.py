@@ -424,7 +424,6 @@ def _new_amount(older: Memory, newer: Memory) -> bool:
 
 def _asked_subject(query: str) -> str | None:
     """The family of the subject key a question asks about ("Where does Gleb live?" → home)."""
-
     key = subject_key(query)
     return key_family(key)
 
