@@ -32,7 +32,8 @@ NOT_NAMES |= {
     w.capitalize()
     for w in """took went got bought made had came saw found left gave told sent ran began felt kept met paid put sold
     spent thought won lost wrote drove flew forgot ate drank slept brought caught taught booked moved started finished
-    dont didnt cant wont isnt wasnt havent hasnt doesnt wouldnt couldnt shouldnt im ive ill id""".split()
+    dont didnt cant wont isnt wasnt havent hasnt doesnt wouldnt couldnt shouldnt im ive ill id theyve theyre weve
+    were hes shes youre youve thats whats theres its""".split()
 }
 
 _RELATION_EN = re.compile(
@@ -120,6 +121,25 @@ THIRD_PERSON = frozenset(
     }
 )
 
+_TOLD = frozenset(
+    "сказал сказала велел велела назначил назначила посоветовал посоветовала прописал прописала рекомендовал "
+    "рекомендовала told said advised prescribed recommended wants".split()
+)
+
+
+def _for_the_user_to_do(said: list[str]) -> bool:
+    """What follows a verb of telling is something to do, not news of theirs: "сказала пить 5000 ме", "told me to
+    take 2" (not "сказал, что переезжает", "told me he's moving")."""
+    for position, word in enumerate(said[:INSTRUCTION_WORDS]):
+        if word in ("что", "чтобы", "that"):
+            return False
+        if morph.infinitive(word) or word == "to" and position <= 1:
+            return True
+    return False
+
+
+INSTRUCTION_WORDS = 6
+_SUBJECT_PRONOUNS_RU = frozenset({"он", "она", "они"})
 _RU_VERB_1SG = re.compile(r"^[а-яё]{3,}(?:аю|яю|юсь|аюсь|яюсь|ую|уюсь|ою|ею)$")  # бегаю, работаю, занимаюсь, рисую
 
 
@@ -158,6 +178,9 @@ def someone_else(text: str) -> str:
     reported = _REPORTED.match(text)  # "Андрей звонил: Миша сменил секцию": Misha's news, told by Andrey
     if reported and given_name(reported.group("name")) and is_name(reported.group("told")):
         return morph.nominative(reported.group("told"))
+    lead = _LEAD_WORD_ANY.match(text)  # "Обратно ильдар подкинул", "Yesterday Tom bought…": when, then who
+    if lead and (morph.adverb(lead.group(1)) or lead.group(1).lower() in _WHEN_EN) and is_name(lead.group(2)):
+        text = text[lead.start(2) :]
     tokens = words(text)
     named = _NAMED_SUBJECT.match(text)
     if named and _GIVES_ME.match(text[named.end() :]):
@@ -174,6 +197,8 @@ def someone_else(text: str) -> str:
     if named and not given_name(named.group("name")) and known:
         named = None  # "Новостей куча, секцию, где занималась Соня, закрыли": the known name is the subject
     third = any(t in THIRD_PERSON for t in tokens)
+    if third and not named and morph.past_verb(tokens[0]) and not any(t in _SUBJECT_PRONOUNS_RU for t in tokens):
+        return USER  # "Занял у него 3.5к до зп", "Подарила ей серьги": his own verb, with them as its object
     # "…, так что теперь она ходит на плавание": she is Sonya; not "у неё развод с Денисом" (him: not the subject)
     if not named and third and len(known) == 1 and morph.may_be_subject(next(iter(known))):
         return morph.nominative(next(iter(known)))
@@ -185,6 +210,8 @@ def someone_else(text: str) -> str:
     if named and (named.group("name").lower() in THIRD_PERSON or not is_name(named.group("name"))):
         named = None
     third = any(t in THIRD_PERSON for t in tokens)
+    if named and len(tokens) > 2 and tokens[1] in _TOLD and _for_the_user_to_do(tokens[2:]):
+        return USER  # "Терапевт сказала дефицит, теперь пить 5000 ме", "The GP told me to take 2": his regimen
     if named and (third or len(tokens) > 1 and tokens[1] in ("says", "said", "говорит", "сказал", "сказала")):
         return morph.nominative(named.group("name"))
     # "Мама у меня рукодельница. Сидит у себя в Ульяновске и вышивает": her, said with no "она"
@@ -193,6 +220,8 @@ def someone_else(text: str) -> str:
 
 
 _LEAD_WORD = re.compile(r"^([А-ЯЁа-яё]+),\s+")
+_LEAD_WORD_ANY = re.compile(r"^([А-ЯЁа-яёA-Za-z]+),?\s+([A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b")
+_WHEN_EN = frozenset({"yesterday", "today", "tonight", "then", "later", "recently", "finally", "eventually", "now"})
 _HER_NAME_IS = re.compile(r"(?i),?\s*(?:её|ее|его|их)\s+зовут\s+\w+|,?\s*(?:her|his|their)\s+name\s+is\s+\w+")
 
 
@@ -287,14 +316,23 @@ _BARE_RELATION = re.compile(r"^(?P<rel>[А-ЯЁа-яё]+)(?:\s+по\s+[а-яё]+
 def _bare_relation(text: str) -> str | None:
     """The relation (and name) a clause opens with in the nominative, before a verb of theirs or their name."""
     bare = _BARE_RELATION.match(text)
-    if not bare or first_person(text) or not morph.nominative_noun(bare.group("rel")):
-        return None
+    if not bare or first_person(text.split(",")[0]) or not morph.nominative_noun(bare.group("rel")):
+        return None  # (what the first clause says: "Батя все так же на камазе, шутит, что я тоже туда пойду")
     relation, after = relation_noun(bare.group("rel")), bare.group("next") or ""
     if relation is None:
         return None
     if after and given_name(after) and not third_person_verb(after.lower()):
         return f"{relation} {morph.nominative(after)}"
-    return relation if after and third_person_verb(after.lower()) else None
+    if after and third_person_verb(after.lower()):
+        return relation
+    # "Батя все так же на камазе", "Мама опять в больнице": where they are, after words that change nothing
+    return relation if _WHERE_THEY_ARE.match(text[bare.start("next") if after else bare.end() :]) else None
+
+
+_WHERE_THEY_ARE = re.compile(
+    r"(?i)(?:(?:все|всё|так|же|тоже|уже|сейчас|теперь|опять|снова|по-прежнему|до|сих|пор|кстати|вроде)[\s,]+)*"
+    r"(?:в|во|на)\s+[а-яё]{3,}"
+)
 
 
 _ENGLISH_VERB = re.compile(r"^(?:is|was|has|had|got|gets|will|can|just|also|still|lives|works|moved|[a-z]+(?:s|ed))$")

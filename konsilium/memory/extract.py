@@ -75,6 +75,7 @@ _INTRODUCING = re.compile(
     re.IGNORECASE,
 )
 _CYRILLIC_WORD = re.compile(r"[а-яё]", re.IGNORECASE)
+_SAYS_THE_NAME = re.compile(r"(?i)(?:меня\s+зовут|моё\s+имя|мое\s+имя|я\s|это\s|my\s+name|i'?m\s|i\s+am\s)")
 # "I'm Lena, 34, biology teacher in Tver": the name, then more about the user.
 _NAME_FIRST = re.compile(
     # (after a greeting: "Hiya, so I'm Abi, staff nurse on…" is the name, then the job)
@@ -455,7 +456,14 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
         return []
     sentence = _TAG_QUESTION.sub("", sentence)  # "отвечай коротко, без воды, ладно?" is a wish, not a question
     sentence = _INTRODUCING.sub(
-        lambda m: "Меня зовут " if _CYRILLIC_WORD.search(m.group(0)) else "My name is ", sentence
+        lambda m: (
+            ""
+            if _SAYS_THE_NAME.match(sentence, m.end())  # "Позвольте представиться: меня зовут Лидия Андреевна"
+            else "Меня зовут "
+            if _CYRILLIC_WORD.search(m.group(0))
+            else "My name is "
+        ),
+        sentence,
     )
     if not explicit and _is_question_or_request(sentence):
         sentence = _said_before_asking(sentence)
@@ -505,15 +513,16 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     if len(tokens) < MIN_WORDS and not explicit:
         return None
     stems = stems_of(text)
-    about = subject_of(text)
+    plain = _ASIDE.sub("", text) or text  # whom it is about is not said in brackets: "(craig would eat a shoe)"
+    about = subject_of(plain)
     name = next((m for m in _NAME.finditer(text) if is_name(m.group("name")) and _introduces(m, text)), None)
     if about == "user" and name and name.group("name") not in NOT_NAMES and not mentions_concept(stems):
         return Statement(text, "user", "identity", "name", False, explicit)
     age = _AGE.search(text)
     if about == "user" and age:
         return Statement(text, "user", "identity", "age", says_change(stems), explicit)
-    if about == "user" and (not speaks_of_self(text, as_subject=True) or tokens[0] in _SUBJECT_PRONOUNS):
-        about = someone_else(text)  # "Он … спорит со мной", "She lives in Samara, … when I'm visiting": theirs
+    if about == "user" and (not speaks_of_self(plain, as_subject=True) or tokens[0] in _SUBJECT_PRONOUNS):
+        about = someone_else(plain)  # "Он … спорит со мной", "She lives in Samara, … when I'm visiting": theirs
     key, kind = main_key(stems)
     if about == USER and key == "job" and not _STATES_A_JOB.search(text):
         # "I cycle to work on my Gazelle bike": work named in passing, the bike is the subject
@@ -805,6 +814,8 @@ _STAYS_IN = re.compile(
     r"(?:\s+(?i:now|сейчас|теперь))?\s*(?:[,.;!—–-]|$)"
 )
 # (not "they": "They only have women's sessions on Mondays, so that's my new climbing schedule" is a gym's)
+# (its closing bracket may be gone with the sentence's end; "Priya (my work bestie) has…" says who she is)
+_ASIDE = re.compile(r"\s*\((?!(?i:my|our|мо[йяеёи]|наш)\b)[^()]*(?:\)|$)")
 _SUBJECT_PRONOUNS = frozenset({"he", "she", "он", "она"})
 _TIME_ADVERBS = frozenset({"now", "then", "теперь", "сейчас", "потом"})
 

@@ -136,7 +136,7 @@ _LEAD = re.compile(
 _NOISE = re.compile(
     r"\b(?:the\s+(?:thing|stuff|bit)\s+(?:with|about|on)|the\s+whole|whole|stuff|things?|"
     r"(?<!\bthe\s)(?<!\bmy\s)(?<!\bour\s)business|thingy|idea|all\s+that|everything|"  # not "leaving the business"
-    r"a\s+while\s+(?:back|ago)(?:\s+about)?|"
+    r"a\s+while\s+(?:back|ago)(?:\s+about)?|(?:can|could|would|will)\s+(?:you|u|ya)|"  # "…, can u forget that"
     # when it was told names nothing: "the counselling I mentioned back in march", "что я весной рассказывала"
     r"(?:back\s+)?in\s+(?:january|february|march|april|may|june|july|august|september|october|november|december)|"
     r"в\s+(?:январе|феврале|марте|апреле|мае|июне|июле|августе|сентябре|октябре|ноябре|декабре)|"

@@ -113,3 +113,16 @@ def destination(word: str) -> bool:
     parses = _parses(word)
     cases = {case for p in parses for case in ("accs", "loct", "loc2") if case in p.tag}
     return "accs" in cases and not cases & {"loct", "loc2"}
+
+
+def adverb(word: str) -> bool:
+    """A Russian word the dictionary reads mostly as an adverb ("Обратно", "Вчера", "Потом")."""
+    return sum(p.score for p in _parses(word) if p.is_known and "ADVB" in p.tag) >= ADVERB_SHARE
+
+
+ADVERB_SHARE = 0.9  # "обратно" 0.96 (a short adjective too), "потом" 0.99
+
+
+def infinitive(word: str) -> bool:
+    """A Russian infinitive ("пить", "принимать", "сдать")."""
+    return any(p.is_known and "INFN" in p.tag and p.score >= 0.5 for p in _parses(word))

@@ -401,13 +401,22 @@ def _replaces(
 def _one_measure(older: Memory, newer: Memory) -> bool:
     """Their numbers can be one figure said again: in a unit they share, or neither in any ("Кошка 4 кг" does not
     restate "Стерилизация кошки теперь 5200")."""
-    units = [{u.lower() for _, u in _AMOUNT.findall(m.text)} for m in (older, newer)]
+    units = [{_unit(u) for _, u in _AMOUNT.findall(m.text)} for m in (older, newer)]
     return not units[0] and not units[1] or bool(units[0] & units[1])
+
+
+def _unit(said: str) -> str:
+    """A unit as one word for its spellings: "кило" is "кг", "lbs" is "lb"."""
+    said = said.lower()
+    return _UNIT_SPELLINGS.get(said, said)
+
+
+_UNIT_SPELLINGS = {"кило": "кг", "kilo": "kg", "kilos": "kg", "lbs": "lb", "евро": "€", "mcg": "мкг", "mg": "мг"}
 
 
 # An amount and its unit: "50 мкг", "96 kg", "2500 за урок" is no unit, "38к" is (thousands)
 _AMOUNT = re.compile(
-    r"(\d+(?:[.,]\d+)?)\s*(мкг|мг|mcg|mg|кг|kg|lbs?|км|km|мл|ml|₽|руб\w*|€|евро|\$|zł|тыс\w*|к|k)(?![a-zа-яё])",
+    r"(\d+(?:[.,]\d+)?)\s*(мкг|мг|mcg|mg|ме|iu|кг|kg|кило|kilos?|lbs?|км|km|мл|ml|₽|руб\w*|€|евро|\$|zł|тыс\w*|к|k)(?![a-zа-яё])",
     re.IGNORECASE,
 )
 
@@ -417,7 +426,7 @@ def _new_amount(older: Memory, newer: Memory) -> bool:
     or neither has one)."""
     if (older.key or newer.key) and key_family(older.key) != key_family(newer.key):
         return False
-    units = [{u.lower(): n for n, u in _AMOUNT.findall(m.text)} for m in (older, newer)]
+    units = [{_unit(u): n for n, u in _AMOUNT.findall(m.text)} for m in (older, newer)]
     shared = units[0].keys() & units[1].keys()
     return bool(shared) and all(units[0][u] != units[1][u] for u in shared)
 

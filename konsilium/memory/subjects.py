@@ -228,6 +228,15 @@ def says_change(stems: list[str]) -> bool:
     return matches_any(stems, lx.UPDATE_WORDS)
 
 
+# "с новым препаратом давление стало 125", "Отпуск на новой работе мне согласовали", "at the new job": the new thing
+# named as known. Said when it came, such a statement may still replace what it was said with ("С новым ростером
+# вышли на 650 кило в месяц"); read later, it is no news of the thing itself.
+_THE_NEW_ONE = re.compile(
+    r"(?i)\b(?P<before>(?:с|со|на|при)\s+(?:(?:сво|мо|наш)\w*\s+)?)нов(?:ой|ом|ым|ыми|ых)\b"
+    r"|\b(?P<with>(?:with|at|on)\s+(?:my|our|the|his|her)\s+)new\b"
+)
+
+
 def stops_something(text: str) -> bool:
     """ "I no longer go bouldering", "quit the delivery gig", "бросила бокс": an end of something said before."""
     return bool(_STOPS.search(text))
@@ -245,7 +254,8 @@ def replaces_something(text: str) -> bool:
     """Whether a statement says something changed and replaces what was ("So pescatarian now", "Upgraded to a
     4090"), not only adds to it ("Now I also swim on Sundays")."""
     stems = stems_of(text)
-    if not (says_change(stems) or matches_any(stems, lx.READ_CHANGE_WORDS)):
+    news = stems_of(_THE_NEW_ONE.sub(lambda m: m.group("before") or m.group("with"), text))
+    if not (says_change(news) or matches_any(stems, lx.READ_CHANGE_WORDS)):
         return False
     # "Also the deadline got pushed to March 28": a connective opening the statement adds nothing to the subject
     tokens = set(words(OPENERS.sub("", text)))
