@@ -23,7 +23,7 @@ _OBJECT_PRONOUNS = frozenset({"me", "мне", "меня", "мной", "нам", 
 
 # "Mum called", "Dad's retiring": a parent named by the word alone, as a name is (not "Mum and I went…")
 _BARE_KIN_EN = re.compile(
-    r"^(?P<rel>Mum|Mom|Dad|Mother|Father|Grandma|Granny|Grandpa|Nan|Nana)(?:'s)?\b(?!,?\s+(?:and\s+)?I\b)"
+    r"^(?P<rel>Mum|Mom|Dad|Mother|Father|Grandma|Granny|Grandpa|Nan|Nana)(?:'?s)?\b(?!,?\s+(?:and\s+)?I\b)"
 )
 NOT_NAMES = {"Tired", "Fine", "Good", "Sorry", "Ready", "Back", "Here", "Not", "So", "Very", "Just", "Going", "Also"}
 # English verbs that open a sentence of one's own with its subject left out ("Took Rasher to a vet", "Dont want
@@ -82,6 +82,7 @@ _RELATION_FIRST = re.compile(
 _TOPIC_LABEL = re.compile(r"^[^:.!?]{1,40}:\s*(?=(?i:мой|моя|мои|моего|моей|наш|наша|наши|my|our)\b)")
 _NAME_OURS = re.compile(r"^(?P<name>[А-ЯЁ][а-яё]+)\s+(?:наш|наша|наши|мой|моя)\b(?!\s+[А-ЯЁ])")  # not "Кот наш Барсик"
 _WHOSE = re.compile(r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)'s\s+(?!name\b)")
+_WHOSE_TYPED = re.compile(r"^(?P<name>[A-Za-z][a-z]+)'?s\s+(?!name\b|is\b|was\b|has\b)(?=[a-z])")
 # "wife's name is Olga", "my dog's name is Rex"
 _NAMED_AS = re.compile(
     r"^(?i:(?:and\s+|also\s+)?(?:my\s+|our\s+)?)(?P<rel>[A-Za-z]+)'s\s+name\s+is\s+(?P<name>[A-Z][a-z]+)\b"
@@ -106,6 +107,10 @@ THIRD_PERSON = frozenset(
         "he's",
         "she's",
         "they're",
+        "hes",  # typed without the apostrophe: "shes called maureen"
+        "shes",
+        "theyre",
+        "theyve",
         "он",
         "она",
         "его",
@@ -269,6 +274,9 @@ def subject_of(text: str) -> str:
     whose = _WHOSE.match(text)  # "Tyoma's training moved to Mondays"
     if whose and is_name(whose.group("name")) and not first_person(text):
         return whose.group("name")
+    whose = _WHOSE_TYPED.match(text)  # "ellies netball is moving to thursdays", "josh's swimming isnt…": written small
+    if whose and given_name(whose.group("name")) and not first_person(text):
+        return whose.group("name").capitalize()
     introduced = _INTRODUCED.match(text)
     if introduced and (
         introduced.group("rel").split()[0].lower() in _NOT_RELATIONS or introduced.group("rel")[0].isupper()
@@ -397,3 +405,29 @@ def _relation_word(words_: str) -> str:
     """The relation of "my border collie" / "сестру": the lexicon's word, else the last word as said."""
     last = words_.split()[-1].lower()
     return relation_noun(last) or last
+
+
+_HE = frozenset({"он", "его", "ему", "него", "ним", "нём", "нем", "he", "him", "his", "he's", "hes"})
+_SHE = frozenset({"она", "её", "ее", "ей", "неё", "нее", "ней", "she", "her", "hers", "she's", "shes"})
+
+
+def pronoun_gender(text: str) -> str | None:
+    """ "m" or "f" for the first "he" or "she" of a statement (any case), None where it names neither."""
+    for token in words(text):
+        if token in _HE:
+            return "m"
+        if token in _SHE:
+            return "f"
+    return None
+
+
+def gender_of(about: str) -> str | None:
+    """ "m" or "f" where whom `about` names says it (a relation: "мама", "brother Gleb"; a Russian name), else None."""
+    for word in re.findall(r"[\w'-]+", about):
+        relation = relation_noun(word) or word.lower()
+        if relation in lx.FEMININE_RELATIONS:
+            return "f"
+        if relation in lx.MASCULINE_RELATIONS:
+            return "m"
+    names = [morph.name_gender(word) for word in re.findall(r"[\w-]+", about)]
+    return next((g for g in names if g), None)

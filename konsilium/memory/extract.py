@@ -23,10 +23,13 @@ from . import lexicon as lx
 from . import morph, places
 from .attribution import (
     NOT_NAMES,
+    OPENERS,
     first_person,
+    gender_of,
     is_name,
     is_relation,
     named_third_person,
+    pronoun_gender,
     someone_else,
     speaks_of_self,
     subject_of,
@@ -321,12 +324,16 @@ def _resolve_pronouns(statements: list[Statement], last: str | None = None) -> l
     before it (`last`: in the previous message), and says so in its text ("Брат Глеб: Он пожарный")."""
     from dataclasses import replace
 
-    out = []
+    out, named = [], [last] if last is not None else []  # the people named so far, the last first
     for statement in statements:
-        if statement.about == UNKNOWN and last is not None:
-            statement = replace(statement, about=last, text=f"{last[:1].upper()}{last[1:]}: {statement.text}")
+        if statement.about == UNKNOWN and named:
+            # "Мама плакала весь вечер. … Без дела он не сидит": "он" is the last one named who can be a "he"
+            said = pronoun_gender(statement.text)
+            whom = next((p for p in named if said is None or gender_of(p) in (None, said)), None)
+            if whom is not None:  # (no one who can be meant: "someone", not the wrong one)
+                statement = replace(statement, about=whom, text=f"{whom[:1].upper()}{whom[1:]}: {statement.text}")
         elif statement.about not in (USER, UNKNOWN):
-            last = statement.about
+            named = [statement.about, *[p for p in named if p != statement.about]]
         out.append(statement)
     return out
 
@@ -405,6 +412,7 @@ def _clauses(sentence: str) -> list[str]:
             or bool(_RU_FIRST_PERSON_VERB.match(first) and first != "у")
             or first in lx.PERSON_OPENERS
             or _names_a_subject(tokens)
+            or _a_name_and_its_verb(tokens)  # "ellie's 9 and does netball…, josh is 6 and has swimming weds"
             or part.lstrip()[:1].isupper()  # "…: Тимур теперь звукорежиссёр", "…, I moved"
             and not _TITLE.match(part.lstrip())  # "I see a therapist, Dr. Novak, on Wednesdays": who it is
             or bool(_CONNECTIVE_THEN_NAME.match(part))  # "…, а Тёме 7, он ходит на футбол"
@@ -437,6 +445,29 @@ def _clauses(sentence: str) -> list[str]:
     return clauses
 
 
+def _one_deed_each(sentence: str) -> list[str]:
+    """ "swapped the old card for an RTX 3090 and bumped RAM to 128 GB", "переехал в Казань и устроился в Яндекс":
+    two things he did, each its own statement (a later change of one leaves the other)."""
+    pieces = _AND_THEN_DID.split(sentence)
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        first = words(piece)[:1]
+        did = bool(first) and (first[0].isascii() or morph.past_verb(first[0]))
+        if did and len(words(piece)) > MIN_WORDS and len(words(out[-1])) > MIN_WORDS:
+            out.append(piece)
+        else:
+            out[-1] = f"{out[-1]} {'and' if piece.isascii() else 'и'} {piece}"
+    return out
+
+
+_DOER = frozenset({"i", "i'm", "im", "i've", "ive", "we", "we've", "я", "мы"})
+_AND_THEN_DID = re.compile(
+    r"\s+(?:and|и)\s+(?=(?:[a-z]+ed|bought|got|sold|quit|began|left|took|went|became|made|found|lost|won|"
+    r"[а-яё]{2,}(?:л|ла|ли|лся|лась|лись))\b)",
+    re.IGNORECASE,
+)
+
+
 def _names_a_subject(tokens: list[str]) -> bool:
     """ "phone is a Pixel 7a", "ноутбук — ThinkPad": a known subject with its own verb starts a clause."""
     # "машина у нас — Skoda": a subject, then who has it
@@ -445,6 +476,18 @@ def _names_a_subject(tokens: list[str]) -> bool:
         and tokens[1] in ("is", "are", "was", "это", "теперь", "у")
         and main_key([stem(tokens[0])])[0] is not None
     )
+
+
+def _a_name_and_its_verb(tokens: list[str]) -> bool:
+    """A first name, however written, and a verb of its own after it: "josh is 6", "дима работает в банке"."""
+    return (
+        len(tokens) >= 3
+        and morph.given_name(tokens[0])
+        and (tokens[1] in _THEIR_VERBS or morph.third_person_present(tokens[1]) or morph.past_verb(tokens[1]))
+    )
+
+
+_THEIR_VERBS = frozenset({"is", "was", "has", "had", "does", "did", "works", "lives", "goes", "plays", "got", "s"})
 
 
 # --- one statement ------------------------------------------------------------------------------------------
@@ -498,8 +541,11 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
             if first is not None and first.key is None and _PROFESSION_FIRST.match(first.text):
                 found[0] = replace(first, key="job.role", kind="work")  # "I'm Abi, staff nurse on…": who he is at work
             return out + [statement for statement in found if statement is not None]
-    clauses = _clauses(sentence)
     first_person_sentence = first_person(sentence)
+    # (he is the one who did both: "I moved … and started …", not "She said my pills … and changed them")
+    opening = words(OPENERS.sub("", sentence))[:1]
+    own = bool(opening) and opening[0] in _DOER or bool(_PAST_EN.match(sentence) or _PAST_RU.match(sentence))
+    clauses = [clause for piece in (_one_deed_each(sentence) if own else [sentence]) for clause in _clauses(piece)]
     for index, clause in enumerate(clauses):
         statement = _statement(clause, explicit, inherits_person=index > 0 and first_person_sentence)
         if statement is not None:
@@ -542,13 +588,13 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     stays = _STAYS_IN.match(text) if key is None else None
     if stays and places.places(stays.group("place")):
         key, kind = "home.city", "home"  # "Я, кстати, в Новосибирске", "Костя теперь в Казани": where they live
-    elif key is None and _RENTS.search(text) and places.places(text):
+    elif key is None and _RENTS.search(text) and (places.places(text) or _DWELLING.search(text)):
         key, kind = "home.city", "home"  # "Теперь снимаем с Лизой двушку на Петроградке", "renting a flat in Porto"
     elif key is None and about == USER and _NEW_HOME.search(text):
         key, kind = "home.city", "home"  # "We finally got the keys to our new flat in Delft"
     preference = (
         preference_key([stem(t) for t in tokens if not morph.past_verb(t)])  # "Я ей так и не ответил" is no wish
-        if _addresses_answers(tokens) and not _one_off(tokens, stems)
+        if _addresses_answers(tokens) and not _one_off(tokens, stems) and not _AN_ANSWER_GIVEN.match(text)
         else None
     )
     personal = (
@@ -766,6 +812,9 @@ _WEIGHT = re.compile(
     r"(?:i'm|i am|я|мне|down\s+to|up\s+to|до|уже)\s+(?:\w+\s+)?\d+[.,]?\d*\s*(?:kg|кг|кило|lbs?|pounds)\b)"
 )
 _RENTS = re.compile(r"(?i)\b(?:снима(?:ю|ем|ет|ют)|сняли|снял[аи]?|арендую|арендуем|renting|rented|rent\s+a)\b")
+_DWELLING = re.compile(
+    r"(?i)\b(?:комнат\w*|квартир\w*|однушк\w*|двушк\w*|тр[её]шк\w*|студи[юя]|flat|room|apartment|house|studio)\b"
+)
 _HEIGHT = re.compile(r"(?i)\b(?:рост(?:ом)?\s*(?:у\s+меня\s*)?[:—–-]?\s*\d|height|tall)")
 _OWNED_BIKE = re.compile(
     r"(?i:\b(?:my|our|мой|моя|мою|моего|моём|моем|свой|свою|своём|своем|bought|got|sold|купил\w*|взял\w*|"
@@ -815,6 +864,7 @@ _STAYS_IN = re.compile(
 )
 # (not "they": "They only have women's sessions on Mondays, so that's my new climbing schedule" is a gym's)
 # (its closing bracket may be gone with the sentence's end; "Priya (my work bestie) has…" says who she is)
+_AN_ANSWER_GIVEN = re.compile(r"(?i)^(?:answer|ответ)\s*[:—–-]\s")  # "Answer: maybe one" answers, wishes nothing
 _ASIDE = re.compile(r"\s*\((?!(?i:my|our|мо[йяеёи]|наш)\b)[^()]*(?:\)|$)")
 _SUBJECT_PRONOUNS = frozenset({"he", "she", "он", "она"})
 _TIME_ADVERBS = frozenset({"now", "then", "теперь", "сейчас", "потом"})

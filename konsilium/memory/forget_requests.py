@@ -37,7 +37,8 @@ _SAID = (
 _TOLD = r",?\s*что\s+я\s+(?:тебе\s+|вам\s+)?\w+"  # "всё, что я тебе ныла про начальницу"
 # "the note about", "everything about", "то, что я говорил о", "инфу про", "из памяти": what was said, then its topic.
 _SAID_THING = (
-    r"(?:(?:the|that|this|my|all|any)\s+)?(?:notes?|things?|stuff|bits?|parts?|info|information|memor(?:y|ies)|"
+    r"(?:(?:all\s+)?(?:the|that|this|my|any)\s+|all\s+)?(?:notes?|things?|stuff|bits?|parts?|info|information|"
+    r"memor(?:y|ies)|"
     r"records?|entr(?:y|ies)|facts?|everything|details?)(?:\s+" + _SAID + r")?\s+(?:about|on|regarding|re)\s+"
     r"|what\s+i\s+(?:told\s+(?:you|u)|said|mentioned|shared|wrote)\s+about\s+"
     r"|(?:(?:инфу|информацию|данные|запись|записи|заметку|всё|все|то)(?:,?\s+" + _SAID + r"|" + _TOLD + r")?"
@@ -293,7 +294,7 @@ _TRAILING = r"\s+(?:too|as\s+well|тоже|также|btw|lol|pls|please|пож�
 # "продажи участка, о которой я писал в июне": the topic without the clause that says when it was told
 _RELATIVE = re.compile(
     r",?\s+(?:о\s+|про\s+)?котор\w+\s+(?:я\s+)?(?:писал|рассказывал|говорил|упоминал|спрашивал)\w*\b.*$"
-    r"|,?\s+(?:which|that)?\s*i\s+(?:gave|told|sent|mentioned(?:\s+to)?)\s+(?:you|u)\b.*$",
+    r"|,?\s+(?:which|that)?\s*i\s+(?:gave|told|sent|mentioned(?:\s+to)?)\s+(?:you|u)\b(?!\s+about).*$",
     re.I,
 )
 # "ту дыру в бюджете на карте, которую я от мужа прятала": after a topic named in full, a relative clause says how

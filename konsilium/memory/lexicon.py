@@ -11,7 +11,7 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "ram", "озу", "оператив", "памят"
     })),
     ("gpu", "device", frozenset({
-        "geforc", "gpu", "radeon", "rtx", "видеокарт", "видюх"
+        "geforc", "gpu", "radeon", "rtx", "gtx", "видеокарт", "видюх"
     })),
     ("laptop", "device", frozenset({
         "laptop", "macbook", "thinkpad", "макбук", "ноут", "ноутбук"
@@ -21,7 +21,7 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
     })),
     ("phone", "device", frozenset({
         "iphon", "phone", "айфон", "смартфон", "телефон", "pixel", "galaxy", "samsung", "xiaomi", "redmi", "oneplus",
-        "самсунг", "сяоми", "пиксел"
+        "самсунг", "сяоми", "пиксел", "редми", "хонор", "хуавей", "huawei", "honor", "realme"
     })),
     ("car", "device", frozenset({
         "car", "автомобил", "машин", "легковушк", "drive", "вож", "езж", "езд", "skoda", "volvo", "toyota",
@@ -30,7 +30,7 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "kia", "киа", "bmw", "бмв", "mercedes", "мерседес", "audi", "ауди", "ford", "форд", "honda", "хонд", "subaru",
         "субар", "mitsubishi", "мицубис", "lexus", "лексус", "peugeot", "пежо", "opel", "опел", "chevrolet", "шевроле",
         "porsche", "порш", "corolla", "королл", "camry", "камр", "solaris", "солярис", "largus", "ларгус", "octavia",
-        "октави", "jolion", "джолион", "тачк"
+        "октави", "jolion", "джолион", "тачк", "kodiaq", "кодиак", "tundra", "vesta", "веста"
     })),
     ("deadline:", "plan", frozenset({
         "deadlin", "дедлайн", "сдач", "срок", "сдат", "сдать", "due"
@@ -94,6 +94,9 @@ PHRASES = {
     # news of a change: "These days I ride a Tern", "starting in July my night shifts are…", "got an internship"
     "these days": "nowadays", "starting in ": "nowadays ", "starting from ": "nowadays ", "начиная с ": "наконец ",
     " got a ": " bought a ", " got an ": " bought an ", "started at ": "nowadays at ", "first week at ": "nowadays at ",
+    # things named after a car that are no car: "ordered the maxi-cosi car seat"
+    "bit the bullet": "decided", "bite the bullet": "decide", "biting the bullet": "deciding",  # no bullet points
+    "car seat": "carseat", "car park": "carpark", "car wash": "carwash", "car boot sale": "carbootsale",
 }
 # Driving is about one's car only with what is driven after it: "driving my Fiesta", "езжу на Ниве", "вожу Largus";
 # not "driving time", "the driver medical".
@@ -201,7 +204,7 @@ GREETINGS = (
     "новости", "новость", "news",
     # interjections: "Oh, and Owain rang…" is about Owain, not someone called "Oh"
     "oh", "ah", "wow", "ugh", "hmm", "lol", "well", "anyway", "cheers", "супер", "класс", "круто", "ой", "ох", "ах",
-    "эх", "блин", "слушай", "короч", "кароч",
+    "эх", "блин", "слушай", "короч", "кароч", "sorry", "sry", "soz",
 )
 # Words joining a clause to the one before: not its subject ("…, and my sister…", "Also Sonya's class moved…").
 CONNECTIVES = frozenset({"and", "also", "but", "и", "а", "но"})
@@ -250,6 +253,18 @@ RELATIONS_RU: dict[str, str] = {
     "шурин": "шурин", "зят": "зять", "свекров": "свекровь", "тёщ": "тёща", "тещ": "тёща", "невестк": "невестка",
     "помощни": "помощник",
 }
+
+# Whom "she" or "he" can mean: "Мама плакала весь вечер. … Без дела он не сидит" is not the mother.
+FEMININE_RELATIONS = frozenset({
+    "мама", "мать", "сестра", "жена", "дочь", "подруга", "девушка", "бабушка", "тётя", "внучка", "свекровь", "тёща",
+    "невестка", "mum", "mom", "mother", "sister", "wife", "daughter", "girlfriend", "grandma", "grandmother", "aunt",
+    "niece", "granddaughter", "fiancee", "fiancée", "landlady", "mums", "moms",
+})
+MASCULINE_RELATIONS = frozenset({
+    "папа", "отец", "брат", "муж", "сын", "парень", "дедушка", "дядя", "внук", "зять", "шурин", "племянник", "dad",
+    "father", "brother", "husband", "son", "boyfriend", "grandpa", "grandfather", "uncle", "nephew", "grandson",
+    "fiance",
+})
 
 # Common Russian first-person verbs the endings rule (-аю, -яю, -юсь, -ую) misses.
 RU_FIRST_PERSON_VERBS = frozenset({

@@ -126,3 +126,12 @@ ADVERB_SHARE = 0.9  # "обратно" 0.96 (a short adjective too), "потом
 def infinitive(word: str) -> bool:
     """A Russian infinitive ("пить", "принимать", "сдать")."""
     return any(p.is_known and "INFN" in p.tag and p.score >= 0.5 for p in _parses(word))
+
+
+def name_gender(word: str) -> str | None:
+    """ "m" or "f" for a Russian first name ("Артём", "Алину"), None for any other word."""
+    names = [p for p in _parses(word) if p.tag.grammemes & _NAME_TAGS]
+    if not names:
+        return None
+    best = max(names, key=lambda p: p.score)
+    return "m" if "masc" in best.tag else "f" if "femn" in best.tag else None

@@ -67,6 +67,83 @@ def test_the_new_one_named_in_passing_replaces_nothing_when_read_later(text, cha
     assert replaces_something(text) is changes
 
 
-def test_a_request_asked_as_a_question_names_only_what_to_forget():
-    said = "and the stuff i told u about priya's treatment, can u forget that pls. she told me in confidence"
-    assert forget_query(said) == "priya's treatment"
+@pytest.mark.parametrize(
+    ("said", "topic"),
+    [
+        (
+            "and the stuff i told u about priya's treatment, can u forget that pls. she told me in confidence",
+            "priya's treatment",
+        ),
+        (
+            "and pls forget all the stuff i told u about tom and the HR thing, it got sorted informally",
+            "tom and the HR",
+        ),
+        ("oh and can u wipe that keysafe number i gave u before, bluebird are getting it changed", "keysafe number"),
+    ],
+)
+def test_a_forget_request_as_typed_names_only_what_to_forget(said, topic):
+    assert forget_query(said) == topic
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("Мой редми ноут 10 к обеду дохнет", "phone"),  # a Redmi Note is a phone, not a notebook
+        ("у меня gtx 1660 super, 16 гб оперы", "gpu"),
+        ("Also ordered the maxi-cosi car seat, £229 in the sale", None),  # a car seat is no car
+        ("Got rid of the old car and got a skoda kodiaq", "car"),
+        ("сняли с дамиром комнату на гвардейской, по 9к с каждого", "home.city"),  # renting a room is a home
+        ("снимаю видео для ютуба", None),
+    ],
+)
+def test_what_a_casually_named_thing_is(text, key):
+    assert extract([text]).statements[0].key == key
+
+
+def test_a_pronoun_typed_without_its_apostrophe_is_the_person_before_it():
+    said = "mums memory clinic review today. theyve put her donepezil up to 10mg. shes still wandering at night tho"
+    assert {s.about for s in extract([said]).statements} == {"mum"}
+
+
+def test_names_written_small_start_their_own_statements_and_own_their_things():
+    said = "ellie's 9 and does netball after school tuesdays til half 4, josh is 6 and has swimming weds"
+    assert [s.about for s in extract([said]).statements] == ["Ellie", "Josh"]
+    assert extract(["also ellies netball is moving to thursdays after easter"]).statements[0].about == "Ellie"
+    assert extract(["sorry josh's swimming isnt straight after school its 5.15"]).statements[0].about == "Josh"
+
+
+@pytest.mark.parametrize(
+    ("text", "wish"),
+    [
+        ("Rather than fix a 25 yr old saw I bit the bullet -- SawStop PCS 3HP, $3,800 out the door", False),
+        ("Mine was 'does this add a semester' lol. Answer: maybe one.", False),
+        ("Answer in bullet points please", True),
+    ],
+)
+def test_only_a_wish_on_answers_is_pinned_as_one(text, wish):
+    keys = [s.key for s in extract([text]).statements]
+    assert ("answer.style" in keys) is wish
+
+
+def test_he_is_the_last_one_named_who_can_be_a_he():
+    said = "Сын Артём вернулся из армии. Мама плакала весь вечер. Без дела он не сидит: устроился в автосервис."
+    whose = {s.text: s.about for s in extract([said]).statements}
+    assert whose["Мама плакала весь вечер"] == "мама"
+    assert [about for text, about in whose.items() if "автосервис" in text] == ["сын Артём"]
+
+
+@pytest.mark.parametrize(
+    ("said", "expected"),
+    [
+        (
+            "Finally upgraded the home server: swapped the old card for an RTX 3090 and bumped RAM to 128 GB",
+            [("gpu", "an RTX 3090"), ("laptop.ram", "Bumped RAM to 128 GB")],
+        ),
+        ("Я переехал в Казань и устроился в Яндекс", [("home.city", "Я переехал в Казань"), ("job.role", "Устроился")]),
+        ("I am tired and bored", [(None, "I am tired and bored")]),
+    ],
+)
+def test_two_things_he_did_are_two_statements(said, expected):
+    statements = extract([said]).statements
+    assert [(s.key, s.about) for s in statements] == [(key, "user") for key, _ in expected]
+    assert all(part in s.text for s, (_, part) in zip(statements, expected, strict=True))
