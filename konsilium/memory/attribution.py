@@ -23,7 +23,8 @@ _OBJECT_PRONOUNS = frozenset({"me", "мне", "меня", "мной", "нам", 
 
 # "Mum called", "Dad's retiring": a parent named by the word alone, as a name is (not "Mum and I went…")
 _BARE_KIN_EN = re.compile(
-    r"^(?P<rel>Mum|Mom|Dad|Mother|Father|Grandma|Granny|Grandpa|Nan|Nana)(?:'?s)?\b(?!,?\s+(?:and\s+)?I\b)"
+    r"^(?:(?i:right|ok|okay|so|now|anyway)[,\s]+)?"  # "right mum stuff. shes called maureen": what follows is hers
+    r"(?P<rel>(?i:mum|mom|dad|mother|father|grandma|granny|grandpa|nan|nana))(?:'?s)?\b(?!,?\s+(?:and\s+)?I\b)"
 )
 NOT_NAMES = {"Tired", "Fine", "Good", "Sorry", "Ready", "Back", "Here", "Not", "So", "Very", "Just", "Going", "Also"}
 # English verbs that open a sentence of one's own with its subject left out ("Took Rasher to a vet", "Dont want
@@ -331,8 +332,8 @@ def _bare_relation(text: str) -> str | None:
         return None
     if after and given_name(after) and not third_person_verb(after.lower()):
         return f"{relation} {morph.nominative(after)}"
-    if after and third_person_verb(after.lower()):
-        return relation
+    if after and (third_person_verb(after.lower()) or morph.nominative_noun(after) and not given_name(after)):
+        return relation  # "Муж работает в банке", "Мама диабетик и пьёт метформин": what they do or are
     # "Батя все так же на камазе", "Мама опять в больнице": where they are, after words that change nothing
     return relation if _WHERE_THEY_ARE.match(text[bare.start("next") if after else bare.end() :]) else None
 

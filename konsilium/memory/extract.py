@@ -447,13 +447,15 @@ def _clauses(sentence: str) -> list[str]:
 
 def _one_deed_each(sentence: str) -> list[str]:
     """ "swapped the old card for an RTX 3090 and bumped RAM to 128 GB", "переехал в Казань и устроился в Яндекс":
-    two things he did, each its own statement (a later change of one leaves the other)."""
+    two things he did on two subjects, each its own statement (a later change of one leaves the other); not
+    "Переехали, квартиру продали и купили дом в Медном" (one move)."""
     pieces = _AND_THEN_DID.split(sentence)
     out = [pieces[0]]
     for piece in pieces[1:]:
         first = words(piece)[:1]
         did = bool(first) and (first[0].isascii() or morph.past_verb(first[0]))
-        if did and len(words(piece)) > MIN_WORDS and len(words(out[-1])) > MIN_WORDS:
+        keys = main_key(stems_of(out[-1]))[0], main_key(stems_of(piece))[0]
+        if did and None not in keys and keys[0] != keys[1] and len(words(piece)) > MIN_WORDS:
             out.append(piece)
         else:
             out[-1] = f"{out[-1]} {'and' if piece.isascii() else 'и'} {piece}"
@@ -509,7 +511,10 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
         sentence,
     )
     if not explicit and _is_question_or_request(sentence):
-        sentence = _said_before_asking(sentence)
+        given = _GIVEN_THAT.search(sentence)  # "Что приготовить, учитывая, что мама диабетик и пьёт Метформин?"
+        sentence = ", ".join(
+            part for part in (_said_before_asking(sentence), given and given.group("fact").strip(" ,?!")) if part
+        )
         if not sentence:
             return []
     out = []
@@ -792,6 +797,12 @@ def _said_before_asking(sentence: str) -> str:
         or bool(_RU_FIRST_PERSON_VERB.match((words(part) or [""])[0]))  # "беру ему роял канин, мб урезать?"
     )
     return statement if len(words(statement)) >= DECLARATIVE_WORDS else ""
+
+
+# What a question takes as given is said as a fact: "…, учитывая, что мама диабетик", "…, given that my wife is vegan"
+_GIVEN_THAT = re.compile(
+    r"(?i)(?:учитывая,?\s+что|с\s+уч[её]том\s+того,?\s+что|given\s+that|considering\s+that)\s+(?P<fact>[^?]{12,})"
+)
 
 
 def _is_request(tokens: list[str]) -> bool:

@@ -281,7 +281,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
     from .people import same_person
 
     # its words, not names, nor words of time that any two dated memories share ("Когда у меня день рождения?")
-    asked = {t for t in analyze(_CAPITALIZED.sub(" ", query)) if len(t) >= 4 and t not in _TIME_WORDS}
+    asked = {t for t in analyze(_without_names(query)) if len(t) >= 4 and t not in _TIME_WORDS}
     naming = glossary.naming(asked)  # ... and their concepts, to be named in either language
 
     def words_of_the_question(memory: Memory) -> set[str]:
@@ -342,6 +342,13 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
             ):
                 stale.add(memory.id)
     return [hit for hit in hits if hit.memory.id not in stale]
+
+
+def _without_names(query: str) -> str:
+    """The question without the names in it, capitalized or written small ("кем работает моя сестра света?")."""
+    from .morph import given_name
+
+    return " ".join(w for w in _CAPITALIZED.sub(" ", query).split() if not given_name(w.strip("?,.!")))
 
 
 def _around_them(older: Memory, newer: Memory) -> bool:

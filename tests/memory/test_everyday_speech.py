@@ -147,3 +147,18 @@ def test_two_things_he_did_are_two_statements(said, expected):
     statements = extract([said]).statements
     assert [(s.key, s.about) for s in statements] == [(key, "user") for key, _ in expected]
     assert all(part in s.text for s, (_, part) in zip(statements, expected, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("asked", "about", "kept"),
+    [
+        (
+            "Что можно приготовить к столу, учитывая, что мама диабетик и пьёт Метформин по 850 мг два раза в день?",
+            "мама",
+            "Мама диабетик и пьёт Метформин по 850 мг два раза в день",
+        ),
+        ("Can you plan a menu for Sunday, given that my wife is vegan?", "wife", "My wife is vegan"),
+    ],
+)
+def test_what_a_question_takes_as_given_is_kept_as_a_fact(asked, about, kept):
+    assert [(s.about, s.text) for s in extract([asked]).statements] == [(about, kept)]
