@@ -226,6 +226,9 @@ def someone_else(text: str) -> str:
 
 
 _LEAD_WORD = re.compile(r"^([А-ЯЁа-яё]+),\s+")
+_THEIR_NEWS = re.compile(
+    r"(?i)(?:^|,\s+)(?:(?:и|а|also|and)\s+)?(?:у\s+)?(?P<rel>[а-яёa-z]+)(?:'?s)?\s+(?:новост\w*|news)\s*:"
+)
 _LEAD_WORD_ANY = re.compile(r"^([А-ЯЁа-яёA-Za-z]+),?\s+([A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b")
 _WHEN_EN = frozenset({"yesterday", "today", "tonight", "then", "later", "recently", "finally", "eventually", "now"})
 _HER_NAME_IS = re.compile(r"(?i),?\s*(?:её|ее|его|их)\s+зовут\s+\w+|,?\s*(?:her|his|their)\s+name\s+is\s+\w+")
@@ -259,6 +262,9 @@ def subject_of(text: str) -> str:
     Игоря…") makes it about them; otherwise the user."""
     text = OPENERS.sub("", text)  # "И ещё: у меня дочка Соня, ей 6 лет"
     text = _TOPIC_LABEL.sub("", text)  # "И сплетня напоследок: мой бывший коллега Вадим, говорят, …"
+    news = _THEIR_NEWS.search(text)  # "И у мамы новости: эндокринолог повысил ей дозу", "Dad news: …"
+    if news and (nominative := relation_noun(news.group("rel"))):
+        return nominative
     lead = _LEAD_WORD.match(text)  # "Перфект, мой бывший, Дима, в Москве живёт": a word that names no one, first
     if lead and never_a_name(lead.group(1)):
         text = text[lead.end() :]

@@ -162,3 +162,10 @@ def test_two_things_he_did_are_two_statements(said, expected):
 )
 def test_what_a_question_takes_as_given_is_kept_as_a_fact(asked, about, kept):
     assert [(s.about, s.text) for s in extract([asked]).statements] == [(about, kept)]
+
+
+def test_their_news_is_theirs_and_an_internship_is_a_job():
+    said = "Поняла, сок уберу. И у мамы новости: эндокринолог повысил ей дозу Метформина — теперь по 1000 мг."
+    assert extract([said]).statements[0].about == "мама"
+    (internship,) = extract(["Karl btw got an internship at pipedrive"]).statements
+    assert (internship.about, internship.key) == ("Karl", "job")
