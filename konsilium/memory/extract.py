@@ -454,12 +454,17 @@ def _one_deed_each(sentence: str) -> list[str]:
     for piece in pieces[1:]:
         first = words(piece)[:1]
         did = bool(first) and (first[0].isascii() or morph.past_verb(first[0]))
-        keys = main_key(stems_of(out[-1]))[0], main_key(stems_of(piece))[0]
+        keys = _key_said(out[-1]), _key_said(piece)
         if did and None not in keys and keys[0] != keys[1] and len(words(piece)) > MIN_WORDS:
             out.append(piece)
         else:
             out[-1] = f"{out[-1]} {'and' if piece.isascii() else 'и'} {piece}"
     return out
+
+
+def _key_said(piece: str) -> str | None:
+    statement = _statement(piece, False, inherits_person=True)
+    return statement.key if statement is not None else None
 
 
 _DOER = frozenset({"i", "i'm", "im", "i've", "ive", "we", "we've", "я", "мы"})
@@ -833,7 +838,7 @@ _OWNED_BIKE = re.compile(
 )
 
 
-_GOING_ON = re.compile(r"(?i)\b(?:езж|езд|еха|еду|едем|поед)\w*\s+на\s+(?P<object>[а-яё-]+)")
+_GOING_ON = re.compile(r"(?i)\b(?:езж|езд|еха|еду|едем|поед)\w*\s+(?:(?:я|мы)\s+)?на\s+(?P<object>[а-яё-]+)")
 
 
 def _goes_somewhere(text: str) -> bool:

@@ -153,7 +153,7 @@ _BIKE_WORDS = lx.concept_words("bike")
 
 def _drives_something(prefix: list[str], stems: list[str]) -> bool:
     """ "driving my Fiesta", "езжу на Ниве", "вожу Largus": a vehicle follows; "driving time" has none."""
-    after = stems[len(prefix) : len(prefix) + 1]
+    after = [s for s in stems[len(prefix) : len(prefix) + 2] if s not in ("я", "мы", "i", "we")][:1]  # "Езжу я на…"
     return bool(after) and (after[0] in lx.DRIVEN_OBJECT or prefix[-1].startswith("вож"))
 
 

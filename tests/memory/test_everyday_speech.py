@@ -169,3 +169,10 @@ def test_their_news_is_theirs_and_an_internship_is_a_job():
     assert extract([said]).statements[0].about == "мама"
     (internship,) = extract(["Karl btw got an internship at pipedrive"]).statements
     assert (internship.about, internship.key) == ("Karl", "job")
+
+
+@pytest.mark.parametrize(
+    ("said", "key"), [("Езжу я на Ниве", "car"), ("Езжу я на работу на автобусе", None), ("Езжу на Ниве", "car")]
+)
+def test_what_he_drives_with_the_pronoun_after_the_verb(said, key):
+    assert extract([said]).statements[0].key == key
