@@ -322,8 +322,6 @@ def _in_context(found: list[Statement], before: str, sentence: str) -> list[Stat
 def _resolve_pronouns(statements: list[Statement], last: str | None = None) -> list[Statement]:
     """ "У меня брат Глеб. Он пожарный": a statement about "someone" (a pronoun) is about the person named just
     before it (`last`: in the previous message), and says so in its text ("Брат Глеб: Он пожарный")."""
-    from dataclasses import replace
-
     out, named = [], [last] if last is not None else []  # the people named so far, the last first
     for statement in statements:
         if statement.about == UNKNOWN and named:

@@ -13,6 +13,7 @@ from ..index.text import analyze
 from . import glossary, places
 from .decide import THING_KEYS
 from .log import Exchange, content_text
+from .morph import given_name
 from .records import USER, Memory, key_family
 from .subjects import key_is_exclusive, replaces_explicitly, replaces_something, subject_key, subject_keys
 
@@ -346,8 +347,6 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
 
 def _without_names(query: str) -> str:
     """The question without the names in it, capitalized or written small ("кем работает моя сестра света?")."""
-    from .morph import given_name
-
     return " ".join(w for w in _CAPITALIZED.sub(" ", query).split() if not given_name(w.strip("?,.!")))
 
 
