@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from ..index.text import stem, words
 from . import lexicon as lx
@@ -256,7 +257,7 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
         carried = ""
     last = None
     if before and any(s.about == UNKNOWN for s in statements):  # only a pronoun needs the previous message
-        earlier = extract([before]).statements
+        earlier = _said_before(before)
         last = next((s.about for s in reversed(earlier) if s.about not in (USER, UNKNOWN)), None) or next(
             (name for s in reversed(earlier) if (name := named_third_person(s.text))), None
         )  # "Tomasz is from Gdańsk." / "He works at AquaSight": he is Tomasz
@@ -272,11 +273,17 @@ def _corrected(statements: list[Statement], fix: Correction, before: str) -> lis
             # (said again in this exchange, it may be stored already: the stored one is corrected too)
             fixed = replace(statements[i], text=text, corrects=statements[i].text)
             return [*statements[:i], fixed, *statements[i + 1 :]]
-    for earlier in reversed(extract([before]).statements if before else []):
+    for earlier in reversed(_said_before(before) if before else ()):
         text = corrected(earlier.text, fix)
         if text is not None:
             return [*statements, replace(earlier, text=text, update=True, corrects=earlier.text, context="")]
     return None
+
+
+@lru_cache(maxsize=8)
+def _said_before(before: str) -> tuple[Statement, ...]:
+    """The previous message's statements, read once for a pronoun and a correction in the same message."""
+    return tuple(extract([before]).statements)
 
 
 HEADLINE_WORDS = 6
@@ -447,16 +454,16 @@ def _one_deed_each(sentence: str) -> list[str]:
     """ "swapped the old card for an RTX 3090 and bumped RAM to 128 GB", "переехал в Казань и устроился в Яндекс":
     two things he did on two subjects, each its own statement (a later change of one leaves the other); not
     "Переехали, квартиру продали и купили дом в Медном" (one move)."""
-    pieces = _AND_THEN_DID.split(sentence)
+    pieces = _AND_THEN_DID.split(sentence)  # [said, "and", said, "и", said, …]: the connectors as typed
     out = [pieces[0]]
-    for piece in pieces[1:]:
+    for connector, piece in zip(pieces[1::2], pieces[2::2], strict=True):
         first = words(piece)[:1]
         did = bool(first) and (first[0].isascii() or morph.past_verb(first[0]))
         keys = _key_said(out[-1]), _key_said(piece)
         if did and None not in keys and keys[0] != keys[1] and len(words(piece)) > MIN_WORDS:
             out.append(piece)
         else:
-            out[-1] = f"{out[-1]} {'and' if piece.isascii() else 'и'} {piece}"
+            out[-1] = f"{out[-1]}{connector}{piece}"
     return out
 
 
@@ -467,7 +474,7 @@ def _key_said(piece: str) -> str | None:
 
 _DOER = frozenset({"i", "i'm", "im", "i've", "ive", "we", "we've", "я", "мы"})
 _AND_THEN_DID = re.compile(
-    r"\s+(?:and|и)\s+(?=(?:[a-z]+ed|bought|got|sold|quit|began|left|took|went|became|made|found|lost|won|"
+    r"(\s+(?:and|и)\s+)(?=(?:[a-z]+ed|bought|got|sold|quit|began|left|took|went|became|made|found|lost|won|"
     r"[а-яё]{2,}(?:л|ла|ли|лся|лась|лись))\b)",
     re.IGNORECASE,
 )
