@@ -12,6 +12,7 @@ memories it names (stems or meaning, in either language) and the older versions 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -21,7 +22,7 @@ from ..index.text import analyze, sound_key, words
 from . import glossary
 from .people import CAPITALIZED_WORD, common_start
 from .people import same_person as is_same_person
-from .records import USER, Memory, Operation, fingerprint, key_family, new_memory_id
+from .records import UNKNOWN, USER, Memory, Operation, fingerprint, key_family, new_memory_id
 from .subjects import answer_axes, stops_something, subject_key
 
 DUPLICATE_COSINE = 0.9  # USE-m3: a rephrasing of the same sentence scores 0.85-0.95, a different fact < 0.7
@@ -45,6 +46,7 @@ FORGET_PERSON_BONUS = 0.2  # a memory naming the person the request names (less 
 FORGET_PARTIAL_COSINE = 0.25
 FORGET_PARTIAL_WEIGHT = 0.4
 FORGET_BESIDE_COSINE = 0.3  # the sentence beside a forgotten one, this close to it, went on about it
+FORGET_PRONOUN_COSINE = 0.15  # ... or a pronoun's sentence right after it, this close to it
 FORGET_CONTEXT_COSINE = 0.3  # ... or a fragment beside it this close to the request, as said in its context
 FORGET_COSINE = 0.25  # the closest memory in meaning is forgotten when it is this close ...
 FORGET_COSINE_LEAD = 0.12  # ... and clearly closer than any other
@@ -301,6 +303,15 @@ def _question_stems() -> frozenset[str]:
     return frozenset(analyze("сколько где как когда какой какая какие куда откуда what where when how much many which"))
 
 
+def told_in(targets: list[tuple[float, Memory]], month: int | None) -> list[tuple[float, Memory]]:
+    """Of the memories a forget request names, those said in the month it names, where any were ("the interview
+    thing I mentioned back in March" is not the interview of May); all of them where none were."""
+    if month is None:
+        return targets
+    then = [(score, m) for score, m in targets if time.gmtime(m.created).tm_mon == month]
+    return then or targets
+
+
 def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory]) -> list[tuple[float, Memory]]:
     """The current memories a forget request names, best first: meaning (cosine), shared stems (a person's name
     only when nothing else is named: "про Нику забудь"), the same subject key ("forget that I run on weekends"
@@ -329,6 +340,10 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     # "мой вид на жительство" names "my residence permit renewal"; "the ink thing", "a wolf tattoo"
     asked_concepts = glossary.naming(wanted)
     translations = glossary.equivalents(wanted) if asked_concepts else set()
+    # the request names the subject and nothing more ("мой вес", "my job"): every memory of that subject is it
+    names_only_the_key = key is not None and all(
+        subject_key(w) == key for w in words(query) if set(analyze(w)) & wanted
+    )
     scored, cosines, whole = [], [], set()
     for memory in current:
         have = set(analyze(memory.text))
@@ -355,6 +370,8 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
             others = 0.0
         # "my ambulance side job" has the job's key, and so has "Моя жена Марина — фармацевт": not his job
         same_key = FORGET_KEY_BONUS if key is not None and memory.key == key and not partial and not others else 0.0
+        if same_key and names_only_the_key:  # "вес мой забудь": "сейчас 84 при росте 165" is his weight
+            overlap = 1.0
         names_them = named_people and any(
             same_name(latin(w), n) for w in words(f"{memory.about} {memory.text}") for n in named_people
         )
@@ -416,6 +433,11 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
                 n.exchange_id == current[p].exchange_id and _cosine(n.vector, current[p].vector) >= FORGET_BESIDE_COSINE
                 for _, n in named_
             )
+            # a pronoun that names no one known, right after, goes on about what was just forgotten ("игорь занял.
+            # теперь должен ему 400 баксов": "удали всё про долг игорю"), unless it is on something else
+            or current[p].about == UNKNOWN
+            and p - 1 in positions
+            and _cosine(current[p - 1].vector, current[p].vector) >= FORGET_PRONOUN_COSINE
             # a fragment on no subject of its own, close to the request as said in its context ("давление
             # скачет. Пью лозартан": "забудь про давление")
             or current[p].key is None

@@ -36,7 +36,7 @@ from .attribution import (
     subject_of,
 )
 from .corrections import Correction, corrected, correction
-from .forget_requests import forget_query, topic_of
+from .forget_requests import forget_query, month_told, topic_of
 from .records import UNKNOWN, USER
 from .subjects import (
     activity_of,
@@ -188,6 +188,7 @@ class Statement:
 @dataclass(frozen=True)
 class ForgetRequest:
     query: str  # what to forget, e.g. "я учу испанский"
+    month: int | None = None  # the month he says he told it in: of the memories it names, those said then go
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
                     # "Гараж передумал продавать. Это больше не актуально, сотри": the sentence before names it
                     query, statements[said_before:] = topic_of(previous), []
                 if query:
-                    forgets.append(ForgetRequest(query))
+                    forgets.append(ForgetRequest(query, month_told(sentence)))
                 previous, said_before = "", len(statements)
                 continue
             fix = None if pasted else correction(sentence)

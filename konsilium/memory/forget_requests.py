@@ -22,7 +22,10 @@ _ONLY_FORGET = (
     r"(?:forget|stop\s+remembering|scra(?:tch|p)(?=\s+(?:what|that\s+(?:i|bit|part|thing|stuff)|about|everything|all\s+(?:that|about)|my|"
     r"the\s+(?:thing|stuff|bit|part|note|info|memory)))|nvm(?=\s+(?:the|about|what|my))|"
     r"never\s+mind(?=\s+(?:the|about|what|my))|забудь(?:те)?|"
-    r"(?:больше\s+)?не\s+(?:помни|запоминай|храни)(?:те)?|"
+    r"(?:больше\s+)?не\s+(?:помни|запоминай|храни|вспоминай)(?:те)?|"
+    # "не надо это помнить", "no need to keep it"
+    r"не\s+надо\s+(?:это\s+|этого\s+|его\s+|е[ёе]\s+|их\s+)?(?:помнить|запоминать|хранить)|"
+    r"no\s+need\s+to\s+(?:remember|keep|store)(?:\s+(?:it|that|this))?|"
     r"(?:don'?t|do\s+not|never)\s+(?:remember|keep|store|save)(?=\s+(?:my|about|that\s+i|what\s+i|this|it|that)\b))"
 )
 # Also ordinary work: a request only with a word for what was said.
@@ -76,7 +79,7 @@ _TOPIC_FIRST = re.compile(
     r"тему|историю|инфу|информацию)?\s*(?:" + _SAID + r"\s+)?(?:about|про|об?)\s+(?P<rest>.+?)[,:]?\s*[—–-]*\s+"
     r"(?:(?:so|just|then|и|так\s+что|тоже|too|also)\s+)?(?:"
     + _PLEASE
-    + r",?\s+)?(?:"
+    + r",?\s+)?(?:(?:вы|ты)\s+)?(?:(?:это|его|её|ее|их)\s+)?(?:тоже\s+)?(?:"  # "про деньги — вы это выкиньте"
     + _ONLY_FORGET
     + r"|"
     + _ALSO_WORK
@@ -114,6 +117,9 @@ _OBJECT_FIRST = re.compile(
 # A request that names nothing: "forget it", "это больше не актуально, сотри", "Забудь об этом".
 _NAMES_NOTHING = re.compile(
     r"^(?:" + _OUTDATED + r"|it|that|this|this\s+one|это|этом|этого|об\s+этом|про\s+это|всё\s+это|ты|вы|"
+    # "удали всё, что я про неё писала": the pronoun names what the sentence before named
+    r"(?:про\s+|о\s+|об\s+|about\s+)?(?:не[её]|него|ней|н[её]м|них|him|her|them)|"
+    r"(?:удали|сотри|delete|remove|erase)(?:те)?\s+(?:это|его|е[ёе]|их|it|that|this|them)|"
     r"(?:about\s+)?(?:all|any)\s+of\s+(?:it|that|this)(?:,?\s+the\s+lot)?|the\s+lot|"
     r"whatever\s+(?:you'?ve\s+got|you\s+have)(?:\s+(?:on|about)\s+(?:it|that|this))?)?$",
     re.IGNORECASE,
@@ -143,11 +149,14 @@ _NOISE = re.compile(
     r"в\s+(?:январе|феврале|марте|апреле|мае|июне|июле|августе|сентябре|октябре|ноябре|декабре)|"
     r"весной|летом|осенью|зимой|last\s+(?:week|month|year)|на\s+прошлой\s+неделе|в\s+прошлом\s+месяце|"
     r"(?:that\s+|what\s+)?i\s+(?:ever\s+)?(?:told\s+(?:you|u)|said|mentioned)(?:\s+about)?|"
-    r"(?:что\s+)?я\s+(?:тебе\s+|вам\s+)?(?:рассказывал|рассказывала|говорил|говорила|писал|писала)(?:\s+(?:про|о|об))?|"
+    r"(?:что\s+)?я\s+(?:тебе\s+|вам\s+)?(?:тогда\s+|там\s+|уже\s+|как-то\s+)?"
+    r"(?:рассказывал|рассказывала|говорил|говорила|писал|писала|написал|написала)(?:\s+(?:про|о|об))?|"
+    r"я\s+(?:тебе\s+|вам\s+)?(?:[\w-]+\s+){1,2}?(?:про|о|об)(?=\s)|"  # "я вам перед отъездом про Зою"
     r"(?:что\s+)?я\s+(?:тебе\s+|вам\s+)?(?:про|о|об)(?=\s)|"  # "что я тебе про зарплату рассказывала"
     r"что\s+я\s+(?:тебе\s+|вам\s+)?(?:\w+\s+){1,2}?(?:про|о|об)(?=\s)|"  # "что я тебе весной про щитовидку"
     r"(?:что\s+)?я\s+(?:тебе\s+|вам\s+)?(?:давал|давала|скидывал|скидывала|присылал|присылала|ныл|ныла)|"
-    r"рассказывал|рассказывала|говорил|говорила|всё|все|вообще|чё|че|кст|слушай|смотри|короче|кароче|блин|типа|ну)\b",
+    r"рассказывал|рассказывала|говорил|говорила|писал|писала|написал|написала|упоминал|упоминала|наконец|finally|"
+    r"всё|все|вообще|чё|че|кст|слушай|смотри|короче|кароче|блин|типа|ну)\b",
     re.IGNORECASE,
 )
 _WHY = re.compile(r"\s*[,;]\s+|\s+[—–]\s+|\s+(?:because|since|потому что|так как)\s+")
@@ -176,14 +185,24 @@ _TOPIC_NAMED = re.compile(
 )
 
 
+# "Помните, я вам в феврале про свой вес писала?": what he told, named after "про"
+_TOLD_ABOUT = re.compile(
+    r"\b(?:я|i)\s+(?:тебе\s+|вам\s+|(?:told\s+)?(?:you|u)\s+)?(?:[\w-]+\s+){0,3}?(?:про|о|об|about)\s+"
+    r"(?P<topic>[^,;:—–.!?]+?)(?:\s+(?:писал|писала|написал|написала|рассказывал|рассказывала|говорил|говорила|"
+    r"упоминал|упоминала))?\s*(?:[,;:—–.!?]|$)",
+    re.I,
+)
+
+
 def topic_of(sentence: str) -> str:
-    """What a sentence before "forget it" is about: the topic it opens with ("про развод — …"), else all of it."""
-    named = _TOPIC_NAMED.match(sentence.strip())
+    """What a sentence before "forget it" is about: the topic it opens with ("про развод — …"), or the one he says
+    he told ("я вам в феврале про свой вес писала?"), else all of it."""
+    named = _TOPIC_NAMED.match(sentence.strip()) or _TOLD_ABOUT.search(sentence)
     if named:
         return named.group("topic")
     # "other thing, and this is a bit awkward — the counselling I mentioned back in march": the part said to be told
     told = [part for part in _WHY.split(sentence.strip()) if re.search(_SAID, part, re.IGNORECASE)]
-    return (_tidy(told[0]) or sentence) if told else sentence
+    return (_tidy(told[0]) or sentence) if told else (_tidy(sentence) or sentence)
 
 
 def _with_the_person(query: str, sentence: str) -> str:
@@ -317,3 +336,48 @@ def _tidy(text: str) -> str:
     text = re.sub(r"^(?:то|that|this),?\s+", "", text, flags=re.IGNORECASE)
     text = re.sub(r"\s+(?:" + _ONLY_FORGET + r")$", "", text, flags=re.IGNORECASE)
     return "" if _NAMES_NOTHING.match(text) else text
+
+
+_MONTHS = {
+    **{
+        m: i
+        for i, m in enumerate(
+            (
+                "january",
+                "february",
+                "march",
+                "april",
+                "may",
+                "june",
+                "july",
+                "august",
+                "september",
+                "october",
+                "november",
+                "december",
+            ),
+            1,
+        )
+    },
+    **{
+        m: i
+        for i, m in enumerate(
+            ("январ", "феврал", "март", "апрел", "ма", "июн", "июл", "август", "сентябр", "октябр", "ноябр", "декабр"),
+            1,
+        )
+    },
+}
+_WHEN_TOLD = re.compile(
+    r"\b(?:in|back\s+in|from)\s+(?P<en>january|february|march|april|may|june|july|august|september|october|"
+    r"november|december)\b|\bв\s+(?P<ru>январ|феврал|март|апрел|ма|июн|июл|август|сентябр|октябр|ноябр|декабр)е\b",
+    re.IGNORECASE,
+)
+
+
+def month_told(sentence: str) -> int | None:
+    """The month a forget request says the thing was told in ("the interview thing I mentioned back in March",
+    "вес, который я в феврале писала"), or None."""
+    said = _WHEN_TOLD.search(sentence)
+    if said is None:
+        return None
+    return _MONTHS[(said.group("en") or said.group("ru")).lower()]

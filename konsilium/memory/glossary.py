@@ -16,7 +16,7 @@ GLOSSARY = Path(__file__).with_name("glossary.tsv")
 # ("ink", "son"), Russian from 4 ("лет", "дом", "род" are parts of too many words), but for the people and
 # things whose short stems are their own ("жен", "муж", "сын"; "кур" of "курить", rarely "куры").
 SHORT_RUSSIAN = frozenset(
-    {"жен", "муж", "сын", "доч", "дед", "внж", "дач", "бег", "вес", "виз", "зуб", "кот", "пес", "кур"}
+    {"жен", "муж", "сын", "доч", "дед", "внж", "дач", "бег", "вес", "виз", "зуб", "кот", "пес", "кур", "кг"}
 )
 
 
@@ -54,7 +54,7 @@ def phrase_rows(path: Path) -> Iterator[tuple[str, list[tuple[str, ...]]]]:
 
 def _names_one_thing(stem: str) -> bool:
     if stem.isascii():
-        return len(stem) >= 3 or stem == "ex"  # "my ex" is "мой бывший"
+        return len(stem) >= 3 or stem in ("ex", "kg")  # "my ex" is "мой бывший"
     return len(stem) >= 4 or stem in SHORT_RUSSIAN
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .decide import Said, decide, forget_targets
+from .decide import Said, decide, forget_targets, told_in
 from .log import ConversationLog, Exchange
 from .recall import Recall, Recalled, conversation_text, new_user_text
 from .records import UNKNOWN, USER, Memory, Operation, fingerprint, new_memory_id
@@ -162,9 +162,11 @@ class MemoryService:
                 current.append(op.memory)
             if op.event == "UPDATE":
                 current = [m for m in current if m.id != op.target]
-        forgets = [f.query for f in extraction.forgets if f.query.strip()]
-        for query, vector in zip(forgets, self.embed(forgets) if forgets else [], strict=True):
-            for _, memory in forget_targets(query, vector, current):
+        forgets = [f for f in extraction.forgets if f.query.strip()]
+        vectors = self.embed([f.query for f in forgets]) if forgets else []
+        for request, vector in zip(forgets, vectors, strict=True):
+            query = request.query
+            for _, memory in told_in(forget_targets(query, vector, current), request.month):
                 operations = self._forgetting(memory, operations, f"asked to forget: {query}")
                 current = [m for m in current if m.id != memory.id]
         return operations

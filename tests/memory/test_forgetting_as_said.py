@@ -1,0 +1,132 @@
+"""Forget requests as people type them in chat: a pronoun for what the sentence before named, a slang word for it,
+the month it was told in, and the memories they name through the real memory service."""
+
+from __future__ import annotations
+
+import calendar
+
+import pytest
+
+from konsilium.config import MemorySettings
+from konsilium.memory import ConversationLog, Exchange
+from konsilium.memory.extract import extract
+from konsilium.memory.service import MemoryService
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from konsilium.index.embedder import UniversalSentenceEncoderEmbedder
+
+    return UniversalSentenceEncoderEmbedder()
+
+
+@pytest.fixture
+def service(tmp_path, embedder):
+    log = ConversationLog(tmp_path / "conversations.sqlite3")
+    yield MemoryService(log, MemorySettings(), embedder=embedder)
+    log.close()
+
+
+def current_after(service, said: list[tuple[str, str]]) -> list[str]:
+    """Each (day "2026-03-10", text) as its own exchange, learned from in turn: the current memories' texts."""
+    for i, (day, text) in enumerate(said):
+        when = calendar.timegm(tuple(int(part) for part in day.split("-")) + (12, 0, i))
+        exchange = Exchange(
+            f"chatcmpl-{i}", when, "chat.completions", "konsilium", None, [{"role": "user", "content": text}], "ok",
+            "stop", [],
+        )  # fmt: skip
+        service.store.log.record(exchange)
+        service.catch_up()
+    return [m.text for m in service.store.list()]
+
+
+@pytest.mark.parametrize(
+    ("message", "query"),
+    [
+        # "нее": what the sentence before named
+        (
+            "так что в ту частную клинику никуда не иду. удали вообще всё что я про нее писала, не хочу чтоб это где "
+            "то всплыло",
+            "частную клинику",
+        ),
+        # "удалите это" after the sentence that says what she told
+        (
+            "Помните, я вам в феврале про свой вес писала? Удалите это, пожалуйста, и больше не вспоминайте.",
+            "свой вес",
+        ),
+        ("и про мозгоправа что я тогда писал — забудь. лишнее", "мозгоправа"),
+        ("Я вам перед отъездом про Зою и её сына написала — не надо это помнить, пожалуйста.", "Зою и её сына"),
+        (
+            "про деньги, что я Андрею на машину давала, — вы это выкиньте из головы, ладно? он просил никому не "
+            "рассказывать",
+            "деньги, что я Андрею на машину давала",
+        ),
+    ],
+)
+def test_a_forget_request_names_what_was_told_without_how_it_was_told(message, query):
+    forgets = extract([message]).forgets
+    assert len(forgets) == 1
+    assert query in forgets[0].query
+    assert "писал" not in forgets[0].query and "вы это" not in forgets[0].query
+
+
+def test_a_forget_request_says_the_month_it_was_told_in():
+    assert extract(["also forget that interview thing i mentioned back in march."]).forgets[0].month == 3
+    assert extract(["вес мой забудь пожалуйста который я в феврале писала"]).forgets[0].month == 2
+    assert extract(["забудь про мой долг"]).forgets[0].month is None
+
+
+def test_forgetting_his_weight_takes_the_figure_said_without_the_word(service):
+    current = current_after(
+        service,
+        [
+            (
+                "2026-02-03",
+                "ща тимура в школу отправила вику костя увел, лягу. слушай я хочу нормально начать худеть. после вики "
+                "так и не скинула, сейчас 84 при росте 165, хочу к лету хоть до 75",
+            ),
+            ("2026-02-04", "Работаю медсестрой в детской больнице."),
+            ("2026-04-01", "слушай и вес мой забудь пожалуйста который я в феврале писала."),
+        ],
+    )
+    assert not any("84" in text for text in current)
+    assert any("медсестрой" in text for text in current)
+
+
+def test_forgetting_the_therapist_in_slang_takes_the_therapist(service):
+    current = current_after(
+        service,
+        [
+            ("2026-02-03", "мой психотерапевт кстати тоже говорит что я в банке выгорел, так что может и правда пора"),
+            ("2026-02-04", "Живу в Минске, на Каменной горке."),
+            ("2026-05-01", "и про мозгоправа что я тогда писал — забудь. лишнее"),
+        ],
+    )
+    assert not any("психотерапевт" in text for text in current)
+    assert any("Минске" in text for text in current)
+
+
+def test_forgetting_a_debt_takes_the_sentence_after_it_that_says_it_with_a_pronoun(service):
+    current = current_after(
+        service,
+        [
+            ("2026-02-03", "не хватало немного, игорь занял. теперь должен ему 400 баксов до зп"),
+            ("2026-02-04", "Работаю сисадмином в банке."),
+            ("2026-05-01", "а, игорю долг вернул наконец. удали вообще все про это"),
+        ],
+    )
+    assert not any("400" in text or "занял" in text for text in current)
+    assert any("сисадмином" in text for text in current)
+
+
+def test_forgetting_what_was_told_in_a_month_keeps_its_namesake_told_in_another(service):
+    current = current_after(
+        service,
+        [
+            ("2026-03-10", "В епам звали на собес в пятницу, но туда не особо хочу."),
+            ("2026-05-12", "Сходил на собес в Яндекс, жду ответа."),
+            ("2026-06-01", "also forget that interview thing i mentioned back in march. never went"),
+        ],
+    )
+    assert not any("епам" in text for text in current)
+    assert any("Яндекс" in text for text in current)
