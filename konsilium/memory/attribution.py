@@ -184,6 +184,7 @@ def someone_else(text: str) -> str:
     reported = _REPORTED.match(text)  # "Андрей звонил: Миша сменил секцию": Misha's news, told by Andrey
     if reported and given_name(reported.group("name")) and is_name(reported.group("told")):
         return morph.nominative(reported.group("told"))
+    text = _after_when(text)
     lead = _LEAD_WORD_ANY.match(text)  # "Обратно ильдар подкинул", "Yesterday Tom bought…": when, then who
     if lead and (morph.adverb(lead.group(1)) or lead.group(1).lower() in _WHEN_EN) and is_name(lead.group(2)):
         text = text[lead.start(2) :]
@@ -230,8 +231,25 @@ _THEIR_NEWS = re.compile(
     r"(?i)(?:^|,\s+)(?:(?:и|а|also|and)\s+)?(?:у\s+)?(?P<rel>[а-яёa-z]+)(?:'?s)?\s+(?:новост\w*|news)\s*:"
 )
 _LEAD_WORD_ANY = re.compile(r"^([А-ЯЁа-яёA-Za-z]+),?\s+([A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b")
+_WHEN_PHRASE = re.compile(
+    r"^(?i:(?:в|во|на|in|on|last|this|next)\s+(?:прошл\w+\s+|эт\w+\s+)?(?:январ|феврал|март|апрел|ма[ейя]|июн|июл|"
+    r"август|сентябр|октябр|ноябр|декабр|выходн|понедельник|вторник|сред|четверг|пятниц|суббот|воскресень|"
+    r"недел|месяц|год|week|weekend|month|year|january|february|march|april|may|june|july|august|september|"
+    r"october|november|december|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\w*),?\s+"
+)
 _WHEN_EN = frozenset({"yesterday", "today", "tonight", "then", "later", "recently", "finally", "eventually", "now"})
 _HER_NAME_IS = re.compile(r"(?i),?\s*(?:её|ее|его|их)\s+зовут\s+\w+|,?\s*(?:her|his|their)\s+name\s+is\s+\w+")
+
+
+def _after_when(text: str) -> str:
+    """ "В мае Оля переехала в Тбилиси", "In March my sister moved": when, then who; the clause from who on."""
+    when = _WHEN_PHRASE.match(text)
+    if when is None:
+        return text
+    rest = text[when.end() :]
+    first = (words(rest) or [""])[0]
+    opens_with_someone = is_name(first) or is_relation(first) or first.lower() in ("my", "our", "мой", "моя", "наш")
+    return rest if opens_with_someone else text
 
 
 def _gift_to_user(match: re.Match, text: str) -> bool:
@@ -262,6 +280,7 @@ def subject_of(text: str) -> str:
     Игоря…") makes it about them; otherwise the user."""
     text = OPENERS.sub("", text)  # "И ещё: у меня дочка Соня, ей 6 лет"
     text = _TOPIC_LABEL.sub("", text)  # "И сплетня напоследок: мой бывший коллега Вадим, говорят, …"
+    text = _after_when(text)
     news = _THEIR_NEWS.search(text)  # "И у мамы новости: эндокринолог повысил ей дозу", "Dad news: …"
     if news and (nominative := relation_noun(news.group("rel"))):
         return nominative

@@ -107,7 +107,8 @@ _PAST_EN = re.compile(
     re.IGNORECASE,
 )
 _PAST_RU = re.compile(r"^(?:только что\s+|наконец\s+|недавно\s+)?[а-яё]+(?:л|ла|ли|лся|лась|лись)\b", re.IGNORECASE)
-_PLACE = re.compile(r"(?<=\s)[A-ZА-ЯЁ][a-zа-яё]+|\b(?:в|to|in)\s+[a-zа-яё]{3,}")  # a name after the first word
+# a name after the first word; a place typed small ("переехали на каменную горку")
+_PLACE = re.compile(r"(?<=\s)[A-ZА-ЯЁ][a-zа-яё]+|\b(?:в|на|to|in)\s+[a-zа-яё]{3,}")
 _RU_FIRST_PERSON_VERB = re.compile(r"^[а-яё]+(?:юсь|усь|аю|яю|ую|ею|ю|у)$")
 _ASKING_SPLIT = re.compile(r"\s*(?:[,;:]|\s[—–-])\s+")
 # Words that open the question part of a sentence besides QUESTION_WORDS: "…, will it run …?", "…, идеи есть?"
@@ -381,7 +382,8 @@ _POSSESSIVES = frozenset({"my", "our", "мой", "моя", "моё", "мое", "
 _LABEL = re.compile(r"^(?P<label>[^:.!?\d]{1,40}):\s+(?=\S)")
 _TITLES = r"Dr|Dra|Drs|Mr|Mrs|Ms|Prof|проф|д-р"
 _TITLE = re.compile(rf"(?:{_TITLES})\.?\s")
-_ABBREVIATION = re.compile(rf"(?:^|[\s(])(?:{_TITLES}|St|Jr|Sr|vs|approx|ул|г|им|тов)\.$")
+# (a title typed small too: "a therapist, dr. lopes, online")
+_ABBREVIATION = re.compile(rf"(?:^|[\s(])(?:(?i:{_TITLES})|St|Jr|Sr|vs|approx|ул|г|им|тов)\.$")
 
 
 def _strip_greeting(sentence: str) -> str:

@@ -120,6 +120,10 @@ _NAMES_NOTHING = re.compile(
     # "удали всё, что я про неё писала": the pronoun names what the sentence before named
     r"(?:про\s+|о\s+|об\s+|about\s+)?(?:не[её]|него|ней|н[её]м|них|him|her|them)|"
     r"(?:удали|сотри|delete|remove|erase)(?:те)?\s+(?:это|его|е[ёе]|их|it|that|this|them)|"
+    # why, not what: "…всё про психотерапевта. передумал, это слишком личное, не надо это помнить"
+    r"(?:(?:я\s+)?передумал[аи]?|changed\s+my\s+mind|(?:это\s+|it'?s\s+)?(?:слишком\s+|too\s+)?(?:личное|personal))"
+    r"(?:[,\s]+(?:(?:я\s+)?передумал[аи]?|changed\s+my\s+mind|(?:это\s+|it'?s\s+)?(?:слишком\s+|too\s+)?"
+    r"(?:личное|personal)))*|"
     r"(?:about\s+)?(?:all|any)\s+of\s+(?:it|that|this)(?:,?\s+the\s+lot)?|the\s+lot|"
     r"whatever\s+(?:you'?ve\s+got|you\s+have)(?:\s+(?:on|about)\s+(?:it|that|this))?)?$",
     re.IGNORECASE,

@@ -87,6 +87,12 @@ COMMON_STEMS = frozenset({
     # "I want to send him something" is no earlier "sometimes I think…"; "Из новостей: меня повысили" is no
     # "плохие новости — велик увели"
     "someth", "sometim", "anyth", "everyth", "someon", "новост", "news",
+    # how it was said, not what about: "Finally found a gym I like" is no earlier "Birthday plans changed, she found
+    # cheap flights"; "Also annoying: Helix hasn't paid" no "Small annoying news: the exam moved"
+    "final", "found", "annoy", "honest", "proper", "better", "stuff", "remind", "realli", "actual", "pretti",
+    "great", "littl", "super", "still", "though", "alreadi", "later", "start", "quick", "excit", "happi",
+    "вообщ", "во-втор", "возможн", "приятн", "нормальн", "тысяч", "сорок", "помога", "кстат", "прост", "понятн",
+    "быстр",
 })
 # Words that name a subject only together: "what do I do for a living" is about the job, not where one lives.
 PHRASES = {

@@ -181,9 +181,20 @@ def _own_move(prefix: list[str]) -> bool:
 
 # Words between a subject and its move that change nothing: "Оля, кстати, всё-таки переехала в Казань".
 _MOVE_FILLER_WORDS = (
-    "just finally recently also actually недавно наконец ещё кстати всё-таки все-таки все уже тоже таки"
+    "just finally recently also actually eventually недавно наконец ещё кстати всё-таки все-таки все уже тоже таки "
+    "итоге ну вот короче крч "  # "ну всё, в итоге переехали на каменную горку"
+    "январе феврале марте апреле мае июне июле августе сентябре октябре ноябре декабре"  # "в марте переехали"
 )
-_MOVE_FILLERS = frozenset(stem(w) for w in _MOVE_FILLER_WORDS.split()) | {"just", "finally", "recently", "also", "ещё"}
+# ("в итоге", "in the end")
+_MOVE_FILLERS = frozenset(stem(w) for w in _MOVE_FILLER_WORDS.split()) | {
+    "just",
+    "finally",
+    "recently",
+    "also",
+    "ещё",
+    "в",
+    "in",
+}
 _GIVEN_NAME_STEMS = frozenset(stem(n) for n in lx.GIVEN_NAMES) | lx.GIVEN_NAMES
 
 

@@ -176,3 +176,30 @@ def test_their_news_is_theirs_and_an_internship_is_a_job():
 )
 def test_what_he_drives_with_the_pronoun_after_the_verb(said, key):
     assert extract([said]).statements[0].key == key
+
+
+@pytest.mark.parametrize(
+    ("said", "about", "key"),
+    [
+        ("ну всё, в итоге переехали на каменную горку.", "user", "home.city"),
+        ("В итоге переехали в Campo de Ourique, в субботу закончили таскать коробки", "user", "home.city"),
+        ("В марте переехали в Казань", "user", "home.city"),
+        ("В мае Оля переехала в Тбилиси", "Оля", "home.city"),
+        ("В мае мама легла в больницу", "мама", None),
+        ("На выходных ездили к маме", "user", None),
+    ],
+)
+def test_a_move_said_after_when_or_in_the_end_is_a_move_of_whoever_follows(said, about, key):
+    (statement,) = extract([said]).statements
+    assert (statement.about, statement.key) == (about, key)
+
+
+def test_a_title_typed_small_does_not_end_the_sentence():
+    said = "unrelated but i started seeing a therapist, dr. lopes, online sessions in russian. moving messed me up"
+    texts = [s.text for s in extract([said]).statements]
+    assert any("dr. lopes, online sessions" in text for text in texts)
+
+
+def test_why_he_asks_to_forget_after_the_request_is_no_second_request():
+    said = "удали, пожалуйста, всё про психотерапевта. передумал, это слишком личное, не надо это помнить"
+    assert [f.query for f in extract([said]).forgets] == ["психотерапевта"]

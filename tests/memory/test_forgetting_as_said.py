@@ -130,3 +130,17 @@ def test_forgetting_what_was_told_in_a_month_keeps_its_namesake_told_in_another(
     )
     assert not any("епам" in text for text in current)
     assert any("Яндекс" in text for text in current)
+
+
+def test_a_word_for_how_it_was_said_is_no_shared_subject_that_makes_a_change(service):
+    current = current_after(
+        service,
+        [
+            ("2026-02-10", "finally found a bouldering gym i like, escala 25, near alcântara"),
+            ("2026-03-02", "also annoying: helix media still hasnt paid the 2400 from january"),
+            ("2026-04-20", "birthday plans changed, inês found super cheap flights to the azores"),
+            ("2026-05-05", "small annoying news: the school moved my CIPLE to 23 may"),
+        ],
+    )
+    assert any("escala 25" in text for text in current)
+    assert any("helix media" in text for text in current)
