@@ -136,7 +136,10 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
     ):
         same_key = [old for _, old in scored if old.key == statement.key]
         if same_key:
-            newest = max(same_key, key=lambda m: m.created)
+            # the newest that says what it is ("Редми ноут 13"), not one that only uses it ("сфотографировала на
+            # новый телефон")
+            valued = [old for old in same_key if names_a_value(old.text, statement.key)]
+            newest = max(valued or same_key, key=lambda m: m.created)
             if statement.key == "name" and _names_again(statement.text, newest.text):
                 return Operation("NOOP", target=newest.id, reason="the same name again")
             memory.pinned = memory.pinned or newest.pinned  # a pinned fact stays pinned in its new version
@@ -215,8 +218,31 @@ def names_a_value(text: str, key: str | None = None) -> bool:
     and "Хочу ей поднять зарплату" give none, and replace no car and no salary. A thing one owns is named, not
     placed: "И раз машина теперь во дворе ночует" names no new car."""
     if key is not None and key.startswith(THING_KEYS):
-        return bool(_A_VALUE.search(text))
+        return _names_the_thing(text, key)
     return bool(_VALUE.search(text))
+
+
+THING_VALUE_WORDS = 4  # a thing's model is said this close to the word for it ("телефон тупит, редми 10 у меня")
+
+
+def _names_the_thing(text: str, key: str) -> bool:
+    """A number, a quote or a brand next to the word for the thing: "Сфотографировала на новый телефон, отправила
+    Соне с подписью Peonies in my garden" names no phone (a person's name is no model, and the words are far)."""
+    from .lexicon import CONCEPTS
+    from .morph import given_name
+    from .subjects import matches_any
+
+    spans = [m.span() for m in re.finditer(r"[\w+-]+", text)]
+    wanted = next((w for concept, _, w in CONCEPTS if key.startswith(concept)), frozenset())
+    at_thing = [i for i, (a, b) in enumerate(spans) if matches_any(analyze(text[a:b]), wanted)]
+    values = []
+    for match in _A_VALUE.finditer(text):
+        where = next((i for i, (a, b) in enumerate(spans) if a <= match.start() < b), None)
+        if where is not None and not (text[spans[where][0]].isupper() and given_name(text[slice(*spans[where])])):
+            values.append(where)
+    if not at_thing:  # named by its brand alone ("Вчера взяла самсунг а34")
+        return bool(values)
+    return any(abs(v - t) <= THING_VALUE_WORDS for v in values for t in at_thing)
 
 
 def _two_subjects(new_key: str | None, old_key: str | None) -> bool:

@@ -123,7 +123,8 @@ _CLAUSE = re.compile(
     re.I,
 )
 
-_PROFESSION = r"(?:[\w-]+\s+){0,2}?[\w-]*(?:" + "|".join(lx.PROFESSIONS_EN + lx.PROFESSIONS_RU) + r")"
+# (not told to one: "Я курьеру код сказала", "я врачу позвонила")
+_PROFESSION = r"(?:[\w-]+\s+){0,2}?[\w-]*(?:" + "|".join(lx.PROFESSIONS_EN + lx.PROFESSIONS_RU) + r")(?![ую]\b)"
 # A statement about the user's own job, not one that only names work ("Protein plan works", "На работу езжу на
 # Brompton", "Был у врача", "the Dribbble hiring challenge"): an exclusive key must not replace his job by mistake.
 # Starting at a new place of work: "Started at Yandex", "first week at jetbrains", "Перешёл в Яндекс".

@@ -203,3 +203,9 @@ def test_a_title_typed_small_does_not_end_the_sentence():
 def test_why_he_asks_to_forget_after_the_request_is_no_second_request():
     said = "удали, пожалуйста, всё про психотерапевта. передумал, это слишком личное, не надо это помнить"
     assert [f.query for f in extract([said]).forgets] == ["психотерапевта"]
+
+
+def test_telling_someone_at_work_something_is_no_job_of_ones_own():
+    (told,) = extract(["Я курьеру код сказала, 1357, а он говорит не подходит"]).statements
+    assert told.key != "job.role"
+    assert extract(["Работаю курьером в яндекс еде"]).statements[0].key == "job.role"

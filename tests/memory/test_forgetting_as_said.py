@@ -144,3 +144,17 @@ def test_a_word_for_how_it_was_said_is_no_shared_subject_that_makes_a_change(ser
     )
     assert any("escala 25" in text for text in current)
     assert any("helix media" in text for text in current)
+
+
+def test_using_the_phone_with_a_name_said_far_from_it_replaces_no_phone(service):
+    current = current_after(
+        service,
+        [
+            ("2026-03-01", "Андрей привез мне подарок — новый телефон. Редми ноут 13, большой, экран яркий"),
+            ("2026-04-01", "Сфотографировала на новый телефон, отправила Соне с подписью Peonies in my garden"),
+            ("2026-05-01", "Телефон тупит ужасно, взяла самсунг а34"),
+        ],
+    )
+    assert not any("Редми" in text for text in current)  # the Samsung replaced it
+    current = current_after(service, [("2026-05-02", "Сфотографировала на телефон, отправила Соне, Roses in bloom")])
+    assert any("а34" in text for text in current)
