@@ -136,10 +136,7 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
     ):
         same_key = [old for _, old in scored if old.key == statement.key]
         if same_key:
-            # the newest that says what it is ("Редми ноут 13"), not one that only uses it ("сфотографировала на
-            # новый телефон")
-            valued = [old for old in same_key if names_a_value(old.text, statement.key)]
-            newest = max(valued or same_key, key=lambda m: m.created)
+            newest = max(same_key, key=lambda m: m.created)
             if statement.key == "name" and _names_again(statement.text, newest.text):
                 return Operation("NOOP", target=newest.id, reason="the same name again")
             memory.pinned = memory.pinned or newest.pinned  # a pinned fact stays pinned in its new version

@@ -36,7 +36,7 @@ from .attribution import (
     subject_of,
 )
 from .corrections import Correction, corrected, correction
-from .forget_requests import forget_query, month_told, topic_of
+from .forget_requests import deletes_what_was_told, forget_query, month_told, topic_of
 from .records import UNKNOWN, USER
 from .subjects import (
     activity_of,
@@ -211,6 +211,8 @@ def extract(user_messages: list[str], before: str = "") -> Extraction:
         headline: tuple[str, str, list[Statement]] | None = None  # (its text, the sentence before it, its statements)
         for sentence in _sentences(text):
             query = None if pasted else forget_query(sentence)
+            if query is None and previous and not pasted and deletes_what_was_told(sentence, previous):
+                query = ""  # "помнишь я про психолога писал? удали это плиз": what the sentence before named
             if query is None and forgets_said and _PRIVACY_REMARK.search(sentence):
                 continue  # "…delete the thing about my ex. I'd rather it's not written down anywhere": no fact
             if headline is not None and (query is not None or _REMEMBER.match(sentence)):
@@ -314,7 +316,8 @@ def _after_headline(
 # Why a forget request was made, said after it: "не хочу, чтобы это где-то висело", "I'd rather it wasn't stored".
 _PRIVACY_REMARK = re.compile(
     r"(?i)не\s+хочу,?\s+чтоб|\brather\s+(?:it|keep|not|that)\b|\bdon'?t\s+want\s+(?:it|that|this)\b|"
-    r"\bbetween\s+me\s+and\b|\bwritten\s+down\b|\bhanging\s+around\b|\bstored\b|висел|хранил|храни(?:лось|ть)"
+    r"\bbetween\s+me\s+and\b|\bwritten\s+down\b|\bhanging\s+around\b|\bstored\b|висел|хранил|храни(?:лось|ть)|"
+    r"где\s*[-то]*\s*записано"
 )
 CONTEXT_CHARS = 300
 

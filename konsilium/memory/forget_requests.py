@@ -198,6 +198,20 @@ _TOLD_ABOUT = re.compile(
 )
 
 
+# "Удали это плиз", "delete that pls": a request only after a sentence that says what he told
+_DELETE_THAT = re.compile(
+    r"^" + _OPENERS + r"(?:удали|сотри|delete|remove|erase)(?:те)?\s+(?:это|его|е[ёе]|it|that|this)"
+    r"(?:,?\s+" + _PLEASE + r")?[\s.!]*$",
+    re.IGNORECASE,
+)
+
+
+def deletes_what_was_told(sentence: str, before: str) -> bool:
+    """ "кстати помнишь я про психолога писал? удали это плиз": "delete it" after a sentence telling what he told
+    (not "удали это" after a pasted list)."""
+    return bool(_DELETE_THAT.match(sentence)) and bool(_TOLD_ABOUT.search(before) or re.search(_SAID, before, re.I))
+
+
 def topic_of(sentence: str) -> str:
     """What a sentence before "forget it" is about: the topic it opens with ("про развод — …"), or the one he says
     he told ("я вам в феврале про свой вес писала?"), else all of it."""

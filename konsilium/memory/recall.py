@@ -15,7 +15,14 @@ from .decide import THING_KEYS
 from .log import Exchange, content_text
 from .morph import given_name
 from .records import USER, Memory, key_family
-from .subjects import key_is_exclusive, replaces_explicitly, replaces_something, subject_key, subject_keys
+from .subjects import (
+    key_is_exclusive,
+    replaces_explicitly,
+    replaces_something,
+    stops_something,
+    subject_key,
+    subject_keys,
+)
 
 LEXICAL_WEIGHT = 0.5  # share of the query's stems a memory holds, added to its cosine
 TRANSLATED_WEIGHT = 1.0  # ... of those it names in other words (glossary.tsv), as a share of LEXICAL_WEIGHT
@@ -293,6 +300,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
     question_words = {hit.memory.id: words_of_the_question(hit.memory) for hit in hits}  # once per hit, not per pair
 
     asks_when = bool(_WHEN.search(query))
+    asks_a_figure = bool(_ASKS_A_FIGURE.search(query))
     stale: set[str] = set()
     asked_subject = _asked_subject(query)
     asks_where = asked_subject == HOME
@@ -322,6 +330,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
                 and memory.vector is not None
                 and memory.vector.shape == newer.memory.vector.shape
                 and (same_person(memory.about, newer.memory.about) or _around_them(memory, newer.memory))
+                and not (asks_a_figure and _drops_its_figure(memory, newer.memory))
                 and (
                     asks_where
                     and _moved(newer.memory, memory, changes)
@@ -343,6 +352,20 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
             ):
                 stale.add(memory.id)
     return [hit for hit in hits if hit.memory.id not in stale]
+
+
+_ASKS_A_FIGURE = re.compile(r"(?i)\b(?:сколько|how\s+(?:much|many))\b")
+
+
+def _drops_its_figure(older: Memory, newer: Memory) -> bool:
+    """Asked how much: "Нашла, большое, теперь почти без очков вижу" does not replace "Очки для чтения у меня
+    +2,5" (a change that names no figure, no name and ends nothing leaves the figure said before)."""
+    return (
+        bool(_NUMBER.search(older.text))
+        and not _NUMBER.search(newer.text)
+        and not _CAPITALIZED.search(newer.text[1:])
+        and not stops_something(newer.text)
+    )
 
 
 def _without_names(query: str) -> str:

@@ -1,5 +1,5 @@
-"""Forget requests as people type them in chat: a pronoun for what the sentence before named, a slang word for it,
-the month it was told in, and the memories they name through the real memory service."""
+"""What people type in chat, through the real memory service: forget requests (a pronoun for what the sentence
+before named, a slang word for it, the month it was told in) and the changes that do or do not replace a memory."""
 
 from __future__ import annotations
 
@@ -31,10 +31,8 @@ def current_after(service, said: list[tuple[str, str]]) -> list[str]:
     """Each (day "2026-03-10", text) as its own exchange, learned from in turn: the current memories' texts."""
     for i, (day, text) in enumerate(said):
         when = calendar.timegm(tuple(int(part) for part in day.split("-")) + (12, 0, i))
-        exchange = Exchange(
-            f"chatcmpl-{i}", when, "chat.completions", "konsilium", None, [{"role": "user", "content": text}], "ok",
-            "stop", [],
-        )  # fmt: skip
+        messages = [{"role": "user", "content": text}]
+        exchange = Exchange(f"chat-{day}-{i}", when, "chat.completions", "konsilium", None, messages, "ok", "stop", [])
         service.store.log.record(exchange)
         service.catch_up()
     return [m.text for m in service.store.list()]
@@ -55,6 +53,7 @@ def current_after(service, said: list[tuple[str, str]]) -> list[str]:
             "свой вес",
         ),
         ("и про мозгоправа что я тогда писал — забудь. лишнее", "мозгоправа"),
+        ("кстати помнишь я про психолога писал? удали это плиз. стремно что это где то записано", "психолога"),
         ("Я вам перед отъездом про Зою и её сына написала — не надо это помнить, пожалуйста.", "Зою и её сына"),
         (
             "про деньги, что я Андрею на машину давала, — вы это выкиньте из головы, ладно? он просил никому не "
@@ -152,9 +151,21 @@ def test_using_the_phone_with_a_name_said_far_from_it_replaces_no_phone(service)
         [
             ("2026-03-01", "Андрей привез мне подарок — новый телефон. Редми ноут 13, большой, экран яркий"),
             ("2026-04-01", "Сфотографировала на новый телефон, отправила Соне с подписью Peonies in my garden"),
-            ("2026-05-01", "Телефон тупит ужасно, взяла самсунг а34"),
         ],
     )
-    assert not any("Редми" in text for text in current)  # the Samsung replaced it
-    current = current_after(service, [("2026-05-02", "Сфотографировала на телефон, отправила Соне, Roses in bloom")])
-    assert any("а34" in text for text in current)
+    assert any("Редми ноут 13" in text for text in current)
+    current_after(service, [("2026-05-01", "Вчера взяла самсунг а34, редми отдала маме")])
+    offered = [r.memory.text for r in service.recall("какой у меня сейчас телефон?", k=5)]
+    assert any("а34" in text for text in offered) and not any("Редми ноут 13" in text for text in offered)
+
+
+def test_asked_how_much_a_later_remark_with_no_figure_leaves_the_figure(service):
+    current_after(
+        service,
+        [
+            ("2026-02-01", "Очки для чтения у меня +2,5, но даже в них мелко, глаза устают к вечеру"),
+            ("2026-03-01", "Нашла, большое, теперь почти без очков вижу"),
+        ],
+    )
+    offered = [r.memory.text for r in service.recall("сколько диоптрий у моих очков для чтения?", k=5)]
+    assert any("+2,5" in text for text in offered)
