@@ -70,6 +70,9 @@ _NAME = re.compile(
     r"(?i:\bmy name is|\bi am|\bi'm|\bim|меня зовут|зовут меня|\bя\s*[-—–]?|\bэто)\s+"
     r"(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b"
 )
+_THIS_IS_SOMEONE = re.compile(
+    r"^(?i:это|this\s+is)\s+(?P<name>[A-ZА-ЯЁ][a-zа-яё]+),\s+(?i:(?:my|our|мой|моя|наш|наша)\s+)?(?P<rel>[a-zа-яё]+)\b"
+)
 _NAME_HERE = re.compile(r"^(?P<name>[A-Z][a-z]+|[А-ЯЁ][а-яё]+)\s+(?:here|на связи)\b[\s,—–-]*(?P<rest>.*)$")
 _GOES_ON_ABOUT_IT = re.compile(r"(?i)(?:is|are|was|were|has|have|had|costs?|seems?|looks?|feels?|gets?|got)\b")
 # "Позвольте представиться: Геннадий Аркадьевич, …" says "меня зовут".
@@ -534,6 +537,12 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
         )
         if not sentence:
             return []
+    someone = _THIS_IS_SOMEONE.match(sentence)
+    if someone and is_relation(someone.group("rel")) and is_name(someone.group("name")):
+        # "Это Зоя, соседка, мы с ней 20 лет через забор" introduces the neighbour, not the user: "Соседка Зоя, …"
+        said = "My" if someone.group("rel").isascii() else ""
+        sentence = f"{said} {someone.group('rel')} {someone.group('name')}{sentence[someone.end() :]}".strip()
+        sentence = sentence[:1].upper() + sentence[1:]
     out = []
     here = _NAME_HERE.match(sentence)
     # "Owen here — paramedic, …": the name, then the rest; not "Rent here is €1,450"

@@ -209,3 +209,17 @@ def test_telling_someone_at_work_something_is_no_job_of_ones_own():
     (told,) = extract(["Я курьеру код сказала, 1357, а он говорит не подходит"]).statements
     assert told.key != "job.role"
     assert extract(["Работаю курьером в яндекс еде"]).statements[0].key == "job.role"
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "Это Зоя, соседка, мы с ней 20 лет через забор. Только у неё у самой горе: сын опять в запое.",
+        "This is Zoya, my neighbour. Her son is in rehab again.",
+    ],
+)
+def test_this_is_someone_with_who_they_are_introduces_them_not_the_user(said):
+    statements = extract([said]).statements
+    assert all(s.key != "name" for s in statements)
+    assert "Zoya" in statements[0].about or "Зоя" in statements[0].about
+    assert statements[-1].about == statements[0].about  # her son is hers
