@@ -4,7 +4,9 @@ import time
 
 import pytest
 
-from konsilium.memory import Exchange
+from konsilium.config import MemorySettings
+from konsilium.memory import ConversationLog, Exchange
+from konsilium.memory.service import MemoryService
 
 
 @pytest.fixture
@@ -28,3 +30,19 @@ def make():
         return Exchange(**values)
 
     return build
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    """The real memory embedder, loaded once per module (modules that define their own use theirs)."""
+    from konsilium.index.embedder import UniversalSentenceEncoderEmbedder
+
+    return UniversalSentenceEncoderEmbedder()
+
+
+@pytest.fixture
+def service(tmp_path, embedder):
+    """A memory service over a fresh conversation log, with the real embedder."""
+    log = ConversationLog(tmp_path / "conversations.sqlite3")
+    yield MemoryService(log, MemorySettings(), embedder=embedder)
+    log.close()

@@ -16,20 +16,6 @@ from konsilium.memory.service import MemoryService
 from konsilium.memory.store import MemoryNotFound, MemoryStore
 
 
-@pytest.fixture(scope="module")
-def embedder():
-    from konsilium.index.embedder import UniversalSentenceEncoderEmbedder
-
-    return UniversalSentenceEncoderEmbedder()
-
-
-@pytest.fixture
-def service(tmp_path, embedder):
-    log = ConversationLog(tmp_path / "conversations.sqlite3")
-    yield MemoryService(log, MemorySettings(), embedder=embedder)
-    log.close()
-
-
 def said(service, text, about="user", key=None, when=None):
     now = when or time.time()
     return Memory(
