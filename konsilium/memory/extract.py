@@ -320,7 +320,7 @@ def _after_headline(
 _PRIVACY_REMARK = re.compile(
     r"(?i)не\s+хочу,?\s+чтоб|\brather\s+(?:it|keep|not|that)\b|\bdon'?t\s+want\s+(?:it|that|this)\b|"
     r"\bbetween\s+me\s+and\b|\bwritten\s+down\b|\bhanging\s+around\b|\bstored\b|висел|хранил|храни(?:лось|ть)|"
-    r"где\s*[-то]*\s*записано"
+    r"где(?:[\s-]*то)?\s+записано"
 )
 CONTEXT_CHARS = 300
 

@@ -356,38 +356,13 @@ def _tidy(text: str) -> str:
     return "" if _NAMES_NOTHING.match(text) else text
 
 
-_MONTHS = {
-    **{
-        m: i
-        for i, m in enumerate(
-            (
-                "january",
-                "february",
-                "march",
-                "april",
-                "may",
-                "june",
-                "july",
-                "august",
-                "september",
-                "october",
-                "november",
-                "december",
-            ),
-            1,
-        )
-    },
-    **{
-        m: i
-        for i, m in enumerate(
-            ("январ", "феврал", "март", "апрел", "ма", "июн", "июл", "август", "сентябр", "октябр", "ноябр", "декабр"),
-            1,
-        )
-    },
-}
+_MONTH_STEMS = (
+    "january february march april may june july august september october november december".split(),
+    "январ феврал март апрел ма июн июл август сентябр октябр ноябр декабр".split(),  # + "е": "в марте", "в мае"
+)
+_MONTHS = {stem: number for stems in _MONTH_STEMS for number, stem in enumerate(stems, 1)}
 _WHEN_TOLD = re.compile(
-    r"\b(?:in|back\s+in|from)\s+(?P<en>january|february|march|april|may|june|july|august|september|october|"
-    r"november|december)\b|\bв\s+(?P<ru>январ|феврал|март|апрел|ма|июн|июл|август|сентябр|октябр|ноябр|декабр)е\b",
+    rf"\b(?:in|back\s+in|from)\s+(?P<en>{'|'.join(_MONTH_STEMS[0])})\b|\bв\s+(?P<ru>{'|'.join(_MONTH_STEMS[1])})е\b",
     re.IGNORECASE,
 )
 
