@@ -202,15 +202,18 @@ class Extraction:
     forgets: list[ForgetRequest]
 
 
-def extract(user_messages: list[str], before: str = "") -> Extraction:
-    """`before`: the user's previous message in the conversation, only to know whom a pronoun names."""
+def extract(user_messages: list[str], before: str = "", asked: str = "") -> Extraction:
+    """`before`: the user's previous message in the conversation, only to know whom a pronoun names; `asked`: the
+    assistant's question the first message answers ("Which CAT tool do you work in?" → "memoq mostly"), only as
+    the context the answer is found by."""
     statements: list[Statement] = []
     forgets: list[ForgetRequest] = []
     carried = ""
-    for message in user_messages:
+    for number, message in enumerate(user_messages):
         text = _CODE.sub(" ", message or "")
         pasted = len(text) > MAX_MESSAGE_CHARS
-        previous, said_before, before_it, forgets_said = "", len(statements), "", False
+        previous, said_before, forgets_said = "", len(statements), False
+        before_it = asked if number == 0 else ""
         headline: tuple[str, str, list[Statement]] | None = None  # (its text, the sentence before it, its statements)
         for sentence in _sentences(text):
             query = None if pasted else forget_query(sentence)

@@ -39,9 +39,11 @@ class RulesExtractor:
     origin = "rules"
 
     def extract(self, user_messages: list[str], exchange: Exchange) -> Extraction:
-        from .recall import previous_user_text
+        from .recall import asked_before, previous_user_text
 
-        return extract(user_messages, before=previous_user_text(exchange.messages))
+        return extract(
+            user_messages, before=previous_user_text(exchange.messages), asked=asked_before(exchange.messages)
+        )
 
 
 class ModelExtractor:

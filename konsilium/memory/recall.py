@@ -585,6 +585,19 @@ def previous_user_text(messages: list[dict]) -> str:
     return ""
 
 
+_QUESTION = re.compile(r"[^.!?\n]{3,200}\?")
+
+
+def asked_before(messages: list[dict]) -> str:
+    """The question the assistant's last message ended on, which the user's new messages may answer ("Which CAT
+    tool do you work in?"); "" when it asked none."""
+    for message in reversed(messages or []):
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            questions = _QUESTION.findall(content_text(message.get("content")))
+            return questions[-1].strip() if questions else ""
+    return ""
+
+
 def new_user_text(messages: list[dict]) -> list[str]:
     """The user's messages after the last assistant message: what is new in this exchange (a chat client
     sends the whole conversation every time; earlier turns were learned from when they were new)."""

@@ -151,3 +151,28 @@ def test_asked_how_much_a_later_remark_with_no_figure_leaves_the_figure(service)
     )
     offered = [r.memory.text for r in service.recall("сколько диоптрий у моих очков для чтения?", k=5)]
     assert any("+2,5" in text for text in offered)
+
+
+def test_an_answer_to_the_assistants_question_is_found_by_what_was_asked(service):
+    from konsilium.memory.recall import asked_before
+
+    asked = [
+        {"role": "user", "content": "помоги выбрать блок питания"},
+        {"role": "assistant", "content": "Помогу. Сколько у тебя ядер? А какая у тебя сейчас видеокарта? Это важно."},
+    ]
+    assert asked_before(asked) == "А какая у тебя сейчас видеокарта?"
+    assert asked_before(asked[:1]) == "" and asked_before([*asked[:1], {"role": "assistant", "content": "Ок."}]) == ""
+    current_after(
+        service,
+        [
+            ("2026-02-01", "Работаю бухгалтером в банке, на Немиге."),
+            ("2026-02-02", "Кот Шпрот опять залез на сервер, греется."),
+            ("2026-02-03", "Живём в Минске, на Каменной горке."),
+        ],
+    )
+    messages = [*asked, {"role": "user", "content": "палит, с авито брал"}]
+    exchange = Exchange("chat-answer", 1.78e9, "chat.completions", "konsilium", None, messages, "ok", "stop", [])
+    service.store.log.record(exchange)
+    service.catch_up()
+    offered = [r.memory.text for r in service.recall("какая у меня видеокарта?", k=2)]
+    assert any("палит" in text.lower() for text in offered)
