@@ -232,10 +232,11 @@ _THEIR_NEWS = re.compile(
 )
 _LEAD_WORD_ANY = re.compile(r"^([А-ЯЁа-яёA-Za-z]+),?\s+([A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b")
 _WHEN_PHRASE = re.compile(
-    r"^(?i:(?:в|во|на|in|on|last|this|next)\s+(?:прошл\w+\s+|эт\w+\s+)?(?:январ|феврал|март|апрел|ма[ейя]|июн|июл|"
-    r"август|сентябр|октябр|ноябр|декабр|выходн|понедельник|вторник|сред|четверг|пятниц|суббот|воскресень|"
-    r"недел|месяц|год|week|weekend|month|year|january|february|march|april|may|june|july|august|september|"
-    r"october|november|december|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\w*),?\s+"
+    r"^(?i:(?:в|во|на|in|on|last|this|next)\s+(?:прошл\w+\s+|эт\w+\s+)?(?:"
+    # ("ма" only as май, мая, мае: not "в машине")
+    + "|".join(stem + "[ейя]" * (len(stem) < 3) for stem in lx.MONTH_STEMS_RU + lx.MONTHS_EN)
+    + r"|выходн|понедельник|вторник|сред|четверг|пятниц|суббот|воскресень|недел|месяц|год|week|weekend|month|year|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday)\w*),?\s+"
 )
 _WHEN_EN = frozenset({"yesterday", "today", "tonight", "then", "later", "recently", "finally", "eventually", "now"})
 _HER_NAME_IS = re.compile(r"(?i),?\s*(?:её|ее|его|их)\s+зовут\s+\w+|,?\s*(?:her|his|their)\s+name\s+is\s+\w+")
@@ -248,7 +249,7 @@ def _after_when(text: str) -> str:
         return text
     rest = text[when.end() :]
     first = (words(rest) or [""])[0]
-    opens_with_someone = is_name(first) or is_relation(first) or first.lower() in ("my", "our", "мой", "моя", "наш")
+    opens_with_someone = is_name(first) or is_relation(first) or first.lower() in lx.POSSESSIVES
     return rest if opens_with_someone else text
 
 

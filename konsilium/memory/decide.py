@@ -225,13 +225,12 @@ THING_VALUE_WORDS = 4  # a thing's model is said this close to the word for it (
 def _names_the_thing(text: str, key: str) -> bool:
     """A number, a quote or a brand next to the word for the thing: "Сфотографировала на новый телефон, отправила
     Соне с подписью Peonies in my garden" names no phone (a person's name is no model, and the words are far)."""
-    from .lexicon import CONCEPTS
+    from .lexicon import concept_words
     from .morph import given_name
     from .subjects import matches_any
 
     spans = [m.span() for m in re.finditer(r"[\w+-]+", text)]
-    wanted = next((w for concept, _, w in CONCEPTS if key.startswith(concept)), frozenset())
-    at_thing = [i for i, (a, b) in enumerate(spans) if matches_any(analyze(text[a:b]), wanted)]
+    at_thing = [i for i, (a, b) in enumerate(spans) if matches_any(analyze(text[a:b]), concept_words(key))]
     values = []
     for match in _A_VALUE.finditer(text):
         where = next((i for i, (a, b) in enumerate(spans) if a <= match.start() < b), None)

@@ -388,7 +388,7 @@ def _without_label(sentence: str) -> str:
 
 
 _INTRODUCING_LABEL = re.compile(r"(?i)представ|introduc|знаком|\bname|зовут")
-_POSSESSIVES = frozenset({"my", "our", "мой", "моя", "моё", "мое", "мои", "наш", "наша", "наше", "наши"})
+_POSSESSIVES = lx.POSSESSIVES
 _LABEL = re.compile(r"^(?P<label>[^:.!?\d]{1,40}):\s+(?=\S)")
 _TITLES = r"Dr|Dra|Drs|Mr|Mrs|Ms|Prof|проф|д-р"
 _TITLE = re.compile(rf"(?:{_TITLES})\.?\s")

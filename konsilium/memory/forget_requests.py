@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from . import lexicon as lx
+
 _OPENERS = (
     r"(?:(?:and|also|oh|so|ok|okay|well|btw|anyway|actually|by\s+the\s+way|one\s+more\s+thing|ну|и|а|также|"
     r"can\s+(?:you|u)|could\s+(?:you|u)|would\s+(?:you|u)|можешь|можете|"
@@ -149,8 +151,7 @@ _NOISE = re.compile(
     r"(?<!\bthe\s)(?<!\bmy\s)(?<!\bour\s)business|thingy|idea|all\s+that|everything|"  # not "leaving the business"
     r"a\s+while\s+(?:back|ago)(?:\s+about)?|(?:can|could|would|will)\s+(?:you|u|ya)|"  # "…, can u forget that"
     # when it was told names nothing: "the counselling I mentioned back in march", "что я весной рассказывала"
-    r"(?:back\s+)?in\s+(?:january|february|march|april|may|june|july|august|september|october|november|december)|"
-    r"в\s+(?:январе|феврале|марте|апреле|мае|июне|июле|августе|сентябре|октябре|ноябре|декабре)|"
+    rf"(?:back\s+)?in\s+(?:{'|'.join(lx.MONTHS_EN)})|в\s+(?:{'|'.join(lx.MONTHS_RU_IN)})|"
     r"весной|летом|осенью|зимой|last\s+(?:week|month|year)|на\s+прошлой\s+неделе|в\s+прошлом\s+месяце|"
     r"(?:that\s+|what\s+)?i\s+(?:ever\s+)?(?:told\s+(?:you|u)|said|mentioned)(?:\s+about)?|"
     r"(?:что\s+)?я\s+(?:тебе\s+|вам\s+)?(?:тогда\s+|там\s+|уже\s+|как-то\s+)?"
@@ -356,13 +357,10 @@ def _tidy(text: str) -> str:
     return "" if _NAMES_NOTHING.match(text) else text
 
 
-_MONTH_STEMS = (
-    "january february march april may june july august september october november december".split(),
-    "январ феврал март апрел ма июн июл август сентябр октябр ноябр декабр".split(),  # + "е": "в марте", "в мае"
-)
+_MONTH_STEMS = (lx.MONTHS_EN, lx.MONTH_STEMS_RU)
 _MONTHS = {stem: number for stems in _MONTH_STEMS for number, stem in enumerate(stems, 1)}
 _WHEN_TOLD = re.compile(
-    rf"\b(?:in|back\s+in|from)\s+(?P<en>{'|'.join(_MONTH_STEMS[0])})\b|\bв\s+(?P<ru>{'|'.join(_MONTH_STEMS[1])})е\b",
+    rf"\b(?:in|back\s+in|from)\s+(?P<en>{'|'.join(lx.MONTHS_EN)})\b|\bв\s+(?P<ru>{'|'.join(lx.MONTH_STEMS_RU)})е\b",
     re.IGNORECASE,
 )
 

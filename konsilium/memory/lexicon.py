@@ -397,5 +397,15 @@ GIVEN_NAMES = GIVEN_NAMES | frozenset(n.translate(CYRILLIC_TO_LATIN) for n in GI
 
 
 def concept_words(key: str) -> frozenset[str]:
-    """The words of one subject key in `CONCEPTS` ("car": car, машин, skoda, …)."""
-    return next(words for concept, _, words in CONCEPTS if concept == key)
+    """The words of the subject `key` is under in `CONCEPTS` ("car": car, машин, skoda, …; "deadline:thesis": the
+    words of "deadline:"), empty for a key no concept names."""
+    return next((words for concept, _, words in CONCEPTS if key.startswith(concept)), frozenset())
+
+
+# The months, in English and as the stems of their Russian names: the stem and "е" is "in that month" ("в марте",
+# "в мае").
+MONTHS_EN = tuple("january february march april may june july august september october november december".split())
+MONTH_STEMS_RU = tuple("январ феврал март апрел ма июн июл август сентябр октябр ноябр декабр".split())
+MONTHS_RU_IN = tuple(stem + "е" for stem in MONTH_STEMS_RU)
+# "my sister", "наша дача": a word that makes the next one someone's own.
+POSSESSIVES = frozenset({"my", "our", "мой", "моя", "моё", "мое", "мои", "наш", "наша", "наше", "наши"})

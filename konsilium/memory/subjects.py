@@ -183,7 +183,7 @@ def _own_move(prefix: list[str]) -> bool:
 _MOVE_FILLER_WORDS = (
     "just finally recently also actually eventually недавно наконец ещё кстати всё-таки все-таки все уже тоже таки "
     "итоге ну вот короче крч "  # "ну всё, в итоге переехали на каменную горку"
-    "январе феврале марте апреле мае июне июле августе сентябре октябре ноябре декабре"  # "в марте переехали"
+    + " ".join(lx.MONTHS_RU_IN)  # "в марте переехали"
 )
 # ("в итоге", "in the end")
 _MOVE_FILLERS = frozenset(stem(w) for w in _MOVE_FILLER_WORDS.split()) | {
