@@ -286,7 +286,7 @@ def with_relations(people: dict[int, object], introduced: tuple = ()) -> dict[in
 def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recalled]:
     """`hits` (best first) without the memories a newer one among them replaces: the same person, close in
     meaning, the newer one saying that something changed."""
-    from .people import same_person
+    from .people import mentioned, same_person
 
     # its words, not names, nor words of time that any two dated memories share ("Когда у меня день рождения?")
     asked = {t for t in analyze(_without_names(query)) if len(t) >= 4 and t not in _TIME_WORDS}
@@ -301,6 +301,9 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
 
     asks_when = bool(_WHEN.search(query))
     asks_a_figure = bool(_ASKS_A_FIGURE.search(query))
+    # asked about someone named, not about the user's own plans with them ("when do i fly out to see Tomás?")
+    asked_people = {p.name for p in mentioned(query) if p.name} if not _THE_USER.search(query) else set()
+    named = {hit.memory.id: _names_in(hit.memory) for hit in hits} if asked_people else {}
     stale: set[str] = set()
     asked_subject = _asked_subject(query)
     asks_where = asked_subject == HOME
@@ -331,6 +334,9 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
                 and memory.vector.shape == newer.memory.vector.shape
                 and (same_person(memory.about, newer.memory.about) or _around_them(memory, newer.memory))
                 and not (asks_a_figure and _drops_its_figure(memory, newer.memory))
+                and not (asks_when and _drops_its_date(memory, newer.memory))
+                and not (memory.key in THING_KEYS and newer.memory.key != memory.key)
+                and not (asked_people and _leaves_them_out(named[memory.id], named[newer.memory.id], asked_people))
                 and (
                     asks_where
                     and _moved(newer.memory, memory, changes)
@@ -354,6 +360,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
     return [hit for hit in hits if hit.memory.id not in stale]
 
 
+_THE_USER = re.compile(r"(?i)(?<![\w-])(?:i|i'm|im|me|я|мне|меня|мной)(?![\w-])")
 _ASKS_A_FIGURE = re.compile(r"(?i)\b(?:сколько|how\s+(?:much|many))\b")
 
 
@@ -366,6 +373,34 @@ def _drops_its_figure(older: Memory, newer: Memory) -> bool:
         and not _CAPITALIZED.search(newer.text[1:])
         and not stops_something(newer.text)
     )
+
+
+def _drops_its_date(older: Memory, newer: Memory) -> bool:
+    """Asked when: "у кости новости, ушел в другую контору" does not replace "У кости др 2 апреля" (a change that
+    names no date and ends nothing leaves the date said before)."""
+    return bool(_DATE.search(older.text)) and not _DATE.search(newer.text) and not stops_something(newer.text)
+
+
+def _names_in(memory: Memory) -> set[str]:
+    """The given names a memory holds, written small or capitalized, in Latin letters and the nominative, and the
+    name of whom it is about."""
+    from .morph import nominative
+    from .people import WORD, latin, person
+
+    whose = person(memory.about)
+    found = {latin(nominative(w)) for w in WORD.findall(memory.text) if len(w) > 2 and given_name(w)}
+    return found | ({whose.name} if whose is not None and whose.name else set())
+
+
+def _leaves_them_out(older: set[str], newer: set[str], asked: set[str]) -> bool:
+    """Asked about someone by name: a newer memory that names them not ("По работе: обновили прайс с мая") is no
+    news of an older one that does ("У алисы 23 мая др")."""
+    from .people import same_name
+
+    def names_them(names: set[str]) -> bool:
+        return any(same_name(name, person) for name in names for person in asked)
+
+    return names_them(older) and not names_them(newer)
 
 
 def _without_names(query: str) -> str:

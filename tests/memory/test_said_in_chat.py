@@ -176,3 +176,46 @@ def test_an_answer_to_the_assistants_question_is_found_by_what_was_asked(service
     service.catch_up()
     offered = [r.memory.text for r in service.recall("какая у меня видеокарта?", k=2)]
     assert any("палит" in text.lower() for text in offered)
+
+
+@pytest.mark.parametrize(
+    ("said", "question", "offered", "not_offered"),
+    [
+        # asked when: news naming no date leaves the date
+        (
+            ["У кости др 2 апреля, 40 лет, юбилей", "у кости новости, ушел в другую контору, теперь на красноярск"],
+            "когда у кости день рождения",
+            "2 апреля",
+            None,
+        ),
+        # asked about someone by name: the user's own news, naming them not, is none of theirs
+        (
+            ["У игоря 4090 кстати, он ржет что я на 8гб собрался что то гонять", "Видюху проапгрейдил — взял 3090"],
+            "какая видюха у игоря?",
+            "4090",
+            None,
+        ),
+        # ... but the user's own plan with them changes as it does
+        (
+            ["Booked flights to see tomás: edi → cph on 9 july, back on the 20th", "So i fly out 11 july now"],
+            "when do i fly out to see tomás?",
+            "11 july",
+            "9 july",
+        ),
+        # a thing one owns is replaced by another of its kind, not by something bought for it
+        (
+            ["Got rid of the old car and got a skoda kodiaq, 2021, 7 seater", "Also ordered the car seat, £229 now"],
+            "Какая у меня сейчас машина?",
+            "kodiaq",
+            None,
+        ),
+    ],
+    ids=["date", "someone-named", "own-plan-with-them", "thing"],
+)
+def test_a_later_remark_replaces_an_answer_only_where_it_answers_the_same(
+    service, said, question, offered, not_offered
+):
+    current_after(service, [(f"2026-0{i + 2}-01", text) for i, text in enumerate(said)])
+    texts = [r.memory.text for r in service.recall(question, k=5)]
+    assert any(offered in text for text in texts), texts
+    assert not_offered is None or not any(not_offered in text for text in texts), texts
