@@ -43,7 +43,15 @@ _EN_STOP = (
 )
 _EN_STOP |= {f"{verb}n{a}t" for verb in ("do", "does", "did", "is", "are", "was", "have") for a in ("'", "’")}
 _EN_STOP |= {"don", "doesn", "didn", "isn", "aren", "wasn", "haven"}
-STOP_WORDS = _RU_STOP | _EN_STOP
+# French function words, so that "mon poids" names weight; not those that are English words too ("son", "car", "ton",
+# "ai").
+_FR_STOP = set(
+    """le la les un une des du de d l j je tu il elle nous vous ils elles mon ma mes ta tes sa ses notre nos votre vos
+    leur leurs ce cet cette ces que qu qui quoi et ou où est sont suis es avons avez ont était été être avoir pour dans
+    sur avec par pas ne n plus au aux en y très aussi mais donc c ça cela ceci comme chez j'ai c'est n'est qu'il
+    qu'elle j'étais c'était""".split()
+)
+STOP_WORDS = _RU_STOP | _EN_STOP | _FR_STOP
 
 _ru = Stemmer.Stemmer("russian")
 _en = Stemmer.Stemmer("english")

@@ -93,7 +93,7 @@ _APPOSITION = re.compile(
     r"^(?P<name>[A-ZА-ЯЁ][a-zа-яё]+),\s+(?i:(?:my|our|мой|моя|наш|наша)\s+)(?P<rel>[a-zа-яё]+(?:\s+[a-zа-яё]+)?),"
 )
 # Someone else as the subject: "Дима, кстати, обновился — теперь у него RTX 5090", "Anna says she …".
-_NAMED_SUBJECT = re.compile(r"^(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b")
+_NAMED_SUBJECT = re.compile(r"^(?P<name>[^\W\d_][^\W\d_A-ZА-ЯЁ]+)\b")  # (letters of any alphabet: "Inês", "tomás")
 # Russian verb endings (we-form, impersonal, infinitive) that no name has: "Кормим", "Придётся", "Купить".
 _VERB_FORM = re.compile(r"(?:ем|им|ём|ся|сь|ть|ешь|ишь)$")
 THIRD_PERSON = frozenset(
@@ -180,6 +180,8 @@ def speaks_of_self(text: str, as_subject: bool = False) -> bool:
 def someone_else(text: str) -> str:
     """A clause with no first person, whose subject is a name or a third-person pronoun, is about that person."""
     text = OPENERS.sub("", text)  # "Also Sonya is doing gymnastics now"
+    if _THEY_TOLD_ME_I.match(text):
+        return USER  # "She said with the sun here I can drop the vitamin D to 1000 IU": his regimen, as told him
     text = _HER_NAME_IS.sub("", text)  # "японский у меня по средам, с преподшей, её зовут Юки": his lessons
     reported = _REPORTED.match(text)  # "Андрей звонил: Миша сменил секцию": Misha's news, told by Andrey
     if reported and given_name(reported.group("name")) and is_name(reported.group("told")):
@@ -226,6 +228,11 @@ def someone_else(text: str) -> str:
     return UNKNOWN if (third or said_of_someone) and not named else USER
 
 
+# A pronoun that tells, then the user as the subject of what is told (no other pronoun before him)
+_THEY_TOLD_ME_I = re.compile(
+    r"(?i)^(?:she|he|they|она|он|они)\s+(?:said|says|told\s+me|сказала?|сказали|говорит|говорят)\b"
+    r"(?:(?!\b(?:she|he|they|she's|he's|она|он|они)\b).)*?\b(?:i|я)\b"
+)
 _LEAD_WORD = re.compile(r"^([А-ЯЁа-яё]+),\s+")
 _THEIR_NEWS = re.compile(
     r"(?i)(?:^|,\s+)(?:(?:и|а|also|and)\s+)?(?:у\s+)?(?P<rel>[а-яёa-z]+)(?:'?s)?\s+(?:новост\w*|news)\s*:"

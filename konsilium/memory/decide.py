@@ -23,7 +23,7 @@ from . import glossary
 from .people import CAPITALIZED_WORD, common_start
 from .people import same_person as is_same_person
 from .records import UNKNOWN, USER, Memory, Operation, fingerprint, key_family, new_memory_id
-from .subjects import answer_axes, stops_something, subject_key
+from .subjects import answer_axes, replaces_explicitly, stops_something, subject_key
 
 DUPLICATE_COSINE = 0.9  # USE-m3: a rephrasing of the same sentence scores 0.85-0.95, a different fact < 0.7
 CHANGE_COSINE = 0.42  # "Tutor sessions moved to Fridays" vs "занимаюсь по вторникам с репетитором": 0.40
@@ -167,9 +167,11 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
         memory.pinned = memory.pinned or closest.pinned
         return Operation("UPDATE", memory, target=closest.id, reason=f"changed {family} (cosine {cosine:.2f})")
     people = _people_names(current) if statement.update else set()
-    if statement.key is None and statement.about == USER:
+    if statement.key is None and (statement.about == USER or not _news_with_a_value(statement.text)):
         # A statement with no subject key replaces a keyed one (a job, a city) only when it says nearly the same:
-        # "На новой работе решили собирать дизайн-систему в Figma" changes no job.
+        # "На новой работе решили собирать дизайн-систему в Figma" changes no job, nor "Tomasz has turned the box
+        # room into a studio now" his ("Tomasz is a freelance sound engineer"); someone's news naming a value or an
+        # end may ("Лёша свой сервер продал, теперь арендует H100", "Dad retired").
         scored = [(c, old) for c, old in scored if not (old.key and exclusive(old.key)) or c >= UNKEYED_OVER_KEYED]
     changed = (
         [
@@ -192,7 +194,9 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
         # in both (a rare word), while the sentences are too different for their cosine alone.
         named = _distinctive(statement.text)
         for cosine, old in scored:  # best first
-            if old.key in AUTO_PINNED_KEYS or cosine < NAMED_CHANGE_COSINE:
+            # (not where the older says what the newer leaves out: "Бублик ревнует: … спит теперь на моей сумке"
+            # is news of the cat, not a new "у нас кот, Бублик, британец, 4 года")
+            if old.key in AUTO_PINNED_KEYS or cosine < NAMED_CHANGE_COSINE or _only_news(statement.text, old.text):
                 continue
             shared = _things(named & _distinctive(old.text), people)
             if shared:
@@ -253,6 +257,33 @@ def _loses_a_value(newer: str, older: str) -> bool:
     return bool(_A_VALUE.search(older)) and not _A_VALUE.search(newer) and not stops_something(newer)
 
 
+def _news_with_a_value(text: str) -> bool:
+    return bool(_VALUE.search(text)) or stops_something(text) or bool(_LEFT_WORK.search(text))
+
+
+_LEFT_WORK = re.compile(r"(?i)\b(?:retired|вы(?:шел|шла|шли)\s+на\s+пенси\w*|уволил(?:ся|ась|ись))\b")
+
+
+def _only_news(newer: str, older: str) -> bool:
+    """A change of a named thing that names no value, no day and no "instead" is news of it, not a new version of
+    what was said of it: "Бублик ревнует: … спит теперь на моей сумке" leaves "у нас кот, Бублик, британец, 4 года";
+    "Соня теперь ходит на балет по субботам, а не по средам" replaces "she goes to ballet on Wednesdays"."""
+    # (the name of whom the older is about is no value the newer loses: "My husband Timur is a sound engineer" /
+    # "Тимур теперь звукорежиссёр в оперном театре")
+    older = " ".join(w for w in older.split() if not _a_given_name(w.strip(",.:;!?'’s")))
+    return _loses_a_value(newer, older) and not _A_DAY.search(newer) and not replaces_explicitly(newer)
+
+
+def _a_given_name(word: str) -> bool:
+    from .morph import given_name, nominative
+
+    return bool(word) and word[:1].isupper() and given_name(nominative(word))
+
+
+_A_DAY = re.compile(
+    r"(?i)\b(?:понедельник|вторник|сред[аеуы]|средам|четверг|пятниц|суббот|воскресень|monday|tuesday|wednesday|"
+    r"thursday|friday|saturday|sunday|weekend|выходн)"
+)
 THING_KEYS = ("car", "bike", "phone", "laptop", "computer", "gpu")
 _A_VALUE = re.compile(_NAMED_VALUE)  # a number, a quote, a name: no place (a thing one owns is named, not placed)
 
@@ -420,11 +451,15 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     # ... unless the request names someone that memory does not ("forget everything about Kravtsov" is not "I
     # live in Yaroslavl", however close in meaning the encoder puts the two)
     names_another = bool(named_people) and not _names_person(top[1], named_people)
+    # ... nor, for a request that names no one, a memory that does: "пополнение в семье" is not "По средам с Соней
+    # сидит свекровь", the closest in meaning (0.30) where the one meant ("думаем о втором ребёнке") is 0.16
+    names_someone_unasked = not named_people and not query_names and _names_a_person(top[1].text)
     if (
         top[0] >= FORGET_COSINE
         and top[0] - runner_up >= FORGET_COSINE_LEAD
         and top[1].id not in chosen
         and not names_another
+        and not names_someone_unasked
     ):
         named_.append((top[0], top[1]))
         chosen.add(top[1].id)
@@ -480,6 +515,13 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
             or m.id in beside
         )
     ]
+
+
+def _names_a_person(text: str) -> bool:
+    """A given name past the first word ("По средам с Соней сидит свекровь")."""
+    from .morph import given_name, nominative
+
+    return any(given_name(nominative(w)) for w in CAPITALIZED_WORD.findall(text[1:]))
 
 
 # Words that only point at what is meant: "ту историю с кредитом", "the therapy stuff", "that court mess". Left in,

@@ -270,9 +270,20 @@ def extract(user_messages: list[str], before: str = "", asked: str = "") -> Extr
     if before and any(s.about == UNKNOWN for s in statements):  # only a pronoun needs the previous message
         earlier = _said_before(before)
         last = next((s.about for s in reversed(earlier) if s.about not in (USER, UNKNOWN)), None) or next(
-            (name for s in reversed(earlier) if (name := named_third_person(s.text))), None
+            (
+                name
+                for s in reversed(earlier)
+                if (name := named_third_person(s.text)) and _written_as_a_name(name, before)
+            ),
+            None,
         )  # "Tomasz is from Gdańsk." / "He works at AquaSight": he is Tomasz
     return Extraction(_unique(_resolve_pronouns(statements, last)), forgets)
+
+
+def _written_as_a_name(word: str, message: str) -> bool:
+    """A first name, or a word he wrote capitalized: "league plays thursday nights" and "booking flights home",
+    capitalized only as sentences are, name no one a later "she" can be."""
+    return morph.given_name(word) or re.search(rf"(?<!\w){re.escape(word)}(?!\w)", message) is not None
 
 
 def _corrected(statements: list[Statement], fix: Correction, before: str) -> list[Statement] | None:
@@ -592,6 +603,8 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     tokens = words(text)
     if len(tokens) < MIN_WORDS and not explicit:
         return None
+    if not explicit and (_ASKS_WITH_LI.match(text) or _A_TURN_IN_TALK.match(text) or _asks_in_passing(text, tokens)):
+        return None  # "И не мешает ли это беговым нагрузкам" asks; "Ну и вернёмся к бегу" steers the talk
     stems = stems_of(text)
     plain = _ASIDE.sub("", text) or text  # whom it is about is not said in brackets: "(craig would eat a shoe)"
     about = subject_of(plain)
@@ -607,6 +620,9 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     if about == USER and key == "job" and not _STATES_A_JOB.search(text):
         # "I cycle to work on my Gazelle bike": work named in passing, the bike is the subject
         key, kind = next(((k, c) for k, c in all_keys(stems) if k != "job"), (None, None))
+    if key == "job" and not _STATES_A_JOB.search(text):
+        # "у мамы новости: эндокринолог повысил ей дозу Метформина": a doctor named in health talk is no job
+        key, kind = next(((k, c) for k, c in all_keys(stems) if c == "health"), (key, kind))
     if about == USER and key in (None, "job", "salary") and _STATES_A_ROLE.search(text):
         # "Я диспетчер в …", "Started at Yandex": who he is at work, one at a time; what he says of his work
         # ("Работаю сменами 2/2", "Работаю в бюро «Контур»") is the job's other side, and replaces none of it
@@ -626,9 +642,10 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         key, kind = "home.city", "home"  # "Теперь снимаем с Лизой двушку на Петроградке", "renting a flat in Porto"
     elif key is None and about == USER and _NEW_HOME.search(text):
         key, kind = "home.city", "home"  # "We finally got the keys to our new flat in Delft"
+    wishing = _wishing_words(tokens)
     preference = (
-        preference_key([stem(t) for t in tokens if not morph.past_verb(t)])  # "Я ей так и не ответил" is no wish
-        if _addresses_answers(tokens) and not _one_off(tokens, stems) and not _AN_ANSWER_GIVEN.match(text)
+        preference_key([stem(t) for t in wishing])
+        if _addresses_answers(wishing) and not _one_off(tokens, stems) and not _AN_ANSWER_GIVEN.match(text)
         else None
     )
     personal = (
@@ -657,6 +674,44 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     return Statement(text, about, kind, key, says_change(stems), explicit)
 
 
+# A clause asked with "ли" ("не мешает ли это…", "можно ли…", "узнаете ли вы меня"), though it ends with no "?"
+_ASKS_WITH_LI = re.compile(r"(?i)^(?:(?:и|а|но|ну|ещё|еще|вот|интересно|не\s+знаю)[,\s]+)*(?:не\s+)?[\w-]+\s+ли\b")
+# Steering the conversation: "Ну и вернёмся к бегу", "Давай перейдём к бюджету", "Anyway, let's get back to the plan"
+_A_TURN_IN_TALK = re.compile(
+    r"(?i)^(?:(?:и|а|ну|так|ладно|ок|окей|and|so|ok|okay|anyway)[,\s]+)*(?:давай(?:те)?\s+)?"
+    r"(?:верн[её]мся|перейд[её]м|продолжим)\b"
+    r"|^(?:(?:and|so|ok|okay|anyway)[,\s]+)*let'?s\s+(?:get\s+|go\s+)?(?:back|on)\s+to\b"
+)
+
+
+# What the message is about to ask, or the help it asks for: "Вопрос по здоровью", "Ещё вопрос про собаку", "Quick
+# question re the van", "Нужна идея подарка сестре", "Need a hand planning something big"
+_ANNOUNCES_A_QUESTION = re.compile(
+    r"(?i)^(?:(?:и|а|ещё|еще|другой|второй|такой|тут|вот|so|and|another|quick|one\s+more|random)[,\s]+)*"
+    r"(?:вопрос(?:ик)?|question|q)(?:\s+(?:такой|не|именно|ещё|еще))*(?:\s+(?:по|про|о|об|насч[её]т|в|about|on|re|for|"
+    r"regarding)\b|\s*$)"
+    r"|^(?:(?:и|а|ещё|еще|so|and|also)[,\s]+)*(?:мне\s+)?(?:нужна|нужен|нужно|нужны)\s+(?:ваша\s+|твоя\s+)?"
+    r"(?:иде[яи]|совет|помощь|подсказка|рецепт)\b"
+    r"|^(?:(?:and|so|also)[,\s]+)*(?:i\s+)?need\s+(?:a\s+hand|some\s+help|help|advice|ideas?|a\s+recipe)\b"
+)
+# A question word, then what to do: "Чё подарить нормальное, не цветы", "Что приготовить на ужин"; "Who flashed it"
+_ASKS_WHAT_TO_DO = re.compile(
+    r"(?i)^(?:(?:и|а|ну)\s+)*(?:что|чё|че|куда|где|как|какой|какую|какое|какие)\s+(?P<verb>\w+)"
+)
+_ASKS_EN = re.compile(
+    r"(?i)^(?:(?:and|so)\s+)*(?:who|what|which|where|why|how)\s+(?:do|does|did|is|are|was|were|would|should|could|can|"
+    r"will|flashed|made|said|told)\b"
+)
+
+
+def _asks_in_passing(text: str, tokens: list[str]) -> bool:
+    """A clause that only announces or asks, though the sentence ends with no "?"."""
+    if len(tokens) <= 7 and _ANNOUNCES_A_QUESTION.match(text) and not re.search(r"[:—–]", text):
+        return True
+    asked = _ASKS_WHAT_TO_DO.match(text)
+    return bool(asked and morph.infinitive(asked.group("verb"))) or bool(_ASKS_EN.match(text))
+
+
 def _introduces(match: re.Match, text: str) -> bool:
     """ "Я Марина, ветеринар" introduces her; "Я Лёше должен 50 тысяч" is a debt to Lyosha: after a bare "я" or
     "это" the name ends the phrase."""
@@ -664,6 +719,20 @@ def _introduces(match: re.Match, text: str) -> bool:
         return True
     rest = text[match.end() :].lstrip()
     return not rest or rest[0] in ",.!;:—–-)"
+
+
+def _wishing_words(tokens: list[str]) -> list[str]:
+    """The words that may say a wish about answers: not what was done ("Я ей так и не ответил") unless wished
+    ("Хочу, чтобы ты отвечал по-русски"), nor the user's own writing ("Пишу с нового телефона")."""
+    return [
+        token
+        for index, token in enumerate(tokens)
+        if not (morph.past_verb(token) and not _SO_THAT & set(tokens[:index]))
+        and not (morph.first_person_verb(token) and matches_any([stem(token)], lx.ANSWER_WORDS | lx.PREFERENCE_VERBS))
+    ]
+
+
+_SO_THAT = frozenset({"чтобы", "чтоб"})
 
 
 def _addresses_answers(tokens: list[str]) -> bool:

@@ -237,7 +237,92 @@ _NOT_NAMES = frozenset({"and", "also", "so", "oh", "please", "forget", "drop", "
 
 def _query(sentence: str) -> str | None:
     query = _patterned(sentence)
+    if query is None:
+        query = _french(sentence)
     return query if query is not None else _loose(sentence)
+
+
+# French: "Oublie ce que je t'ai dit sur mon poids", "Efface de ta mémoire tout ce qui concerne Marc", "Tu peux
+# oublier l'histoire avec Léa", "Mon ancien numéro, oublie-le". Not a reminder ("n'oublie pas de…", "oublie pas")
+# nor his own forgetting ("j'oublie toujours mes clés"). "efface"/"supprime" also name ordinary work ("supprime la
+# colonne B"): a request only with a word for what was said or "de ta mémoire".
+_FR_OPENERS = (
+    r"(?:(?:et|aussi|alors|bon|ok|okay|au\s+fait|d'ailleurs|sinon|ah|oh|euh|enfin|tiens|par\s+contre|du\s+coup|"
+    r"pour\s+finir|dernière\s+chose)[,:]?\s+){0,3}"
+)
+_FR_PLEASE = r"(?:s'il\s+(?:te|vous)\s+pla[iî]t|stp|svp)"
+_FR_ASK = (
+    r"(?:(?:tu\s+peux|vous\s+pouvez|peux-tu|pouvez-vous|pourrais-tu|pourriez-vous|merci\s+d'|je\s+veux\s+que\s+tu)"
+    r"\s*)"
+)
+_FR_FORGET = r"(?:oubli(?:er|ez|e)(?!\s+pas\b)|ne\s+(?:retiens|retenez|garde|gardez|m[ée]morise|m[ée]morisez)\s+pas)"
+_FR_WORK = r"(?:effac(?:er|ez|e)|supprim(?:er|ez|e)|retir(?:er|ez|e)|enlever|enl[eè]v(?:ez|e)|vir(?:er|ez|e))"
+_FR_SAID = (
+    r"(?:(?:tout\s+)?ce\s+(?:que\s+je\s+(?:t'|vous\s+)?ai\s+(?:dit|racont[ée]|[ée]crit|mentionn[ée]|confi[ée])|"
+    r"qui\s+concerne)|(?:l'|les\s+)info(?:rmation)?s?|la\s+note|le\s+truc|l'histoire|la\s+partie)"
+)
+_FR_FROM_MEMORY = r"(?:de\s+(?:ta|votre|la)\s+m[ée]moire)"
+_FR_ABOUT = r"(?:sur\s+|à\s+propos\s+(?:de\s+|du\s+|des\s+|d')|au\s+sujet\s+(?:de\s+|du\s+|des\s+|d')|concernant\s+)"
+_FR_VERB_FIRST = re.compile(
+    r"^"
+    + _FR_OPENERS
+    + r"(?:"
+    + _FR_PLEASE
+    + r",?\s+)?"
+    + _FR_ASK
+    + r"?(?:"
+    + _FR_FORGET
+    + r"|"
+    + _FR_WORK
+    + r"(?=\s*(?:-le|-la|-les)?\s*,?\s*(?:"
+    + _FR_FROM_MEMORY
+    + r"|"
+    + _FR_SAID
+    + r")))(?:-(?:le|la|les|moi))?[\s,]*(?:"
+    + _FR_FROM_MEMORY
+    + r"[\s,]*)?(?:"
+    + _FR_PLEASE
+    + r"[\s,]*)?(?:"
+    + _FR_SAID
+    + r"\s*)?(?:"
+    + _FR_ABOUT
+    + r"|que\s+|qu')?(?P<rest>.*)$",
+    re.IGNORECASE,
+)
+# What it names first: "Mon poids, oublie (ça)", "Pour Marc — efface tout, stp", "L'histoire avec Léa, oublie-la".
+_FR_VERB_LAST = re.compile(
+    r"^"
+    + _FR_OPENERS
+    + r"(?:pour\s+|quant\s+à\s+|concernant\s+)?(?P<rest>.+?)\s*(?:[—–-]+|,)\s*(?:"
+    + _FR_PLEASE
+    + r",?\s+)?"
+    + _FR_ASK
+    + r"?(?:l'|le\s+|la\s+|les\s+)?(?:"
+    + _FR_FORGET
+    + r"|"
+    + _FR_WORK
+    + r")(?:-(?:le|la|les))?(?:\s+(?:ça|cela|tout|aussi))*(?:,?\s+"
+    + _FR_PLEASE
+    + r")?[\s.!]*$",
+    re.IGNORECASE,
+)
+_FR_NOISE = re.compile(
+    r"\b(?:que\s+je\s+(?:t'|vous\s+)?ai\s+(?:dit|racont[ée]|[ée]crit|mentionn[ée])(?:\s+(?:sur|à\s+propos\s+de))?|"
+    rf"en\s+(?:{'|'.join(lx.MONTHS_FR)})|le\s+mois\s+dernier|la\s+semaine\s+dernière|tout)\b",
+    re.IGNORECASE,
+)
+
+
+def _french(sentence: str) -> str | None:
+    found = _FR_VERB_FIRST.match(sentence.strip()) or _FR_VERB_LAST.match(sentence.strip())
+    if found is None:
+        return None
+    text = _FR_NOISE.sub(" ", found.group("rest"))
+    text = re.sub(r"\s+", " ", _WHY.split(text.strip())[0]).strip(" ,.!?—–-")
+    text = re.sub(r"^(?:sur|à\s+propos\s+d[eu']?|concernant)\s*", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"[\s,]+" + _FR_PLEASE + r"$", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"^(?:ça|cela|ceci|le|la|les)$", "", text, flags=re.IGNORECASE)
+    return text
 
 
 def _patterned(sentence: str) -> str | None:
@@ -360,7 +445,8 @@ def _tidy(text: str) -> str:
 _MONTH_STEMS = (lx.MONTHS_EN, lx.MONTH_STEMS_RU)
 _MONTHS = {stem: number for stems in _MONTH_STEMS for number, stem in enumerate(stems, 1)}
 _WHEN_TOLD = re.compile(
-    rf"\b(?:in|back\s+in|from)\s+(?P<en>{'|'.join(lx.MONTHS_EN)})\b|\bв\s+(?P<ru>{'|'.join(lx.MONTH_STEMS_RU)})е\b",
+    rf"\b(?:in|back\s+in|from)\s+(?P<en>{'|'.join(lx.MONTHS_EN)})\b|\bв\s+(?P<ru>{'|'.join(lx.MONTH_STEMS_RU)})е\b"
+    rf"|\ben\s+(?P<fr>{'|'.join(lx.MONTHS_FR)})\b",
     re.IGNORECASE,
 )
 
@@ -371,4 +457,6 @@ def month_told(sentence: str) -> int | None:
     said = _WHEN_TOLD.search(sentence)
     if said is None:
         return None
+    if said.group("fr"):
+        return lx.MONTHS_FR.index(said.group("fr").lower()) + 1
     return _MONTHS[(said.group("en") or said.group("ru")).lower()]

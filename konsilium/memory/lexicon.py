@@ -3,6 +3,8 @@ lower-case surface forms. Kept apart from the rules so that adding a word never 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # fmt: off
 # Subject keys: (key, kind, stems any of which names the subject). First match wins, so narrower keys come first.
 # A key of the form "x:" is completed by the activity found in the sentence (see ACTIVITIES).
@@ -394,6 +396,14 @@ CYRILLIC_TO_LATIN = str.maketrans(
 )  # fmt: skip
 GIVEN_NAMES = GIVEN_NAMES | frozenset(n.translate(CYRILLIC_TO_LATIN) for n in GIVEN_NAMES if not n.isascii())
 # fmt: on
+# ... and common names of many countries, kept as data (given_names.txt)
+_NAMES_FILE = Path(__file__).with_name("given_names.txt")
+GIVEN_NAMES = GIVEN_NAMES | frozenset(
+    name
+    for line in _NAMES_FILE.read_text(encoding="utf-8").splitlines()
+    if not line.startswith("#")
+    for name in line.lower().split()
+)
 
 
 def concept_words(key: str) -> frozenset[str]:
@@ -407,5 +417,6 @@ def concept_words(key: str) -> frozenset[str]:
 MONTHS_EN = tuple("january february march april may june july august september october november december".split())
 MONTH_STEMS_RU = tuple("январ феврал март апрел ма июн июл август сентябр октябр ноябр декабр".split())
 MONTHS_RU_IN = tuple(stem + "е" for stem in MONTH_STEMS_RU)
+MONTHS_FR = tuple("janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split())
 # "my sister", "наша дача": a word that makes the next one someone's own.
 POSSESSIVES = frozenset({"my", "our", "мой", "моя", "моё", "мое", "мои", "наш", "наша", "наше", "наши"})

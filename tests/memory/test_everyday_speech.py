@@ -94,6 +94,9 @@ def test_a_forget_request_as_typed_names_only_what_to_forget(said, topic):
         ("Got rid of the old car and got a skoda kodiaq", "car"),
         ("сняли с дамиром комнату на гвардейской, по 9к с каждого", "home.city"),  # renting a room is a home
         ("снимаю видео для ютуба", None),
+        # a doctor named in health talk is no one's job; a job said of someone is theirs
+        ("у мамы новости: эндокринолог повысил ей дозу Метформина — теперь по 1000 мг", "medication"),
+        ("Моя сестра работает врачом в Казани", "job"),
     ],
 )
 def test_what_a_casually_named_thing_is(text, key):
@@ -118,11 +121,20 @@ def test_names_written_small_start_their_own_statements_and_own_their_things():
         ("Rather than fix a 25 yr old saw I bit the bullet -- SawStop PCS 3HP, $3,800 out the door", False),
         ("Mine was 'does this add a semester' lol. Answer: maybe one.", False),
         ("Answer in bullet points please", True),
+        # his own writing is no wish on how the assistant writes
+        ("Пишу с нового телефона, не знаю узнаете ли вы меня", False),
+        ("Отвечай мне покороче, пожалуйста", True),
     ],
 )
 def test_only_a_wish_on_answers_is_pinned_as_one(text, wish):
     keys = [s.key for s in extract([text]).statements]
     assert ("answer.style" in keys) is wish
+
+
+def test_a_wish_said_with_chtoby_and_a_past_form_is_a_wish():
+    # "чтобы ты отвечал": the past form after "чтобы" wishes; "я так и не ответил" tells what was done
+    assert [s.key for s in extract(["Хочу, чтобы ты отвечал по-русски"]).statements] == ["answer.language"]
+    assert [s.kind for s in extract(["Я ей так и не ответил, не знаю что писать"]).statements] != ["preference"]
 
 
 def test_he_is_the_last_one_named_who_can_be_a_he():
@@ -223,3 +235,62 @@ def test_this_is_someone_with_who_they_are_introduces_them_not_the_user(said):
     assert all(s.key != "name" for s in statements)
     assert "Zoya" in statements[0].about or "Зоя" in statements[0].about
     assert statements[-1].about == statements[0].about  # her son is hers
+
+
+def test_a_word_capitalized_only_as_a_sentence_opens_is_no_one_a_later_she_can_be():
+    # "league" and "booking" were written small: "she" in the next message is not them
+    before = (
+        "found a 5 a side team!! a lad from Lumora plays with them. league plays thursday nights on a pitch in "
+        "Alvalade. they're short a keeper so I'm in goal whether I like it or not lol."
+    )
+    said = extract(["she says he's gotten porky, 11.2 kg now"], before=before)
+    assert "League" not in {s.about for s in said.statements}
+    # a name he wrote as one still is
+    later = extract(["He works at AquaSight now"], before="Tomasz is from Gdańsk.")
+    assert [s.about for s in later.statements] == ["Tomasz"]
+
+
+def test_what_she_told_him_he_can_do_is_his():
+    said = "she said with the sun here I can drop the vitamin D to 1000 IU a day over the summer"
+    assert [s.about for s in extract([said]).statements] == ["user"]
+    assert [s.about for s in extract(["Она сказала, что я могу снизить дозу до 2000"]).statements] == ["user"]
+    assert [s.about for s in extract(["She says he's gotten porky, 11.2 kg now"]).statements] != ["user"]
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        # asked, though the sentence ends with no "?"
+        "Их вообще можно совмещать? И не мешает ли это беговым нагрузкам.",
+        "Чё подарить нормальное, не цветы",
+        # what the message is about to ask, and steering the talk
+        "Вопрос по здоровью",
+        "Ещё вопрос про собаку",
+        "Нужна идея подарка сестре",
+        "Ну и вернёмся к бегу: когда можно первую лёгкую пробежку?",
+        "Anyway, let's get back to the budget",
+    ],
+)
+def test_what_only_asks_or_steers_the_talk_is_no_memory(said):
+    assert extract([said]).statements == []
+
+
+def test_a_fact_said_after_an_announced_question_is_kept():
+    said = extract(["Ещё вопрос про собаку: он чешется второй месяц. Вопрос решён, машину продал"]).statements
+    assert [s.text for s in said] == ["Вопрос про собаку: он чешется второй месяц", "Машину продал"]
+
+
+@pytest.mark.parametrize(
+    ("said", "about"),
+    [
+        # names of many countries, and in letters beyond English ones, typed small or not
+        ("tomás is in lisbon", "Tomás"),
+        ("Declan's thinking of selling the Ranger", "Declan"),
+        ("Giorgi works at a bank in Vake", "Giorgi"),
+        # a word capitalized as the sentence opens, or a name that is an ordinary word, is no one
+        ("League plays thursday nights", "user"),
+        ("Frank conversation with my boss today, I'm staying", "user"),
+    ],
+)
+def test_who_a_sentence_opening_with_a_name_is_about(said, about):
+    assert extract([said]).statements[0].about == about

@@ -517,7 +517,7 @@ def test_a_person_named_in_passing_keeps_what_is_said_of_them_later_and_of_him(s
         service.store.log.record(exchange)
         service.catch_up()
         history = [*history, {"role": "assistant", "content": "ok"}]
-    about = {m.text: m.about for m in service.store.list()}
+    about = {m.text: m.about for m in service.store.list(status=None)}  # (his old job is superseded by the new)
     assert about["Tomasz is from Gdańsk"] == "partner Tomasz"
     assert about["Tomasz: He works as a backend developer at AquaSight"] == "partner Tomasz"
     where = [r.memory.text for r in service.recall("Where does Tomasz work?", k=3)]

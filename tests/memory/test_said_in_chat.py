@@ -219,3 +219,48 @@ def test_a_later_remark_replaces_an_answer_only_where_it_answers_the_same(
     texts = [r.memory.text for r in service.recall(question, k=5)]
     assert any(offered in text for text in texts), texts
     assert not_offered is None or not any(not_offered in text for text in texts), texts
+
+
+def test_a_forget_request_naming_no_one_takes_no_memory_of_someone_by_meaning_alone(service):
+    # the closest in meaning to "пополнение в семье" is the grandmother's Wednesdays with the daughter (0.30): no
+    # request for the daughter's name and days
+    current = current_after(
+        service,
+        [
+            (
+                "2026-02-03",
+                "Слушай, помоги спланировать неделю. Мы с мужем Артёмом оба работаем как сумасшедшие: он анестезиолог, "
+                "у него сутки через двое. Дочке Соне 4 года, ходит в садик. По средам с Соней сидит свекровь, Людмила "
+                "Петровна. А у меня мастер-классы по субботам в 12:00. Ещё мы думаем о втором ребёнке где-то через "
+                "год, так что хочу разгрузить себе график заранее.",
+            ),
+            ("2026-04-01", "И ещё: забудь, что я говорила про пополнение в семье, пока не актуально."),
+        ],
+    )
+    assert any("Дочке Соне 4 года" in text for text in current)
+    assert any("По средам с Соней" in text for text in current)
+
+
+@pytest.mark.parametrize(
+    ("said", "kept"),
+    [
+        (  # news of a pet named in passing keeps what he said the pet is
+            [
+                ("2026-02-03", "у нас кот, Бублик, британец, 4 года, повадился ходить по столешнице"),
+                ("2026-05-20", "ещё Бублик ревнует: шипит на люльку и спит теперь на моей рабочей сумке"),
+            ],
+            ["британец, 4 года", "ревнует"],
+        ),
+        (  # someone's news on no subject replaces no job of theirs
+            [
+                ("2026-02-03", "Tomasz is a freelance sound engineer so his income is all over the place"),
+                ("2026-04-01", "Tomasz has turned the box room into a studio so the flat sounds like a podcast now"),
+            ],
+            ["sound engineer", "box room"],
+        ),
+    ],
+)
+def test_news_named_in_passing_keeps_what_was_said_before(service, said, kept):
+    current = current_after(service, said)
+    for part in kept:
+        assert any(part in text for text in current)
