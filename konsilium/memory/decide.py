@@ -275,6 +275,7 @@ def _only_news(newer: str, older: str) -> bool:
 
 
 def _a_given_name(word: str) -> bool:
+    """A capitalized first name in any case ("Соней", "Timur")."""
     from .morph import given_name, nominative
 
     return bool(word) and word[:1].isupper() and given_name(nominative(word))
@@ -519,9 +520,7 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
 
 def _names_a_person(text: str) -> bool:
     """A given name past the first word ("По средам с Соней сидит свекровь")."""
-    from .morph import given_name, nominative
-
-    return any(given_name(nominative(w)) for w in CAPITALIZED_WORD.findall(text[1:]))
+    return any(_a_given_name(w) for w in CAPITALIZED_WORD.findall(text[1:]))
 
 
 # Words that only point at what is meant: "ту историю с кредитом", "the therapy stuff", "that court mess". Left in,

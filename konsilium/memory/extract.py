@@ -617,12 +617,11 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
     if about == "user" and (not speaks_of_self(plain, as_subject=True) or tokens[0] in _SUBJECT_PRONOUNS):
         about = someone_else(plain)  # "Он … спорит со мной", "She lives in Samara, … when I'm visiting": theirs
     key, kind = main_key(stems)
-    if about == USER and key == "job" and not _STATES_A_JOB.search(text):
-        # "I cycle to work on my Gazelle bike": work named in passing, the bike is the subject
-        key, kind = next(((k, c) for k, c in all_keys(stems) if k != "job"), (None, None))
     if key == "job" and not _STATES_A_JOB.search(text):
-        # "у мамы новости: эндокринолог повысил ей дозу Метформина": a doctor named in health talk is no job
-        key, kind = next(((k, c) for k, c in all_keys(stems) if c == "health"), (key, kind))
+        if about == USER:  # "I cycle to work on my Gazelle bike": work named in passing, the bike is the subject
+            key, kind = next(((k, c) for k, c in all_keys(stems) if k != "job"), (None, None))
+        else:  # "у мамы новости: эндокринолог повысил ей дозу Метформина": a doctor named in health talk is no job
+            key, kind = next(((k, c) for k, c in all_keys(stems) if c == "health"), (key, kind))
     if about == USER and key in (None, "job", "salary") and _STATES_A_ROLE.search(text):
         # "Я диспетчер в …", "Started at Yandex": who he is at work, one at a time; what he says of his work
         # ("Работаю сменами 2/2", "Работаю в бюро «Контур»") is the job's other side, and replaces none of it

@@ -442,7 +442,7 @@ def _tidy(text: str) -> str:
     return "" if _NAMES_NOTHING.match(text) else text
 
 
-_MONTH_STEMS = (lx.MONTHS_EN, lx.MONTH_STEMS_RU)
+_MONTH_STEMS = (lx.MONTHS_EN, lx.MONTH_STEMS_RU, lx.MONTHS_FR)
 _MONTHS = {stem: number for stems in _MONTH_STEMS for number, stem in enumerate(stems, 1)}
 _WHEN_TOLD = re.compile(
     rf"\b(?:in|back\s+in|from)\s+(?P<en>{'|'.join(lx.MONTHS_EN)})\b|\bв\s+(?P<ru>{'|'.join(lx.MONTH_STEMS_RU)})е\b"
@@ -457,6 +457,4 @@ def month_told(sentence: str) -> int | None:
     said = _WHEN_TOLD.search(sentence)
     if said is None:
         return None
-    if said.group("fr"):
-        return lx.MONTHS_FR.index(said.group("fr").lower()) + 1
-    return _MONTHS[(said.group("en") or said.group("ru")).lower()]
+    return _MONTHS[(said.group("en") or said.group("ru") or said.group("fr")).lower()]
