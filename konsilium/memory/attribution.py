@@ -63,7 +63,9 @@ _POSSESSED_NAMED = re.compile(
     r"^(?:(?i:and|also|а|и|ещё|еще)\s+)?(?i:my|our|мой|моя|моё|мои|наш|наша)\s+(?P<rel>[a-zа-яё]+)\s+(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b"
 )
 # "У Миши тренировки поменяли", "У Сони английский по средам": what someone has.
-_AT_NAME = re.compile(r"^(?:(?i:а|и|ещё|еще)\s+)?(?i:у)\s+(?P<name>[А-ЯЁа-яё][а-яё]+)\s+[а-яё]")
+_AT_NAME = re.compile(
+    r"^(?:(?i:а|и|ещё|еще)\s+)?(?i:у)\s+(?P<name>[А-ЯЁа-яё][а-яё]+)\s+[а-яёА-ЯЁ]"
+)  # "У Оли ДР 19 марта"
 # "Мама у меня Линда, живёт в Суонси": the relation first, then whose, then the name.
 _INTRODUCED_AFTER = re.compile(r"^(?P<rel>[А-ЯЁа-яё]+)\s+у\s+(?:меня|нас)\s+(?:[—–-]\s+)?(?P<name>[А-ЯЁ][а-яё]+)\b")
 
@@ -146,14 +148,24 @@ def _for_the_user_to_do(said: list[str]) -> bool:
 
 INSTRUCTION_WORDS = 6
 _SUBJECT_PRONOUNS_RU = frozenset({"он", "она", "они"})
+_RU_VERB_1PL = re.compile(r"^[а-яё]{3,}(?:ем|ём|им)$")
 _RU_VERB_1SG = re.compile(r"^[а-яё]{3,}(?:аю|яю|юсь|аюсь|яюсь|ую|уюсь|ою|ею)$")  # бегаю, работаю, занимаюсь, рисую
 
 
 def first_person(text: str) -> bool:
     tokens = words(text)
+    # a verb of "we" is the user's where no one else opens the clause ("Лиза корейский учит, … спорим постоянно")
+    ours = not tokens or not (given_name(tokens[0]) or relation_noun(tokens[0]))
     return any(
         t in lx.FIRST_PERSON
-        or (t in lx.RU_FIRST_PERSON_VERBS or _RU_VERB_1SG.match(t) and not _adjective_ending(t, before))
+        or (
+            t in lx.RU_FIRST_PERSON_VERBS
+            or _RU_VERB_1SG.match(t)
+            and not _adjective_ending(t, before)
+            or ours
+            and _RU_VERB_1PL.match(t)
+            and morph.first_person_plural(t)  # "их как раз откладываем на отпуск": ours
+        )
         and before not in THIRD_PERSON  # "он ушёл"
         for before, t in zip(["", *tokens], tokens, strict=False)
     ) or any(phrase in text.lower() for phrase in ("у меня", "у нас"))
@@ -192,6 +204,8 @@ def someone_else(text: str) -> str:
         text = text[lead.start(2) :]
     tokens = words(text)
     named = _NAMED_SUBJECT.match(text)
+    if named and lx.DRUG_NAME.match(named.group("name")):
+        named = None  # "Лозартан убрала, выписала амлодипин": the medicine first, no one named
     if named and _GIVES_ME.match(text[named.end() :]):
         return USER  # "Also Marina gave me a new phone, iPhone 13": the phone is his
     if named and len(tokens) > 1 and tokens[1] in _OBJECT_OPENERS_EN and not given_name(named.group("name")):
@@ -233,7 +247,34 @@ _THEY_TOLD_ME_I = re.compile(
     r"(?i)^(?:she|he|they|она|он|они)\s+(?:said|says|told\s+me|сказала?|сказали|говорит|говорят)\b"
     r"(?:(?!\b(?:she|he|they|she's|he's|она|он|они)\b).)*?\b(?:i|я)\b"
 )
+# To whom, first: theirs ("Сыну Мише семь лет").
+_TO_RELATION = re.compile(r"^(?:(?i:а|и|ещё|еще)\s+)?(?P<rel>[А-ЯЁа-яё]+)\s+(?:(?P<name>[А-ЯЁ][а-яё]+)\b)?")
 _LEAD_WORD = re.compile(r"^([А-ЯЁа-яё]+),\s+")
+# "Important thing though — Cian is allergic…", "Важный момент — Оля не ест глютен": a label before the subject
+# (one word before a dash is the subject itself, or its role: "Главврач — Эльмира Фаридовна")
+_DASH_LABEL = re.compile(
+    r"^(?:[A-Za-zА-ЯЁа-яё]+\s+){1,4}[A-Za-zА-ЯЁа-яё]+\s+[—–]\s+(?=[A-ZА-ЯЁ]|(?i:my|our|мой|моя|мои|наш|наша)\b)"
+)
+
+
+_DONE_TO_USER = re.compile(r"(?i)\b(?:us|me|нас|нам|меня|мне)\b")
+
+
+def after_label(text: str) -> str:
+    """The clause without a label before a dash ("Quick update — I moved") or a first word that names no one."""
+    label = _DASH_LABEL.match(text)
+    # (not where the rest is done to the user: "change of summer plans — Kostya's brother invited us to Sochi")
+    if (
+        label
+        and not first_person(label.group(0))
+        and not any(given_name(w) or relation_noun(w) for w in words(label.group(0)))  # "Оля — моя подруга"
+        and not _DONE_TO_USER.search(text, label.end())
+    ):
+        return text[label.end() :]
+    lead = _LEAD_WORD.match(text)  # "Пачкой, катя переехала в Питер": an answer to the question, then the news
+    return text[lead.end() :] if lead and never_a_name(lead.group(1)) else text
+
+
 _THEIR_NEWS = re.compile(
     r"(?i)(?:^|,\s+)(?:(?:и|а|also|and)\s+)?(?:у\s+)?(?P<rel>[а-яёa-z]+)(?:'?s)?\s+(?:новост\w*|news)\s*:"
 )
@@ -295,6 +336,14 @@ def subject_of(text: str) -> str:
     lead = _LEAD_WORD.match(text)  # "Перфект, мой бывший, Дима, в Москве живёт": a word that names no one, first
     if lead and never_a_name(lead.group(1)):
         text = text[lead.end() :]
+    named = _NAME_THEN_VERB_EN.match(text)  # "Kathleen is in Boston, she's my older sister, a retired teacher"
+    if named and given_name(named.group("name")):
+        return named.group("name")
+    whom = _TO_RELATION.match(text)  # "Сыну 5 лет", "а брату 45 размер в подарок", "Сестре нравится Италия"
+    if whom and morph.dative(whom.group("rel")) and (rel := relation_noun(whom.group("rel"))):
+        if not any(morph.done_or_owned_by_speaker(t) for t in words(text)) and not first_person(text):
+            name = whom.group("name")  # "Сыну Мише семь лет": сын Миша
+            return f"{rel} {morph.nominative(name)}" if name and given_name(name) else rel
     kin = _BARE_KIN_EN.match(text)  # "Mum called, she's turning 70 … so we're thinking of going there": hers
     if kin:
         return kin.group("rel").lower()
@@ -305,8 +354,13 @@ def subject_of(text: str) -> str:
     ours = _NAME_OURS.match(text)  # "Наташка наша таки переехала к морю": our Natashka's move
     if ours and is_name(ours.group("name")):
         return morph.nominative(ours.group("name"))
-    whose = _WHOSE.match(text)  # "Tyoma's training moved to Mondays"
-    if whose and is_name(whose.group("name")) and not first_person(text):
+    whose = _WHOSE.match(text)  # "Tyoma's training moved to Mondays"; not "Rent's £650 each": a thing is
+    if (
+        whose
+        and is_name(whose.group("name"))
+        and (text[whose.end() : whose.end() + 1].isalpha() or given_name(whose.group("name")))
+        and not first_person(text)
+    ):
         return whose.group("name")
     whose = _WHOSE_TYPED.match(text)  # "ellies netball is moving to thursdays", "josh's swimming isnt…": written small
     if whose and given_name(whose.group("name")) and not first_person(text):
@@ -352,6 +406,14 @@ def subject_of(text: str) -> str:
 
 
 # A relation with no possessive, as the subject: "Муж работает в банке", "Сосед по комнате костя, с 3 курса, …".
+# A name and its verb open an English clause: it is theirs, whatever of the user's it names later ("my sister");
+# not "Fahy has me on ramipril" (his regimen).
+_NAME_THEN_VERB_EN = re.compile(
+    r"^(?:(?i:then|and|also|so)\s+)?(?P<name>[A-Z][a-z]+)"
+    r"(?:,\s+(?i:my|our)\s+[a-z]+(?:\s+[a-z]+)?,)?"  # "Then Helen, my youngest, is down in Bristol"
+    r"(?:\s+(?:is|was|has|lives|works|moved|studies|teaches|taught|retired)\b(?!\s+me\b)"
+    r"|'s\s+(?=(?:my|our|in|at|over|down|up|still|now)\b))"  # "Sarah's my eldest, she's in Harrogate"
+)
 _BARE_RELATION = re.compile(r"^(?P<rel>[А-ЯЁа-яё]+)(?:\s+по\s+[а-яё]+)?(?:\s+(?P<next>[А-ЯЁа-яё][а-яё]+))?[\s,]")
 
 
@@ -419,6 +481,7 @@ def is_name(word: str) -> bool:
         and not never_a_name(word)  # "Сегодня мой др": a capital opens every sentence
         and bool(analyze(word))
         and not _VERB_FORM.search(word.lower())
+        and not lx.DRUG_NAME.match(word)  # "Лозартан убрала, выписала амлодипин": a medicine, not a name
     )
 
 

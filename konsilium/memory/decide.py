@@ -119,7 +119,10 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
             return Operation("NOOP", target=old.id, reason="said again")
     if statement.corrects:  # "а не, не во вторник, в четверг": the memory just said, said again right
         wrong = fingerprint(statement.corrects, statement.about)
-        target = next((old for old in reversed(same_person) if old.fingerprint == wrong), None)
+        # (whoever it is about, even no one known: the very words just said are corrected)
+        target = next(
+            (old for old in reversed(current) if old.fingerprint == wrong and old.about == statement.about), None
+        )
         if target is not None:
             memory.pinned = target.pinned
             return Operation("UPDATE", memory, target=target.id, reason="corrected")
@@ -140,7 +143,18 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
             if statement.key == "name" and _names_again(statement.text, newest.text):
                 return Operation("NOOP", target=newest.id, reason="the same name again")
             memory.pinned = memory.pinned or newest.pinned  # a pinned fact stays pinned in its new version
-            return Operation("UPDATE", memory, target=newest.id, reason=f"same subject ({statement.key})")
+            # "…машина не заводится. Skoda Octavia 2017, 1.4 TSI": one car said in two sentences; a new car
+            # replaces both (not one that names someone: "my partner Marta are moving to Lisbon, she got offered a
+            # job…" says more than the move)
+            also = tuple(
+                m.id
+                for m in same_key
+                if m is not newest
+                and m.exchange_id
+                and m.exchange_id == newest.exchange_id
+                and not _names_a_person(m.text)
+            )
+            return Operation("UPDATE", memory, target=newest.id, reason=f"same subject ({statement.key})", also=also)
     if statement.key and statement.key.startswith("answer.") and statement.about == USER:
         # "давай поменяем: разворачивай подробно" replaces "отвечай коротко"; "без эмодзи" leaves it
 
@@ -189,7 +203,9 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
         cosine, closest = changed[0]
         memory.pinned = memory.pinned or closest.pinned
         return Operation("UPDATE", memory, target=closest.id, reason=f"changed (cosine {cosine:.2f})")
-    if statement.update and statement.key is None:  # a keyed statement changes what has its key, no more
+    # A keyed statement changes what has its key, no more; a to-do changes nothing it names ("теперь надо написать
+    # Тамуне про график" is no new "основной клиент — Mela Books, там редакторка Тамуна").
+    if statement.update and statement.key is None and not _A_TODO.search(statement.text):
         # "Виолончель теперь по четвергам" vs "по вторникам у меня виолончель…": the thing that changed is named
         # in both (a rare word), while the sentences are too different for their cosine alone.
         named = _distinctive(statement.text)
@@ -206,6 +222,7 @@ def _decide(said: Said, current: list[Memory], exclusive) -> Operation:
     return Operation("ADD", memory, reason=f"new ({statement.kind})")
 
 
+_A_TODO = re.compile(r"(?i)\b(?:надо|нужно|need\s+to|have\s+to|gotta)\s+(?:[\w-]+\s+)?[\w-]+")
 _NAMED_VALUE = r"\d|[«\"“]|(?<=[\w,;:—–-]\s)[A-ZА-ЯЁ]|(?<=[а-яё]\s)[a-z]{2,}"  # a number, a quote, a name
 _VALUE = re.compile(
     _NAMED_VALUE
@@ -481,28 +498,36 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     # ... and the sentence next to a forgotten one that goes on about it ("I play chess on lichess. My rating is
     # around 1900"; "болит спина. Хожу к остеопату"), not one on something else ("… I work at Google").
     positions = {order[m.id] for _, m in named_}
-    beside = {
-        current[p].id
-        for p in {q + step for q in positions for step in (-1, 1)} - positions
-        if 0 <= p < len(current)
-        and current[p].exchange_id in said_with
-        and (
-            any(
-                n.exchange_id == current[p].exchange_id and _cosine(n.vector, current[p].vector) >= FORGET_BESIDE_COSINE
-                for _, n in named_
+    beside: set[str] = set()
+    while True:  # (repeated: "…мой бывший муж Олег. Он уже лет пять живёт в Сочи, у него там другая семья")
+        more = {
+            current[p].id
+            for p in {q + step for q in positions for step in (-1, 1)} - positions
+            if 0 <= p < len(current)
+            and current[p].exchange_id in said_with
+            and (
+                any(
+                    n.exchange_id == current[p].exchange_id
+                    and _cosine(n.vector, current[p].vector) >= FORGET_BESIDE_COSINE
+                    for _, n in named_
+                )
+                # a pronoun that names no one known, right after, goes on about what was just forgotten ("игорь занял.
+                # теперь должен ему 400 баксов": "удали всё про долг игорю"), unless it is on something else
+                or current[p].about in (UNKNOWN, current[p - 1].about)  # (or resolved to the one just forgotten)
+                and current[p].about != USER
+                and p - 1 in positions
+                and _cosine(current[p - 1].vector, current[p].vector) >= FORGET_PRONOUN_COSINE
+                # a fragment on no subject of its own, or the medicine taken for what it was said beside, close to the
+                # request as said in its context ("давление скачет. Пью лозартан": "забудь про давление")
+                or current[p].key in (None, "medication")
+                and current[p].search_vector is not None
+                and _cosine(vector, current[p].search_vector) >= FORGET_CONTEXT_COSINE
             )
-            # a pronoun that names no one known, right after, goes on about what was just forgotten ("игорь занял.
-            # теперь должен ему 400 баксов": "удали всё про долг игорю"), unless it is on something else
-            or current[p].about == UNKNOWN
-            and p - 1 in positions
-            and _cosine(current[p - 1].vector, current[p].vector) >= FORGET_PRONOUN_COSINE
-            # a fragment on no subject of its own, close to the request as said in its context ("давление
-            # скачет. Пью лозартан": "забудь про давление")
-            or current[p].key is None
-            and current[p].search_vector is not None
-            and _cosine(vector, current[p].search_vector) >= FORGET_CONTEXT_COSINE
-        )
-    }
+        }
+        if not more:
+            break
+        beside |= more
+        positions |= {order[i] for i in more}
     return named_ + [
         (score, m)
         for score, m in scored

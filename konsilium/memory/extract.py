@@ -25,6 +25,7 @@ from . import morph, places
 from .attribution import (
     NOT_NAMES,
     OPENERS,
+    after_label,
     first_person,
     gender_of,
     is_name,
@@ -37,6 +38,7 @@ from .attribution import (
 )
 from .corrections import Correction, corrected, correction
 from .forget_requests import deletes_what_was_told, forget_query, month_told, topic_of
+from .people import CAPITALIZED_WORD
 from .records import UNKNOWN, USER
 from .subjects import (
     activity_of,
@@ -121,7 +123,8 @@ _ASKING_OPENERS = frozenset(
 _CLAUSE = re.compile(
     r"\s*[;,]\s+"
     r"|:\s+(?=[A-ZА-ЯЁ][a-zа-яё]+\s+(?:теперь|now|is|was|has|работает|живёт|живет)\b)"
-    r"|\s+(?:and|а также|и ещё|и еще)\s+(?=(?:i|my|я|мой|моя|мои|у меня)\b)"
+    # (not "Ines and I are planning…": one subject of two)
+    r"|\s+(?:and|а также|и ещё|и еще)\s+(?=(?:i|my|я|мой|моя|мои|у меня)\b)(?!i\s+(?:are|were|both)\b)"
     r"|\s+[—–]\s+(?=(?:(?:now|then|so|теперь|сейчас)\s+)?(?:i|я)\b)",  # "She changed them — now I take amlodipine"
     re.I,
 )
@@ -248,6 +251,7 @@ def extract(user_messages: list[str], before: str = "", asked: str = "") -> Extr
             elif not pasted:
                 found = _statements(f"{carried}, {sentence[:1].lower()}{sentence[1:]}" if carried else sentence, False)
                 found = _in_context(found, before_it, sentence)
+                found = _there_named(found, statements[said_before - 1 :] if said_before else [], before_it)
                 if headline is not None:
                     said_first, found = _after_headline(headline, sentence, found)
                     statements.extend(said_first)
@@ -261,6 +265,8 @@ def extract(user_messages: list[str], before: str = "", asked: str = "") -> Extr
                 # sentence is about.
                 short = not found and 0 < len(words(sentence)) < DECLARATIVE_WORDS and "?" not in sentence
                 short = short and not sentence.endswith((")", ":"))  # "Thank you, teacher :)": said to the assistant
+                # "Perfect. Important thing though — Cian is allergic…": a reaction names nothing that follows
+                short = short and not all(t in lx.CHATTER for t in words(sentence))
                 carried = sentence.rstrip("!.… ") if short else ""
             before_it = sentence
         if headline is not None:
@@ -309,6 +315,26 @@ def _said_before(before: str) -> tuple[Statement, ...]:
 
 
 HEADLINE_WORDS = 6
+
+
+_THERE = re.compile(r"(?i)(?<![\w-])(?:там|туда|оттуда|there)(?![\w-])")
+
+
+def _there_named(found: list[Statement], said: list[Statement], sentence_before: str) -> list[Statement]:
+    """ "Маршрут через Барнаул, я там вырос": "there" is the place the clause or sentence before names; the
+    memory keeps it ("Я там вырос (Барнаул)"), or "Where did I grow up?" would find a memory that cannot say."""
+    out, last = [], _place_named(" ".join([sentence_before, *(s.text for s in said)]))
+    for statement in found:
+        if last and _THERE.search(statement.text) and not places.places(statement.text):
+            statement = replace(statement, text=f"{statement.text} ({last})")
+        out.append(statement)
+        last = _place_named(statement.text) or last
+    return out
+
+
+def _place_named(text: str) -> str:
+    """The last capitalised word of `text` that is a known place ("через Барнаул", "in Galway"), or ""."""
+    return next((w for w in reversed(CAPITALIZED_WORD.findall(text)) if places.places(w)), "")
 
 
 def _is_headline(sentence: str) -> bool:
@@ -601,12 +627,13 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
 def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement | None:
     text = _tidy(clause)
     tokens = words(text)
-    if len(tokens) < MIN_WORDS and not explicit:
-        return None
+    if (len(tokens) < MIN_WORDS or all(t in lx.CHATTER for t in tokens)) and not explicit:
+        return None  # "Хм, подумаем", "Ок, попробуем": a reaction, with a verb of "we" or not
     if not explicit and (_ASKS_WITH_LI.match(text) or _A_TURN_IN_TALK.match(text) or _asks_in_passing(text, tokens)):
         return None  # "И не мешает ли это беговым нагрузкам" asks; "Ну и вернёмся к бегу" steers the talk
     stems = stems_of(text)
     plain = _ASIDE.sub("", text) or text  # whom it is about is not said in brackets: "(craig would eat a shoe)"
+    plain = after_label(plain)
     about = subject_of(plain)
     name = next((m for m in _NAME.finditer(text) if is_name(m.group("name")) and _introduces(m, text)), None)
     if about == "user" and name and name.group("name") not in NOT_NAMES and not mentions_concept(stems):
@@ -630,8 +657,13 @@ def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement 
         key, kind = "job.role", "work"  # "Clinic manager at Meanwood Health Centre, start 20 April": said bare
     if key is None and stops_something(text) and (activity := activity_of(stems)):
         key, kind = f"schedule:{activity}", "schedule"  # "I no longer go bouldering": the climbing schedule ends
-    if key == "car" and _goes_somewhere(text) and not matches_any(stems, _CAR_THINGS):
-        key, kind = None, None  # "ездим на дачу", "Езжу на работу на автобусе": where one goes, not in what
+    if (
+        key == "car"
+        and _goes_somewhere(text)
+        and not matches_any(stems, _CAR_BRANDS if _BY_CAR.search(text) else _CAR_THINGS)
+    ):
+        # "ездим на дачу", "Езжу на работу на автобусе", "едем на Алтай … на машине": where one goes, not in what
+        key, kind = None, None
     if key in _KEY_NEEDS and not _KEY_NEEDS[key](text):
         key, kind = None, None
     stays = _STAYS_IN.match(text) if key is None else None
@@ -917,6 +949,8 @@ _NEW_HOME = re.compile(
 )
 _WEIGHT = re.compile(
     r"(?i)(?:вешу|\bвес(?:а|у|ом|е)?\b|weigh|похуд|скинул|сбросил|набрал|lost\s+\d|gained\s+\d|"
+    # "минус 9 кг: 109 на весах"
+    r"\d[\d.,]*\s*(?:kg|кг)?\s+(?:на\s+весах|on\s+the\s+scales?)|(?:минус|плюс)\s+\d+[.,]?\d*\s*(?:kg|кг|кило)\b|"
     r"(?:i'm|i am|я|мне|down\s+to|up\s+to|до|уже)\s+(?:\w+\s+)?\d+[.,]?\d*\s*(?:kg|кг|кило|lbs?|pounds)\b)"
 )
 _RENTS = re.compile(r"(?i)\b(?:снима(?:ю|ем|ет|ют)|сняли|снял[аи]?|арендую|арендуем|renting|rented|rent\s+a)\b")
@@ -940,6 +974,8 @@ def _goes_somewhere(text: str) -> bool:
 
 
 _CAR_THINGS = frozenset(w for w in lx.concept_words("car") if w not in lx.DRIVE_WORDS)
+_CAR_BRANDS = _CAR_THINGS - {"car", "автомобил", "машин", "легковушк", "тачк"}
+_BY_CAR = re.compile(r"(?i)\bна\s+(?:машине|автомобиле|тачке)\b")  # how one goes: no car of one's own is named
 
 
 def _names_a_place(text: str) -> bool:

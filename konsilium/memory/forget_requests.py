@@ -14,7 +14,7 @@ import re
 from . import lexicon as lx
 
 _OPENERS = (
-    r"(?:(?:and|also|oh|so|ok|okay|well|btw|anyway|actually|by\s+the\s+way|one\s+more\s+thing|ну|и|а|также|"
+    r"(?:(?:and|also|oh|so|ok|okay|well|btw|anyway|actually|listen|look|hey|by\s+the\s+way|one\s+more\s+thing|(?:quick|last|other|another)\s+(?:one|thing)|ну|и|а|также|"
     r"can\s+(?:you|u)|could\s+(?:you|u)|would\s+(?:you|u)|можешь|можете|"
     r"кстати|кст|да|ещё|еще|слушай|короче|ладно|ок|в\s+общем|вот|и\s+вот\s+ещё|и\s+вот\s+еще)[,:]?\s+(?:[—–-]\s+)?){0,3}"
 )
@@ -78,7 +78,8 @@ _VERB_FIRST = re.compile(
 # The topic first: "Про X забудь", "That stuff I told you about X — bin it, would you?", "ту тему про X — сотри".
 _TOPIC_FIRST = re.compile(
     r"^" + _OPENERS + r"(?:(?:that|the|this|all\s+the|ту|эту|всю)\s+)?(?:stuff|things?|business|bit|part|"
-    r"тему|историю|инфу|информацию)?\s*(?:" + _SAID + r"\s+)?(?:about|про|об?)\s+(?P<rest>.+?)[,:]?\s*[—–-]*\s+"
+    r"тему|историю|инфу|информацию)?\s*(?:" + _SAID + r"(?:\s+[\w-]+){0,3}?\s+)?"  # "… back in February about"
+    r"(?:about|про|об?)\s+(?P<rest>.+?)[,:]?\s*[—–-]*\s+"
     r"(?:(?:so|just|then|и|так\s+что|тоже|too|also)\s+)?(?:"
     + _PLEASE
     + r",?\s+)?(?:(?:вы|ты)\s+)?(?:(?:это|его|её|ее|их)\s+)?(?:тоже\s+)?(?:"  # "про деньги — вы это выкиньте"
@@ -154,7 +155,7 @@ _NOISE = re.compile(
     rf"(?:back\s+)?in\s+(?:{'|'.join(lx.MONTHS_EN)})|в\s+(?:{'|'.join(lx.MONTHS_RU_IN)})|"
     r"весной|летом|осенью|зимой|last\s+(?:week|month|year)|на\s+прошлой\s+неделе|в\s+прошлом\s+месяце|"
     r"(?:that\s+|what\s+)?i\s+(?:ever\s+)?(?:told\s+(?:you|u)|said|mentioned)(?:\s+about)?|"
-    r"(?:что\s+)?я\s+(?:тебе\s+|вам\s+)?(?:тогда\s+|там\s+|уже\s+|как-то\s+)?"
+    r"(?:что\s+)?я\s+(?:тебе\s+|вам\s+)?(?:тогда\s+|там\s+|уже\s+|как-то\s+|когда-(?:либо|то|нибудь)\s+)?"
     r"(?:рассказывал|рассказывала|говорил|говорила|писал|писала|написал|написала)(?:\s+(?:про|о|об))?|"
     r"я\s+(?:тебе\s+|вам\s+)?(?:[\w-]+\s+){1,2}?(?:про|о|об)(?=\s)|"  # "я вам перед отъездом про Зою"
     r"(?:что\s+)?я\s+(?:тебе\s+|вам\s+)?(?:про|о|об)(?=\s)|"  # "что я тебе про зарплату рассказывала"
@@ -325,6 +326,9 @@ def _french(sentence: str) -> str | None:
     return text
 
 
+_LEAD_IN = re.compile(r"^[^:]{1,40}:\s+(?=\S)")
+
+
 def _patterned(sentence: str) -> str | None:
     first = _VERB_FIRST.match(sentence)
     if first:
@@ -336,8 +340,8 @@ def _patterned(sentence: str) -> str | None:
     if later:
         return _tidy(_first_clause(later.group("rest")))
     last = _VERB_LAST.match(sentence) or _OBJECT_FIRST.match(sentence)
-    if last:
-        return _tidy(last.group("rest"))
+    if last:  # ("Хочу попросить Вас об одном: всё, что … про отца Артёма, удалите": what follows the colon)
+        return _tidy(_LEAD_IN.sub("", last.group("rest")))
     return None
 
 

@@ -3,6 +3,7 @@ lower-case surface forms. Kept apart from the rules so that adding a word never 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 # fmt: off
@@ -32,7 +33,8 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
         "kia", "киа", "bmw", "бмв", "mercedes", "мерседес", "audi", "ауди", "ford", "форд", "honda", "хонд", "subaru",
         "субар", "mitsubishi", "мицубис", "lexus", "лексус", "peugeot", "пежо", "opel", "опел", "chevrolet", "шевроле",
         "porsche", "порш", "corolla", "королл", "camry", "камр", "solaris", "солярис", "largus", "ларгус", "octavia",
-        "октави", "jolion", "джолион", "тачк", "kodiaq", "кодиак", "tundra", "vesta", "веста"
+        "октави", "jolion", "джолион", "тачк", "kodiaq", "кодиак", "tundra", "vesta", "веста",
+        "нив", "niva", "приор", "priora", "уаз", "uaz", "жигул", "дастер", "duster", "крет", "creta", "lada",
     })),
     ("deadline:", "plan", frozenset({
         "deadlin", "дедлайн", "сдач", "срок", "сдат", "сдать", "due"
@@ -229,6 +231,8 @@ CHATTER = frozenset({
     # thanks as they are typed: "lush thank u", "Благодарю, очень чётко", "perfect ta x"
     "u", "ya", "ta", "x", "xx", "thx", "perfect", "lush", "brilliant", "lovely", "awesome", "amazing", "so", "much",
     "благодарю", "спс", "пасиб", "пасибо", "очень", "чётко", "четко", "супер", "класс", "круто", "норм", "огонь",
+    "again", "снова", "pet", "love", "dear",  # "Hello again.", "Thanks pet."
+    "хм", "хмм", "подумаем", "посмотрим", "попробуем", "увидим", "разберёмся", "разберемся",  # "Хм, подумаем"
 })
 
 FIRST_PERSON = frozenset({
@@ -420,3 +424,13 @@ MONTHS_RU_IN = tuple(stem + "е" for stem in MONTH_STEMS_RU)
 MONTHS_FR = tuple("janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split())
 # "my sister", "наша дача": a word that makes the next one someone's own.
 POSSESSIVES = frozenset({"my", "our", "мой", "моя", "моё", "мое", "мои", "наш", "наша", "наше", "наши"})
+
+
+# The endings of drug names (international nonproprietary names, in either script): -sartan, -pril, -olol,
+# -dipine, -statin, -prazole, -formin, -oxetine, -traline, -azepam, -cillin, -mycin.
+DRUG_NAME = re.compile(
+    r"^[a-zа-яё]{2,}(?:sartan|pril|olol|dipine?|statin|prazole|formin|oxetine|traline|azepam|cillin|mycin|"
+    r"артан|прил|олол|дипин|статин|празол|формин|оксетин|тралин|азепам|циллин|мицин)"
+    r"(?:а|у|ом|е|ы|ов|s)?$",
+    re.IGNORECASE,
+)

@@ -107,6 +107,22 @@ def first_person_verb(word: str) -> bool:
     return sum(p.score for p in parses if "VERB" in p.tag and "1per" in p.tag) > 0.5
 
 
+def first_person_plural(word: str) -> bool:
+    """ "Откладываем", "копим": as likely a verb of "we" as anything else (a short participle ties with it)."""
+    return sum(p.score for p in _parses(word) if "VERB" in p.tag and "1per" in p.tag and "plur" in p.tag) >= 0.5
+
+
+def dative(word: str) -> bool:
+    """ "брату", "сестре", "маме": a noun the dictionary reads as a dative (to whom)."""
+    return any("NOUN" in p.tag and "datv" in p.tag for p in _parses(word))
+
+
+def done_or_owned_by_speaker(word: str) -> bool:
+    """ "купила", "беру", "подарю": a verb whose subject may be the user (the past, the first person), not
+    "нравится", "исполняется"."""
+    return any("VERB" in p.tag and ("past" in p.tag or "1per" in p.tag or "futr" in p.tag) for p in _parses(word))
+
+
 def destination(word: str) -> bool:
     """ "дачу", "работу", "иртыш" after "на": a place one goes to (the accusative), not what one rides in ("Ниве",
     "автобусе": the prepositional)."""

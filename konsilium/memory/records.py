@@ -96,6 +96,7 @@ class Operation:
     memory: Memory | None = None
     target: str | None = None
     reason: str = ""
+    also: tuple[str, ...] = ()  # UPDATE: more memories `memory` supersedes (said with `target` in one message)
 
 
 def fingerprint(text: str, about: str = USER) -> str:

@@ -161,7 +161,7 @@ class MemoryService:
             if op.event in ("ADD", "UPDATE"):
                 current.append(op.memory)
             if op.event == "UPDATE":
-                current = [m for m in current if m.id != op.target]
+                current = [m for m in current if m.id != op.target and m.id not in op.also]
         forgets = [f for f in extraction.forgets if f.query.strip()]
         vectors = self.embed([f.query for f in forgets]) if forgets else []
         for request, vector in zip(forgets, vectors, strict=True):
@@ -189,14 +189,14 @@ class MemoryService:
         for op in operations:
             if op.event in ("ADD", "UPDATE") and op.memory.id == memory.id:
                 operations = [o for o in operations if o is not op]
-                stored = op.target if op.event == "UPDATE" else None
+                stored = [op.target, *op.also] if op.event == "UPDATE" else []
                 break
         else:
-            stored = memory.id
-        if stored is None:
-            return operations
-        deleting = {o.target for o in operations if o.event == "DELETE"}
-        return operations + [op for op in self._deletions(stored, reason) if op.target not in deleting]
+            stored = [memory.id]
+        for memory_id in stored:
+            deleting = {o.target for o in operations if o.event == "DELETE"}
+            operations = operations + [op for op in self._deletions(memory_id, reason) if op.target not in deleting]
+        return operations
 
     def _deletions(self, memory_id: str, reason: str) -> list[Operation]:
         """DELETE for a memory and every version of it (older or newer) not forgotten yet."""

@@ -314,6 +314,13 @@ class MemoryStore:
             detail = f"superseded by {op.memory.id}" + (f": {op.reason}" if op.reason else "")
             _history(db, op.target, "UPDATE", old, op.memory.text, now, exchange_id, detail)
             _history(db, op.memory.id, "ADD", None, op.memory.text, now, exchange_id, f"supersedes {op.target}")
+            for also in op.also:
+                db.execute(
+                    "UPDATE memories SET status = 'superseded', superseded_by = ?, updated = ? WHERE id = ? "
+                    "AND status = 'current'",
+                    (op.memory.id, now, also),
+                )
+                _history(db, also, "UPDATE", _text_of(db, also), op.memory.text, now, exchange_id, detail)
         elif op.event == "DELETE":
             self._forget(db, op.target, now, exchange_id, op.reason)
         elif op.event == "NOOP":

@@ -27,6 +27,8 @@ def stems_of(text: str) -> list[str]:
         if token in _ALIVE:
             continue  # "живая преподавательница" says nothing of where one lives (stem "жив")
         out.append(token if token in lx.UNSTEMMED else stem(token))
+        if lx.DRUG_NAME.match(token):
+            out.append("препарат")  # "Пью лозартан 50 утром", "started me on ramipril": a medicine, by its name
         if "-" in token and _CYRILLIC_WORD.search(token):  # "бэкенд-разработчик" is a developer; "go-live" no life
             out.extend(stem(part) for part in token.split("-") if len(part) > 2)
     return out

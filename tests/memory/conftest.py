@@ -46,3 +46,18 @@ def service(tmp_path, embedder):
     log = ConversationLog(tmp_path / "conversations.sqlite3")
     yield MemoryService(log, MemorySettings(), embedder=embedder)
     log.close()
+
+
+@pytest.fixture
+def converse(service, make):
+    """One conversation with `service`, a user message at a time, each answered, as a chat client sends it."""
+
+    def talk(said: list[str]) -> None:
+        history: list[dict] = []
+        for i, text in enumerate(said):
+            history = [*history, {"role": "user", "content": text}]
+            service.store.log.record(make(i, messages=history))
+            service.catch_up()
+            history = [*history, {"role": "assistant", "content": "ok"}]
+
+    return talk

@@ -69,14 +69,8 @@ def service(tmp_path):
     log.close()
 
 
-def test_the_corrected_memory_replaces_the_wrong_one_which_keeps_its_history(service, make):
-    said = ["да пересдача по матану во вторник", "а не сорян не во вторник, в четверг. перепутал"]
-    history: list[dict] = []
-    for i, text in enumerate(said):
-        history = [*history, {"role": "user", "content": text}]
-        service.store.log.record(make(i, messages=history))
-        service.catch_up()
-        history.append({"role": "assistant", "content": "ок"})
+def test_the_corrected_memory_replaces_the_wrong_one_which_keeps_its_history(service, converse):
+    converse(["да пересдача по матану во вторник", "а не сорян не во вторник, в четверг. перепутал"])
     current = [m.text for m in service.store.list("current", limit=None)]
     assert current == ["Пересдача по матану в четверг"]
     (wrong,) = service.store.list("superseded", limit=None)
