@@ -99,6 +99,8 @@ def main_key(stems: list[str]) -> tuple[str | None, str | None]:
     for key, kind in found:
         if key == "laptop.ram":
             return key, kind
+    if found[0][0] == "medication" and any(k == "allergy" for k, _ in found):
+        return next((k, c) for k, c in found if k == "allergy")  # "на пенициллин аллергия": the allergy, not a medicine
     if found[0][0] == "learning:language":  # "learning Russian with a tutor on Thursdays": the lessons' day changes
         return next(((k, c) for k, c in found if k.startswith("schedule:")), found[0])
     if found[0][0] == "job" and "quit" in stems:  # "quit the low-carb thing, doing 16:8 now": the diet he quit

@@ -192,3 +192,8 @@ def test_forgetting_someone_takes_each_sentence_that_goes_on_about_them_and_no_o
     current = " ".join(m.text for m in service.store.list("current", limit=None))
     assert "Сочи" not in current and "другая семья" not in current and "Олег" not in current
     assert "44-й размер" in current  # what was said of Artyom himself stays
+
+
+def test_a_medicine_one_is_allergic_to_is_an_allergy():
+    (statement,) = extract(["У меня с молодости на пенициллин аллергия, вся отекаю."]).statements
+    assert statement.key == "allergy"
