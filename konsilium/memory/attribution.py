@@ -154,17 +154,16 @@ _RU_VERB_1SG = re.compile(r"^[а-яё]{3,}(?:аю|яю|юсь|аюсь|яюсь|
 
 def first_person(text: str) -> bool:
     tokens = words(text)
-    # a verb of "we" is the user's where no one else opens the clause ("Лиза корейский учит, … спорим постоянно")
-    ours = not tokens or not (given_name(tokens[0]) or relation_noun(tokens[0]))
     return any(
         t in lx.FIRST_PERSON
         or (
             t in lx.RU_FIRST_PERSON_VERBS
             or _RU_VERB_1SG.match(t)
             and not _adjective_ending(t, before)
-            or ours
-            and _RU_VERB_1PL.match(t)
+            or _RU_VERB_1PL.match(t)
             and morph.first_person_plural(t)  # "их как раз откладываем на отпуск": ours
+            # (where no one else opens the clause: "Лиза корейский учит, … спорим постоянно")
+            and not (given_name(tokens[0]) or relation_noun(tokens[0]))
         )
         and before not in THIRD_PERSON  # "он ушёл"
         for before, t in zip(["", *tokens], tokens, strict=False)
@@ -271,7 +270,12 @@ def after_label(text: str) -> str:
         and not _DONE_TO_USER.search(text, label.end())
     ):
         return text[label.end() :]
-    lead = _LEAD_WORD.match(text)  # "Пачкой, катя переехала в Питер": an answer to the question, then the news
+    return _without_lead_word(text)  # "Пачкой, катя переехала в Питер": an answer to the question, then the news
+
+
+def _without_lead_word(text: str) -> str:
+    """The clause without a first word, set off by a comma, that names no one ("Перфект, мой бывший, Дима…")."""
+    lead = _LEAD_WORD.match(text)
     return text[lead.end() :] if lead and never_a_name(lead.group(1)) else text
 
 
@@ -333,9 +337,7 @@ def subject_of(text: str) -> str:
     news = _THEIR_NEWS.search(text)  # "И у мамы новости: эндокринолог повысил ей дозу", "Dad news: …"
     if news and (nominative := relation_noun(news.group("rel"))):
         return nominative
-    lead = _LEAD_WORD.match(text)  # "Перфект, мой бывший, Дима, в Москве живёт": a word that names no one, first
-    if lead and never_a_name(lead.group(1)):
-        text = text[lead.end() :]
+    text = _without_lead_word(text)  # "Перфект, мой бывший, Дима, в Москве живёт": a word that names no one, first
     named = _NAME_THEN_VERB_EN.match(text)  # "Kathleen is in Boston, she's my older sister, a retired teacher"
     if named and given_name(named.group("name")):
         return named.group("name")

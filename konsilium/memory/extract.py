@@ -266,7 +266,7 @@ def extract(user_messages: list[str], before: str = "", asked: str = "") -> Extr
                 short = not found and 0 < len(words(sentence)) < DECLARATIVE_WORDS and "?" not in sentence
                 short = short and not sentence.endswith((")", ":"))  # "Thank you, teacher :)": said to the assistant
                 # "Perfect. Important thing though — Cian is allergic…": a reaction names nothing that follows
-                short = short and not all(t in lx.CHATTER for t in words(sentence))
+                short = short and not _only_chatter(words(sentence))
                 carried = sentence.rstrip("!.… ") if short else ""
             before_it = sentence
         if headline is not None:
@@ -627,7 +627,7 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
 def _statement(clause: str, explicit: bool, inherits_person: bool) -> Statement | None:
     text = _tidy(clause)
     tokens = words(text)
-    if (len(tokens) < MIN_WORDS or all(t in lx.CHATTER for t in tokens)) and not explicit:
+    if (len(tokens) < MIN_WORDS or _only_chatter(tokens)) and not explicit:
         return None  # "Хм, подумаем", "Ок, попробуем": a reaction, with a verb of "we" or not
     if not explicit and (_ASKS_WITH_LI.match(text) or _A_TURN_IN_TALK.match(text) or _asks_in_passing(text, tokens)):
         return None  # "И не мешает ли это беговым нагрузкам" asks; "Ну и вернёмся к бегу" steers the talk
@@ -822,10 +822,15 @@ _ASKING = _YOU | _EN_IMPERATIVES | _WISH_OPENERS | _PLEASE  # words said to the 
 _RU_IMPERATIVE = re.compile(r"^[а-яё]{3,}(?:ай|яй|ей|и|ите|айте|яйте)$")  # отвечай, пиши, давайте
 
 
+def _only_chatter(tokens: list[str]) -> bool:
+    """Plain acknowledgements or reactions ("Ok, got it", "Хм, подумаем", "perfect ta x"): never a fact."""
+    return all(t in lx.CHATTER for t in tokens)
+
+
 def _declarative(tokens: list[str]) -> bool:
     """Enough words to say something, not only acknowledgements ("Ладно, подумаю", "Ok, got it"), and not a
     definition of something ("Python is a programming language", "Квантование — это…"): general knowledge."""
-    if len(tokens) < DECLARATIVE_WORDS or all(t in lx.CHATTER for t in tokens):
+    if len(tokens) < DECLARATIVE_WORDS or _only_chatter(tokens):
         return False
     return not any(
         t in _DEFINING and (t not in _DEFINING_EN or following in _DEFINITION_OPENERS)

@@ -305,22 +305,12 @@ class MemoryStore:
             _insert(db, op.memory)
             _history(db, op.memory.id, "ADD", None, op.memory.text, now, exchange_id, op.reason)
         elif op.event == "UPDATE":
-            old = _text_of(db, op.target)
             _insert(db, op.memory)
-            db.execute(
-                "UPDATE memories SET status = 'superseded', superseded_by = ?, updated = ? WHERE id = ?",
-                (op.memory.id, now, op.target),
-            )
             detail = f"superseded by {op.memory.id}" + (f": {op.reason}" if op.reason else "")
-            _history(db, op.target, "UPDATE", old, op.memory.text, now, exchange_id, detail)
+            _supersede(db, op.target, op.memory, now, exchange_id, detail)
             _history(db, op.memory.id, "ADD", None, op.memory.text, now, exchange_id, f"supersedes {op.target}")
             for also in op.also:
-                db.execute(
-                    "UPDATE memories SET status = 'superseded', superseded_by = ?, updated = ? WHERE id = ? "
-                    "AND status = 'current'",
-                    (op.memory.id, now, also),
-                )
-                _history(db, also, "UPDATE", _text_of(db, also), op.memory.text, now, exchange_id, detail)
+                _supersede(db, also, op.memory, now, exchange_id, detail, only_current=True)
         elif op.event == "DELETE":
             self._forget(db, op.target, now, exchange_id, op.reason)
         elif op.event == "NOOP":
@@ -463,6 +453,17 @@ def _patched(cache: CurrentMatrix, generation: int, seq: int, ids: set[str], row
     people = {int(position[before]): found for before, found in people_before.items()}
     ordered = rowids[order].tolist()
     return CurrentMatrix(generation, memories, vectors, people, {r: i for i, r in enumerate(ordered)}, ordered, seq)
+
+
+def _supersede(db, memory_id, by: Memory, now, exchange_id, detail, only_current: bool = False) -> None:
+    """Mark `memory_id` superseded by `by`, with its history ("UPDATE", its text then and the new one)."""
+    old = _text_of(db, memory_id)
+    db.execute(
+        "UPDATE memories SET status = 'superseded', superseded_by = ?, updated = ? WHERE id = ?"
+        + (" AND status = 'current'" if only_current else ""),
+        (by.id, now, memory_id),
+    )
+    _history(db, memory_id, "UPDATE", old, by.text, now, exchange_id, detail)
 
 
 def _text_of(db, memory_id: str) -> str:
