@@ -63,8 +63,9 @@ _POSSESSED_NAMED = re.compile(
     r"^(?:(?i:and|also|а|и|ещё|еще)\s+)?(?i:my|our|мой|моя|моё|мои|наш|наша)\s+(?P<rel>[a-zа-яё]+)\s+(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b"
 )
 # "У Миши тренировки поменяли", "У Сони английский по средам": what someone has.
+# (after a short clause naming no one: "Тока без арахиса, у Алинки аллергия на арахис")
 _AT_NAME = re.compile(
-    r"^(?:(?i:а|и|ещё|еще)\s+)?(?i:у)\s+(?P<name>[А-ЯЁа-яё][а-яё]+)\s+[а-яёА-ЯЁ]"
+    r"^(?:[^,.;:]{1,40},\s+)?(?:(?i:а|и|ещё|еще)\s+)?(?i:у)\s+(?P<name>[А-ЯЁа-яё][а-яё]+)\s+[а-яёА-ЯЁ]"
 )  # "У Оли ДР 19 марта"
 # "Мама у меня Линда, живёт в Суонси": the relation first, then whose, then the name.
 _INTRODUCED_AFTER = re.compile(r"^(?P<rel>[А-ЯЁа-яё]+)\s+у\s+(?:меня|нас)\s+(?:[—–-]\s+)?(?P<name>[А-ЯЁ][а-яё]+)\b")
@@ -387,7 +388,8 @@ def subject_of(text: str) -> str:
     if match and is_name(match.group("name")):
         return f"{_relation_word(match.group('rel'))} {morph.nominative(match.group('name'))}"
     at = _AT_NAME.match(text)
-    if at and is_name(at.group("name")) and not first_person(text):
+    # (what follows in another clause is no first person of this one: "…, в прошлом году скорую вызывали")
+    if at and is_name(at.group("name")) and not first_person(re.split(r"[,;]", text[at.end() :])[0] + text[: at.end()]):
         return morph.nominative(at.group("name"))
     match = _RELATION_EN.match(text)
     if match and _gift_to_user(match, text):

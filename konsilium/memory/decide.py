@@ -415,7 +415,7 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
     names_only_the_key = key is not None and all(
         subject_key(w) == key for w in words(query) if set(analyze(w)) & wanted
     )
-    scored, cosines, whole = [], [], set()
+    scored, cosines, whole, matched_of = [], [], set(), {}
     for memory in current:
         have = set(analyze(memory.text))
         cosine = _cosine(vector, memory.vector)
@@ -425,6 +425,7 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         if translations & have:  # the words that name a concept the memory names in other words
             for concept in asked_concepts.keys() & glossary.concepts(have):
                 matched |= asked_concepts[concept]
+        matched_of[memory.id] = matched
         overlap = len(matched) / len(wanted) if wanted else 0.0
         if wanted and overlap == 1.0 and any(len(t) >= (3 if t.isascii() else 4) for t in wanted):  # "tax", "ink"
             whole.add(memory.id)
@@ -438,6 +439,10 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         # (not when the request names them in other words: "хозяин помещения" is "Our landlord")
         others = FORGET_OTHERS_PENALTY if memory.about != USER and not about_others else 0.0
         if others and asked_concepts and asked_concepts.keys() & glossary.concepts(set(analyze(memory.about))):
+            others = 0.0
+        # ... nor when it holds two of the things the request names: "цифры от калитки на даче" is "Рустем на даче
+        # поставил на калитку кодовый замок, код 4471", whoever put the lock in
+        if others and len(matched & things) >= 2:
             others = 0.0
         # "my ambulance side job" has the job's key, and so has "Моя жена Марина — фармацевт": not his job
         same_key = FORGET_KEY_BONUS if key is not None and memory.key == key and not partial and not others else 0.0
@@ -462,6 +467,16 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         for score, m in scored
         if score >= max(FORGET_SCORE, best - FORGET_MARGIN) or m.id in whole and score >= FORGET_SCORE
     ]
+    # ... but not one holding only some of what the best one holds: "цифры от калитки на даче" is the gate code said
+    # of the dacha, not "руки чешутся по даче" (one of its subject is: "I run on Mondays" for "I run on weekends")
+    first = scored[0][1]
+    most = matched_of[first.id]
+
+    def holds_less(memory: Memory) -> bool:
+        on_its_subject = memory.key is not None and memory.key == first.key
+        return bool(matched_of[memory.id]) and matched_of[memory.id] < most and not on_its_subject
+
+    named_ = [(score, m) for score, m in named_ if not holds_less(m)]
     # Said in the other language, a fact shares no word with the request, only meaning: the clearly closest memory
     # ("сюрприз для Лейлы" / "a surprise trip to Montenegro for Leyla's birthday": 0.34, the next 0.18).
     top, runner_up = cosines[0], (cosines[1][0] if len(cosines) > 1 else 0.0)
@@ -476,6 +491,7 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         top[0] >= FORGET_COSINE
         and top[0] - runner_up >= FORGET_COSINE_LEAD
         and top[1].id not in chosen
+        and not holds_less(top[1])
         and not names_another
         and not names_someone_unasked
     ):

@@ -32,6 +32,7 @@ from .attribution import (
     is_relation,
     named_third_person,
     pronoun_gender,
+    relation_noun,
     someone_else,
     speaks_of_self,
     subject_of,
@@ -379,17 +380,29 @@ def _resolve_pronouns(statements: list[Statement], last: str | None = None) -> l
     """ "У меня брат Глеб. Он пожарный": a statement about "someone" (a pronoun) is about the person named just
     before it (`last`: in the previous message), and says so in its text ("Брат Глеб: Он пожарный")."""
     out, named = [], [last] if last is not None else []  # the people named so far, the last first
+    pet: tuple[str, str] | None = None  # the last pet named in this message, and whose it is
     for statement in statements:
-        if statement.about == UNKNOWN and named:
+        if statement.about == UNKNOWN:
             # "Мама плакала весь вечер. … Без дела он не сидит": "он" is the last one named who can be a "he"
             said = pronoun_gender(statement.text)
             whom = next((p for p in named if said is None or gender_of(p) in (None, said)), None)
             if whom is not None:  # (no one who can be meant: "someone", not the wrong one)
                 statement = replace(statement, about=whom, text=f"{whom[:1].upper()}{whom[1:]}: {statement.text}")
+            elif pet is not None:  # "Были у ветеринара с котёнком. … Теперь он Мурзик": no one named, the pet
+                noun, owner = pet
+                statement = replace(statement, about=owner, text=f"{noun[:1].upper()}{noun[1:]}: {statement.text}")
         elif statement.about not in (USER, UNKNOWN):
             named = [statement.about, *[p for p in named if p != statement.about]]
+        pet = next(((noun, statement.about) for noun in _pets_in(statement.text)), pet)
         out.append(statement)
     return out
+
+
+_PETS = frozenset({"собака", "пёс", "щенок", "кошка", "кот", "питомец", "dog", "cat", "puppy", "kitten", "pet"})
+
+
+def _pets_in(text: str) -> list[str]:
+    return [noun for word in words(text) if (noun := relation_noun(word)) in _PETS]
 
 
 # --- sentences and clauses ------------------------------------------------------------------------------------

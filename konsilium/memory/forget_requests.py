@@ -18,6 +18,8 @@ _OPENERS = (
     r"can\s+(?:you|u)|could\s+(?:you|u)|would\s+(?:you|u)|можешь|можете|"
     r"кстати|кст|да|ещё|еще|слушай|короче|ладно|ок|в\s+общем|вот|и\s+вот\s+ещё|и\s+вот\s+еще)[,:]?\s+(?:[—–-]\s+)?){0,3}"
 )
+# the months in full and as people shorten them ("the counselling thing I told you about in feb")
+_MONTHS_SAID_EN = "|".join((*lx.MONTHS_EN, "sept", *(m[:3] for m in lx.MONTHS_EN if len(m) > 3)))
 _PLEASE = r"(?:please|pls|plz|пожалуйста|плиз|плз|пжлст|пж)"
 # Only forgetting: an imperative of these is a request.
 _ONLY_FORGET = (
@@ -28,7 +30,7 @@ _ONLY_FORGET = (
     # "не надо это помнить", "no need to keep it"
     r"не\s+надо\s+(?:это\s+|этого\s+|его\s+|е[ёе]\s+|их\s+)?(?:помнить|запоминать|хранить)|"
     r"no\s+need\s+to\s+(?:remember|keep|store)(?:\s+(?:it|that|this))?|"
-    r"(?:don'?t|do\s+not|never)\s+(?:remember|keep|store|save)(?=\s+(?:my|about|that\s+i|what\s+i|this|it|that)\b))"
+    r"(?:don'?t|do\s+not|never)\s+(?:remember|keep|store|save)(?=\s+(?:my|about|that\s+i|what\s+i|this|it|that|any|anything|all)\b))"
 )
 # Also ordinary work: a request only with a word for what was said.
 _ALSO_WORK = (
@@ -45,7 +47,7 @@ _SAID_THING = (
     r"(?:(?:all\s+)?(?:the|that|this|my|any)\s+|all\s+)?(?:notes?|things?|stuff|bits?|parts?|info|information|"
     r"memor(?:y|ies)|"
     r"records?|entr(?:y|ies)|facts?|everything|details?)(?:\s+" + _SAID + r")?\s+(?:about|on|regarding|re)\s+"
-    r"|what\s+i\s+(?:told\s+(?:you|u)|said|mentioned|shared|wrote)\s+about\s+"
+    r"|what(?:ever)?\s+i\s+(?:told\s+(?:you|u)|said|mentioned|shared|wrote)\s+about\s+"
     r"|(?:(?:инфу|информацию|данные|запись|записи|заметку|всё|все|то)(?:,?\s+" + _SAID + r"|" + _TOLD + r")?"
     r"|" + _TOLD + r")"
     r"\s+(?:про|о|об)\s+"
@@ -119,7 +121,8 @@ _OBJECT_FIRST = re.compile(
 )
 # A request that names nothing: "forget it", "это больше не актуально, сотри", "Забудь об этом".
 _NAMES_NOTHING = re.compile(
-    r"^(?:" + _OUTDATED + r"|it|that|this|this\s+one|это|этом|этого|об\s+этом|про\s+это|всё\s+это|ты|вы|"
+    r"^(?:" + _OUTDATED + r"|it|that|this|this\s+one|part|bit|(?:that|this)\s+(?:part|bit)|это|этом|этого|об\s+этом|"
+    r"про\s+это|всё\s+это|ты|вы|"
     # "удали всё, что я про неё писала": the pronoun names what the sentence before named
     r"(?:про\s+|о\s+|об\s+|about\s+)?(?:не[её]|него|ней|н[её]м|них|him|her|them)|"
     r"(?:удали|сотри|delete|remove|erase)(?:те)?\s+(?:это|его|е[ёе]|их|it|that|this|them)|"
@@ -141,7 +144,7 @@ _LEAD = re.compile(
     # ("what I told you in March about X" before "what I…" as a question naming it: "forget where I live")
     r"(?:"
     + _ABOUT
-    + r"|what\s+i\s+(?:said|told\s+(?:you|u)|mentioned)(?:\s+\w+){0,3}?\s+about\s+|"
+    + r"|what(?:ever)?\s+i\s+(?:said|told\s+(?:you|u)|mentioned)(?:\s+\w+){0,3}?\s+about\s+|"
     + _SAID_THING
     + r"|about\s+|that\s+|что\s+|про\s+|об?\s+)?",
     re.IGNORECASE,
@@ -152,7 +155,7 @@ _NOISE = re.compile(
     r"(?<!\bthe\s)(?<!\bmy\s)(?<!\bour\s)business|thingy|idea|all\s+that|everything|"  # not "leaving the business"
     r"a\s+while\s+(?:back|ago)(?:\s+about)?|(?:can|could|would|will)\s+(?:you|u|ya)|"  # "…, can u forget that"
     # when it was told names nothing: "the counselling I mentioned back in march", "что я весной рассказывала"
-    rf"(?:back\s+)?in\s+(?:{'|'.join(lx.MONTHS_EN)})|в\s+(?:{'|'.join(lx.MONTHS_RU_IN)})|"
+    rf"(?:back\s+)?in\s+(?:{_MONTHS_SAID_EN})|в\s+(?:{'|'.join(lx.MONTHS_RU_IN)})|"
     r"весной|летом|осенью|зимой|last\s+(?:week|month|year)|на\s+прошлой\s+неделе|в\s+прошлом\s+месяце|"
     r"(?:that\s+|what\s+)?i\s+(?:ever\s+)?(?:told\s+(?:you|u)|said|mentioned)(?:\s+about)?|"
     r"(?:что\s+)?я\s+(?:тебе\s+|вам\s+)?(?:тогда\s+|там\s+|уже\s+|как-то\s+|когда-(?:либо|то|нибудь)\s+)?"
@@ -337,12 +340,14 @@ def _patterned(sentence: str) -> str | None:
     if topic:  # all before the verb names it: "про деньги, которые я шурину должен, забудьте"
         return _tidy(topic.group("rest"))
     later = _VERB_LATER.search(sentence)
-    if later:
-        return _tidy(_first_clause(later.group("rest")))
+    # ("same for the money I borrowed, forget that part": "that part" names nothing, what went before does)
+    named_later = _tidy(_first_clause(later.group("rest"))) if later else None
+    if named_later:
+        return named_later
     last = _VERB_LAST.match(sentence) or _OBJECT_FIRST.match(sentence)
     if last:  # ("Хочу попросить Вас об одном: всё, что … про отца Артёма, удалите": what follows the colon)
         return _tidy(_LEAD_IN.sub("", last.group("rest")))
-    return None
+    return named_later
 
 
 # The verb anywhere, as people say it in passing: "кст гусева можешь забыть, все уладили", "тот код что я давал
@@ -428,7 +433,9 @@ _RELATIVE = re.compile(
 # it was, and the husband is no topic; after a word or two it says which ("деньги, которые я шурину должен")
 _CIRCUMSTANCE = re.compile(r"(?P<topic>(?:[\w-]+\s+){3,}[\w-]+),\s+(?:о\s+|про\s+|от\s+)?котор\w+\s.*$", re.I)
 _TOPIC_LEAD = re.compile(
-    r"^(?:насч[её]т|касательно|regarding|re:?)\s+|^(?:сведения|данные|информацию|инфу)\s+(?:о|об|про)\s+", re.I
+    r"^(?:насч[её]т|касательно|regarding|re:?)\s+|^(?:the\s+)?same\s+(?:for|with|goes\s+for)\s+"
+    r"|^(?:сведения|данные|информацию|инфу)\s+(?:о|об|про)\s+",
+    re.I,
 )
 
 
@@ -448,8 +455,9 @@ def _tidy(text: str) -> str:
 
 _MONTH_STEMS = (lx.MONTHS_EN, lx.MONTH_STEMS_RU, lx.MONTHS_FR)
 _MONTHS = {stem: number for stems in _MONTH_STEMS for number, stem in enumerate(stems, 1)}
+_MONTHS_EN_BY_PREFIX = {month[:3]: number for number, month in enumerate(lx.MONTHS_EN, 1)}
 _WHEN_TOLD = re.compile(
-    rf"\b(?:in|back\s+in|from)\s+(?P<en>{'|'.join(lx.MONTHS_EN)})\b|\bв\s+(?P<ru>{'|'.join(lx.MONTH_STEMS_RU)})е\b"
+    rf"\b(?:in|back\s+in|from)\s+(?P<en>{_MONTHS_SAID_EN})\b|\bв\s+(?P<ru>{'|'.join(lx.MONTH_STEMS_RU)})е\b"
     rf"|\ben\s+(?P<fr>{'|'.join(lx.MONTHS_FR)})\b",
     re.IGNORECASE,
 )
@@ -461,4 +469,6 @@ def month_told(sentence: str) -> int | None:
     said = _WHEN_TOLD.search(sentence)
     if said is None:
         return None
-    return _MONTHS[(said.group("en") or said.group("ru") or said.group("fr")).lower()]
+    if said.group("en"):
+        return _MONTHS_EN_BY_PREFIX[said.group("en").lower()[:3]]
+    return _MONTHS[(said.group("ru") or said.group("fr")).lower()]

@@ -336,6 +336,7 @@ def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recall
                 and not (asks_a_figure and _drops_its_figure(memory, newer.memory))
                 and not (asks_when and _drops_its_date(memory, newer.memory))
                 and not (memory.key in THING_KEYS and newer.memory.key != memory.key)
+                and not _drops_its_model(memory, newer.memory)
                 and not (asked_people and _leaves_them_out(named[memory.id], named[newer.memory.id], asked_people))
                 and (
                     asks_where
@@ -372,6 +373,28 @@ def _drops_its_figure(older: Memory, newer: Memory) -> bool:
         and not _NUMBER.search(newer.text)
         and not _CAPITALIZED.search(newer.text[1:])
         and not stops_something(newer.text)
+    )
+
+
+def _drops_its_model(older: Memory, newer: Memory) -> bool:
+    """ "Пишу вам прямо с дачи, с нового телефона" does not replace "…подарили новый телефон, Honor": a change to a
+    thing one owns that names no make or model (and ends nothing) leaves the one named before."""
+    return (
+        older.key in THING_KEYS
+        and _names_a_model(older.text)
+        and not _names_a_model(newer.text)
+        and not stops_something(newer.text)
+    )
+
+
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+_CYRILLIC = re.compile(r"[А-Яа-яЁё]")
+
+
+def _names_a_model(text: str) -> bool:
+    """A number, a capitalized word past the first, or a Latin word in Russian text ("Honor", "iPhone 13")."""
+    return bool(
+        _NUMBER.search(text) or _CAPITALIZED.search(text[1:]) or _CYRILLIC.search(text) and _LATIN_WORD.search(text)
     )
 
 
