@@ -389,7 +389,7 @@ def subject_of(text: str) -> str:
         return f"{_relation_word(match.group('rel'))} {morph.nominative(match.group('name'))}"
     at = _AT_NAME.match(text)
     # (what follows in another clause is no first person of this one: "…, в прошлом году скорую вызывали")
-    if at and is_name(at.group("name")) and not first_person(re.split(r"[,;]", text[at.end() :])[0] + text[: at.end()]):
+    if at and is_name(at.group("name")) and not first_person(text[: at.end()] + re.split(r"[,;]", text[at.end() :])[0]):
         return morph.nominative(at.group("name"))
     match = _RELATION_EN.match(text)
     if match and _gift_to_user(match, text):

@@ -84,7 +84,6 @@ _INTRODUCING = re.compile(
     r"\s*[:,—–-]?\s*",
     re.IGNORECASE,
 )
-_CYRILLIC_WORD = re.compile(r"[а-яё]", re.IGNORECASE)
 _SAYS_THE_NAME = re.compile(r"(?i)(?:меня\s+зовут|моё\s+имя|мое\s+имя|я\s|это\s|my\s+name|i'?m\s|i\s+am\s)")
 # "I'm Lena, 34, biology teacher in Tver": the name, then more about the user.
 _NAME_FIRST = re.compile(
@@ -387,10 +386,10 @@ def _resolve_pronouns(statements: list[Statement], last: str | None = None) -> l
             said = pronoun_gender(statement.text)
             whom = next((p for p in named if said is None or gender_of(p) in (None, said)), None)
             if whom is not None:  # (no one who can be meant: "someone", not the wrong one)
-                statement = replace(statement, about=whom, text=f"{whom[:1].upper()}{whom[1:]}: {statement.text}")
+                statement = _said_of(statement, whom, whom)
             elif pet is not None:  # "Были у ветеринара с котёнком. … Теперь он Мурзик": no one named, the pet
                 noun, owner = pet
-                statement = replace(statement, about=owner, text=f"{noun[:1].upper()}{noun[1:]}: {statement.text}")
+                statement = _said_of(statement, owner, noun)
         elif statement.about not in (USER, UNKNOWN):
             named = [statement.about, *[p for p in named if p != statement.about]]
         pet = next(((noun, statement.about) for noun in _pets_in(statement.text)), pet)
@@ -398,11 +397,13 @@ def _resolve_pronouns(statements: list[Statement], last: str | None = None) -> l
     return out
 
 
-_PETS = frozenset({"собака", "пёс", "щенок", "кошка", "кот", "питомец", "dog", "cat", "puppy", "kitten", "pet"})
+def _said_of(statement: Statement, about: str, label: str) -> Statement:
+    """The statement as about `about`, its text naming whom the pronoun means ("Брат Глеб: Он пожарный")."""
+    return replace(statement, about=about, text=f"{label[:1].upper()}{label[1:]}: {statement.text}")
 
 
 def _pets_in(text: str) -> list[str]:
-    return [noun for word in words(text) if (noun := relation_noun(word)) in _PETS]
+    return [noun for word in words(text) if (noun := relation_noun(word)) in lx.PETS]
 
 
 # --- sentences and clauses ------------------------------------------------------------------------------------
@@ -578,7 +579,7 @@ def _statements(sentence: str, explicit: bool) -> list[Statement]:
             ""
             if _SAYS_THE_NAME.match(sentence, m.end())  # "Позвольте представиться: меня зовут Лидия Андреевна"
             else "Меня зовут "
-            if _CYRILLIC_WORD.search(m.group(0))
+            if lx.CYRILLIC_LETTER.search(m.group(0))
             else "My name is "
         ),
         sentence,

@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+# A Cyrillic letter: a word or text written (partly) in Russian.
+CYRILLIC_LETTER = re.compile(r"[а-яё]", re.IGNORECASE)
+
 # fmt: off
 # Subject keys: (key, kind, stems any of which names the subject). First match wins, so narrower keys come first.
 # A key of the form "x:" is completed by the activity found in the sentence (see ACTIVITIES).
@@ -265,6 +268,9 @@ RELATIONS_RU: dict[str, str] = {
     "шурин": "шурин", "зят": "зять", "свекров": "свекровь", "тёщ": "тёща", "тещ": "тёща", "невестк": "невестка",
     "помощни": "помощник",
 }
+
+# The pets among the relations (RELATIONS_EN, RELATIONS_RU's words): whom "он" can mean when no person can be meant.
+PETS = frozenset({"собака", "пёс", "щенок", "кошка", "кот", "питомец", "dog", "cat", "puppy", "kitten", "pet"})
 
 # Whom "she" or "he" can mean: "Мама плакала весь вечер. … Без дела он не сидит" is not the mother.
 FEMININE_RELATIONS = frozenset({

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..index.text import analyze
 from . import glossary, places
+from . import lexicon as lx
 from .decide import THING_KEYS
 from .log import Exchange, content_text
 from .morph import given_name
@@ -388,14 +389,13 @@ def _drops_its_model(older: Memory, newer: Memory) -> bool:
 
 
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
-_CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 
 
 def _names_a_model(text: str) -> bool:
     """A number, a capitalized word past the first, or a Latin word in Russian text ("Honor", "iPhone 13")."""
-    return bool(
-        _NUMBER.search(text) or _CAPITALIZED.search(text[1:]) or _CYRILLIC.search(text) and _LATIN_WORD.search(text)
-    )
+    if _NUMBER.search(text) or _CAPITALIZED.search(text[1:]):
+        return True
+    return bool(lx.CYRILLIC_LETTER.search(text) and _LATIN_WORD.search(text))
 
 
 def _drops_its_date(older: Memory, newer: Memory) -> bool:
@@ -620,7 +620,6 @@ def _one_activity(older: Memory, newer: Memory) -> bool:
 def _people_named(memory: Memory) -> set[str]:
     """The people a memory names, in Latin letters: given names and whom it is about; not any capitalized word
     ("Mbps", "Starlink", the first word of a sentence)."""
-    from . import lexicon as lx
     from .people import latin, person
 
     whose = person(memory.about)

@@ -15,7 +15,6 @@ from . import lexicon as lx
 from .attribution import OPENERS, is_relation
 
 _NUMBER_UNIT = re.compile(r"(\d)([a-zа-яё]{1,3})\b")
-_CYRILLIC_WORD = re.compile(r"[а-яё]", re.IGNORECASE)
 
 
 def stems_of(text: str) -> list[str]:
@@ -29,7 +28,7 @@ def stems_of(text: str) -> list[str]:
         out.append(token if token in lx.UNSTEMMED else stem(token))
         if lx.DRUG_NAME.match(token):
             out.append("препарат")  # "Пью лозартан 50 утром", "started me on ramipril": a medicine, by its name
-        if "-" in token and _CYRILLIC_WORD.search(token):  # "бэкенд-разработчик" is a developer; "go-live" no life
+        if "-" in token and lx.CYRILLIC_LETTER.search(token):  # "бэкенд-разработчик" is a developer; "go-live" no life
             out.extend(stem(part) for part in token.split("-") if len(part) > 2)
     return out
 
