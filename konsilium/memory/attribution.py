@@ -36,6 +36,12 @@ NOT_NAMES |= {
     dont didnt cant wont isnt wasnt havent hasnt doesnt wouldnt couldnt shouldnt im ive ill id theyve theyre weve
     were hes shes youre youve thats whats theres its""".split()
 }
+# ... and adverbs that open a sentence ("Finally got a Pixel 8": no one called Finally got it)
+NOT_NAMES |= {
+    w.capitalize()
+    for w in """finally eventually honestly basically actually apparently luckily unfortunately fortunately hopefully
+    recently literally seriously obviously anyway anyways yesterday today tonight then later now""".split()
+}
 
 _RELATION_EN = re.compile(
     r"^(?i:(?:and\s+|also\s+)?(?:my|our)\s+(?:(?:best|old|little|younger|older|elder|big)\s+)?(?P<rel>"
@@ -63,9 +69,9 @@ _POSSESSED_NAMED = re.compile(
     r"^(?:(?i:and|also|а|и|ещё|еще)\s+)?(?i:my|our|мой|моя|моё|мои|наш|наша)\s+(?P<rel>[a-zа-яё]+)\s+(?P<name>[A-ZА-ЯЁa-zа-яё][a-zа-яё]+)\b"
 )
 # "У Миши тренировки поменяли", "У Сони английский по средам": what someone has.
-# (after a short clause naming no one: "Тока без арахиса, у Алинки аллергия на арахис")
+# (after a short clause or two naming no one: "Тока без арахиса, у Алинки аллергия на арахис")
 _AT_NAME = re.compile(
-    r"^(?:[^,.;:]{1,40},\s+)?(?:(?i:а|и|ещё|еще)\s+)?(?i:у)\s+(?P<name>[А-ЯЁа-яё][а-яё]+)\s+[а-яёА-ЯЁ]"
+    r"^(?:[^,.;:]{1,40},\s+){0,2}(?:(?i:а|и|ещё|еще)\s+)?(?i:у)\s+(?P<name>[А-ЯЁа-яё][а-яё]+)\s+[а-яёА-ЯЁ\d]"
 )  # "У Оли ДР 19 марта"
 # "Мама у меня Линда, живёт в Суонси": the relation first, then whose, then the name.
 _INTRODUCED_AFTER = re.compile(r"^(?P<rel>[А-ЯЁа-яё]+)\s+у\s+(?:меня|нас)\s+(?:[—–-]\s+)?(?P<name>[А-ЯЁ][а-яё]+)\b")
@@ -223,7 +229,9 @@ def someone_else(text: str) -> str:
     if third and not named and morph.past_verb(tokens[0]) and not any(t in _SUBJECT_PRONOUNS_RU for t in tokens):
         return USER  # "Занял у него 3.5к до зп", "Подарила ей серьги": his own verb, with them as its object
     # "…, так что теперь она ходит на плавание": she is Sonya; not "у неё развод с Денисом" (him: not the subject)
-    if not named and third and len(known) == 1 and morph.may_be_subject(next(iter(known))):
+    # (not after a pronoun opening the clause: "She lives in Harrogate with her dog Hamish" is the one named before)
+    opens_with_pronoun = bool(tokens) and tokens[0] in _OPENING_PRONOUNS
+    if not named and third and len(known) == 1 and morph.may_be_subject(next(iter(known))) and not opens_with_pronoun:
         return morph.nominative(next(iter(known)))
     relation = _RELATION_OBJECT.match(text)  # "Маму всё-таки устроили в пансионат": done to her, by someone
     if relation and (nominative := relation_noun(relation.group("rel"))):
@@ -237,11 +245,17 @@ def someone_else(text: str) -> str:
         return USER  # "Терапевт сказала дефицит, теперь пить 5000 ме", "The GP told me to take 2": his regimen
     if named and (third or len(tokens) > 1 and tokens[1] in ("says", "said", "говорит", "сказал", "сказала")):
         return morph.nominative(named.group("name"))
+    # a Russian name the dictionary mostly reads as another word, then its own verb: "Дана наконец переехала в
+    # Montreal" (not "Хозяйка подняла аренду", no name at all)
+    if named and morph.name_share(named.group("name")) > 0 and is_name(named.group("name")):
+        if any(_RU_THIRD_PERSON_VERB.match(t.replace("ё", "е")) for t in tokens[1:3]) and not first_person(text):
+            return morph.nominative(named.group("name"))
     # "Мама у меня рукодельница. Сидит у себя в Ульяновске и вышивает": her, said with no "она"
     said_of_someone = bool(tokens) and morph.third_person_present(tokens[0]) and not first_person(text)
     return UNKNOWN if (third or said_of_someone) and not named else USER
 
 
+_OPENING_PRONOUNS = frozenset({"she", "he", "they", "she's", "he's", "they're", "она", "он", "они"})
 # A pronoun that tells, then the user as the subject of what is told (no other pronoun before him)
 _THEY_TOLD_ME_I = re.compile(
     r"(?i)^(?:she|he|they|она|он|они)\s+(?:said|says|told\s+me|сказала?|сказали|говорит|говорят)\b"
@@ -391,6 +405,15 @@ def subject_of(text: str) -> str:
     # (what follows in another clause is no first person of this one: "…, в прошлом году скорую вызывали")
     if at and is_name(at.group("name")) and not first_person(text[: at.end()] + re.split(r"[,;]", text[at.end() :])[0]):
         return morph.nominative(at.group("name"))
+    # "У мамы др 5 мая", "У свекрови 9 апреля юбилей", "У брата Антона Volvo": what a relation has is theirs
+    if (
+        at
+        and (rel := relation_noun(at.group("name")))
+        and rel not in lx.PETS
+        and not first_person(text[: at.end()] + re.split(r"[,;]", text[at.end() :])[0])
+    ):
+        name = re.match(r"\s*([А-ЯЁ][а-яё]+)\b", text[at.end("name") :])
+        return f"{rel} {morph.nominative(name.group(1))}" if name and is_name(name.group(1)) else rel
     match = _RELATION_EN.match(text)
     if match and _gift_to_user(match, text):
         return USER  # "My kids gave me a Galaxy S24": the phone is his

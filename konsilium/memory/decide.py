@@ -45,6 +45,7 @@ FORGET_PERSON_BONUS = 0.2  # a memory naming the person the request names (less 
 # A memory holding only some of the request's words and far from it in meaning: those words count this much.
 FORGET_PARTIAL_COSINE = 0.25
 FORGET_PARTIAL_WEIGHT = 0.4
+FORGET_TRANSLATED_ONLY_WEIGHT = 0.5  # someone else's memory naming the request's concept only in other words
 FORGET_BESIDE_COSINE = 0.3  # the sentence beside a forgotten one, this close to it, went on about it
 FORGET_PRONOUN_COSINE = 0.15  # ... or a pronoun's sentence right after it, this close to it
 FORGET_CONTEXT_COSINE = 0.3  # ... or a fragment beside it this close to the request, as said in its context
@@ -371,7 +372,13 @@ def _a_change_word(term: str) -> bool:
 @lru_cache(maxsize=1)
 def _question_stems() -> frozenset[str]:
     """ "забудь, сколько я вешу": the question word names nothing the memory ("вешу 78 кг") must hold."""
-    return frozenset(analyze("сколько где как когда какой какая какие куда откуда what where when how much many which"))
+    return frozenset(
+        analyze(
+            "сколько где как когда какой какая какие куда откуда what where when how much many which"
+            # ... nor the pronouns of a relative clause: "деньги, которые я кому-то должна была" names the debt
+            " который которые которую кому-то кто-то что-то кому кого кем чем была был были someone somebody whom"
+        )
+    )
 
 
 def told_in(targets: list[tuple[float, Memory]], month: int | None) -> list[tuple[float, Memory]]:
@@ -416,6 +423,11 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         subject_key(w) == key for w in words(query) if set(analyze(w)) & wanted
     )
     scored, cosines, whole, matched_of = [], [], set(), {}
+
+    def names_whose(memory: Memory) -> bool:
+        """The request names whom the memory is about in other words ("my ex" / "бывший Дима")."""
+        return bool(asked_concepts.keys() & glossary.concepts(set(analyze(memory.about))))
+
     for memory in current:
         have = set(analyze(memory.text))
         cosine = _cosine(vector, memory.vector)
@@ -427,6 +439,14 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
                 matched |= asked_concepts[concept]
         matched_of[memory.id] = matched
         overlap = len(matched) / len(wanted) if wanted else 0.0
+        names_them = named_people and any(
+            same_name(latin(w), n) for w in words(f"{memory.about} {memory.text}") for n in named_people
+        )
+        # someone else's memory, not of whom the request names, that holds none of its words, only its concept in
+        # other words, is named by it less: "ту историю с деньгами (и Марко)" is not "Сестра Света: у них в аптеке
+        # такие рублей за 800"
+        if matched and not wanted & have and memory.about != USER and not names_them and not names_whose(memory):
+            overlap *= FORGET_TRANSLATED_ONLY_WEIGHT
         if wanted and overlap == 1.0 and any(len(t) >= (3 if t.isascii() else 4) for t in wanted):  # "tax", "ink"
             whole.add(memory.id)
         if 0 < overlap < 1 and cosine < FORGET_PARTIAL_COSINE:
@@ -438,7 +458,7 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         partial = 0 < overlap < 1 and cosine < FORGET_PARTIAL_COSINE
         # (not when the request names them in other words: "хозяин помещения" is "Our landlord")
         others = FORGET_OTHERS_PENALTY if memory.about != USER and not about_others else 0.0
-        if others and asked_concepts and asked_concepts.keys() & glossary.concepts(set(analyze(memory.about))):
+        if others and asked_concepts and names_whose(memory):
             others = 0.0
         # ... nor when it holds two of the things the request names: "цифры от калитки на даче" is "Рустем на даче
         # поставил на калитку кодовый замок, код 4471", whoever put the lock in
@@ -448,9 +468,6 @@ def forget_targets(query: str, vector: np.ndarray | None, current: list[Memory])
         same_key = FORGET_KEY_BONUS if key is not None and memory.key == key and not partial and not others else 0.0
         if same_key and names_only_the_key:  # "вес мой забудь": "сейчас 84 при росте 165" is his weight
             overlap = 1.0
-        names_them = named_people and any(
-            same_name(latin(w), n) for w in words(f"{memory.about} {memory.text}") for n in named_people
-        )
         if names_them and not things and _names_person(memory, named_people):
             overlap = 1.0  # "Сотри всё, что я рассказывал про Настю": all said of her, in either script
         scored.append((cosine + overlap + same_key - others + (FORGET_PERSON_BONUS if names_them else 0.0), memory))

@@ -143,6 +143,10 @@ _NEW_PLACE = (
     r"|\bустрои(?:лся|лась)\b|\bуш[её]?л[аи]?\s+(?:из|с)\s+\S+\s+(?:в|на)\s+[«\"]?(?-i:[A-ZА-ЯЁ])"
     r"|\bменя\s+(?:берут|взяли|приняли|наняли|назначили|перевели)\s+(?:\w+\s+){0,2}?(?:в|на|to|at)?\s*[«\"]?(?-i:[A-ZА-ЯЁ])"
     r"|\b(?:hired|promoted)\s+(?:me\s+)?(?:as|to)\b"
+    # "Ухожу в Nordlight Games", "Позвали в Авиценну", "Увольняюсь", "got the offer": leaving for a named place
+    # (not "позвали на собеседование в «Ветмастер»", "Тимура переманили в «Ак Барс»": an interview, his move)
+    r"|\b(?:ухож[уy]|позвали|меня\s+переманили)\s+(?:работать\s+)?(?:в|во|на)\s+[«\"]?(?-i:[A-ZА-ЯЁ])|\bувольняюсь\b"
+    r"|\b(?:got|accepted|took)\s+(?:the|an?|their)\s+(?:job\s+)?offer\b"
 )
 # Who the user is at work: a profession after "I'm" / "я" / "стал", or a new place of work.
 _STATES_A_ROLE = re.compile(
@@ -392,9 +396,23 @@ def _resolve_pronouns(statements: list[Statement], last: str | None = None) -> l
                 statement = _said_of(statement, owner, noun)
         elif statement.about not in (USER, UNKNOWN):
             named = [statement.about, *[p for p in named if p != statement.about]]
+        elif (newcomer := _introduced_by_name(statement.text)) is not None:
+            named = [newcomer, *[p for p in named if p != newcomer]]
         pet = next(((noun, statement.about) for noun in _pets_in(statement.text)), pet)
         out.append(statement)
     return out
+
+
+# Someone the user's own clause names last, set off or by what they are called: "I've been seeing someone, Aoife",
+# "a retired teacher like me, called Duarte", "познакомилась с девушкой, Аней". "Her birthday…" after it is theirs.
+_NAMED_LAST_IN_CLAUSE = re.compile(r"(?:,\s+|\b(?:called|named)\s+)(?P<name>[A-ZА-ЯЁ][a-zа-яё]+)\s*(?:[,.;!?—–]|$)")
+
+
+def _introduced_by_name(text: str) -> str | None:
+    found = _NAMED_LAST_IN_CLAUSE.search(text)
+    if found is None or not is_name(found.group("name")) or places.places(found.group("name")):
+        return None
+    return morph.nominative(found.group("name"))
 
 
 def _said_of(statement: Statement, about: str, label: str) -> Statement:
@@ -965,6 +983,14 @@ _NEW_HOME = re.compile(
     r"(?i:in|в|во)\s+[A-ZА-ЯЁ]"
     # "Уже неделю в общаге", "moved into the dorm"
     r"|(?i:\b(?:в|во)\s+общаг\w*|\bв\s+общежити\w*|\b(?:in|into)\s+(?:the\s+|a\s+)?(?:dorm|halls)\b)"
+    # written small: "получили ключи от новой хаты в академическом", "keys to our new place"; "Квартира своя на
+    # уралмаше"
+    r"|(?i:\bключи\s+от\s+(?:нов\w+\s+)?(?:хат|квартир|дом)\w*|\bkeys\s+to\s+(?:our|my|the)\s+new\s+\w+"
+    r"|\bнов\w+\s+(?:хат|квартир)\w*\s+(?:в|во)\s+[а-яё]{3,}(?:ском|цком|ном|вом|ово|ево|ино|ыно)\b"
+    r"|\b(?:сво[яю]\s+(?:квартир|хат)\w*|(?:квартир|хат)\w*\s+сво[яю])\s+(?:в|во|на)\s+[а-яё]{4,})"
+    # "Нашёл новую комнату near Ossington station", "Found a room in a 2-bed in Drumcondra"
+    r"|(?i:\b(?:found|нашл?[её]?л[аи]?|нашли)\s+(?:a\s+|an\s+|the\s+|нов\w+\s+|new\s+)?(?:room|flat|apartment|place|"
+    r"house|комнат\w*|квартир\w*|хат\w*|жиль\w*)\b[^.!?]{0,30}?\b(?:in|near|at|в|во|на|около|возле))\s+[A-ZА-ЯЁ]"
 )
 _WEIGHT = re.compile(
     r"(?i)(?:вешу|\bвес(?:а|у|ом|е)?\b|weigh|похуд|скинул|сбросил|набрал|lost\s+\d|gained\s+\d|"

@@ -130,7 +130,7 @@ _NAMES_NOTHING = re.compile(
     r"(?:(?:я\s+)?передумал[аи]?|changed\s+my\s+mind|(?:это\s+|it'?s\s+)?(?:слишком\s+|too\s+)?(?:личное|personal))"
     r"(?:[,\s]+(?:(?:я\s+)?передумал[аи]?|changed\s+my\s+mind|(?:это\s+|it'?s\s+)?(?:слишком\s+|too\s+)?"
     r"(?:личное|personal)))*|"
-    r"(?:about\s+)?(?:all|any)\s+of\s+(?:it|that|this)(?:,?\s+the\s+lot)?|the\s+lot|"
+    r"(?:about\s+)?(?:all|any)\s+of\s+(?:it|that|this)(?:,?\s+the\s+lot)?|the\s+lot|all\s+about\s+(?:it|that|this)|"
     r"whatever\s+(?:you'?ve\s+got|you\s+have)(?:\s+(?:on|about)\s+(?:it|that|this))?)?$",
     re.IGNORECASE,
 )
@@ -175,11 +175,20 @@ _WHY = re.compile(r"\s*[,;]\s+|\s+[—–]\s+|\s+(?:because|since|потому �
 _QUOTED = re.compile(r"^[\w\s,]{0,40}:\s*[«\"“„]\s*")
 
 
+# A few words and a colon before the request: "On another note entirely: would you please forget what I told you
+# about my therapist?" (a lead-in), "that hospital worry from March: could you forget all about it?" (its topic).
+_LEAD_IN_LABEL = re.compile(r"^(?P<label>[^:.!?]{3,80}?):\s+(?=\S)")
+
+
 def forget_query(sentence: str) -> str | None:
     """What `sentence` asks to forget ("" when it names nothing: "forget it"), or None when it asks no such
     thing."""
     sentence = _QUOTED.sub("", sentence)
     query = _query(sentence)
+    label = _LEAD_IN_LABEL.match(sentence) if query is not None else None
+    if label is not None and (after := _query(sentence[label.end() :])) is not None:
+        # what follows names it, else what the whole said, else the label
+        query = after or query or _tidy(re.sub(r"^(?:" + _PLEASE + r")[,\s]+", "", _tidy(label.group("label"))))
     return _with_the_person(query, sentence) if query else query
 
 
@@ -206,7 +215,7 @@ _TOLD_ABOUT = re.compile(
 # "Удали это плиз", "delete that pls": a request only after a sentence that says what he told
 _DELETE_THAT = re.compile(
     r"^" + _OPENERS + r"(?:удали|сотри|delete|remove|erase)(?:те)?\s+(?:это|его|е[ёе]|it|that|this)"
-    r"(?:,?\s+" + _PLEASE + r")?[\s.!]*$",
+    r"(?:,?\s+" + _PLEASE + r")?(?:[\s.!]*$|\s*[,;—–-]\s+.*$)",  # ("сотри это, не прошёл, и вообще не хочу…")
     re.IGNORECASE,
 )
 
@@ -220,7 +229,10 @@ def deletes_what_was_told(sentence: str, before: str) -> bool:
 def topic_of(sentence: str) -> str:
     """What a sentence before "forget it" is about: the topic it opens with ("про развод — …"), or the one he says
     he told ("я вам в феврале про свой вес писала?"), else all of it."""
-    named = _TOPIC_NAMED.match(sentence.strip()) or _TOLD_ABOUT.search(sentence)
+    # (not a pronoun: "I feel rather guilty about this, I oughtn't to have passed on…")
+    named = _TOPIC_NAMED.match(sentence.strip()) or next(
+        (m for m in _TOLD_ABOUT.finditer(sentence) if not _NAMES_NOTHING.match(m.group("topic").strip())), None
+    )
     if named:
         return named.group("topic")
     # "other thing, and this is a bit awkward — the counselling I mentioned back in march": the part said to be told

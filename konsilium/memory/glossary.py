@@ -16,7 +16,7 @@ GLOSSARY = Path(__file__).with_name("glossary.tsv")
 # ("ink", "son"), Russian from 4 ("лет", "дом", "род" are parts of too many words), but for the people and
 # things whose short stems are their own ("жен", "муж", "сын"; "кур" of "курить", rarely "куры").
 SHORT_RUSSIAN = frozenset(
-    {"жен", "муж", "сын", "доч", "дед", "внж", "дач", "бег", "вес", "виз", "зуб", "кот", "пес", "кур", "кг"}
+    {"жен", "муж", "сын", "доч", "дед", "внж", "дач", "бег", "вес", "виз", "зуб", "кот", "пес", "кур", "кг", "евр"}
 )
 
 

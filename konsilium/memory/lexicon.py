@@ -65,6 +65,10 @@ CONCEPTS: list[tuple[str, str, frozenset[str]]] = [
     ("height", "health", frozenset({
         "height", "tall", "рост"
     })),
+    # one's birthday (not exclusive: "У свекрови 9 апреля юбилей" said by the user is no birthday of his own)
+    ("birthday", "person", frozenset({
+        "birthday", "bday", "рожден", "др", "днюх", "юбиле"
+    })),
     ("allergy", "health", frozenset({
         "allerg", "аллерг", "аллергик"
     })),
@@ -308,6 +312,12 @@ UNSTEMMED = frozenset({
 ANSWER_WORDS = frozenset({
     "answer", "brief", "bullet", "detail", "emoji", "format", "repli", "respond", "short", "коротк", "ответ",
     "отвеча", "пиш", "подробн", "списк", "формат", "эмодзи"
+})
+# ... of those, the ones saying answering itself: beside lessons only they make a wish about answers ("I've started
+# Portuguese lessons…, she has set us a short paragraph to write" is no wish to be answered short, in Portuguese)
+ANSWERING_WORDS = frozenset({"answer", "repli", "respond", "ответ", "отвеча", "пиш"})
+LESSON_WORDS = frozenset({
+    "lesson", "class", "cours", "tutor", "teacher", "exam", "урок", "курс", "репетитор", "препод", "экзамен",
 })
 
 # Sides of how answers should be, each holding one wish at a time: a newer wish on one replaces the older

@@ -95,6 +95,11 @@ def mentioned(text: str) -> list[Person]:
     return [Person(relation, None)] if relation else []
 
 
+def names_a_relation(text: str) -> bool:
+    """Whether any word of `text` is a relation, with or without a possessive ("Где сейчас живёт свекровь?")."""
+    return any(_relation(w.lower()) for w in WORD.findall(text))
+
+
 _RELATION_THEN_WORD = re.compile(
     r"(?<![\w-])((?i:"
     + "|".join(sorted(lx.RELATIONS_EN, key=len, reverse=True))

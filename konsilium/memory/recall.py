@@ -9,13 +9,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..index.text import analyze
+from ..index.text import analyze, words
 from . import glossary, places
 from . import lexicon as lx
 from .decide import THING_KEYS
 from .log import Exchange, content_text
 from .morph import given_name
-from .records import USER, Memory, key_family
+from .records import UNKNOWN, USER, Memory, key_family
 from .subjects import (
     key_is_exclusive,
     replaces_explicitly,
@@ -130,7 +130,7 @@ class Recall:
             return pinned
         hits = self.search(query, k + len(pinned) + SPARE, current)
         relevant = [hit for hit in hits if hit.score >= floor and not hit.memory.pinned]
-        return pinned + newest_on_each_subject(relevant, query)[:k]
+        return pinned + only_whose_asked(newest_on_each_subject(relevant, query), query)[:k]
 
     def search(self, query: str, k: int = 10, current=None) -> list[Recalled]:
         """Current memories by relevance: meaning (cosine, across languages) plus the query's words they hold."""
@@ -282,6 +282,51 @@ def with_relations(people: dict[int, object], introduced: tuple = ()) -> dict[in
             whose = Person(relation, whose.name) if relation else whose
         out[row] = whose
     return out
+
+
+_ASKS_WHO = re.compile(r"(?i)\b(?:who|whose|кто|кого|кому|чей|чья|чьё|чье|чьи)\b")
+
+
+def only_whose_asked(hits: list[Recalled], query: str) -> list[Recalled]:
+    """`hits` without someone else's answer to a question about one person's subject: once a hit about the person
+    asked for (the user where the question names no one) holds the subject ("На что у меня аллергия?" / "у меня
+    аллергия на пенициллин"), another person's memory on it ("А Priya арахис вообще не может, peanut allergy") is
+    the answer to a different question, and would be read as the user's."""
+    from .attribution import first_person, pronoun_gender
+    from .people import mentioned, names_a_relation, person
+
+    asked = key_family(subject_key(query))
+    if asked is None:
+        return hits
+    named = [p for p in mentioned(query) if p.relation or p.name]
+    if not named and (names_a_relation(query) or _ASKS_WHO.search(query) or not first_person(query)):
+        # someone named without a possessive or written small ("what does inês do for work?"), or "Who in my
+        # family…": whose it is is not known
+        return hits
+    # each hit's person with the relation another hit gives them ("Anna" is "wife Anna")
+    people = with_relations({i: found for i, hit in enumerate(hits) if (found := person(hit.memory.about))})
+
+    def theirs(position: int) -> bool:
+        if not named:
+            return hits[position].memory.about == USER
+        return position in people and any(p.matches(people[position]) for p in named)
+
+    def may_be_theirs(position: int) -> bool:
+        """Kept though said of someone else: of no one known ("someone"), or speaking of the user ("…the same week
+        as my birthday"), of the person asked ("Inês wants…, she works at an architecture studio") or of a "he"
+        or "she" it may have been given wrongly ("save up for his birthday, thats 14th april")."""
+        memory = hits[position].memory
+        if memory.about == UNKNOWN:
+            return True
+        if not named:
+            return bool(set(words(memory.text)) & lx.FIRST_PERSON)
+        in_text = mentioned(f"_ {memory.text}")
+        return pronoun_gender(memory.text) is not None or any(p.matches(q) for p in named for q in in_text)
+
+    on_subject = {i for i, hit in enumerate(hits) if key_family(hit.memory.key) == asked}
+    if not any(theirs(i) for i in on_subject):
+        return hits
+    return [hit for i, hit in enumerate(hits) if i not in on_subject or theirs(i) or may_be_theirs(i)]
 
 
 def newest_on_each_subject(hits: list[Recalled], query: str = "") -> list[Recalled]:

@@ -293,7 +293,8 @@ def preference_key(stems: list[str]) -> str | None:
         return "answer.code"
     stems = stems + [part for s in stems if "-" in s for part in s.split("-") if part]  # "по-русски"
     about_answers = matches_any(stems, lx.ANSWER_WORDS)
-    if not about_answers:
+    # beside lessons, only answering itself is a wish ("…Portuguese lessons…, a short paragraph to write" is none)
+    if not about_answers or (matches_any(stems, lx.LESSON_WORDS) and not matches_any(stems, lx.ANSWERING_WORDS)):
         return None
     if matches_any(stems, lx.LANGUAGES) or matches_any(
         stems, frozenset({"русск", "russian", "english", "английск", "русски"})
