@@ -255,7 +255,7 @@ def someone_else(text: str) -> str:
     return UNKNOWN if (third or said_of_someone) and not named else USER
 
 
-_OPENING_PRONOUNS = frozenset({"she", "he", "they", "she's", "he's", "they're", "она", "он", "они"})
+_OPENING_PRONOUNS = _SUBJECT_PRONOUNS_RU | {"she", "he", "they", "she's", "he's", "they're"}
 # A pronoun that tells, then the user as the subject of what is told (no other pronoun before him)
 _THEY_TOLD_ME_I = re.compile(
     r"(?i)^(?:she|he|they|она|он|они)\s+(?:said|says|told\s+me|сказала?|сказали|говорит|говорят)\b"
@@ -403,17 +403,13 @@ def subject_of(text: str) -> str:
         return f"{_relation_word(match.group('rel'))} {morph.nominative(match.group('name'))}"
     at = _AT_NAME.match(text)
     # (what follows in another clause is no first person of this one: "…, в прошлом году скорую вызывали")
-    if at and is_name(at.group("name")) and not first_person(text[: at.end()] + re.split(r"[,;]", text[at.end() :])[0]):
-        return morph.nominative(at.group("name"))
-    # "У мамы др 5 мая", "У свекрови 9 апреля юбилей", "У брата Антона Volvo": what a relation has is theirs
-    if (
-        at
-        and (rel := relation_noun(at.group("name")))
-        and rel not in lx.PETS
-        and not first_person(text[: at.end()] + re.split(r"[,;]", text[at.end() :])[0])
-    ):
-        name = re.match(r"\s*([А-ЯЁ][а-яё]+)\b", text[at.end("name") :])
-        return f"{rel} {morph.nominative(name.group(1))}" if name and is_name(name.group(1)) else rel
+    if at and not first_person(text[: at.end()] + re.split(r"[,;]", text[at.end() :])[0]):
+        if is_name(at.group("name")):
+            return morph.nominative(at.group("name"))
+        # "У мамы др 5 мая", "У свекрови 9 апреля юбилей", "У брата Антона Volvo": what a relation has is theirs
+        if (rel := relation_noun(at.group("name"))) and rel not in lx.PETS:
+            name = re.match(r"\s*([А-ЯЁ][а-яё]+)\b", text[at.end("name") :])
+            return f"{rel} {morph.nominative(name.group(1))}" if name and is_name(name.group(1)) else rel
     match = _RELATION_EN.match(text)
     if match and _gift_to_user(match, text):
         return USER  # "My kids gave me a Galaxy S24": the phone is his
